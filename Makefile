@@ -1,0 +1,38 @@
+# PGXS build of the ioffice extension.
+EXTENSION = ioffice
+MODULE_big = ioffice
+OBJS = \
+	extension/ioffice.o \
+	extension/spi_util.o \
+	extension/actor.o \
+	extension/audit.o \
+	extension/filetype.o \
+	extension/files.o \
+	extension/jsonb_util.o \
+	extension/workflow_rules.o \
+	extension/guards.o \
+	extension/effects.o \
+	extension/registers.o \
+	extension/act.o \
+	triggers/rule_triggers.o
+
+DATA = sql/ioffice--0.1.sql
+
+PG_CONFIG ?= pg_config
+PG_CPPFLAGS = -I$(srcdir)/extension
+# PostgreSQL's own headers are not -Wextra clean for these three; everything
+# else -Wextra reports is an error in our code.
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
+	-Wno-missing-field-initializers
+
+# no JIT bitcode: it would need clang on every machine that builds us
+override with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: test demo
+test:
+	bash scripts/test
+demo:
+	bash scripts/demo

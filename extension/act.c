@@ -1,0 +1,488 @@
+/*-------------------------------------------------------------------------
+ * act.c
+ *	  act(): one workflow action on one document, in one transaction.
+ *
+ * Order of work: lock the document; find the rule for (action, state); check
+ * who acts (holder, drafter, or a delegate of the holder); check options and
+ * the receiver; run the guards; move the state; close the holder's task and
+ * open the receiver's; run the effects (numbering last, so the register row
+ * is locked for the shortest time); write the audit record.  Any error
+ * undoes all of it.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "mb/pg_wchar.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/jsonb.h"
+
+#include "workflow.h"
+
+static IofficePlan doc_lock = {
+	NULL,
+	"SELECT workflow, state, drafter_id, agency_id, drafting_unit_id, doc_type, "
+	"       confidentiality, signature_requested "
+	"  FROM ioffice.document WHERE id = $1 FOR NO KEY UPDATE",
+	1, {INT8OID}
+};
+
+static IofficePlan open_task = {
+	NULL,
+	"SELECT (SELECT coalesce(max(step), 0) FROM ioffice.task WHERE document_id = $1), "
+	"       t.id, t.receiver_id "
+	"  FROM (SELECT 1) AS one "
+	"  LEFT JOIN ioffice.task t ON t.document_id = $1 AND t.status = 'open'",
+	1, {INT8OID}
+};
+
+static IofficePlan person_with_role = {
+	NULL,
+	"SELECT p.id, EXISTS (SELECT 1 FROM ioffice.person_role r "
+	"                      WHERE r.person_id = p.id AND r.role = $2) "
+	"  FROM ioffice.person p WHERE p.login = $1 AND p.active",
+	2, {TEXTOID, TEXTOID}
+};
+
+static IofficePlan default_clerk = {
+	NULL,
+	"SELECT r.person_id FROM ioffice.person_role r JOIN ioffice.person p ON p.id = r.person_id "
+	" WHERE r.role = 'clerk' AND r.unit_id = $1 AND p.active ORDER BY r.person_id LIMIT 1",
+	1, {INT8OID}
+};
+
+static IofficePlan doc_move = {
+	NULL,
+	"UPDATE ioffice.document SET state = $2, updated_at = now() WHERE id = $1",
+	2, {INT8OID, TEXTOID}
+};
+
+static IofficePlan task_close = {
+	NULL,
+	"UPDATE ioffice.task SET status = 'done', processed_at = now(), processing_note = $2, "
+	"       processed_by = $3, closed_by_action = $4 WHERE id = $1",
+	4, {INT8OID, TEXTOID, INT8OID, TEXTOID}
+};
+
+static IofficePlan task_open = {
+	NULL,
+	"INSERT INTO ioffice.task (document_id, step, action, sender_id, sender_for, request, "
+	"                          receiver_id, deadline, options, file_ids) "
+	"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+	"        (SELECT coalesce(array_agg(f.id ORDER BY f.id), '{}') FROM ioffice.file f "
+	"          WHERE f.document_id = $1 AND f.superseded_at IS NULL AND f.removed_at IS NULL))",
+	9, {INT8OID, INT4OID, TEXTOID, INT8OID, INT8OID, TEXTOID, INT8OID, DATEOID, JSONBOID}
+};
+
+static void
+raise_unknown_action(const Workflow *wf, const char *action)
+{
+	StringInfoData list;
+	int			i;
+
+	initStringInfo(&list);
+	for (i = 0; i < wf->ntransitions; i++)
+	{
+		if (i > 0 && strcmp(wf->transitions[i].action, wf->transitions[i - 1].action) == 0)
+			continue;
+		appendStringInfo(&list, "%s%s", list.len ? ", " : "", wf->transitions[i].action);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown action \"%s\"", action),
+			 errhint("Actions of workflow %s: %s.", wf->name, list.data)));
+}
+
+static const WfTransition *
+find_transition(const Workflow *wf, const char *action, const char *state, int64 doc)
+{
+	bool		known = false;
+	StringInfoData possible;
+	int			i;
+
+	for (i = 0; i < wf->ntransitions; i++)
+	{
+		const WfTransition *t = &wf->transitions[i];
+
+		if (strcmp(t->action, action) != 0)
+			continue;
+		known = true;
+		if (strcmp(t->from_state, state) == 0)
+			return t;
+	}
+	if (!known)
+		raise_unknown_action(wf, action);
+
+	initStringInfo(&possible);
+	for (i = 0; i < wf->ntransitions; i++)
+		if (strcmp(wf->transitions[i].from_state, state) == 0)
+			appendStringInfo(&possible, "%s%s", possible.len ? ", " : "",
+							 wf->transitions[i].action);
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("action \"%s\" is not possible while document %lld is %s",
+					action, (long long) doc, state),
+			 possible.len ? errhint("Possible now: %s.", possible.data)
+			 : errhint("Nothing more can be done with it.")));
+	return NULL;				/* keep compiler quiet */
+}
+
+/* "2026-12-31" with a real calendar day, checked without raising 22007 */
+static bool
+valid_iso_date(const char *s, int len)
+{
+	int			y,
+				m,
+				d;
+	char		tail;
+	char		buf[16];
+
+	if (len != 10)
+		return false;
+	memcpy(buf, s, 10);
+	buf[10] = '\0';
+	if (sscanf(buf, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || buf[4] != '-' || buf[7] != '-')
+		return false;
+	if (y < 1900 || y > 9999 || m < 1 || m > 12 || d < 1)
+		return false;
+	return d <= day_tab[isleap(y)][m - 1];
+}
+
+static void
+check_options(ActContext *ctx)
+{
+	List	   *keys = ioffice_jsonb_keys(ctx->options);
+	ListCell   *lc;
+
+	foreach(lc, keys)
+	{
+		const char *key = lfirst(lc);
+		bool		allowed = false;
+		ListCell   *ok;
+		WfOptionType type;
+		JsonbValue *v;
+		const char *want = NULL;
+
+		foreach(ok, ctx->tr->options)
+			if (strcmp((char *) lfirst(ok), key) == 0)
+				allowed = true;
+		if (!allowed || !ioffice_option_type(key, &type))
+		{
+			StringInfoData list;
+
+			initStringInfo(&list);
+			foreach(ok, ctx->tr->options)
+				appendStringInfo(&list, "%s%s", list.len ? ", " : "", (char *) lfirst(ok));
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("action \"%s\" takes no option \"%s\"", ctx->tr->action, key),
+					 list.len ? errhint("Options of \"%s\": %s.", ctx->tr->action, list.data)
+					 : errhint("\"%s\" takes no options.", ctx->tr->action)));
+		}
+		v = ioffice_jsonb_get(ctx->options, key);
+		switch (type)
+		{
+			case WF_OPT_BOOL:
+				if (v->type != jbvBool)
+					want = "true or false";
+				break;
+			case WF_OPT_NUMBER:
+				if (v->type != jbvNumeric)
+					want = "a number";
+				break;
+			case WF_OPT_STRING:
+				if (v->type != jbvString || v->val.string.len > 200)
+					want = "a string";
+				break;
+			case WF_OPT_DATE:
+				if (v->type != jbvString ||
+					!valid_iso_date(v->val.string.val, v->val.string.len))
+					want = "a date written YYYY-MM-DD";
+				break;
+		}
+		if (want)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" must be %s", key, want)));
+	}
+}
+
+/* Who acts: the holder, the drafter, or a delegate of the holder. */
+static void
+check_actor(ActContext *ctx)
+{
+	const WfTransition *tr = ctx->tr;
+
+	if (strcmp(tr->taken_by, "drafter") == 0)
+	{
+		if (ctx->actor != ctx->drafter)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("only the drafter of document %lld may \"%s\"",
+							(long long) ctx->doc, tr->label)));
+		/* a returned document comes back to the drafter as a task */
+		if (ctx->task_id != 0 && ctx->holder != ctx->actor)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("document %lld is held by somebody else", (long long) ctx->doc)));
+		return;
+	}
+
+	/* taken_by = holder */
+	if (ctx->task_id == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("document %lld is held by nobody", (long long) ctx->doc)));
+	if (ctx->holder == ctx->actor)
+		return;
+	if (tr->delegable && ioffice_has_delegation(ctx->holder, ctx->actor))
+	{
+		ctx->on_behalf_of = ctx->holder;
+		return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("only the person holding document %lld may \"%s\"",
+					(long long) ctx->doc, tr->label),
+			 tr->delegable ? errhint("A holder may delegate approval with ioffice.delegate().") : 0));
+}
+
+static void
+choose_receiver(ActContext *ctx, const char *to_login)
+{
+	const WfTransition *tr = ctx->tr;
+
+	if (strcmp(tr->receiver, "given") == 0)
+	{
+		Datum		values[2];
+		bool		has_role = false;
+
+		if (to_login == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("\"%s\" needs the receiving %s (to_login)", tr->label,
+							tr->receiver_role ? tr->receiver_role : "person")));
+		values[0] = CStringGetTextDatum(to_login);
+		values[1] = CStringGetTextDatum(tr->receiver_role ? tr->receiver_role : "");
+		ioffice_exec(&person_with_role, values, NULL, true, 1);
+		if (!ioffice_get_int64(0, 1, &ctx->receiver))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("unknown person \"%s\"", to_login)));
+		ioffice_get_bool(0, 2, &has_role);
+		if (tr->receiver_role && !has_role)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("\"%s\" is not a %s", to_login, tr->receiver_role),
+					 errdetail("\"%s\" goes to a person with role %s.", tr->label,
+							   tr->receiver_role)));
+		return;
+	}
+
+	if (to_login != NULL && strcmp(tr->receiver, "none") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" goes to nobody: leave to_login NULL", tr->label)));
+
+	if (strcmp(tr->receiver, "drafter") == 0)
+		ctx->receiver = ctx->drafter;
+	else if (strcmp(tr->receiver, "default_clerk") == 0)
+	{
+		Datum		values[1];
+
+		values[0] = Int64GetDatum(ctx->agency);
+		ioffice_exec(&default_clerk, values, NULL, true, 1);
+		if (!ioffice_get_int64(0, 1, &ctx->receiver))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the document's agency has no clerk"),
+					 errhint("Use \"approve\" and name the clerk.")));
+	}
+	if (to_login != NULL && ctx->receiver != 0)
+	{
+		/* the rule decides; a different name given by the caller is a mistake */
+		Datum		values[2];
+		int64		named = 0;
+
+		values[0] = CStringGetTextDatum(to_login);
+		values[1] = CStringGetTextDatum("");
+		ioffice_exec(&person_with_role, values, NULL, true, 1);
+		if (!ioffice_get_int64(0, 1, &named) || named != ctx->receiver)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("\"%s\" goes to the %s; to_login names somebody else",
+							tr->label, tr->receiver)));
+	}
+}
+
+static void
+run_steps(ActContext *ctx, List *names, const WfNamedStep *registry, const char *what)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+	{
+		const WfNamedStep *step = ioffice_find_step(registry, lfirst(lc));
+
+		/* rules are checked when written; this catches a stale cache only */
+		if (step == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("unknown %s \"%s\" in workflow %s", what, (char *) lfirst(lc),
+							ctx->workflow->name)));
+		step->fn(ctx);
+	}
+}
+
+PG_FUNCTION_INFO_V1(ioffice_act);
+Datum
+ioffice_act(PG_FUNCTION_ARGS)
+{
+	ActContext	ctx;
+	char	   *action;
+	char	   *to_login = NULL;
+	char	   *workflow_name;
+	const WfState *to_state;
+	bool		hands_over;
+	Datum		values[9];
+	char		nulls[9];
+	JsonbValue *deadline;
+	text	   *result;
+
+	memset(&ctx, 0, sizeof(ctx));
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("act() needs a document")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("act() needs an action")));
+	ctx.doc = PG_GETARG_INT64(0);
+	action = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (!PG_ARGISNULL(2))
+		to_login = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (!PG_ARGISNULL(3))
+	{
+		ctx.note = text_to_cstring(PG_GETARG_TEXT_PP(3));
+		if (pg_mbstrlen(ctx.note) > 2000)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the note is longer than 2000 characters")));
+	}
+	if (!PG_ARGISNULL(4))
+	{
+		ctx.options = PG_GETARG_JSONB_P(4);
+		if (!JB_ROOT_IS_OBJECT(ctx.options))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("options must be a JSON object")));
+	}
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	ctx.actor = ioffice_resolve_actor(false);
+
+	/* lock the document: concurrent acts on it queue here */
+	values[0] = Int64GetDatum(ctx.doc);
+	ioffice_exec(&doc_lock, values, NULL, false, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown document %lld", (long long) ctx.doc)));
+	workflow_name = ioffice_get_text(0, 1);
+	ctx.state_before = ioffice_get_text(0, 2);
+	ioffice_get_int64(0, 3, &ctx.drafter);
+	ioffice_get_int64(0, 4, &ctx.agency);
+	ioffice_get_int64(0, 5, &ctx.drafting_unit);
+	ctx.doc_type = ioffice_get_text(0, 6);
+	ctx.confidentiality = ioffice_get_text(0, 7);
+	ioffice_get_bool(0, 8, &ctx.signature_requested);
+
+	ctx.workflow = ioffice_workflow_get(workflow_name);
+	if (ctx.workflow == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("document %lld follows workflow \"%s\", which does not exist",
+						(long long) ctx.doc, workflow_name)));
+	ctx.tr = find_transition(ctx.workflow, action, ctx.state_before, ctx.doc);
+	to_state = ioffice_workflow_state(ctx.workflow, ctx.tr->to_state);
+	if (to_state == NULL)
+		elog(ERROR, "ioffice: workflow %s has no state %s", ctx.workflow->name, ctx.tr->to_state);
+
+	ioffice_exec(&open_task, values, NULL, true, 1);
+	ioffice_get_int32(0, 1, &ctx.last_step);
+	ioffice_get_int64(0, 2, &ctx.task_id);
+	ioffice_get_int64(0, 3, &ctx.holder);
+
+	check_actor(&ctx);
+	if (ctx.options == NULL)
+		ctx.options = ioffice_jsonb_end(ioffice_jsonb_begin());
+	check_options(&ctx);
+	choose_receiver(&ctx, to_login);
+
+	ctx.detail = ioffice_jsonb_begin();
+	ioffice_jsonb_add_text(ctx.detail, "label", ctx.tr->label);
+	if (ctx.receiver)
+		ioffice_jsonb_add_int(ctx.detail, "to", ctx.receiver);
+	if (ctx.note)
+		ioffice_jsonb_add_text(ctx.detail, "note", ctx.note);
+	ioffice_jsonb_add_jsonb(ctx.detail, "options", ctx.options);
+
+	run_steps(&ctx, ctx.tr->guards, ioffice_guards, "guard");
+
+	/* move */
+	values[1] = CStringGetTextDatum(ctx.tr->to_state);
+	ioffice_exec(&doc_move, values, NULL, false, 0);
+
+	/*
+	 * A hand-over (or the end of the flow) closes the holder's task; an act
+	 * that keeps the document with its holder (sign) leaves it open.
+	 */
+	hands_over = ctx.receiver != 0 || to_state->final;
+	if (hands_over && ctx.task_id != 0)
+	{
+		values[0] = Int64GetDatum(ctx.task_id);
+		values[1] = CStringGetTextDatum(ctx.receiver == 0 && ctx.note ? ctx.note : ctx.tr->label);
+		values[2] = Int64GetDatum(ctx.actor);
+		values[3] = CStringGetTextDatum(ctx.tr->action);
+		ioffice_exec(&task_close, values, NULL, false, 0);
+	}
+	if (ctx.receiver != 0)
+	{
+		memset(nulls, ' ', sizeof(nulls));
+		deadline = ioffice_jsonb_get(ctx.options, "deadline");
+		values[0] = Int64GetDatum(ctx.doc);
+		values[1] = Int32GetDatum(ctx.last_step + 1);
+		values[2] = CStringGetTextDatum(ctx.tr->action);
+		values[3] = Int64GetDatum(ctx.actor);
+		values[4] = Int64GetDatum(ctx.on_behalf_of);
+		nulls[4] = ctx.on_behalf_of ? ' ' : 'n';
+		values[5] = ctx.note ? CStringGetTextDatum(ctx.note) : (Datum) 0;
+		nulls[5] = ctx.note ? ' ' : 'n';
+		values[6] = Int64GetDatum(ctx.receiver);
+		if (deadline != NULL && deadline->type == jbvString)
+			values[7] = DirectFunctionCall1(date_in,
+											CStringGetDatum(pnstrdup(deadline->val.string.val,
+																	 deadline->val.string.len)));
+		else
+			nulls[7] = 'n';
+		values[8] = JsonbPGetDatum(ctx.options);
+		ioffice_exec(&task_open, values, nulls, false, 0);
+	}
+
+	run_steps(&ctx, ctx.tr->effects, ioffice_effects, "effect");
+
+	ioffice_audit(ctx.actor, ctx.on_behalf_of, "document", ctx.doc, ctx.tr->action,
+				  ctx.state_before, ctx.tr->to_state, ioffice_jsonb_end(ctx.detail));
+
+	result = (text *) SPI_palloc(VARHDRSZ + strlen(ctx.tr->to_state));
+	SET_VARSIZE(result, VARHDRSZ + strlen(ctx.tr->to_state));
+	memcpy(VARDATA(result), ctx.tr->to_state, strlen(ctx.tr->to_state));
+	SPI_finish();
+	PG_RETURN_TEXT_P(result);
+}

@@ -1,0 +1,386 @@
+/*-------------------------------------------------------------------------
+ * files.c
+ *	  attach(), replace_file(), remove_file(): files of documents.
+ *
+ * Content lives in the database with its SHA-256.  Nothing is overwritten:
+ * a replacement is a new row pointing at the one it replaces, a removal
+ * only marks the row, so what was signed and when stays provable.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/varlena.h"
+
+#include "ioffice.h"
+
+static IofficePlan doc_for_files = {
+	NULL,
+	"SELECT d.state, d.drafter_id, s.final, "
+	"       (SELECT t.receiver_id FROM ioffice.task t "
+	"         WHERE t.document_id = d.id AND t.status = 'open') "
+	"  FROM ioffice.document d "
+	"  JOIN ioffice.workflow_state s ON s.workflow = d.workflow AND s.state = d.state "
+	" WHERE d.id = $1 FOR NO KEY UPDATE OF d",
+	1, {INT8OID}
+};
+
+static IofficePlan file_insert = {
+	NULL,
+	"INSERT INTO ioffice.file (document_id, name, kind, size, sha256, content, replaces_id, "
+	"uploaded_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+	8, {INT8OID, TEXTOID, TEXTOID, INT4OID, BYTEAOID, BYTEAOID, INT8OID, INT8OID}
+};
+
+static IofficePlan file_lookup = {
+	NULL,
+	"SELECT document_id, superseded_at IS NULL AND removed_at IS NULL, name "
+	"  FROM ioffice.file WHERE id = $1",
+	1, {INT8OID}
+};
+
+static IofficePlan file_supersede = {
+	NULL,
+	"UPDATE ioffice.file SET superseded_at = now() WHERE id = $1",
+	1, {INT8OID}
+};
+
+static IofficePlan file_remove = {
+	NULL,
+	"UPDATE ioffice.file SET removed_at = now(), removed_by = $2 WHERE id = $1",
+	2, {INT8OID, INT8OID}
+};
+
+/* a signature still waiting for a file that is no longer current never comes */
+static IofficePlan signatures_drop = {
+	NULL,
+	"UPDATE ioffice.signature SET status = 'failed', reason = $2 "
+	" WHERE file_id = $1 AND status = 'pending'",
+	2, {INT8OID, TEXTOID}
+};
+
+static void
+check_name(text *name_t)
+{
+	char	   *name = text_to_cstring(name_t);
+	int			nchars = pg_mbstrlen(name);
+	const char *p;
+
+	if (nchars == 0 || strspn(name, " ") == strlen(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the file name is empty")));
+	if (nchars > ioffice_max_file_name_length)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("file name \"%.40s%s\" is too long: %d characters, at most %d allowed",
+						name, strlen(name) > 40 ? "…" : "", nchars,
+						ioffice_max_file_name_length),
+				 errhint("Shorten the file name (setting ioffice.max_file_name_length).")));
+	for (p = name; *p; p++)
+		if ((unsigned char) *p < 0x20 || *p == '/' || *p == '\\')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("file name \"%s\" contains a control character, \"/\" or \"\\\"", name)));
+}
+
+/* "pdf" for "Tờ trình.PDF"; NULL without an extension. */
+static char *
+name_extension(text *name_t)
+{
+	char	   *name = text_to_cstring(name_t);
+	char	   *dot = strrchr(name, '.');
+	char	   *p;
+
+	if (dot == NULL || dot[1] == '\0')
+		return NULL;
+	for (p = dot + 1; *p; p++)
+		*p = pg_ascii_tolower((unsigned char) *p);
+	return dot + 1;
+}
+
+static bool
+kind_allowed(const char *kind)
+{
+	char	   *list = pstrdup(ioffice_allowed_file_types ? ioffice_allowed_file_types : "");
+	List	   *items;
+	ListCell   *lc;
+
+	if (!SplitIdentifierString(list, ',', &items))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("setting ioffice.allowed_file_types is not a comma-separated list")));
+	foreach(lc, items)
+		if (pg_strcasecmp((char *) lfirst(lc), kind) == 0)
+			return true;
+	return false;
+}
+
+/* The kind of an acceptable file, or an error saying why it is refused. */
+static const char *
+check_content(text *name_t, bytea *content)
+{
+	const char *kind;
+	const char *ext;
+
+	if (VARSIZE_ANY_EXHDR(content) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the file is empty")));
+	kind = ioffice_detect_file_kind((const unsigned char *) VARDATA_ANY(content),
+									VARSIZE_ANY_EXHDR(content));
+	if (kind == NULL || !kind_allowed(kind))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("file type %s is not allowed", kind ? kind : "(unrecognised)"),
+				 errdetail("The content was examined, not the name."),
+				 errhint("Allowed types: %s.", ioffice_allowed_file_types)));
+	ext = name_extension(name_t);
+	if (ext == NULL || strcmp(ext, kind) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the file's content is %s but its name says %s", kind,
+						ext ? ext : "nothing"),
+				 errhint("Name the file with the extension .%s.", kind)));
+	return kind;
+}
+
+static bytea *
+sha256_of(bytea *content)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	bytea	   *digest = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+
+	if (pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) VARDATA_ANY(content),
+							 VARSIZE_ANY_EXHDR(content)) < 0 ||
+		pg_cryptohash_final(ctx, (uint8 *) VARDATA(digest), PG_SHA256_DIGEST_LENGTH) < 0)
+		elog(ERROR, "ioffice: could not compute SHA-256: %s", pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+	SET_VARSIZE(digest, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	return digest;
+}
+
+/*
+ * Lock the document and check that the actor may change its files: the
+ * drafter while it is with them (draft, returned), or the current holder
+ * (a leader swaps the file under review, seed 000 part V).
+ */
+static void
+check_may_change_files(int64 doc, int64 actor)
+{
+	Datum		values[1];
+	int64		drafter = 0;
+	int64		holder = 0;
+	bool		final = false;
+	bool		has_holder;
+	char	   *state;
+
+	values[0] = Int64GetDatum(doc);
+	ioffice_exec(&doc_for_files, values, NULL, false, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown document %lld", (long long) doc)));
+	state = ioffice_get_text(0, 1);
+	ioffice_get_int64(0, 2, &drafter);
+	ioffice_get_bool(0, 3, &final);
+	has_holder = ioffice_get_int64(0, 4, &holder);
+
+	if (final)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("document %lld is %s: its files can no longer change",
+						(long long) doc, state)));
+	if (has_holder ? holder != actor : drafter != actor)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only the person holding document %lld may change its files",
+						(long long) doc)));
+}
+
+static int64
+insert_file(int64 doc, text *name, bytea *content, const char *kind, int64 replaces,
+			int64 actor)
+{
+	Datum		values[8];
+	char		nulls[8];
+	int64		id;
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(doc);
+	values[1] = PointerGetDatum(name);
+	values[2] = CStringGetTextDatum(kind);
+	values[3] = Int32GetDatum((int32) VARSIZE_ANY_EXHDR(content));
+	values[4] = PointerGetDatum(sha256_of(content));
+	values[5] = PointerGetDatum(content);
+	values[6] = Int64GetDatum(replaces);
+	nulls[6] = replaces ? ' ' : 'n';
+	values[7] = Int64GetDatum(actor);
+	ioffice_exec(&file_insert, values, nulls, false, 1);
+	ioffice_get_int64(0, 1, &id);
+	return id;
+}
+
+static Jsonb *
+file_detail(int64 doc, text *name, const char *kind, bytea *content, int64 other)
+{
+	JsonbBuild *b = ioffice_jsonb_begin();
+
+	ioffice_jsonb_add_int(b, "document", doc);
+	if (name)
+		ioffice_jsonb_add_text(b, "name", text_to_cstring(name));
+	if (kind)
+		ioffice_jsonb_add_text(b, "kind", kind);
+	if (content)
+	{
+		bytea	   *d = sha256_of(content);
+
+		ioffice_jsonb_add_int(b, "size", VARSIZE_ANY_EXHDR(content));
+		ioffice_jsonb_add_text(b, "sha256",
+							   text_to_cstring(DatumGetTextPP(DirectFunctionCall2(binary_encode,
+																				  PointerGetDatum(d),
+																				  CStringGetTextDatum("hex")))));
+	}
+	if (other)
+		ioffice_jsonb_add_int(b, "replaces", other);
+	return ioffice_jsonb_end(b);
+}
+
+static void
+require_args(FunctionCallInfo fcinfo, int n, const char *what)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not be NULL", what)));
+}
+
+PG_FUNCTION_INFO_V1(ioffice_attach);
+Datum
+ioffice_attach(PG_FUNCTION_ARGS)
+{
+	int64		doc;
+	text	   *name;
+	bytea	   *content;
+	const char *kind;
+	int64		actor;
+	int64		id;
+
+	require_args(fcinfo, 3, "document, file name and content");
+	doc = PG_GETARG_INT64(0);
+	name = PG_GETARG_TEXT_PP(1);
+	content = PG_GETARG_BYTEA_PP(2);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	actor = ioffice_resolve_actor(false);
+	check_may_change_files(doc, actor);
+	check_name(name);
+	kind = check_content(name, content);
+	id = insert_file(doc, name, content, kind, 0, actor);
+	ioffice_audit(actor, 0, "file", id, "attach", NULL, NULL,
+				  file_detail(doc, name, kind, content, 0));
+	SPI_finish();
+	PG_RETURN_INT64(id);
+}
+
+/* Lock the file's document and return it; the file must still be current. */
+static int64
+current_file_document(int64 file, int64 actor)
+{
+	Datum		values[1];
+	int64		doc;
+	bool		current = false;
+
+	values[0] = Int64GetDatum(file);
+	ioffice_exec(&file_lookup, values, NULL, true, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown file %lld", (long long) file)));
+	ioffice_get_int64(0, 1, &doc);
+	check_may_change_files(doc, actor);
+
+	/* read again under the document's lock: a concurrent change may have won */
+	ioffice_exec(&file_lookup, values, NULL, true, 1);
+	ioffice_get_bool(0, 2, &current);
+	if (!current)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("file %lld was already replaced or removed", (long long) file),
+				 errhint("Act on the document's current files.")));
+	return doc;
+}
+
+PG_FUNCTION_INFO_V1(ioffice_replace_file);
+Datum
+ioffice_replace_file(PG_FUNCTION_ARGS)
+{
+	int64		file;
+	text	   *name;
+	bytea	   *content;
+	const char *kind;
+	int64		actor;
+	int64		doc;
+	int64		id;
+	Datum		values[2];
+
+	require_args(fcinfo, 3, "file, file name and content");
+	file = PG_GETARG_INT64(0);
+	name = PG_GETARG_TEXT_PP(1);
+	content = PG_GETARG_BYTEA_PP(2);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	actor = ioffice_resolve_actor(false);
+	doc = current_file_document(file, actor);
+	check_name(name);
+	kind = check_content(name, content);
+
+	values[0] = Int64GetDatum(file);
+	ioffice_exec(&file_supersede, values, NULL, false, 0);
+	values[1] = CStringGetTextDatum("file replaced before it was signed");
+	ioffice_exec(&signatures_drop, values, NULL, false, 0);
+	id = insert_file(doc, name, content, kind, file, actor);
+	ioffice_audit(actor, 0, "file", id, "replace", NULL, NULL,
+				  file_detail(doc, name, kind, content, file));
+	SPI_finish();
+	PG_RETURN_INT64(id);
+}
+
+PG_FUNCTION_INFO_V1(ioffice_remove_file);
+Datum
+ioffice_remove_file(PG_FUNCTION_ARGS)
+{
+	int64		file;
+	int64		actor;
+	int64		doc;
+	Datum		values[2];
+
+	require_args(fcinfo, 1, "file");
+	file = PG_GETARG_INT64(0);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	actor = ioffice_resolve_actor(false);
+	doc = current_file_document(file, actor);
+
+	values[0] = Int64GetDatum(file);
+	values[1] = Int64GetDatum(actor);
+	ioffice_exec(&file_remove, values, NULL, false, 0);
+	values[1] = CStringGetTextDatum("file removed before it was signed");
+	ioffice_exec(&signatures_drop, values, NULL, false, 0);
+	ioffice_audit(actor, 0, "file", file, "remove", NULL, NULL,
+				  file_detail(doc, NULL, NULL, NULL, 0));
+	SPI_finish();
+	PG_RETURN_VOID();
+}

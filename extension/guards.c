@@ -1,0 +1,121 @@
+/*-------------------------------------------------------------------------
+ * guards.c
+ *	  Named checks a workflow transition may require.
+ *
+ * A guard returns when the action may go ahead and raises an error that
+ * says what is missing when it may not.  Rules name guards in
+ * workflow_transition.guards; this table is the list of names they may use.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+
+#include "workflow.h"
+
+static IofficePlan current_files = {
+	NULL,
+	"SELECT count(*) FROM ioffice.file WHERE document_id = $1 "
+	"AND superseded_at IS NULL AND removed_at IS NULL",
+	1, {INT8OID}
+};
+
+static IofficePlan pending_signature = {
+	NULL,
+	"SELECT f.name FROM ioffice.signature s JOIN ioffice.file f ON f.id = s.file_id "
+	" WHERE s.document_id = $1 AND s.signer_id = $2 AND s.status = 'pending' "
+	"   AND f.superseded_at IS NULL AND f.removed_at IS NULL LIMIT 1",
+	2, {INT8OID, INT8OID}
+};
+
+static IofficePlan unsigned_file = {
+	NULL,
+	"SELECT f.name FROM ioffice.file f "
+	" WHERE f.document_id = $1 AND f.superseded_at IS NULL AND f.removed_at IS NULL "
+	"   AND NOT EXISTS (SELECT 1 FROM ioffice.signature s WHERE s.file_id = f.id "
+	"                   AND s.signer_id = $2 AND s.kind = 'personal' AND s.status = 'done') "
+	" ORDER BY f.id LIMIT 1",
+	2, {INT8OID, INT8OID}
+};
+
+/* has_file: the document has at least one current file */
+static void
+guard_has_file(ActContext *ctx)
+{
+	Datum		values[1];
+	int64		n = 0;
+
+	values[0] = Int64GetDatum(ctx->doc);
+	ioffice_exec(&current_files, values, NULL, true, 1);
+	ioffice_get_int64(0, 1, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("document %lld has no file", (long long) ctx->doc),
+				 errhint("Attach the document's file before \"%s\".", ctx->tr->label)));
+}
+
+/* receiver_not_actor: a hand-over goes to somebody else */
+static void
+guard_receiver_not_actor(ActContext *ctx)
+{
+	int64		self = ctx->on_behalf_of ? ctx->on_behalf_of : ctx->actor;
+
+	if (ctx->receiver == self || ctx->receiver == ctx->actor)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" must go to another person", ctx->tr->label)));
+}
+
+/*
+ * own_signature: the signature the actor queued is done, and when the
+ * drafter asked for a digital signature, every current file carries the
+ * approving leader's own.  Under delegation the holder's signature is the
+ * one that counts: a signature is personal and is never delegated.
+ */
+static void
+guard_own_signature(ActContext *ctx)
+{
+	Datum		values[2];
+	int64		signer = ctx->on_behalf_of ? ctx->on_behalf_of : ctx->actor;
+
+	values[0] = Int64GetDatum(ctx->doc);
+	values[1] = Int64GetDatum(signer);
+	ioffice_exec(&pending_signature, values, NULL, true, 1);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the signature of file \"%s\" is still pending", ioffice_get_text(0, 1)),
+				 errdetail("Document %lld cannot be approved until its signing is done.",
+						   (long long) ctx->doc)));
+	if (!ctx->signature_requested)
+		return;
+	ioffice_exec(&unsigned_file, values, NULL, true, 1);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("file \"%s\" is not signed", ioffice_get_text(0, 1)),
+				 errdetail("A digital signature was requested for document %lld.",
+						   (long long) ctx->doc),
+				 errhint("Sign the document (action \"sign\") before approving it.")));
+}
+
+const WfNamedStep ioffice_guards[] = {
+	{"has_file", guard_has_file, "the document has at least one current file"},
+	{"receiver_not_actor", guard_receiver_not_actor, "the receiver is not the actor"},
+	{"own_signature", guard_own_signature,
+	"no signature of the actor is pending, and a requested signature is done on every file"},
+	{NULL, NULL, NULL}
+};
+
+const WfNamedStep *
+ioffice_find_step(const WfNamedStep *registry, const char *name)
+{
+	const WfNamedStep *s;
+
+	for (s = registry; s->name != NULL; s++)
+		if (strcmp(s->name, name) == 0)
+			return s;
+	return NULL;
+}

@@ -1,0 +1,86 @@
+/*-------------------------------------------------------------------------
+ * ioffice.c
+ *	  Module entry point: settings of the ioffice extension.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+#include "ioffice.h"
+
+PG_MODULE_MAGIC;
+
+char	   *ioffice_actor_setting = NULL;
+char	   *ioffice_timezone_setting = NULL;
+int			ioffice_max_file_name_length = 30;
+char	   *ioffice_allowed_file_types = NULL;
+
+void		_PG_init(void);
+
+static bool
+check_timezone_setting(char **newval, void **extra, GucSource source)
+{
+	/*
+	 * Only the IANA name is kept; it is used with AT TIME ZONE, which checks
+	 * it again.  Refuse the obviously wrong here so a typo is seen at SET.
+	 */
+	if (*newval == NULL || (*newval)[0] == '\0' || strlen(*newval) > 64)
+	{
+		GUC_check_errdetail("ioffice.timezone must be a time zone name such as Asia/Ho_Chi_Minh.");
+		return false;
+	}
+	return true;
+}
+
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("ioffice.actor",
+							   "Login of the person an ioffice_app session acts for.",
+							   "Honoured only when the session's role is a member of ioffice_app; "
+							   "use SET LOCAL so that it ends with the transaction.",
+							   &ioffice_actor_setting,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("ioffice.timezone",
+							   "Time zone of calendar dates and register years.",
+							   NULL,
+							   &ioffice_timezone_setting,
+							   "Asia/Ho_Chi_Minh",
+							   PGC_USERSET,
+							   0,
+							   check_timezone_setting, NULL, NULL);
+
+	DefineCustomIntVariable("ioffice.max_file_name_length",
+							"Longest file name, in characters, that attach() accepts.",
+							NULL,
+							&ioffice_max_file_name_length,
+							30, 1, 255,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("ioffice.allowed_file_types",
+							   "Comma-separated file types that may be attached.",
+							   "Types are recognised from the content: pdf, docx, xlsx, doc, xls.",
+							   &ioffice_allowed_file_types,
+							   "pdf,docx,xlsx,doc,xls",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("ioffice");
+}
+
+PG_FUNCTION_INFO_V1(ioffice_timezone);
+Datum
+ioffice_timezone(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(ioffice_timezone_setting));
+}

@@ -1,0 +1,64 @@
+/*-------------------------------------------------------------------------
+ * ioffice.h
+ *	  Declarations shared by the C files of the ioffice extension.
+ *-------------------------------------------------------------------------
+ */
+#ifndef IOFFICE_H
+#define IOFFICE_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "utils/jsonb.h"
+
+/* settings (ioffice.c) */
+extern char *ioffice_actor_setting;
+extern char *ioffice_timezone_setting;
+extern int	ioffice_max_file_name_length;
+extern char *ioffice_allowed_file_types;
+
+/* spi_util.c: prepared plans kept for the life of the backend */
+typedef struct IofficePlan
+{
+	SPIPlanPtr	plan;
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[10];
+} IofficePlan;
+
+extern int	ioffice_exec(IofficePlan *p, Datum *values, const char *nulls, bool read_only, long count);
+extern bool ioffice_get_int64(int row, int col, int64 *out);
+extern bool ioffice_get_int32(int row, int col, int32 *out);
+extern bool ioffice_get_bool(int row, int col, bool *out);
+extern char *ioffice_get_text(int row, int col);
+
+/* actor.c */
+extern int64 ioffice_resolve_actor(bool missing_ok);
+extern bool ioffice_has_delegation(int64 from_person, int64 to_person);
+extern bool ioffice_person_has_role(int64 person, const char *role);
+
+/* audit.c */
+extern void ioffice_audit(int64 actor, int64 on_behalf_of, const char *entity, int64 entity_id,
+						  const char *action, const char *state_before,
+						  const char *state_after, Jsonb *detail);
+
+/* jsonb_util.c: reading act() options and building details */
+typedef struct JsonbBuild JsonbBuild;
+extern JsonbValue *ioffice_jsonb_get(Jsonb *jb, const char *key);
+extern List *ioffice_jsonb_keys(Jsonb *jb);
+extern JsonbBuild *ioffice_jsonb_begin(void);
+extern void ioffice_jsonb_add_text(JsonbBuild *b, const char *key, const char *value);
+extern void ioffice_jsonb_add_int(JsonbBuild *b, const char *key, int64 value);
+extern void ioffice_jsonb_add_jsonb(JsonbBuild *b, const char *key, Jsonb *value);
+extern Jsonb *ioffice_jsonb_end(JsonbBuild *b);
+
+/* filetype.c */
+extern const char *ioffice_detect_file_kind(const unsigned char *data, size_t len);
+
+/* registers.c */
+extern char *ioffice_format_number_str(int32 number);
+extern char *ioffice_symbol_for(int32 number, const char *doc_type, int64 agency,
+								int64 drafting_unit);
+extern char *ioffice_today_text(const char *format);
+
+#endif							/* IOFFICE_H */

@@ -1,0 +1,371 @@
+/*-------------------------------------------------------------------------
+ * workflow_rules.c
+ *	  Loading, caching and checking the workflow rule tables.
+ *
+ * act() must not read workflow, workflow_state and workflow_transition on
+ * every call, so each backend keeps them in a hash table (one entry per
+ * workflow) in its own memory context.  A statement trigger on the rule
+ * tables sends a relcache invalidation for the table at commit; every
+ * backend's callback then marks the cache stale and the next act() reloads
+ * it.  The callback only sets a flag: it may run in the middle of a load
+ * (on a lock acquisition), where freeing memory would pull the rug.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "workflow.h"
+
+static HTAB *workflow_cache = NULL;
+static MemoryContext workflow_cache_cxt = NULL;
+static bool workflow_cache_valid = false;
+static bool callback_registered = false;
+
+/* option keys act() knows, with the JSON type each must have */
+static const struct
+{
+	const char *key;
+	WfOptionType type;
+}			known_options[] =
+{
+	{"request_signature", WF_OPT_BOOL},
+	{"sms", WF_OPT_BOOL},
+	{"email", WF_OPT_BOOL},
+	{"submission_slip", WF_OPT_BOOL},
+	{"deadline", WF_OPT_DATE},
+	{"mode", WF_OPT_STRING},
+	{"page", WF_OPT_NUMBER},
+	{"x", WF_OPT_NUMBER},
+	{"y", WF_OPT_NUMBER},
+	{"register", WF_OPT_NUMBER},
+};
+
+bool
+ioffice_option_type(const char *key, WfOptionType *type)
+{
+	int			i;
+
+	for (i = 0; i < lengthof(known_options); i++)
+		if (strcmp(known_options[i].key, key) == 0)
+		{
+			*type = known_options[i].type;
+			return true;
+		}
+	return false;
+}
+
+static List *
+text_array_to_list(Datum d)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(d);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	List	   *result = NIL;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+		if (!nulls[i])
+			result = lappend(result, TextDatumGetCString(elems[i]));
+	return result;
+}
+
+static char *
+col_text(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+static bool
+col_bool(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return !isnull && DatumGetBool(d);
+}
+
+/*
+ * Read the rules of one workflow (name) or of all (NULL) into the current
+ * memory context.  Returns a List of Workflow *.  The caller is connected to
+ * SPI; these queries run only when the cache is rebuilt or a rule edit is
+ * checked, so they are not kept as prepared plans.
+ */
+static List *
+load_workflows(const char *only)
+{
+	MemoryContext target = CurrentMemoryContext;
+	List	   *result = NIL;
+	Datum		arg[1];
+	Oid			argtype[1] = {TEXTOID};
+	char		nulls[1] = {only ? ' ' : 'n'};
+	uint64		i;
+	ListCell   *lc;
+
+	arg[0] = only ? CStringGetTextDatum(only) : (Datum) 0;
+
+	if (SPI_execute_with_args("SELECT name FROM ioffice.workflow "
+							  "WHERE $1 IS NULL OR name = $1 ORDER BY name",
+							  1, argtype, arg, nulls, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not read table workflow");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(target);
+		Workflow   *wf = palloc0(sizeof(Workflow));
+
+		strlcpy(wf->name, col_text(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1), NAMEDATALEN);
+		result = lappend(result, wf);
+		MemoryContextSwitchTo(old);
+	}
+
+	foreach(lc, result)
+	{
+		Workflow   *wf = lfirst(lc);
+		Datum		wfarg[1];
+		MemoryContext old;
+
+		wfarg[0] = CStringGetTextDatum(wf->name);
+		if (SPI_execute_with_args("SELECT state, initial, final FROM ioffice.workflow_state "
+								  "WHERE workflow = $1 ORDER BY state",
+								  1, argtype, wfarg, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "ioffice: could not read table workflow_state");
+		old = MemoryContextSwitchTo(target);
+		wf->nstates = (int) SPI_processed;
+		wf->states = palloc0(sizeof(WfState) * Max(wf->nstates, 1));
+		for (i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+
+			wf->states[i].name = col_text(tup, desc, 1);
+			wf->states[i].initial = col_bool(tup, desc, 2);
+			wf->states[i].final = col_bool(tup, desc, 3);
+		}
+		MemoryContextSwitchTo(old);
+
+		if (SPI_execute_with_args("SELECT action, from_state, to_state, label, taken_by, receiver, "
+								  "receiver_role, guards, effects, options, delegable "
+								  "FROM ioffice.workflow_transition WHERE workflow = $1 "
+								  "ORDER BY action, from_state",
+								  1, argtype, wfarg, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "ioffice: could not read table workflow_transition");
+		old = MemoryContextSwitchTo(target);
+		wf->ntransitions = (int) SPI_processed;
+		wf->transitions = palloc0(sizeof(WfTransition) * Max(wf->ntransitions, 1));
+		for (i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			WfTransition *t = &wf->transitions[i];
+			bool		isnull;
+
+			t->action = col_text(tup, desc, 1);
+			t->from_state = col_text(tup, desc, 2);
+			t->to_state = col_text(tup, desc, 3);
+			t->label = col_text(tup, desc, 4);
+			t->taken_by = col_text(tup, desc, 5);
+			t->receiver = col_text(tup, desc, 6);
+			t->receiver_role = col_text(tup, desc, 7);
+			t->guards = text_array_to_list(SPI_getbinval(tup, desc, 8, &isnull));
+			t->effects = text_array_to_list(SPI_getbinval(tup, desc, 9, &isnull));
+			t->options = text_array_to_list(SPI_getbinval(tup, desc, 10, &isnull));
+			t->delegable = col_bool(tup, desc, 11);
+		}
+		MemoryContextSwitchTo(old);
+	}
+	return result;
+}
+
+static void
+invalidate_callback(Datum arg, Oid relid)
+{
+	/* InvalidOid means "everything" (for instance after a cache reset) */
+	workflow_cache_valid = false;
+}
+
+void
+ioffice_workflow_invalidate(void)
+{
+	workflow_cache_valid = false;
+}
+
+static void
+rebuild_cache(void)
+{
+	HASHCTL		ctl;
+	List	   *all;
+	ListCell   *lc;
+	MemoryContext old;
+
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(invalidate_callback, (Datum) 0);
+		callback_registered = true;
+	}
+	if (workflow_cache_cxt == NULL)
+		workflow_cache_cxt = AllocSetContextCreate(CacheMemoryContext,
+												   "ioffice workflow rules",
+												   ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(workflow_cache_cxt);
+	workflow_cache = NULL;
+
+	/* set before reading: an invalidation arriving meanwhile clears it again */
+	workflow_cache_valid = true;
+	PG_TRY();
+	{
+		old = MemoryContextSwitchTo(workflow_cache_cxt);
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = NAMEDATALEN;
+		ctl.entrysize = sizeof(Workflow);
+		ctl.hcxt = workflow_cache_cxt;
+		workflow_cache = hash_create("ioffice workflows", 16, &ctl,
+									 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		all = load_workflows(NULL);
+		foreach(lc, all)
+		{
+			Workflow   *wf = lfirst(lc);
+			Workflow   *entry = hash_search(workflow_cache, wf->name, HASH_ENTER, NULL);
+
+			memcpy(entry, wf, sizeof(Workflow));
+		}
+		MemoryContextSwitchTo(old);
+	}
+	PG_CATCH();
+	{
+		workflow_cache_valid = false;
+		workflow_cache = NULL;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/* The cached rules of a workflow, or NULL.  The caller is connected to SPI. */
+const Workflow *
+ioffice_workflow_get(const char *name)
+{
+	char		key[NAMEDATALEN];
+
+	if (!workflow_cache_valid || workflow_cache == NULL)
+		rebuild_cache();
+	strlcpy(key, name, NAMEDATALEN);
+	return hash_search(workflow_cache, key, HASH_FIND, NULL);
+}
+
+/* The rules of one workflow read from the tables now, bypassing the cache. */
+Workflow *
+ioffice_workflow_load(const char *name)
+{
+	List	   *l = load_workflows(name);
+
+	return l == NIL ? NULL : linitial(l);
+}
+
+const WfState *
+ioffice_workflow_state(const Workflow *wf, const char *state)
+{
+	int			i;
+
+	for (i = 0; i < wf->nstates; i++)
+		if (strcmp(wf->states[i].name, state) == 0)
+			return &wf->states[i];
+	return NULL;
+}
+
+static int
+state_index(const Workflow *wf, const char *state)
+{
+	int			i;
+
+	for (i = 0; i < wf->nstates; i++)
+		if (strcmp(wf->states[i].name, state) == 0)
+			return i;
+	return -1;
+}
+
+/*
+ * Check the shape of a workflow: it has an initial state, every state that
+ * is not final has a way out to some final state, and every final state can
+ * be reached from an initial one.  Errors name the state at fault.
+ */
+void
+ioffice_workflow_check_graph(const Workflow *wf)
+{
+	bool	   *reaches_final = palloc0(sizeof(bool) * Max(wf->nstates, 1));
+	bool	   *reachable = palloc0(sizeof(bool) * Max(wf->nstates, 1));
+	bool		changed;
+	bool		any_initial = false;
+	bool		any_final = false;
+	int			i;
+
+	for (i = 0; i < wf->nstates; i++)
+	{
+		reaches_final[i] = wf->states[i].final;
+		reachable[i] = wf->states[i].initial;
+		any_initial |= wf->states[i].initial;
+		any_final |= wf->states[i].final;
+	}
+	if (wf->nstates == 0)
+		return;					/* a workflow being built or dropped */
+	if (!any_initial)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("workflow \"%s\" has no initial state", wf->name),
+				 errhint("Mark one state of workflow_state as initial.")));
+	if (!any_final)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("workflow \"%s\" has no final state", wf->name),
+				 errhint("Mark at least one state of workflow_state as final.")));
+
+	/* fixed points over the transitions: few states, so plain iteration */
+	do
+	{
+		changed = false;
+		for (i = 0; i < wf->ntransitions; i++)
+		{
+			int			from = state_index(wf, wf->transitions[i].from_state);
+			int			to = state_index(wf, wf->transitions[i].to_state);
+
+			if (from < 0 || to < 0)
+				continue;		/* foreign keys report these */
+			if (reaches_final[to] && !reaches_final[from])
+				reaches_final[from] = changed = true;
+			if (reachable[from] && !reachable[to])
+				reachable[to] = changed = true;
+		}
+	} while (changed);
+
+	for (i = 0; i < wf->nstates; i++)
+	{
+		if (!reaches_final[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECK_VIOLATION),
+					 errmsg("state \"%s\" of workflow \"%s\" has no way out to a final state",
+							wf->states[i].name, wf->name),
+					 errdetail("A document in this state could never be finished."),
+					 errhint("Add a transition from \"%s\", or remove the state.",
+							 wf->states[i].name)));
+		if (wf->states[i].final && !reachable[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECK_VIOLATION),
+					 errmsg("final state \"%s\" of workflow \"%s\" cannot be reached from its initial state",
+							wf->states[i].name, wf->name),
+					 errhint("Add a transition leading to \"%s\", or remove the state.",
+							 wf->states[i].name)));
+	}
+	pfree(reaches_final);
+	pfree(reachable);
+}

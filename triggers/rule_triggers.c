@@ -1,0 +1,260 @@
+/*-------------------------------------------------------------------------
+ * rule_triggers.c
+ *	  Triggers on the workflow rule tables.
+ *
+ *	  _rule_check_names  BEFORE ROW on workflow_transition: every name a rule
+ *	                     uses (taken_by, receiver, guards, effects, options)
+ *	                     is one the engine knows.
+ *	  _rule_check_graph  deferred constraint trigger: at commit, the edited
+ *	                     workflow still has a way out of every state and can
+ *	                     reach its final states.  Deferred, so that a DBA can
+ *	                     add a state and then its transitions in one
+ *	                     transaction.
+ *	  _rule_invalidate   AFTER STATEMENT: tell every backend's rule cache.
+ *	  _rule_audit        AFTER ROW: rule edits are part of the audit trail.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/rel.h"
+
+#include "workflow.h"
+
+static void
+require_trigger(FunctionCallInfo fcinfo, const char *name)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s must be called as a trigger", name)));
+}
+
+static char *
+tuple_text(HeapTuple tup, TupleDesc desc, const char *column)
+{
+	int			col = SPI_fnumber(desc, column);
+	bool		isnull;
+	Datum		d;
+
+	if (col <= 0)
+		elog(ERROR, "ioffice: rule table has no column %s", column);
+	d = heap_getattr(tup, col, desc, &isnull);
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+static void
+check_list(HeapTuple tup, TupleDesc desc, const char *column, const WfNamedStep *registry,
+		   const char *what, const char *listfn)
+{
+	int			col = SPI_fnumber(desc, column);
+	bool		isnull;
+	Datum		d = heap_getattr(tup, col, desc, &isnull);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+
+	if (isnull)
+		return;
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+	{
+		char	   *name;
+		WfOptionType type;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s of a workflow transition may not contain NULL", column)));
+		name = TextDatumGetCString(elems[i]);
+		if (registry ? ioffice_find_step(registry, name) == NULL
+			: !ioffice_option_type(name, &type))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("unknown %s \"%s\"", what, name),
+					 errhint("SELECT * FROM ioffice.%s() lists them.", listfn)));
+	}
+}
+
+PG_FUNCTION_INFO_V1(ioffice_rule_check_names);
+Datum
+ioffice_rule_check_names(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	char	   *taken_by;
+	char	   *receiver;
+	char	   *receiver_role;
+
+	require_trigger(fcinfo, "_rule_check_names");
+	tup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
+		: trigdata->tg_trigtuple;
+	desc = trigdata->tg_relation->rd_att;
+
+	taken_by = tuple_text(tup, desc, "taken_by");
+	if (taken_by == NULL || (strcmp(taken_by, "drafter") != 0 && strcmp(taken_by, "holder") != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown taken_by \"%s\"", taken_by ? taken_by : "NULL"),
+				 errhint("A transition is taken by the drafter or the holder.")));
+	receiver = tuple_text(tup, desc, "receiver");
+	receiver_role = tuple_text(tup, desc, "receiver_role");
+	if (receiver == NULL ||
+		(strcmp(receiver, "none") != 0 && strcmp(receiver, "given") != 0 &&
+		 strcmp(receiver, "drafter") != 0 && strcmp(receiver, "default_clerk") != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown receiver \"%s\"", receiver ? receiver : "NULL"),
+				 errhint("A transition goes to none, given (to_login), drafter or default_clerk.")));
+	if (strcmp(receiver, "given") == 0 && receiver_role == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a transition to a given person needs receiver_role"),
+				 errhint("For example leader or clerk.")));
+	check_list(tup, desc, "guards", ioffice_guards, "guard", "guards");
+	check_list(tup, desc, "effects", ioffice_effects, "effect", "effects");
+	check_list(tup, desc, "options", NULL, "option", "options");
+	return PointerGetDatum(tup);
+}
+
+PG_FUNCTION_INFO_V1(ioffice_rule_check_graph);
+Datum
+ioffice_rule_check_graph(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	tup;
+	char	   *name;
+	Workflow   *wf;
+
+	require_trigger(fcinfo, "_rule_check_graph");
+	tup = TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ? trigdata->tg_trigtuple
+		: (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
+		   : trigdata->tg_trigtuple);
+	name = tuple_text(tup, trigdata->tg_relation->rd_att, "workflow");
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	wf = ioffice_workflow_load(name);
+	if (wf != NULL)
+		ioffice_workflow_check_graph(wf);
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
+
+PG_FUNCTION_INFO_V1(ioffice_rule_invalidate);
+Datum
+ioffice_rule_invalidate(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	require_trigger(fcinfo, "_rule_invalidate");
+	/* delivered to every backend at commit, and to this one at once */
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+	ioffice_workflow_invalidate();
+	return PointerGetDatum(NULL);
+}
+
+static Datum
+row_jsonb(HeapTuple tup, TupleDesc desc, bool *isnull)
+{
+	Datum		arg[1];
+	Oid			argtype[1];
+
+	*isnull = (tup == NULL);
+	if (tup == NULL)
+		return (Datum) 0;
+	arg[0] = heap_copy_tuple_as_datum(tup, desc);
+	argtype[0] = desc->tdtypeid;
+	if (SPI_execute_with_args("SELECT pg_catalog.to_jsonb($1)", 1, argtype, arg, NULL, true, 1)
+		!= SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not describe a rule row");
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
+}
+
+PG_FUNCTION_INFO_V1(ioffice_rule_audit);
+Datum
+ioffice_rule_audit(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	old_tup = NULL;
+	HeapTuple	new_tup = NULL;
+	const char *action;
+	JsonbBuild *b;
+	bool		isnull;
+	Datum		d;
+
+	require_trigger(fcinfo, "_rule_audit");
+	desc = trigdata->tg_relation->rd_att;
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+	{
+		new_tup = trigdata->tg_trigtuple;
+		action = "insert";
+	}
+	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		old_tup = trigdata->tg_trigtuple;
+		new_tup = trigdata->tg_newtuple;
+		action = "update";
+	}
+	else
+	{
+		old_tup = trigdata->tg_trigtuple;
+		action = "delete";
+	}
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	b = ioffice_jsonb_begin();
+	d = row_jsonb(old_tup, desc, &isnull);
+	ioffice_jsonb_add_jsonb(b, "old", isnull ? NULL : DatumGetJsonbP(d));
+	d = row_jsonb(new_tup, desc, &isnull);
+	ioffice_jsonb_add_jsonb(b, "new", isnull ? NULL : DatumGetJsonbP(d));
+	ioffice_audit(ioffice_resolve_actor(true), 0, RelationGetRelationName(trigdata->tg_relation),
+				  0, action, NULL, NULL, ioffice_jsonb_end(b));
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
+
+/* SETOF text of a registry, for DBAs writing rules */
+static Datum
+list_names(FunctionCallInfo fcinfo, const WfNamedStep *registry)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const WfNamedStep *s;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	for (s = registry; s->name != NULL; s++)
+	{
+		Datum		v[1];
+		bool		n[1] = {false};
+
+		v[0] = CStringGetTextDatum(s->name);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+	}
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(ioffice_list_guards);
+Datum
+ioffice_list_guards(PG_FUNCTION_ARGS)
+{
+	return list_names(fcinfo, ioffice_guards);
+}
+
+PG_FUNCTION_INFO_V1(ioffice_list_effects);
+Datum
+ioffice_list_effects(PG_FUNCTION_ARGS)
+{
+	return list_names(fcinfo, ioffice_effects);
+}
