@@ -364,8 +364,20 @@ ioffice_act(PG_FUNCTION_ARGS)
 				 errmsg("act() needs an action")));
 	ctx.doc = PG_GETARG_INT64(0);
 	action = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (strlen(action) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown action \"%.*s…\"", pg_mbcliplen(action, strlen(action), 40),
+						action)));
 	if (!PG_ARGISNULL(2))
+	{
 		to_login = text_to_cstring(PG_GETARG_TEXT_PP(2));
+		if (strlen(to_login) >= NAMEDATALEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("unknown person \"%.*s…\"",
+							pg_mbcliplen(to_login, strlen(to_login), 40), to_login)));
+	}
 	if (!PG_ARGISNULL(3))
 	{
 		ctx.note = text_to_cstring(PG_GETARG_TEXT_PP(3));

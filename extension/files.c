@@ -78,8 +78,9 @@ check_name(text *name_t)
 	if (nchars > ioffice_max_file_name_length)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("file name \"%.40s%s\" is too long: %d characters, at most %d allowed",
-						name, strlen(name) > 40 ? "…" : "", nchars,
+				 errmsg("file name \"%.*s%s\" is too long: %d characters, at most %d allowed",
+						pg_mbcliplen(name, strlen(name), 60), name,
+						strlen(name) > 60 ? "…" : "", nchars,
 						ioffice_max_file_name_length),
 				 errhint("Shorten the file name (setting ioffice.max_file_name_length).")));
 	for (p = name; *p; p++)

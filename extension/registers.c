@@ -269,7 +269,13 @@ ioffice_number_and_issue(ActContext *ctx)
 	ioffice_get_int32(0, 1, &number);
 
 	symbol = ioffice_symbol_for(number, ctx->doc_type, agency, ctx->drafting_unit);
-	if (agency_code != NULL)
+
+	/*
+	 * The identifier is the document's name on the national interconnection
+	 * axis.  Confidential documents never travel there (they have their own
+	 * series, whose numbers repeat the ordinary ones), so they get none.
+	 */
+	if (agency_code != NULL && strcmp(ctx->confidentiality, "normal") == 0)
 		identifier = psprintf("%s,%s,%s", agency_code, date_text, symbol);
 
 	values[0] = Int64GetDatum(ctx->doc);

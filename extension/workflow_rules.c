@@ -14,6 +14,8 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "fmgr.h"
+#include "funcapi.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "utils/array.h"
@@ -48,6 +50,29 @@ static const struct
 	{"y", WF_OPT_NUMBER},
 	{"register", WF_OPT_NUMBER},
 };
+
+static const char *const option_type_names[] = {"boolean", "string", "number", "date"};
+
+/* options(): the option keys a rule may list, with the JSON type act() wants */
+PG_FUNCTION_INFO_V1(ioffice_list_options);
+Datum
+ioffice_list_options(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (i = 0; i < lengthof(known_options); i++)
+	{
+		Datum		v[2];
+		bool		n[2] = {false, false};
+
+		v[0] = CStringGetTextDatum(known_options[i].key);
+		v[1] = CStringGetTextDatum(option_type_names[known_options[i].type]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+	}
+	return (Datum) 0;
+}
 
 bool
 ioffice_option_type(const char *key, WfOptionType *type)

@@ -26,7 +26,11 @@ $roles$;
 
 CREATE TABLE unit (
     id          bigserial PRIMARY KEY,
-    parent_id   bigint REFERENCES unit,
+    -- parent_id and agency_id point into this table without a foreign key:
+    -- a self-reference makes pg_dump warn on every backup that the dump may
+    -- not restore.  add_agency and add_department, the only writers, check
+    -- the parent; units are never deleted.
+    parent_id   bigint,
     kind        text NOT NULL CHECK (kind IN ('agency', 'department')),
     code        text UNIQUE
                 CHECK (code ~ '^[0-9]{3}\.[0-9]{2}\.[0-9]{2}\.[A-Z][0-9]{2}$'),
@@ -34,7 +38,7 @@ CREATE TABLE unit (
     abbr        text NOT NULL CHECK (abbr ~ '^[^\s/,]{1,20}$'),
     -- the agency a unit belongs to (itself for an agency): what numbering,
     -- clerks and symbols are scoped by
-    agency_id   bigint NOT NULL REFERENCES unit,
+    agency_id   bigint NOT NULL,
     CHECK ((kind = 'agency') = (agency_id = id)),
     CHECK (kind = 'agency' OR parent_id IS NOT NULL)
 );
@@ -240,8 +244,10 @@ CREATE TABLE file (
     size          int NOT NULL,
     sha256        bytea NOT NULL CHECK (length(sha256) = 32),
     content       bytea NOT NULL,
-    -- the file this one replaced, if any; versions form a chain
-    replaces_id   bigint REFERENCES file,
+    -- the file this one replaced, if any; versions form a chain (no foreign
+    -- key to this table, for the reason given at unit.parent_id: only
+    -- replace_file writes it, and files are never deleted)
+    replaces_id   bigint,
     uploaded_by   bigint NOT NULL REFERENCES person,
     uploaded_at   timestamptz NOT NULL DEFAULT now(),
     -- set when a newer version replaced it, or when it was removed; the row
@@ -429,6 +435,10 @@ COMMENT ON FUNCTION guards() IS 'Names of the guards a workflow_transition may l
 CREATE FUNCTION effects() RETURNS SETOF text
     AS 'MODULE_PATHNAME', 'ioffice_list_effects' LANGUAGE C IMMUTABLE;
 COMMENT ON FUNCTION effects() IS 'Names of the effects a workflow_transition may list';
+
+CREATE FUNCTION options(OUT name text, OUT type text) RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'ioffice_list_options' LANGUAGE C IMMUTABLE;
+COMMENT ON FUNCTION options() IS 'Option keys a workflow_transition may accept, with their JSON types';
 
 CREATE TRIGGER check_names BEFORE INSERT OR UPDATE ON workflow_transition
     FOR EACH ROW EXECUTE FUNCTION _rule_check_names();

@@ -85,6 +85,34 @@ check_list(HeapTuple tup, TupleDesc desc, const char *column, const WfNamedStep 
 	}
 }
 
+/* a named message for an unknown state (the foreign key stays as the backstop) */
+static void
+check_state(HeapTuple tup, TupleDesc desc, const char *column)
+{
+	char	   *workflow = tuple_text(tup, desc, "workflow");
+	char	   *state = tuple_text(tup, desc, column);
+	Datum		args[2];
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	bool		found;
+
+	if (workflow == NULL || state == NULL)
+		return;					/* NOT NULL reports it */
+	args[0] = CStringGetTextDatum(workflow);
+	args[1] = CStringGetTextDatum(state);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	if (SPI_execute_with_args("SELECT 1 FROM ioffice.workflow_state WHERE workflow = $1 AND state = $2",
+							  2, types, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not read table workflow_state");
+	found = SPI_processed > 0;
+	SPI_finish();
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown state \"%s\" in %s of workflow \"%s\"", state, column, workflow),
+				 errhint("Add the state to workflow_state first.")));
+}
+
 PG_FUNCTION_INFO_V1(ioffice_rule_check_names);
 Datum
 ioffice_rule_check_names(PG_FUNCTION_ARGS)
@@ -121,6 +149,8 @@ ioffice_rule_check_names(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a transition to a given person needs receiver_role"),
 				 errhint("For example leader or clerk.")));
+	check_state(tup, desc, "from_state");
+	check_state(tup, desc, "to_state");
 	check_list(tup, desc, "guards", ioffice_guards, "guard", "guards");
 	check_list(tup, desc, "effects", ioffice_effects, "effect", "effects");
 	check_list(tup, desc, "options", NULL, "option", "options");
