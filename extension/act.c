@@ -268,7 +268,7 @@ choose_receiver(ActContext *ctx, const char *to_login)
 							tr->receiver_role ? tr->receiver_role : "person")));
 		values[0] = CStringGetTextDatum(to_login);
 		values[1] = CStringGetTextDatum(tr->receiver_role ? tr->receiver_role : "");
-		ioffice_exec(&person_with_role, values, NULL, true, 1);
+		ioffice_exec(&person_with_role, values, NULL, 1);
 		if (!ioffice_get_int64(0, 1, &ctx->receiver))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -295,7 +295,7 @@ choose_receiver(ActContext *ctx, const char *to_login)
 		Datum		values[1];
 
 		values[0] = Int64GetDatum(ctx->agency);
-		ioffice_exec(&default_clerk, values, NULL, true, 1);
+		ioffice_exec(&default_clerk, values, NULL, 1);
 		if (!ioffice_get_int64(0, 1, &ctx->receiver))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -310,7 +310,7 @@ choose_receiver(ActContext *ctx, const char *to_login)
 
 		values[0] = CStringGetTextDatum(to_login);
 		values[1] = CStringGetTextDatum("");
-		ioffice_exec(&person_with_role, values, NULL, true, 1);
+		ioffice_exec(&person_with_role, values, NULL, 1);
 		if (!ioffice_get_int64(0, 1, &named) || named != ctx->receiver)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -401,7 +401,7 @@ ioffice_act(PG_FUNCTION_ARGS)
 
 	/* lock the document: concurrent acts on it queue here */
 	values[0] = Int64GetDatum(ctx.doc);
-	ioffice_exec(&doc_lock, values, NULL, false, 1);
+	ioffice_exec(&doc_lock, values, NULL, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -426,7 +426,7 @@ ioffice_act(PG_FUNCTION_ARGS)
 	if (to_state == NULL)
 		elog(ERROR, "ioffice: workflow %s has no state %s", ctx.workflow->name, ctx.tr->to_state);
 
-	ioffice_exec(&open_task, values, NULL, true, 1);
+	ioffice_exec(&open_task, values, NULL, 1);
 	ioffice_get_int32(0, 1, &ctx.last_step);
 	ioffice_get_int64(0, 2, &ctx.task_id);
 	ioffice_get_int64(0, 3, &ctx.holder);
@@ -449,7 +449,7 @@ ioffice_act(PG_FUNCTION_ARGS)
 
 	/* move */
 	values[1] = CStringGetTextDatum(ctx.tr->to_state);
-	ioffice_exec(&doc_move, values, NULL, false, 0);
+	ioffice_exec(&doc_move, values, NULL, 0);
 
 	/*
 	 * A hand-over (or the end of the flow) closes the holder's task; an act
@@ -462,7 +462,7 @@ ioffice_act(PG_FUNCTION_ARGS)
 		values[1] = CStringGetTextDatum(ctx.receiver == 0 && ctx.note ? ctx.note : ctx.tr->label);
 		values[2] = Int64GetDatum(ctx.actor);
 		values[3] = CStringGetTextDatum(ctx.tr->action);
-		ioffice_exec(&task_close, values, NULL, false, 0);
+		ioffice_exec(&task_close, values, NULL, 0);
 	}
 	if (ctx.receiver != 0)
 	{
@@ -484,7 +484,7 @@ ioffice_act(PG_FUNCTION_ARGS)
 		else
 			nulls[7] = 'n';
 		values[8] = JsonbPGetDatum(ctx.options);
-		ioffice_exec(&task_open, values, nulls, false, 0);
+		ioffice_exec(&task_open, values, nulls, 0);
 	}
 
 	run_steps(&ctx, ctx.tr->effects, ioffice_effects, "effect");

@@ -42,7 +42,7 @@ lookup_login(const char *login, int64 *id)
 	Datum		values[1];
 
 	values[0] = CStringGetTextDatum(login);
-	ioffice_exec(&person_by_login, values, NULL, true, 1);
+	ioffice_exec(&person_by_login, values, NULL, 1);
 	return ioffice_get_int64(0, 1, id);
 }
 
@@ -109,7 +109,7 @@ ioffice_has_delegation(int64 from_person, int64 to_person)
 
 	values[0] = Int64GetDatum(from_person);
 	values[1] = Int64GetDatum(to_person);
-	ioffice_exec(&delegation_valid, values, NULL, true, 1);
+	ioffice_exec(&delegation_valid, values, NULL, 1);
 	return SPI_processed > 0;
 }
 
@@ -120,7 +120,7 @@ ioffice_person_has_role(int64 person, const char *role)
 
 	values[0] = Int64GetDatum(person);
 	values[1] = CStringGetTextDatum(role);
-	ioffice_exec(&role_held, values, NULL, true, 1);
+	ioffice_exec(&role_held, values, NULL, 1);
 	return SPI_processed > 0;
 }
 

@@ -47,7 +47,7 @@ ioffice_audit(int64 actor, int64 on_behalf_of, const char *entity, int64 entity_
 	if (detail == NULL)
 		detail = ioffice_jsonb_end(ioffice_jsonb_begin());
 	values[7] = JsonbPGetDatum(detail);
-	ioffice_exec(&audit_insert, values, nulls, false, 0);
+	ioffice_exec(&audit_insert, values, nulls, 0);
 }
 
 /*

@@ -40,7 +40,7 @@ effect_request_signature(ActContext *ctx)
 	if (v == NULL || v->type != jbvBool || !v->val.boolean)
 		return;
 	values[0] = Int64GetDatum(ctx->doc);
-	ioffice_exec(&mark_signature_requested, values, NULL, false, 0);
+	ioffice_exec(&mark_signature_requested, values, NULL, 0);
 	ctx->signature_requested = true;
 	ioffice_jsonb_add_text(ctx->detail, "signature_requested", "true");
 }
@@ -103,7 +103,7 @@ effect_queue_signatures(ActContext *ctx)
 	values[0] = Int64GetDatum(ctx->doc);
 	values[1] = Int64GetDatum(ctx->actor);
 	values[2] = JsonbPGetDatum(ctx->options);
-	ioffice_exec(&queue_signatures, values, NULL, false, 0);
+	ioffice_exec(&queue_signatures, values, NULL, 0);
 	ioffice_jsonb_add_int(ctx->detail, "signatures_queued", (int64) SPI_processed);
 	ioffice_jsonb_add_text(ctx->detail, "mode", mode_s);
 }

@@ -21,12 +21,20 @@
 
 static IofficePlan doc_for_files = {
 	NULL,
-	"SELECT d.state, d.drafter_id, s.final, "
-	"       (SELECT t.receiver_id FROM ioffice.task t "
-	"         WHERE t.document_id = d.id AND t.status = 'open') "
+	"SELECT d.state, d.drafter_id, s.final "
 	"  FROM ioffice.document d "
 	"  JOIN ioffice.workflow_state s ON s.workflow = d.workflow AND s.state = d.state "
 	" WHERE d.id = $1 FOR NO KEY UPDATE OF d",
+	1, {INT8OID}
+};
+
+/*
+ * Read after the lock, in its own statement: a subquery of the locking
+ * statement would see the tasks as they were before we waited.
+ */
+static IofficePlan doc_holder = {
+	NULL,
+	"SELECT receiver_id FROM ioffice.task WHERE document_id = $1 AND status = 'open'",
 	1, {INT8OID}
 };
 
@@ -183,7 +191,7 @@ check_may_change_files(int64 doc, int64 actor)
 	char	   *state;
 
 	values[0] = Int64GetDatum(doc);
-	ioffice_exec(&doc_for_files, values, NULL, false, 1);
+	ioffice_exec(&doc_for_files, values, NULL, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -191,7 +199,8 @@ check_may_change_files(int64 doc, int64 actor)
 	state = ioffice_get_text(0, 1);
 	ioffice_get_int64(0, 2, &drafter);
 	ioffice_get_bool(0, 3, &final);
-	has_holder = ioffice_get_int64(0, 4, &holder);
+	ioffice_exec(&doc_holder, values, NULL, 1);
+	has_holder = ioffice_get_int64(0, 1, &holder);
 
 	if (final)
 		ereport(ERROR,
@@ -223,7 +232,7 @@ insert_file(int64 doc, text *name, bytea *content, const char *kind, int64 repla
 	values[6] = Int64GetDatum(replaces);
 	nulls[6] = replaces ? ' ' : 'n';
 	values[7] = Int64GetDatum(actor);
-	ioffice_exec(&file_insert, values, nulls, false, 1);
+	ioffice_exec(&file_insert, values, nulls, 1);
 	ioffice_get_int64(0, 1, &id);
 	return id;
 }
@@ -303,7 +312,7 @@ current_file_document(int64 file, int64 actor)
 	bool		current = false;
 
 	values[0] = Int64GetDatum(file);
-	ioffice_exec(&file_lookup, values, NULL, true, 1);
+	ioffice_exec(&file_lookup, values, NULL, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -311,8 +320,8 @@ current_file_document(int64 file, int64 actor)
 	ioffice_get_int64(0, 1, &doc);
 	check_may_change_files(doc, actor);
 
-	/* read again under the document's lock: a concurrent change may have won */
-	ioffice_exec(&file_lookup, values, NULL, true, 1);
+	/* read again under the document's lock (fresh snapshot): a concurrent change may have won */
+	ioffice_exec(&file_lookup, values, NULL, 1);
 	ioffice_get_bool(0, 2, &current);
 	if (!current)
 		ereport(ERROR,
@@ -348,9 +357,9 @@ ioffice_replace_file(PG_FUNCTION_ARGS)
 	kind = check_content(name, content);
 
 	values[0] = Int64GetDatum(file);
-	ioffice_exec(&file_supersede, values, NULL, false, 0);
+	ioffice_exec(&file_supersede, values, NULL, 0);
 	values[1] = CStringGetTextDatum("file replaced before it was signed");
-	ioffice_exec(&signatures_drop, values, NULL, false, 0);
+	ioffice_exec(&signatures_drop, values, NULL, 0);
 	id = insert_file(doc, name, content, kind, file, actor);
 	ioffice_audit(actor, 0, "file", id, "replace", NULL, NULL,
 				  file_detail(doc, name, kind, content, file));
@@ -377,9 +386,9 @@ ioffice_remove_file(PG_FUNCTION_ARGS)
 
 	values[0] = Int64GetDatum(file);
 	values[1] = Int64GetDatum(actor);
-	ioffice_exec(&file_remove, values, NULL, false, 0);
+	ioffice_exec(&file_remove, values, NULL, 0);
 	values[1] = CStringGetTextDatum("file removed before it was signed");
-	ioffice_exec(&signatures_drop, values, NULL, false, 0);
+	ioffice_exec(&signatures_drop, values, NULL, 0);
 	ioffice_audit(actor, 0, "file", file, "remove", NULL, NULL,
 				  file_detail(doc, NULL, NULL, NULL, 0));
 	SPI_finish();

@@ -47,7 +47,7 @@ guard_has_file(ActContext *ctx)
 	int64		n = 0;
 
 	values[0] = Int64GetDatum(ctx->doc);
-	ioffice_exec(&current_files, values, NULL, true, 1);
+	ioffice_exec(&current_files, values, NULL, 1);
 	ioffice_get_int64(0, 1, &n);
 	if (n == 0)
 		ereport(ERROR,
@@ -82,7 +82,7 @@ guard_own_signature(ActContext *ctx)
 
 	values[0] = Int64GetDatum(ctx->doc);
 	values[1] = Int64GetDatum(signer);
-	ioffice_exec(&pending_signature, values, NULL, true, 1);
+	ioffice_exec(&pending_signature, values, NULL, 1);
 	if (SPI_processed > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -91,7 +91,7 @@ guard_own_signature(ActContext *ctx)
 						   (long long) ctx->doc)));
 	if (!ctx->signature_requested)
 		return;
-	ioffice_exec(&unsigned_file, values, NULL, true, 1);
+	ioffice_exec(&unsigned_file, values, NULL, 1);
 	if (SPI_processed > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -119,7 +119,7 @@ ioffice_symbol_for(int32 number, const char *doc_type, int64 agency, int64 draft
 	values[1] = Int64GetDatum(agency);
 	values[2] = Int64GetDatum(drafting_unit);
 	nulls[2] = drafting_unit ? ' ' : 'n';
-	ioffice_exec(&unit_abbrs, values, nulls, true, 1);
+	ioffice_exec(&unit_abbrs, values, nulls, 1);
 	type_abbr = ioffice_get_text(0, 1);
 	agency_abbr = ioffice_get_text(0, 2);
 	unit_abbr = ioffice_get_text(0, 3);
@@ -171,7 +171,7 @@ choose_register(ActContext *ctx, int64 agency, int32 year)
 												   NumericGetDatum(given->val.numeric)));
 		values[0] = Int64GetDatum(reg_id);
 		values[1] = CStringGetTextDatum(ctx->doc_type);
-		ioffice_exec(&register_given, values, NULL, true, 1);
+		ioffice_exec(&register_given, values, NULL, 1);
 		if (SPI_processed == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -204,7 +204,7 @@ choose_register(ActContext *ctx, int64 agency, int32 year)
 		values[0] = Int64GetDatum(agency);
 		values[1] = BoolGetDatum(confidential);
 		values[2] = CStringGetTextDatum(ctx->doc_type);
-		ioffice_exec(&register_default, values, NULL, true, 1);
+		ioffice_exec(&register_default, values, NULL, 1);
 		if (SPI_processed == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -220,11 +220,11 @@ choose_register(ActContext *ctx, int64 agency, int32 year)
 	values[3] = Int32GetDatum(year);
 	for (attempt = 0; attempt < 2; attempt++)
 	{
-		ioffice_exec(&register_of_year, values, NULL, false, 1);
+		ioffice_exec(&register_of_year, values, NULL, 1);
 		if (ioffice_get_int64(0, 1, &id))
 			return id;
 		/* first number of the year: open the year's row */
-		ioffice_exec(&register_open_year, values, NULL, false, 0);
+		ioffice_exec(&register_open_year, values, NULL, 0);
 	}
 	elog(ERROR, "ioffice: could not open register %s for %d", code, year);
 	return 0;					/* keep compiler quiet */
@@ -251,12 +251,12 @@ ioffice_number_and_issue(ActContext *ctx)
 	bool		isnull;
 
 	values[0] = Int64GetDatum(ctx->actor);
-	ioffice_exec(&issuing_agency, values, NULL, true, 1);
+	ioffice_exec(&issuing_agency, values, NULL, 1);
 	ioffice_get_int64(0, 1, &agency);
 	agency_code = ioffice_get_text(0, 2);
 
 	values[0] = CStringGetTextDatum(ioffice_timezone_setting);
-	ioffice_exec(&today, values, NULL, true, 1);
+	ioffice_exec(&today, values, NULL, 1);
 	ioffice_get_int32(0, 1, &year);
 	date_text = ioffice_get_text(0, 2);
 	issued_on = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
@@ -265,7 +265,7 @@ ioffice_number_and_issue(ActContext *ctx)
 
 	/* the lock on the register row is taken here and held to commit */
 	values[0] = Int64GetDatum(reg);
-	ioffice_exec(&take_next, values, NULL, false, 1);
+	ioffice_exec(&take_next, values, NULL, 1);
 	ioffice_get_int32(0, 1, &number);
 
 	symbol = ioffice_symbol_for(number, ctx->doc_type, agency, ctx->drafting_unit);
@@ -286,7 +286,7 @@ ioffice_number_and_issue(ActContext *ctx)
 	values[5] = identifier ? CStringGetTextDatum(identifier) : (Datum) 0;
 	nulls[5] = identifier ? ' ' : 'n';
 	values[6] = Int64GetDatum(agency);
-	ioffice_exec(&mark_issued, values, nulls, false, 0);
+	ioffice_exec(&mark_issued, values, nulls, 0);
 
 	ioffice_jsonb_add_int(ctx->detail, "register", reg);
 	ioffice_jsonb_add_int(ctx->detail, "number", number);

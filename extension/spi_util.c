@@ -15,8 +15,15 @@
 
 #include "ioffice.h"
 
+/*
+ * Run a kept plan.  Never read-only: a read-only SPI query reuses the
+ * snapshot of the statement that called us, taken before act() waited for a
+ * document's row lock, and would not see what the transaction holding that
+ * lock committed (a task already closed, a signature just queued).  Each
+ * query here takes a fresh snapshot instead.
+ */
 int
-ioffice_exec(IofficePlan *p, Datum *values, const char *nulls, bool read_only, long count)
+ioffice_exec(IofficePlan *p, Datum *values, const char *nulls, long count)
 {
 	int			rc;
 
@@ -31,7 +38,7 @@ ioffice_exec(IofficePlan *p, Datum *values, const char *nulls, bool read_only, l
 			elog(ERROR, "ioffice: could not keep plan");
 		p->plan = plan;
 	}
-	rc = SPI_execute_plan(p->plan, values, nulls, read_only, count);
+	rc = SPI_execute_plan(p->plan, values, nulls, false, count);
 	if (rc < 0)
 		elog(ERROR, "ioffice: query failed (%s): %s", SPI_result_code_string(rc), p->sql);
 	return rc;
