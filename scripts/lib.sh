@@ -2,7 +2,7 @@
 # and how to run a command as an unprivileged user (initdb refuses root).
 PG_CONFIG=${PG_CONFIG:-pg_config}
 PGBIN=$($PG_CONFIG --bindir)
-PGXS_DIR=$(dirname "$($PG_CONFIG --pgxs)")/..
+PGXS_DIR=$(dirname "$(dirname "$(dirname "$($PG_CONFIG --pgxs)")")")
 export PATH="$PGBIN:$PATH"
 
 # as_user CMD...: runs CMD as the 'postgres' OS user when we are root
