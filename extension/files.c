@@ -215,8 +215,8 @@ check_may_change_files(int64 doc, int64 actor)
 }
 
 static int64
-insert_file(int64 doc, text *name, bytea *content, const char *kind, int64 replaces,
-			int64 actor)
+insert_file(int64 doc, text *name, bytea *content, bytea *digest, const char *kind,
+			int64 replaces, int64 actor)
 {
 	Datum		values[8];
 	char		nulls[8];
@@ -227,7 +227,7 @@ insert_file(int64 doc, text *name, bytea *content, const char *kind, int64 repla
 	values[1] = PointerGetDatum(name);
 	values[2] = CStringGetTextDatum(kind);
 	values[3] = Int32GetDatum((int32) VARSIZE_ANY_EXHDR(content));
-	values[4] = PointerGetDatum(sha256_of(content));
+	values[4] = PointerGetDatum(digest);
 	values[5] = PointerGetDatum(content);
 	values[6] = Int64GetDatum(replaces);
 	nulls[6] = replaces ? ' ' : 'n';
@@ -238,7 +238,8 @@ insert_file(int64 doc, text *name, bytea *content, const char *kind, int64 repla
 }
 
 static Jsonb *
-file_detail(int64 doc, text *name, const char *kind, bytea *content, int64 other)
+file_detail(int64 doc, text *name, const char *kind, bytea *content, bytea *digest,
+			int64 other)
 {
 	JsonbBuild *b = ioffice_jsonb_begin();
 
@@ -249,12 +250,10 @@ file_detail(int64 doc, text *name, const char *kind, bytea *content, int64 other
 		ioffice_jsonb_add_text(b, "kind", kind);
 	if (content)
 	{
-		bytea	   *d = sha256_of(content);
-
 		ioffice_jsonb_add_int(b, "size", VARSIZE_ANY_EXHDR(content));
 		ioffice_jsonb_add_text(b, "sha256",
 							   text_to_cstring(DatumGetTextPP(DirectFunctionCall2(binary_encode,
-																				  PointerGetDatum(d),
+																				  PointerGetDatum(digest),
 																				  CStringGetTextDatum("hex")))));
 	}
 	if (other)
@@ -282,6 +281,7 @@ ioffice_attach(PG_FUNCTION_ARGS)
 	text	   *name;
 	bytea	   *content;
 	const char *kind;
+	bytea	   *digest;
 	int64		actor;
 	int64		id;
 
@@ -296,9 +296,10 @@ ioffice_attach(PG_FUNCTION_ARGS)
 	check_may_change_files(doc, actor);
 	check_name(name);
 	kind = check_content(name, content);
-	id = insert_file(doc, name, content, kind, 0, actor);
+	digest = sha256_of(content);
+	id = insert_file(doc, name, content, digest, kind, 0, actor);
 	ioffice_audit(actor, 0, "file", id, "attach", NULL, NULL,
-				  file_detail(doc, name, kind, content, 0));
+				  file_detail(doc, name, kind, content, digest, 0));
 	SPI_finish();
 	PG_RETURN_INT64(id);
 }
@@ -339,6 +340,7 @@ ioffice_replace_file(PG_FUNCTION_ARGS)
 	text	   *name;
 	bytea	   *content;
 	const char *kind;
+	bytea	   *digest;
 	int64		actor;
 	int64		doc;
 	int64		id;
@@ -360,9 +362,10 @@ ioffice_replace_file(PG_FUNCTION_ARGS)
 	ioffice_exec(&file_supersede, values, NULL, 0);
 	values[1] = CStringGetTextDatum("file replaced before it was signed");
 	ioffice_exec(&signatures_drop, values, NULL, 0);
-	id = insert_file(doc, name, content, kind, file, actor);
+	digest = sha256_of(content);
+	id = insert_file(doc, name, content, digest, kind, file, actor);
 	ioffice_audit(actor, 0, "file", id, "replace", NULL, NULL,
-				  file_detail(doc, name, kind, content, file));
+				  file_detail(doc, name, kind, content, digest, file));
 	SPI_finish();
 	PG_RETURN_INT64(id);
 }
@@ -390,7 +393,7 @@ ioffice_remove_file(PG_FUNCTION_ARGS)
 	values[1] = CStringGetTextDatum("file removed before it was signed");
 	ioffice_exec(&signatures_drop, values, NULL, 0);
 	ioffice_audit(actor, 0, "file", file, "remove", NULL, NULL,
-				  file_detail(doc, NULL, NULL, NULL, 0));
+				  file_detail(doc, NULL, NULL, NULL, NULL, 0));
 	SPI_finish();
 	PG_RETURN_VOID();
 }
