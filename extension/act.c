@@ -397,6 +397,7 @@ ioffice_act(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
+	ioffice_engine_enter();
 	ctx.actor = ioffice_resolve_actor(false);
 
 	/* lock the document: concurrent acts on it queue here */
@@ -495,6 +496,7 @@ ioffice_act(PG_FUNCTION_ARGS)
 	result = (text *) SPI_palloc(VARHDRSZ + strlen(ctx.tr->to_state));
 	SET_VARSIZE(result, VARHDRSZ + strlen(ctx.tr->to_state));
 	memcpy(VARDATA(result), ctx.tr->to_state, strlen(ctx.tr->to_state));
+	ioffice_engine_leave();
 	SPI_finish();
 	PG_RETURN_TEXT_P(result);
 }

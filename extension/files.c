@@ -292,14 +292,16 @@ ioffice_attach(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
+	ioffice_engine_enter();
 	actor = ioffice_resolve_actor(false);
 	check_may_change_files(doc, actor);
 	check_name(name);
 	kind = check_content(name, content);
 	digest = sha256_of(content);
 	id = insert_file(doc, name, content, digest, kind, 0, actor);
-	ioffice_audit(actor, 0, "file", id, "attach", NULL, NULL,
+	ioffice_audit_in_chain(ioffice_document_chain(doc), actor, 0, "file", id, "attach", NULL, NULL,
 				  file_detail(doc, name, kind, content, digest, 0));
+	ioffice_engine_leave();
 	SPI_finish();
 	PG_RETURN_INT64(id);
 }
@@ -353,6 +355,7 @@ ioffice_replace_file(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
+	ioffice_engine_enter();
 	actor = ioffice_resolve_actor(false);
 	doc = current_file_document(file, actor);
 	check_name(name);
@@ -364,8 +367,9 @@ ioffice_replace_file(PG_FUNCTION_ARGS)
 	ioffice_exec(&signatures_drop, values, NULL, 0);
 	digest = sha256_of(content);
 	id = insert_file(doc, name, content, digest, kind, file, actor);
-	ioffice_audit(actor, 0, "file", id, "replace", NULL, NULL,
+	ioffice_audit_in_chain(ioffice_document_chain(doc), actor, 0, "file", id, "replace", NULL, NULL,
 				  file_detail(doc, name, kind, content, digest, file));
+	ioffice_engine_leave();
 	SPI_finish();
 	PG_RETURN_INT64(id);
 }
@@ -384,6 +388,7 @@ ioffice_remove_file(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
+	ioffice_engine_enter();
 	actor = ioffice_resolve_actor(false);
 	doc = current_file_document(file, actor);
 
@@ -392,8 +397,9 @@ ioffice_remove_file(PG_FUNCTION_ARGS)
 	ioffice_exec(&file_remove, values, NULL, 0);
 	values[1] = CStringGetTextDatum("file removed before it was signed");
 	ioffice_exec(&signatures_drop, values, NULL, 0);
-	ioffice_audit(actor, 0, "file", file, "remove", NULL, NULL,
+	ioffice_audit_in_chain(ioffice_document_chain(doc), actor, 0, "file", file, "remove", NULL, NULL,
 				  file_detail(doc, NULL, NULL, NULL, NULL, 0));
+	ioffice_engine_leave();
 	SPI_finish();
 	PG_RETURN_VOID();
 }

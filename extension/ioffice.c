@@ -17,6 +17,7 @@ char	   *ioffice_actor_setting = NULL;
 char	   *ioffice_timezone_setting = NULL;
 int			ioffice_max_file_name_length = 30;
 char	   *ioffice_allowed_file_types = NULL;
+bool		ioffice_audit_chaining = true;
 
 void		_PG_init(void);
 
@@ -75,7 +76,18 @@ _PG_init(void)
 							   0,
 							   NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("ioffice.audit_chaining",
+							 "Chain and hash audit records (tamper evidence).",
+							 "Only for measuring what the chaining costs: records written "
+							 "while it is off are reported by audit_verify().",
+							 &ioffice_audit_chaining,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("ioffice");
+	ioffice_engine_scope_init();
 }
 
 PG_FUNCTION_INFO_V1(ioffice_timezone);

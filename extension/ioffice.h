@@ -10,12 +10,14 @@
 
 #include "executor/spi.h"
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
 /* settings (ioffice.c) */
 extern char *ioffice_actor_setting;
 extern char *ioffice_timezone_setting;
 extern int	ioffice_max_file_name_length;
 extern char *ioffice_allowed_file_types;
+extern bool ioffice_audit_chaining;
 
 /* spi_util.c: prepared plans kept for the life of the backend */
 typedef struct IofficePlan
@@ -23,7 +25,7 @@ typedef struct IofficePlan
 	SPIPlanPtr	plan;
 	const char *sql;
 	int			nargs;
-	Oid			argtypes[10];
+	Oid			argtypes[16];
 } IofficePlan;
 
 extern int	ioffice_exec(IofficePlan *p, Datum *values, const char *nulls, long count);
@@ -37,10 +39,27 @@ extern int64 ioffice_resolve_actor(bool missing_ok);
 extern bool ioffice_has_delegation(int64 from_person, int64 to_person);
 extern bool ioffice_person_has_role(int64 person, const char *role);
 
+/* engine_scope.c */
+extern void ioffice_engine_scope_init(void);
+extern void ioffice_engine_enter(void);
+extern void ioffice_engine_leave(void);
+extern bool ioffice_in_engine(void);
+
 /* audit.c */
 extern void ioffice_audit(int64 actor, int64 on_behalf_of, const char *entity, int64 entity_id,
 						  const char *action, const char *state_before,
 						  const char *state_after, Jsonb *detail);
+extern void ioffice_audit_in_chain(const char *chain, int64 actor, int64 on_behalf_of,
+								   const char *entity, int64 entity_id, const char *action,
+								   const char *state_before, const char *state_after,
+								   Jsonb *detail);
+extern char *ioffice_document_chain(int64 doc);
+extern void ioffice_audit_hash(const char *chain, int64 seq, bytea *prev_hash, TimestampTz at,
+							   bool has_actor, int64 actor, bool has_behalf, int64 on_behalf_of,
+							   const char *db_role, const char *entity, bool has_entity_id,
+							   int64 entity_id, const char *action, const char *state_before,
+							   const char *state_after, const char *detail_text,
+							   uint8 *out);
 
 /* jsonb_util.c: reading act() options and building details */
 typedef struct JsonbBuild JsonbBuild;

@@ -320,10 +320,39 @@ CREATE TABLE audit (
     action        text NOT NULL,
     state_before  text,
     state_after   text,
-    detail        jsonb NOT NULL DEFAULT '{}'
+    detail        jsonb NOT NULL DEFAULT '{}',
+    -- tamper evidence (extension/audit.c): the record's chain ("document:42"),
+    -- its position there, the previous record's hash and its own
+    chain         text,
+    seq           bigint CHECK (seq >= 1),
+    prev_hash     bytea,
+    hash          bytea,
+    UNIQUE (chain, seq)
 );
 CREATE INDEX audit_entity_idx ON audit (entity, entity_id);
-COMMENT ON TABLE audit IS 'What happened, by whom, in the same transaction as the change';
+COMMENT ON TABLE audit IS 'What happened, by whom, in the same transaction as the change; append-only, hash-chained';
+
+-- Sealed checkpoints of the chain heads (audit_seal()): what a removed tail
+-- or a removed chain is found against.  hash links each to the previous one
+-- and is what gets signed and published.
+CREATE TABLE audit_checkpoint (
+    id          bigserial PRIMARY KEY,
+    at          timestamptz NOT NULL,
+    chains      int NOT NULL,
+    records     bigint NOT NULL,
+    root        bytea NOT NULL,
+    prev_hash   bytea,
+    hash        bytea NOT NULL,
+    signature   bytea
+);
+CREATE TABLE audit_checkpoint_head (
+    checkpoint_id bigint NOT NULL REFERENCES audit_checkpoint,
+    chain       text NOT NULL,
+    seq         bigint NOT NULL,
+    hash        bytea NOT NULL,
+    PRIMARY KEY (checkpoint_id, chain)
+);
+CREATE INDEX audit_checkpoint_head_chain_idx ON audit_checkpoint_head (chain, checkpoint_id);
 
 -- ---------------------------------------------------------------------------
 -- pg_dump: user data is dumped with the data of the extension's tables.
@@ -354,6 +383,9 @@ SELECT pg_catalog.pg_extension_config_dump('signature', '');
 SELECT pg_catalog.pg_extension_config_dump('signature_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('audit', '');
 SELECT pg_catalog.pg_extension_config_dump('audit_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('audit_checkpoint', '');
+SELECT pg_catalog.pg_extension_config_dump('audit_checkpoint_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('audit_checkpoint_head', '');
 
 -- ---------------------------------------------------------------------------
 -- C functions: identity, audit, files, workflow
@@ -372,11 +404,85 @@ CREATE FUNCTION current_person() RETURNS bigint
 
 CREATE FUNCTION _audit(entity text, entity_id bigint, action text,
                        state_before text, state_after text, detail jsonb,
-                       on_behalf_of bigint DEFAULT NULL)
+                       on_behalf_of bigint DEFAULT NULL, chain text DEFAULT NULL)
     RETURNS void
     AS 'MODULE_PATHNAME', 'ioffice_audit_sql'
     LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-REVOKE ALL ON FUNCTION _audit(text, bigint, text, text, text, jsonb, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _audit(text, bigint, text, text, text, jsonb, bigint, text) FROM PUBLIC;
+
+-- the extension's own plpgsql functions mark the changes they make, so the
+-- triggers that catch changes made by hand leave them alone
+CREATE FUNCTION _engine_enter() RETURNS void
+    AS 'MODULE_PATHNAME', 'ioffice_engine_enter_sql' LANGUAGE C VOLATILE;
+CREATE FUNCTION _engine_leave() RETURNS void
+    AS 'MODULE_PATHNAME', 'ioffice_engine_leave_sql' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION _engine_enter() FROM PUBLIC;
+REVOKE ALL ON FUNCTION _engine_leave() FROM PUBLIC;
+
+CREATE FUNCTION audit_verify(entity text DEFAULT NULL, entity_id bigint DEFAULT NULL)
+    RETURNS TABLE (audit_id bigint, problem text)
+    AS 'MODULE_PATHNAME', 'ioffice_audit_verify'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION audit_verify(text, bigint) IS
+  'Every problem found in the audit trail (all of it, or the chains of one entity); no rows means intact';
+CREATE FUNCTION audit_seal() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ioffice_audit_seal'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION audit_seal() IS
+  'Writes a checkpoint of the audit chain heads that moved since the last one; returns its id';
+REVOKE ALL ON FUNCTION audit_verify(text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION audit_seal() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION audit_verify(text, bigint) TO ioffice_admin;
+GRANT EXECUTE ON FUNCTION audit_seal() TO ioffice_admin;
+
+-- append-only, for everyone, the owner included
+CREATE FUNCTION _audit_append_only() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'ioffice_audit_append_only' LANGUAGE C;
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON audit
+    FOR EACH ROW EXECUTE FUNCTION _audit_append_only();
+CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON audit
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_append_only();
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON audit_checkpoint
+    FOR EACH ROW EXECUTE FUNCTION _audit_append_only();
+CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON audit_checkpoint
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_append_only();
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON audit_checkpoint_head
+    FOR EACH ROW EXECUTE FUNCTION _audit_append_only();
+CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON audit_checkpoint_head
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_append_only();
+
+-- changes made by hand to the core tables are audited as such
+CREATE FUNCTION _audit_direct() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'ioffice_audit_direct' LANGUAGE C
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON document
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct('id');
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON file
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct('document_id');
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON task
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct('document_id');
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON signature
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct('document_id');
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON document_link
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct('document_id');
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON register
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON unit
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON person
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON person_role
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON delegation
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON document
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON file
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON task
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON register
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 
 CREATE FUNCTION timezone() RETURNS text
     AS 'MODULE_PATHNAME', 'ioffice_timezone'
@@ -452,10 +558,6 @@ CREATE TRIGGER invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON workfl
     FOR EACH STATEMENT EXECUTE FUNCTION _rule_invalidate();
 CREATE TRIGGER invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON workflow_transition
     FOR EACH STATEMENT EXECUTE FUNCTION _rule_invalidate();
-CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON workflow_state
-    FOR EACH ROW EXECUTE FUNCTION _rule_audit();
-CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON workflow_transition
-    FOR EACH ROW EXECUTE FUNCTION _rule_audit();
 
 -- ---------------------------------------------------------------------------
 -- The default outgoing workflow (API.md)
@@ -498,8 +600,12 @@ VALUES
     ('outgoing', 'issue', 'awaiting_issue', 'issued', 'Phát hành', 'holder', 'none', NULL,
      '{has_file}', '{number_and_issue}', '{register}', false, true);
 
--- the install script's own rule rows are not "edits by a DBA"
-DELETE FROM audit;
+-- from here on, rule edits are a DBA's and are audited (the install
+-- script's own rows above are not)
+CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON workflow_state
+    FOR EACH ROW EXECUTE FUNCTION _rule_audit();
+CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON workflow_transition
+    FOR EACH ROW EXECUTE FUNCTION _rule_audit();
 
 -- ---------------------------------------------------------------------------
 -- Directory functions
@@ -513,6 +619,7 @@ DECLARE
     v_id bigint;
     v_year int := extract(year FROM now() AT TIME ZONE ioffice.timezone());
 BEGIN
+    PERFORM ioffice._engine_enter();
     IF name IS NULL OR abbr IS NULL THEN
         RAISE EXCEPTION 'agency name and abbreviation are required'
             USING ERRCODE = '22023';
@@ -548,6 +655,7 @@ BEGIN
 
     PERFORM ioffice._audit('unit', v_id, 'add_agency', NULL, NULL,
                            jsonb_build_object('name', name, 'abbr', abbr, 'code', code, 'parent', parent));
+    PERFORM ioffice._engine_leave();
     RETURN v_id;
 END
 $$;
@@ -560,6 +668,7 @@ DECLARE
     v_id bigint;
     v_agency bigint;
 BEGIN
+    PERFORM ioffice._engine_enter();
     IF agency IS NULL OR name IS NULL OR abbr IS NULL THEN
         RAISE EXCEPTION 'agency, name and abbreviation are required' USING ERRCODE = '22023';
     END IF;
@@ -579,6 +688,7 @@ BEGIN
     RETURNING id INTO v_id;
     PERFORM ioffice._audit('unit', v_id, 'add_department', NULL, NULL,
                            jsonb_build_object('name', name, 'abbr', abbr, 'parent', agency));
+    PERFORM ioffice._engine_leave();
     RETURN v_id;
 END
 $$;
@@ -592,6 +702,7 @@ DECLARE
     v_agency bigint;
     v_role text;
 BEGIN
+    PERFORM ioffice._engine_enter();
     IF login IS NULL OR full_name IS NULL OR unit IS NULL THEN
         RAISE EXCEPTION 'login, full name and unit are required' USING ERRCODE = '22023';
     END IF;
@@ -627,6 +738,7 @@ BEGIN
     FROM unnest(coalesce(roles, '{}')) AS r;
     PERFORM ioffice._audit('person', v_id, 'add_person', NULL, NULL,
                            jsonb_build_object('login', login, 'unit', unit, 'roles', roles));
+    PERFORM ioffice._engine_leave();
     RETURN v_id;
 END
 $$;
@@ -647,6 +759,7 @@ DECLARE
     v_to bigint;
     v_id bigint;
 BEGIN
+    PERFORM ioffice._engine_enter();
     IF to_login IS NULL OR valid_from IS NULL OR valid_until IS NULL THEN
         RAISE EXCEPTION 'delegate needs a person and a period' USING ERRCODE = '22023';
     END IF;
@@ -670,6 +783,7 @@ BEGIN
     PERFORM ioffice._audit('delegation', v_id, 'delegate', NULL, NULL,
                            jsonb_build_object('to', to_login, 'valid_from', valid_from,
                                               'valid_until', valid_until));
+    PERFORM ioffice._engine_leave();
     RETURN v_id;
 END
 $$;
@@ -702,6 +816,7 @@ DECLARE
     v_pages int;
     v_copies int;
 BEGIN
+    PERFORM ioffice._engine_enter();
     IF doc_type IS NULL OR abstract IS NULL THEN
         RAISE EXCEPTION 'a document needs a type and an abstract' USING ERRCODE = '22023';
     END IF;
@@ -847,6 +962,7 @@ BEGIN
                            jsonb_build_object('doc_type', create_outgoing.doc_type,
                                               'abstract', create_outgoing.abstract,
                                               'details', v_details));
+    PERFORM ioffice._engine_leave();
     RETURN v_id;
 END
 $$;
@@ -857,6 +973,7 @@ AS $$
 DECLARE
     v_actor bigint := ioffice.actor();
 BEGIN
+    PERFORM ioffice._engine_enter();
     IF doc IS NULL OR related IS NULL THEN
         RAISE EXCEPTION 'link_documents needs two documents' USING ERRCODE = '22023';
     END IF;
@@ -879,6 +996,7 @@ BEGIN
     ON CONFLICT DO NOTHING;
     PERFORM ioffice._audit('document', doc, 'link', NULL, NULL,
                            jsonb_build_object('related', related));
+    PERFORM ioffice._engine_leave();
 END
 $$;
 
@@ -1107,3 +1225,12 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dashboard() IS 'The home page counters (Trang chủ) for the actor';
+
+-- ---------------------------------------------------------------------------
+-- Trail export
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION trail_export(doc bigint, format text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'ioffice_trail_export'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION trail_export(bigint, text) IS 'The processing trail (Quá trình xử lý) of a document as a file: xlsx (Excel workbook) or csv (UTF-8 with BOM, CRLF); the rows of trail(), with its visibility rules';

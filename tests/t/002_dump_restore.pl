@@ -147,6 +147,10 @@ my $trail_sql = "SELECT t::text FROM ioffice.trail($doc1) t";
 my $trail_src = as_actor('src', 'vanthu', $trail_sql);
 isnt($trail_src, '', 'trail of document 1 is not empty');
 is(as_actor('dst', 'vanthu', $trail_sql), $trail_src, 'trail of document 1 restored identically');
+is($node->safe_psql('src', 'SELECT count(*) FROM ioffice.audit_verify()'), '0',
+	'the audit trail of the source is intact');
+is($node->safe_psql('dst', 'SELECT count(*) FROM ioffice.audit_verify()'), '0',
+	'the restored audit trail is intact (hash chains survive dump and restore)');
 
 # --- the restored database keeps working -----------------------------------
 

@@ -1,0 +1,609 @@
+/*-------------------------------------------------------------------------
+ * audit_verify.c
+ *	  audit_verify(): finding tampering in the audit trail, and
+ *	  audit_seal(): sealed checkpoints of the chain heads.
+ *
+ * Chains (audit.c) catch any change inside a chain: a record edited, removed
+ * from the middle, inserted or moved.  What a chain alone cannot show is the
+ * loss of its last records, or of a whole chain.  audit_seal() therefore
+ * writes checkpoints, as certificate-transparency logs do: the heads (chain,
+ * seq, hash) of the chains that moved since the previous checkpoint, a
+ * Merkle root over them, and a hash linking each checkpoint to the one
+ * before.  A checkpoint's hash is what gets signed and published; the
+ * verification checks the checkpoints themselves and every chain against
+ * its last sealed head.
+ *
+ * Verification streams the records in (chain, seq) order through a cursor,
+ * so it runs in constant memory but for the sealed heads of the chains it
+ * looks at.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "ioffice.h"
+
+#define HASH_LEN PG_SHA256_DIGEST_LENGTH
+#define FETCH_BATCH 10000
+
+#define CHAIN_KEY_LEN 128
+
+typedef struct SealedHead
+{
+	char		chain[CHAIN_KEY_LEN];	/* key: "document:42", "workflow:outgoing" */
+	int64		seq;
+	uint8		hash[HASH_LEN];
+	int64		checkpoint;
+	bool		seen;
+} SealedHead;
+
+typedef struct VerifyState
+{
+	Tuplestorestate *out;
+	TupleDesc	desc;
+	int64		problems;
+} VerifyState;
+
+static void
+report(VerifyState *vs, bool has_id, int64 id, const char *fmt,...) pg_attribute_printf(4, 5);
+
+static void
+report(VerifyState *vs, bool has_id, int64 id, const char *fmt,...)
+{
+	Datum		v[2];
+	bool		n[2] = {!has_id, false};
+	StringInfoData buf;
+	va_list		args;
+
+	initStringInfo(&buf);
+	for (;;)
+	{
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&buf, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&buf, needed);
+	}
+	v[0] = Int64GetDatum(id);
+	v[1] = CStringGetTextDatum(buf.data);
+	tuplestore_putvalues(vs->out, vs->desc, v, n);
+	vs->problems++;
+}
+
+static void
+sha256(const uint8 *data, size_t len, uint8 *out)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+
+	if (pg_cryptohash_init(ctx) < 0 || pg_cryptohash_update(ctx, data, len) < 0 ||
+		pg_cryptohash_final(ctx, out, HASH_LEN) < 0)
+		elog(ERROR, "ioffice: could not compute SHA-256: %s", pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+}
+
+/* leaf of the Merkle tree: 0x00, then the head, length-prefixed */
+static void
+merkle_leaf(const char *chain, int64 seq, const uint8 *hash, uint8 *out)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '\0');
+	appendStringInfo(&buf, "%zu:%s;" INT64_FORMAT ";", strlen(chain), chain, seq);
+	appendBinaryStringInfo(&buf, (const char *) hash, HASH_LEN);
+	sha256((uint8 *) buf.data, buf.len, out);
+	pfree(buf.data);
+}
+
+/* Root of the tree over n leaves (RFC 6962 shape: interior node = 0x01 || l || r). */
+static void
+merkle_root(uint8 (*level)[HASH_LEN], int n, uint8 *out)
+{
+	if (n == 0)
+	{
+		sha256((const uint8 *) "", 0, out);
+		return;
+	}
+	while (n > 1)
+	{
+		int			i,
+					m = 0;
+
+		for (i = 0; i + 1 < n; i += 2)
+		{
+			uint8		node[1 + 2 * HASH_LEN];
+
+			node[0] = 1;
+			memcpy(node + 1, level[i], HASH_LEN);
+			memcpy(node + 1 + HASH_LEN, level[i + 1], HASH_LEN);
+			sha256(node, sizeof(node), level[m++]);
+		}
+		if (i < n)
+			memmove(level[m++], level[i], HASH_LEN);
+		n = m;
+	}
+	memcpy(out, level[0], HASH_LEN);
+}
+
+/* the hash that links a checkpoint to the previous one, and that is signed */
+static void
+checkpoint_hash(int64 id, TimestampTz at, int32 chains, int64 records, const uint8 *root,
+				const uint8 *prev, uint8 *out)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "ioffice-checkpoint-1;" INT64_FORMAT ";" INT64_FORMAT ";%d;" INT64_FORMAT ";",
+					 id, (int64) at, chains, records);
+	appendBinaryStringInfo(&buf, (const char *) root, HASH_LEN);
+	if (prev)
+		appendBinaryStringInfo(&buf, (const char *) prev, HASH_LEN);
+	sha256((uint8 *) buf.data, buf.len, out);
+	pfree(buf.data);
+}
+
+static bool
+get_hash(HeapTuple tup, TupleDesc desc, int col, uint8 *out)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	bytea	   *b;
+
+	if (isnull)
+		return false;
+	b = DatumGetByteaPP(d);
+	if (VARSIZE_ANY_EXHDR(b) != HASH_LEN)
+		return false;
+	memcpy(out, VARDATA_ANY(b), HASH_LEN);
+	return true;
+}
+
+static bytea *
+to_bytea(const uint8 *h)
+{
+	bytea	   *b = palloc(VARHDRSZ + HASH_LEN);
+
+	SET_VARSIZE(b, VARHDRSZ + HASH_LEN);
+	memcpy(VARDATA(b), h, HASH_LEN);
+	return b;
+}
+
+/*
+ * Check the checkpoints themselves (each one's root and hash from its heads,
+ * and the link to the previous one) and load the last sealed head of every
+ * chain into a hash table.
+ */
+static HTAB *
+verify_checkpoints(VerifyState *vs, MemoryContext cxt)
+{
+	HASHCTL		ctl;
+	HTAB	   *heads;
+	uint64		i;
+	uint8		prev[HASH_LEN];
+	bool		have_prev = false;
+	SPITupleTable *cps;
+	uint64		ncps;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = CHAIN_KEY_LEN;
+	ctl.entrysize = sizeof(SealedHead);
+	ctl.hcxt = cxt;
+	heads = hash_create("ioffice sealed heads", 1024, &ctl,
+						HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+
+	if (SPI_execute("SELECT id, at, chains, records, root, prev_hash, hash "
+					"FROM ioffice.audit_checkpoint ORDER BY id", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not read audit_checkpoint");
+	cps = SPI_tuptable;
+	ncps = SPI_processed;
+	for (i = 0; i < ncps; i++)
+	{
+		HeapTuple	tup = cps->vals[i];
+		TupleDesc	desc = cps->tupdesc;
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		TimestampTz at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
+		int32		chains = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+		int64		records = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		uint8		root[HASH_LEN],
+					stored_prev[HASH_LEN],
+					stored_hash[HASH_LEN],
+					want[HASH_LEN];
+		bool		has_prev = get_hash(tup, desc, 6, stored_prev);
+		uint8		(*leaves)[HASH_LEN];
+		uint64		j;
+		Datum		arg[1];
+		Oid			argtype[1] = {INT8OID};
+		SPITupleTable *hs;
+		uint64		nheads;
+
+		get_hash(tup, desc, 5, root);
+		get_hash(tup, desc, 7, stored_hash);
+
+		if (have_prev != has_prev || (has_prev && memcmp(prev, stored_prev, HASH_LEN) != 0))
+			report(vs, false, 0, "checkpoint " INT64_FORMAT " does not follow the previous checkpoint", id);
+		checkpoint_hash(id, at, chains, records, root, has_prev ? stored_prev : NULL, want);
+		if (memcmp(want, stored_hash, HASH_LEN) != 0)
+			report(vs, false, 0, "checkpoint " INT64_FORMAT " was altered", id);
+		memcpy(prev, stored_hash, HASH_LEN);
+		have_prev = true;
+
+		arg[0] = Int64GetDatum(id);
+		if (SPI_execute_with_args("SELECT chain, seq, hash FROM ioffice.audit_checkpoint_head "
+								  "WHERE checkpoint_id = $1 ORDER BY chain COLLATE \"C\"",
+								  1, argtype, arg, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "ioffice: could not read audit_checkpoint_head");
+		hs = SPI_tuptable;
+		nheads = SPI_processed;
+		leaves = palloc(sizeof(*leaves) * Max(nheads, 1));
+		for (j = 0; j < nheads; j++)
+		{
+			char	   *chain = SPI_getvalue(hs->vals[j], hs->tupdesc, 1);
+			int64		seq = DatumGetInt64(SPI_getbinval(hs->vals[j], hs->tupdesc, 2, &isnull));
+			uint8		h[HASH_LEN];
+			SealedHead *e;
+			char		key[CHAIN_KEY_LEN];
+
+			memset(h, 0, HASH_LEN);
+			get_hash(hs->vals[j], hs->tupdesc, 3, h);
+			merkle_leaf(chain, seq, h, leaves[j]);
+
+			strlcpy(key, chain, CHAIN_KEY_LEN);
+			e = hash_search(heads, key, HASH_ENTER, NULL);
+			e->seq = seq;
+			memcpy(e->hash, h, HASH_LEN);
+			e->checkpoint = id;
+			e->seen = false;
+		}
+		if (nheads != (uint64) chains)
+			report(vs, false, 0, "checkpoint " INT64_FORMAT " lists " UINT64_FORMAT " chain heads, not %d",
+				   id, nheads, chains);
+		merkle_root(leaves, (int) nheads, want);
+		if (memcmp(want, root, HASH_LEN) != 0)
+			report(vs, false, 0, "the chain heads of checkpoint " INT64_FORMAT " do not match its root", id);
+		pfree(leaves);
+		SPI_freetuptable(hs);
+	}
+	SPI_freetuptable(cps);
+	return heads;
+}
+
+PG_FUNCTION_INFO_V1(ioffice_audit_verify);
+Datum
+ioffice_audit_verify(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	VerifyState vs;
+	MemoryContext work;
+	MemoryContext row_cxt;
+	HTAB	   *heads;
+	Portal		cursor;
+	Datum		args[2];
+	char		nulls[2];
+	Oid			argtypes[2] = {TEXTOID, INT8OID};
+	char		prev_chain[CHAIN_KEY_LEN] = "";
+	int64		prev_seq = 0;
+	int64		prev_id = 0;
+	uint8		prev_hash[HASH_LEN];
+	bool		prev_hash_ok = false;
+	bool		whole = PG_ARGISNULL(0) && PG_ARGISNULL(1);
+	HASH_SEQ_STATUS hs;
+	SealedHead *e;
+
+	if (PG_ARGISNULL(0) && !PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("audit_verify needs the entity with its id")));
+
+	InitMaterializedSRF(fcinfo, 0);
+	vs.out = rsinfo->setResult;
+	vs.desc = rsinfo->setDesc;
+	vs.problems = 0;
+
+	work = AllocSetContextCreate(CurrentMemoryContext, "ioffice audit_verify",
+								 ALLOCSET_DEFAULT_SIZES);
+	row_cxt = AllocSetContextCreate(work, "ioffice audit_verify row", ALLOCSET_DEFAULT_SIZES);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	heads = verify_checkpoints(&vs, work);
+
+	/*
+	 * The chains to walk: all of them, or those holding a record of the
+	 * entity, plus the entity's own chain (which may have lost every record).
+	 */
+	args[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
+	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	cursor = SPI_cursor_open_with_args(NULL,
+									   "WITH scope AS ("
+									   "  SELECT DISTINCT chain FROM ioffice.audit "
+									   "   WHERE ($1 IS NULL OR entity = $1) "
+									   "     AND ($2 IS NULL OR entity_id = $2) "
+									   "  UNION SELECT $1 || ':' || $2 WHERE $2 IS NOT NULL) "
+									   "SELECT a.id, a.chain, a.seq, a.prev_hash, a.hash, a.at, "
+									   "       a.actor_id, a.on_behalf_of, a.db_role, a.entity, "
+									   "       a.entity_id, a.action, a.state_before, a.state_after, "
+									   "       a.detail::text "
+									   "  FROM ioffice.audit a "
+									   " WHERE ($1 IS NULL AND $2 IS NULL) OR a.chain IN (SELECT chain FROM scope) "
+									   "    OR (a.chain IS NULL AND ($1 IS NULL OR a.entity = $1) "
+									   "        AND ($2 IS NULL OR a.entity_id = $2)) "
+									   " ORDER BY a.chain COLLATE \"C\" NULLS FIRST, a.seq, a.id",
+									   2, argtypes, args, nulls, true, CURSOR_OPT_NO_SCROLL);
+
+	for (;;)
+	{
+		uint64		i;
+
+		SPI_cursor_fetch(cursor, true, FETCH_BATCH);
+		if (SPI_processed == 0)
+			break;
+		for (i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			MemoryContext old = MemoryContextSwitchTo(row_cxt);
+			bool		isnull;
+			int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			char	   *chain = SPI_getvalue(tup, desc, 2);
+			Datum		seqd = SPI_getbinval(tup, desc, 3, &isnull);
+			int64		seq = isnull ? 0 : DatumGetInt64(seqd);
+			uint8		stored_prev[HASH_LEN],
+						stored[HASH_LEN],
+						want[HASH_LEN];
+			bool		has_prev = get_hash(tup, desc, 4, stored_prev);
+			bool		has_hash = get_hash(tup, desc, 5, stored);
+			bytea	   *prev_b = has_prev ? to_bytea(stored_prev) : NULL;
+			Datum		d;
+			bool		has_actor,
+						has_behalf,
+						has_entity_id;
+			int64		actor,
+						behalf,
+						entity_id;
+
+			if (chain == NULL)
+			{
+				report(&vs, true, id, "record is not chained (written with ioffice.audit_chaining off)");
+				MemoryContextSwitchTo(old);
+				MemoryContextReset(row_cxt);
+				continue;
+			}
+
+			/* a new chain: close the previous one against its sealed head */
+			if (prev_chain[0] == '\0' || strncmp(prev_chain, chain, CHAIN_KEY_LEN - 1) != 0)
+			{
+				if (prev_chain[0] != '\0')
+				{
+					e = hash_search(heads, prev_chain, HASH_FIND, NULL);
+					if (e && prev_seq < e->seq)
+						report(&vs, true, prev_id,
+							   "chain %s ends at position " INT64_FORMAT " but position " INT64_FORMAT
+							   " was sealed in checkpoint " INT64_FORMAT ": its last records were removed",
+							   prev_chain, prev_seq, e->seq, e->checkpoint);
+				}
+				strlcpy(prev_chain, chain, CHAIN_KEY_LEN);
+				e = hash_search(heads, prev_chain, HASH_FIND, NULL);
+				if (e)
+					e->seen = true;
+				prev_seq = 0;
+				prev_hash_ok = false;
+			}
+
+			if (seq == prev_seq)
+				report(&vs, true, id, "record repeats position " INT64_FORMAT " of chain %s", seq, chain);
+			else if (seq > prev_seq + 1)
+				report(&vs, true, id, INT64_FORMAT " record(s) missing before this one in chain %s"
+					   " (position " INT64_FORMAT " follows " INT64_FORMAT ")",
+					   seq - prev_seq - 1, chain, seq, prev_seq);
+			if (prev_seq == 0 ? has_prev && seq == 1
+				: (!has_prev || !prev_hash_ok || memcmp(stored_prev, prev_hash, HASH_LEN) != 0))
+				report(&vs, true, id, "record does not follow the previous record of chain %s"
+					   " (inserted, reordered, or the previous record was changed)", chain);
+
+			d = SPI_getbinval(tup, desc, 7, &isnull);
+			has_actor = !isnull;
+			actor = isnull ? 0 : DatumGetInt64(d);
+			d = SPI_getbinval(tup, desc, 8, &isnull);
+			has_behalf = !isnull;
+			behalf = isnull ? 0 : DatumGetInt64(d);
+			d = SPI_getbinval(tup, desc, 11, &isnull);
+			has_entity_id = !isnull;
+			entity_id = isnull ? 0 : DatumGetInt64(d);
+			ioffice_audit_hash(chain, seq, prev_b,
+							   DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull)),
+							   has_actor, actor, has_behalf, behalf,
+							   SPI_getvalue(tup, desc, 9), SPI_getvalue(tup, desc, 10),
+							   has_entity_id, entity_id, SPI_getvalue(tup, desc, 12),
+							   SPI_getvalue(tup, desc, 13), SPI_getvalue(tup, desc, 14),
+							   SPI_getvalue(tup, desc, 15), want);
+			if (!has_hash || memcmp(want, stored, HASH_LEN) != 0)
+				report(&vs, true, id, "record was changed (its hash does not match its content)");
+
+			e = hash_search(heads, prev_chain, HASH_FIND, NULL);
+			if (e && e->seq == seq && (!has_hash || memcmp(e->hash, stored, HASH_LEN) != 0))
+				report(&vs, true, id, "record differs from the head of chain %s sealed in checkpoint " INT64_FORMAT,
+					   chain, e->checkpoint);
+
+			prev_seq = seq;
+			prev_id = id;
+			prev_hash_ok = has_hash;
+			if (has_hash)
+				memcpy(prev_hash, stored, HASH_LEN);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(row_cxt);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(cursor);
+
+	if (prev_chain[0] != '\0')
+	{
+		e = hash_search(heads, prev_chain, HASH_FIND, NULL);
+		if (e && prev_seq < e->seq)
+			report(&vs, true, prev_id,
+				   "chain %s ends at position " INT64_FORMAT " but position " INT64_FORMAT
+				   " was sealed in checkpoint " INT64_FORMAT ": its last records were removed",
+				   prev_chain, prev_seq, e->seq, e->checkpoint);
+	}
+
+	/* sealed chains that are gone altogether */
+	hash_seq_init(&hs, heads);
+	while ((e = hash_seq_search(&hs)) != NULL)
+	{
+		bool		in_scope = whole;
+
+		if (!whole && !PG_ARGISNULL(1))
+		{
+			char	   *own = psprintf("%s:" INT64_FORMAT, text_to_cstring(PG_GETARG_TEXT_PP(0)),
+									   PG_GETARG_INT64(1));
+
+			in_scope = strcmp(own, e->chain) == 0;
+		}
+		else if (!whole)
+		{
+			/* every chain of the entity's kind: "document:" */
+			char	   *prefix = psprintf("%s:", text_to_cstring(PG_GETARG_TEXT_PP(0)));
+
+			in_scope = strncmp(prefix, e->chain, strlen(prefix)) == 0;
+		}
+		if (in_scope && !e->seen)
+			report(&vs, false, 0, "chain %s, sealed at position " INT64_FORMAT " in checkpoint " INT64_FORMAT
+				   ", has no records left", e->chain, e->seq, e->checkpoint);
+	}
+
+	SPI_finish();
+	MemoryContextDelete(work);
+	return (Datum) 0;
+}
+
+/*
+ * audit_seal(): a checkpoint of the heads of the chains that moved since the
+ * last one.  Returns its id, or the last checkpoint's when nothing moved.
+ * One sealer at a time (advisory lock); concurrent writers are not blocked:
+ * what they commit later goes into the next checkpoint.
+ */
+PG_FUNCTION_INFO_V1(ioffice_audit_seal);
+Datum
+ioffice_audit_seal(PG_FUNCTION_ARGS)
+{
+	SPITupleTable *moved;
+	uint64		n;
+	uint64		i;
+	uint8		(*leaves)[HASH_LEN];
+	uint8		root[HASH_LEN];
+	uint8		prev[HASH_LEN];
+	uint8		hash[HASH_LEN];
+	bool		has_prev = false;
+	int64		id;
+	int64		records = 0;
+	TimestampTz at = GetCurrentTransactionStartTimestamp();
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[7] = {INT8OID, TIMESTAMPTZOID, INT4OID, INT8OID, BYTEAOID, BYTEAOID, BYTEAOID};
+	Oid			htypes[4] = {INT8OID, TEXTOID, INT8OID, BYTEAOID};
+	SPIPlanPtr	head_insert;
+	bool		isnull;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	if (SPI_execute("SELECT pg_catalog.pg_advisory_xact_lock(1634, 1)", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not take the sealer's lock");
+
+	if (SPI_execute("SELECT id, hash FROM ioffice.audit_checkpoint ORDER BY id DESC LIMIT 1",
+					false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not read audit_checkpoint");
+	if (SPI_processed > 0)
+	{
+		has_prev = get_hash(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, prev);
+		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	else
+		id = 0;
+
+	/* heads now, against the last sealed head of each chain */
+	if (SPI_execute("SELECT h.chain, h.seq, h.hash, h.seq - coalesce(s.seq, 0) "
+					"  FROM (SELECT DISTINCT ON (chain) chain, seq, hash FROM ioffice.audit "
+					"         WHERE chain IS NOT NULL ORDER BY chain, seq DESC) h "
+					"  LEFT JOIN (SELECT DISTINCT ON (chain) chain, seq FROM ioffice.audit_checkpoint_head "
+					"              ORDER BY chain, checkpoint_id DESC) s ON s.chain = h.chain "
+					" WHERE s.seq IS DISTINCT FROM h.seq "
+					" ORDER BY h.chain COLLATE \"C\"", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not read the chain heads");
+	moved = SPI_tuptable;
+	n = SPI_processed;
+	if (n == 0)
+	{
+		SPI_finish();
+		if (id == 0)
+			PG_RETURN_NULL();
+		PG_RETURN_INT64(id);
+	}
+	if (n > PG_INT32_MAX)
+		elog(ERROR, "ioffice: too many chains to seal at once");
+
+	leaves = palloc(sizeof(*leaves) * n);
+	for (i = 0; i < n; i++)
+	{
+		uint8		h[HASH_LEN];
+
+		memset(h, 0, HASH_LEN);
+		get_hash(moved->vals[i], moved->tupdesc, 3, h);
+		merkle_leaf(SPI_getvalue(moved->vals[i], moved->tupdesc, 1),
+					DatumGetInt64(SPI_getbinval(moved->vals[i], moved->tupdesc, 2, &isnull)),
+					h, leaves[i]);
+		records += DatumGetInt64(SPI_getbinval(moved->vals[i], moved->tupdesc, 4, &isnull));
+	}
+	merkle_root(leaves, (int) n, root);
+
+	if (SPI_execute("SELECT nextval('ioffice.audit_checkpoint_id_seq')", false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not number the checkpoint");
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	checkpoint_hash(id, at, (int32) n, records, root, has_prev ? prev : NULL, hash);
+
+	args[0] = Int64GetDatum(id);
+	args[1] = TimestampTzGetDatum(at);
+	args[2] = Int32GetDatum((int32) n);
+	args[3] = Int64GetDatum(records);
+	args[4] = PointerGetDatum(to_bytea(root));
+	args[5] = has_prev ? PointerGetDatum(to_bytea(prev)) : (Datum) 0;
+	nulls[5] = has_prev ? ' ' : 'n';
+	args[6] = PointerGetDatum(to_bytea(hash));
+	if (SPI_execute_with_args("INSERT INTO ioffice.audit_checkpoint "
+							  "(id, at, chains, records, root, prev_hash, hash) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+							  7, types, args, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "ioffice: could not write the checkpoint");
+	head_insert = SPI_prepare("INSERT INTO ioffice.audit_checkpoint_head (checkpoint_id, chain, seq, hash) "
+							  "VALUES ($1, $2, $3, $4)", 4, htypes);
+	if (head_insert == NULL)
+		elog(ERROR, "ioffice: could not prepare the chain head insert");
+	for (i = 0; i < n; i++)
+	{
+		Datum		hargs[4];
+
+		hargs[0] = Int64GetDatum(id);
+		hargs[1] = SPI_getbinval(moved->vals[i], moved->tupdesc, 1, &isnull);
+		hargs[2] = SPI_getbinval(moved->vals[i], moved->tupdesc, 2, &isnull);
+		hargs[3] = SPI_getbinval(moved->vals[i], moved->tupdesc, 3, &isnull);
+		if (SPI_execute_plan(head_insert, hargs, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "ioffice: could not write a chain head");
+	}
+	SPI_finish();
+	PG_RETURN_INT64(id);
+}

@@ -1,0 +1,169 @@
+/*-------------------------------------------------------------------------
+ * audit_triggers.c
+ *	  Triggers that keep the audit trail whole.
+ *
+ *	  _audit_append_only  BEFORE UPDATE/DELETE (row) and TRUNCATE (statement)
+ *	                      on the audit tables: refused for everyone, the
+ *	                      owner included.  (A superuser can still bypass
+ *	                      triggers; the hash chains are what catch that.)
+ *	  _audit_direct       AFTER INSERT/UPDATE/DELETE (row) and TRUNCATE
+ *	                      (statement) on the core tables: a change that does
+ *	                      not come from the extension's functions is recorded
+ *	                      as such, with the database role that made it.
+ *	                      Argument: the column naming the row's document
+ *	                      ("id" on document, "document_id" on its children),
+ *	                      so the record joins that document's chain; none for
+ *	                      tables of their own.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/rel.h"
+
+#include "ioffice.h"
+
+PG_FUNCTION_INFO_V1(ioffice_audit_append_only);
+Datum
+ioffice_audit_append_only(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("_audit_append_only must be called as a trigger")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("table %s is append-only: its records cannot be %s",
+					RelationGetRelationName(trigdata->tg_relation),
+					TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? "changed" : "removed"),
+			 errdetail("The audit trail keeps every act of the system for inspection.")));
+	return PointerGetDatum(NULL);
+}
+
+/* the row as jsonb, without file contents (their SHA-256 stays) */
+static Jsonb *
+row_jsonb(HeapTuple tup, TupleDesc desc)
+{
+	Datum		arg[1];
+	Oid			argtype[1];
+	bool		isnull;
+	Datum		d;
+
+	if (tup == NULL)
+		return NULL;
+	arg[0] = heap_copy_tuple_as_datum(tup, desc);
+	argtype[0] = desc->tdtypeid;
+	if (SPI_execute_with_args("SELECT pg_catalog.to_jsonb($1) - 'content'", 1, argtype, arg,
+							  NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not describe a row");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? NULL : DatumGetJsonbPCopy(d);
+}
+
+static bool
+column_int8(HeapTuple tup, TupleDesc desc, const char *column, int64 *out)
+{
+	int			col = SPI_fnumber(desc, column);
+	bool		isnull;
+	Datum		d;
+
+	if (tup == NULL || col <= 0)
+		return false;
+	d = heap_getattr(tup, col, desc, &isnull);
+	if (isnull)
+		return false;
+	*out = DatumGetInt64(d);
+	return true;
+}
+
+static char *
+column_text(HeapTuple tup, TupleDesc desc, const char *column)
+{
+	int			col = SPI_fnumber(desc, column);
+
+	if (tup == NULL || col <= 0)
+		return NULL;
+	return SPI_getvalue(tup, desc, col);
+}
+
+PG_FUNCTION_INFO_V1(ioffice_audit_direct);
+Datum
+ioffice_audit_direct(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	TupleDesc	desc;
+	const char *table;
+	const char *doc_column;
+	HeapTuple	old_tup = NULL;
+	HeapTuple	new_tup = NULL;
+	HeapTuple	any;
+	const char *action;
+	int64		id = 0;
+	int64		doc = 0;
+	char	   *chain;
+	JsonbBuild *b;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("_audit_direct must be called as a trigger")));
+	/*
+	 * The engine audits its own changes, with their meaning.  A dump being
+	 * loaded (pg_dump and pg_restore turn check_function_bodies off, as
+	 * PostgreSQL's own validators know) brings its audit records along.
+	 */
+	if (ioffice_in_engine() || !check_function_bodies)
+		return PointerGetDatum(NULL);
+
+	rel = trigdata->tg_relation;
+	desc = rel->rd_att;
+	table = RelationGetRelationName(rel);
+	doc_column = trigdata->tg_trigger->tgnargs > 0 ? trigdata->tg_trigger->tgargs[0] : NULL;
+
+	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		action = "direct_truncate";
+	else if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+	{
+		new_tup = trigdata->tg_trigtuple;
+		action = "direct_insert";
+	}
+	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		old_tup = trigdata->tg_trigtuple;
+		new_tup = trigdata->tg_newtuple;
+		action = "direct_update";
+	}
+	else
+	{
+		old_tup = trigdata->tg_trigtuple;
+		action = "direct_delete";
+	}
+	any = new_tup ? new_tup : old_tup;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	column_int8(any, desc, "id", &id);
+	if (doc_column && column_int8(any, desc, doc_column, &doc))
+		chain = ioffice_document_chain(doc);
+	else
+		chain = psprintf("%s:" INT64_FORMAT, table, id);
+
+	b = ioffice_jsonb_begin();
+	ioffice_jsonb_add_jsonb(b, "old", row_jsonb(old_tup, desc));
+	ioffice_jsonb_add_jsonb(b, "new", row_jsonb(new_tup, desc));
+	ioffice_audit_in_chain(chain, ioffice_resolve_actor(true), 0, table, id, action,
+						   column_text(old_tup, desc, "state"),
+						   column_text(new_tup, desc, "state"),
+						   ioffice_jsonb_end(b));
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
