@@ -36,6 +36,12 @@ static IofficePlan role_held = {
 	2, {INT8OID, TEXTOID}
 };
 
+static IofficePlan clerk_of = {
+	NULL,
+	"SELECT 1 FROM ioffice.person_role WHERE person_id = $1 AND role = 'clerk' AND unit_id = $2",
+	2, {INT8OID, INT8OID}
+};
+
 static bool
 lookup_login(const char *login, int64 *id)
 {
@@ -121,6 +127,17 @@ ioffice_person_has_role(int64 person, const char *role)
 	values[0] = Int64GetDatum(person);
 	values[1] = CStringGetTextDatum(role);
 	ioffice_exec(&role_held, values, NULL, 1);
+	return SPI_processed > 0;
+}
+
+bool
+ioffice_person_is_clerk_of(int64 person, int64 agency)
+{
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(person);
+	values[1] = Int64GetDatum(agency);
+	ioffice_exec(&clerk_of, values, NULL, 1);
 	return SPI_processed > 0;
 }
 

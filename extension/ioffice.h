@@ -10,6 +10,7 @@
 
 #include "executor/spi.h"
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
 #include "utils/timestamp.h"
 
 /* settings (ioffice.c) */
@@ -38,6 +39,7 @@ extern char *ioffice_get_text(int row, int col);
 extern int64 ioffice_resolve_actor(bool missing_ok);
 extern bool ioffice_has_delegation(int64 from_person, int64 to_person);
 extern bool ioffice_person_has_role(int64 person, const char *role);
+extern bool ioffice_person_is_clerk_of(int64 person, int64 agency);
 
 /* engine_scope.c */
 extern void ioffice_engine_scope_init(void);
@@ -70,6 +72,7 @@ extern void ioffice_jsonb_add_text(JsonbBuild *b, const char *key, const char *v
 extern void ioffice_jsonb_add_int(JsonbBuild *b, const char *key, int64 value);
 extern void ioffice_jsonb_add_jsonb(JsonbBuild *b, const char *key, Jsonb *value);
 extern Jsonb *ioffice_jsonb_end(JsonbBuild *b);
+extern bool ioffice_numeric_to_int64(Numeric n, int64 *out);
 
 /* filetype.c */
 extern const char *ioffice_detect_file_kind(const unsigned char *data, size_t len);

@@ -6,6 +6,8 @@
 #include "postgres.h"
 
 #include "nodes/pg_list.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/numeric.h"
 #include "utils/jsonb.h"
 
@@ -128,4 +130,22 @@ ioffice_jsonb_end(JsonbBuild *b)
 	JsonbValue *res = pushJsonbValue(&b->state, WJB_END_OBJECT, NULL);
 
 	return JsonbValueToJsonb(res);
+}
+
+/* A JSON number as a whole int64; false when it has a fraction or is out of range. */
+bool
+ioffice_numeric_to_int64(Numeric n, int64 *out)
+{
+	Datum		num = NumericGetDatum(n);
+	Datum		whole = DirectFunctionCall2(numeric_trunc, num, Int32GetDatum(0));
+
+	if (!DatumGetBool(DirectFunctionCall2(numeric_eq, num, whole)))
+		return false;
+	if (DatumGetBool(DirectFunctionCall2(numeric_gt, num,
+										 NumericGetDatum(int64_to_numeric(PG_INT64_MAX)))) ||
+		DatumGetBool(DirectFunctionCall2(numeric_lt, num,
+										 NumericGetDatum(int64_to_numeric(PG_INT64_MIN)))))
+		return false;
+	*out = DatumGetInt64(DirectFunctionCall1(numeric_int8, num));
+	return true;
 }

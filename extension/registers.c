@@ -1,28 +1,51 @@
 /*-------------------------------------------------------------------------
  * registers.c
- *	  Numbering registers, Decree 30 symbols and document identifiers.
+ *	  Numbering registers, Decree 30 symbols and document identifiers:
+ *	  the issue effect and take_number().
  *
- * The register row is the counter.  Taking a number is one UPDATE of that
- * row: its lock is held until the transaction ends, so numbers are gapless
- * (a rolled-back transaction gives its number back) and unique.  Because the
- * lock serialises every clerk of the register, the number is taken as late
- * as possible in act(), after every check and every other write.
+ * The register row of the year is the counter.  Taking a number is one
+ * UPDATE of that row: its lock is held until the transaction ends, so
+ * numbers are gapless (a rolled-back transaction gives its number back) and
+ * unique.  Because the lock serialises every clerk of the register, all the
+ * reading (which register, today's date, the abbreviations of the symbol)
+ * is done before, and only writes that need the number come after.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 
 #include "workflow.h"
 
-static IofficePlan unit_abbrs = {
+/* What a symbol is made of, read before the register is locked. */
+typedef struct SymbolParts
+{
+	char	   *type_abbr;		/* NULL for công văn */
+	char	   *agency_abbr;
+	char	   *unit_abbr;		/* NULL when the agency drafted it itself */
+	char	   *suffix;			/* of the register's series, or NULL */
+} SymbolParts;
+
+/* A register row of the current year, with what numbering needs. */
+typedef struct RegisterYear
+{
+	int64		id;
+	int64		agency;
+	char	   *code;
+	int32		year;
+	bool		confidential;
+	char	   *suffix;
+} RegisterYear;
+
+static IofficePlan symbol_parts = {
 	NULL,
 	"SELECT (SELECT abbr FROM ioffice.doc_type WHERE code = $1), "
 	"       (SELECT abbr FROM ioffice.unit WHERE id = $2), "
-	"       (SELECT abbr FROM ioffice.unit WHERE id = $3), "
+	"       (SELECT abbr FROM ioffice.unit WHERE id = $3 AND id <> $2), "
 	"       EXISTS (SELECT 1 FROM ioffice.doc_type WHERE code = $1)",
 	3, {TEXTOID, INT8OID, INT8OID}
 };
@@ -51,10 +74,9 @@ static IofficePlan register_given = {
 	2, {INT8OID, TEXTOID}
 };
 
-/* the register of this code for the year; created from the latest year */
 static IofficePlan register_of_year = {
 	NULL,
-	"SELECT id FROM ioffice.register "
+	"SELECT id, confidential, symbol_suffix FROM ioffice.register "
 	" WHERE agency_id = $1 AND direction = $2 AND code = $3 AND year = $4",
 	4, {INT8OID, TEXTOID, TEXTOID, INT4OID}
 };
@@ -62,16 +84,18 @@ static IofficePlan register_of_year = {
 static IofficePlan register_default = {
 	NULL,
 	"SELECT code FROM ioffice.register "
-	" WHERE agency_id = $1 AND direction = 'outgoing' AND confidential = $2 "
-	"   AND (doc_types IS NULL OR $3 = ANY (doc_types)) "
+	" WHERE agency_id = $1 AND direction = $2 AND confidential = $3 "
+	"   AND (doc_types IS NULL OR $4 = ANY (doc_types)) "
 	" ORDER BY doc_types IS NULL, year DESC, id LIMIT 1",
-	3, {INT8OID, BOOLOID, TEXTOID}
+	4, {INT8OID, TEXTOID, BOOLOID, TEXTOID}
 };
 
+/* the year's row is made from the latest year's on first use */
 static IofficePlan register_open_year = {
 	NULL,
-	"INSERT INTO ioffice.register (agency_id, direction, code, name, doc_types, confidential, year) "
-	"SELECT agency_id, direction, code, name, doc_types, confidential, $4 "
+	"INSERT INTO ioffice.register (agency_id, direction, code, name, doc_types, confidential, "
+	"                              symbol_suffix, year) "
+	"SELECT agency_id, direction, code, name, doc_types, confidential, symbol_suffix, $4 "
 	"  FROM ioffice.register WHERE agency_id = $1 AND direction = $2 AND code = $3 "
 	" ORDER BY year DESC LIMIT 1 "
 	"ON CONFLICT (agency_id, direction, code, year) DO NOTHING",
@@ -87,9 +111,22 @@ static IofficePlan take_next = {
 
 static IofficePlan mark_issued = {
 	NULL,
-	"UPDATE ioffice.document SET register_id = $2, number = $3, symbol = $4, issued_on = $5, "
-	"       issued_at = now(), identifier = $6, agency_id = $7 WHERE id = $1",
-	7, {INT8OID, INT8OID, INT4OID, TEXTOID, DATEOID, TEXTOID, INT8OID}
+	"UPDATE ioffice.document SET register_id = $2, register_year = $3, number = $4, symbol = $5, "
+	"       issued_on = $6, issued_at = now(), identifier = $7, agency_id = $8 WHERE id = $1",
+	8, {INT8OID, INT8OID, INT4OID, INT4OID, TEXTOID, DATEOID, TEXTOID, INT8OID}
+};
+
+static IofficePlan number_taken_insert = {
+	NULL,
+	"INSERT INTO ioffice.number_taken (register_id, number, symbol, doc_type, drafting_unit_id, "
+	"                                  taken_by) VALUES ($1, $2, $3, $4, $5, $6)",
+	6, {INT8OID, INT4OID, TEXTOID, TEXTOID, INT8OID, INT8OID}
+};
+
+static IofficePlan unit_agency = {
+	NULL,
+	"SELECT agency_id FROM ioffice.unit WHERE id = $1",
+	1, {INT8OID}
 };
 
 /* "05", "15", "129": Decree 30 writes numbers below 10 with a leading zero. */
@@ -99,135 +136,198 @@ ioffice_format_number_str(int32 number)
 	return psprintf("%02d", number);
 }
 
-/*
- * The number and symbol: <nn>/<type>-<agency> for named types (15/QĐ-UBND),
- * <nn>/<agency>-<drafting unit> for công văn (05/UBND-VP), or <nn>/<agency>
- * when the agency drafted it itself.  The caller is connected to SPI.
- */
-char *
-ioffice_symbol_for(int32 number, const char *doc_type, int64 agency, int64 drafting_unit)
+static void
+read_symbol_parts(const char *doc_type, int64 agency, int64 drafting_unit, SymbolParts *parts)
 {
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
-	char	   *type_abbr;
-	char	   *agency_abbr;
-	char	   *unit_abbr;
 	bool		type_known = false;
-	StringInfoData buf;
 
 	values[0] = CStringGetTextDatum(doc_type);
 	values[1] = Int64GetDatum(agency);
 	values[2] = Int64GetDatum(drafting_unit);
 	nulls[2] = drafting_unit ? ' ' : 'n';
-	ioffice_exec(&unit_abbrs, values, nulls, 1);
-	type_abbr = ioffice_get_text(0, 1);
-	agency_abbr = ioffice_get_text(0, 2);
-	unit_abbr = ioffice_get_text(0, 3);
+	ioffice_exec(&symbol_parts, values, nulls, 1);
+	parts->type_abbr = ioffice_get_text(0, 1);
+	parts->agency_abbr = ioffice_get_text(0, 2);
+	parts->unit_abbr = ioffice_get_text(0, 3);
+	parts->suffix = NULL;
 	ioffice_get_bool(0, 4, &type_known);
 	if (!type_known)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("unknown document type \"%s\"", doc_type)));
-	if (agency_abbr == NULL)
+	if (parts->agency_abbr == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("unknown agency %lld", (long long) agency)));
-
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "%02d/", number);
-	if (type_abbr != NULL)
-		appendStringInfo(&buf, "%s-%s", type_abbr, agency_abbr);
-	else if (unit_abbr != NULL && drafting_unit != agency)
-		appendStringInfo(&buf, "%s-%s", agency_abbr, unit_abbr);
-	else
-		appendStringInfoString(&buf, agency_abbr);
-	return buf.data;
 }
 
 /*
- * Which register numbers this issue: the one the clerk chose
- * (options.register), else the agency's default for the type and
- * confidentiality.  Returns the row for the current year, made on first use.
+ * The number and symbol: <nn>/<type>-<agency> for named types (15/QĐ-UBND),
+ * <nn>/<agency>-<drafting unit> for công văn (05/UBND-VP), <nn>/<agency>
+ * when the agency drafted it itself; then the series' suffix, if any
+ * (confidential series: 03/QĐ-UBND-M).
  */
-static int64
-choose_register(ActContext *ctx, int64 agency, int32 year)
+static char *
+compose_symbol(int32 number, const SymbolParts *p)
 {
-	JsonbValue *given = ioffice_jsonb_get(ctx->options, "register");
-	bool		confidential = strcmp(ctx->confidentiality, "normal") != 0;
-	char	   *code;
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "%02d/", number);
+	if (p->type_abbr != NULL)
+		appendStringInfo(&buf, "%s-%s", p->type_abbr, p->agency_abbr);
+	else if (p->unit_abbr != NULL)
+		appendStringInfo(&buf, "%s-%s", p->agency_abbr, p->unit_abbr);
+	else
+		appendStringInfoString(&buf, p->agency_abbr);
+	if (p->suffix != NULL)
+		appendStringInfo(&buf, "-%s", p->suffix);
+	return buf.data;
+}
+
+/* The symbol of a number of the agency's ordinary series (SQL build_symbol). */
+char *
+ioffice_symbol_for(int32 number, const char *doc_type, int64 agency, int64 drafting_unit)
+{
+	SymbolParts parts;
+
+	read_symbol_parts(doc_type, agency, drafting_unit, &parts);
+	return compose_symbol(number, &parts);
+}
+
+static void
+read_today(int32 *year, char **date_text, Datum *date)
+{
+	Datum		values[1];
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(ioffice_timezone_setting);
+	ioffice_exec(&today, values, NULL, 1);
+	ioffice_get_int32(0, 1, year);
+	*date_text = ioffice_get_text(0, 2);
+	*date = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+}
+
+/*
+ * The row for this year of the register that numbers a document of
+ * doc_type: the one given (any year's row of it), checked to fit, or the
+ * agency's default for the type and confidentiality.
+ */
+static void
+find_register_year(int64 given, int64 agency, const char *direction, const char *doc_type,
+				   bool confidential, bool check_confidential, int32 year, RegisterYear *out)
+{
 	Datum		values[4];
-	int64		id;
+	char	   *code;
 	int			attempt;
 
-	if (given != NULL && given->type == jbvNumeric)
+	if (given != 0)
 	{
-		int64		reg_id;
 		int64		reg_agency = 0;
 		bool		reg_confidential = false;
 		bool		type_ok = false;
-		char	   *direction;
+		char	   *reg_direction;
 
-		reg_id = DatumGetInt64(DirectFunctionCall1(numeric_int8,
-												   NumericGetDatum(given->val.numeric)));
-		values[0] = Int64GetDatum(reg_id);
-		values[1] = CStringGetTextDatum(ctx->doc_type);
+		values[0] = Int64GetDatum(given);
+		values[1] = CStringGetTextDatum(doc_type);
 		ioffice_exec(&register_given, values, NULL, 1);
 		if (SPI_processed == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("unknown register %lld", (long long) reg_id)));
+					 errmsg("unknown register %lld", (long long) given)));
 		ioffice_get_int64(0, 1, &reg_agency);
-		direction = ioffice_get_text(0, 2);
+		reg_direction = ioffice_get_text(0, 2);
 		code = ioffice_get_text(0, 3);
 		ioffice_get_bool(0, 4, &reg_confidential);
 		ioffice_get_bool(0, 5, &type_ok);
-		if (reg_agency != agency || strcmp(direction, "outgoing") != 0)
+		if ((agency != 0 && reg_agency != agency) || strcmp(reg_direction, direction) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("register %lld is not an outgoing register of the issuing agency",
-							(long long) reg_id)));
+					 errmsg("register %lld is not an %s register of the issuing agency",
+							(long long) given, direction)));
 		if (!type_ok)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("register %lld does not number documents of type %s",
-							(long long) reg_id, ctx->doc_type)));
-		if (reg_confidential != confidential)
+							(long long) given, doc_type)));
+		if (check_confidential && reg_confidential != confidential)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("register %lld is for %s documents, document %lld is %s",
-							(long long) reg_id, reg_confidential ? "confidential" : "ordinary",
-							(long long) ctx->doc, ctx->confidentiality),
+					 errmsg("register %lld is for %s documents, this document is %s",
+							(long long) given, reg_confidential ? "confidential" : "ordinary",
+							confidential ? "confidential" : "ordinary"),
 					 errdetail("Decree 30 numbers confidential documents in their own series.")));
+		agency = reg_agency;
 	}
 	else
 	{
 		values[0] = Int64GetDatum(agency);
-		values[1] = BoolGetDatum(confidential);
-		values[2] = CStringGetTextDatum(ctx->doc_type);
+		values[1] = CStringGetTextDatum(direction);
+		values[2] = BoolGetDatum(confidential);
+		values[3] = CStringGetTextDatum(doc_type);
 		ioffice_exec(&register_default, values, NULL, 1);
 		if (SPI_processed == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("the issuing agency has no %soutgoing register for type %s",
-							confidential ? "confidential " : "", ctx->doc_type),
+					 errmsg("the agency has no %s%s register for type %s",
+							confidential ? "confidential " : "", direction, doc_type),
 					 errhint("Add a row to table ioffice.register.")));
 		code = ioffice_get_text(0, 1);
 	}
 
 	values[0] = Int64GetDatum(agency);
-	values[1] = CStringGetTextDatum("outgoing");
+	values[1] = CStringGetTextDatum(direction);
 	values[2] = CStringGetTextDatum(code);
 	values[3] = Int32GetDatum(year);
 	for (attempt = 0; attempt < 2; attempt++)
 	{
 		ioffice_exec(&register_of_year, values, NULL, 1);
-		if (ioffice_get_int64(0, 1, &id))
-			return id;
+		if (ioffice_get_int64(0, 1, &out->id))
+		{
+			out->agency = agency;
+			out->code = code;
+			out->year = year;
+			ioffice_get_bool(0, 2, &out->confidential);
+			out->suffix = ioffice_get_text(0, 3);
+			return;
+		}
 		/* first number of the year: open the year's row */
 		ioffice_exec(&register_open_year, values, NULL, 0);
 	}
 	elog(ERROR, "ioffice: could not open register %s for %d", code, year);
-	return 0;					/* keep compiler quiet */
+}
+
+/* the lock on the register row is taken here and held to commit */
+static int32
+take_next_number(int64 register_id)
+{
+	Datum		values[1];
+	int32		number = 0;
+
+	values[0] = Int64GetDatum(register_id);
+	ioffice_exec(&take_next, values, NULL, 1);
+	ioffice_get_int32(0, 1, &number);
+	return number;
+}
+
+static int64
+given_register(Jsonb *options)
+{
+	JsonbValue *given = ioffice_jsonb_get(options, "register");
+
+	if (given == NULL || given->type != jbvNumeric)
+		return 0;
+	{
+		int64		id;
+
+		if (!ioffice_numeric_to_int64(given->val.numeric, &id) || id <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"register\" must be a register id")));
+		return id;
+	}
 }
 
 /*
@@ -237,61 +337,148 @@ choose_register(ActContext *ctx, int64 agency, int32 year)
 void
 ioffice_number_and_issue(ActContext *ctx)
 {
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int64		agency = 0;
 	char	   *agency_code;
 	int32		year = 0;
 	char	   *date_text;
 	Datum		issued_on;
-	int64		reg;
-	int32		number = 0;
+	RegisterYear reg;
+	SymbolParts parts;
+	bool		confidential = strcmp(ctx->confidentiality, "normal") != 0;
+	int32		number;
 	char	   *symbol;
 	char	   *identifier = NULL;
-	bool		isnull;
 
 	values[0] = Int64GetDatum(ctx->actor);
 	ioffice_exec(&issuing_agency, values, NULL, 1);
 	ioffice_get_int64(0, 1, &agency);
 	agency_code = ioffice_get_text(0, 2);
+	read_today(&year, &date_text, &issued_on);
+	find_register_year(given_register(ctx->options), agency, "outgoing", ctx->doc_type,
+					   confidential, true, year, &reg);
+	read_symbol_parts(ctx->doc_type, agency, ctx->drafting_unit, &parts);
+	parts.suffix = reg.suffix;
 
-	values[0] = CStringGetTextDatum(ioffice_timezone_setting);
-	ioffice_exec(&today, values, NULL, 1);
-	ioffice_get_int32(0, 1, &year);
-	date_text = ioffice_get_text(0, 2);
-	issued_on = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
-
-	reg = choose_register(ctx, agency, year);
-
-	/* the lock on the register row is taken here and held to commit */
-	values[0] = Int64GetDatum(reg);
-	ioffice_exec(&take_next, values, NULL, 1);
-	ioffice_get_int32(0, 1, &number);
-
-	symbol = ioffice_symbol_for(number, ctx->doc_type, agency, ctx->drafting_unit);
+	number = take_next_number(reg.id);
+	symbol = compose_symbol(number, &parts);
 
 	/*
 	 * The identifier is the document's name on the national interconnection
-	 * axis.  Confidential documents never travel there (they have their own
-	 * series, whose numbers repeat the ordinary ones), so they get none.
+	 * axis.  Confidential documents never travel there, so they get none.
 	 */
-	if (agency_code != NULL && strcmp(ctx->confidentiality, "normal") == 0)
+	if (agency_code != NULL && !confidential)
 		identifier = psprintf("%s,%s,%s", agency_code, date_text, symbol);
 
 	values[0] = Int64GetDatum(ctx->doc);
-	values[1] = Int64GetDatum(reg);
-	values[2] = Int32GetDatum(number);
-	values[3] = CStringGetTextDatum(symbol);
-	values[4] = issued_on;
-	values[5] = identifier ? CStringGetTextDatum(identifier) : (Datum) 0;
-	nulls[5] = identifier ? ' ' : 'n';
-	values[6] = Int64GetDatum(agency);
+	values[1] = Int64GetDatum(reg.id);
+	values[2] = Int32GetDatum(reg.year);
+	values[3] = Int32GetDatum(number);
+	values[4] = CStringGetTextDatum(symbol);
+	values[5] = issued_on;
+	values[6] = identifier ? CStringGetTextDatum(identifier) : (Datum) 0;
+	nulls[6] = identifier ? ' ' : 'n';
+	values[7] = Int64GetDatum(agency);
 	ioffice_exec(&mark_issued, values, nulls, 0);
 
-	ioffice_jsonb_add_int(ctx->detail, "register", reg);
+	ioffice_jsonb_add_int(ctx->detail, "register", reg.id);
 	ioffice_jsonb_add_int(ctx->detail, "number", number);
 	ioffice_jsonb_add_text(ctx->detail, "symbol", symbol);
 	ioffice_jsonb_add_text(ctx->detail, "identifier", identifier);
+}
+
+/*
+ * take_number(register, doc_type, drafting_unit) → (number, symbol): a
+ * number for an external system (the TTHC system asks for one before it
+ * issues).  The number belongs to the caller's transaction: a rollback gives
+ * it back.  Taken by a clerk of the register's agency.
+ */
+PG_FUNCTION_INFO_V1(ioffice_take_number);
+Datum
+ioffice_take_number(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int64		given;
+	char	   *doc_type;
+	int64		drafting_unit = 0;
+	int64		actor;
+	int32		year;
+	char	   *date_text;
+	Datum		date;
+	RegisterYear reg;
+	SymbolParts parts;
+	int32		number;
+	char	   *symbol;
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	JsonbBuild *detail;
+	Datum		out[2];
+	bool		out_nulls[2] = {false, false};
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("take_number needs a register and a document type")));
+	given = PG_GETARG_INT64(0);
+	doc_type = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (!PG_ARGISNULL(2))
+		drafting_unit = PG_GETARG_INT64(2);
+	if (given <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown register %lld", (long long) given)));
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	ioffice_engine_enter();
+	actor = ioffice_resolve_actor(false);
+	read_today(&year, &date_text, &date);
+	find_register_year(given, 0, "outgoing", doc_type, false, false, year, &reg);
+	if (!ioffice_person_is_clerk_of(actor, reg.agency))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only a clerk of the register's agency may take its numbers")));
+	if (drafting_unit != 0)
+	{
+		int64		unit_agency_id = 0;
+
+		values[0] = Int64GetDatum(drafting_unit);
+		ioffice_exec(&unit_agency, values, NULL, 1);
+		if (!ioffice_get_int64(0, 1, &unit_agency_id))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("unknown unit %lld", (long long) drafting_unit)));
+	}
+	read_symbol_parts(doc_type, reg.agency, drafting_unit, &parts);
+	parts.suffix = reg.suffix;
+
+	number = take_next_number(reg.id);
+	symbol = compose_symbol(number, &parts);
+
+	values[0] = Int64GetDatum(reg.id);
+	values[1] = Int32GetDatum(number);
+	values[2] = CStringGetTextDatum(symbol);
+	values[3] = CStringGetTextDatum(doc_type);
+	values[4] = Int64GetDatum(drafting_unit);
+	nulls[4] = drafting_unit ? ' ' : 'n';
+	values[5] = Int64GetDatum(actor);
+	ioffice_exec(&number_taken_insert, values, nulls, 0);
+
+	detail = ioffice_jsonb_begin();
+	ioffice_jsonb_add_int(detail, "number", number);
+	ioffice_jsonb_add_text(detail, "symbol", symbol);
+	ioffice_jsonb_add_text(detail, "doc_type", doc_type);
+	ioffice_audit_in_chain(psprintf("register:" INT64_FORMAT, reg.id), actor, 0, "register",
+						   reg.id, "take_number", NULL, NULL, ioffice_jsonb_end(detail));
+	ioffice_engine_leave();
+
+	out[0] = Int32GetDatum(number);
+	out[1] = CStringGetTextDatum(symbol);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, out_nulls);
+	SPI_finish();
+	return (Datum) 0;
 }
 
 PG_FUNCTION_INFO_V1(ioffice_format_number);

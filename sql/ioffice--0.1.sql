@@ -8,6 +8,8 @@
  *   ioffice_app   : trusted applications that authenticate their own users
  *                   and name them with SET LOCAL ioffice.actor.
  *   ioffice_admin : DBAs who keep the directory and edit workflow rules.
+ *   ioffice_reader: reporting tools that read the registers (every
+ *                   document that is not confidential).
  */
 DO $roles$
 BEGIN
@@ -16,6 +18,9 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ioffice_admin') THEN
         CREATE ROLE ioffice_admin NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ioffice_reader') THEN
+        CREATE ROLE ioffice_reader NOLOGIN;
     END IF;
 END
 $roles$;
@@ -181,6 +186,9 @@ CREATE TABLE register (
     -- NULL: every type; otherwise the types this register numbers
     doc_types   text[],
     confidential boolean NOT NULL DEFAULT false,
+    -- appended to the symbols of this series (confidential series: "M"), so
+    -- that (number, symbol) never repeats between the series of an agency
+    symbol_suffix text CHECK (symbol_suffix ~ '^[^\s/,-]{1,10}$'),
     year        int NOT NULL CHECK (year BETWEEN 1900 AND 9999),
     -- the register row is the counter: updating it takes the row lock that
     -- makes numbering gapless (a rolled-back transaction gives it back)
@@ -213,6 +221,7 @@ CREATE TABLE document (
     comment         text CHECK (length(comment) <= 2000),
     signature_requested boolean NOT NULL DEFAULT false,
     register_id     bigint REFERENCES register,
+    register_year   int,
     number          int,
     symbol          text,
     issued_on       date,
@@ -226,7 +235,30 @@ CREATE TABLE document (
 );
 CREATE INDEX document_drafter_idx ON document (drafter_id);
 CREATE INDEX document_agency_state_idx ON document (agency_id, state);
+-- Decree 30: a number and symbol are unique within the agency and year
+CREATE UNIQUE INDEX document_number_symbol_idx ON document (agency_id, register_year, number, symbol)
+    WHERE number IS NOT NULL AND direction = 'outgoing';
+CREATE UNIQUE INDEX document_register_number_idx ON document (register_id, number)
+    WHERE number IS NOT NULL;
+-- the register's usual reporting queries: by date range, by type and date
+CREATE INDEX document_issued_on_idx ON document (issued_on) WHERE number IS NOT NULL;
+CREATE INDEX document_type_issued_on_idx ON document (doc_type, issued_on) WHERE number IS NOT NULL;
 COMMENT ON TABLE document IS 'Documents (văn bản) and their Decree 30 metadata';
+
+-- Numbers taken by external systems with take_number(): they are in the
+-- register like issued documents, so the register stays gapless.
+CREATE TABLE number_taken (
+    register_id      bigint NOT NULL REFERENCES register,
+    number           int NOT NULL,
+    symbol           text NOT NULL,
+    doc_type         text NOT NULL REFERENCES doc_type ON UPDATE CASCADE,
+    drafting_unit_id bigint REFERENCES unit,
+    taken_by         bigint NOT NULL REFERENCES person,
+    taken_at         timestamptz NOT NULL DEFAULT now(),
+    document_id      bigint REFERENCES document,
+    PRIMARY KEY (register_id, number)
+);
+COMMENT ON TABLE number_taken IS 'Register numbers taken by external systems (take_number)';
 
 CREATE TABLE document_link (
     document_id bigint NOT NULL REFERENCES document,
@@ -375,6 +407,7 @@ SELECT pg_catalog.pg_extension_config_dump('register_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('document', '');
 SELECT pg_catalog.pg_extension_config_dump('document_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('document_link', '');
+SELECT pg_catalog.pg_extension_config_dump('number_taken', '');
 SELECT pg_catalog.pg_extension_config_dump('file', '');
 SELECT pg_catalog.pg_extension_config_dump('file_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('task', '');
@@ -467,6 +500,8 @@ CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON document_link
     FOR EACH ROW EXECUTE FUNCTION _audit_direct('document_id');
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON register
     FOR EACH ROW EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON number_taken
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct();
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON unit
     FOR EACH ROW EXECUTE FUNCTION _audit_direct();
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON person
@@ -517,6 +552,13 @@ CREATE FUNCTION format_number(number int) RETURNS text
     AS 'MODULE_PATHNAME', 'ioffice_format_number'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION format_number(int) IS 'A register number as Decree 30 writes it: two digits at least (01…09, 10, 100)';
+
+CREATE FUNCTION take_number(register bigint, doc_type text, drafting_unit bigint DEFAULT NULL)
+    RETURNS TABLE (number int, symbol text)
+    AS 'MODULE_PATHNAME', 'ioffice_take_number'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION take_number(bigint, text, bigint) IS
+  'The next number of a register and its symbol, for an external system; the number belongs to the caller''s transaction';
 
 CREATE FUNCTION build_symbol(number int, doc_type text, agency bigint, drafting_unit bigint)
     RETURNS text
@@ -648,10 +690,11 @@ BEGIN
     VALUES (v_id, parent, 'agency', code, name, abbr, v_id);
 
     -- a new agency can issue at once
-    INSERT INTO ioffice.register (agency_id, direction, code, name, doc_types, confidential, year)
-    VALUES (v_id, 'outgoing', 'outgoing', 'Sổ văn bản đi', NULL, false, v_year),
-           (v_id, 'outgoing', 'outgoing_secret', 'Sổ văn bản đi mật', NULL, true, v_year),
-           (v_id, 'incoming', 'incoming', 'Sổ văn bản đến', NULL, false, v_year);
+    INSERT INTO ioffice.register (agency_id, direction, code, name, doc_types, confidential,
+                                  symbol_suffix, year)
+    VALUES (v_id, 'outgoing', 'outgoing', 'Sổ văn bản đi', NULL, false, NULL, v_year),
+           (v_id, 'outgoing', 'outgoing_secret', 'Sổ văn bản đi mật', NULL, true, 'M', v_year),
+           (v_id, 'incoming', 'incoming', 'Sổ văn bản đến', NULL, false, NULL, v_year);
 
     PERFORM ioffice._audit('unit', v_id, 'add_agency', NULL, NULL,
                            jsonb_build_object('name', name, 'abbr', abbr, 'code', code, 'parent', parent));
@@ -1047,6 +1090,16 @@ ALTER TABLE audit ENABLE ROW LEVEL SECURITY;
 ALTER TABLE delegation ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY visible ON document FOR SELECT USING (ioffice.can_see(id));
+-- reporting tools read the registers: every document that is not confidential
+CREATE POLICY registers ON document FOR SELECT TO ioffice_reader
+    USING (confidentiality = 'normal');
+ALTER TABLE number_taken ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visible ON number_taken FOR SELECT
+    USING (ioffice.is_admin() OR EXISTS (
+        SELECT 1 FROM ioffice.register r JOIN ioffice.person_role pr
+          ON pr.unit_id = r.agency_id AND pr.role = 'clerk'
+        WHERE r.id = register_id AND pr.person_id = ioffice.current_person()));
+CREATE POLICY registers ON number_taken FOR SELECT TO ioffice_reader USING (true);
 CREATE POLICY visible ON file FOR SELECT USING (ioffice.can_see(document_id));
 CREATE POLICY visible ON task FOR SELECT USING (ioffice.can_see(document_id));
 CREATE POLICY visible ON signature FOR SELECT USING (ioffice.can_see(document_id));
@@ -1056,6 +1109,55 @@ CREATE POLICY visible ON audit FOR SELECT
 CREATE POLICY visible ON delegation FOR SELECT
     USING (from_person = ioffice.current_person() OR to_person = ioffice.current_person()
            OR ioffice.is_admin());
+
+-- The outgoing register (sổ đăng ký văn bản đi, Decree 30 appendix IV):
+-- issued documents and numbers taken by external systems.  security_invoker,
+-- so a reader sees what the row-level security of the tables lets them see.
+CREATE VIEW outgoing_register WITH (security_invoker = true) AS
+SELECT r.agency_id, d.register_id, r.code AS register_code, d.register_year AS year,
+       d.number, d.symbol, d.issued_on, d.doc_type,
+       t.name || ' ' || d.abstract AS type_and_abstract,
+       s.full_name AS signer,
+       (SELECT string_agg(coalesce(e->>'name', e->>'place'), '; ')
+          FROM jsonb_array_elements(d.recipients) AS e) AS recipients,
+       du.name AS archive_unit,
+       d.copies,
+       (d.issued_at AT TIME ZONE ioffice.timezone())::date AS sent_on,
+       NULL::text AS receipt,
+       d.comment AS note,
+       d.confidentiality <> 'normal' AS confidential,
+       d.identifier,
+       d.id AS document_id
+FROM ioffice.document d
+JOIN ioffice.register r ON r.id = d.register_id
+JOIN ioffice.doc_type t ON t.code = d.doc_type
+JOIN ioffice.unit du ON du.id = d.drafting_unit_id
+LEFT JOIN ioffice.person s ON s.id = d.signer_id
+WHERE d.direction = 'outgoing' AND d.number IS NOT NULL
+UNION ALL
+SELECT r.agency_id, n.register_id, r.code, r.year,
+       n.number, n.symbol, (n.taken_at AT TIME ZONE ioffice.timezone())::date, n.doc_type,
+       t.name, NULL, NULL, du.name, NULL, NULL, NULL,
+       'số lấy từ hệ thống khác' , r.confidential, NULL, NULL
+FROM ioffice.number_taken n
+JOIN ioffice.register r ON r.id = n.register_id
+JOIN ioffice.doc_type t ON t.code = n.doc_type
+LEFT JOIN ioffice.unit du ON du.id = n.drafting_unit_id
+WHERE n.document_id IS NULL;
+COMMENT ON VIEW outgoing_register IS 'Sổ đăng ký văn bản đi (Decree 30): issued documents and numbers taken by other systems';
+COMMENT ON COLUMN outgoing_register.number IS 'Số';
+COMMENT ON COLUMN outgoing_register.symbol IS 'Số, ký hiệu văn bản';
+COMMENT ON COLUMN outgoing_register.issued_on IS 'Ngày tháng văn bản';
+COMMENT ON COLUMN outgoing_register.type_and_abstract IS 'Tên loại và trích yếu nội dung văn bản';
+COMMENT ON COLUMN outgoing_register.signer IS 'Người ký';
+COMMENT ON COLUMN outgoing_register.recipients IS 'Nơi nhận văn bản';
+COMMENT ON COLUMN outgoing_register.archive_unit IS 'Đơn vị, người nhận bản lưu';
+COMMENT ON COLUMN outgoing_register.copies IS 'Số lượng bản';
+COMMENT ON COLUMN outgoing_register.sent_on IS 'Ngày chuyển';
+COMMENT ON COLUMN outgoing_register.receipt IS 'Ký nhận (trên sổ in)';
+COMMENT ON COLUMN outgoing_register.note IS 'Ghi chú';
+COMMENT ON COLUMN outgoing_register.year IS 'Năm của sổ';
+COMMENT ON COLUMN outgoing_register.register_code IS 'Sổ văn bản';
 
 GRANT USAGE ON SCHEMA ioffice TO PUBLIC;
 GRANT SELECT ON ALL TABLES IN SCHEMA ioffice TO PUBLIC;
