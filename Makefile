@@ -15,16 +15,19 @@ OBJS = \
 	extension/registers.o \
 	extension/act.o \
 	extension/engine_scope.o \
+	extension/delivery.o \
 	extension/audit_verify.o \
 	triggers/audit_triggers.o \
+	extension/export.o \
 	extension/trail_export.o \
+	extension/register_export.o \
 	triggers/rule_triggers.o
 
 DATA = sql/ioffice--0.1.sql
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/extension
-# libxlsxwriter for trail_export(); its .pc also names zlib
+# libxlsxwriter for trail_export() and register_export(); its .pc also names zlib
 PG_CPPFLAGS += $(shell pkg-config --cflags xlsxwriter 2>/dev/null)
 SHLIB_LINK += $(shell pkg-config --libs xlsxwriter 2>/dev/null || echo -lxlsxwriter)
 # PostgreSQL's own headers are not -Wextra clean for these three; everything

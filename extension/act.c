@@ -36,7 +36,7 @@ static IofficePlan open_task = {
 	"SELECT (SELECT coalesce(max(step), 0) FROM ioffice.task WHERE document_id = $1), "
 	"       t.id, t.receiver_id "
 	"  FROM (SELECT 1) AS one "
-	"  LEFT JOIN ioffice.task t ON t.document_id = $1 AND t.status = 'open'",
+	"  LEFT JOIN ioffice.task t ON t.document_id = $1 AND t.status = 'open' AND t.kind = 'main'",
 	1, {INT8OID}
 };
 
@@ -46,6 +46,13 @@ static IofficePlan person_with_role = {
 	"                      WHERE r.person_id = p.id AND r.role = $2) "
 	"  FROM ioffice.person p WHERE p.login = $1 AND p.active",
 	2, {TEXTOID, TEXTOID}
+};
+
+static IofficePlan open_cooperation_of = {
+	NULL,
+	"SELECT 1 FROM ioffice.task WHERE document_id = $1 AND kind = 'cooperate' "
+	"   AND status = 'open' AND receiver_id = $2",
+	2, {INT8OID, INT8OID}
 };
 
 static IofficePlan default_clerk = {
@@ -132,8 +139,8 @@ find_transition(const Workflow *wf, const char *action, const char *state, int64
 }
 
 /* "2026-12-31" with a real calendar day, checked without raising 22007 */
-static bool
-valid_iso_date(const char *s, int len)
+bool
+ioffice_valid_iso_date(const char *s, int len)
 {
 	int			y,
 				m,
@@ -200,8 +207,12 @@ check_options(ActContext *ctx)
 				break;
 			case WF_OPT_DATE:
 				if (v->type != jbvString ||
-					!valid_iso_date(v->val.string.val, v->val.string.len))
+					!ioffice_valid_iso_date(v->val.string.val, v->val.string.len))
 					want = "a date written YYYY-MM-DD";
+				break;
+			case WF_OPT_ARRAY:
+				if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+					want = "an array";
 				break;
 		}
 		if (want)
@@ -229,6 +240,29 @@ check_actor(ActContext *ctx)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("document %lld is held by somebody else", (long long) ctx->doc)));
+		return;
+	}
+
+	if (strcmp(tr->taken_by, "clerk") == 0)
+	{
+		if (!ioffice_person_is_clerk_of(ctx->actor, ctx->agency))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("only a clerk of the document's agency may \"%s\"", tr->label)));
+		return;
+	}
+	if (strcmp(tr->taken_by, "cooperator") == 0)
+	{
+		Datum		values[2];
+
+		values[0] = Int64GetDatum(ctx->doc);
+		values[1] = Int64GetDatum(ctx->actor);
+		ioffice_exec(&open_cooperation_of, values, NULL, 1);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("only a person asked to cooperate on document %lld may \"%s\"",
+							(long long) ctx->doc, tr->label)));
 		return;
 	}
 
@@ -289,7 +323,14 @@ choose_receiver(ActContext *ctx, const char *to_login)
 				 errmsg("\"%s\" goes to nobody: leave to_login NULL", tr->label)));
 
 	if (strcmp(tr->receiver, "drafter") == 0)
+	{
+		if (ctx->drafter == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("document %lld has no drafter or registering clerk yet",
+							(long long) ctx->doc)));
 		ctx->receiver = ctx->drafter;
+	}
 	else if (strcmp(tr->receiver, "default_clerk") == 0)
 	{
 		Datum		values[1];
@@ -486,6 +527,7 @@ ioffice_act(PG_FUNCTION_ARGS)
 			nulls[7] = 'n';
 		values[8] = JsonbPGetDatum(ctx.options);
 		ioffice_exec(&task_open, values, nulls, 0);
+		ctx.last_step++;
 	}
 
 	run_steps(&ctx, ctx.tr->effects, ioffice_effects, "effect");

@@ -11,6 +11,7 @@
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
 #include "utils/jsonb.h"
 
 #include "workflow.h"
@@ -108,6 +109,158 @@ effect_queue_signatures(ActContext *ctx)
 	ioffice_jsonb_add_text(ctx->detail, "mode", mode_s);
 }
 
+static IofficePlan cooperation_open = {
+	NULL,
+	"INSERT INTO ioffice.task (document_id, step, action, sender_id, sender_for, request, "
+	"                          receiver_id, deadline, kind, file_ids) "
+	"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'cooperate', "
+	"        (SELECT coalesce(array_agg(f.id ORDER BY f.id), '{}') FROM ioffice.file f "
+	"          WHERE f.document_id = $1 AND f.superseded_at IS NULL AND f.removed_at IS NULL))",
+	8, {INT8OID, INT4OID, TEXTOID, INT8OID, INT8OID, TEXTOID, INT8OID, DATEOID}
+};
+
+static IofficePlan person_by_login = {
+	NULL, "SELECT id FROM ioffice.person WHERE login = $1 AND active", 1, {TEXTOID}
+};
+
+static IofficePlan cooperation_close_own = {
+	NULL,
+	"UPDATE ioffice.task SET status = 'done', processed_at = now(), processing_note = $3, "
+	"       processed_by = $2, closed_by_action = $4 "
+	" WHERE document_id = $1 AND kind = 'cooperate' AND status = 'open' AND receiver_id = $2",
+	4, {INT8OID, INT8OID, TEXTOID, TEXTOID}
+};
+
+static IofficePlan cooperation_close_all = {
+	NULL,
+	"UPDATE ioffice.task SET status = 'done', processed_at = now(), "
+	"       processing_note = 'Kết thúc cùng văn bản', processed_by = $2, closed_by_action = $3 "
+	" WHERE document_id = $1 AND kind = 'cooperate' AND status = 'open'",
+	3, {INT8OID, INT8OID, TEXTOID}
+};
+
+static char *
+jsonb_string(JsonbValue *v)
+{
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/*
+ * assign_cooperators: option cooperate lists the people asked to help the
+ * lead handler (phối hợp), as logins or {"login": ..., "deadline": ...};
+ * each gets a task of their own, with their deadline or the assignment's.
+ */
+static void
+effect_assign_cooperators(ActContext *ctx)
+{
+	JsonbValue *list = ioffice_jsonb_get(ctx->options, "cooperate");
+	JsonbValue *common_deadline = ioffice_jsonb_get(ctx->options, "deadline");
+	JsonbIterator *it;
+	JsonbValue	elem;
+	JsonbIteratorToken tok;
+	List	   *seen = NIL;
+	int			count = 0;
+
+	if (list == NULL || list->type != jbvBinary)
+		return;
+	it = JsonbIteratorInit(list->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+	{
+		char	   *login = NULL;
+		JsonbValue *deadline = common_deadline;
+		Datum		values[8];
+		char		nulls[8];
+		int64		person = 0;
+		ListCell   *lc;
+
+		if (tok != WJB_ELEM)
+			continue;
+		if (elem.type == jbvString)
+			login = jsonb_string(&elem);
+		else if (elem.type == jbvBinary && JsonContainerIsObject(elem.val.binary.data))
+		{
+			JsonbValue *l = getKeyJsonValueFromContainer(elem.val.binary.data, "login", 5, NULL);
+			JsonbValue *d = getKeyJsonValueFromContainer(elem.val.binary.data, "deadline", 8, NULL);
+
+			if (l != NULL && l->type == jbvString)
+				login = jsonb_string(l);
+			if (d != NULL)
+			{
+				if (d->type != jbvString || !ioffice_valid_iso_date(d->val.string.val, d->val.string.len))
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("a cooperator's deadline must be a date written YYYY-MM-DD")));
+				deadline = d;
+			}
+		}
+		if (login == NULL || strlen(login) == 0 || strlen(login) >= NAMEDATALEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("each cooperator is a login, or an object with a login and a deadline")));
+
+		values[0] = CStringGetTextDatum(login);
+		ioffice_exec(&person_by_login, values, NULL, 1);
+		if (!ioffice_get_int64(0, 1, &person))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("unknown person \"%s\"", login)));
+		if (person == ctx->receiver)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("\"%s\" leads the handling and cannot also cooperate", login)));
+		foreach(lc, seen)
+			if (strcmp((char *) lfirst(lc), login) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("\"%s\" is asked to cooperate twice", login)));
+		seen = lappend(seen, login);
+
+		memset(nulls, ' ', sizeof(nulls));
+		values[0] = Int64GetDatum(ctx->doc);
+		values[1] = Int32GetDatum(++ctx->last_step);
+		values[2] = CStringGetTextDatum(ctx->tr->action);
+		values[3] = Int64GetDatum(ctx->actor);
+		values[4] = Int64GetDatum(ctx->on_behalf_of);
+		nulls[4] = ctx->on_behalf_of ? ' ' : 'n';
+		values[5] = ctx->note ? CStringGetTextDatum(ctx->note) : (Datum) 0;
+		nulls[5] = ctx->note ? ' ' : 'n';
+		values[6] = Int64GetDatum(person);
+		if (deadline != NULL && deadline->type == jbvString)
+			values[7] = DirectFunctionCall1(date_in, CStringGetDatum(jsonb_string(deadline)));
+		else
+			nulls[7] = 'n';
+		ioffice_exec(&cooperation_open, values, nulls, 0);
+		count++;
+	}
+	ioffice_jsonb_add_int(ctx->detail, "cooperators", count);
+}
+
+/* close_own_cooperation: the cooperator's part is done */
+static void
+effect_close_own_cooperation(ActContext *ctx)
+{
+	Datum		values[4];
+
+	values[0] = Int64GetDatum(ctx->doc);
+	values[1] = Int64GetDatum(ctx->actor);
+	values[2] = CStringGetTextDatum(ctx->note ? ctx->note : ctx->tr->label);
+	values[3] = CStringGetTextDatum(ctx->tr->action);
+	ioffice_exec(&cooperation_close_own, values, NULL, 0);
+}
+
+/* close_cooperation: the document is done, so is every part still open */
+static void
+effect_close_cooperation(ActContext *ctx)
+{
+	Datum		values[3];
+
+	values[0] = Int64GetDatum(ctx->doc);
+	values[1] = Int64GetDatum(ctx->actor);
+	values[2] = CStringGetTextDatum(ctx->tr->action);
+	ioffice_exec(&cooperation_close_all, values, NULL, 0);
+	ioffice_jsonb_add_int(ctx->detail, "cooperations_closed", (int64) SPI_processed);
+}
+
 const WfNamedStep ioffice_effects[] = {
 	{"request_signature", effect_request_signature,
 	"option request_signature marks the document as needing the leader's signature"},
@@ -115,5 +268,15 @@ const WfNamedStep ioffice_effects[] = {
 	"queues the actor's signature of every current file"},
 	{"number_and_issue", ioffice_number_and_issue,
 	"takes the register number, builds symbol and identifier, marks the document issued"},
+	{"deliver_internal", ioffice_deliver_internal,
+	"recipients that are agencies of this database receive the document as incoming"},
+	{"register_arrival", ioffice_register_arrival,
+	"takes the arrival number of the agency's incoming register (số đến)"},
+	{"assign_cooperators", effect_assign_cooperators,
+	"option cooperate: each cooperator gets a task with a deadline"},
+	{"close_own_cooperation", effect_close_own_cooperation,
+	"closes the acting cooperator's task"},
+	{"close_cooperation", effect_close_cooperation,
+	"closes every cooperation task still open"},
 	{NULL, NULL, NULL}
 };

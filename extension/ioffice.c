@@ -18,6 +18,7 @@ char	   *ioffice_timezone_setting = NULL;
 int			ioffice_max_file_name_length = 30;
 char	   *ioffice_allowed_file_types = NULL;
 bool		ioffice_audit_chaining = true;
+int			ioffice_due_soon_days = 3;
 
 void		_PG_init(void);
 
@@ -85,6 +86,15 @@ _PG_init(void)
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ioffice.due_soon_days",
+							"Days before its deadline that a task counts as due (Đến hạn).",
+							NULL,
+							&ioffice_due_soon_days,
+							3, 1, 365,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("ioffice");
 	ioffice_engine_scope_init();

@@ -123,6 +123,14 @@ static IofficePlan number_taken_insert = {
 	6, {INT8OID, INT4OID, TEXTOID, TEXTOID, INT8OID, INT8OID}
 };
 
+static IofficePlan mark_arrived = {
+	NULL,
+	"UPDATE ioffice.document SET register_id = $2, register_year = $3, number = $4, "
+	"       received_at = coalesce(received_at, now()), drafter_id = coalesce(drafter_id, $5) "
+	" WHERE id = $1",
+	5, {INT8OID, INT8OID, INT4OID, INT4OID, INT8OID}
+};
+
 static IofficePlan unit_agency = {
 	NULL,
 	"SELECT agency_id FROM ioffice.unit WHERE id = $1",
@@ -386,6 +394,79 @@ ioffice_number_and_issue(ActContext *ctx)
 	ioffice_jsonb_add_int(ctx->detail, "number", number);
 	ioffice_jsonb_add_text(ctx->detail, "symbol", symbol);
 	ioffice_jsonb_add_text(ctx->detail, "identifier", identifier);
+}
+
+/*
+ * The arrival number (số đến) of an incoming document: the next number of
+ * the agency's incoming register of the year, in order of receipt.  The
+ * registering clerk becomes the document's keeper (its "drafter").
+ */
+int32
+ioffice_take_arrival_number(int64 doc, const char *doc_type, int64 agency, int64 given,
+							int64 clerk)
+{
+	int32		year;
+	char	   *date_text;
+	Datum		date;
+	RegisterYear reg;
+	int32		number;
+	Datum		values[5];
+
+	read_today(&year, &date_text, &date);
+	find_register_year(given, agency, "incoming", doc_type, false, false, year, &reg);
+	number = take_next_number(reg.id);
+	values[0] = Int64GetDatum(doc);
+	values[1] = Int64GetDatum(reg.id);
+	values[2] = Int32GetDatum(reg.year);
+	values[3] = Int32GetDatum(number);
+	values[4] = Int64GetDatum(clerk);
+	ioffice_exec(&mark_arrived, values, NULL, 0);
+	return number;
+}
+
+/* Effect register_arrival: the clerk enters a received document in the register. */
+void
+ioffice_register_arrival(ActContext *ctx)
+{
+	int32		number = ioffice_take_arrival_number(ctx->doc, ctx->doc_type, ctx->agency,
+													 given_register(ctx->options), ctx->actor);
+
+	ioffice_jsonb_add_int(ctx->detail, "arrival_number", number);
+}
+
+/* _take_arrival(doc, register): for register_incoming(); not granted to PUBLIC */
+PG_FUNCTION_INFO_V1(ioffice_take_arrival_sql);
+Datum
+ioffice_take_arrival_sql(PG_FUNCTION_ARGS)
+{
+	int64		doc;
+	int64		agency = 0;
+	int64		clerk = 0;
+	char	   *doc_type;
+	int32		number;
+	Datum		values[1];
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("_take_arrival needs a document")));
+	doc = PG_GETARG_INT64(0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	values[0] = Int64GetDatum(doc);
+	if (SPI_execute_with_args("SELECT agency_id, doc_type, drafter_id FROM ioffice.document WHERE id = $1",
+							  1, (Oid[]) {INT8OID}, values, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown document %lld", (long long) doc)));
+	ioffice_get_int64(0, 1, &agency);
+	doc_type = ioffice_get_text(0, 2);
+	ioffice_get_int64(0, 3, &clerk);
+	number = ioffice_take_arrival_number(doc, doc_type, agency,
+										 PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1), clerk);
+	SPI_finish();
+	PG_RETURN_INT32(number);
 }
 
 /*

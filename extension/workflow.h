@@ -26,7 +26,7 @@ typedef struct WfTransition
 	char	   *from_state;
 	char	   *to_state;
 	char	   *label;
-	char	   *taken_by;		/* drafter | holder */
+	char	   *taken_by;		/* drafter | holder | clerk | cooperator */
 	char	   *receiver;		/* none | given | drafter | default_clerk */
 	char	   *receiver_role;	/* for receiver = given */
 	List	   *guards;			/* of char * */
@@ -88,7 +88,8 @@ typedef enum WfOptionType
 	WF_OPT_BOOL,
 	WF_OPT_STRING,
 	WF_OPT_NUMBER,
-	WF_OPT_DATE
+	WF_OPT_DATE,
+	WF_OPT_ARRAY
 } WfOptionType;
 
 extern bool ioffice_option_type(const char *key, WfOptionType *type);
@@ -100,5 +101,14 @@ extern void ioffice_workflow_invalidate(void);
 
 /* registers.c */
 extern void ioffice_number_and_issue(ActContext *ctx);
+extern void ioffice_register_arrival(ActContext *ctx);
+extern int32 ioffice_take_arrival_number(int64 doc, const char *doc_type, int64 agency,
+										 int64 given_register, int64 clerk);
+
+/* delivery.c */
+extern void ioffice_deliver_internal(ActContext *ctx);
+
+/* act.c: the task steps of a document, for effects that open tasks */
+extern bool ioffice_valid_iso_date(const char *s, int len);
 
 #endif							/* IOFFICE_WORKFLOW_H */

@@ -49,9 +49,10 @@ static const struct
 	{"x", WF_OPT_NUMBER},
 	{"y", WF_OPT_NUMBER},
 	{"register", WF_OPT_NUMBER},
+	{"cooperate", WF_OPT_ARRAY},
 };
 
-static const char *const option_type_names[] = {"boolean", "string", "number", "date"};
+static const char *const option_type_names[] = {"boolean", "string", "number", "date", "array"};
 
 /* options(): the option keys a rule may list, with the JSON type act() wants */
 PG_FUNCTION_INFO_V1(ioffice_list_options);

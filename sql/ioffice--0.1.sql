@@ -212,7 +212,9 @@ CREATE TABLE document (
     field           text CHECK (length(field) <= 200),
     agency_id       bigint NOT NULL REFERENCES unit,
     drafting_unit_id bigint NOT NULL REFERENCES unit,
-    drafter_id      bigint NOT NULL REFERENCES person,
+    -- who drafted it (outgoing), or the clerk who registered it (incoming;
+    -- NULL while a document delivered from another agency awaits registration)
+    drafter_id      bigint REFERENCES person,
     signer_id       bigint REFERENCES person,
     page_count      int CHECK (page_count BETWEEN 1 AND 100000),
     copies          int CHECK (copies BETWEEN 1 AND 100000),
@@ -231,9 +233,28 @@ CREATE TABLE document (
     updated_at      timestamptz NOT NULL DEFAULT now(),
     FOREIGN KEY (workflow, state) REFERENCES workflow_state ON UPDATE CASCADE,
     CHECK ((urgency = 'flash_timed') = (flash_at IS NOT NULL)),
-    CHECK ((number IS NULL) = (symbol IS NULL))
+    -- incoming: where it comes from; a document delivered inside this
+    -- database keeps its source, whose number, symbol and date are its own
+    sender_agency_id bigint REFERENCES unit,
+    sender_name     text CHECK (length(sender_name) BETWEEN 1 AND 500),
+    sender_symbol   text CHECK (length(sender_symbol) BETWEEN 1 AND 100),
+    sender_date     date,
+    sender_year     int GENERATED ALWAYS AS (extract(year FROM sender_date)::int) STORED,
+    -- no foreign key to this table (see unit.parent_id): only the delivery
+    -- effect writes it, and documents are never deleted
+    source_document_id bigint,
+    received_at     timestamptz,
+    CHECK (direction = 'incoming' OR drafter_id IS NOT NULL),
+    CHECK (direction = 'incoming' OR (number IS NULL) = (symbol IS NULL))
 );
 CREATE INDEX document_drafter_idx ON document (drafter_id);
+-- the same document of a sender registered twice by one agency (Decree 30)
+CREATE UNIQUE INDEX document_incoming_once_idx
+    ON document (agency_id, coalesce(sender_agency_id::text, sender_name), sender_symbol, sender_year)
+    WHERE direction = 'incoming' AND sender_symbol IS NOT NULL;
+CREATE UNIQUE INDEX document_delivered_once_idx ON document (agency_id, source_document_id)
+    WHERE source_document_id IS NOT NULL;
+CREATE INDEX document_received_at_idx ON document (received_at) WHERE direction = 'incoming';
 CREATE INDEX document_agency_state_idx ON document (agency_id, state);
 -- Decree 30: a number and symbol are unique within the agency and year
 CREATE UNIQUE INDEX document_number_symbol_idx ON document (agency_id, register_year, number, symbol)
@@ -313,11 +334,14 @@ CREATE TABLE task (
     processed_at    timestamptz,
     processed_by    bigint REFERENCES person,   -- differs from receiver under delegation
     closed_by_action text,
+    -- main: the document's holder (one at a time); cooperate: a unit or
+    -- person asked to help the lead handler (phối hợp), several at once
+    kind            text NOT NULL DEFAULT 'main' CHECK (kind IN ('main', 'cooperate')),
     UNIQUE (document_id, step),
     CHECK ((status = 'done') = (processed_at IS NOT NULL))
 );
 -- one holder at a time: the outgoing flow is sequential
-CREATE UNIQUE INDEX task_one_open_idx ON task (document_id) WHERE status = 'open';
+CREATE UNIQUE INDEX task_one_open_idx ON task (document_id) WHERE status = 'open' AND kind = 'main';
 CREATE INDEX task_receiver_open_idx ON task (receiver_id) WHERE status = 'open';
 CREATE INDEX task_sender_idx ON task (sender_id);
 CREATE INDEX task_receiver_idx ON task (receiver_id);
@@ -560,6 +584,11 @@ CREATE FUNCTION take_number(register bigint, doc_type text, drafting_unit bigint
 COMMENT ON FUNCTION take_number(bigint, text, bigint) IS
   'The next number of a register and its symbol, for an external system; the number belongs to the caller''s transaction';
 
+CREATE FUNCTION _take_arrival(doc bigint, register bigint DEFAULT NULL) RETURNS int
+    AS 'MODULE_PATHNAME', 'ioffice_take_arrival_sql'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION _take_arrival(bigint, bigint) FROM PUBLIC;
+
 CREATE FUNCTION build_symbol(number int, doc_type text, agency bigint, drafting_unit bigint)
     RETURNS text
     AS 'MODULE_PATHNAME', 'ioffice_build_symbol'
@@ -640,7 +669,41 @@ VALUES
     ('outgoing', 'complete', 'reviewing', 'completed', 'Hoàn tất', 'holder', 'none', NULL,
      '{}', '{}', '{}', true, true),
     ('outgoing', 'issue', 'awaiting_issue', 'issued', 'Phát hành', 'holder', 'none', NULL,
-     '{has_file}', '{number_and_issue}', '{register}', false, true);
+     '{has_file}', '{deliver_internal,number_and_issue}', '{register}', false, true);
+
+-- The incoming workflow (văn bản đến): a document arrives (delivered by
+-- another agency of this database) or is registered by the clerk with its
+-- arrival number; a leader assigns a lead handler (chủ trì) and cooperating
+-- ones (phối hợp), each with a deadline; the lead completes it.
+INSERT INTO workflow (name, label, builtin) VALUES ('incoming', 'Văn bản đến', true);
+INSERT INTO workflow_state (workflow, state, label, initial, final, builtin) VALUES
+    ('incoming', 'received',            'Chờ vào sổ',        true,  false, true),
+    ('incoming', 'registered',          'Đã vào sổ',         false, false, true),
+    ('incoming', 'awaiting_assignment', 'Chờ lãnh đạo phân công', false, false, true),
+    ('incoming', 'returned',            'Trả lại văn thư',   false, false, true),
+    ('incoming', 'in_progress',         'Đang xử lý',        false, false, true),
+    ('incoming', 'processed',           'Đã xử lý',          false, true,  true);
+
+INSERT INTO workflow_transition
+    (workflow, action, from_state, to_state, label, taken_by, receiver, receiver_role,
+     guards, effects, options, delegable, builtin)
+VALUES
+    ('incoming', 'register', 'received', 'registered', 'Vào sổ văn bản đến', 'clerk', 'none', NULL,
+     '{}', '{register_arrival}', '{register}', false, true),
+    ('incoming', 'submit', 'registered', 'awaiting_assignment', 'Trình lãnh đạo', 'drafter', 'given', 'leader',
+     '{}', '{}', '{sms,email,deadline}', false, true),
+    ('incoming', 'submit', 'returned', 'awaiting_assignment', 'Trình lãnh đạo', 'drafter', 'given', 'leader',
+     '{}', '{}', '{sms,email,deadline}', false, true),
+    ('incoming', 'return', 'awaiting_assignment', 'returned', 'Trả lại văn thư', 'holder', 'drafter', NULL,
+     '{}', '{}', '{sms,email}', true, true),
+    ('incoming', 'assign', 'awaiting_assignment', 'in_progress', 'Phân công xử lý', 'holder', 'given', NULL,
+     '{receiver_not_actor}', '{assign_cooperators}', '{deadline,cooperate,sms,email}', true, true),
+    ('incoming', 'cooperated', 'in_progress', 'in_progress', 'Hoàn thành phối hợp', 'cooperator', 'none', NULL,
+     '{}', '{close_own_cooperation}', '{}', false, true),
+    ('incoming', 'complete', 'in_progress', 'processed', 'Hoàn thành xử lý', 'holder', 'none', NULL,
+     '{}', '{close_cooperation}', '{}', false, true),
+    ('incoming', 'file', 'returned', 'processed', 'Lưu, không xử lý', 'drafter', 'none', NULL,
+     '{}', '{}', '{}', false, true);
 
 -- from here on, rule edits are a DBA's and are audited (the install
 -- script's own rows above are not)
@@ -1043,6 +1106,166 @@ BEGIN
 END
 $$;
 
+-- The clerk registers a document received on paper or by e-mail (vào sổ
+-- văn bản đến): it gets the next arrival number of the agency's incoming
+-- register.  Documents delivered by agencies of this database arrive by
+-- themselves and are registered with act(doc, 'register').
+CREATE FUNCTION register_incoming(doc_type text, abstract text, sender text, sender_symbol text,
+                                  sender_date date, details jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+    v_agency bigint;
+    v_sender_agency bigint;
+    v_sender_name text;
+    v_details jsonb := coalesce(details, '{}');
+    v_key text;
+    v_type text;
+    v_urgency text;
+    v_conf text;
+    v_due date;
+    v_received timestamptz := now();
+    v_register bigint;
+    v_pages int;
+    v_existing bigint;
+    v_id bigint;
+    v_number int;
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF doc_type IS NULL OR abstract IS NULL OR sender IS NULL OR sender_symbol IS NULL
+       OR sender_date IS NULL THEN
+        RAISE EXCEPTION 'an incoming document needs its type, abstract, sender, the sender''s number and symbol, and its date'
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT u.agency_id INTO v_agency FROM ioffice.person p JOIN ioffice.unit u ON u.id = p.unit_id
+    WHERE p.id = v_actor;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.person_role r
+                   WHERE r.person_id = v_actor AND r.role = 'clerk' AND r.unit_id = v_agency) THEN
+        RAISE EXCEPTION 'only a clerk registers incoming documents' USING ERRCODE = '42501';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.doc_type t WHERE t.code = register_incoming.doc_type) THEN
+        RAISE EXCEPTION 'unknown document type "%"', doc_type USING ERRCODE = '42704';
+    END IF;
+    IF length(btrim(abstract)) = 0 OR length(abstract) > 500 THEN
+        RAISE EXCEPTION 'the abstract must be 1 to 500 characters (it has %)', length(abstract)
+            USING ERRCODE = '22023';
+    END IF;
+    IF length(btrim(sender)) = 0 OR length(sender) > 500 THEN
+        RAISE EXCEPTION 'the sender must be an agency code or a name of 1 to 500 characters'
+            USING ERRCODE = '22023';
+    END IF;
+    IF length(btrim(sender_symbol)) = 0 OR length(sender_symbol) > 100 THEN
+        RAISE EXCEPTION 'the sender''s number and symbol must be 1 to 100 characters'
+            USING ERRCODE = '22023';
+    END IF;
+    IF sender_date > (now() AT TIME ZONE ioffice.timezone())::date OR sender_date < '1900-01-01' THEN
+        RAISE EXCEPTION 'the document''s date % is not a date it can have been issued on', sender_date
+            USING ERRCODE = '22023';
+    END IF;
+    IF jsonb_typeof(v_details) <> 'object' THEN
+        RAISE EXCEPTION 'details must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    FOR v_key, v_type IN SELECT k, jsonb_typeof(v) FROM jsonb_each(v_details) AS e(k, v) LOOP
+        IF v_type = 'null' THEN
+            CONTINUE;
+        END IF;
+        IF v_key IN ('urgency', 'confidentiality', 'due_date', 'received_at', 'field', 'comment') THEN
+            IF v_type <> 'string' THEN
+                RAISE EXCEPTION 'details.% must be a string', v_key USING ERRCODE = '22023';
+            END IF;
+        ELSIF v_key IN ('page_count', 'register') THEN
+            IF v_type <> 'number' THEN
+                RAISE EXCEPTION 'details.% must be a number', v_key USING ERRCODE = '22023';
+            END IF;
+        ELSE
+            RAISE EXCEPTION 'unknown detail "%"', v_key USING ERRCODE = '22023',
+                  HINT = 'Details are urgency, confidentiality, due_date, received_at, field, comment, page_count, register.';
+        END IF;
+    END LOOP;
+    v_urgency := coalesce(v_details->>'urgency', 'normal');
+    IF v_urgency NOT IN ('normal', 'urgent', 'very_urgent', 'flash') THEN
+        RAISE EXCEPTION 'unknown urgency "%"', v_urgency USING ERRCODE = '22023';
+    END IF;
+    v_conf := coalesce(v_details->>'confidentiality', 'normal');
+    IF v_conf NOT IN ('normal', 'confidential', 'secret', 'top_secret') THEN
+        RAISE EXCEPTION 'unknown confidentiality "%"', v_conf USING ERRCODE = '22023';
+    END IF;
+    IF v_details->>'due_date' IS NOT NULL THEN
+        BEGIN
+            v_due := (v_details->>'due_date')::date;
+        EXCEPTION WHEN others THEN
+            RAISE EXCEPTION 'details.due_date "%" is not a date', v_details->>'due_date'
+                USING ERRCODE = '22023';
+        END;
+    END IF;
+    IF v_details->>'received_at' IS NOT NULL THEN
+        BEGIN
+            v_received := (v_details->>'received_at')::timestamptz;
+        EXCEPTION WHEN others THEN
+            RAISE EXCEPTION 'details.received_at "%" is not a time', v_details->>'received_at'
+                USING ERRCODE = '22023';
+        END;
+        IF v_received > now() THEN
+            RAISE EXCEPTION 'details.received_at is in the future' USING ERRCODE = '22023';
+        END IF;
+    END IF;
+    IF v_details ? 'page_count' AND jsonb_typeof(v_details->'page_count') = 'number' THEN
+        IF (v_details->>'page_count')::numeric NOT BETWEEN 1 AND 100000
+           OR (v_details->>'page_count')::numeric <> trunc((v_details->>'page_count')::numeric) THEN
+            RAISE EXCEPTION 'details.page_count must be a whole number from 1 to 100000'
+                USING ERRCODE = '22023';
+        END IF;
+        v_pages := (v_details->>'page_count')::int;
+    END IF;
+    IF v_details ? 'register' AND jsonb_typeof(v_details->'register') = 'number' THEN
+        IF (v_details->>'register')::numeric NOT BETWEEN 1 AND 9223372036854775807
+           OR (v_details->>'register')::numeric <> trunc((v_details->>'register')::numeric) THEN
+            RAISE EXCEPTION 'details.register must be a register id' USING ERRCODE = '22023';
+        END IF;
+        v_register := (v_details->>'register')::bigint;
+    END IF;
+
+    -- the sender: an agency of this database by its code, or a name
+    SELECT u.id INTO v_sender_agency FROM ioffice.unit u
+    WHERE u.code = register_incoming.sender AND u.kind = 'agency';
+    IF v_sender_agency IS NULL THEN
+        v_sender_name := sender;
+    END IF;
+    SELECT d.id, d.number INTO v_existing, v_number FROM ioffice.document d
+    WHERE d.direction = 'incoming' AND d.agency_id = v_agency
+      AND coalesce(d.sender_agency_id::text, d.sender_name) = coalesce(v_sender_agency::text, v_sender_name)
+      AND d.sender_symbol = register_incoming.sender_symbol
+      AND d.sender_year = extract(year FROM register_incoming.sender_date);
+    IF FOUND THEN
+        RAISE EXCEPTION 'document % of % was already registered (arrival number %)',
+            sender_symbol, sender, v_number
+            USING ERRCODE = '23505', DETAIL = format('Incoming document %s.', v_existing);
+    END IF;
+
+    INSERT INTO ioffice.document (workflow, direction, doc_type, abstract, state, urgency,
+                                  confidentiality, field, agency_id, drafting_unit_id, drafter_id,
+                                  page_count, due_date, comment, sender_agency_id, sender_name,
+                                  sender_symbol, sender_date, received_at)
+    VALUES ('incoming', 'incoming', register_incoming.doc_type, register_incoming.abstract,
+            'registered', v_urgency, v_conf, v_details->>'field', v_agency, v_agency, v_actor,
+            v_pages, v_due, v_details->>'comment', v_sender_agency, v_sender_name,
+            register_incoming.sender_symbol, register_incoming.sender_date, v_received)
+    RETURNING id INTO v_id;
+    -- the arrival number last: the register row stays locked to commit
+    v_number := ioffice._take_arrival(v_id, v_register);
+    PERFORM ioffice._audit('document', v_id, 'register_incoming', NULL, 'registered',
+                           jsonb_build_object('arrival_number', v_number, 'sender', sender,
+                                              'sender_symbol', sender_symbol,
+                                              'sender_date', sender_date, 'details', v_details));
+    PERFORM ioffice._engine_leave();
+    RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION register_incoming(text, text, text, text, date, jsonb) IS
+  'The clerk registers a received document (vào sổ văn bản đến) and it gets its arrival number';
+
 -- ---------------------------------------------------------------------------
 -- Visibility
 -- ---------------------------------------------------------------------------
@@ -1158,6 +1381,48 @@ COMMENT ON COLUMN outgoing_register.receipt IS 'Ký nhận (trên sổ in)';
 COMMENT ON COLUMN outgoing_register.note IS 'Ghi chú';
 COMMENT ON COLUMN outgoing_register.year IS 'Năm của sổ';
 COMMENT ON COLUMN outgoing_register.register_code IS 'Sổ văn bản';
+
+-- The incoming register (sổ đăng ký văn bản đến, Decree 30 appendix IV).
+CREATE VIEW incoming_register WITH (security_invoker = true) AS
+SELECT d.agency_id, d.register_id, r.code AS register_code, d.register_year AS year,
+       (d.received_at AT TIME ZONE ioffice.timezone())::date AS received_on,
+       d.number,
+       coalesce(sa.name, d.sender_name) AS sender,
+       coalesce(d.sender_symbol, src.symbol) AS sender_symbol,
+       coalesce(d.sender_date, src.issued_on) AS sender_date,
+       t.name || ' ' || d.abstract AS type_and_abstract,
+       (SELECT string_agg(p.full_name || CASE tk.kind WHEN 'main' THEN ' (chủ trì)' ELSE ' (phối hợp)' END,
+                          '; ' ORDER BY tk.kind DESC, tk.step)
+          FROM ioffice.task tk JOIN ioffice.person p ON p.id = tk.receiver_id
+         WHERE tk.document_id = d.id AND tk.action = 'assign') AS handlers,
+       (SELECT (min(tk.received_at) AT TIME ZONE ioffice.timezone())::date
+          FROM ioffice.task tk WHERE tk.document_id = d.id AND tk.action = 'assign') AS assigned_on,
+       NULL::text AS receipt,
+       d.comment AS note,
+       d.doc_type,
+       d.confidentiality <> 'normal' AS confidential,
+       d.state,
+       d.id AS document_id,
+       d.source_document_id
+FROM ioffice.document d
+JOIN ioffice.register r ON r.id = d.register_id
+JOIN ioffice.doc_type t ON t.code = d.doc_type
+LEFT JOIN ioffice.unit sa ON sa.id = d.sender_agency_id
+LEFT JOIN ioffice.document src ON src.id = d.source_document_id
+WHERE d.direction = 'incoming' AND d.number IS NOT NULL;
+COMMENT ON VIEW incoming_register IS 'Sổ đăng ký văn bản đến (Decree 30)';
+COMMENT ON COLUMN incoming_register.received_on IS 'Ngày đến';
+COMMENT ON COLUMN incoming_register.number IS 'Số đến';
+COMMENT ON COLUMN incoming_register.sender IS 'Tác giả';
+COMMENT ON COLUMN incoming_register.sender_symbol IS 'Số, ký hiệu';
+COMMENT ON COLUMN incoming_register.sender_date IS 'Ngày tháng';
+COMMENT ON COLUMN incoming_register.type_and_abstract IS 'Tên loại và trích yếu nội dung';
+COMMENT ON COLUMN incoming_register.handlers IS 'Đơn vị hoặc người nhận';
+COMMENT ON COLUMN incoming_register.assigned_on IS 'Ngày chuyển';
+COMMENT ON COLUMN incoming_register.receipt IS 'Ký nhận (trên sổ in)';
+COMMENT ON COLUMN incoming_register.note IS 'Ghi chú';
+COMMENT ON COLUMN incoming_register.year IS 'Năm của sổ';
+COMMENT ON COLUMN incoming_register.register_code IS 'Sổ văn bản';
 
 GRANT USAGE ON SCHEMA ioffice TO PUBLIC;
 GRANT SELECT ON ALL TABLES IN SCHEMA ioffice TO PUBLIC;
@@ -1293,6 +1558,83 @@ END
 $$;
 COMMENT ON FUNCTION outgoing_list(text) IS 'The actor''s outgoing-document list for one of the six tabs';
 
+CREATE FUNCTION incoming_list(tab text)
+RETURNS TABLE (document bigint, arrival_number int, urgency text, sender text, sender_symbol text,
+               sender_date date, abstract text, received_at timestamptz, deadline date,
+               state text, holder text, priority int)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_me bigint := ioffice.actor();
+    v_today date := (now() AT TIME ZONE ioffice.timezone())::date;
+    v_soon int := current_setting('ioffice.due_soon_days')::int;
+BEGIN
+    IF tab IS NULL OR tab NOT IN ('unprocessed', 'awaiting_approval', 'in_progress', 'processed',
+                                  'due', 'overdue', 'delegated', 'transferred') THEN
+        RAISE EXCEPTION 'unknown tab "%"', tab USING ERRCODE = '22023',
+              HINT = 'Tabs are unprocessed, awaiting_approval, in_progress, processed, due, overdue, delegated, transferred.';
+    END IF;
+    RETURN QUERY
+    WITH mine AS (
+        -- my open tasks on incoming documents, with their deadline
+        SELECT t.document_id, coalesce(t.deadline, d.due_date) AS deadline
+        FROM ioffice.task t JOIN ioffice.document d ON d.id = t.document_id
+        WHERE t.status = 'open' AND t.receiver_id = v_me AND d.direction = 'incoming'
+    ), picked AS (
+        SELECT d.id, NULL::date AS deadline
+        FROM ioffice.document d
+        WHERE tab = 'unprocessed' AND d.direction = 'incoming' AND (
+              (d.state = 'received' AND EXISTS (
+                  SELECT 1 FROM ioffice.person_role r WHERE r.person_id = v_me
+                     AND r.role = 'clerk' AND r.unit_id = d.agency_id))
+           OR (d.state IN ('registered', 'returned') AND d.drafter_id = v_me))
+        UNION ALL
+        SELECT d.id, m.deadline FROM ioffice.document d JOIN mine m ON m.document_id = d.id
+        WHERE tab = 'awaiting_approval' AND d.state = 'awaiting_assignment'
+        UNION ALL
+        SELECT DISTINCT d.id, m.deadline FROM ioffice.document d JOIN mine m ON m.document_id = d.id
+        WHERE tab = 'in_progress' AND d.state = 'in_progress'
+        UNION ALL
+        SELECT d.id, NULL FROM ioffice.document d
+        WHERE tab = 'processed' AND d.direction = 'incoming' AND d.state = 'processed'
+          AND (d.drafter_id = v_me OR EXISTS (
+              SELECT 1 FROM ioffice.task t WHERE t.document_id = d.id
+                 AND (t.receiver_id = v_me OR t.processed_by = v_me)))
+        UNION ALL
+        SELECT DISTINCT d.id, m.deadline FROM ioffice.document d JOIN mine m ON m.document_id = d.id
+        WHERE tab = 'due' AND m.deadline >= v_today AND m.deadline < v_today + v_soon
+        UNION ALL
+        SELECT DISTINCT d.id, m.deadline FROM ioffice.document d JOIN mine m ON m.document_id = d.id
+        WHERE tab = 'overdue' AND m.deadline < v_today
+        UNION ALL
+        SELECT d.id, t.deadline FROM ioffice.document d
+        JOIN ioffice.task t ON t.document_id = d.id AND t.status = 'open' AND t.kind = 'main'
+        JOIN ioffice.delegation g ON g.from_person = t.receiver_id
+        WHERE tab = 'delegated' AND d.direction = 'incoming' AND d.state = 'awaiting_assignment'
+          AND g.to_person = v_me AND now() >= g.valid_from AND now() < g.valid_until
+        UNION ALL
+        SELECT d.id, NULL FROM ioffice.document d
+        WHERE tab = 'transferred' AND d.direction = 'incoming' AND d.state = 'in_progress'
+          AND EXISTS (SELECT 1 FROM ioffice.task t WHERE t.document_id = d.id
+                         AND t.closed_by_action = 'assign' AND t.processed_by = v_me)
+    )
+    SELECT d.id, d.number, d.urgency,
+           coalesce(sa.name, d.sender_name),
+           coalesce(d.sender_symbol, src.symbol),
+           coalesce(d.sender_date, src.issued_on),
+           d.abstract, d.received_at, p.deadline, d.state,
+           (SELECT string_agg(h.full_name, ', ' ORDER BY t.kind DESC, t.step)
+              FROM ioffice.task t JOIN ioffice.person h ON h.id = t.receiver_id
+             WHERE t.document_id = d.id AND t.status = 'open'),
+           ioffice.urgency_rank(d.urgency)
+    FROM picked p JOIN ioffice.document d ON d.id = p.id
+    LEFT JOIN ioffice.unit sa ON sa.id = d.sender_agency_id
+    LEFT JOIN ioffice.document src ON src.id = d.source_document_id
+    ORDER BY ioffice.urgency_rank(d.urgency) DESC, p.deadline NULLS LAST, d.received_at DESC, d.id DESC;
+END
+$$;
+COMMENT ON FUNCTION incoming_list(text) IS 'The actor''s incoming-document list for one of the dashboard''s tabs';
+
 CREATE FUNCTION dashboard()
 RETURNS TABLE (incoming_unprocessed bigint, incoming_in_progress bigint,
                incoming_processed bigint, incoming_due bigint, incoming_overdue bigint,
@@ -1307,9 +1649,14 @@ DECLARE
 BEGIN
     RETURN QUERY
     SELECT
-        -- version 0.1 has no incoming documents yet (no incoming workflow):
-        -- these counters are zero until the incoming register exists
-        0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint,
+        (SELECT count(*) FROM ioffice.incoming_list('unprocessed')),
+        (SELECT count(*) FROM ioffice.incoming_list('in_progress')),
+        (SELECT count(*) FROM ioffice.incoming_list('processed')),
+        (SELECT count(*) FROM ioffice.incoming_list('due')),
+        (SELECT count(*) FROM ioffice.incoming_list('overdue')),
+        (SELECT count(*) FROM ioffice.incoming_list('awaiting_approval')),
+        (SELECT count(*) FROM ioffice.incoming_list('delegated')),
+        (SELECT count(*) FROM ioffice.incoming_list('transferred')),
         (SELECT count(*) FROM ioffice.task t JOIN ioffice.document d ON d.id = t.document_id
          WHERE t.status = 'open' AND t.receiver_id = v_me AND d.direction = 'outgoing'
            AND d.state = 'reviewing'),
@@ -1336,3 +1683,15 @@ CREATE FUNCTION trail_export(doc bigint, format text) RETURNS bytea
     AS 'MODULE_PATHNAME', 'ioffice_trail_export'
     LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION trail_export(bigint, text) IS 'The processing trail (Quá trình xử lý) of a document as a file: xlsx (Excel workbook) or csv (UTF-8 with BOM, CRLF); the rows of trail(), with its visibility rules';
+
+-- ---------------------------------------------------------------------------
+-- Register export
+-- ---------------------------------------------------------------------------
+
+-- SECURITY DEFINER: the owner reads past row-level security, so the C code
+-- decides who may export (a clerk of the agency, an admin: every row; a
+-- member of ioffice_reader: ordinary documents of an ordinary register).
+CREATE FUNCTION register_export(register bigint, year int, format text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'ioffice_register_export'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION register_export(bigint, int, text) IS 'The outgoing register of a year (Sổ đăng ký văn bản đi, Decree 30) as a file to print and bind: xlsx (A4 landscape, headings repeated on every page) or csv (UTF-8 with BOM, CRLF); register may be any year''s row of the register; for its agency''s clerks, admins and ioffice_reader';

@@ -123,7 +123,6 @@ ioffice_rule_check_names(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	char	   *taken_by;
 	char	   *receiver;
-	char	   *receiver_role;
 
 	require_trigger(fcinfo, "_rule_check_names");
 	tup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
@@ -131,13 +130,15 @@ ioffice_rule_check_names(PG_FUNCTION_ARGS)
 	desc = trigdata->tg_relation->rd_att;
 
 	taken_by = tuple_text(tup, desc, "taken_by");
-	if (taken_by == NULL || (strcmp(taken_by, "drafter") != 0 && strcmp(taken_by, "holder") != 0))
+	if (taken_by == NULL ||
+		(strcmp(taken_by, "drafter") != 0 && strcmp(taken_by, "holder") != 0 &&
+		 strcmp(taken_by, "clerk") != 0 && strcmp(taken_by, "cooperator") != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown taken_by \"%s\"", taken_by ? taken_by : "NULL"),
-				 errhint("A transition is taken by the drafter or the holder.")));
+				 errhint("A transition is taken by the drafter, the holder, a clerk of the "
+						 "document's agency, or a cooperator.")));
 	receiver = tuple_text(tup, desc, "receiver");
-	receiver_role = tuple_text(tup, desc, "receiver_role");
 	if (receiver == NULL ||
 		(strcmp(receiver, "none") != 0 && strcmp(receiver, "given") != 0 &&
 		 strcmp(receiver, "drafter") != 0 && strcmp(receiver, "default_clerk") != 0))
@@ -145,11 +146,6 @@ ioffice_rule_check_names(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown receiver \"%s\"", receiver ? receiver : "NULL"),
 				 errhint("A transition goes to none, given (to_login), drafter or default_clerk.")));
-	if (strcmp(receiver, "given") == 0 && receiver_role == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a transition to a given person needs receiver_role"),
-				 errhint("For example leader or clerk.")));
 	check_state(tup, desc, "from_state");
 	check_state(tup, desc, "to_state");
 	check_list(tup, desc, "guards", ioffice_guards, "guard", "guards");

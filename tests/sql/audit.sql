@@ -25,11 +25,13 @@ TRUNCATE ioffice.audit;
 \echo :SQLSTATE
 
 -- a change made by hand is recorded, with the database role that made it
-UPDATE ioffice.document SET state = 'completed' WHERE id = 2;
+SELECT id AS cv2 FROM ioffice.document WHERE abstract = 'V/v đôn đốc áp dụng chữ ký số' \gset
+UPDATE ioffice.document SET state = 'completed' WHERE id = :cv2;
 SELECT entity, action, state_before, state_after, db_role = session_user AS by_me,
-       actor_id IS NULL AS no_person, detail->'new'->>'state' AS new_state, chain, seq > 1 AS appended
-FROM ioffice.audit WHERE chain = 'document:2' ORDER BY seq DESC LIMIT 1;
-UPDATE ioffice.document SET state = 'issued' WHERE id = 2;
+       actor_id IS NULL AS no_person, detail->'new'->>'state' AS new_state,
+       chain = 'document:' || :cv2 AS in_its_chain, seq > 1 AS appended
+FROM ioffice.audit WHERE chain = 'document:' || :cv2 ORDER BY seq DESC LIMIT 1;
+UPDATE ioffice.document SET state = 'issued' WHERE id = :cv2;
 INSERT INTO ioffice.person_role (person_id, role, unit_id) VALUES (1, 'admin', 1);
 DELETE FROM ioffice.person_role WHERE person_id = 1 AND role = 'admin';
 SELECT entity, action, detail->'new'->>'role' AS new_role, detail->'old'->>'role' AS old_role

@@ -96,12 +96,13 @@ FROM ioffice.register WHERE agency_id = :xa AND direction = 'outgoing' ORDER BY 
 RESET ioffice.actor;
 
 -- duplicates are refused, as Decree 30 asks
+SELECT id AS cv2 FROM ioffice.document WHERE abstract = 'V/v đôn đốc áp dụng chữ ký số' \gset
 UPDATE ioffice.document SET number = (SELECT number FROM ioffice.document WHERE id = 1),
        symbol = (SELECT symbol FROM ioffice.document WHERE id = 1)
-WHERE id = 2;
+WHERE id = :cv2;
 \echo :SQLSTATE
 UPDATE ioffice.document SET identifier = (SELECT identifier FROM ioffice.document WHERE id = 1)
-WHERE id = 2;
+WHERE id = :cv2;
 \echo :SQLSTATE
 
 -- the outgoing register, as a reporting tool reads it

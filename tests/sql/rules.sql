@@ -20,9 +20,6 @@ WHERE workflow = 'outgoing' AND action = 'complete';
 UPDATE ioffice.workflow_transition SET taken_by = 'anyone'
 WHERE workflow = 'outgoing' AND action = 'complete';
 \echo :SQLSTATE
-UPDATE ioffice.workflow_transition SET receiver = 'given', receiver_role = NULL
-WHERE workflow = 'outgoing' AND action = 'complete';
-\echo :SQLSTATE
 UPDATE ioffice.workflow_transition SET receiver = 'somebody'
 WHERE workflow = 'outgoing' AND action = 'complete';
 \echo :SQLSTATE

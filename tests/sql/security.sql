@@ -62,7 +62,10 @@ SELECT count(*) = :agency_docs AS thuy_sees_all_of_agency FROM ioffice.document;
 RESET SESSION AUTHORIZATION;
 SELECT count(*) AS all_docs FROM ioffice.document \gset
 SET SESSION AUTHORIZATION xa_vt;
-SELECT count(*) AS other_clerk_sees FROM ioffice.document;
+-- the commune's clerk sees only what was delivered to the commune
+SELECT count(*) AS other_clerk_sees,
+       count(*) FILTER (WHERE direction = 'incoming' AND source_document_id IS NOT NULL) AS delivered
+FROM ioffice.document;
 RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION admin1;
 SELECT count(*) = :all_docs AS admin_sees_all FROM ioffice.document;

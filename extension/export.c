@@ -1,0 +1,646 @@
+/*-------------------------------------------------------------------------
+ * export.c
+ *	  A table (title lines, columns, rows) as an Excel workbook
+ *	  (libxlsxwriter) or a CSV file (UTF-8 with BOM, RFC 4180, CRLF).
+ *
+ * libxlsxwriter 1.1.4 only writes to a named file: the workbook is written
+ * into a private directory under the server's temporary directory, read
+ * back and removed, on error too.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xlsxwriter.h>
+
+#include "catalog/pg_tablespace_d.h"
+#include "catalog/pg_type.h"
+#include "commands/tablespace.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/memutils.h"
+
+#include "export.h"
+#include "ioffice.h"
+
+#define XLSX_MAX_CHARS 32767	/* Excel's limit for the text of one cell */
+
+/* What the error path must undo; lives in palloc'd memory, not registers. */
+typedef struct ExportState
+{
+	lxw_workbook *workbook;		/* not yet closed */
+	int			reserved_fds;
+	int			fd;
+	char		dir[MAXPGPATH];
+	char		file[MAXPGPATH];
+} ExportState;
+
+ExportFormat
+export_parse_format(const char *name)
+{
+	if (pg_strcasecmp(name, "xlsx") == 0)
+		return EXPORT_XLSX;
+	if (pg_strcasecmp(name, "csv") == 0)
+		return EXPORT_CSV;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown export format \"%s\"", name),
+			 errhint("Allowed formats: xlsx, csv.")));
+	return EXPORT_CSV;			/* keep the compiler quiet */
+}
+
+char *
+export_spi_text(int row, int col)
+{
+	char	   *s = ioffice_get_text(row, col);
+
+	return s ? pg_server_to_any(s, strlen(s), PG_UTF8) : NULL;
+}
+
+int
+export_utf8_chars(const char *s)
+{
+	int			n = 0;
+
+	for (; *s; s++)
+		if (((unsigned char) *s & 0xC0) != 0x80)
+			n++;
+	return n;
+}
+
+void
+export_add_spi_rows(ExportTable *t)
+{
+	TupleDesc	desc = SPI_tuptable->tupdesc;
+	int			n = (int) SPI_processed;
+	int			i,
+				c;
+
+	if (desc->natts < t->ncolumns)
+		elog(ERROR, "ioffice: export query has %d columns, the table %d", desc->natts,
+			 t->ncolumns);
+	for (c = 0; c < t->ncolumns; c++)
+	{
+		Oid			type = SPI_gettypeid(desc, c + 1);
+		bool		ok;
+
+		switch (t->columns[c].kind)
+		{
+			case EXPORT_INT:
+				ok = type == INT2OID || type == INT4OID || type == INT8OID;
+				break;
+			case EXPORT_DATE:
+				ok = type == DATEOID;
+				break;
+			case EXPORT_TIMESTAMP:
+				ok = type == TIMESTAMPOID;
+				break;
+			default:
+				ok = true;
+		}
+		if (!ok)
+			elog(ERROR, "ioffice: export column %d has type %u", c + 1, type);
+	}
+
+	if (t->cells == NULL)
+		t->cells = palloc0(sizeof(ExportValue) * t->ncolumns * Max(n, 1));
+	else
+		t->cells = repalloc(t->cells, sizeof(ExportValue) * t->ncolumns * (t->nrows + n));
+	for (i = 0; i < n; i++)
+	{
+		ExportValue *row = &t->cells[(t->nrows + i) * t->ncolumns];
+
+		for (c = 0; c < t->ncolumns; c++)
+		{
+			ExportValue *v = &row[c];
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[i], desc, c + 1, &v->isnull);
+
+			if (v->isnull)
+				continue;
+			switch (t->columns[c].kind)
+			{
+				case EXPORT_TEXT:
+					v->v.text = export_spi_text(i, c + 1);
+					break;
+				case EXPORT_INT:
+					switch (SPI_gettypeid(desc, c + 1))
+					{
+						case INT2OID:
+							v->v.integer = DatumGetInt16(d);
+							break;
+						case INT4OID:
+							v->v.integer = DatumGetInt32(d);
+							break;
+						default:
+							v->v.integer = DatumGetInt64(d);
+					}
+					break;
+				case EXPORT_DATE:
+					v->v.date = DatumGetDateADT(d);
+					break;
+				case EXPORT_TIMESTAMP:
+					v->v.timestamp = DatumGetTimestamp(d);
+					break;
+			}
+		}
+	}
+	t->nrows += n;
+}
+
+/* dd/MM/yyyy HH:mm, the way the seed's screens show times */
+static char *
+timestamp_text(Timestamp ts)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (TIMESTAMP_NOT_FINITE(ts) || timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
+		return DatumGetCString(DirectFunctionCall1(timestamp_out, TimestampGetDatum(ts)));
+	return psprintf("%02d/%02d/%04d %02d:%02d", tm.tm_mday, tm.tm_mon, tm.tm_year,
+					tm.tm_hour, tm.tm_min);
+}
+
+static char *
+date_text(DateADT d)
+{
+	int			y,
+				m,
+				day;
+
+	if (DATE_NOT_FINITE(d))
+		return DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(d)));
+	j2date(d + POSTGRES_EPOCH_JDATE, &y, &m, &day);
+	return psprintf("%02d/%02d/%04d", day, m, y);
+}
+
+static const char *
+value_text(const ExportColumn *col, const ExportValue *v)
+{
+	if (v->isnull)
+		return NULL;
+	switch (col->kind)
+	{
+		case EXPORT_INT:
+			return psprintf(INT64_FORMAT, v->v.integer);
+		case EXPORT_DATE:
+			return date_text(v->v.date);
+		case EXPORT_TIMESTAMP:
+			return timestamp_text(v->v.timestamp);
+		default:
+			return v->v.text;
+	}
+}
+
+/* ---------------------------------------------------------------- CSV */
+
+/* RFC 4180: quoted when it holds a separator, a quote or a line break */
+static void
+csv_field(StringInfo buf, const char *s, bool last)
+{
+	if (s != NULL)
+	{
+		if (strpbrk(s, ",\"\r\n") == NULL)
+			appendStringInfoString(buf, s);
+		else
+		{
+			const char *p;
+
+			appendStringInfoChar(buf, '"');
+			for (p = s; *p; p++)
+			{
+				if (*p == '"')
+					appendStringInfoChar(buf, '"');
+				appendStringInfoChar(buf, *p);
+			}
+			appendStringInfoChar(buf, '"');
+		}
+	}
+	appendStringInfoString(buf, last ? "\r\n" : ",");
+}
+
+static bytea *
+export_csv(const ExportTable *t)
+{
+	StringInfo	buf = makeStringInfo();
+	bytea	   *result;
+	int			i,
+				c;
+
+	/* the BOM makes Excel read UTF-8 rather than the Windows code page */
+	appendBinaryStringInfo(buf, "\xEF\xBB\xBF", 3);
+	for (c = 0; c < t->ncolumns; c++)
+		csv_field(buf, t->columns[c].heading, c == t->ncolumns - 1);
+	for (i = 0; i < t->nrows; i++)
+	{
+		const ExportValue *row = &t->cells[i * t->ncolumns];
+
+		for (c = 0; c < t->ncolumns; c++)
+			csv_field(buf, value_text(&t->columns[c], &row[c]), c == t->ncolumns - 1);
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	result = SPI_palloc(VARHDRSZ + buf->len);
+	memcpy(VARDATA(result), buf->data, buf->len);
+	SET_VARSIZE(result, VARHDRSZ + buf->len);
+	return result;
+}
+
+/* --------------------------------------------------------------- XLSX */
+
+static void
+xlsx_check(const ExportTable *t, lxw_error err, const char *what)
+{
+	if (err != LXW_NO_ERROR)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not build %s: %s: %s", t->what, what, lxw_strerror(err))));
+}
+
+static void
+xlsx_out_of_memory(const ExportTable *t)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OUT_OF_MEMORY),
+			 errmsg("out of memory building %s", t->what)));
+}
+
+/* Excel refuses longer cell text: say that it was cut rather than fail */
+static const char *
+xlsx_text(const char *s)
+{
+	const char *p = s;
+	int			n = 0;
+
+	if (export_utf8_chars(s) <= XLSX_MAX_CHARS)
+		return s;
+	/* stop at the start of character number XLSX_MAX_CHARS, leaving room for the ellipsis */
+	for (; *p; p++)
+		if (((unsigned char) *p & 0xC0) != 0x80 && ++n == XLSX_MAX_CHARS)
+			break;
+	return psprintf("%.*s…", (int) (p - s), s);
+}
+
+static void
+xlsx_string(const ExportTable *t, lxw_worksheet *ws, int row, int col, const char *s,
+			lxw_format *fmt)
+{
+	if (s == NULL || s[0] == '\0')
+		xlsx_check(t, worksheet_write_blank(ws, row, col, fmt), "blank cell");
+	else
+		xlsx_check(t, worksheet_write_string(ws, row, col, xlsx_text(s), fmt), "text cell");
+}
+
+/* A real date cell when Excel can hold the value (years 1900 to 9999), text otherwise. */
+static void
+xlsx_timestamp(const ExportTable *t, lxw_worksheet *ws, int row, int col, Timestamp ts,
+			   lxw_format *fmt)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	lxw_datetime dt;
+
+	if (TIMESTAMP_NOT_FINITE(ts) || timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0 ||
+		tm.tm_year < 1900 || tm.tm_year > 9999)
+	{
+		xlsx_string(t, ws, row, col, timestamp_text(ts), fmt);
+		return;
+	}
+	dt.year = tm.tm_year;
+	dt.month = tm.tm_mon;
+	dt.day = tm.tm_mday;
+	dt.hour = tm.tm_hour;
+	dt.min = tm.tm_min;
+	dt.sec = tm.tm_sec;			/* whole seconds: the clerk sees minutes */
+	xlsx_check(t, worksheet_write_datetime(ws, row, col, &dt, fmt), "date cell");
+}
+
+static void
+xlsx_date(const ExportTable *t, lxw_worksheet *ws, int row, int col, DateADT d,
+		  lxw_format *fmt)
+{
+	int			y,
+				m,
+				day;
+	lxw_datetime dt;
+
+	if (!DATE_NOT_FINITE(d))
+		j2date(d + POSTGRES_EPOCH_JDATE, &y, &m, &day);
+	if (DATE_NOT_FINITE(d) || y < 1900 || y > 9999)
+	{
+		xlsx_string(t, ws, row, col, date_text(d), fmt);
+		return;
+	}
+	memset(&dt, 0, sizeof(dt));
+	dt.year = y;
+	dt.month = m;
+	dt.day = day;
+	xlsx_check(t, worksheet_write_datetime(ws, row, col, &dt, fmt), "date cell");
+}
+
+static lxw_format *
+new_format(const ExportTable *t, lxw_workbook *wb, bool bordered)
+{
+	lxw_format *f = workbook_add_format(wb);
+
+	if (f == NULL)
+		xlsx_out_of_memory(t);
+	format_set_font_name(f, "Times New Roman");
+	format_set_font_size(f, 12);
+	format_set_text_wrap(f);
+	format_set_align(f, LXW_ALIGN_VERTICAL_TOP);
+	if (bordered)
+		format_set_border(f, LXW_BORDER_THIN);
+	return f;
+}
+
+/* Build the workbook in st->workbook and write it to st->file. */
+static void
+build_xlsx(const ExportTable *t, ExportState *st)
+{
+	lxw_workbook_options options = {0};
+	lxw_doc_properties props = {0};
+	lxw_workbook *wb;
+	lxw_worksheet *ws;
+	lxw_format *title,
+			   *info,
+			   *head,
+			   *cell,
+			   *center,
+			   *when,
+			   *day;
+	lxw_error	err;
+	int			heading_row = t->ntitles + 1;	/* an empty row between */
+	int			last = t->ncolumns - 1;
+	int			i,
+				c;
+
+	options.tmpdir = st->dir;	/* its own scratch files go to our private directory */
+	st->workbook = wb = workbook_new_opt(st->file, &options);
+	if (wb == NULL)
+		xlsx_out_of_memory(t);
+	ws = workbook_add_worksheet(wb, t->sheet);
+	if (ws == NULL)
+		xlsx_out_of_memory(t);
+
+	title = new_format(t, wb, false);
+	format_set_bold(title);
+	format_set_font_size(title, 14);
+	format_set_align(title, LXW_ALIGN_CENTER);
+	info = new_format(t, wb, false);
+	head = new_format(t, wb, true);
+	format_set_bold(head);
+	format_set_align(head, LXW_ALIGN_CENTER);
+	format_set_align(head, LXW_ALIGN_VERTICAL_CENTER);
+	format_set_bg_color(head, 0xD9D9D9);
+	cell = new_format(t, wb, true);
+	center = new_format(t, wb, true);
+	format_set_align(center, LXW_ALIGN_CENTER);
+	when = new_format(t, wb, true);
+	format_set_align(when, LXW_ALIGN_CENTER);
+	format_set_num_format(when, "dd/mm/yyyy hh:mm");
+	day = new_format(t, wb, true);
+	format_set_align(day, LXW_ALIGN_CENTER);
+	format_set_num_format(day, "dd/mm/yyyy");
+
+	props.title = unconstify(char *, t->doc_title);
+	props.subject = unconstify(char *, t->doc_subject);
+	xlsx_check(t, workbook_set_properties(wb, &props), "properties");
+
+	for (c = 0; c < t->ncolumns; c++)
+		xlsx_check(t, worksheet_set_column(ws, c, c, t->columns[c].width, NULL), "column");
+
+	for (i = 0; i < t->ntitles; i++)
+	{
+		const ExportTitle *line = &t->titles[i];
+
+		xlsx_check(t, worksheet_merge_range(ws, i, 0, i, last, xlsx_text(line->text),
+											line->big ? title : info), "title");
+		/* Excel does not fit the height of merged cells: the caller says it */
+		if (line->height > 0)
+			xlsx_check(t, worksheet_set_row(ws, i, line->height, NULL), "title row");
+	}
+
+	for (c = 0; c < t->ncolumns; c++)
+		xlsx_check(t, worksheet_write_string(ws, heading_row, c, t->columns[c].heading, head),
+				   "heading");
+
+	for (i = 0; i < t->nrows; i++)
+	{
+		const ExportValue *values = &t->cells[i * t->ncolumns];
+		int			row = heading_row + 1 + i;
+
+		for (c = 0; c < t->ncolumns; c++)
+		{
+			const ExportColumn *col = &t->columns[c];
+			const ExportValue *v = &values[c];
+			lxw_format *fmt;
+
+			switch (col->kind)
+			{
+				case EXPORT_DATE:
+					fmt = day;
+					break;
+				case EXPORT_TIMESTAMP:
+					fmt = when;
+					break;
+				case EXPORT_INT:
+					fmt = center;
+					break;
+				default:
+					fmt = col->center ? center : cell;
+			}
+			if (v->isnull)
+			{
+				xlsx_check(t, worksheet_write_blank(ws, row, c, fmt), "blank cell");
+				continue;
+			}
+			switch (col->kind)
+			{
+				case EXPORT_INT:
+					xlsx_check(t, worksheet_write_number(ws, row, c, (double) v->v.integer, fmt),
+							   "number cell");
+					break;
+				case EXPORT_DATE:
+					xlsx_date(t, ws, row, c, v->v.date, fmt);
+					break;
+				case EXPORT_TIMESTAMP:
+					xlsx_timestamp(t, ws, row, c, v->v.timestamp, fmt);
+					break;
+				default:
+					xlsx_string(t, ws, row, c, v->v.text, fmt);
+			}
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	worksheet_freeze_panes(ws, heading_row + 1, 0);
+	xlsx_check(t, worksheet_repeat_rows(ws, heading_row, heading_row), "print titles");
+	worksheet_set_landscape(ws);
+	worksheet_set_paper(ws, 9);	/* A4 */
+	worksheet_fit_to_pages(ws, 1, 0);
+	if (t->footer != NULL)
+		xlsx_check(t, worksheet_set_footer(ws, t->footer), "footer");
+
+	/* the packager holds the output file and one scratch file at a time */
+	ReserveExternalFD();
+	st->reserved_fds++;
+	ReserveExternalFD();
+	st->reserved_fds++;
+
+	/* frees the workbook whatever happens */
+	st->workbook = NULL;
+	err = workbook_close(wb);
+	xlsx_check(t, err, "writing the file");
+}
+
+/* A directory only this server can read, under its temporary directory. */
+static void
+make_private_dir(const ExportTable *t, ExportState *st)
+{
+	char		base[MAXPGPATH];
+	Oid			ts;
+
+	PrepareTempTablespaces();
+	ts = GetNextTempTableSpace();
+	if (!OidIsValid(ts))
+		ts = OidIsValid(MyDatabaseTableSpace) ? MyDatabaseTableSpace : DEFAULTTABLESPACE_OID;
+	TempTablespacePath(base, ts);
+	if (MakePGDirectory(base) < 0 && errno != EEXIST)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create directory \"%s\": %m", base)));
+
+	/* the prefix lets a restart after a crash remove what we left */
+	snprintf(st->dir, sizeof(st->dir), "%s/%sioffice_%s_%d_XXXXXX", base,
+			 PG_TEMP_FILE_PREFIX, t->name, MyProcPid);
+	if (mkdtemp(st->dir) == NULL)
+	{
+		char	   *failed = pstrdup(st->dir);
+
+		st->dir[0] = '\0';
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create directory \"%s\": %m", failed)));
+	}
+	snprintf(st->file, sizeof(st->file), "%s/%s.xlsx", st->dir, t->name);
+}
+
+/* The file as a bytea allocated in the caller's (upper executor) context. */
+static bytea *
+read_back(const ExportTable *t, ExportState *st)
+{
+	struct stat sb;
+	bytea	   *result;
+	size_t		done = 0;
+
+	st->fd = OpenTransientFile(st->file, O_RDONLY | PG_BINARY);
+	if (st->fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\": %m", st->file)));
+	if (fstat(st->fd, &sb) < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", st->file)));
+	if (sb.st_size > (off_t) (MaxAllocSize - VARHDRSZ))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s is too large: %lld bytes", t->what, (long long) sb.st_size)));
+
+	result = SPI_palloc(VARHDRSZ + sb.st_size);
+	while (done < (size_t) sb.st_size)
+	{
+		ssize_t		n = read(st->fd, VARDATA(result) + done, sb.st_size - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\": %m", st->file)));
+		if (n == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("file \"%s\" is shorter than it was", st->file)));
+		done += n;
+	}
+	SET_VARSIZE(result, VARHDRSZ + sb.st_size);
+
+	CloseTransientFile(st->fd);
+	st->fd = -1;
+	return result;
+}
+
+/* Runs on success and on error: nothing of the export may stay behind. */
+static void
+cleanup(ExportState *st)
+{
+	if (st->workbook != NULL)
+	{
+		lxw_workbook_free(st->workbook);
+		st->workbook = NULL;
+	}
+	for (; st->reserved_fds > 0; st->reserved_fds--)
+		ReleaseExternalFD();
+	if (st->fd >= 0)
+	{
+		CloseTransientFile(st->fd);
+		st->fd = -1;
+	}
+	if (st->file[0] != '\0' && unlink(st->file) < 0 && errno != ENOENT)
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("could not remove file \"%s\": %m", st->file)));
+	st->file[0] = '\0';
+	if (st->dir[0] != '\0' && rmdir(st->dir) < 0 && errno != ENOENT)
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("could not remove directory \"%s\": %m", st->dir)));
+	st->dir[0] = '\0';
+}
+
+static void
+xlsx_error_context(void *arg)
+{
+	errcontext("%s", ((const ExportTable *) arg)->context);
+}
+
+static bytea *
+export_xlsx(const ExportTable *t)
+{
+	ExportState *st = palloc0(sizeof(ExportState));
+	bytea	   *result = NULL;
+	ErrorContextCallback context;
+
+	context.callback = xlsx_error_context;
+	context.arg = (void *) t;
+	context.previous = error_context_stack;
+	error_context_stack = &context;
+	st->fd = -1;
+	PG_TRY();
+	{
+		make_private_dir(t, st);
+		build_xlsx(t, st);
+		result = read_back(t, st);
+	}
+	PG_FINALLY();
+	{
+		cleanup(st);
+	}
+	PG_END_TRY();
+	error_context_stack = context.previous;
+	return result;
+}
+
+bytea *
+export_table(const ExportTable *t, ExportFormat format)
+{
+	return format == EXPORT_XLSX ? export_xlsx(t) : export_csv(t);
+}

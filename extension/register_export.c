@@ -1,0 +1,202 @@
+/*-------------------------------------------------------------------------
+ * register_export.c
+ *	  register_export(): the outgoing register of a year (sổ đăng ký văn
+ *	  bản đi, Decree 30 appendix IV) as a workbook to print and bind, or a
+ *	  CSV (written by export.c).
+ *
+ * The rows come from the view outgoing_register.  This function is
+ * SECURITY DEFINER and its owner, a superuser, is not subject to row-level
+ * security, so it decides itself who may export a register and which of
+ * its rows they get: a clerk of the register's agency and an admin get
+ * every row; a role granted ioffice_reader gets the ordinary documents of an
+ * ordinary register, as the view's policies give them.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+
+#include "export.h"
+#include "ioffice.h"
+
+/* The columns of Decree 30's register, in its order; the view's comments. */
+static const ExportColumn columns[] = {
+	{"Số, ký hiệu văn bản", 16, EXPORT_TEXT, true},
+	{"Ngày tháng văn bản", 12, EXPORT_DATE, true},
+	{"Tên loại và trích yếu nội dung văn bản", 42, EXPORT_TEXT, false},
+	{"Người ký", 18, EXPORT_TEXT, false},
+	{"Nơi nhận văn bản", 28, EXPORT_TEXT, false},
+	{"Đơn vị, người nhận bản lưu", 20, EXPORT_TEXT, false},
+	{"Số lượng bản", 8, EXPORT_INT, true},
+	{"Ngày chuyển", 12, EXPORT_DATE, true},
+	{"Ký nhận", 12, EXPORT_TEXT, false},	/* signed by hand in the printed book */
+	{"Ghi chú", 16, EXPORT_TEXT, false}
+};
+
+static IofficePlan register_info = {
+	NULL,
+	"SELECT r.agency_id, r.direction, r.code, r.name, r.confidential, u.name "
+	"  FROM ioffice.register r JOIN ioffice.unit u ON u.id = r.agency_id WHERE r.id = $1",
+	1, {INT8OID}
+};
+
+/*
+ * Any year's row names the register (agency and code); the rows are those
+ * the view puts in the year asked for, and the name that year's row's.
+ */
+static IofficePlan register_of_year = {
+	NULL,
+	"SELECT name FROM ioffice.register "
+	" WHERE agency_id = $1 AND direction = 'outgoing' AND code = $2 AND year = $3",
+	3, {INT8OID, TEXTOID, INT4OID}
+};
+
+static IofficePlan register_rows = {
+	NULL,
+	"SELECT symbol, issued_on, type_and_abstract, signer, recipients, archive_unit, "
+	"       copies, sent_on, receipt, note "
+	"  FROM ioffice.outgoing_register "
+	" WHERE agency_id = $1 AND register_code = $2 AND year = $3 AND ($4 OR NOT confidential) "
+	" ORDER BY number, symbol",
+	4, {INT8OID, TEXTOID, INT4OID, BOOLOID}
+};
+
+PG_FUNCTION_INFO_V1(ioffice_register_export);
+Datum
+ioffice_register_export(PG_FUNCTION_ARGS)
+{
+	int64		reg;
+	int32		year;
+	ExportFormat format;
+	int64		agency = 0;
+	char	   *direction;
+	char	   *code;
+	char	   *reg_name;
+	bool		confidential = false;
+	char	   *agency_name;
+	int64		person;
+	bool		every_row;
+	Datum		values[3];
+	ExportTable *t;
+	bytea	   *result;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("register, year and format must not be NULL")));
+	reg = PG_GETARG_INT64(0);
+	year = PG_GETARG_INT32(1);
+	format = export_parse_format(text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	if (year < 1900 || year > 9999)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("year %d is out of range", year),
+				 errhint("Registers are kept for the years 1900 to 9999.")));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+
+	values[0] = Int64GetDatum(reg);
+	ioffice_exec(&register_info, values, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown register %lld", (long long) reg)));
+	ioffice_get_int64(0, 1, &agency);
+	direction = ioffice_get_text(0, 2);
+	code = ioffice_get_text(0, 3);
+	reg_name = export_spi_text(0, 4);
+	ioffice_get_bool(0, 5, &confidential);
+	agency_name = export_spi_text(0, 6);
+
+	if (strcmp(direction, "outgoing") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("register %lld is an incoming register", (long long) reg),
+				 errdetail("Only outgoing registers can be exported for now: "
+						   "the incoming register view does not exist yet.")));
+
+	person = ioffice_resolve_actor(true);
+	every_row = person != 0 &&
+		(ioffice_person_is_clerk_of(person, agency) || ioffice_person_has_role(person, "admin"));
+	if (!every_row)
+	{
+		/* the outer role: not the owner of this SECURITY DEFINER function */
+		Oid			outer = GetOuterUserId();
+		Oid			reader = get_role_oid("ioffice_reader", true);
+		bool		is_reader;
+
+		/*
+		 * A superuser holds every role's privileges; only a real grant makes
+		 * it a reader, or any superuser connection naming any person in
+		 * ioffice.actor would get the book.
+		 */
+		if (!OidIsValid(reader))
+			is_reader = false;
+		else if (superuser_arg(outer))
+			is_reader = is_member_of_role_nosuper(outer, reader);
+		else
+			is_reader = has_privs_of_role(outer, reader);
+		if (!is_reader)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("not allowed to export register %lld", (long long) reg),
+					 errdetail("A register is exported by a clerk of its agency, an admin "
+							   "or a member of ioffice_reader.")));
+		if (confidential)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("not allowed to export confidential register %lld", (long long) reg),
+					 errdetail("A confidential register is exported by a clerk of its agency "
+							   "or an admin.")));
+	}
+
+	values[0] = Int64GetDatum(agency);
+	values[1] = CStringGetTextDatum(code);
+	values[2] = Int32GetDatum(year);
+	ioffice_exec(&register_of_year, values, NULL, 1);
+	if (SPI_processed > 0)
+		reg_name = export_spi_text(0, 1);
+
+	t = palloc0(sizeof(ExportTable));
+	t->name = "register";
+	t->what = "the register workbook";
+	t->context = psprintf("building the register workbook of register %lld, year %d",
+						  (long long) reg, year);
+	t->sheet = "Sổ đăng ký văn bản đi";
+	t->doc_title = "Sổ đăng ký văn bản đi";
+	t->doc_subject = psprintf("%s, %s, năm %d", reg_name, agency_name, year);
+	t->footer = "&CTrang &P/&N";
+	t->columns = columns;
+	t->ncolumns = lengthof(columns);
+	t->ntitles = 4;
+	t->titles = palloc0(sizeof(ExportTitle) * t->ntitles);
+	t->titles[0].text = "SỔ ĐĂNG KÝ VĂN BẢN ĐI";
+	t->titles[0].big = true;
+	t->titles[0].height = 24;
+	t->titles[1].text = psprintf("Cơ quan: %s", agency_name);
+	/* merged cells are not fitted: about 150 characters a line across the table */
+	t->titles[1].height = 16.0 * (1 + export_utf8_chars(t->titles[1].text) / 150);
+	t->titles[2].text = psprintf("Sổ văn bản: %s", reg_name);
+	t->titles[2].height = 16.0 * (1 + export_utf8_chars(t->titles[2].text) / 150);
+	t->titles[3].text = psprintf("Năm: %d", year);
+
+	{
+		Datum		args[4];
+
+		args[0] = Int64GetDatum(agency);
+		args[1] = CStringGetTextDatum(code);
+		args[2] = Int32GetDatum(year);
+		args[3] = BoolGetDatum(every_row);
+		ioffice_exec(&register_rows, args, NULL, 0);
+		export_add_spi_rows(t);
+	}
+
+	result = export_table(t, format);
+	SPI_finish();
+	PG_RETURN_BYTEA_P(result);
+}
