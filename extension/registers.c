@@ -119,8 +119,8 @@ static IofficePlan mark_issued = {
 static IofficePlan number_taken_insert = {
 	NULL,
 	"INSERT INTO ioffice.number_taken (register_id, number, symbol, doc_type, drafting_unit_id, "
-	"                                  taken_by) VALUES ($1, $2, $3, $4, $5, $6)",
-	6, {INT8OID, INT4OID, TEXTOID, TEXTOID, INT8OID, INT8OID}
+	"                                  taken_by, taken_on) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+	7, {INT8OID, INT4OID, TEXTOID, TEXTOID, INT8OID, INT8OID, DATEOID}
 };
 
 static IofficePlan mark_arrived = {
@@ -491,8 +491,8 @@ ioffice_take_number(PG_FUNCTION_ARGS)
 	SymbolParts parts;
 	int32		number;
 	char	   *symbol;
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	JsonbBuild *detail;
 	Datum		out[2];
 	bool		out_nulls[2] = {false, false};
@@ -545,6 +545,7 @@ ioffice_take_number(PG_FUNCTION_ARGS)
 	values[4] = Int64GetDatum(drafting_unit);
 	nulls[4] = drafting_unit ? ' ' : 'n';
 	values[5] = Int64GetDatum(actor);
+	values[6] = date;
 	ioffice_exec(&number_taken_insert, values, nulls, 0);
 
 	detail = ioffice_jsonb_begin();

@@ -273,6 +273,10 @@ SELECT (SELECT count(*) FROM ioffice.document WHERE register_id = $reg AND numbe
 		  . "$in_xact had written when the server was killed");
 	cmp_ok($docs, '>', 0, "round $round: documents were issued by act()");
 	cmp_ok($taken, '>', 0, "round $round: numbers were taken by take_number()");
+	is($node->safe_psql('postgres', qq{
+SELECT count(DISTINCT p.login) FROM ioffice.number_taken t JOIN ioffice.person p ON p.id = t.taken_by
+ WHERE t.register_id = $reg AND p.login ~ '^t[0-9]+\$'}),
+		$take_clients, "round $round: each of the $take_clients clerks took numbers");
 
 	# what was committed before stays as it was
 	my $now = committed();
@@ -290,9 +294,10 @@ SELECT (SELECT count(*) FROM ioffice.document WHERE register_id = $reg AND numbe
 	# the rows written with a number agree with each other
 	is($node->safe_psql('postgres', qq{
 SELECT count(*) FROM ioffice.document
- WHERE (state = 'issued') <> (number IS NOT NULL)
-    OR (number IS NOT NULL AND (symbol <> ioffice.format_number(number) || '/UBND-VP'
-                                 OR identifier IS NULL OR issued_on IS NULL))}),
+ WHERE direction = 'outgoing'
+   AND ((state = 'issued') <> (number IS NOT NULL)
+        OR (number IS NOT NULL AND (symbol <> ioffice.format_number(number) || '/UBND-VP'
+                                     OR identifier IS NULL OR issued_on IS NULL)))}),
 		'0', "round $round: issued documents and only they have a number, symbol and identifier");
 	is($node->safe_psql('postgres', qq{
 SELECT count(*) FROM ioffice.number_taken
