@@ -903,6 +903,54 @@ $$;
 -- Documents
 -- ---------------------------------------------------------------------------
 
+-- The details a function accepts: spec maps each key to its JSON type.
+CREATE FUNCTION _check_details(details jsonb, spec jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_key text;
+    v_type text;
+BEGIN
+    IF jsonb_typeof(details) <> 'object' THEN
+        RAISE EXCEPTION 'details must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    FOR v_key, v_type IN SELECT k, jsonb_typeof(v) FROM jsonb_each(details) AS e(k, v) LOOP
+        CONTINUE WHEN v_type = 'null';
+        IF NOT spec ? v_key THEN
+            RAISE EXCEPTION 'unknown detail "%"', v_key USING ERRCODE = '22023',
+                  HINT = 'Details are ' || (SELECT string_agg(k, ', ' ORDER BY k)
+                                            FROM jsonb_object_keys(spec) AS k) || '.';
+        END IF;
+        IF spec->>v_key <> v_type THEN
+            RAISE EXCEPTION 'details.% must be a%', v_key,
+                  CASE spec->>v_key WHEN 'array' THEN 'n array' ELSE ' ' || (spec->>v_key) END
+                USING ERRCODE = '22023';
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- A whole number detail in [lo, hi], or NULL when absent.
+CREATE FUNCTION _whole_detail(details jsonb, key text, lo numeric, hi numeric) RETURNS numeric
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v numeric;
+BEGIN
+    IF jsonb_typeof(details->key) IS DISTINCT FROM 'number' THEN
+        RETURN NULL;
+    END IF;
+    v := (details->>key)::numeric;
+    IF v NOT BETWEEN lo AND hi OR v <> trunc(v) THEN
+        RAISE EXCEPTION 'details.% must be a whole number from % to %', key, lo, hi
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN v;
+END
+$$;
+REVOKE ALL ON FUNCTION _check_details(jsonb, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _whole_detail(jsonb, text, numeric, numeric) FROM PUBLIC;
+
 CREATE FUNCTION create_outgoing(doc_type text, abstract text, details jsonb DEFAULT '{}')
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -912,8 +960,6 @@ DECLARE
     v_unit bigint;
     v_agency bigint;
     v_state text;
-    v_key text;
-    v_type text;
     v_signer bigint;
     v_id bigint;
     v_related bigint[];
@@ -939,31 +985,10 @@ BEGIN
         RAISE EXCEPTION 'the abstract must be 1 to 500 characters (it has %)', length(abstract)
             USING ERRCODE = '22023';
     END IF;
-    IF jsonb_typeof(v_details) <> 'object' THEN
-        RAISE EXCEPTION 'details must be a JSON object' USING ERRCODE = '22023';
-    END IF;
-
-    FOR v_key, v_type IN SELECT k, jsonb_typeof(v) FROM jsonb_each(v_details) AS e(k, v) LOOP
-        IF v_type = 'null' THEN
-            CONTINUE;
-        END IF;
-        IF v_key IN ('urgency', 'confidentiality', 'field', 'signer', 'comment', 'due_date', 'flash_at') THEN
-            IF v_type <> 'string' THEN
-                RAISE EXCEPTION 'details.% must be a string', v_key USING ERRCODE = '22023';
-            END IF;
-        ELSIF v_key IN ('page_count', 'copies') THEN
-            IF v_type <> 'number' THEN
-                RAISE EXCEPTION 'details.% must be a number', v_key USING ERRCODE = '22023';
-            END IF;
-        ELSIF v_key IN ('recipients', 'related') THEN
-            IF v_type <> 'array' THEN
-                RAISE EXCEPTION 'details.% must be an array', v_key USING ERRCODE = '22023';
-            END IF;
-        ELSE
-            RAISE EXCEPTION 'unknown detail "%"', v_key USING ERRCODE = '22023',
-                  HINT = 'Details are urgency, flash_at, confidentiality, field, signer, page_count, copies, recipients, due_date, related, comment.';
-        END IF;
-    END LOOP;
+    PERFORM ioffice._check_details(v_details,
+        '{"urgency": "string", "flash_at": "string", "confidentiality": "string", "field": "string",
+          "signer": "string", "comment": "string", "due_date": "string", "page_count": "number",
+          "copies": "number", "recipients": "array", "related": "array"}');
 
     v_urgency := coalesce(v_details->>'urgency', 'normal');
     IF v_urgency NOT IN ('normal', 'urgent', 'very_urgent', 'flash', 'flash_timed') THEN
@@ -994,22 +1019,8 @@ BEGIN
     IF length(v_details->>'comment') > 2000 THEN
         RAISE EXCEPTION 'details.comment must be at most 2000 characters' USING ERRCODE = '22023';
     END IF;
-    IF v_details ? 'page_count' AND jsonb_typeof(v_details->'page_count') = 'number' THEN
-        IF (v_details->>'page_count')::numeric NOT BETWEEN 1 AND 100000
-           OR (v_details->>'page_count')::numeric <> trunc((v_details->>'page_count')::numeric) THEN
-            RAISE EXCEPTION 'details.page_count must be a whole number from 1 to 100000'
-                USING ERRCODE = '22023';
-        END IF;
-        v_pages := (v_details->>'page_count')::int;
-    END IF;
-    IF v_details ? 'copies' AND jsonb_typeof(v_details->'copies') = 'number' THEN
-        IF (v_details->>'copies')::numeric NOT BETWEEN 1 AND 100000
-           OR (v_details->>'copies')::numeric <> trunc((v_details->>'copies')::numeric) THEN
-            RAISE EXCEPTION 'details.copies must be a whole number from 1 to 100000'
-                USING ERRCODE = '22023';
-        END IF;
-        v_copies := (v_details->>'copies')::int;
-    END IF;
+    v_pages := ioffice._whole_detail(v_details, 'page_count', 1, 100000);
+    v_copies := ioffice._whole_detail(v_details, 'copies', 1, 100000);
     IF v_details->>'due_date' IS NOT NULL THEN
         BEGIN
             v_due := (v_details->>'due_date')::date;
@@ -1126,8 +1137,6 @@ DECLARE
     v_sender_agency bigint;
     v_sender_name text;
     v_details jsonb := coalesce(details, '{}');
-    v_key text;
-    v_type text;
     v_urgency text;
     v_conf text;
     v_due date;
@@ -1169,26 +1178,10 @@ BEGIN
         RAISE EXCEPTION 'the document''s date % is not a date it can have been issued on', sender_date
             USING ERRCODE = '22023';
     END IF;
-    IF jsonb_typeof(v_details) <> 'object' THEN
-        RAISE EXCEPTION 'details must be a JSON object' USING ERRCODE = '22023';
-    END IF;
-    FOR v_key, v_type IN SELECT k, jsonb_typeof(v) FROM jsonb_each(v_details) AS e(k, v) LOOP
-        IF v_type = 'null' THEN
-            CONTINUE;
-        END IF;
-        IF v_key IN ('urgency', 'confidentiality', 'due_date', 'received_at', 'field', 'comment') THEN
-            IF v_type <> 'string' THEN
-                RAISE EXCEPTION 'details.% must be a string', v_key USING ERRCODE = '22023';
-            END IF;
-        ELSIF v_key IN ('page_count', 'register') THEN
-            IF v_type <> 'number' THEN
-                RAISE EXCEPTION 'details.% must be a number', v_key USING ERRCODE = '22023';
-            END IF;
-        ELSE
-            RAISE EXCEPTION 'unknown detail "%"', v_key USING ERRCODE = '22023',
-                  HINT = 'Details are urgency, confidentiality, due_date, received_at, field, comment, page_count, register.';
-        END IF;
-    END LOOP;
+    PERFORM ioffice._check_details(v_details,
+        '{"urgency": "string", "confidentiality": "string", "due_date": "string",
+          "received_at": "string", "field": "string", "comment": "string",
+          "page_count": "number", "register": "number"}');
     v_urgency := coalesce(v_details->>'urgency', 'normal');
     IF v_urgency NOT IN ('normal', 'urgent', 'very_urgent', 'flash') THEN
         RAISE EXCEPTION 'unknown urgency "%"', v_urgency USING ERRCODE = '22023';
@@ -1216,21 +1209,8 @@ BEGIN
             RAISE EXCEPTION 'details.received_at is in the future' USING ERRCODE = '22023';
         END IF;
     END IF;
-    IF v_details ? 'page_count' AND jsonb_typeof(v_details->'page_count') = 'number' THEN
-        IF (v_details->>'page_count')::numeric NOT BETWEEN 1 AND 100000
-           OR (v_details->>'page_count')::numeric <> trunc((v_details->>'page_count')::numeric) THEN
-            RAISE EXCEPTION 'details.page_count must be a whole number from 1 to 100000'
-                USING ERRCODE = '22023';
-        END IF;
-        v_pages := (v_details->>'page_count')::int;
-    END IF;
-    IF v_details ? 'register' AND jsonb_typeof(v_details->'register') = 'number' THEN
-        IF (v_details->>'register')::numeric NOT BETWEEN 1 AND 9223372036854775807
-           OR (v_details->>'register')::numeric <> trunc((v_details->>'register')::numeric) THEN
-            RAISE EXCEPTION 'details.register must be a register id' USING ERRCODE = '22023';
-        END IF;
-        v_register := (v_details->>'register')::bigint;
-    END IF;
+    v_pages := ioffice._whole_detail(v_details, 'page_count', 1, 100000);
+    v_register := ioffice._whole_detail(v_details, 'register', 1, 9223372036854775807);
 
     -- the sender: an agency of this database by its code, or a name
     SELECT u.id INTO v_sender_agency FROM ioffice.unit u
