@@ -21,15 +21,21 @@ OBJS = \
 	extension/export.o \
 	extension/trail_export.o \
 	extension/register_export.o \
-	triggers/rule_triggers.o
+	triggers/rule_triggers.o \
+	extension/certificates.o \
+	workers/worker.o \
+	workers/sign_jobs.o \
+	workers/signer.o
 
 DATA = sql/ioffice--0.1.sql
 
 PG_CONFIG ?= pg_config
-PG_CPPFLAGS = -I$(srcdir)/extension
+PG_CPPFLAGS = -I$(srcdir)/extension -I$(srcdir)/workers
 # libxlsxwriter for trail_export() and register_export(); its .pc also names zlib
 PG_CPPFLAGS += $(shell pkg-config --cflags xlsxwriter 2>/dev/null)
 SHLIB_LINK += $(shell pkg-config --libs xlsxwriter 2>/dev/null || echo -lxlsxwriter)
+# OpenSSL: the signer and verify() (CMS, X.509)
+SHLIB_LINK += -lcrypto
 # PostgreSQL's own headers are not -Wextra clean for these three; everything
 # else -Wextra reports is an error in our code.
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \

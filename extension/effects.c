@@ -15,6 +15,7 @@
 #include "utils/jsonb.h"
 
 #include "workflow.h"
+#include "worker.h"
 
 static IofficePlan mark_signature_requested = {
 	NULL,
@@ -106,7 +107,34 @@ effect_queue_signatures(ActContext *ctx)
 	values[2] = JsonbPGetDatum(ctx->options);
 	ioffice_exec(&queue_signatures, values, NULL, 0);
 	ioffice_jsonb_add_int(ctx->detail, "signatures_queued", (int64) SPI_processed);
+	ioffice_worker_wake_at_commit();
 	ioffice_jsonb_add_text(ctx->detail, "mode", mode_s);
+}
+
+static IofficePlan queue_seal = {
+	NULL,
+	"INSERT INTO ioffice.signature (document_id, file_id, signer_id, kind) "
+	"SELECT $1, f.id, $2, 'organisation' FROM ioffice.file f "
+	" WHERE f.document_id = $1 AND f.superseded_at IS NULL AND f.removed_at IS NULL "
+	"ON CONFLICT (file_id, signer_id, kind) WHERE status = 'pending' DO NOTHING",
+	2, {INT8OID, INT8OID}
+};
+
+/*
+ * queue_seal: the clerk issuing the document has the organisation's
+ * signature put on every current file (signed by the worker with the
+ * agency's seal certificate, without an image: Decree 30 appendix I).
+ */
+static void
+effect_queue_seal(ActContext *ctx)
+{
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(ctx->doc);
+	values[1] = Int64GetDatum(ctx->actor);
+	ioffice_exec(&queue_seal, values, NULL, 0);
+	ioffice_jsonb_add_int(ctx->detail, "seals_queued", (int64) SPI_processed);
+	ioffice_worker_wake_at_commit();
 }
 
 static IofficePlan cooperation_open = {
@@ -268,6 +296,8 @@ const WfNamedStep ioffice_effects[] = {
 	"queues the actor's signature of every current file"},
 	{"number_and_issue", ioffice_number_and_issue,
 	"takes the register number, builds symbol and identifier, marks the document issued"},
+	{"queue_seal", effect_queue_seal,
+	"queues the organisation's signature of every current file"},
 	{"deliver_internal", ioffice_deliver_internal,
 	"recipients that are agencies of this database receive the document as incoming"},
 	{"register_arrival", ioffice_register_arrival,

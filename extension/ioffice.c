@@ -10,6 +10,7 @@
 #include "utils/guc.h"
 
 #include "ioffice.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -96,6 +97,8 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
+	/* the worker's settings too, before the prefix is reserved */
+	ioffice_worker_init();
 	MarkGUCPrefixReserved("ioffice");
 	ioffice_engine_scope_init();
 }

@@ -1,0 +1,401 @@
+/*-------------------------------------------------------------------------
+ * certificates.c
+ *	  X.509 certificates, trust anchors and revocation lists registered in
+ *	  SQL, and verify(): every signature of a file checked against them.
+ *
+ * Only public material is handled here; private keys stay in the
+ * worker's keystore (workers/signer.c).  Verification is in two steps so
+ * that the reason of a failure can be told apart: first the signature
+ * against the file's bytes (content changed), then the signer's chain
+ * against the registered anchors and CRLs at the present time (untrusted,
+ * expired, not yet valid, revoked).  Certificates are accepted for any
+ * purpose: the ones Vietnamese CAs issue carry keyUsage digitalSignature
+ * and nonRepudiation without the S/MIME extended key usage that OpenSSL's
+ * default CMS purpose would demand.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/cms.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+
+#include "ioffice.h"
+
+static char *
+x509_name_text(const X509_NAME *name)
+{
+	BIO		   *bio = BIO_new(BIO_s_mem());
+	BUF_MEM    *mem;
+	char	   *s;
+
+	/* RFC 2253, but UTF-8 left as it is: Vietnamese names stay readable */
+	X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+	BIO_get_mem_ptr(bio, &mem);
+	s = pnstrdup(mem->data, mem->length);
+	BIO_free(bio);
+	return s;
+}
+
+static char *
+time_text(const ASN1_TIME *t)
+{
+	struct tm	tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return NULL;
+	return psprintf("%04d-%02d-%02d %02d:%02d:%02d+00", tm.tm_year + 1900, tm.tm_mon + 1,
+					tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static X509 *
+read_certificate(text *pem_t)
+{
+	char	   *pem = text_to_cstring(pem_t);
+	BIO		   *bio = BIO_new_mem_buf(pem, -1);
+	X509	   *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+
+	BIO_free(bio);
+	ERR_clear_error();
+	if (x == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("not a PEM certificate"),
+				 errhint("Give the certificate as \"-----BEGIN CERTIFICATE-----\" text.")));
+	return x;
+}
+
+/*
+ * _x509_info(pem) → (subject, issuer, serial, not_before, not_after,
+ * fingerprint, is_ca, signs): what the registering SQL functions store.
+ */
+PG_FUNCTION_INFO_V1(ioffice_x509_info);
+Datum
+ioffice_x509_info(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	X509	   *x;
+	Datum		v[8];
+	bool		n[8] = {false, false, false, false, false, false, false, false};
+	BIGNUM	   *bn;
+	char	   *hex;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen;
+	bytea	   *fp;
+	char	   *nb,
+			   *na;
+	uint32_t	ku;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "ioffice: _x509_info must return a record");
+	desc = BlessTupleDesc(desc);
+	x = read_certificate(PG_GETARG_TEXT_PP(0));
+
+	v[0] = CStringGetTextDatum(x509_name_text(X509_get_subject_name(x)));
+	v[1] = CStringGetTextDatum(x509_name_text(X509_get_issuer_name(x)));
+	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	hex = BN_bn2hex(bn);
+	v[2] = CStringGetTextDatum(hex);
+	OPENSSL_free(hex);
+	BN_free(bn);
+	nb = time_text(X509_get0_notBefore(x));
+	na = time_text(X509_get0_notAfter(x));
+	v[3] = nb ? DirectFunctionCall3(timestamptz_in, CStringGetDatum(nb), ObjectIdGetDatum(InvalidOid),
+									Int32GetDatum(-1)) : (Datum) 0;
+	n[3] = nb == NULL;
+	v[4] = na ? DirectFunctionCall3(timestamptz_in, CStringGetDatum(na), ObjectIdGetDatum(InvalidOid),
+									Int32GetDatum(-1)) : (Datum) 0;
+	n[4] = na == NULL;
+	X509_digest(x, EVP_sha256(), md, &mdlen);
+	fp = palloc(VARHDRSZ + mdlen);
+	SET_VARSIZE(fp, VARHDRSZ + mdlen);
+	memcpy(VARDATA(fp), md, mdlen);
+	v[5] = PointerGetDatum(fp);
+	v[6] = BoolGetDatum(X509_check_ca(x) > 0);
+	ku = X509_get_key_usage(x);
+	v[7] = BoolGetDatum((ku & (KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION)) != 0);
+	X509_free(x);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, v, n)));
+}
+
+/* _crl_serials(pem) → (issuer, this_update, next_update, serials text[]) */
+PG_FUNCTION_INFO_V1(ioffice_crl_info);
+Datum
+ioffice_crl_info(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	char	   *pem = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	BIO		   *bio = BIO_new_mem_buf(pem, -1);
+	X509_CRL   *crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL);
+	STACK_OF(X509_REVOKED) *revoked;
+	Datum		v[4];
+	bool		n[4] = {false, false, false, false};
+	Datum	   *serials;
+	int			count;
+	int			i;
+	char	   *t;
+
+	BIO_free(bio);
+	ERR_clear_error();
+	if (crl == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("not a PEM certificate revocation list"),
+				 errhint("Give the CRL as \"-----BEGIN X509 CRL-----\" text.")));
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "ioffice: _crl_info must return a record");
+	desc = BlessTupleDesc(desc);
+
+	v[0] = CStringGetTextDatum(x509_name_text(X509_CRL_get_issuer(crl)));
+	t = time_text(X509_CRL_get0_lastUpdate(crl));
+	v[1] = t ? DirectFunctionCall3(timestamptz_in, CStringGetDatum(t), ObjectIdGetDatum(InvalidOid),
+								   Int32GetDatum(-1)) : (Datum) 0;
+	n[1] = t == NULL;
+	t = time_text(X509_CRL_get0_nextUpdate(crl));
+	v[2] = t ? DirectFunctionCall3(timestamptz_in, CStringGetDatum(t), ObjectIdGetDatum(InvalidOid),
+								   Int32GetDatum(-1)) : (Datum) 0;
+	n[2] = t == NULL;
+	revoked = X509_CRL_get_REVOKED(crl);
+	count = revoked ? sk_X509_REVOKED_num(revoked) : 0;
+	serials = palloc(sizeof(Datum) * Max(count, 1));
+	for (i = 0; i < count; i++)
+	{
+		X509_REVOKED *r = sk_X509_REVOKED_value(revoked, i);
+		BIGNUM	   *bn = ASN1_INTEGER_to_BN(X509_REVOKED_get0_serialNumber(r), NULL);
+		char	   *hex = BN_bn2hex(bn);
+
+		serials[i] = CStringGetTextDatum(hex);
+		OPENSSL_free(hex);
+		BN_free(bn);
+	}
+	v[3] = PointerGetDatum(construct_array(serials, count, TEXTOID, -1, false, TYPALIGN_INT));
+	X509_CRL_free(crl);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, v, n)));
+}
+
+/* ------------------------------------------------------------------------
+ * verify(file)
+ * ------------------------------------------------------------------------
+ */
+static const char *
+chain_reason(int err)
+{
+	switch (err)
+	{
+		case X509_V_ERR_CERT_HAS_EXPIRED:
+			return "expired";
+		case X509_V_ERR_CERT_NOT_YET_VALID:
+			return "not yet valid";
+		case X509_V_ERR_CERT_REVOKED:
+			return "revoked";
+		case X509_V_ERR_UNABLE_TO_GET_CRL:
+			return "revocation unknown: no revocation list registered for the issuer";
+		case X509_V_ERR_CRL_HAS_EXPIRED:
+			return "revocation unknown: the registered revocation list is out of date";
+		default:
+			return NULL;
+	}
+}
+
+static X509_STORE *
+build_store(void)
+{
+	X509_STORE *store = X509_STORE_new();
+	uint64		i;
+	bool		any_crl = false;
+
+	if (SPI_execute("SELECT pem, 'anchor' FROM ioffice.trust_anchor "
+					"UNION ALL SELECT pem, 'crl' FROM ioffice.crl", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not read the trust anchors");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *pem = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		char	   *what = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		BIO		   *bio = BIO_new_mem_buf(pem, -1);
+
+		if (strcmp(what, "anchor") == 0)
+		{
+			X509	   *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+
+			if (x)
+			{
+				X509_STORE_add_cert(store, x);
+				X509_free(x);
+			}
+		}
+		else
+		{
+			X509_CRL   *crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL);
+
+			if (crl)
+			{
+				X509_STORE_add_crl(store, crl);
+				X509_CRL_free(crl);
+				any_crl = true;
+			}
+		}
+		BIO_free(bio);
+	}
+	ERR_clear_error();
+	/* revocation is checked for the signer's certificate when lists exist */
+	if (any_crl)
+		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+	X509_STORE_set_purpose(store, X509_PURPOSE_ANY);
+	return store;
+}
+
+typedef struct Verdict
+{
+	bool		valid;
+	const char *reason;
+	char	   *subject;
+} Verdict;
+
+static Verdict
+verify_one(X509_STORE *store, bytea *cms_der, bytea *content)
+{
+	Verdict		v = {false, NULL, NULL};
+	BIO		   *der = BIO_new_mem_buf(VARDATA_ANY(cms_der), VARSIZE_ANY_EXHDR(cms_der));
+	BIO		   *data = BIO_new_mem_buf(VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content));
+	CMS_ContentInfo *cms = d2i_CMS_bio(der, NULL);
+	STACK_OF(X509) *signers = NULL;
+	STACK_OF(X509) *certs = NULL;
+	X509_STORE_CTX *ctx = NULL;
+
+	if (cms == NULL)
+	{
+		v.reason = "the stored signature cannot be read";
+		goto done;
+	}
+	/* 1. the signature over these bytes */
+	if (CMS_verify(cms, NULL, store, data, NULL, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) != 1)
+	{
+		v.reason = "content changed";
+		goto done;
+	}
+	signers = CMS_get0_signers(cms);
+	if (signers == NULL || sk_X509_num(signers) < 1)
+	{
+		v.reason = "the signature names no signer";
+		goto done;
+	}
+	v.subject = x509_name_text(X509_get_subject_name(sk_X509_value(signers, 0)));
+
+	/* 2. the signer's chain, now, against the registered anchors and lists */
+	certs = CMS_get1_certs(cms);
+	ctx = X509_STORE_CTX_new();
+	if (X509_STORE_CTX_init(ctx, store, sk_X509_value(signers, 0), certs) != 1)
+	{
+		v.reason = "the certificate chain cannot be checked";
+		goto done;
+	}
+	if (X509_verify_cert(ctx) != 1)
+	{
+		int			err = X509_STORE_CTX_get_error(ctx);
+
+		v.reason = chain_reason(err);
+		if (v.reason == NULL)
+			v.reason = psprintf("untrusted chain: %s", X509_verify_cert_error_string(err));
+		goto done;
+	}
+	v.valid = true;
+
+done:
+	ERR_clear_error();
+	X509_STORE_CTX_free(ctx);
+	sk_X509_pop_free(certs, X509_free);
+	sk_X509_free(signers);
+	CMS_ContentInfo_free(cms);
+	BIO_free(data);
+	BIO_free(der);
+	return v;
+}
+
+/*
+ * verify(file) → (signer, kind, signed_at, subject, valid, reason): every
+ * signature made on the file (the leader's, the organisation's).
+ */
+PG_FUNCTION_INFO_V1(ioffice_verify);
+Datum
+ioffice_verify(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int64		file;
+	Datum		args[1];
+	Oid			types[1] = {INT8OID};
+	X509_STORE *store;
+	SPITupleTable *sigs;
+	uint64		nsigs;
+	uint64		i;
+	bytea	   *content;
+	bool		isnull;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("verify needs a file")));
+	file = PG_GETARG_INT64(0);
+	InitMaterializedSRF(fcinfo, 0);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	(void) ioffice_resolve_actor(false);
+	args[0] = Int64GetDatum(file);
+	if (SPI_execute_with_args("SELECT content, ioffice.can_see(document_id) FROM ioffice.file WHERE id = $1",
+							  1, types, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown file %lld", (long long) file)));
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("you may not see file %lld", (long long) file)));
+	content = DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	store = build_store();
+	if (SPI_execute_with_args("SELECT p.full_name, s.kind, s.signed_at, s.cms FROM ioffice.signature s "
+							  "  JOIN ioffice.person p ON p.id = s.signer_id "
+							  " WHERE s.file_id = $1 AND s.status = 'done' ORDER BY s.signed_at, s.id",
+							  1, types, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not read the signatures");
+	sigs = SPI_tuptable;
+	nsigs = SPI_processed;
+	PG_TRY();
+	{
+		for (i = 0; i < nsigs; i++)
+		{
+			HeapTuple	tup = sigs->vals[i];
+			Datum		v[6];
+			bool		n[6] = {false, false, false, false, false, false};
+			Verdict		verdict;
+
+			verdict = verify_one(store, DatumGetByteaPP(SPI_getbinval(tup, sigs->tupdesc, 4, &isnull)),
+								 content);
+			v[0] = SPI_getbinval(tup, sigs->tupdesc, 1, &isnull);
+			v[1] = SPI_getbinval(tup, sigs->tupdesc, 2, &isnull);
+			v[2] = SPI_getbinval(tup, sigs->tupdesc, 3, &n[2]);
+			v[3] = verdict.subject ? CStringGetTextDatum(verdict.subject) : (Datum) 0;
+			n[3] = verdict.subject == NULL;
+			v[4] = BoolGetDatum(verdict.valid);
+			v[5] = verdict.reason ? CStringGetTextDatum(verdict.reason) : (Datum) 0;
+			n[5] = verdict.reason == NULL;
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+		}
+	}
+	PG_FINALLY();
+	{
+		X509_STORE_free(store);
+	}
+	PG_END_TRY();
+	SPI_finish();
+	return (Datum) 0;
+}

@@ -1,0 +1,168 @@
+# The background worker signs: detached CMS (CAdES-BES) made in-process with
+# OpenSSL, verified by verify() and by the openssl command; failures (expired,
+# revoked, a key file others can read) are recorded on the job; a rolled-back
+# request is never signed; killing the worker loses no job and signs none twice.
+use strict;
+use warnings;
+use File::Basename qw(dirname);
+use File::Copy qw(copy);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $pki = PostgreSQL::Test::Utils::tempdir;
+my $keystore = PostgreSQL::Test::Utils::tempdir;
+my $make_pki = dirname(__FILE__) . '/../pki/make_pki';
+system_or_bail('bash', $make_pki, $pki);
+for my $k (qw(person_rsa seal expired revoked person_ec))
+{
+	copy("$pki/$k.key", "$keystore/$k.key") or die "copy $k: $!";
+	chmod 0600, "$keystore/$k.key";
+}
+copy("$pki/person_ec.key", "$keystore/loose.key") or die "copy: $!";
+chmod 0644, "$keystore/loose.key";
+
+sub slurp { my ($f) = @_; open my $fh, '<', $f or die "$f: $!"; local $/; my $s = <$fh>; close $fh; return $s; }
+sub sqlq { my ($s) = @_; $s =~ s/'/''/g; return "'$s'"; }
+
+my $node = PostgreSQL::Test::Cluster->new('signing');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'ioffice'
+ioffice.worker_databases = 'postgres'
+ioffice.keystore = '$keystore'
+ioffice.worker_naptime = 1
+restart_after_crash = on
+});
+$node->start;
+
+my $chain = slurp("$pki/intermediate.pem");
+$node->safe_psql('postgres', qq{
+CREATE EXTENSION ioffice;
+SELECT ioffice.add_agency('UBND huyện Sốp Cộp', 'UBND', '000.00.32.H41');
+SELECT ioffice.add_department(1, 'Văn phòng HĐND-UBND', 'VP');
+SELECT ioffice.add_person('luan', 'Tòng Văn Luân', 'Chuyên viên', 2, '{specialist}');
+SELECT ioffice.add_person('dai', 'Trần Văn Đại', 'Chánh Văn phòng', 2, '{leader}');
+SELECT ioffice.add_person('thuy', 'Tòng Văn Thủy', 'Văn thư', 1, '{clerk}');
+SELECT ioffice.add_person('hoa', 'Nguyễn Thị Hoa', 'Phó Chánh Văn phòng', 2, '{leader}');
+SELECT ioffice.add_person('mai', 'Quàng Thị Mai', 'Phó Chủ tịch', 1, '{leader}');
+SELECT ioffice.add_person('lan', 'Hà Thị Lan', 'Phó Chủ tịch', 1, '{leader}');
+SELECT ioffice.add_trust_anchor(@{[ sqlq(slurp("$pki/root.pem")) ]});
+SELECT ioffice.add_crl(@{[ sqlq(slurp("$pki/intermediate.crl.pem")) ]});
+SELECT ioffice.register_certificate('personal', 'dai', @{[ sqlq(slurp("$pki/person_rsa.pem") . $chain) ]}, 'person_rsa.key');
+SELECT ioffice.register_certificate('organisation', '000.00.32.H41', @{[ sqlq(slurp("$pki/seal.pem") . $chain) ]}, 'seal.key');
+SELECT ioffice.register_certificate('personal', 'hoa', @{[ sqlq(slurp("$pki/expired.pem") . $chain) ]}, 'expired.key');
+SELECT ioffice.register_certificate('personal', 'mai', @{[ sqlq(slurp("$pki/revoked.pem") . $chain) ]}, 'revoked.key');
+SELECT ioffice.register_certificate('personal', 'lan', @{[ sqlq(slurp("$pki/person_ec.pem") . $chain) ]}, 'loose.key');
+});
+is($node->safe_psql('postgres',
+	"SELECT revoked_at IS NOT NULL FROM ioffice.certificate c JOIN ioffice.person p ON p.id = c.person_id WHERE p.login = 'mai'"),
+	't', 'the CRL marks the revoked certificate');
+
+sub as_actor
+{
+	my ($who, $sql) = @_;
+	return $node->safe_psql('postgres', "BEGIN; SET LOCAL ioffice.actor = '$who'; $sql; COMMIT;");
+}
+
+sub new_doc
+{
+	my ($abstract, $leader) = @_;
+	my $doc = as_actor('luan', "SELECT ioffice.create_outgoing('CV', '$abstract')");
+	as_actor('luan', "SELECT ioffice.attach($doc, 'du_thao.pdf', convert_to('%PDF-1.4 $abstract', 'UTF8'))");
+	as_actor('luan', "SELECT ioffice.act($doc, 'submit', '$leader', NULL, '{\"request_signature\": true}')");
+	return $doc;
+}
+
+sub wait_signatures
+{
+	my ($doc) = @_;
+	return $node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM ioffice.signature WHERE document_id = $doc AND status = 'pending'");
+}
+
+# --- the leader signs, the worker does it, approve then works -------------------
+my $doc = new_doc('Công văn ký số', 'dai');
+as_actor('dai', "SELECT ioffice.act($doc, 'sign', NULL, NULL, '{\"mode\": \"vgca\"}')");
+ok(wait_signatures($doc), 'the worker took the job');
+is($node->safe_psql('postgres', "SELECT status, coalesce(reason, '-'), length(cms) > 500 FROM ioffice.signature WHERE document_id = $doc"),
+	'done|-|t', 'the signature is done, with a CMS');
+is(as_actor('dai', "SELECT ioffice.act($doc, 'approve', 'thuy')"), 'awaiting_issue',
+	'approve goes through once the requested signature is done');
+is(as_actor('thuy', "SELECT ioffice.act($doc, 'issue')"), 'issued', 'the clerk issues');
+ok(wait_signatures($doc), 'the organisation signature is made');
+my $file = $node->safe_psql('postgres', "SELECT id FROM ioffice.file WHERE document_id = $doc");
+is(as_actor('dai', "SELECT string_agg(kind || ':' || valid || ':' || coalesce(reason, '-'), ',' ORDER BY signed_at) FROM ioffice.verify($file)"),
+	'personal:true:-,organisation:true:-', 'verify(): the leader\'s and the organisation\'s signatures are valid');
+like(as_actor('dai', "SELECT string_agg(subject, ' | ') FROM ioffice.verify($file)"),
+	qr/Trần Văn Đại.*UBND huyện Sốp Cộp/, 'verify() names the signers from their certificates');
+my $status = $node->safe_psql('postgres', "SELECT state, jobs_done >= 2, signatures_pending FROM ioffice.worker_status");
+like($status, qr/^(idle|signing)\|t\|0$/, "worker_status shows the work done ($status)");
+
+# --- the openssl command accepts the signatures --------------------------------
+my $dir = PostgreSQL::Test::Utils::tempdir;
+my $content = $node->safe_psql('postgres', "SELECT encode(content, 'hex') FROM ioffice.file WHERE id = $file");
+open my $fh, '>:raw', "$dir/doc.pdf" or die; print $fh pack('H*', $content); close $fh;
+for my $kind (qw(personal organisation))
+{
+	my $cms = $node->safe_psql('postgres', "SELECT encode(cms, 'hex') FROM ioffice.signature WHERE file_id = $file AND kind = '$kind'");
+	open my $sfh, '>:raw', "$dir/$kind.der" or die; print $sfh pack('H*', $cms); close $sfh;
+	my ($out, $err) = run_command(['openssl', 'cms', '-verify', '-inform', 'DER', '-in', "$dir/$kind.der",
+		'-content', "$dir/doc.pdf", '-binary', '-CAfile', "$pki/root.pem", '-purpose', 'any', '-out', '/dev/null']);
+	like($err, qr/Verification successful/, "openssl cms -verify accepts the $kind signature");
+	($out, $err) = run_command(['openssl', 'cms', '-cmsout', '-print', '-inform', 'DER', '-in', "$dir/$kind.der"]);
+	like($out, qr/signingTime/, "the $kind signature carries the signing time");
+	like($out, qr/id-smime-aa-signingCertificateV2/, "the $kind signature is CAdES-BES (signingCertificateV2)");
+	like($out, qr/sha256/, "the $kind signature uses SHA-256");
+}
+
+# --- changed content is found ----------------------------------------------------
+$node->safe_psql('postgres', "UPDATE ioffice.file SET content = convert_to('%PDF-1.4 đã sửa', 'UTF8') WHERE id = $file");
+is(as_actor('dai', "SELECT string_agg(valid || ':' || reason, ',') FROM ioffice.verify($file)"),
+	'false:content changed,false:content changed', 'verify() reports changed content');
+
+# --- failures are recorded on the job and block nobody ----------------------------
+my %expect = (hoa => qr/expired/, mai => qr/revoked/, lan => qr/read by others/);
+for my $who (sort keys %expect)
+{
+	my $d = new_doc("Văn bản của $who", $who);
+	as_actor($who, "SELECT ioffice.act($d, 'sign')");
+	ok(wait_signatures($d), "$who: the job was taken");
+	my ($st, $reason) = split /\|/, $node->safe_psql('postgres', "SELECT status, reason FROM ioffice.signature WHERE document_id = $d");
+	is($st, 'failed', "$who: the job failed");
+	like($reason, $expect{$who}, "$who: with the reason ($reason)");
+	my ($ret, $out, $err) = $node->psql('postgres', "BEGIN; SET LOCAL ioffice.actor = '$who'; SELECT ioffice.act($d, 'approve', 'thuy'); COMMIT;");
+	like($err, qr/is not signed/, "$who: approve stays refused");
+}
+
+# --- a request in a transaction that rolled back is never signed ------------------
+my $rb = new_doc('Hủy ký', 'dai');
+$node->safe_psql('postgres', "BEGIN; SET LOCAL ioffice.actor = 'dai'; SELECT ioffice.act($rb, 'sign'); ROLLBACK;");
+sleep 3;
+is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.signature WHERE document_id = $rb"), '0',
+	'a rolled-back sign leaves no job');
+is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.audit WHERE chain = 'document:$rb' AND action = 'signed'"), '0',
+	'and nothing was signed');
+
+# --- kill -9 of the worker in the middle: nothing lost, nothing signed twice -------
+my $many = as_actor('luan', "SELECT ioffice.create_outgoing('CV', 'Nhiều tệp')");
+for my $i (1 .. 40)
+{
+	as_actor('luan', "SELECT ioffice.attach($many, 'tep_$i.pdf', convert_to('%PDF-1.4 tệp $i', 'UTF8'))");
+}
+as_actor('luan', "SELECT ioffice.act($many, 'submit', 'dai')");
+$node->safe_psql('postgres', "ALTER SYSTEM SET ioffice.worker_batch = 5; SELECT pg_reload_conf();");
+as_actor('dai', "SELECT ioffice.act($many, 'sign')");
+my $pid = $node->safe_psql('postgres', "SELECT pid FROM ioffice.worker_status");
+kill 'KILL', $pid if $pid;
+ok($node->poll_query_until('postgres', "SELECT pid IS NOT NULL AND pid <> $pid FROM ioffice.worker_status"),
+	'the worker is started again after kill -9');
+ok(wait_signatures($many), 'the queue drains after the crash');
+is($node->safe_psql('postgres', "SELECT count(*), count(*) FILTER (WHERE status = 'done') FROM ioffice.signature WHERE document_id = $many"),
+	'40|40', 'every job signed once');
+is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.audit WHERE chain = 'document:$many' AND action = 'signed'"),
+	'40', 'one signed record per job: none signed twice');
+is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.audit_verify()"), '0', 'the audit trail is intact');
+
+$node->stop;
+done_testing();

@@ -1,0 +1,58 @@
+/*-------------------------------------------------------------------------
+ * worker.h
+ *	  The ioffice background worker: shared state, waking, the signer.
+ *-------------------------------------------------------------------------
+ */
+#ifndef IOFFICE_WORKER_H
+#define IOFFICE_WORKER_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "storage/latch.h"
+
+#define IOFFICE_MAX_WORKERS 8
+#define IOFFICE_ERROR_LEN 256
+
+/* one slot per served database, in shared memory */
+typedef struct IofficeWorkerSlot
+{
+	char		dbname[NAMEDATALEN];
+	Oid			dboid;			/* set when the worker connected */
+	pid_t		pid;
+	Latch	   *latch;
+	TimestampTz started_at;
+	TimestampTz last_batch_at;
+	int64		jobs_done;
+	int64		jobs_failed;
+	int64		batches;
+	char		state[32];
+	char		last_error[IOFFICE_ERROR_LEN];
+	TimestampTz last_error_at;
+} IofficeWorkerSlot;
+
+/* settings */
+extern char *ioffice_worker_databases;
+extern char *ioffice_keystore;
+extern int	ioffice_worker_naptime;
+extern int	ioffice_worker_batch;
+
+extern void ioffice_worker_init(void);	/* from _PG_init */
+extern void ioffice_worker_wake_at_commit(void);
+extern IofficeWorkerSlot *ioffice_worker_slots(int *n);
+extern void ioffice_worker_lock(bool exclusive);
+extern void ioffice_worker_unlock(void);
+
+/* signer.c: one implementation of signing; PAdES or a remote service would be others */
+typedef struct IofficeSignResult
+{
+	bool		ok;
+	char	   *reason;			/* when not ok */
+	bytea	   *cms;			/* DER, detached CMS SignedData, CAdES-BES */
+} IofficeSignResult;
+
+extern IofficeSignResult ioffice_sign_detached(const char *cert_pem, const char *key_file,
+											   const unsigned char *content, size_t len);
+extern void ioffice_signer_reset(void);
+
+#endif
