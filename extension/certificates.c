@@ -399,3 +399,130 @@ ioffice_verify(PG_FUNCTION_ARGS)
 	SPI_finish();
 	return (Datum) 0;
 }
+
+/* ------------------------------------------------------------------------
+ * signature_p7s(file)
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * signature_p7s(file) → bytea: one detached CMS holding every signature made
+ * on the file (the leader's, the organisation's), for `openssl cms -verify`
+ * and other tools.  Each signature was made as a CMS of its own; their
+ * SignerInfos (all SHA-256) are moved into the first one, with the
+ * certificates they carry.  OpenSSL has no call to copy a SignerInfo, so
+ * each is taken out of its own structure's stack, which then no longer
+ * frees it.
+ */
+PG_FUNCTION_INFO_V1(ioffice_signature_p7s);
+Datum
+ioffice_signature_p7s(PG_FUNCTION_ARGS)
+{
+	int64		file;
+	Datum		args[1];
+	Oid			types[1] = {INT8OID};
+	bool		isnull;
+	uint64		n;
+	uint64		i;
+	CMS_ContentInfo *base = NULL;
+	List	   *others = NIL;
+	ListCell   *lc;
+	BIO		   *out = NULL;
+	BUF_MEM    *mem;
+	bytea	   *result = NULL;
+	bool		failed = false;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("signature_p7s needs a file")));
+	file = PG_GETARG_INT64(0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	(void) ioffice_resolve_actor(false);
+	args[0] = Int64GetDatum(file);
+	if (SPI_execute_with_args("SELECT ioffice.can_see(document_id) FROM ioffice.file WHERE id = $1",
+							  1, types, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown file %lld", (long long) file)));
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("you may not see file %lld", (long long) file)));
+	if (SPI_execute_with_args("SELECT cms FROM ioffice.signature "
+							  " WHERE file_id = $1 AND status = 'done' ORDER BY signed_at, id",
+							  1, types, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not read the signatures");
+	n = SPI_processed;
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("file %lld carries no signature", (long long) file)));
+
+	for (i = 0; i < n && !failed; i++)
+	{
+		bytea	   *der = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		BIO		   *bio = BIO_new_mem_buf(VARDATA_ANY(der), VARSIZE_ANY_EXHDR(der));
+		CMS_ContentInfo *cms = d2i_CMS_bio(bio, NULL);
+
+		BIO_free(bio);
+		if (cms == NULL)
+			failed = true;
+		else if (base == NULL)
+			base = cms;
+		else
+			others = lappend(others, cms);
+	}
+
+	foreach(lc, others)
+	{
+		CMS_ContentInfo *cms = lfirst(lc);
+		STACK_OF(CMS_SignerInfo) *from = CMS_get0_SignerInfos(cms);
+		STACK_OF(CMS_SignerInfo) *to = CMS_get0_SignerInfos(base);
+		STACK_OF(X509) *certs = CMS_get1_certs(cms);
+		int			j;
+
+		if (failed || from == NULL || to == NULL)
+		{
+			failed = true;
+			sk_X509_pop_free(certs, X509_free);
+			continue;
+		}
+		while (sk_CMS_SignerInfo_num(from) > 0)
+			sk_CMS_SignerInfo_push(to, sk_CMS_SignerInfo_delete(from, 0));
+		for (j = 0; certs && j < sk_X509_num(certs); j++)
+		{
+			/* a certificate both carry (the intermediate) is kept once */
+			if (CMS_add1_cert(base, sk_X509_value(certs, j)) != 1)
+				ERR_clear_error();
+		}
+		sk_X509_pop_free(certs, X509_free);
+	}
+
+	if (!failed)
+	{
+		out = BIO_new(BIO_s_mem());
+		if (i2d_CMS_bio(out, base) == 1)
+		{
+			BIO_get_mem_ptr(out, &mem);
+			result = SPI_palloc(VARHDRSZ + mem->length);
+			SET_VARSIZE(result, VARHDRSZ + mem->length);
+			memcpy(VARDATA(result), mem->data, mem->length);
+		}
+		else
+			failed = true;
+	}
+	ERR_clear_error();
+	BIO_free(out);
+	foreach(lc, others)
+		CMS_ContentInfo_free(lfirst(lc));
+	CMS_ContentInfo_free(base);
+	SPI_finish();
+	if (failed)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the signatures of file %lld cannot be combined", (long long) file),
+				 errdetail("A stored signature is not a readable CMS.")));
+	PG_RETURN_BYTEA_P(result);
+}

@@ -1881,3 +1881,9 @@ SELECT w.*,
        (SELECT count(*) FROM ioffice.signature s WHERE s.status = 'failed') AS signatures_failed
 FROM ioffice._worker_slots() AS w;
 COMMENT ON VIEW worker_status IS 'What the background workers are doing, queue depths, the last error and when';
+
+CREATE FUNCTION signature_p7s(file bigint) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'ioffice_signature_p7s'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION signature_p7s(bigint) IS
+  'Every signature of a file in one detached CMS (.p7s) that openssl cms -verify accepts';

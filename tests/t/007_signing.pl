@@ -116,6 +116,21 @@ for my $kind (qw(personal organisation))
 	like($out, qr/sha256/, "the $kind signature uses SHA-256");
 }
 
+# --- signature_p7s: both signatures in one CMS, accepted by openssl ----------------
+my $p7s = as_actor('dai', "SELECT encode(ioffice.signature_p7s($file), 'hex')");
+open my $pfh, '>:raw', "$dir/all.p7s" or die; print $pfh pack('H*', $p7s); close $pfh;
+{
+	my ($out, $err) = run_command(['openssl', 'cms', '-verify', '-inform', 'DER', '-in', "$dir/all.p7s",
+		'-content', "$dir/doc.pdf", '-binary', '-CAfile', "$pki/root.pem", '-purpose', 'any', '-out', '/dev/null']);
+	like($err, qr/Verification successful/, 'openssl cms -verify accepts the exported .p7s with all signers');
+	($out, $err) = run_command(['openssl', 'cms', '-cmsout', '-print', '-inform', 'DER', '-in', "$dir/all.p7s"]);
+	my $signers = () = $out =~ /signatureAlgorithm:/g;
+	is($signers, 2, 'the .p7s holds the leader\'s and the organisation\'s signatures');
+}
+my ($p7ret, $p7out, $p7err) = $node->psql('postgres',
+	"BEGIN; SET LOCAL ioffice.actor = 'dai'; SELECT ioffice.signature_p7s(999999); COMMIT;");
+like($p7err, qr/unknown file 999999/, 'signature_p7s of an unknown file is refused');
+
 # --- changed content is found ----------------------------------------------------
 $node->safe_psql('postgres', "UPDATE ioffice.file SET content = convert_to('%PDF-1.4 đã sửa', 'UTF8') WHERE id = $file");
 is(as_actor('dai', "SELECT string_agg(valid || ':' || reason, ',') FROM ioffice.verify($file)"),
