@@ -65,6 +65,27 @@ LANGUAGE sql AS $$
     FROM ioffice.trail(doc) AS t
 $$;
 -- Số, ký hiệu · ngày ban hành · mã định danh of one document
+-- wait (at most 30 s) for the background worker to sign what was queued,
+-- then show what "Kiểm tra VB đã ký" shows
+CREATE FUNCTION pg_temp.signed(doc bigint)
+RETURNS TABLE ("Tệp" text, "Người ký" text, "Loại" text, "Chứng thư" text, "Hợp lệ" text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..150 LOOP
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM ioffice.signature s
+                              WHERE s.document_id = doc AND s.status = 'pending');
+        PERFORM pg_sleep(0.2);
+    END LOOP;
+    -- the agency's clerk checks it (verify() is for people who may see the file)
+    PERFORM set_config('ioffice.actor', 'thuy.tv', true);
+    RETURN QUERY
+    SELECT f.name, v.signer, CASE v.kind WHEN 'personal' THEN 'cá nhân' ELSE 'tổ chức' END,
+           pg_temp.short(v.subject, 60), CASE WHEN v.valid THEN 'hợp lệ' ELSE 'KHÔNG: ' || v.reason END
+    FROM ioffice.file f, ioffice.verify(f.id) AS v
+    WHERE f.document_id = doc AND f.superseded_at IS NULL AND f.removed_at IS NULL;
+END
+$$;
+
 CREATE FUNCTION pg_temp.issued(doc bigint)
 RETURNS TABLE ("Số" int, "Số ký hiệu" text, "Ngày ban hành" text, "Mã định danh văn bản" text,
                "Trạng thái" text)
@@ -95,6 +116,18 @@ SELECT ioffice.add_person('luan.tv',  'Tòng Văn Luân',  'Chuyên viên',   :v
        ioffice.add_person('tuan.dv',  'Dương Văn Tuấn', 'Chuyên viên',   :vhtt, '{specialist}')
 \gset
 COMMIT;
+
+-- chữ ký số: the CA's root and revocation list are trusted; the chief's and
+-- the chairman's certificates and the committee's seal are registered (their
+-- private keys stay in the worker's keystore)
+SELECT ioffice.add_trust_anchor(:'root_pem') \g /dev/null
+SELECT ioffice.add_crl(:'crl_pem') \g /dev/null
+SELECT ioffice.register_certificate('personal', 'dai.tv', :'chief_pem', 'person_rsa.key') \g /dev/null
+SELECT ioffice.register_certificate('personal', 'loi.lt', :'chairman_pem', 'chairman.key') \g /dev/null
+SELECT ioffice.register_certificate('organisation', '000.00.15.H53', :'seal_pem', 'seal.key') \g /dev/null
+SELECT CASE kind WHEN 'personal' THEN 'cá nhân' ELSE 'con dấu tổ chức' END AS "Chứng thư số",
+       pg_temp.short(subject, 70) AS "Chủ thể", to_char(not_after, 'DD/MM/YYYY') AS "Hết hạn"
+FROM ioffice.certificate ORDER BY id;
 
 SELECT p.login AS "Tên đăng nhập", p.full_name AS "Họ và tên", p.position AS "Chức vụ",
        u.name AS "Đơn vị", string_agg(r.role, ', ' ORDER BY r.role) AS "Vai trò"
@@ -160,7 +193,13 @@ SELECT * FROM pg_temp.list('awaiting_approval');
 COMMIT;
 
 \echo
-\echo '--- A4. Duyệt → chuyển văn thư / the chief approves and sends it to the clerk'
+\echo '--- A4. Ký số (ký VGCA), rồi Duyệt → chuyển văn thư / the chief signs digitally, then approves to the clerk'
+BEGIN;
+SET LOCAL ioffice.actor = 'dai.tv';
+SELECT pg_temp.st(ioffice.act(:doc_a, 'sign', NULL, NULL, '{"mode": "vgca"}')) AS "Trạng thái mới / new state";
+COMMIT;
+\echo '    (the background worker signs it with OpenSSL; Kiểm tra VB đã ký / verification:)'
+SELECT * FROM pg_temp.signed(:doc_a);
 BEGIN;
 SET LOCAL ioffice.actor = 'dai.tv';
 SELECT pg_temp.st(ioffice.act(:doc_a, 'approve', 'thuy.tv', 'Đề nghị văn thư phát hành',
@@ -176,6 +215,8 @@ SELECT pg_temp.st(ioffice.act(:doc_a, 'issue', NULL, 'Đã vào sổ và phát h
        AS "Trạng thái mới / new state";
 SELECT * FROM pg_temp.issued(:doc_a);
 COMMIT;
+\echo '    Văn thư ký số bằng con dấu của cơ quan / the organisation''s signature, then verification:'
+SELECT * FROM pg_temp.signed(:doc_a);
 
 \echo
 \echo '--- A6. Quá trình xử lý văn bản đi / processing trail'
@@ -260,6 +301,11 @@ COMMIT;
 BEGIN;
 SET LOCAL ioffice.actor = 'loi.lt';
 SELECT * FROM pg_temp.list('awaiting_approval');
+SELECT pg_temp.st(ioffice.act(:doc_b, 'sign', NULL, NULL, '{"mode": "vgca"}')) AS "Ký số / sign";
+COMMIT;
+SELECT * FROM pg_temp.signed(:doc_b);
+BEGIN;
+SET LOCAL ioffice.actor = 'loi.lt';
 SELECT pg_temp.st(ioffice.act(:doc_b, 'approve', 'thuy.tv', 'Đề nghị văn thư phát hành', '{"sms": true}'))
        AS "Trạng thái mới / new state";
 COMMIT;
@@ -272,6 +318,7 @@ SELECT pg_temp.st(ioffice.act(:doc_b, 'issue', NULL, 'Đã vào sổ và phát h
        AS "Trạng thái mới / new state";
 SELECT * FROM pg_temp.issued(:doc_b);
 COMMIT;
+SELECT * FROM pg_temp.signed(:doc_b);
 
 \echo
 \echo '--- B8. Quá trình xử lý văn bản đi / processing trail'
