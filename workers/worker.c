@@ -285,7 +285,14 @@ ioffice_worker_main(Datum arg)
 	int			index = DatumGetInt32(arg);
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+
+	/*
+	 * SIGTERM ends the process with a FATAL error (exit code 1), so that the
+	 * postmaster starts it again: a worker stopped by pg_terminate_backend()
+	 * must not stop signing until the next server restart.  During a
+	 * shutdown the postmaster restarts nothing.
+	 */
+	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
 	my_slot = &shared->slots[index];
@@ -296,7 +303,7 @@ ioffice_worker_main(Datum arg)
 	my_slot->pid = MyProcPid;
 	my_slot->latch = MyLatch;
 	my_slot->started_at = GetCurrentTimestamp();
-	strlcpy(my_slot->state, "idle", sizeof(my_slot->state));
+	strlcpy(my_slot->state, RecoveryInProgress() ? "standby" : "idle", sizeof(my_slot->state));
 	LWLockRelease(shared->lock);
 	before_shmem_exit(worker_detach, (Datum) 0);
 
@@ -309,8 +316,6 @@ ioffice_worker_main(Datum arg)
 		int			done = 0;
 
 		CHECK_FOR_INTERRUPTS();
-		if (ShutdownRequestPending)
-			break;
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -358,7 +363,6 @@ ioffice_worker_main(Datum arg)
 						 ioffice_worker_naptime * 1000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
-	proc_exit(0);
 }
 
 /* note a job's failure for worker_status (called by the batch) */
