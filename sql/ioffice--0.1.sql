@@ -414,6 +414,10 @@ CREATE INDEX signature_file_idx ON signature (file_id);
 CREATE INDEX signature_document_idx ON signature (document_id);
 CREATE UNIQUE INDEX signature_one_pending_idx ON signature (file_id, signer_id, kind)
     WHERE status = 'pending';
+-- the worker's queue, in order
+CREATE INDEX signature_pending_idx ON signature (id) WHERE status = 'pending';
+-- a CMS does not compress; do not try
+ALTER TABLE signature ALTER COLUMN cms SET STORAGE EXTERNAL;
 COMMENT ON TABLE signature IS 'Requested and produced signatures of files';
 
 CREATE TABLE audit (

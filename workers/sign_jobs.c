@@ -14,6 +14,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "utils/memutils.h"
 #include "executor/spi.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
@@ -41,24 +42,50 @@ typedef struct SignJob
 	char	   *not_usable;		/* why the certificate cannot sign now, or NULL */
 } SignJob;
 
-static const char *jobs_sql =
-"SELECT s.id, s.document_id, s.file_id, s.kind, c.id, c.pem, c.key_file, "
-"       CASE WHEN c.id IS NULL THEN 'no ' || s.kind || ' certificate is registered for the signer' "
-"            WHEN c.not_after < now() THEN 'the certificate expired on ' || c.not_after "
-"            WHEN c.not_before > now() THEN 'the certificate is not valid before ' || c.not_before "
-"            WHEN c.revoked_at IS NOT NULL THEN 'the certificate was revoked on ' || c.revoked_at "
-"       END "
-"  FROM ioffice.signature s "
-"  JOIN ioffice.document d ON d.id = s.document_id "
-"  LEFT JOIN LATERAL ( "
-"       SELECT c.* FROM ioffice.certificate c "
-"        WHERE c.kind = s.kind "
-"          AND CASE s.kind WHEN 'personal' THEN c.person_id = s.signer_id "
-"                          ELSE c.agency_id = d.agency_id END "
-"        ORDER BY c.revoked_at IS NULL DESC, c.not_after DESC, c.id DESC LIMIT 1) c ON true "
-" WHERE s.status = 'pending' "
-" ORDER BY s.id LIMIT $1 "
-"   FOR UPDATE OF s SKIP LOCKED";
+/*
+ * The batch: lock the next pending ids first (a partial index finds them),
+ * then look up certificates for those jobs only.
+ */
+static IofficePlan jobs_plan = {
+	NULL,
+	"WITH next AS ("
+	"  SELECT s.id FROM ioffice.signature s WHERE s.status = 'pending' "
+	"   ORDER BY s.id LIMIT $1 FOR UPDATE SKIP LOCKED) "
+	"SELECT s.id, s.document_id, s.file_id, s.kind, c.id, c.pem, c.key_file, "
+	"       CASE WHEN c.id IS NULL THEN 'no ' || s.kind || ' certificate is registered for the signer' "
+	"            WHEN c.not_after < now() THEN 'the certificate expired on ' || c.not_after "
+	"            WHEN c.not_before > now() THEN 'the certificate is not valid before ' || c.not_before "
+	"            WHEN c.revoked_at IS NOT NULL THEN 'the certificate was revoked on ' || c.revoked_at "
+	"       END "
+	"  FROM next JOIN ioffice.signature s ON s.id = next.id "
+	"  JOIN ioffice.document d ON d.id = s.document_id "
+	"  LEFT JOIN LATERAL ( "
+	"       SELECT c.* FROM ioffice.certificate c "
+	"        WHERE c.kind = s.kind "
+	"          AND CASE s.kind WHEN 'personal' THEN c.person_id = s.signer_id "
+	"                          ELSE c.agency_id = d.agency_id END "
+	"        ORDER BY c.revoked_at IS NULL DESC, c.not_after DESC, c.id DESC LIMIT 1) c ON true "
+	" ORDER BY s.id",
+	1, {INT4OID}
+};
+
+static IofficePlan content_plan = {
+	NULL, "SELECT content FROM ioffice.file WHERE id = $1", 1, {INT8OID}
+};
+
+static IofficePlan done_plan = {
+	NULL,
+	"UPDATE ioffice.signature SET status = 'done', cms = $3, certificate_id = $4, "
+	"       signed_at = clock_timestamp(), reason = $2 WHERE id = $1",
+	4, {INT8OID, TEXTOID, BYTEAOID, INT8OID}
+};
+
+static IofficePlan failed_plan = {
+	NULL,
+	"UPDATE ioffice.signature SET status = 'failed', reason = $2, certificate_id = $4 "
+	" WHERE id = $1",
+	4, {INT8OID, TEXTOID, BYTEAOID, INT8OID}
+};
 
 static int64 batch_failed = 0;
 
@@ -67,7 +94,6 @@ record(SignJob *job, bool ok, const char *reason, bytea *cms)
 {
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
-	Oid			types[4] = {INT8OID, TEXTOID, BYTEAOID, INT8OID};
 	JsonbBuild *b = ioffice_jsonb_begin();
 
 	values[0] = Int64GetDatum(job->id);
@@ -77,12 +103,7 @@ record(SignJob *job, bool ok, const char *reason, bytea *cms)
 	nulls[2] = cms ? ' ' : 'n';
 	values[3] = Int64GetDatum(job->cert);
 	nulls[3] = job->cert ? ' ' : 'n';
-	if (SPI_execute_with_args(ok
-							  ? "UPDATE ioffice.signature SET status = 'done', cms = $3, certificate_id = $4, "
-							  "       signed_at = clock_timestamp(), reason = $2 WHERE id = $1"
-							  : "UPDATE ioffice.signature SET status = 'failed', reason = $2, "
-							  "       certificate_id = $4 WHERE id = $1",
-							  4, types, values, nulls, false, 0) != SPI_OK_UPDATE)
+	if (ioffice_exec(ok ? &done_plan : &failed_plan, values, nulls, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "ioffice: could not record signature %lld", (long long) job->id);
 	if (!ok)
 		batch_failed++;
@@ -102,7 +123,6 @@ static void
 sign_one(SignJob *job)
 {
 	Datum		values[1];
-	Oid			types[1] = {INT8OID};
 	bool		isnull;
 	bytea	   *content;
 	IofficeSignResult r;
@@ -113,8 +133,7 @@ sign_one(SignJob *job)
 		return;
 	}
 	values[0] = Int64GetDatum(job->file);
-	if (SPI_execute_with_args("SELECT content FROM ioffice.file WHERE id = $1",
-							  1, types, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed == 0)
+	if (ioffice_exec(&content_plan, values, NULL, 1) != SPI_OK_SELECT || SPI_processed == 0)
 	{
 		record(job, false, "the file is gone", NULL);
 		return;
@@ -132,7 +151,7 @@ ioffice_worker_sign_batch(int limit, int64 *failed)
 	uint64		n;
 	uint64		i;
 	Datum		arg[1];
-	Oid			argtype[1] = {INT4OID};
+	MemoryContext job_cxt;
 
 	*failed = 0;
 	batch_failed = 0;
@@ -155,7 +174,7 @@ ioffice_worker_sign_batch(int limit, int64 *failed)
 	}
 
 	arg[0] = Int32GetDatum(limit);
-	if (SPI_execute_with_args(jobs_sql, 1, argtype, arg, NULL, false, 0) != SPI_OK_SELECT)
+	if (ioffice_exec(&jobs_plan, arg, NULL, 0) != SPI_OK_SELECT)
 		elog(ERROR, "ioffice: could not read the signature queue");
 	n = SPI_processed;
 	jobs = MemoryContextAllocZero(TopTransactionContext, sizeof(SignJob) * Max(n, 1));
@@ -184,10 +203,13 @@ ioffice_worker_sign_batch(int limit, int64 *failed)
 		pgstat_report_activity(STATE_RUNNING, "ioffice worker: signing");
 	}
 
+	/* what one job allocates (its file's content, the CMS) goes with it */
+	job_cxt = AllocSetContextCreate(TopTransactionContext, "ioffice signing job",
+									ALLOCSET_DEFAULT_SIZES);
 	ioffice_engine_enter();
 	for (i = 0; i < n; i++)
 	{
-		MemoryContext oldcxt = CurrentMemoryContext;
+		MemoryContext oldcxt = MemoryContextSwitchTo(job_cxt);
 		ResourceOwner oldowner = CurrentResourceOwner;
 
 		BeginInternalSubTransaction(NULL);
@@ -214,6 +236,8 @@ ioffice_worker_sign_batch(int limit, int64 *failed)
 			FreeErrorData(edata);
 		}
 		PG_END_TRY();
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(job_cxt);
 	}
 	*failed = batch_failed;
 	ioffice_engine_leave();

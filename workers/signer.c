@@ -42,6 +42,51 @@ typedef struct CachedKey
 
 static HTAB *key_cache = NULL;
 
+static char *openssl_reason(const char *what);
+
+/*
+ * The last certificate (and chain) parsed: the jobs of a batch are mostly
+ * signed with the same one, and parsing PEM costs as much as the RSA.
+ */
+static char *cached_pem = NULL;
+static X509 *cached_cert = NULL;
+static STACK_OF(X509) *cached_chain = NULL;
+
+static bool
+parse_certificate(const char *pem, char **reason)
+{
+	BIO		   *bio;
+	X509	   *cert;
+	X509	   *extra;
+	STACK_OF(X509) *chain;
+
+	if (cached_pem != NULL && strcmp(cached_pem, pem) == 0)
+		return true;
+	bio = BIO_new_mem_buf(pem, -1);
+	cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	if (cert == NULL)
+	{
+		BIO_free(bio);
+		*reason = openssl_reason("the certificate cannot be read");
+		return false;
+	}
+	/* certificates after the first in the PEM are its chain: carried in the CMS */
+	chain = sk_X509_new_null();
+	while ((extra = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		sk_X509_push(chain, extra);
+	BIO_free(bio);
+	ERR_clear_error();
+
+	X509_free(cached_cert);
+	sk_X509_pop_free(cached_chain, X509_free);
+	if (cached_pem)
+		pfree(cached_pem);
+	cached_cert = cert;
+	cached_chain = chain;
+	cached_pem = MemoryContextStrdup(TopMemoryContext, pem);
+	return true;
+}
+
 static char *
 openssl_reason(const char *what)
 {
@@ -166,12 +211,8 @@ ioffice_sign_detached(const char *cert_pem, const char *key_file,
 					  const unsigned char *content, size_t len)
 {
 	IofficeSignResult result = {false, NULL, NULL};
-	BIO		   *cert_bio = NULL;
 	BIO		   *in = NULL;
 	BIO		   *out = NULL;
-	X509	   *cert = NULL;
-	X509	   *extra;
-	STACK_OF(X509) *chain = NULL;
 	CMS_ContentInfo *cms = NULL;
 	EVP_PKEY   *key;
 	BUF_MEM    *mem;
@@ -181,29 +222,19 @@ ioffice_sign_detached(const char *cert_pem, const char *key_file,
 	key = load_key(key_file, &result.reason);
 	if (key == NULL)
 		return result;
-
-	cert_bio = BIO_new_mem_buf(cert_pem, -1);
-	cert = cert_bio ? PEM_read_bio_X509(cert_bio, NULL, NULL, NULL) : NULL;
-	if (cert == NULL)
+	if (!parse_certificate(cert_pem, &result.reason))
+		return result;
+	if (X509_check_private_key(cached_cert, key) != 1)
 	{
-		result.reason = openssl_reason("the certificate cannot be read");
-		goto done;
-	}
-	if (X509_check_private_key(cert, key) != 1)
-	{
+		ERR_clear_error();
 		result.reason = pstrdup("the key file does not hold the certificate's private key");
-		goto done;
+		return result;
 	}
-	/* certificates after the first in the PEM are its chain: carried in the CMS */
-	chain = sk_X509_new_null();
-	while ((extra = PEM_read_bio_X509(cert_bio, NULL, NULL, NULL)) != NULL)
-		sk_X509_push(chain, extra);
-	ERR_clear_error();
 
 	in = BIO_new_mem_buf(content, (int) len);
-	cms = CMS_sign(NULL, NULL, chain, NULL, flags);
+	cms = CMS_sign(NULL, NULL, cached_chain, NULL, flags);
 	if (cms == NULL ||
-		CMS_add1_signer(cms, cert, key, EVP_sha256(), flags | CMS_CADES) == NULL ||
+		CMS_add1_signer(cms, cached_cert, key, EVP_sha256(), flags | CMS_CADES) == NULL ||
 		CMS_final(cms, in, NULL, flags) != 1)
 	{
 		result.reason = openssl_reason("signing failed");
@@ -225,8 +256,5 @@ done:
 	BIO_free(out);
 	BIO_free(in);
 	CMS_ContentInfo_free(cms);
-	sk_X509_pop_free(chain, X509_free);
-	X509_free(cert);
-	BIO_free(cert_bio);
 	return result;
 }

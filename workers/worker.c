@@ -48,7 +48,7 @@ PGDLLEXPORT void ioffice_worker_main(Datum arg);
 char	   *ioffice_worker_databases = NULL;
 char	   *ioffice_keystore = NULL;
 int			ioffice_worker_naptime = 10;
-int			ioffice_worker_batch = 20;
+int			ioffice_worker_batch = 100;
 
 typedef struct IofficeWorkerShared
 {
@@ -149,7 +149,7 @@ ioffice_worker_init(void)
 							"Jobs the worker takes in one transaction.",
 							NULL,
 							&ioffice_worker_batch,
-							20, 1, 1000,
+							100, 1, 1000,
 							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);
