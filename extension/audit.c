@@ -20,6 +20,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "common/hashfn.h"
@@ -126,6 +127,30 @@ ioffice_audit_hash(const char *chain, int64 seq, bytea *prev_hash, TimestampTz a
 		elog(ERROR, "ioffice: could not compute SHA-256: %s", pg_cryptohash_error(ctx));
 	pg_cryptohash_free(ctx);
 	pfree(buf.data);
+}
+
+/*
+ * A row as jsonb for an audit record's detail, without file contents (their
+ * SHA-256 stays): the direct-edit and rule-edit triggers describe rows so.
+ * NULL for no row.  The caller is connected to SPI.
+ */
+Jsonb *
+ioffice_row_jsonb(HeapTuple tup, TupleDesc desc)
+{
+	Datum		arg[1];
+	Oid			argtype[1];
+	bool		isnull;
+	Datum		d;
+
+	if (tup == NULL)
+		return NULL;
+	arg[0] = heap_copy_tuple_as_datum(tup, desc);
+	argtype[0] = desc->tdtypeid;
+	if (SPI_execute_with_args("SELECT pg_catalog.to_jsonb($1) - 'content'", 1, argtype, arg,
+							  NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not describe a row");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? NULL : DatumGetJsonbPCopy(d);
 }
 
 /* "document:42": the chain of a document, its files, tasks and signatures */

@@ -378,8 +378,17 @@ ioffice_verify(PG_FUNCTION_ARGS)
 			bool		n[6] = {false, false, false, false, false, false};
 			Verdict		verdict;
 
-			verdict = verify_one(store, DatumGetByteaPP(SPI_getbinval(tup, sigs->tupdesc, 4, &isnull)),
-								 content);
+			Datum		der = SPI_getbinval(tup, sigs->tupdesc, 4, &isnull);
+
+			if (isnull)
+			{
+				/* a "done" row without its CMS: only a hand edit makes one */
+				verdict.valid = false;
+				verdict.reason = "no signature data is recorded";
+				verdict.subject = NULL;
+			}
+			else
+				verdict = verify_one(store, DatumGetByteaPP(der), content);
 			v[0] = SPI_getbinval(tup, sigs->tupdesc, 1, &isnull);
 			v[1] = SPI_getbinval(tup, sigs->tupdesc, 2, &isnull);
 			v[2] = SPI_getbinval(tup, sigs->tupdesc, 3, &n[2]);
@@ -451,7 +460,8 @@ ioffice_signature_p7s(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("you may not see file %lld", (long long) file)));
 	if (SPI_execute_with_args("SELECT cms FROM ioffice.signature "
-							  " WHERE file_id = $1 AND status = 'done' ORDER BY signed_at, id",
+							  " WHERE file_id = $1 AND status = 'done' AND cms IS NOT NULL "
+							  " ORDER BY signed_at, id",
 							  1, types, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "ioffice: could not read the signatures");
 	n = SPI_processed;

@@ -8,6 +8,7 @@
 
 #include "postgres.h"
 
+#include "access/htup.h"
 #include "executor/spi.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
@@ -49,6 +50,7 @@ extern void ioffice_engine_leave(void);
 extern bool ioffice_in_engine(void);
 
 /* audit.c */
+extern Jsonb *ioffice_row_jsonb(HeapTuple tup, TupleDesc desc);
 extern void ioffice_audit(int64 actor, int64 on_behalf_of, const char *entity, int64 entity_id,
 						  const char *action, const char *state_before,
 						  const char *state_after, Jsonb *detail);
@@ -82,6 +84,5 @@ extern const char *ioffice_detect_file_kind(const unsigned char *data, size_t le
 extern char *ioffice_format_number_str(int32 number);
 extern char *ioffice_symbol_for(int32 number, const char *doc_type, int64 agency,
 								int64 drafting_unit);
-extern char *ioffice_today_text(const char *format);
 
 #endif							/* IOFFICE_H */

@@ -48,26 +48,6 @@ ioffice_audit_append_only(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-/* the row as jsonb, without file contents (their SHA-256 stays) */
-static Jsonb *
-row_jsonb(HeapTuple tup, TupleDesc desc)
-{
-	Datum		arg[1];
-	Oid			argtype[1];
-	bool		isnull;
-	Datum		d;
-
-	if (tup == NULL)
-		return NULL;
-	arg[0] = heap_copy_tuple_as_datum(tup, desc);
-	argtype[0] = desc->tdtypeid;
-	if (SPI_execute_with_args("SELECT pg_catalog.to_jsonb($1) - 'content'", 1, argtype, arg,
-							  NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "ioffice: could not describe a row");
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? NULL : DatumGetJsonbPCopy(d);
-}
-
 static bool
 column_int8(HeapTuple tup, TupleDesc desc, const char *column, int64 *out)
 {
@@ -158,8 +138,8 @@ ioffice_audit_direct(PG_FUNCTION_ARGS)
 		chain = psprintf("%s:" INT64_FORMAT, table, id);
 
 	b = ioffice_jsonb_begin();
-	ioffice_jsonb_add_jsonb(b, "old", row_jsonb(old_tup, desc));
-	ioffice_jsonb_add_jsonb(b, "new", row_jsonb(new_tup, desc));
+	ioffice_jsonb_add_jsonb(b, "old", ioffice_row_jsonb(old_tup, desc));
+	ioffice_jsonb_add_jsonb(b, "new", ioffice_row_jsonb(new_tup, desc));
 	ioffice_audit_in_chain(chain, ioffice_resolve_actor(true), 0, table, id, action,
 						   column_text(old_tup, desc, "state"),
 						   column_text(new_tup, desc, "state"),

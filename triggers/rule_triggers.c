@@ -191,23 +191,6 @@ ioffice_rule_invalidate(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-static Datum
-row_jsonb(HeapTuple tup, TupleDesc desc, bool *isnull)
-{
-	Datum		arg[1];
-	Oid			argtype[1];
-
-	*isnull = (tup == NULL);
-	if (tup == NULL)
-		return (Datum) 0;
-	arg[0] = heap_copy_tuple_as_datum(tup, desc);
-	argtype[0] = desc->tdtypeid;
-	if (SPI_execute_with_args("SELECT pg_catalog.to_jsonb($1)", 1, argtype, arg, NULL, true, 1)
-		!= SPI_OK_SELECT)
-		elog(ERROR, "ioffice: could not describe a rule row");
-	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
-}
-
 PG_FUNCTION_INFO_V1(ioffice_rule_audit);
 Datum
 ioffice_rule_audit(PG_FUNCTION_ARGS)
@@ -218,8 +201,6 @@ ioffice_rule_audit(PG_FUNCTION_ARGS)
 	HeapTuple	new_tup = NULL;
 	const char *action;
 	JsonbBuild *b;
-	bool		isnull;
-	Datum		d;
 
 	require_trigger(fcinfo, "_rule_audit");
 	/* a dump being loaded brings its own audit records */
@@ -246,10 +227,8 @@ ioffice_rule_audit(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
 	b = ioffice_jsonb_begin();
-	d = row_jsonb(old_tup, desc, &isnull);
-	ioffice_jsonb_add_jsonb(b, "old", isnull ? NULL : DatumGetJsonbP(d));
-	d = row_jsonb(new_tup, desc, &isnull);
-	ioffice_jsonb_add_jsonb(b, "new", isnull ? NULL : DatumGetJsonbP(d));
+	ioffice_jsonb_add_jsonb(b, "old", ioffice_row_jsonb(old_tup, desc));
+	ioffice_jsonb_add_jsonb(b, "new", ioffice_row_jsonb(new_tup, desc));
 	/* one chain per workflow: its rules' history */
 	ioffice_audit_in_chain(psprintf("workflow:%s", tuple_text(new_tup ? new_tup : old_tup, desc,
 															  "workflow")),

@@ -100,21 +100,6 @@ openssl_reason(const char *what)
 	return psprintf("%s: %s", what, buf);
 }
 
-void
-ioffice_signer_reset(void)
-{
-	HASH_SEQ_STATUS hs;
-	CachedKey  *k;
-
-	if (key_cache == NULL)
-		return;
-	hash_seq_init(&hs, key_cache);
-	while ((k = hash_seq_search(&hs)) != NULL)
-		EVP_PKEY_free(k->key);
-	hash_destroy(key_cache);
-	key_cache = NULL;
-}
-
 /* The private key of a key file of the keystore, or NULL with *reason set. */
 static EVP_PKEY *
 load_key(const char *key_file, char **reason)

@@ -189,25 +189,6 @@ ioffice_worker_init(void)
 	}
 }
 
-void
-ioffice_worker_lock(bool exclusive)
-{
-	LWLockAcquire(shared->lock, exclusive ? LW_EXCLUSIVE : LW_SHARED);
-}
-
-void
-ioffice_worker_unlock(void)
-{
-	LWLockRelease(shared->lock);
-}
-
-IofficeWorkerSlot *
-ioffice_worker_slots(int *n)
-{
-	*n = shared ? shared->nslots : 0;
-	return shared ? shared->slots : NULL;
-}
-
 /* ------------------------------------------------------------------------
  * Waking the worker when a transaction that queued work commits
  * ------------------------------------------------------------------------

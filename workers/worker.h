@@ -39,9 +39,6 @@ extern int	ioffice_worker_batch;
 
 extern void ioffice_worker_init(void);	/* from _PG_init */
 extern void ioffice_worker_wake_at_commit(void);
-extern IofficeWorkerSlot *ioffice_worker_slots(int *n);
-extern void ioffice_worker_lock(bool exclusive);
-extern void ioffice_worker_unlock(void);
 
 /* signer.c: one implementation of signing; PAdES or a remote service would be others */
 typedef struct IofficeSignResult
@@ -53,6 +50,5 @@ typedef struct IofficeSignResult
 
 extern IofficeSignResult ioffice_sign_detached(const char *cert_pem, const char *key_file,
 											   const unsigned char *content, size_t len);
-extern void ioffice_signer_reset(void);
 
 #endif

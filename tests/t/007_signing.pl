@@ -136,6 +136,13 @@ $node->safe_psql('postgres', "UPDATE ioffice.file SET content = convert_to('%PDF
 is(as_actor('dai', "SELECT string_agg(valid || ':' || reason, ',') FROM ioffice.verify($file)"),
 	'false:content changed,false:content changed', 'verify() reports changed content');
 
+# a "done" signature whose CMS was removed by hand is reported, not a crash
+$node->safe_psql('postgres', "UPDATE ioffice.signature SET cms = NULL WHERE file_id = $file AND kind = 'organisation'");
+is(as_actor('dai', "SELECT string_agg(valid || ':' || reason, ',' ORDER BY kind DESC) FROM ioffice.verify($file)"),
+	'false:content changed,false:no signature data is recorded', 'verify() reports a signature without its data');
+ok(length(as_actor('dai', "SELECT encode(ioffice.signature_p7s($file), 'hex')")) > 100,
+	'signature_p7s() exports the signatures that have data');
+
 # --- failures are recorded on the job and block nobody ----------------------------
 my %expect = (hoa => qr/expired/, mai => qr/revoked/, lan => qr/read by others/);
 for my $who (sort keys %expect)
