@@ -27,7 +27,10 @@ OBJS = \
 	workers/sign_jobs.o \
 	workers/signer.o
 
-DATA = sql/ioffice--0.1.sql
+# The install script is built from its parts, one concern per file, in the
+# order of their numbers.
+DATA_built = sql/ioffice--0.1.sql
+SQL_PARTS = $(sort $(wildcard $(srcdir)/sql/parts/*.sql))
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/extension -I$(srcdir)/workers
@@ -46,6 +49,9 @@ override with_llvm = no
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+sql/ioffice--0.1.sql: $(SQL_PARTS)
+	cat $(SQL_PARTS) > $@
 
 .PHONY: test demo
 test:

@@ -1,0 +1,268 @@
+-- ---------------------------------------------------------------------------
+-- C functions: identity, audit, files, workflow
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION actor() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ioffice_actor'
+    LANGUAGE C STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION actor() IS 'The person acting in this transaction (ioffice.actor for ioffice_app members, else session_user)';
+
+-- Like actor(), but NULL instead of an error: for row-level security, where
+-- "nobody" must simply see nothing.
+CREATE FUNCTION current_person() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ioffice_current_person'
+    LANGUAGE C STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION _audit(entity text, entity_id bigint, action text,
+                       state_before text, state_after text, detail jsonb,
+                       on_behalf_of bigint DEFAULT NULL, chain text DEFAULT NULL)
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'ioffice_audit_sql'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION _audit(text, bigint, text, text, text, jsonb, bigint, text) FROM PUBLIC;
+
+-- the extension's own plpgsql functions mark the changes they make, so the
+-- triggers that catch changes made by hand leave them alone
+CREATE FUNCTION _engine_enter() RETURNS void
+    AS 'MODULE_PATHNAME', 'ioffice_engine_enter_sql' LANGUAGE C VOLATILE;
+CREATE FUNCTION _engine_leave() RETURNS void
+    AS 'MODULE_PATHNAME', 'ioffice_engine_leave_sql' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION _engine_enter() FROM PUBLIC;
+REVOKE ALL ON FUNCTION _engine_leave() FROM PUBLIC;
+
+CREATE FUNCTION audit_verify(entity text DEFAULT NULL, entity_id bigint DEFAULT NULL)
+    RETURNS TABLE (audit_id bigint, problem text)
+    AS 'MODULE_PATHNAME', 'ioffice_audit_verify'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION audit_verify(text, bigint) IS
+  'Every problem found in the audit trail (all of it, or the chains of one entity); no rows means intact';
+CREATE FUNCTION audit_seal() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ioffice_audit_seal'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION audit_seal() IS
+  'Writes a checkpoint of the audit chain heads that moved since the last one; returns its id';
+REVOKE ALL ON FUNCTION audit_verify(text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION audit_seal() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION audit_verify(text, bigint) TO ioffice_admin;
+GRANT EXECUTE ON FUNCTION audit_seal() TO ioffice_admin;
+
+-- append-only, for everyone, the owner included
+CREATE FUNCTION _audit_append_only() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'ioffice_audit_append_only' LANGUAGE C;
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON audit
+    FOR EACH ROW EXECUTE FUNCTION _audit_append_only();
+CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON audit
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_append_only();
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON audit_checkpoint
+    FOR EACH ROW EXECUTE FUNCTION _audit_append_only();
+CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON audit_checkpoint
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_append_only();
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON audit_checkpoint_head
+    FOR EACH ROW EXECUTE FUNCTION _audit_append_only();
+CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON audit_checkpoint_head
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_append_only();
+
+-- changes made by hand to the core tables are audited as such
+CREATE FUNCTION _audit_direct() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'ioffice_audit_direct' LANGUAGE C
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON document
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct('id');
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON file
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct('document_id');
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON task
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct('document_id');
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON signature
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct('document_id');
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON document_link
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct('document_id');
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON register
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON number_taken
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON unit
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON person
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON person_role
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON delegation
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON document
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON file
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON task
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON register
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
+
+CREATE FUNCTION timezone() RETURNS text
+    AS 'MODULE_PATHNAME', 'ioffice_timezone'
+    LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION timezone() IS 'The time zone of calendar dates and years (setting ioffice.timezone)';
+
+CREATE FUNCTION file_kind(content bytea) RETURNS text
+    AS 'MODULE_PATHNAME', 'ioffice_file_kind'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION file_kind(bytea) IS 'The type of a file recognised from its bytes: pdf, docx, xlsx, doc, xls, zip, ole2 or NULL';
+
+CREATE FUNCTION attach(doc bigint, file_name text, content bytea) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ioffice_attach'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION replace_file(file bigint, file_name text, content bytea) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ioffice_replace_file'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION remove_file(file bigint) RETURNS void
+    AS 'MODULE_PATHNAME', 'ioffice_remove_file'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION act(doc bigint, action text, to_login text DEFAULT NULL,
+                    note text DEFAULT NULL, options jsonb DEFAULT '{}')
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'ioffice_act'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION act(bigint, text, text, text, jsonb) IS 'Performs one workflow action on a document and returns its new state';
+
+CREATE FUNCTION format_number(number int) RETURNS text
+    AS 'MODULE_PATHNAME', 'ioffice_format_number'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION format_number(int) IS 'A register number as Decree 30 writes it: two digits at least (01…09, 10, 100)';
+
+CREATE FUNCTION take_number(register bigint, doc_type text, drafting_unit bigint DEFAULT NULL)
+    RETURNS TABLE (number int, symbol text)
+    AS 'MODULE_PATHNAME', 'ioffice_take_number'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION take_number(bigint, text, bigint) IS
+  'The next number of a register and its symbol, for an external system; the number belongs to the caller''s transaction';
+
+CREATE FUNCTION _take_arrival(doc bigint, register bigint DEFAULT NULL) RETURNS int
+    AS 'MODULE_PATHNAME', 'ioffice_take_arrival_sql'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION _take_arrival(bigint, bigint) FROM PUBLIC;
+
+CREATE FUNCTION build_symbol(number int, doc_type text, agency bigint, drafting_unit bigint)
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'ioffice_build_symbol'
+    LANGUAGE C STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION build_symbol(int, text, bigint, bigint) IS 'The Decree 30 number and symbol: 15/QĐ-UBND, or 05/UBND-VP for công văn';
+
+-- rule tables: names checked on write, graph checked at commit, caches dropped
+CREATE FUNCTION _rule_check_names() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'ioffice_rule_check_names' LANGUAGE C;
+CREATE FUNCTION _rule_check_graph() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'ioffice_rule_check_graph' LANGUAGE C;
+CREATE FUNCTION _rule_invalidate() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'ioffice_rule_invalidate' LANGUAGE C;
+CREATE FUNCTION _rule_audit() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'ioffice_rule_audit' LANGUAGE C SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION guards() RETURNS SETOF text
+    AS 'MODULE_PATHNAME', 'ioffice_list_guards' LANGUAGE C IMMUTABLE;
+COMMENT ON FUNCTION guards() IS 'Names of the guards a workflow_transition may list';
+CREATE FUNCTION effects() RETURNS SETOF text
+    AS 'MODULE_PATHNAME', 'ioffice_list_effects' LANGUAGE C IMMUTABLE;
+COMMENT ON FUNCTION effects() IS 'Names of the effects a workflow_transition may list';
+
+CREATE FUNCTION options(OUT name text, OUT type text) RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'ioffice_list_options' LANGUAGE C IMMUTABLE;
+COMMENT ON FUNCTION options() IS 'Option keys a workflow_transition may accept, with their JSON types';
+
+CREATE TRIGGER check_names BEFORE INSERT OR UPDATE ON workflow_transition
+    FOR EACH ROW EXECUTE FUNCTION _rule_check_names();
+CREATE CONSTRAINT TRIGGER check_graph AFTER INSERT OR UPDATE OR DELETE ON workflow_state
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION _rule_check_graph();
+CREATE CONSTRAINT TRIGGER check_graph AFTER INSERT OR UPDATE OR DELETE ON workflow_transition
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION _rule_check_graph();
+CREATE TRIGGER invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON workflow
+    FOR EACH STATEMENT EXECUTE FUNCTION _rule_invalidate();
+CREATE TRIGGER invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON workflow_state
+    FOR EACH STATEMENT EXECUTE FUNCTION _rule_invalidate();
+CREATE TRIGGER invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON workflow_transition
+    FOR EACH STATEMENT EXECUTE FUNCTION _rule_invalidate();
+
+-- ---------------------------------------------------------------------------
+-- The default outgoing workflow (API.md)
+-- ---------------------------------------------------------------------------
+
+INSERT INTO workflow (name, label, builtin) VALUES ('outgoing', 'Văn bản đi', true);
+INSERT INTO workflow_state (workflow, state, label, initial, final, builtin) VALUES
+    ('outgoing', 'draft',          'Dự thảo',            true,  false, true),
+    ('outgoing', 'reviewing',      'Chờ duyệt',          false, false, true),
+    ('outgoing', 'returned',       'Chờ chuyên viên xử lý', false, false, true),
+    ('outgoing', 'awaiting_issue', 'Chờ văn thư phát hành', false, false, true),
+    ('outgoing', 'issued',         'Đã phát hành',       false, true,  true),
+    ('outgoing', 'completed',      'Hoàn tất',           false, true,  true);
+
+INSERT INTO workflow_transition
+    (workflow, action, from_state, to_state, label, taken_by, receiver, receiver_role,
+     guards, effects, options, delegable, builtin)
+VALUES
+    ('outgoing', 'submit', 'draft', 'reviewing', 'Chuyển lãnh đạo', 'drafter', 'given', 'leader',
+     '{has_file}', '{request_signature}',
+     '{request_signature,sms,email,submission_slip,deadline}', false, true),
+    ('outgoing', 'submit', 'returned', 'reviewing', 'Chuyển lãnh đạo', 'drafter', 'given', 'leader',
+     '{has_file}', '{request_signature}',
+     '{request_signature,sms,email,submission_slip,deadline}', false, true),
+    ('outgoing', 'forward', 'reviewing', 'reviewing', 'Chuyển lãnh đạo khác', 'holder', 'given', 'leader',
+     '{receiver_not_actor}', '{request_signature}',
+     '{request_signature,sms,email,submission_slip,deadline}', true, true),
+    ('outgoing', 'return', 'reviewing', 'returned', 'Chuyển chuyên viên', 'holder', 'drafter', NULL,
+     '{}', '{}', '{sms,email,deadline}', true, true),
+    ('outgoing', 'return', 'awaiting_issue', 'returned', 'Chuyển chuyên viên', 'holder', 'drafter', NULL,
+     '{}', '{}', '{sms,email,deadline}', false, true),
+    ('outgoing', 'sign', 'reviewing', 'reviewing', 'Ký số', 'holder', 'none', NULL,
+     '{has_file}', '{queue_signatures}', '{mode,page,x,y}', false, true),
+    ('outgoing', 'approve', 'reviewing', 'awaiting_issue', 'Duyệt', 'holder', 'given', 'clerk',
+     '{own_signature}', '{}', '{sms,email,submission_slip,deadline}', true, true),
+    ('outgoing', 'quick_approve', 'reviewing', 'awaiting_issue', 'Duyệt nhanh', 'holder', 'default_clerk', NULL,
+     '{own_signature}', '{}', '{sms,email,deadline}', true, true),
+    ('outgoing', 'complete', 'reviewing', 'completed', 'Hoàn tất', 'holder', 'none', NULL,
+     '{}', '{}', '{}', true, true),
+    ('outgoing', 'issue', 'awaiting_issue', 'issued', 'Phát hành', 'holder', 'none', NULL,
+     '{has_file}', '{queue_seal,deliver_internal,number_and_issue}', '{register}', false, true);
+
+-- The incoming workflow (văn bản đến): a document arrives (delivered by
+-- another agency of this database) or is registered by the clerk with its
+-- arrival number; a leader assigns a lead handler (chủ trì) and cooperating
+-- ones (phối hợp), each with a deadline; the lead completes it.
+INSERT INTO workflow (name, label, builtin) VALUES ('incoming', 'Văn bản đến', true);
+INSERT INTO workflow_state (workflow, state, label, initial, final, builtin) VALUES
+    ('incoming', 'received',            'Chờ vào sổ',        true,  false, true),
+    ('incoming', 'registered',          'Đã vào sổ',         false, false, true),
+    ('incoming', 'awaiting_assignment', 'Chờ lãnh đạo phân công', false, false, true),
+    ('incoming', 'returned',            'Trả lại văn thư',   false, false, true),
+    ('incoming', 'in_progress',         'Đang xử lý',        false, false, true),
+    ('incoming', 'processed',           'Đã xử lý',          false, true,  true);
+
+INSERT INTO workflow_transition
+    (workflow, action, from_state, to_state, label, taken_by, receiver, receiver_role,
+     guards, effects, options, delegable, builtin)
+VALUES
+    ('incoming', 'register', 'received', 'registered', 'Vào sổ văn bản đến', 'clerk', 'none', NULL,
+     '{}', '{register_arrival}', '{register}', false, true),
+    ('incoming', 'submit', 'registered', 'awaiting_assignment', 'Trình lãnh đạo', 'drafter', 'given', 'leader',
+     '{}', '{}', '{sms,email,deadline}', false, true),
+    ('incoming', 'submit', 'returned', 'awaiting_assignment', 'Trình lãnh đạo', 'drafter', 'given', 'leader',
+     '{}', '{}', '{sms,email,deadline}', false, true),
+    ('incoming', 'return', 'awaiting_assignment', 'returned', 'Trả lại văn thư', 'holder', 'drafter', NULL,
+     '{}', '{}', '{sms,email}', true, true),
+    ('incoming', 'assign', 'awaiting_assignment', 'in_progress', 'Phân công xử lý', 'holder', 'given', NULL,
+     '{receiver_not_actor}', '{assign_cooperators}', '{deadline,cooperate,sms,email}', true, true),
+    ('incoming', 'cooperated', 'in_progress', 'in_progress', 'Hoàn thành phối hợp', 'cooperator', 'none', NULL,
+     '{}', '{close_own_cooperation}', '{}', false, true),
+    ('incoming', 'complete', 'in_progress', 'processed', 'Hoàn thành xử lý', 'holder', 'none', NULL,
+     '{}', '{close_cooperation}', '{}', false, true),
+    ('incoming', 'file', 'returned', 'processed', 'Lưu, không xử lý', 'drafter', 'none', NULL,
+     '{}', '{}', '{}', false, true);
+
+-- from here on, rule edits are a DBA's and are audited (the install
+-- script's own rows above are not)
+CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON workflow_state
+    FOR EACH ROW EXECUTE FUNCTION _rule_audit();
+CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON workflow_transition
+    FOR EACH ROW EXECUTE FUNCTION _rule_audit();
+

@@ -1,0 +1,534 @@
+-- ---------------------------------------------------------------------------
+-- Directory functions
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION add_agency(name text, abbr text, code text DEFAULT NULL, parent bigint DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+    v_year int := extract(year FROM now() AT TIME ZONE ioffice.timezone());
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF name IS NULL OR abbr IS NULL THEN
+        RAISE EXCEPTION 'agency name and abbreviation are required'
+            USING ERRCODE = '22023';
+    END IF;
+    IF code IS NOT NULL AND code !~ '^[0-9]{3}\.[0-9]{2}\.[0-9]{2}\.[A-Z][0-9]{2}$' THEN
+        RAISE EXCEPTION 'agency code "%" is not of the form DDD.DD.DD.LDD', code
+            USING ERRCODE = '22023',
+                  HINT = 'QCVN 102:2016 agency identifiers look like 000.00.32.H41.';
+    END IF;
+    IF abbr !~ '^[^\s/,]{1,20}$' THEN
+        RAISE EXCEPTION 'abbreviation "%" must be 1 to 20 characters without spaces, "/" or ","', abbr
+            USING ERRCODE = '22023';
+    END IF;
+    IF length(name) NOT BETWEEN 1 AND 500 THEN
+        RAISE EXCEPTION 'agency name must be 1 to 500 characters' USING ERRCODE = '22023';
+    END IF;
+    IF parent IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ioffice.unit u WHERE u.id = parent) THEN
+        RAISE EXCEPTION 'unknown parent unit %', parent USING ERRCODE = '42704';
+    END IF;
+    IF code IS NOT NULL AND EXISTS (SELECT 1 FROM ioffice.unit u WHERE u.code = add_agency.code) THEN
+        RAISE EXCEPTION 'an agency with code % already exists', code USING ERRCODE = '23505';
+    END IF;
+
+    v_id := nextval('ioffice.unit_id_seq');
+    INSERT INTO ioffice.unit (id, parent_id, kind, code, name, abbr, agency_id)
+    VALUES (v_id, parent, 'agency', code, name, abbr, v_id);
+
+    -- a new agency can issue at once
+    INSERT INTO ioffice.register (agency_id, direction, code, name, doc_types, confidential,
+                                  symbol_suffix, year)
+    VALUES (v_id, 'outgoing', 'outgoing', 'Sổ văn bản đi', NULL, false, NULL, v_year),
+           (v_id, 'outgoing', 'outgoing_secret', 'Sổ văn bản đi mật', NULL, true, 'M', v_year),
+           (v_id, 'incoming', 'incoming', 'Sổ văn bản đến', NULL, false, NULL, v_year);
+
+    PERFORM ioffice._audit('unit', v_id, 'add_agency', NULL, NULL,
+                           jsonb_build_object('name', name, 'abbr', abbr, 'code', code, 'parent', parent));
+    PERFORM ioffice._engine_leave();
+    RETURN v_id;
+END
+$$;
+
+CREATE FUNCTION add_department(agency bigint, name text, abbr text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+    v_agency bigint;
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF agency IS NULL OR name IS NULL OR abbr IS NULL THEN
+        RAISE EXCEPTION 'agency, name and abbreviation are required' USING ERRCODE = '22023';
+    END IF;
+    SELECT u.agency_id INTO v_agency FROM ioffice.unit u WHERE u.id = agency;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown unit %', agency USING ERRCODE = '42704';
+    END IF;
+    IF abbr !~ '^[^\s/,]{1,20}$' THEN
+        RAISE EXCEPTION 'abbreviation "%" must be 1 to 20 characters without spaces, "/" or ","', abbr
+            USING ERRCODE = '22023';
+    END IF;
+    IF length(name) NOT BETWEEN 1 AND 500 THEN
+        RAISE EXCEPTION 'department name must be 1 to 500 characters' USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO ioffice.unit (parent_id, kind, name, abbr, agency_id)
+    VALUES (agency, 'department', name, abbr, v_agency)
+    RETURNING id INTO v_id;
+    PERFORM ioffice._audit('unit', v_id, 'add_department', NULL, NULL,
+                           jsonb_build_object('name', name, 'abbr', abbr, 'parent', agency));
+    PERFORM ioffice._engine_leave();
+    RETURN v_id;
+END
+$$;
+
+CREATE FUNCTION add_person(login text, full_name text, "position" text, unit bigint, roles text[])
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+    v_agency bigint;
+    v_role text;
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF login IS NULL OR full_name IS NULL OR unit IS NULL THEN
+        RAISE EXCEPTION 'login, full name and unit are required' USING ERRCODE = '22023';
+    END IF;
+    IF login !~ '^[A-Za-z0-9_.@-]{1,63}$' THEN
+        RAISE EXCEPTION 'login "%" must be 1 to 63 letters, digits or _ . @ -', login
+            USING ERRCODE = '22023';
+    END IF;
+    IF length(full_name) NOT BETWEEN 1 AND 200 OR length(add_person."position") > 200 THEN
+        RAISE EXCEPTION 'full name must be 1 to 200 characters, position at most 200'
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT u.agency_id INTO v_agency FROM ioffice.unit u WHERE u.id = unit;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown unit %', unit USING ERRCODE = '42704';
+    END IF;
+    IF EXISTS (SELECT 1 FROM ioffice.person p WHERE p.login = add_person.login) THEN
+        RAISE EXCEPTION 'a person with login "%" already exists', login USING ERRCODE = '23505';
+    END IF;
+    FOREACH v_role IN ARRAY coalesce(roles, '{}') LOOP
+        IF v_role IS NULL OR v_role !~ '^[a-z_]{1,32}$' THEN
+            RAISE EXCEPTION 'role "%" is not a role name', v_role USING ERRCODE = '22023',
+                  HINT = 'Roles are specialist, leader, clerk, one_stop, admin, or one a workflow names.';
+        END IF;
+    END LOOP;
+
+    INSERT INTO ioffice.person (login, full_name, "position", unit_id)
+    VALUES (login, full_name, add_person."position", unit)
+    RETURNING id INTO v_id;
+    -- a clerk or one-stop officer serves the whole agency; other roles the unit
+    INSERT INTO ioffice.person_role (person_id, role, unit_id)
+    SELECT DISTINCT v_id, r,
+           CASE WHEN r IN ('clerk', 'one_stop', 'admin') THEN v_agency ELSE unit END
+    FROM unnest(coalesce(roles, '{}')) AS r;
+    PERFORM ioffice._audit('person', v_id, 'add_person', NULL, NULL,
+                           jsonb_build_object('login', login, 'unit', unit, 'roles', roles));
+    PERFORM ioffice._engine_leave();
+    RETURN v_id;
+END
+$$;
+
+REVOKE ALL ON FUNCTION add_agency(text, text, text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION add_department(bigint, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION add_person(text, text, text, bigint, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION add_agency(text, text, text, bigint) TO ioffice_admin;
+GRANT EXECUTE ON FUNCTION add_department(bigint, text, text) TO ioffice_admin;
+GRANT EXECUTE ON FUNCTION add_person(text, text, text, bigint, text[]) TO ioffice_admin;
+
+CREATE FUNCTION delegate(to_login text, valid_from timestamptz, valid_until timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_from bigint := ioffice.actor();
+    v_to bigint;
+    v_id bigint;
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF to_login IS NULL OR valid_from IS NULL OR valid_until IS NULL THEN
+        RAISE EXCEPTION 'delegate needs a person and a period' USING ERRCODE = '22023';
+    END IF;
+    IF valid_until <= valid_from THEN
+        RAISE EXCEPTION 'the delegation must end after it starts' USING ERRCODE = '22023';
+    END IF;
+    IF isfinite(valid_from) IS NOT TRUE OR isfinite(valid_until) IS NOT TRUE THEN
+        RAISE EXCEPTION 'a delegation is for a finite period' USING ERRCODE = '22023',
+              HINT = 'Decree 30 authorisations are time-limited.';
+    END IF;
+    SELECT p.id INTO v_to FROM ioffice.person p WHERE p.login = to_login AND p.active;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown person "%"', to_login USING ERRCODE = '42704';
+    END IF;
+    IF v_to = v_from THEN
+        RAISE EXCEPTION 'a person cannot delegate to themselves' USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO ioffice.delegation (from_person, to_person, valid_from, valid_until)
+    VALUES (v_from, v_to, valid_from, valid_until)
+    RETURNING id INTO v_id;
+    PERFORM ioffice._audit('delegation', v_id, 'delegate', NULL, NULL,
+                           jsonb_build_object('to', to_login, 'valid_from', valid_from,
+                                              'valid_until', valid_until));
+    PERFORM ioffice._engine_leave();
+    RETURN v_id;
+END
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Documents
+-- ---------------------------------------------------------------------------
+
+-- The details a function accepts: spec maps each key to its JSON type.
+CREATE FUNCTION _check_details(details jsonb, spec jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_key text;
+    v_type text;
+BEGIN
+    IF jsonb_typeof(details) <> 'object' THEN
+        RAISE EXCEPTION 'details must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    FOR v_key, v_type IN SELECT k, jsonb_typeof(v) FROM jsonb_each(details) AS e(k, v) LOOP
+        CONTINUE WHEN v_type = 'null';
+        IF NOT spec ? v_key THEN
+            RAISE EXCEPTION 'unknown detail "%"', v_key USING ERRCODE = '22023',
+                  HINT = 'Details are ' || (SELECT string_agg(k, ', ' ORDER BY k)
+                                            FROM jsonb_object_keys(spec) AS k) || '.';
+        END IF;
+        IF spec->>v_key <> v_type THEN
+            RAISE EXCEPTION 'details.% must be a%', v_key,
+                  CASE spec->>v_key WHEN 'array' THEN 'n array' ELSE ' ' || (spec->>v_key) END
+                USING ERRCODE = '22023';
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- A whole number detail in [lo, hi], or NULL when absent.
+CREATE FUNCTION _whole_detail(details jsonb, key text, lo numeric, hi numeric) RETURNS numeric
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v numeric;
+BEGIN
+    IF jsonb_typeof(details->key) IS DISTINCT FROM 'number' THEN
+        RETURN NULL;
+    END IF;
+    v := (details->>key)::numeric;
+    IF v NOT BETWEEN lo AND hi OR v <> trunc(v) THEN
+        RAISE EXCEPTION 'details.% must be a whole number from % to %', key, lo, hi
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN v;
+END
+$$;
+REVOKE ALL ON FUNCTION _check_details(jsonb, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _whole_detail(jsonb, text, numeric, numeric) FROM PUBLIC;
+
+CREATE FUNCTION create_outgoing(doc_type text, abstract text, details jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+    v_unit bigint;
+    v_agency bigint;
+    v_state text;
+    v_signer bigint;
+    v_id bigint;
+    v_related bigint[];
+    v_item jsonb;
+    v_recipients jsonb := '[]';
+    v_details jsonb := coalesce(details, '{}');
+    v_urgency text;
+    v_conf text;
+    v_flash_at timestamptz;
+    v_due date;
+    v_pages int;
+    v_copies int;
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF doc_type IS NULL OR abstract IS NULL THEN
+        RAISE EXCEPTION 'a document needs a type and an abstract' USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.doc_type t WHERE t.code = create_outgoing.doc_type) THEN
+        RAISE EXCEPTION 'unknown document type "%"', doc_type USING ERRCODE = '42704',
+              HINT = 'Document types are the codes of table ioffice.doc_type (CV, QĐ, KH, BC, TB, TTr, GM, …).';
+    END IF;
+    IF length(btrim(abstract)) = 0 OR length(abstract) > 500 THEN
+        RAISE EXCEPTION 'the abstract must be 1 to 500 characters (it has %)', length(abstract)
+            USING ERRCODE = '22023';
+    END IF;
+    PERFORM ioffice._check_details(v_details,
+        '{"urgency": "string", "flash_at": "string", "confidentiality": "string", "field": "string",
+          "signer": "string", "comment": "string", "due_date": "string", "page_count": "number",
+          "copies": "number", "recipients": "array", "related": "array"}');
+
+    v_urgency := coalesce(v_details->>'urgency', 'normal');
+    IF v_urgency NOT IN ('normal', 'urgent', 'very_urgent', 'flash', 'flash_timed') THEN
+        RAISE EXCEPTION 'unknown urgency "%"', v_urgency USING ERRCODE = '22023',
+              HINT = 'Urgency is normal, urgent, very_urgent, flash or flash_timed.';
+    END IF;
+    IF v_urgency = 'flash_timed' THEN
+        IF v_details->>'flash_at' IS NULL THEN
+            RAISE EXCEPTION 'urgency flash_timed needs details.flash_at' USING ERRCODE = '22023';
+        END IF;
+        BEGIN
+            v_flash_at := (v_details->>'flash_at')::timestamptz;
+        EXCEPTION WHEN others THEN
+            RAISE EXCEPTION 'details.flash_at "%" is not a time', v_details->>'flash_at'
+                USING ERRCODE = '22023';
+        END;
+    ELSIF v_details->>'flash_at' IS NOT NULL THEN
+        RAISE EXCEPTION 'details.flash_at only goes with urgency flash_timed' USING ERRCODE = '22023';
+    END IF;
+    v_conf := coalesce(v_details->>'confidentiality', 'normal');
+    IF v_conf NOT IN ('normal', 'confidential', 'secret', 'top_secret') THEN
+        RAISE EXCEPTION 'unknown confidentiality "%"', v_conf USING ERRCODE = '22023',
+              HINT = 'Confidentiality is normal, confidential, secret or top_secret.';
+    END IF;
+    IF length(v_details->>'field') > 200 THEN
+        RAISE EXCEPTION 'details.field must be at most 200 characters' USING ERRCODE = '22023';
+    END IF;
+    IF length(v_details->>'comment') > 2000 THEN
+        RAISE EXCEPTION 'details.comment must be at most 2000 characters' USING ERRCODE = '22023';
+    END IF;
+    v_pages := ioffice._whole_detail(v_details, 'page_count', 1, 100000);
+    v_copies := ioffice._whole_detail(v_details, 'copies', 1, 100000);
+    IF v_details->>'due_date' IS NOT NULL THEN
+        BEGIN
+            v_due := (v_details->>'due_date')::date;
+        EXCEPTION WHEN others THEN
+            RAISE EXCEPTION 'details.due_date "%" is not a date', v_details->>'due_date'
+                USING ERRCODE = '22023';
+        END;
+    END IF;
+    IF v_details->>'signer' IS NOT NULL THEN
+        SELECT p.id INTO v_signer FROM ioffice.person p
+        WHERE p.login = v_details->>'signer' AND p.active;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'unknown signer "%"', v_details->>'signer' USING ERRCODE = '42704';
+        END IF;
+    END IF;
+    IF jsonb_typeof(v_details->'recipients') = 'array' THEN
+        FOR v_item IN SELECT jsonb_array_elements(v_details->'recipients') LOOP
+            IF jsonb_typeof(v_item) <> 'string' OR length(v_item #>> '{}') NOT BETWEEN 1 AND 500 THEN
+                RAISE EXCEPTION 'each recipient must be an agency code or a place of 1 to 500 characters'
+                    USING ERRCODE = '22023';
+            END IF;
+            -- an agency of this database is kept with its id, a free-text place as text
+            v_recipients := v_recipients || jsonb_build_array(
+                coalesce((SELECT jsonb_build_object('agency', u.id, 'code', u.code, 'name', u.name)
+                          FROM ioffice.unit u
+                          WHERE u.code = v_item #>> '{}' AND u.kind = 'agency'),
+                         jsonb_build_object('place', v_item #>> '{}')));
+        END LOOP;
+    END IF;
+    IF jsonb_typeof(v_details->'related') = 'array' THEN
+        FOR v_item IN SELECT jsonb_array_elements(v_details->'related') LOOP
+            IF jsonb_typeof(v_item) <> 'number'
+               OR (v_item #>> '{}')::numeric <> trunc((v_item #>> '{}')::numeric)
+               OR (v_item #>> '{}')::numeric NOT BETWEEN 1 AND 9223372036854775807 THEN
+                RAISE EXCEPTION 'each related document must be a document id' USING ERRCODE = '22023';
+            END IF;
+            IF NOT ioffice.can_see((v_item #>> '{}')::bigint) THEN
+                RAISE EXCEPTION 'unknown related document %', v_item #>> '{}' USING ERRCODE = '42704';
+            END IF;
+            v_related := v_related || (v_item #>> '{}')::bigint;
+        END LOOP;
+    END IF;
+
+    SELECT p.unit_id, u.agency_id INTO v_unit, v_agency
+    FROM ioffice.person p JOIN ioffice.unit u ON u.id = p.unit_id
+    WHERE p.id = v_actor;
+    SELECT s.state INTO v_state FROM ioffice.workflow_state s
+    WHERE s.workflow = 'outgoing' AND s.initial
+    ORDER BY s.state LIMIT 1;
+
+    INSERT INTO ioffice.document (workflow, doc_type, abstract, state, urgency, flash_at,
+                                  confidentiality, field, agency_id, drafting_unit_id, drafter_id,
+                                  signer_id, page_count, copies, recipients, due_date, comment)
+    VALUES ('outgoing', create_outgoing.doc_type, create_outgoing.abstract, v_state, v_urgency,
+            v_flash_at, v_conf, v_details->>'field', v_agency, v_unit, v_actor, v_signer,
+            v_pages, v_copies, v_recipients, v_due, v_details->>'comment')
+    RETURNING id INTO v_id;
+    INSERT INTO ioffice.document_link (document_id, related_id)
+    SELECT DISTINCT v_id, r FROM unnest(v_related) AS r;
+    PERFORM ioffice._audit('document', v_id, 'create', NULL, v_state,
+                           jsonb_build_object('doc_type', create_outgoing.doc_type,
+                                              'abstract', create_outgoing.abstract,
+                                              'details', v_details));
+    PERFORM ioffice._engine_leave();
+    RETURN v_id;
+END
+$$;
+
+CREATE FUNCTION link_documents(doc bigint, related bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF doc IS NULL OR related IS NULL THEN
+        RAISE EXCEPTION 'link_documents needs two documents' USING ERRCODE = '22023';
+    END IF;
+    IF NOT ioffice.can_see(doc) THEN
+        RAISE EXCEPTION 'unknown document %', doc USING ERRCODE = '42704';
+    END IF;
+    IF NOT ioffice.can_see(related) THEN
+        RAISE EXCEPTION 'unknown document %', related USING ERRCODE = '42704';
+    END IF;
+    IF doc = related THEN
+        RAISE EXCEPTION 'a document cannot be related to itself' USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.document d WHERE d.id = doc AND d.drafter_id = v_actor)
+       AND NOT EXISTS (SELECT 1 FROM ioffice.task t
+                       WHERE t.document_id = doc AND t.status = 'open' AND t.receiver_id = v_actor) THEN
+        RAISE EXCEPTION 'only the drafter or the current holder may link documents'
+            USING ERRCODE = '42501';
+    END IF;
+    INSERT INTO ioffice.document_link (document_id, related_id) VALUES (doc, related)
+    ON CONFLICT DO NOTHING;
+    PERFORM ioffice._audit('document', doc, 'link', NULL, NULL,
+                           jsonb_build_object('related', related));
+    PERFORM ioffice._engine_leave();
+END
+$$;
+
+-- The clerk registers a document received on paper or by e-mail (vào sổ
+-- văn bản đến): it gets the next arrival number of the agency's incoming
+-- register.  Documents delivered by agencies of this database arrive by
+-- themselves and are registered with act(doc, 'register').
+CREATE FUNCTION register_incoming(doc_type text, abstract text, sender text, sender_symbol text,
+                                  sender_date date, details jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+    v_agency bigint;
+    v_sender_agency bigint;
+    v_sender_name text;
+    v_details jsonb := coalesce(details, '{}');
+    v_urgency text;
+    v_conf text;
+    v_due date;
+    v_received timestamptz := now();
+    v_register bigint;
+    v_pages int;
+    v_existing bigint;
+    v_id bigint;
+    v_number int;
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF doc_type IS NULL OR abstract IS NULL OR sender IS NULL OR sender_symbol IS NULL
+       OR sender_date IS NULL THEN
+        RAISE EXCEPTION 'an incoming document needs its type, abstract, sender, the sender''s number and symbol, and its date'
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT u.agency_id INTO v_agency FROM ioffice.person p JOIN ioffice.unit u ON u.id = p.unit_id
+    WHERE p.id = v_actor;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.person_role r
+                   WHERE r.person_id = v_actor AND r.role = 'clerk' AND r.unit_id = v_agency) THEN
+        RAISE EXCEPTION 'only a clerk registers incoming documents' USING ERRCODE = '42501';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.doc_type t WHERE t.code = register_incoming.doc_type) THEN
+        RAISE EXCEPTION 'unknown document type "%"', doc_type USING ERRCODE = '42704';
+    END IF;
+    IF length(btrim(abstract)) = 0 OR length(abstract) > 500 THEN
+        RAISE EXCEPTION 'the abstract must be 1 to 500 characters (it has %)', length(abstract)
+            USING ERRCODE = '22023';
+    END IF;
+    IF length(btrim(sender)) = 0 OR length(sender) > 500 THEN
+        RAISE EXCEPTION 'the sender must be an agency code or a name of 1 to 500 characters'
+            USING ERRCODE = '22023';
+    END IF;
+    IF length(btrim(sender_symbol)) = 0 OR length(sender_symbol) > 100 THEN
+        RAISE EXCEPTION 'the sender''s number and symbol must be 1 to 100 characters'
+            USING ERRCODE = '22023';
+    END IF;
+    IF sender_date > (now() AT TIME ZONE ioffice.timezone())::date OR sender_date < '1900-01-01' THEN
+        RAISE EXCEPTION 'the document''s date % is not a date it can have been issued on', sender_date
+            USING ERRCODE = '22023';
+    END IF;
+    PERFORM ioffice._check_details(v_details,
+        '{"urgency": "string", "confidentiality": "string", "due_date": "string",
+          "received_at": "string", "field": "string", "comment": "string",
+          "page_count": "number", "register": "number"}');
+    v_urgency := coalesce(v_details->>'urgency', 'normal');
+    IF v_urgency NOT IN ('normal', 'urgent', 'very_urgent', 'flash') THEN
+        RAISE EXCEPTION 'unknown urgency "%"', v_urgency USING ERRCODE = '22023';
+    END IF;
+    v_conf := coalesce(v_details->>'confidentiality', 'normal');
+    IF v_conf NOT IN ('normal', 'confidential', 'secret', 'top_secret') THEN
+        RAISE EXCEPTION 'unknown confidentiality "%"', v_conf USING ERRCODE = '22023';
+    END IF;
+    IF v_details->>'due_date' IS NOT NULL THEN
+        BEGIN
+            v_due := (v_details->>'due_date')::date;
+        EXCEPTION WHEN others THEN
+            RAISE EXCEPTION 'details.due_date "%" is not a date', v_details->>'due_date'
+                USING ERRCODE = '22023';
+        END;
+    END IF;
+    IF v_details->>'received_at' IS NOT NULL THEN
+        BEGIN
+            v_received := (v_details->>'received_at')::timestamptz;
+        EXCEPTION WHEN others THEN
+            RAISE EXCEPTION 'details.received_at "%" is not a time', v_details->>'received_at'
+                USING ERRCODE = '22023';
+        END;
+        IF v_received > now() THEN
+            RAISE EXCEPTION 'details.received_at is in the future' USING ERRCODE = '22023';
+        END IF;
+    END IF;
+    v_pages := ioffice._whole_detail(v_details, 'page_count', 1, 100000);
+    v_register := ioffice._whole_detail(v_details, 'register', 1, 9223372036854775807);
+
+    -- the sender: an agency of this database by its code, or a name
+    SELECT u.id INTO v_sender_agency FROM ioffice.unit u
+    WHERE u.code = register_incoming.sender AND u.kind = 'agency';
+    IF v_sender_agency IS NULL THEN
+        v_sender_name := sender;
+    END IF;
+    SELECT d.id, d.number INTO v_existing, v_number FROM ioffice.document d
+    WHERE d.direction = 'incoming' AND d.agency_id = v_agency
+      AND coalesce(d.sender_agency_id::text, d.sender_name) = coalesce(v_sender_agency::text, v_sender_name)
+      AND d.sender_symbol = register_incoming.sender_symbol
+      AND d.sender_year = extract(year FROM register_incoming.sender_date);
+    IF FOUND THEN
+        RAISE EXCEPTION 'document % of % was already registered (arrival number %)',
+            sender_symbol, sender, v_number
+            USING ERRCODE = '23505', DETAIL = format('Incoming document %s.', v_existing);
+    END IF;
+
+    INSERT INTO ioffice.document (workflow, direction, doc_type, abstract, state, urgency,
+                                  confidentiality, field, agency_id, drafting_unit_id, drafter_id,
+                                  page_count, due_date, comment, sender_agency_id, sender_name,
+                                  sender_symbol, sender_date, received_at)
+    VALUES ('incoming', 'incoming', register_incoming.doc_type, register_incoming.abstract,
+            'registered', v_urgency, v_conf, v_details->>'field', v_agency, v_agency, v_actor,
+            v_pages, v_due, v_details->>'comment', v_sender_agency, v_sender_name,
+            register_incoming.sender_symbol, register_incoming.sender_date, v_received)
+    RETURNING id INTO v_id;
+    -- the arrival number last: the register row stays locked to commit
+    v_number := ioffice._take_arrival(v_id, v_register);
+    PERFORM ioffice._audit('document', v_id, 'register_incoming', NULL, 'registered',
+                           jsonb_build_object('arrival_number', v_number, 'sender', sender,
+                                              'sender_symbol', sender_symbol,
+                                              'sender_date', sender_date, 'details', v_details));
+    PERFORM ioffice._engine_leave();
+    RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION register_incoming(text, text, text, text, date, jsonb) IS
+  'The clerk registers a received document (vào sổ văn bản đến) and it gets its arrival number';
+

@@ -1,0 +1,410 @@
+-- ---------------------------------------------------------------------------
+-- Visibility
+-- ---------------------------------------------------------------------------
+
+-- Who may see a document: its drafter, anyone who holds or held a task on it
+-- (as sender or receiver), a person delegated by such a holder, a clerk of its
+-- agency, an admin.  SECURITY DEFINER so that it reads the tables past their
+-- own row-level security.
+CREATE FUNCTION can_see(doc bigint) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH me AS (SELECT ioffice.current_person() AS id)
+    SELECT EXISTS (
+        SELECT 1 FROM ioffice.document d, me
+        WHERE d.id = doc AND me.id IS NOT NULL
+          AND (d.drafter_id = me.id
+               OR EXISTS (SELECT 1 FROM ioffice.task t
+                          WHERE t.document_id = d.id
+                            AND (t.receiver_id = me.id OR t.sender_id = me.id
+                                 OR t.processed_by = me.id))
+               OR EXISTS (SELECT 1 FROM ioffice.task t
+                          JOIN ioffice.delegation g ON g.from_person = t.receiver_id
+                          WHERE t.document_id = d.id AND t.status = 'open'
+                            AND g.to_person = me.id
+                            AND now() >= g.valid_from AND now() < g.valid_until)
+               OR EXISTS (SELECT 1 FROM ioffice.person_role r
+                          WHERE r.person_id = me.id
+                            AND ((r.role = 'clerk' AND r.unit_id = d.agency_id)
+                                 OR r.role = 'admin'))))
+$$;
+
+CREATE FUNCTION is_admin() RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM ioffice.person_role r
+                   WHERE r.person_id = ioffice.current_person() AND r.role = 'admin')
+$$;
+
+ALTER TABLE document ENABLE ROW LEVEL SECURITY;
+ALTER TABLE file ENABLE ROW LEVEL SECURITY;
+ALTER TABLE task ENABLE ROW LEVEL SECURITY;
+ALTER TABLE signature ENABLE ROW LEVEL SECURITY;
+ALTER TABLE document_link ENABLE ROW LEVEL SECURITY;
+ALTER TABLE audit ENABLE ROW LEVEL SECURITY;
+ALTER TABLE delegation ENABLE ROW LEVEL SECURITY;
+
+-- reporting tools (ioffice_reader) read the registers: every document that
+-- is not confidential.  One policy, the cheap test first: a reader scanning
+-- a register must not pay for can_see() on every row.
+CREATE POLICY visible ON document FOR SELECT
+    USING ((confidentiality = 'normal' AND pg_catalog.pg_has_role('ioffice_reader', 'USAGE'))
+           OR ioffice.can_see(id));
+ALTER TABLE number_taken ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visible ON number_taken FOR SELECT
+    USING (pg_catalog.pg_has_role('ioffice_reader', 'USAGE') OR ioffice.is_admin() OR EXISTS (
+        SELECT 1 FROM ioffice.register r JOIN ioffice.person_role pr
+          ON pr.unit_id = r.agency_id AND pr.role = 'clerk'
+        WHERE r.id = register_id AND pr.person_id = ioffice.current_person()));
+CREATE POLICY visible ON file FOR SELECT USING (ioffice.can_see(document_id));
+CREATE POLICY visible ON task FOR SELECT USING (ioffice.can_see(document_id));
+CREATE POLICY visible ON signature FOR SELECT USING (ioffice.can_see(document_id));
+CREATE POLICY visible ON document_link FOR SELECT USING (ioffice.can_see(document_id));
+CREATE POLICY visible ON audit FOR SELECT
+    USING (ioffice.is_admin() OR (entity = 'document' AND ioffice.can_see(entity_id)));
+CREATE POLICY visible ON delegation FOR SELECT
+    USING (from_person = ioffice.current_person() OR to_person = ioffice.current_person()
+           OR ioffice.is_admin());
+
+-- The outgoing register (sổ đăng ký văn bản đi, Decree 30 appendix IV):
+-- issued documents and numbers taken by external systems.  security_invoker,
+-- so a reader sees what the row-level security of the tables lets them see.
+CREATE VIEW outgoing_register WITH (security_invoker = true) AS
+SELECT d.agency_id, d.register_id, r.code AS register_code, d.register_year AS year,
+       d.number, d.symbol, d.issued_on, d.doc_type,
+       t.name || ' ' || d.abstract AS type_and_abstract,
+       s.full_name AS signer,
+       (SELECT string_agg(coalesce(e->>'name', e->>'place'), '; ')
+          FROM jsonb_array_elements(d.recipients) AS e) AS recipients,
+       du.name AS archive_unit,
+       d.copies,
+       (d.issued_at AT TIME ZONE ioffice.timezone())::date AS sent_on,
+       NULL::text AS receipt,
+       d.comment AS note,
+       d.confidentiality <> 'normal' AS confidential,
+       d.identifier,
+       d.id AS document_id
+FROM ioffice.document d
+JOIN ioffice.register r ON r.id = d.register_id
+JOIN ioffice.doc_type t ON t.code = d.doc_type
+JOIN ioffice.unit du ON du.id = d.drafting_unit_id
+LEFT JOIN ioffice.person s ON s.id = d.signer_id
+WHERE d.direction = 'outgoing' AND d.number IS NOT NULL
+UNION ALL
+SELECT r.agency_id, n.register_id, r.code, r.year,
+       n.number, n.symbol, n.taken_on, n.doc_type,
+       t.name, NULL, NULL, du.name, NULL, NULL, NULL,
+       'số lấy từ hệ thống khác' , r.confidential, NULL, NULL
+FROM ioffice.number_taken n
+JOIN ioffice.register r ON r.id = n.register_id
+JOIN ioffice.doc_type t ON t.code = n.doc_type
+LEFT JOIN ioffice.unit du ON du.id = n.drafting_unit_id
+WHERE n.document_id IS NULL;
+COMMENT ON VIEW outgoing_register IS 'Sổ đăng ký văn bản đi (Decree 30): issued documents and numbers taken by other systems';
+COMMENT ON COLUMN outgoing_register.number IS 'Số';
+COMMENT ON COLUMN outgoing_register.symbol IS 'Số, ký hiệu văn bản';
+COMMENT ON COLUMN outgoing_register.issued_on IS 'Ngày tháng văn bản';
+COMMENT ON COLUMN outgoing_register.type_and_abstract IS 'Tên loại và trích yếu nội dung văn bản';
+COMMENT ON COLUMN outgoing_register.signer IS 'Người ký';
+COMMENT ON COLUMN outgoing_register.recipients IS 'Nơi nhận văn bản';
+COMMENT ON COLUMN outgoing_register.archive_unit IS 'Đơn vị, người nhận bản lưu';
+COMMENT ON COLUMN outgoing_register.copies IS 'Số lượng bản';
+COMMENT ON COLUMN outgoing_register.sent_on IS 'Ngày chuyển';
+COMMENT ON COLUMN outgoing_register.receipt IS 'Ký nhận (trên sổ in)';
+COMMENT ON COLUMN outgoing_register.note IS 'Ghi chú';
+COMMENT ON COLUMN outgoing_register.year IS 'Năm của sổ';
+COMMENT ON COLUMN outgoing_register.register_code IS 'Sổ văn bản';
+
+-- The incoming register (sổ đăng ký văn bản đến, Decree 30 appendix IV).
+CREATE VIEW incoming_register WITH (security_invoker = true) AS
+SELECT d.agency_id, d.register_id, r.code AS register_code, d.register_year AS year,
+       (d.received_at AT TIME ZONE ioffice.timezone())::date AS received_on,
+       d.number,
+       coalesce(sa.name, d.sender_name) AS sender,
+       coalesce(d.sender_symbol, src.symbol) AS sender_symbol,
+       coalesce(d.sender_date, src.issued_on) AS sender_date,
+       t.name || ' ' || d.abstract AS type_and_abstract,
+       (SELECT string_agg(p.full_name || CASE tk.kind WHEN 'main' THEN ' (chủ trì)' ELSE ' (phối hợp)' END,
+                          '; ' ORDER BY tk.kind DESC, tk.step)
+          FROM ioffice.task tk JOIN ioffice.person p ON p.id = tk.receiver_id
+         WHERE tk.document_id = d.id AND tk.action = 'assign') AS handlers,
+       (SELECT (min(tk.received_at) AT TIME ZONE ioffice.timezone())::date
+          FROM ioffice.task tk WHERE tk.document_id = d.id AND tk.action = 'assign') AS assigned_on,
+       NULL::text AS receipt,
+       d.comment AS note,
+       d.doc_type,
+       d.confidentiality <> 'normal' AS confidential,
+       d.state,
+       d.id AS document_id,
+       d.source_document_id
+FROM ioffice.document d
+JOIN ioffice.register r ON r.id = d.register_id
+JOIN ioffice.doc_type t ON t.code = d.doc_type
+LEFT JOIN ioffice.unit sa ON sa.id = d.sender_agency_id
+LEFT JOIN ioffice.document src ON src.id = d.source_document_id
+WHERE d.direction = 'incoming' AND d.number IS NOT NULL;
+COMMENT ON VIEW incoming_register IS 'Sổ đăng ký văn bản đến (Decree 30)';
+COMMENT ON COLUMN incoming_register.received_on IS 'Ngày đến';
+COMMENT ON COLUMN incoming_register.number IS 'Số đến';
+COMMENT ON COLUMN incoming_register.sender IS 'Tác giả';
+COMMENT ON COLUMN incoming_register.sender_symbol IS 'Số, ký hiệu';
+COMMENT ON COLUMN incoming_register.sender_date IS 'Ngày tháng';
+COMMENT ON COLUMN incoming_register.type_and_abstract IS 'Tên loại và trích yếu nội dung';
+COMMENT ON COLUMN incoming_register.handlers IS 'Đơn vị hoặc người nhận';
+COMMENT ON COLUMN incoming_register.assigned_on IS 'Ngày chuyển';
+COMMENT ON COLUMN incoming_register.receipt IS 'Ký nhận (trên sổ in)';
+COMMENT ON COLUMN incoming_register.note IS 'Ghi chú';
+COMMENT ON COLUMN incoming_register.year IS 'Năm của sổ';
+COMMENT ON COLUMN incoming_register.register_code IS 'Sổ văn bản';
+
+GRANT USAGE ON SCHEMA ioffice TO PUBLIC;
+GRANT SELECT ON ALL TABLES IN SCHEMA ioffice TO PUBLIC;
+GRANT INSERT, UPDATE, DELETE ON workflow, workflow_state, workflow_transition, doc_type,
+    register TO ioffice_admin;
+
+-- ---------------------------------------------------------------------------
+-- What people see
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION person_label(p bigint) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT full_name || coalesce(' - ' || "position", '') FROM ioffice.person WHERE id = p
+$$;
+
+CREATE FUNCTION trail(doc bigint)
+RETURNS TABLE (step int, sender text, request text, receiver text,
+               received_at timestamptz, processing_note text, deadline date,
+               processed_at timestamptz, status text, attachments text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM ioffice.actor();
+    IF doc IS NULL THEN
+        RAISE EXCEPTION 'trail needs a document' USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.document d WHERE d.id = doc) THEN
+        RAISE EXCEPTION 'unknown document %', doc USING ERRCODE = '42704';
+    END IF;
+    IF NOT ioffice.can_see(doc) THEN
+        RAISE EXCEPTION 'you may not see document %', doc USING ERRCODE = '42501';
+    END IF;
+    RETURN QUERY
+    SELECT t.step,
+           s.full_name || coalesce(' (thay ' || sf.full_name || ')', ''),
+           t.request,
+           r.full_name,
+           t.received_at,
+           t.processing_note
+             || CASE WHEN t.processed_by IS DISTINCT FROM t.receiver_id AND t.processed_by IS NOT NULL
+                     THEN ' (' || pb.full_name || ' thay ' || r.full_name || ')' ELSE '' END,
+           t.deadline,
+           t.processed_at,
+           CASE t.status WHEN 'done' THEN 'Đã xử lý' ELSE 'Đang xử lý' END,
+           (SELECT string_agg(f.name, ', ' ORDER BY f.id)
+            FROM ioffice.file f WHERE f.id = ANY (t.file_ids))
+    FROM ioffice.task t
+    JOIN ioffice.person s ON s.id = t.sender_id
+    JOIN ioffice.person r ON r.id = t.receiver_id
+    LEFT JOIN ioffice.person sf ON sf.id = t.sender_for
+    LEFT JOIN ioffice.person pb ON pb.id = t.processed_by
+    WHERE t.document_id = doc
+    ORDER BY t.step;
+END
+$$;
+COMMENT ON FUNCTION trail(bigint) IS 'The processing trail (Quá trình xử lý) of a document';
+
+CREATE FUNCTION urgency_rank(urgency text) RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE urgency WHEN 'urgent' THEN 1 WHEN 'very_urgent' THEN 2
+                        WHEN 'flash' THEN 3 WHEN 'flash_timed' THEN 4 ELSE 0 END
+$$;
+
+CREATE FUNCTION outgoing_list(tab text)
+RETURNS TABLE (document bigint, urgency text, awaiting_signature boolean,
+               number_symbol text, abstract text, issuing_agency text,
+               received_at timestamptz, priority int, state text, holder text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_me bigint := ioffice.actor();
+BEGIN
+    IF tab IS NULL OR tab NOT IN ('awaiting_approval', 'awaiting_specialist', 'awaiting_other_leader',
+                                  'awaiting_issue', 'issued', 'delegated') THEN
+        RAISE EXCEPTION 'unknown tab "%"', tab USING ERRCODE = '22023',
+              HINT = 'Tabs are awaiting_approval, awaiting_specialist, awaiting_other_leader, awaiting_issue, issued, delegated.';
+    END IF;
+    RETURN QUERY
+    WITH picked AS (
+        SELECT d.id
+        FROM ioffice.document d
+        WHERE d.direction = 'outgoing' AND CASE tab
+            WHEN 'awaiting_approval' THEN d.state = 'reviewing' AND EXISTS (
+                SELECT 1 FROM ioffice.task t WHERE t.document_id = d.id
+                  AND t.status = 'open' AND t.receiver_id = v_me)
+            WHEN 'awaiting_specialist' THEN d.state = 'returned' AND EXISTS (
+                SELECT 1 FROM ioffice.task t WHERE t.document_id = d.id AND t.status = 'open'
+                  AND t.action = 'return' AND (t.sender_id = v_me OR t.sender_for = v_me))
+            WHEN 'awaiting_other_leader' THEN d.state = 'reviewing' AND EXISTS (
+                SELECT 1 FROM ioffice.task t WHERE t.document_id = d.id AND t.status = 'done'
+                  AND t.closed_by_action = 'forward' AND t.receiver_id = v_me)
+              AND NOT EXISTS (
+                SELECT 1 FROM ioffice.task t WHERE t.document_id = d.id
+                  AND t.status = 'open' AND t.receiver_id = v_me)
+            WHEN 'awaiting_issue' THEN d.state = 'awaiting_issue' AND EXISTS (
+                SELECT 1 FROM ioffice.task t WHERE t.document_id = d.id
+                  AND ((t.status = 'open' AND t.receiver_id = v_me)
+                       OR (t.status = 'done' AND t.closed_by_action IN ('approve', 'quick_approve')
+                           AND (t.receiver_id = v_me OR t.processed_by = v_me))))
+            WHEN 'issued' THEN d.state = 'issued' AND (
+                d.drafter_id = v_me
+                OR EXISTS (SELECT 1 FROM ioffice.task t WHERE t.document_id = d.id
+                           AND (t.receiver_id = v_me OR t.sender_id = v_me))
+                OR EXISTS (SELECT 1 FROM ioffice.person_role r WHERE r.person_id = v_me
+                           AND r.role = 'clerk' AND r.unit_id = d.agency_id))
+            WHEN 'delegated' THEN EXISTS (
+                SELECT 1 FROM ioffice.task t
+                JOIN ioffice.delegation g ON g.from_person = t.receiver_id
+                JOIN ioffice.workflow_transition w
+                  ON w.workflow = d.workflow AND w.from_state = d.state AND w.delegable
+                WHERE t.document_id = d.id AND t.status = 'open' AND g.to_person = v_me
+                  AND now() >= g.valid_from AND now() < g.valid_until)
+            END
+    )
+    SELECT d.id, d.urgency,
+           EXISTS (SELECT 1 FROM ioffice.signature s
+                   WHERE s.document_id = d.id AND s.status = 'pending'),
+           d.symbol, d.abstract, a.name,
+           coalesce((SELECT t.received_at FROM ioffice.task t
+                     WHERE t.document_id = d.id AND t.status = 'open'),
+                    (SELECT max(t.received_at) FROM ioffice.task t WHERE t.document_id = d.id),
+                    d.created_at),
+           ioffice.urgency_rank(d.urgency),
+           d.state,
+           (SELECT p.full_name FROM ioffice.task t JOIN ioffice.person p ON p.id = t.receiver_id
+            WHERE t.document_id = d.id AND t.status = 'open')
+    FROM picked JOIN ioffice.document d ON d.id = picked.id
+    JOIN ioffice.unit a ON a.id = d.agency_id
+    ORDER BY ioffice.urgency_rank(d.urgency) DESC, 7 DESC, d.id DESC;
+END
+$$;
+COMMENT ON FUNCTION outgoing_list(text) IS 'The actor''s outgoing-document list for one of the six tabs';
+
+CREATE FUNCTION incoming_list(tab text)
+RETURNS TABLE (document bigint, arrival_number int, urgency text, sender text, sender_symbol text,
+               sender_date date, abstract text, received_at timestamptz, deadline date,
+               state text, holder text, priority int)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_me bigint := ioffice.actor();
+    v_today date := (now() AT TIME ZONE ioffice.timezone())::date;
+    v_soon int := current_setting('ioffice.due_soon_days')::int;
+BEGIN
+    IF tab IS NULL OR tab NOT IN ('unprocessed', 'awaiting_approval', 'in_progress', 'processed',
+                                  'due', 'overdue', 'delegated', 'transferred') THEN
+        RAISE EXCEPTION 'unknown tab "%"', tab USING ERRCODE = '22023',
+              HINT = 'Tabs are unprocessed, awaiting_approval, in_progress, processed, due, overdue, delegated, transferred.';
+    END IF;
+    RETURN QUERY
+    WITH mine AS (
+        -- my open tasks on incoming documents, with their deadline
+        SELECT t.document_id, coalesce(t.deadline, d.due_date) AS deadline
+        FROM ioffice.task t JOIN ioffice.document d ON d.id = t.document_id
+        WHERE t.status = 'open' AND t.receiver_id = v_me AND d.direction = 'incoming'
+    ), picked AS (
+        SELECT d.id, NULL::date AS deadline
+        FROM ioffice.document d
+        WHERE tab = 'unprocessed' AND d.direction = 'incoming' AND (
+              (d.state = 'received' AND EXISTS (
+                  SELECT 1 FROM ioffice.person_role r WHERE r.person_id = v_me
+                     AND r.role = 'clerk' AND r.unit_id = d.agency_id))
+           OR (d.state IN ('registered', 'returned') AND d.drafter_id = v_me))
+        UNION ALL
+        SELECT d.id, m.deadline FROM ioffice.document d JOIN mine m ON m.document_id = d.id
+        WHERE tab = 'awaiting_approval' AND d.state = 'awaiting_assignment'
+        UNION ALL
+        SELECT DISTINCT d.id, m.deadline FROM ioffice.document d JOIN mine m ON m.document_id = d.id
+        WHERE tab = 'in_progress' AND d.state = 'in_progress'
+        UNION ALL
+        SELECT d.id, NULL FROM ioffice.document d
+        WHERE tab = 'processed' AND d.direction = 'incoming' AND d.state = 'processed'
+          AND (d.drafter_id = v_me OR EXISTS (
+              SELECT 1 FROM ioffice.task t WHERE t.document_id = d.id
+                 AND (t.receiver_id = v_me OR t.processed_by = v_me)))
+        UNION ALL
+        SELECT DISTINCT d.id, m.deadline FROM ioffice.document d JOIN mine m ON m.document_id = d.id
+        WHERE tab = 'due' AND m.deadline >= v_today AND m.deadline < v_today + v_soon
+        UNION ALL
+        SELECT DISTINCT d.id, m.deadline FROM ioffice.document d JOIN mine m ON m.document_id = d.id
+        WHERE tab = 'overdue' AND m.deadline < v_today
+        UNION ALL
+        SELECT d.id, t.deadline FROM ioffice.document d
+        JOIN ioffice.task t ON t.document_id = d.id AND t.status = 'open' AND t.kind = 'main'
+        JOIN ioffice.delegation g ON g.from_person = t.receiver_id
+        WHERE tab = 'delegated' AND d.direction = 'incoming' AND d.state = 'awaiting_assignment'
+          AND g.to_person = v_me AND now() >= g.valid_from AND now() < g.valid_until
+        UNION ALL
+        SELECT d.id, NULL FROM ioffice.document d
+        WHERE tab = 'transferred' AND d.direction = 'incoming' AND d.state = 'in_progress'
+          AND EXISTS (SELECT 1 FROM ioffice.task t WHERE t.document_id = d.id
+                         AND t.closed_by_action = 'assign' AND t.processed_by = v_me)
+    )
+    SELECT d.id, d.number, d.urgency,
+           coalesce(sa.name, d.sender_name),
+           coalesce(d.sender_symbol, src.symbol),
+           coalesce(d.sender_date, src.issued_on),
+           d.abstract, d.received_at, p.deadline, d.state,
+           (SELECT string_agg(h.full_name, ', ' ORDER BY t.kind DESC, t.step)
+              FROM ioffice.task t JOIN ioffice.person h ON h.id = t.receiver_id
+             WHERE t.document_id = d.id AND t.status = 'open'),
+           ioffice.urgency_rank(d.urgency)
+    FROM picked p JOIN ioffice.document d ON d.id = p.id
+    LEFT JOIN ioffice.unit sa ON sa.id = d.sender_agency_id
+    LEFT JOIN ioffice.document src ON src.id = d.source_document_id
+    ORDER BY ioffice.urgency_rank(d.urgency) DESC, p.deadline NULLS LAST, d.received_at DESC, d.id DESC;
+END
+$$;
+COMMENT ON FUNCTION incoming_list(text) IS 'The actor''s incoming-document list for one of the dashboard''s tabs';
+
+CREATE FUNCTION dashboard()
+RETURNS TABLE (incoming_unprocessed bigint, incoming_in_progress bigint,
+               incoming_processed bigint, incoming_due bigint, incoming_overdue bigint,
+               incoming_awaiting_approval bigint, incoming_delegated bigint,
+               incoming_transferred bigint, outgoing_awaiting_approval bigint,
+               outgoing_awaiting_processing bigint, outgoing_delegated bigint,
+               outgoing_issued bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_me bigint := ioffice.actor();
+BEGIN
+    RETURN QUERY
+    SELECT
+        (SELECT count(*) FROM ioffice.incoming_list('unprocessed')),
+        (SELECT count(*) FROM ioffice.incoming_list('in_progress')),
+        (SELECT count(*) FROM ioffice.incoming_list('processed')),
+        (SELECT count(*) FROM ioffice.incoming_list('due')),
+        (SELECT count(*) FROM ioffice.incoming_list('overdue')),
+        (SELECT count(*) FROM ioffice.incoming_list('awaiting_approval')),
+        (SELECT count(*) FROM ioffice.incoming_list('delegated')),
+        (SELECT count(*) FROM ioffice.incoming_list('transferred')),
+        (SELECT count(*) FROM ioffice.task t JOIN ioffice.document d ON d.id = t.document_id
+         WHERE t.status = 'open' AND t.receiver_id = v_me AND d.direction = 'outgoing'
+           AND d.state = 'reviewing'),
+        (SELECT count(*) FROM ioffice.task t JOIN ioffice.document d ON d.id = t.document_id
+         WHERE t.status = 'open' AND t.receiver_id = v_me AND d.direction = 'outgoing'
+           AND d.state IN ('returned', 'awaiting_issue')),
+        (SELECT count(*) FROM ioffice.task t
+         JOIN ioffice.document d ON d.id = t.document_id
+         JOIN ioffice.delegation g ON g.from_person = t.receiver_id
+         WHERE t.status = 'open' AND g.to_person = v_me AND d.direction = 'outgoing'
+           AND now() >= g.valid_from AND now() < g.valid_until
+           AND EXISTS (SELECT 1 FROM ioffice.workflow_transition w
+                       WHERE w.workflow = d.workflow AND w.from_state = d.state AND w.delegable)),
+        (SELECT count(*) FROM ioffice.outgoing_list('issued'));
+END
+$$;
+COMMENT ON FUNCTION dashboard() IS 'The home page counters (Trang chủ) for the actor';
+

@@ -1,0 +1,174 @@
+-- ---------------------------------------------------------------------------
+-- Trail export
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION trail_export(doc bigint, format text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'ioffice_trail_export'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION trail_export(bigint, text) IS 'The processing trail (Quá trình xử lý) of a document as a file: xlsx (Excel workbook) or csv (UTF-8 with BOM, CRLF); the rows of trail(), with its visibility rules';
+
+-- ---------------------------------------------------------------------------
+-- Register export
+-- ---------------------------------------------------------------------------
+
+-- SECURITY DEFINER: the owner reads past row-level security, so the C code
+-- decides who may export (a clerk of the agency, an admin: every row; a
+-- member of ioffice_reader: ordinary documents of an ordinary register).
+CREATE FUNCTION register_export(register bigint, year int, format text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'ioffice_register_export'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION register_export(bigint, int, text) IS 'The outgoing register of a year (Sổ đăng ký văn bản đi, Decree 30) as a file to print and bind: xlsx (A4 landscape, headings repeated on every page) or csv (UTF-8 with BOM, CRLF); register may be any year''s row of the register; for its agency''s clerks, admins and ioffice_reader';
+
+-- ---------------------------------------------------------------------------
+-- Certificates, verification, the worker
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION _x509_info(pem text, OUT subject text, OUT issuer text, OUT serial text,
+                           OUT not_before timestamptz, OUT not_after timestamptz,
+                           OUT fingerprint bytea, OUT is_ca boolean, OUT signs boolean)
+    AS 'MODULE_PATHNAME', 'ioffice_x509_info' LANGUAGE C IMMUTABLE STRICT;
+CREATE FUNCTION _crl_info(pem text, OUT issuer text, OUT this_update timestamptz,
+                          OUT next_update timestamptz, OUT serials text[])
+    AS 'MODULE_PATHNAME', 'ioffice_crl_info' LANGUAGE C IMMUTABLE STRICT;
+
+-- A person's certificate (kind personal, owner a login) or an agency's seal
+-- (kind organisation, owner an agency code), with the name of its private
+-- key's file in the keystore.
+CREATE FUNCTION register_certificate(kind text, owner text, pem text, key_file text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_info record;
+    v_person bigint;
+    v_agency bigint;
+    v_id bigint;
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF kind IS NULL OR owner IS NULL OR pem IS NULL THEN
+        RAISE EXCEPTION 'a certificate needs its kind, owner and PEM text' USING ERRCODE = '22023';
+    END IF;
+    IF kind NOT IN ('personal', 'organisation') THEN
+        RAISE EXCEPTION 'unknown certificate kind "%"', kind USING ERRCODE = '22023',
+              HINT = 'Kinds are personal (owner: a login) and organisation (owner: an agency code).';
+    END IF;
+    IF key_file IS NOT NULL AND (key_file !~ '^[A-Za-z0-9_.-]{1,200}$' OR key_file IN ('.', '..')) THEN
+        RAISE EXCEPTION 'key file "%" must be a plain file name of the keystore', key_file
+            USING ERRCODE = '22023';
+    END IF;
+    v_info := ioffice._x509_info(pem);
+    IF NOT v_info.signs THEN
+        RAISE EXCEPTION 'the certificate''s key usage allows no signing' USING ERRCODE = '22023',
+              HINT = 'Signing certificates carry keyUsage digitalSignature or nonRepudiation.';
+    END IF;
+    IF kind = 'personal' THEN
+        SELECT p.id INTO v_person FROM ioffice.person p WHERE p.login = owner;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'unknown person "%"', owner USING ERRCODE = '42704';
+        END IF;
+    ELSE
+        SELECT u.id INTO v_agency FROM ioffice.unit u WHERE u.code = owner AND u.kind = 'agency';
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'unknown agency "%"', owner USING ERRCODE = '42704';
+        END IF;
+    END IF;
+    IF EXISTS (SELECT 1 FROM ioffice.certificate c WHERE c.fingerprint = v_info.fingerprint) THEN
+        RAISE EXCEPTION 'this certificate is already registered' USING ERRCODE = '23505';
+    END IF;
+    INSERT INTO ioffice.certificate (kind, person_id, agency_id, pem, subject, issuer, serial,
+                                     not_before, not_after, fingerprint, key_file, revoked_at)
+    VALUES (kind, v_person, v_agency, pem, v_info.subject, v_info.issuer, v_info.serial,
+            v_info.not_before, v_info.not_after, v_info.fingerprint, key_file,
+            (SELECT min(c.this_update) FROM ioffice.crl c
+              WHERE c.issuer = v_info.issuer AND v_info.serial = ANY (c.serials)))
+    RETURNING id INTO v_id;
+    PERFORM ioffice._audit('certificate', v_id, 'register', NULL, NULL,
+                           jsonb_build_object('kind', kind, 'owner', owner, 'subject', v_info.subject,
+                                              'serial', v_info.serial, 'not_after', v_info.not_after));
+    PERFORM ioffice._engine_leave();
+    RETURN v_id;
+END
+$$;
+
+CREATE FUNCTION add_trust_anchor(pem text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_info record;
+    v_id bigint;
+BEGIN
+    IF pem IS NULL THEN
+        RAISE EXCEPTION 'a trust anchor needs its PEM text' USING ERRCODE = '22023';
+    END IF;
+    v_info := ioffice._x509_info(pem);
+    IF NOT v_info.is_ca THEN
+        RAISE EXCEPTION 'a trust anchor must be a CA certificate' USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO ioffice.trust_anchor (pem, subject, fingerprint)
+    VALUES (pem, v_info.subject, v_info.fingerprint)
+    ON CONFLICT (fingerprint) DO UPDATE SET pem = EXCLUDED.pem
+    RETURNING id INTO v_id;
+    PERFORM ioffice._audit('trust_anchor', v_id, 'add', NULL, NULL,
+                           jsonb_build_object('subject', v_info.subject));
+    RETURN v_id;
+END
+$$;
+
+CREATE FUNCTION add_crl(pem text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_info record;
+    v_id bigint;
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF pem IS NULL THEN
+        RAISE EXCEPTION 'a revocation list needs its PEM text' USING ERRCODE = '22023';
+    END IF;
+    v_info := ioffice._crl_info(pem);
+    INSERT INTO ioffice.crl (pem, issuer, this_update, next_update, serials)
+    VALUES (pem, v_info.issuer, v_info.this_update, v_info.next_update, v_info.serials)
+    RETURNING id INTO v_id;
+    UPDATE ioffice.certificate c SET revoked_at = v_info.this_update
+    WHERE c.issuer = v_info.issuer AND c.serial = ANY (v_info.serials) AND c.revoked_at IS NULL;
+    PERFORM ioffice._audit('crl', v_id, 'add', NULL, NULL,
+                           jsonb_build_object('issuer', v_info.issuer, 'revoked', v_info.serials));
+    PERFORM ioffice._engine_leave();
+    RETURN v_id;
+END
+$$;
+REVOKE ALL ON FUNCTION register_certificate(text, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION add_trust_anchor(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION add_crl(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION register_certificate(text, text, text, text) TO ioffice_admin;
+GRANT EXECUTE ON FUNCTION add_trust_anchor(text) TO ioffice_admin;
+GRANT EXECUTE ON FUNCTION add_crl(text) TO ioffice_admin;
+GRANT SELECT ON certificate, trust_anchor, crl TO PUBLIC;
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON certificate
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct();
+
+CREATE FUNCTION verify(file bigint)
+    RETURNS TABLE (signer text, kind text, signed_at timestamptz, subject text, valid boolean, reason text)
+    AS 'MODULE_PATHNAME', 'ioffice_verify'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION verify(bigint) IS
+  'Every signature on a file, checked against the registered trust anchors and revocation lists (Kiểm tra VB đã ký)';
+
+CREATE FUNCTION _worker_slots(OUT database text, OUT pid int, OUT state text, OUT started_at timestamptz,
+                              OUT last_batch_at timestamptz, OUT batches bigint, OUT jobs_done bigint,
+                              OUT jobs_failed bigint, OUT last_error text, OUT last_error_at timestamptz)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'ioffice_worker_slots_sql' LANGUAGE C VOLATILE;
+
+CREATE VIEW worker_status AS
+SELECT w.*,
+       (SELECT count(*) FROM ioffice.signature s WHERE s.status = 'pending') AS signatures_pending,
+       (SELECT count(*) FROM ioffice.signature s WHERE s.status = 'failed') AS signatures_failed
+FROM ioffice._worker_slots() AS w;
+COMMENT ON VIEW worker_status IS 'What the background workers are doing, queue depths, the last error and when';
+
+CREATE FUNCTION signature_p7s(file bigint) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'ioffice_signature_p7s'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION signature_p7s(bigint) IS
+  'Every signature of a file in one detached CMS (.p7s) that openssl cms -verify accepts';
