@@ -25,7 +25,9 @@ OBJS = \
 	extension/certificates.o \
 	workers/worker.o \
 	workers/sign_jobs.o \
-	workers/signer.o
+	workers/signer.o \
+	extension/outbox.o \
+	workers/outbox_delivery.o
 
 # The install script is built from its parts, one concern per file, in the
 # order of their numbers.
@@ -39,6 +41,8 @@ PG_CPPFLAGS += $(shell pkg-config --cflags xlsxwriter 2>/dev/null)
 SHLIB_LINK += $(shell pkg-config --libs xlsxwriter 2>/dev/null || echo -lxlsxwriter)
 # OpenSSL: the signer and verify() (CMS, X.509)
 SHLIB_LINK += -lcrypto
+# libcurl: the worker's HTTP outbox (multi interface)
+SHLIB_LINK += $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 # PostgreSQL's own headers are not -Wextra clean for these three; everything
 # else -Wextra reports is an error in our code.
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \

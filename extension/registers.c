@@ -19,6 +19,7 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 
+#include "outbox.h"
 #include "workflow.h"
 
 /* What a symbol is made of, read before the register is locked. */
@@ -394,6 +395,22 @@ ioffice_number_and_issue(ActContext *ctx)
 	ioffice_jsonb_add_int(ctx->detail, "number", number);
 	ioffice_jsonb_add_text(ctx->detail, "symbol", symbol);
 	ioffice_jsonb_add_text(ctx->detail, "identifier", identifier);
+
+	/* other systems learn of it; a confidential document is never announced */
+	if (!confidential)
+	{
+		JsonbBuild *event = ioffice_jsonb_begin();
+
+		ioffice_jsonb_add_int(event, "document", ctx->doc);
+		ioffice_jsonb_add_text(event, "agency_code", agency_code);
+		ioffice_jsonb_add_text(event, "doc_type", ctx->doc_type);
+		ioffice_jsonb_add_int(event, "register", reg.id);
+		ioffice_jsonb_add_int(event, "number", number);
+		ioffice_jsonb_add_text(event, "symbol", symbol);
+		ioffice_jsonb_add_text(event, "identifier", identifier);
+		ioffice_jsonb_add_text(event, "issued_on", date_text);
+		ioffice_outbox_enqueue("document.issued", ioffice_jsonb_end(event));
+	}
 }
 
 /*
@@ -554,6 +571,17 @@ ioffice_take_number(PG_FUNCTION_ARGS)
 	ioffice_jsonb_add_text(detail, "doc_type", doc_type);
 	ioffice_audit_in_chain(psprintf("register:" INT64_FORMAT, reg.id), actor, 0, "register",
 						   reg.id, "take_number", NULL, NULL, ioffice_jsonb_end(detail));
+	if (!reg.confidential)
+	{
+		JsonbBuild *event = ioffice_jsonb_begin();
+
+		ioffice_jsonb_add_int(event, "register", reg.id);
+		ioffice_jsonb_add_int(event, "number", number);
+		ioffice_jsonb_add_text(event, "symbol", symbol);
+		ioffice_jsonb_add_text(event, "doc_type", doc_type);
+		ioffice_jsonb_add_text(event, "taken_on", date_text);
+		ioffice_outbox_enqueue("number.taken", ioffice_jsonb_end(event));
+	}
 	ioffice_engine_leave();
 
 	out[0] = Int32GetDatum(number);

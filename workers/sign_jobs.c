@@ -26,9 +26,6 @@
 #include "ioffice.h"
 #include "worker.h"
 
-extern int	ioffice_worker_sign_batch(int limit, int64 *failed);
-extern void ioffice_worker_note_error(const char *message);
-extern void ioffice_worker_set_state(const char *state);
 
 typedef struct SignJob
 {
@@ -161,17 +158,6 @@ ioffice_worker_sign_batch(int limit, int64 *failed)
 		elog(ERROR, "ioffice: SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "ioffice worker: looking for jobs");
-
-	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'ioffice'", true, 1)
-		!= SPI_OK_SELECT || SPI_processed == 0)
-	{
-		ioffice_worker_set_state("no extension");
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		pgstat_report_activity(STATE_IDLE, NULL);
-		return 0;
-	}
 
 	arg[0] = Int32GetDatum(limit);
 	if (ioffice_exec(&jobs_plan, arg, NULL, 0) != SPI_OK_SELECT)

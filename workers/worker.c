@@ -17,9 +17,12 @@
  */
 #include "postgres.h"
 
+#include <curl/curl.h>
+
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -154,6 +157,8 @@ ioffice_worker_init(void)
 							0,
 							NULL, NULL, NULL);
 
+	ioffice_outbox_delivery_init();
+
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
@@ -258,7 +263,23 @@ worker_detach(int code, Datum arg)
 	LWLockRelease(shared->lock);
 }
 
-extern int	ioffice_worker_sign_batch(int limit, int64 *failed);
+/*
+ * Is the extension installed in this database?  The worker starts with the
+ * server, possibly before CREATE EXTENSION, and must not touch tables that
+ * are not there yet.
+ */
+static bool
+extension_present(void)
+{
+	bool		present;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	present = OidIsValid(get_extension_oid("ioffice", true));
+	CommitTransactionCommand();
+	return present;
+}
+
 
 void
 ioffice_worker_main(Datum arg)
@@ -288,13 +309,19 @@ ioffice_worker_main(Datum arg)
 	LWLockRelease(shared->lock);
 	before_shmem_exit(worker_detach, (Datum) 0);
 
+	/* before anything could start a thread (libcurl's resolver) */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		elog(ERROR, "ioffice: could not initialise libcurl");
+
 	/*
 	 * An error escaping a batch ends the process; the postmaster starts it
 	 * again after bgw_restart_time.  Remember it for worker_status first.
 	 */
 	for (;;)
 	{
-		int			done = 0;
+		int			signed_jobs = 0;
+		int			sent = 0;
+		long		wait_ms = ioffice_worker_naptime * 1000L;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -305,14 +332,21 @@ ioffice_worker_main(Datum arg)
 
 		if (RecoveryInProgress())
 			set_state("standby");
+		else if (!extension_present())
+			set_state("no extension");
 		else
 		{
 			int64		failed = 0;
+			int64		send_failed = 0;
+			int64		dead = 0;
+			long		due_ms = -1;
 			MemoryContext oldcxt = CurrentMemoryContext;
 
 			PG_TRY();
 			{
-				done = ioffice_worker_sign_batch(ioffice_worker_batch, &failed);
+				signed_jobs = ioffice_worker_sign_batch(ioffice_worker_batch, &failed);
+				sent = ioffice_worker_deliver_batch(ioffice_outbox_batch, &send_failed, &dead,
+													&due_ms);
 			}
 			PG_CATCH();
 			{
@@ -326,28 +360,33 @@ ioffice_worker_main(Datum arg)
 			PG_END_TRY();
 
 			LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-			if (done > 0)
+			if (signed_jobs > 0 || sent > 0)
 			{
 				my_slot->batches++;
-				my_slot->jobs_done += done - failed;
+				my_slot->jobs_done += signed_jobs - failed;
 				my_slot->jobs_failed += failed;
+				my_slot->deliveries += sent - send_failed;
+				my_slot->deliveries_failed += send_failed;
 				my_slot->last_batch_at = GetCurrentTimestamp();
 			}
 			strlcpy(my_slot->state, "idle", sizeof(my_slot->state));
 			LWLockRelease(shared->lock);
+
+			/* sleep no longer than until the next retry is due */
+			if (due_ms >= 0 && due_ms < wait_ms)
+				wait_ms = due_ms;
 		}
 
 		/* a full batch: there may be more waiting, go on at once */
-		if (done >= ioffice_worker_batch)
+		if (signed_jobs >= ioffice_worker_batch || sent >= ioffice_outbox_batch || wait_ms == 0)
 			continue;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 ioffice_worker_naptime * 1000L, PG_WAIT_EXTENSION);
+						 wait_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
 
-/* note a job's failure for worker_status (called by the batch) */
-void		ioffice_worker_note_error(const char *message);
+/* note a job's failure for worker_status (called by the batches) */
 void
 ioffice_worker_note_error(const char *message)
 {
@@ -355,7 +394,6 @@ ioffice_worker_note_error(const char *message)
 		note_error(message);
 }
 
-void		ioffice_worker_set_state(const char *state);
 void
 ioffice_worker_set_state(const char *state)
 {
@@ -378,8 +416,8 @@ ioffice_worker_slots_sql(PG_FUNCTION_ARGS)
 	for (i = 0; i < shared->nslots; i++)
 	{
 		IofficeWorkerSlot *s = &shared->slots[i];
-		Datum		v[10];
-		bool		n[10];
+		Datum		v[12];
+		bool		n[12];
 
 		memset(n, false, sizeof(n));
 		v[0] = CStringGetTextDatum(s->dbname);
@@ -393,10 +431,12 @@ ioffice_worker_slots_sql(PG_FUNCTION_ARGS)
 		v[5] = Int64GetDatum(s->batches);
 		v[6] = Int64GetDatum(s->jobs_done);
 		v[7] = Int64GetDatum(s->jobs_failed);
-		v[8] = CStringGetTextDatum(s->last_error);
-		n[8] = s->last_error[0] == '\0';
-		v[9] = TimestampTzGetDatum(s->last_error_at);
-		n[9] = s->last_error_at == 0;
+		v[8] = Int64GetDatum(s->deliveries);
+		v[9] = Int64GetDatum(s->deliveries_failed);
+		v[10] = CStringGetTextDatum(s->last_error);
+		n[10] = s->last_error[0] == '\0';
+		v[11] = TimestampTzGetDatum(s->last_error_at);
+		n[11] = s->last_error_at == 0;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 	}
 	LWLockRelease(shared->lock);

@@ -26,6 +26,8 @@ typedef struct IofficeWorkerSlot
 	int64		jobs_done;
 	int64		jobs_failed;
 	int64		batches;
+	int64		deliveries;		/* outbox events delivered */
+	int64		deliveries_failed;	/* attempts that failed */
 	char		state[32];
 	char		last_error[IOFFICE_ERROR_LEN];
 	TimestampTz last_error_at;
@@ -38,7 +40,15 @@ extern int	ioffice_worker_naptime;
 extern int	ioffice_worker_batch;
 
 extern void ioffice_worker_init(void);	/* from _PG_init */
+extern void ioffice_outbox_delivery_init(void); /* its settings */
 extern void ioffice_worker_wake_at_commit(void);
+
+/* the worker's batches, and what they report to its slot */
+extern int	ioffice_worker_sign_batch(int limit, int64 *failed);
+extern int	ioffice_worker_deliver_batch(int limit, int64 *failed, int64 *dead, long *wait_ms);
+extern int	ioffice_outbox_batch;
+extern void ioffice_worker_note_error(const char *message);
+extern void ioffice_worker_set_state(const char *state);
 
 /* signer.c: one implementation of signing; PAdES or a remote service would be others */
 typedef struct IofficeSignResult

@@ -156,16 +156,10 @@ COMMENT ON FUNCTION verify(bigint) IS
 
 CREATE FUNCTION _worker_slots(OUT database text, OUT pid int, OUT state text, OUT started_at timestamptz,
                               OUT last_batch_at timestamptz, OUT batches bigint, OUT jobs_done bigint,
-                              OUT jobs_failed bigint, OUT last_error text, OUT last_error_at timestamptz)
+                              OUT jobs_failed bigint, OUT deliveries bigint, OUT deliveries_failed bigint,
+                              OUT last_error text, OUT last_error_at timestamptz)
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'ioffice_worker_slots_sql' LANGUAGE C VOLATILE;
-
-CREATE VIEW worker_status AS
-SELECT w.*,
-       (SELECT count(*) FROM ioffice.signature s WHERE s.status = 'pending') AS signatures_pending,
-       (SELECT count(*) FROM ioffice.signature s WHERE s.status = 'failed') AS signatures_failed
-FROM ioffice._worker_slots() AS w;
-COMMENT ON VIEW worker_status IS 'What the background workers are doing, queue depths, the last error and when';
 
 CREATE FUNCTION signature_p7s(file bigint) RETURNS bytea
     AS 'MODULE_PATHNAME', 'ioffice_signature_p7s'

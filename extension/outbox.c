@@ -1,0 +1,180 @@
+/*-------------------------------------------------------------------------
+ * outbox.c
+ *	  Queueing events for other systems: the enqueue side of the HTTP outbox.
+ *
+ * An event becomes one outbox row per enabled endpoint that takes it,
+ * inserted in the caller's transaction: the event exists if and only if the
+ * change it reports committed, and nothing here waits on the network.  The
+ * body is built once, here, so every delivery attempt sends the same bytes
+ * under the same idempotency key.  The worker is woken when the transaction
+ * commits (workers/outbox_delivery.c delivers).
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+#include "ioffice.h"
+#include "outbox.h"
+#include "worker.h"
+
+/*
+ * The endpoints taking an event: an exact name, a prefix written
+ * 'dossier.*', or '*'.  One uuid per row: each endpoint's copy is its own
+ * delivery, with its own attempts.
+ */
+static IofficePlan enqueue_plan = {
+	NULL,
+	"INSERT INTO ioffice.outbox (endpoint_id, event, idempotency_key, body) "
+	"SELECT e.id, $1, k.key, "
+	"       jsonb_build_object('id', k.key, 'event', $1, "
+	"                          'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+	"                          'data', $2) "
+	"  FROM ioffice.endpoint e CROSS JOIN LATERAL (SELECT gen_random_uuid() AS key, e.id AS eid) k "
+	" WHERE e.enabled "
+	"   AND EXISTS (SELECT 1 FROM unnest(e.events) p "
+	"                WHERE p = '*' OR p = $1 "
+	"                   OR (p LIKE '%.*' AND starts_with($1, left(p, -1))))",
+	2, {TEXTOID, JSONBOID}
+};
+
+/* event names: lower-case words joined by dots, "dossier.status" */
+static void
+check_event_name(const char *event)
+{
+	const char *c;
+	bool		word_start = true;
+
+	if (strlen(event) < 1 || strlen(event) > 100)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("an event name has 1 to 100 characters")));
+	for (c = event; *c; c++)
+	{
+		if (*c == '.' && !word_start)
+			word_start = true;
+		else if ((*c >= 'a' && *c <= 'z') || *c == '_' || (*c >= '0' && *c <= '9' && !word_start))
+			word_start = false;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid event name \"%s\"", event),
+					 errhint("Event names are lower-case words joined by dots, like \"document.issued\".")));
+	}
+	if (word_start)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid event name \"%s\"", event),
+				 errhint("Event names are lower-case words joined by dots, like \"document.issued\".")));
+}
+
+/*
+ * Queue an event in the current transaction; SPI must be connected.
+ * Returns the number of rows queued (0 when no endpoint takes it).
+ */
+int
+ioffice_outbox_enqueue(const char *event, Jsonb *data)
+{
+	Datum		values[2];
+	int			queued;
+
+	check_event_name(event);
+	values[0] = CStringGetTextDatum(event);
+	values[1] = JsonbPGetDatum(data);
+	ioffice_exec(&enqueue_plan, values, NULL, 0);
+	queued = (int) SPI_processed;
+	if (queued > 0)
+		ioffice_worker_wake_at_commit();
+	return queued;
+}
+
+static IofficePlan person_contact = {
+	NULL,
+	"SELECT login, full_name, phone, email FROM ioffice.person WHERE id = $1",
+	1, {INT8OID}
+};
+
+/*
+ * A notification (the "Gửi tin nhắn", "Gửi Email", "Gửi Zalo" ticks of an
+ * action) becomes the event notify.<channel> for the gateway endpoint.  It
+ * goes to a person of the directory (person <> 0) or to an address given
+ * directly (a citizen's phone for Zalo).  A person without a phone number or
+ * e-mail address cannot be reached that way: nothing is queued, and false
+ * is returned so that the caller can say so.
+ */
+bool
+ioffice_outbox_notify(const char *channel, int64 person, const char *address,
+					  const char *message, Jsonb *about)
+{
+	JsonbBuild *b = ioffice_jsonb_begin();
+	char	   *to = address ? pstrdup(address) : NULL;
+	char	   *event;
+
+	if (strcmp(channel, "sms") != 0 && strcmp(channel, "email") != 0 &&
+		strcmp(channel, "zalo") != 0)
+		elog(ERROR, "ioffice: unknown notification channel \"%s\"", channel);
+
+	ioffice_jsonb_add_text(b, "channel", channel);
+	if (person != 0)
+	{
+		Datum		values[1];
+
+		values[0] = Int64GetDatum(person);
+		ioffice_exec(&person_contact, values, NULL, 1);
+		if (SPI_processed == 0)
+			return false;
+		ioffice_jsonb_add_text(b, "login", ioffice_get_text(0, 1));
+		ioffice_jsonb_add_text(b, "name", ioffice_get_text(0, 2));
+		if (to == NULL)
+			to = ioffice_get_text(0, strcmp(channel, "email") == 0 ? 4 : 3);
+	}
+	if (to == NULL || to[0] == '\0')
+		return false;
+	ioffice_jsonb_add_text(b, "to", to);
+	ioffice_jsonb_add_text(b, "message", message);
+	if (about)
+		ioffice_jsonb_add_jsonb(b, "about", about);
+
+	event = psprintf("notify.%s", channel);
+	ioffice_outbox_enqueue(event, ioffice_jsonb_end(b));
+	return true;
+}
+
+/* emit(event, data) → int: an application's own event */
+PG_FUNCTION_INFO_V1(ioffice_emit);
+Datum
+ioffice_emit(PG_FUNCTION_ARGS)
+{
+	char	   *event;
+	Jsonb	   *data;
+	int			queued;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("emit() needs an event name")));
+	event = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (PG_ARGISNULL(1))
+		data = ioffice_jsonb_end(ioffice_jsonb_begin());
+	else
+		data = PG_GETARG_JSONB_P(1);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	queued = ioffice_outbox_enqueue(event, data);
+	SPI_finish();
+	PG_RETURN_INT32(queued);
+}
+
+/* _wake_worker(): wake the worker when this transaction commits */
+PG_FUNCTION_INFO_V1(ioffice_wake_worker_sql);
+Datum
+ioffice_wake_worker_sql(PG_FUNCTION_ARGS)
+{
+	ioffice_worker_wake_at_commit();
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,133 @@
+
+-- ---------------------------------------------------------------------------
+-- HTTP outbox: events for other systems, delivered by the worker
+-- ---------------------------------------------------------------------------
+
+-- Where events go.  A DBA adds a row per target system (the TTHC system, an
+-- SMS/e-mail/Zalo gateway); events names the events it takes: exact names
+-- ('document.issued'), prefixes ('dossier.*') or '*'.
+CREATE TABLE endpoint (
+    id           bigserial PRIMARY KEY,
+    name         text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9_.-]{1,63}$'),
+    url          text NOT NULL CHECK (url ~ '^https?://[^\s]+$' AND length(url) <= 2000),
+    -- the key of the HMAC-SHA256 signature of every request body
+    secret       text NOT NULL CHECK (length(secret) BETWEEN 16 AND 500),
+    events       text[] NOT NULL DEFAULT '{*}'
+                 CHECK (cardinality(events) BETWEEN 1 AND 100
+                        AND array_position(events, NULL) IS NULL),
+    timeout_ms   int NOT NULL DEFAULT 10000 CHECK (timeout_ms BETWEEN 100 AND 600000),
+    max_attempts int NOT NULL DEFAULT 12 CHECK (max_attempts BETWEEN 1 AND 1000),
+    enabled      boolean NOT NULL DEFAULT true,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE endpoint IS 'Targets of the HTTP outbox: URL, HMAC secret, timeout, attempts, the events each one takes';
+COMMENT ON COLUMN endpoint.events IS 'Event names this endpoint takes: ''document.issued'', a prefix ''dossier.*'', or ''*''';
+COMMENT ON COLUMN endpoint.secret IS 'Key of the X-Ioffice-Signature header (HMAC-SHA256 of the body); readable by the owner only';
+
+-- One row per event and endpoint, written in the transaction of the change
+-- (so an event exists exactly when the change committed).  The worker
+-- delivers pending rows, at least once: the idempotency key, sent with every
+-- attempt, lets the receiver drop repeats.
+CREATE TABLE outbox (
+    id              bigserial PRIMARY KEY,
+    endpoint_id     bigint NOT NULL REFERENCES endpoint,
+    event           text NOT NULL,
+    idempotency_key uuid NOT NULL UNIQUE,
+    -- the request body, built once, so every attempt sends the same bytes
+    body            jsonb NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    status          text NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'delivered', 'dead')),
+    attempts        int NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    last_attempt_at timestamptz,
+    last_status     int,                -- HTTP status of the last answer, NULL if none came
+    last_error      text,
+    delivered_at    timestamptz,
+    CHECK ((status = 'delivered') = (delivered_at IS NOT NULL))
+);
+-- the worker's queue, in order of due time
+CREATE INDEX outbox_due_idx ON outbox (next_attempt_at, id) WHERE status = 'pending';
+CREATE INDEX outbox_dead_idx ON outbox (endpoint_id, id) WHERE status = 'dead';
+CREATE INDEX outbox_created_at_idx ON outbox (created_at);
+COMMENT ON TABLE outbox IS 'Events to deliver over HTTP (one row per endpoint); pending, delivered, or dead after the last attempt';
+
+SELECT pg_catalog.pg_extension_config_dump('endpoint', '');
+SELECT pg_catalog.pg_extension_config_dump('endpoint_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('outbox_id_seq', '');
+
+-- Secrets stay with the owner (the worker and SECURITY DEFINER functions);
+-- DBAs configure endpoints and read the outbox.
+REVOKE ALL ON endpoint, outbox FROM PUBLIC;
+GRANT SELECT (id, name, url, events, timeout_ms, max_attempts, enabled, created_at),
+      INSERT, UPDATE, DELETE ON endpoint TO ioffice_admin;
+GRANT USAGE ON SEQUENCE endpoint_id_seq TO ioffice_admin;
+GRANT SELECT ON outbox TO ioffice_admin;
+
+CREATE FUNCTION emit(event text, data jsonb DEFAULT '{}') RETURNS int
+    AS 'MODULE_PATHNAME', 'ioffice_emit'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION emit(text, jsonb) IS
+  'Queues an event for every enabled endpoint that takes it, in this transaction; returns how many rows were queued';
+REVOKE ALL ON FUNCTION emit(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION emit(text, jsonb) TO ioffice_app, ioffice_admin;
+
+-- Dead letters back into the queue: one event, or all of an endpoint's.
+CREATE FUNCTION outbox_requeue(event_id bigint DEFAULT NULL, endpoint text DEFAULT NULL)
+    RETURNS int
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n int;
+BEGIN
+    IF (event_id IS NULL) = (endpoint IS NULL) THEN
+        RAISE EXCEPTION 'outbox_requeue needs an event id or an endpoint name, not both'
+            USING ERRCODE = '22023';
+    END IF;
+    IF endpoint IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM ioffice.endpoint e WHERE e.name = outbox_requeue.endpoint) THEN
+        RAISE EXCEPTION 'unknown endpoint "%"', endpoint USING ERRCODE = '42704';
+    END IF;
+    UPDATE ioffice.outbox o
+       SET status = 'pending', attempts = 0, next_attempt_at = now()
+     WHERE o.status = 'dead'
+       AND (o.id = event_id
+            OR o.endpoint_id = (SELECT e.id FROM ioffice.endpoint e WHERE e.name = outbox_requeue.endpoint));
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n = 0 AND event_id IS NOT NULL THEN
+        IF NOT EXISTS (SELECT 1 FROM ioffice.outbox o WHERE o.id = event_id) THEN
+            RAISE EXCEPTION 'unknown outbox event %', event_id USING ERRCODE = '42704';
+        END IF;
+        RAISE EXCEPTION 'outbox event % is not dead', event_id USING ERRCODE = '55000';
+    END IF;
+    IF n > 0 THEN
+        PERFORM ioffice._wake_worker();
+    END IF;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION outbox_requeue(bigint, text) IS
+  'Puts dead events (one, or all of an endpoint''s) back in the queue with their attempts reset';
+REVOKE ALL ON FUNCTION outbox_requeue(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION outbox_requeue(bigint, text) TO ioffice_admin;
+
+CREATE FUNCTION _wake_worker() RETURNS void
+    AS 'MODULE_PATHNAME', 'ioffice_wake_worker_sql' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION _wake_worker() FROM PUBLIC;
+
+-- worker_status, now with the outbox: its depth, what is due, dead letters
+-- and the last of them.
+CREATE OR REPLACE VIEW worker_status AS
+SELECT w.*,
+       (SELECT count(*) FROM ioffice.signature s WHERE s.status = 'pending') AS signatures_pending,
+       (SELECT count(*) FROM ioffice.signature s WHERE s.status = 'failed') AS signatures_failed,
+       (SELECT count(*) FROM ioffice.outbox o WHERE o.status = 'pending') AS outbox_pending,
+       (SELECT count(*) FROM ioffice.outbox o
+         WHERE o.status = 'pending' AND o.next_attempt_at <= now()) AS outbox_due,
+       (SELECT count(*) FROM ioffice.outbox o WHERE o.status = 'dead') AS outbox_dead,
+       (SELECT format('event %s to %s: %s', o.id, e.name, o.last_error)
+          FROM ioffice.outbox o JOIN ioffice.endpoint e ON e.id = o.endpoint_id
+         WHERE o.status = 'dead' ORDER BY o.id DESC LIMIT 1) AS outbox_last_dead
+FROM ioffice._worker_slots() AS w;
+COMMENT ON VIEW worker_status IS 'What the background workers are doing, queue depths (signatures, outbox), the last error and when';
