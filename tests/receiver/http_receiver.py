@@ -223,6 +223,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def event(self):
         st = self.server.state
+        arrived = time.time()
         body = self.read_body()
         if body is None:
             return
@@ -277,6 +278,7 @@ class Handler(BaseHTTPRequestHandler):
 
         rec = {
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "arrived": arrived,     # epoch seconds, when the request came in
             "method": self.command,
             "path": self.path,
             "key": key,

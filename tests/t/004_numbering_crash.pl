@@ -9,7 +9,10 @@
 use strict;
 use warnings;
 
+use File::Basename qw(dirname);
 use IPC::Run;
+use lib dirname(__FILE__);
+use ServerProcesses;
 use Time::HiRes qw(usleep);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -150,35 +153,6 @@ SELECT number || ' ' || symbol || ' ' || kind FROM (
   UNION ALL
   SELECT number, symbol, 'taken' FROM ioffice.number_taken WHERE register_id = $reg) x
 ORDER BY number});
-}
-
-# the server processes forked by the postmaster
-sub children_of
-{
-	my ($parent) = @_;
-	my @kids;
-	for my $stat (glob '/proc/[0-9]*/stat')
-	{
-		open my $f, '<', $stat or next;    # may have exited meanwhile
-		my $line = <$f> // '';
-		close $f;
-		push @kids, $1 if $line =~ /^(\d+) \(.*\) \S+ (\d+) / && $2 == $parent;
-	}
-	return @kids;
-}
-
-# until the old processes are gone (and reaped), the new postmaster would
-# take the lock file for a live one
-sub wait_gone
-{
-	my @pids = @_;
-	for (1 .. 100 * $PostgreSQL::Test::Utils::timeout_default)
-	{
-		@pids = grep { kill 0, $_ } @pids;
-		return if !@pids;
-		usleep(10_000);
-	}
-	die "server processes @pids did not exit";
 }
 
 my $crash_no = 0;
