@@ -131,3 +131,16 @@ SELECT w.*,
          WHERE o.status = 'dead' ORDER BY o.id DESC LIMIT 1) AS outbox_last_dead
 FROM ioffice._worker_slots() AS w;
 COMMENT ON VIEW worker_status IS 'What the background workers are doing, queue depths (signatures, outbox), the last error and when';
+
+-- An endpoint enabled or repaired (URL, secret) is tried at once, not at
+-- the worker's next nap.
+CREATE FUNCTION _endpoint_changed() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM ioffice._wake_worker();
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER wake_worker AFTER INSERT OR UPDATE ON endpoint
+    FOR EACH STATEMENT EXECUTE FUNCTION _endpoint_changed();

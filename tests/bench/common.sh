@@ -32,6 +32,7 @@ listen_addresses = ''
 unix_socket_directories = '$WORK'
 max_wal_size = 8GB
 checkpoint_timeout = 30min
+${BENCH_CONF:-}
 EOF
     as_user pg_ctl -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null ||
         { cat "$WORK/server.log"; return 1; }
