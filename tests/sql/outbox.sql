@@ -1,0 +1,134 @@
+\set SHOW_CONTEXT never
+-- The HTTP outbox, seen from SQL (no worker serves this database, so what
+-- is queued stays pending): which endpoints an event goes to, the body every
+-- attempt sends, events of the engine, refusals, and who may see secrets.
+
+-- no endpoint yet: nothing is queued
+SELECT ioffice.emit('document.issued', '{"document": 1}') AS queued;
+
+INSERT INTO ioffice.endpoint (name, url, secret, events) VALUES
+    ('tthc', 'http://127.0.0.1:9/tthc', 'tthc-secret-0123456789', '{document.issued,number.taken}'),
+    ('dossiers', 'https://igate.example.vn/hook', 'igate-secret-0123456789', '{dossier.*}'),
+    ('everything', 'http://127.0.0.1:9/all', 'all-secret-0123456789', '{*}');
+INSERT INTO ioffice.endpoint (name, url, secret, events, enabled)
+VALUES ('off', 'http://127.0.0.1:9/off', 'off-secret-0123456789', '{*}', false);
+
+-- exact names, prefixes, '*'; a disabled endpoint gets nothing; the prefix
+-- 'dossier.*' is a whole word
+SELECT ioffice.emit('document.issued', '{"document": 1}') AS issued,
+       ioffice.emit('dossier.status', '{"code": "x"}') AS dossier,
+       ioffice.emit('dossierx.status') AS not_a_dossier_event,
+       ioffice.emit('dossier') AS not_under_the_prefix;
+SELECT o.event, e.name AS endpoint, o.status, o.attempts
+FROM ioffice.outbox o JOIN ioffice.endpoint e ON e.id = o.endpoint_id
+ORDER BY o.id;
+
+-- the body: built once, the same bytes at every attempt, carrying the key
+SELECT jsonb_object_keys(body) AS key FROM ioffice.outbox WHERE id = 1 ORDER BY 1;
+SELECT body->>'id' = idempotency_key::text AS id_is_the_key,
+       body->>'event' = event AS event_named,
+       body->'data' AS data,
+       (body->>'at')::timestamptz BETWEEN created_at - interval '1 minute' AND now() AS at_is_utc_now
+FROM ioffice.outbox WHERE id = 1;
+SELECT count(DISTINCT idempotency_key) = count(*) AS keys_unique FROM ioffice.outbox;
+
+-- an event of a rolled-back transaction is gone with it
+BEGIN;
+SELECT ioffice.emit('test.rolled_back') AS queued;
+ROLLBACK;
+SELECT count(*) AS rolled_back_rows FROM ioffice.outbox WHERE event = 'test.rolled_back';
+
+-- events of the engine: an issued document, a number taken
+SET ioffice.actor = 'luan';
+SELECT ioffice.create_outgoing('CV', 'V/v thông báo lịch tiếp dân') AS doc \gset
+SELECT ioffice.attach(:doc, 'lich_tiep_dan.pdf', content) FROM pdf \g /dev/null
+SELECT ioffice.act(:doc, 'submit', 'dai');
+SET ioffice.actor = 'dai';
+SELECT ioffice.act(:doc, 'quick_approve');
+SET ioffice.actor = 'thuy';
+SELECT ioffice.act(:doc, 'issue');
+SELECT e.name AS endpoint,
+       o.body->'data'->>'document' = :'doc' AS this_document,
+       (o.body->'data') - '{document,issued_on,identifier,register}'::text[] AS data,
+       o.body->'data'->>'identifier' = d.identifier AS identifier_ok
+FROM ioffice.outbox o JOIN ioffice.endpoint e ON e.id = o.endpoint_id
+JOIN ioffice.document d ON d.id = :doc
+WHERE o.event = 'document.issued' AND o.body->'data'->>'document' = :'doc' ORDER BY e.name;
+SELECT number, symbol FROM ioffice.take_number(
+    (SELECT id FROM ioffice.register WHERE agency_id = (SELECT id FROM ioffice.unit WHERE code = '000.00.32.H41')
+        AND direction = 'outgoing' AND NOT confidential ORDER BY id LIMIT 1), 'QĐ') \gset
+SELECT e.name AS endpoint, (o.body->'data'->>'number')::int = :number AS number_ok,
+       o.body->'data'->>'symbol' = :'symbol' AS symbol_ok
+FROM ioffice.outbox o JOIN ioffice.endpoint e ON e.id = o.endpoint_id
+WHERE o.event = 'number.taken' ORDER BY e.name;
+RESET ioffice.actor;
+
+-- refusals
+SELECT ioffice.emit(NULL);
+\echo :SQLSTATE
+SELECT ioffice.emit('Document.Issued');
+\echo :SQLSTATE
+SELECT ioffice.emit('document..issued');
+\echo :SQLSTATE
+SELECT ioffice.emit('document.');
+\echo :SQLSTATE
+SELECT ioffice.emit('');
+\echo :SQLSTATE
+SELECT ioffice.emit(repeat('a', 101));
+\echo :SQLSTATE
+SELECT ioffice.emit('1document');
+\echo :SQLSTATE
+SELECT ioffice.emit('test.null_data', NULL) AS queued_with_empty_data;
+SELECT body->'data' AS data FROM ioffice.outbox WHERE event = 'test.null_data' LIMIT 1;
+-- (terse: the failing row's DETAIL carries its creation time)
+\set VERBOSITY terse
+INSERT INTO ioffice.endpoint (name, url, secret) VALUES ('ftp', 'ftp://example.vn/x', 'ftp-secret-0123456789');
+\echo :SQLSTATE
+INSERT INTO ioffice.endpoint (name, url, secret) VALUES ('short', 'http://example.vn/x', 'short');
+\echo :SQLSTATE
+INSERT INTO ioffice.endpoint (name, url, secret, events) VALUES ('none', 'http://example.vn/x', 'none-secret-0123456789', '{}');
+\echo :SQLSTATE
+INSERT INTO ioffice.endpoint (name, url, secret, events) VALUES ('nulls', 'http://example.vn/x', 'nulls-secret-0123456789', '{NULL}');
+\echo :SQLSTATE
+INSERT INTO ioffice.endpoint (name, url, secret, timeout_ms) VALUES ('slow', 'http://example.vn/x', 'slow-secret-0123456789', 0);
+\echo :SQLSTATE
+\set VERBOSITY default
+SELECT ioffice.outbox_requeue();
+\echo :SQLSTATE
+SELECT ioffice.outbox_requeue(1, 'tthc');
+\echo :SQLSTATE
+SELECT ioffice.outbox_requeue(1);
+\echo :SQLSTATE
+SELECT ioffice.outbox_requeue(-5);
+\echo :SQLSTATE
+SELECT ioffice.outbox_requeue(endpoint => 'nowhere');
+\echo :SQLSTATE
+SELECT ioffice.outbox_requeue(endpoint => 'tthc') AS nothing_dead;
+
+-- a dead letter goes back into the queue with its attempts reset
+UPDATE ioffice.outbox SET status = 'dead', attempts = 12, last_error = 'HTTP 503' WHERE id = 1;
+SELECT database, outbox_pending > 0 AS has_pending, outbox_dead, outbox_last_dead FROM ioffice.worker_status;
+SELECT ioffice.outbox_requeue(1) AS requeued;
+SELECT status, attempts, next_attempt_at <= now() AS due FROM ioffice.outbox WHERE id = 1;
+
+-- who may see what: secrets stay with the owner; DBAs configure endpoints
+-- and read the outbox; others see neither
+SET SESSION AUTHORIZATION outsider;
+SELECT count(*) FROM ioffice.outbox;
+\echo :SQLSTATE
+SELECT name FROM ioffice.endpoint;
+\echo :SQLSTATE
+SELECT ioffice.emit('test.outsider');
+\echo :SQLSTATE
+SELECT ioffice.outbox_requeue(1);
+\echo :SQLSTATE
+RESET SESSION AUTHORIZATION;
+GRANT ioffice_admin TO admin1;
+SET SESSION AUTHORIZATION admin1;
+SELECT name, url, events, enabled FROM ioffice.endpoint ORDER BY id;
+SELECT secret FROM ioffice.endpoint;
+\echo :SQLSTATE
+SELECT count(*) > 0 AS reads_outbox FROM ioffice.outbox;
+UPDATE ioffice.endpoint SET enabled = true WHERE name = 'off';
+RESET SESSION AUTHORIZATION;
+REVOKE ioffice_admin FROM admin1;
