@@ -1,11 +1,14 @@
 # The background worker signs: detached CMS (CAdES-BES) made in-process with
 # OpenSSL, verified by verify() and by the openssl command; failures (expired,
 # revoked, a key file others can read) are recorded on the job; a rolled-back
-# request is never signed; killing the worker loses no job and signs none twice.
+# request is never signed; killing the worker, or the whole server, loses no job
+# and signs none twice.
 use strict;
 use warnings;
 use File::Basename qw(dirname);
 use File::Copy qw(copy);
+use lib dirname(__FILE__);
+use ServerProcesses;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -185,6 +188,36 @@ is($node->safe_psql('postgres', "SELECT count(*), count(*) FILTER (WHERE status 
 is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.audit WHERE chain = 'document:$many' AND action = 'signed'"),
 	'40', 'one signed record per job: none signed twice');
 is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.audit_verify()"), '0', 'the audit trail is intact');
+
+# --- kill -9 of the whole server in the middle: the same ----------------------------
+# A power cut: every server process dies at once, right after the signing
+# request committed, while the worker works through batches of 5.
+my $cut = as_actor('luan', "SELECT ioffice.create_outgoing('CV', 'Mất điện')");
+$node->safe_psql('postgres', qq{
+SET ioffice.actor = 'luan';
+SELECT ioffice.attach($cut, 'cut_' || i || '.pdf',
+                      convert_to('%PDF-1.4 ', 'UTF8') || decode(repeat('00', 65536), 'hex'))
+FROM generate_series(1, 300) i;
+SELECT ioffice.act($cut, 'submit', 'dai');
+});
+as_actor('dai', "SELECT ioffice.act($cut, 'sign')");
+my $pm = postmaster_pid($node);
+kill 'STOP', $pm;
+my @server = ($pm, children_of($pm));
+kill 'KILL', @server;
+$node->kill9;
+wait_gone(@server);
+$node->start;
+my $before = $node->safe_psql('postgres',
+	"SELECT count(*) FILTER (WHERE status = 'done') FROM ioffice.signature WHERE document_id = $cut");
+note("signatures done when the power went: $before of 300");
+ok(wait_signatures($cut), 'the queue drains after the server came back');
+is($node->safe_psql('postgres', "SELECT count(*), count(*) FILTER (WHERE status = 'done') FROM ioffice.signature WHERE document_id = $cut"),
+	'300|300', 'every job signed once after the power cut');
+is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.audit WHERE chain = 'document:$cut' AND action = 'signed'"),
+	'300', 'one signed record per job after the power cut: none signed twice');
+is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.audit_verify()"), '0',
+	'the audit trail is intact after the power cut');
 
 $node->stop;
 done_testing();
