@@ -144,6 +144,13 @@ ioffice_outbox_notify(const char *channel, int64 person, const char *address,
 	return true;
 }
 
+/*
+ * Events the system itself writes.  Receivers trust what arrives signed with
+ * the endpoint's secret, so an application must not be able to announce an
+ * issued document or a dossier's new status that never happened.
+ */
+static const char *const reserved_prefixes[] = {"document.", "dossier.", "number.", "notify."};
+
 /* emit(event, data) → int: an application's own event */
 PG_FUNCTION_INFO_V1(ioffice_emit);
 Datum
@@ -158,6 +165,14 @@ ioffice_emit(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("emit() needs an event name")));
 	event = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	check_event_name(event);
+	for (int i = 0; i < lengthof(reserved_prefixes); i++)
+		if (strncmp(event, reserved_prefixes[i], strlen(reserved_prefixes[i])) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("event \"%s\" is the system's own", event),
+					 errdetail("Events under document., dossier., number. and notify. are written by ioffice when the change happens."),
+					 errhint("Name an application's events otherwise, like \"app.%s\".", event)));
 	if (PG_ARGISNULL(1))
 		data = ioffice_jsonb_end(ioffice_jsonb_begin());
 	else

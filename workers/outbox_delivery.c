@@ -324,6 +324,8 @@ send_all(Delivery *d, int n)
 				for (slot = 0; slot < pool_size; slot++)
 					if (in_flight[slot] == msg->easy_handle)
 						break;
+				if (slot == pool_size || one == NULL)
+					elog(ERROR, "ioffice: libcurl finished a request it was not given");
 				finish(msg->easy_handle, one, msg->data.result);
 				done++;
 				in_flight[slot] = NULL;

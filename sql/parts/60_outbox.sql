@@ -144,3 +144,19 @@ END
 $$;
 CREATE TRIGGER wake_worker AFTER INSERT OR UPDATE ON endpoint
     FOR EACH STATEMENT EXECUTE FUNCTION _endpoint_changed();
+
+-- Delivered events are kept (what was sent, when, after how many attempts)
+-- until a DBA purges them; dead and pending ones are never purged.
+CREATE FUNCTION outbox_purge(delivered_before timestamptz) RETURNS bigint
+    LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH gone AS (
+        DELETE FROM ioffice.outbox
+         WHERE status = 'delivered' AND delivered_at < delivered_before
+        RETURNING 1)
+    SELECT count(*) FROM gone
+$$;
+COMMENT ON FUNCTION outbox_purge(timestamptz) IS
+  'Deletes events delivered before the given time; returns how many';
+REVOKE ALL ON FUNCTION outbox_purge(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION outbox_purge(timestamptz) TO ioffice_admin;

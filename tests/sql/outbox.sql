@@ -4,21 +4,21 @@
 -- attempt sends, events of the engine, refusals, and who may see secrets.
 
 -- no endpoint yet: nothing is queued
-SELECT ioffice.emit('document.issued', '{"document": 1}') AS queued;
+SELECT ioffice.emit('app.issued', '{"document": 1}') AS queued;
 
 INSERT INTO ioffice.endpoint (name, url, secret, events) VALUES
-    ('tthc', 'http://127.0.0.1:9/tthc', 'tthc-secret-0123456789', '{document.issued,number.taken}'),
-    ('dossiers', 'https://igate.example.vn/hook', 'igate-secret-0123456789', '{dossier.*}'),
+    ('tthc', 'http://127.0.0.1:9/tthc', 'tthc-secret-0123456789', '{document.issued,number.taken,app.issued}'),
+    ('dossiers', 'https://igate.example.vn/hook', 'igate-secret-0123456789', '{app.dossier.*}'),
     ('everything', 'http://127.0.0.1:9/all', 'all-secret-0123456789', '{*}');
 INSERT INTO ioffice.endpoint (name, url, secret, events, enabled)
 VALUES ('off', 'http://127.0.0.1:9/off', 'off-secret-0123456789', '{*}', false);
 
 -- exact names, prefixes, '*'; a disabled endpoint gets nothing; the prefix
--- 'dossier.*' is a whole word
-SELECT ioffice.emit('document.issued', '{"document": 1}') AS issued,
-       ioffice.emit('dossier.status', '{"code": "x"}') AS dossier,
-       ioffice.emit('dossierx.status') AS not_a_dossier_event,
-       ioffice.emit('dossier') AS not_under_the_prefix;
+-- 'app.dossier.*' is a whole word
+SELECT ioffice.emit('app.issued', '{"document": 1}') AS issued,
+       ioffice.emit('app.dossier.status', '{"code": "x"}') AS dossier,
+       ioffice.emit('app.dossierx.status') AS not_a_dossier_event,
+       ioffice.emit('app.dossier') AS not_under_the_prefix;
 SELECT o.event, e.name AS endpoint, o.status, o.attempts
 FROM ioffice.outbox o JOIN ioffice.endpoint e ON e.id = o.endpoint_id
 ORDER BY o.id;
@@ -63,7 +63,13 @@ FROM ioffice.outbox o JOIN ioffice.endpoint e ON e.id = o.endpoint_id
 WHERE o.event = 'number.taken' ORDER BY e.name;
 RESET ioffice.actor;
 
--- refusals
+-- refusals: the system's own events cannot be faked
+SELECT ioffice.emit('document.issued', '{"document": 1}');
+\echo :SQLSTATE
+SELECT ioffice.emit('dossier.status');
+\echo :SQLSTATE
+SELECT ioffice.emit('notify.sms', '{"to": "0913383345"}');
+\echo :SQLSTATE
 SELECT ioffice.emit(NULL);
 \echo :SQLSTATE
 SELECT ioffice.emit('Document.Issued');
@@ -111,6 +117,13 @@ SELECT database, outbox_pending > 0 AS has_pending, outbox_dead, outbox_last_dea
 SELECT ioffice.outbox_requeue(1) AS requeued;
 SELECT status, attempts, next_attempt_at <= now() AS due FROM ioffice.outbox WHERE id = 1;
 
+-- delivered events are purged on request; pending and dead ones never
+UPDATE ioffice.outbox SET status = 'delivered', delivered_at = now() - interval '2 days', attempts = 1
+ WHERE id IN (2, 3);
+UPDATE ioffice.outbox SET status = 'dead' WHERE id = 4;
+SELECT ioffice.outbox_purge(now() - interval '1 day') AS purged;
+SELECT id, status FROM ioffice.outbox WHERE id <= 5 ORDER BY id;
+
 -- who may see what: secrets stay with the owner; DBAs configure endpoints
 -- and read the outbox; others see neither
 SET SESSION AUTHORIZATION outsider;
@@ -121,6 +134,8 @@ SELECT name FROM ioffice.endpoint;
 SELECT ioffice.emit('test.outsider');
 \echo :SQLSTATE
 SELECT ioffice.outbox_requeue(1);
+\echo :SQLSTATE
+SELECT ioffice.outbox_purge(now());
 \echo :SQLSTATE
 RESET SESSION AUTHORIZATION;
 GRANT ioffice_admin TO admin1;

@@ -182,14 +182,14 @@ is($node->safe_psql('postgres',
 # --- dead letters and requeueing -------------------------------------------
 $node->safe_psql('postgres', q{
 INSERT INTO ioffice.endpoint (name, url, secret, events, max_attempts)
-VALUES ('gateway', 'http://127.0.0.1:9/nothing-listens', 'gateway-secret-0123456789', '{notify.*}', 3);
-SELECT ioffice.emit('notify.sms', '{"to": "0913383345"}');
+VALUES ('gateway', 'http://127.0.0.1:9/nothing-listens', 'gateway-secret-0123456789', '{gateway.*}', 3);
+SELECT ioffice.emit('gateway.sms', '{"to": "0913383345"}');
 });
 ok($node->poll_query_until('postgres',
-		"SELECT status = 'dead' FROM ioffice.outbox WHERE event = 'notify.sms'"),
+		"SELECT status = 'dead' FROM ioffice.outbox WHERE event = 'gateway.sms'"),
 	'after its last attempt the event is dead');
 like($node->safe_psql('postgres',
-		"SELECT attempts || ' ' || last_error FROM ioffice.outbox WHERE event = 'notify.sms'"),
+		"SELECT attempts || ' ' || last_error FROM ioffice.outbox WHERE event = 'gateway.sms'"),
 	qr/^3 .*(connect|Connection refused)/i, 'with three attempts and the last error');
 like($node->safe_psql('postgres', q{SELECT outbox_dead || ' ' || outbox_last_dead FROM ioffice.worker_status}),
 	qr/^1 event \d+ to gateway: /, 'worker_status shows the dead letter');
@@ -205,7 +205,7 @@ is($node->safe_psql('postgres', "SELECT ioffice.outbox_requeue(endpoint => 'gate
 	'requeued by endpoint');
 wait_delivered('the requeued dead letter');
 is($node->safe_psql('postgres',
-		"SELECT status || ' ' || attempts FROM ioffice.outbox WHERE event = 'notify.sms'"),
+		"SELECT status || ' ' || attempts FROM ioffice.outbox WHERE event = 'gateway.sms'"),
 	'delivered 1', 'delivered once the gateway is back, attempts counted afresh');
 
 # --- the receiver is down for a while --------------------------------------
