@@ -23,6 +23,7 @@ OBJS = \
 	extension/register_export.o \
 	triggers/rule_triggers.o \
 	extension/certificates.o \
+	extension/calendar.o \
 	workers/worker.o \
 	workers/sign_jobs.o \
 	workers/signer.o \

@@ -32,6 +32,8 @@ typedef struct IofficePlan
 } IofficePlan;
 
 extern int	ioffice_exec(IofficePlan *p, Datum *values, const char *nulls, long count);
+extern int	ioffice_exec_readonly(IofficePlan *p, Datum *values, const char *nulls,
+								  long count);
 extern bool ioffice_get_int64(int row, int col, int64 *out);
 extern bool ioffice_get_int32(int row, int col, int32 *out);
 extern bool ioffice_get_bool(int row, int col, bool *out);

@@ -15,6 +15,22 @@
 
 #include "ioffice.h"
 
+static void
+prepare_kept(IofficePlan *p)
+{
+	SPIPlanPtr	plan;
+
+	if (p->plan != NULL)
+		return;
+	plan = SPI_prepare(p->sql, p->nargs, p->argtypes);
+	if (plan == NULL)
+		elog(ERROR, "ioffice: could not prepare \"%s\": %s",
+			 p->sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "ioffice: could not keep plan");
+	p->plan = plan;
+}
+
 /*
  * Run a kept plan.  Never read-only: a read-only SPI query reuses the
  * snapshot of the statement that called us, taken before act() waited for a
@@ -27,18 +43,25 @@ ioffice_exec(IofficePlan *p, Datum *values, const char *nulls, long count)
 {
 	int			rc;
 
-	if (p->plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(p->sql, p->nargs, p->argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "ioffice: could not prepare \"%s\": %s",
-				 p->sql, SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "ioffice: could not keep plan");
-		p->plan = plan;
-	}
+	prepare_kept(p);
 	rc = SPI_execute_plan(p->plan, values, nulls, false, count);
+	if (rc < 0)
+		elog(ERROR, "ioffice: query failed (%s): %s", SPI_result_code_string(rc), p->sql);
+	return rc;
+}
+
+/*
+ * Run a kept plan read-only, for STABLE functions that only read (the
+ * calendar): the query sees the snapshot of the statement that called the
+ * function, so every row of that statement gets the same answer.
+ */
+int
+ioffice_exec_readonly(IofficePlan *p, Datum *values, const char *nulls, long count)
+{
+	int			rc;
+
+	prepare_kept(p);
+	rc = SPI_execute_plan(p->plan, values, nulls, true, count);
 	if (rc < 0)
 		elog(ERROR, "ioffice: query failed (%s): %s", SPI_result_code_string(rc), p->sql);
 	return rc;

@@ -47,6 +47,11 @@ $node->safe_psql(
 $node->safe_psql('src',
 	q{INSERT INTO ioffice.doc_type (code, name, abbr) VALUES ('CVx', 'Công văn thử', NULL)});
 
+# the calendar is user data too: a day off and a make-up working day
+$node->safe_psql('src',
+	q{INSERT INTO ioffice.holiday (day, name, working) VALUES
+	  ('2024-04-29', 'Nghỉ hoán đổi', false), ('2024-05-04', 'Làm bù cho 29/4', true)});
+
 # document 1: the whole outgoing flow up to issue
 my $doc1 = as_actor('src', 'chuyenvien',
 	q{SELECT ioffice.create_outgoing('CV', 'Về việc thử sao lưu và phục hồi',
@@ -104,7 +109,7 @@ sub table_digest
 
 for my $table (
 	qw(unit person person_role document file task register audit doc_type
-	workflow workflow_state workflow_transition document_link delegation signature))
+	workflow workflow_state workflow_transition document_link delegation signature holiday))
 {
 	my $src = table_digest('src', $table);
 	my $dst = table_digest('dst', $table);
@@ -133,6 +138,10 @@ is($node->safe_psql('dst',
 		q{SELECT bool_and(sha256 = sha256(content) AND substr(content, 1, 8) = '%PDF-1.4'::bytea)
 		  FROM ioffice.file}),
 	't', 'restored files still match their SHA-256 and start with %PDF-1.4');
+
+is($node->safe_psql('dst',
+		q{SELECT ioffice.working_days_between('2024-04-27 08:00+07', '2024-05-06 08:00+07')}),
+	'5', 'the restored calendar counts: 29/4 off, Saturday 4/5 worked');
 
 # the sequences behind the tables were dumped with their positions
 for my $seq (
