@@ -28,6 +28,8 @@ OBJS = \
 	workers/sign_jobs.o \
 	workers/signer.o \
 	extension/outbox.o \
+	extension/dossier.o \
+	extension/import_issued.o \
 	workers/outbox_delivery.o
 
 # The install script is built from its parts, one concern per file, in the
