@@ -302,9 +302,12 @@ static IofficePlan chosen_file = {
 	2, {INT8OID, INT8OID}
 };
 
+/* the proposer (the specialist who drafted the result) becomes its drafter */
 static IofficePlan dossier_for_result = {
 	NULL,
-	"SELECT coalesce(abstract, left(procedure_name, 500)), result_document_id "
+	"SELECT coalesce(abstract, left(procedure_name, 500)), result_document_id, "
+	"       (SELECT t.sender_id FROM ioffice.dossier_task t WHERE t.dossier_id = $1 "
+	"           AND t.action = 'propose' ORDER BY t.step DESC LIMIT 1) "
 	"  FROM ioffice.dossier WHERE id = $1",
 	1, {INT8OID}
 };
@@ -377,6 +380,7 @@ ioffice_effect_make_result(ActContext *ctx)
 	char	   *kind;
 	char	   *abstract;
 	int64		existing = 0;
+	int64		proposer = 0;
 	int64		doc = 0;
 	int64		file;
 	JsonbBuild *sig_options;
@@ -423,11 +427,13 @@ ioffice_effect_make_result(ActContext *ctx)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("%s already has its result, document %lld", ctx->name,
 						(long long) existing)));
+	if (!ioffice_get_int64(0, 3, &proposer))
+		proposer = ctx->sender ? ctx->sender : ctx->actor;
 
 	values[0] = CStringGetTextDatum(doc_type);
 	values[1] = CStringGetTextDatum(abstract);
 	values[2] = Int64GetDatum(ctx->agency);
-	values[3] = Int64GetDatum(ctx->sender ? ctx->sender : ctx->actor);
+	values[3] = Int64GetDatum(proposer);
 	values[4] = Int64GetDatum(ctx->actor);
 	ioffice_exec(&result_insert, values, NULL, 1);
 	ioffice_get_int64(0, 1, &doc);
@@ -652,6 +658,29 @@ ioffice_effect_issue_result(ActContext *ctx)
 	ioffice_jsonb_add_int(ctx->detail, "result_document", doc);
 	ioffice_jsonb_add_int(ctx->detail, "number", req.number);
 	ioffice_jsonb_add_text(ctx->detail, "symbol", req.symbol);
+}
+
+static IofficePlan abstract_keep = {
+	NULL, "UPDATE ioffice.dossier SET abstract = $2 WHERE id = $1", 2, {INT8OID, TEXTOID}
+};
+
+/* keep_abstract: the specialist's abstract (option abstract), for the clerk to copy */
+void
+ioffice_effect_keep_abstract(ActContext *ctx)
+{
+	char	   *abstract = string_option(ctx, "abstract");
+	Datum		values[2];
+
+	require_dossier(ctx, "effect keep_abstract");
+	if (abstract == NULL)
+		return;
+	if (strspn(abstract, " ") == strlen(abstract))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"abstract\" is empty")));
+	values[0] = Int64GetDatum(ctx->doc);
+	values[1] = CStringGetTextDatum(abstract);
+	ioffice_exec(&abstract_keep, values, NULL, 0);
 }
 
 static IofficePlan clock_pause = {

@@ -318,6 +318,8 @@ const WfNamedStep ioffice_effects[] = {
 	"dossier: the chosen file becomes the result document, the leader's signature is queued"},
 	{"issue_result", ioffice_effect_issue_result,
 	"dossier: the clerk numbers the result, attaches the processing trail, queues the seal"},
+	{"keep_abstract", ioffice_effect_keep_abstract,
+	"dossier: option abstract is kept for the clerk who issues the result"},
 	{"pause_clock", ioffice_effect_pause_clock,
 	"dossier: the clock stops while the applicant is asked for papers or fees"},
 	{"resume_clock", ioffice_effect_resume_clock,

@@ -119,11 +119,27 @@ read_file(JsonbValue *v, const char *field, bool interconnection)
 	if (content->type != jbvString)
 		bad(psprintf("%s.content", field), "must be a base64 string");
 
-	dlen = pg_b64_dec_len(content->val.string.len);
-	bytes = palloc(VARHDRSZ + dlen + 1);
-	n = pg_b64_decode(content->val.string.val, content->val.string.len, VARDATA(bytes), dlen);
+	/* line breaks (MIME style, as encode() writes them) are not part of the data */
+	{
+		char	   *clean = palloc(content->val.string.len + 1);
+		int			len = 0;
+		int			i;
+
+		for (i = 0; i < content->val.string.len; i++)
+		{
+			char		c = content->val.string.val[i];
+
+			if (c != '\n' && c != '\r' && c != ' ' && c != '\t')
+				clean[len++] = c;
+		}
+		dlen = pg_b64_dec_len(len);
+		bytes = palloc(VARHDRSZ + dlen + 1);
+		n = pg_b64_decode(clean, len, VARDATA(bytes), dlen);
+	}
 	if (n < 0)
 		bad(psprintf("%s.content", field), "is not valid base64");
+	if (n == 0)
+		bad(psprintf("%s.content", field), "is empty");
 	SET_VARSIZE(bytes, VARHDRSZ + n);
 	f->name = cstring_to_text_with_len(name->val.string.val, name->val.string.len);
 	f->content = bytes;

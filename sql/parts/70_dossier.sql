@@ -201,7 +201,9 @@ VALUES
     ('dossier', 'assign', 'assigning', 'processing', 'Giao chuyên viên xử lý', 'holder', 'given', 'specialist',
      '{receiver_not_actor}', '{}', '{zalo,sms,email,deadline}', true, true),
     ('dossier', 'propose', 'processing', 'proposed', 'Trình dự thảo kết quả', 'holder', 'given', 'leader',
-     '{receiver_not_actor,has_opinion_file}', '{}', '{abstract,zalo,sms,email,deadline}', false, true),
+     '{receiver_not_actor,has_opinion_file}', '{keep_abstract}', '{abstract,zalo,sms,email,deadline}', false, true),
+    ('dossier', 'forward', 'proposed', 'proposed', 'Trình lãnh đạo khác', 'holder', 'given', 'leader',
+     '{receiver_not_actor}', '{}', '{zalo,sms,email,deadline}', true, true),
     ('dossier', 'send_back', 'proposed', 'processing', 'Trả lại chuyên viên', 'holder', 'given', 'specialist',
      '{receiver_not_actor}', '{}', '{zalo,sms,email,deadline}', true, true),
     ('dossier', 'sign', 'proposed', 'awaiting_issue', 'Lãnh đạo ký CA', 'holder', 'given', 'clerk',
@@ -329,7 +331,7 @@ BEGIN
             RAISE EXCEPTION 'applicant.% must be a string', v_key USING ERRCODE = '22023';
         END IF;
     END LOOP;
-    IF length(btrim(applicant->>'name')) NOT BETWEEN 1 AND 200 THEN
+    IF coalesce(length(btrim(applicant->>'name')), 0) NOT BETWEEN 1 AND 200 THEN
         RAISE EXCEPTION 'applicant.name is required (1 to 200 characters)' USING ERRCODE = '22023';
     END IF;
     IF applicant ? 'phone' AND (applicant->>'phone') !~ '^\+?[0-9][0-9 .]{5,19}$' THEN
