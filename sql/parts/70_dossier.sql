@@ -9,21 +9,20 @@
 CREATE TABLE dossier_status (
     code        int PRIMARY KEY CHECK (code BETWEEN 1 AND 99),
     name        text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
-    -- the clock stops while the dossier waits for the applicant
-    pauses      boolean NOT NULL DEFAULT false
+    builtin     boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE dossier_status IS 'National dossier statuses (trạng thái hồ sơ TTHC)';
-INSERT INTO dossier_status (code, name, pauses) VALUES
-    (1, 'Mới đăng ký', false),
-    (2, 'Được tiếp nhận', false),
-    (3, 'Không được tiếp nhận', false),
-    (4, 'Đang xử lý', false),
+INSERT INTO dossier_status (code, name, builtin) VALUES
+    (1, 'Mới đăng ký', true),
+    (2, 'Được tiếp nhận', true),
+    (3, 'Không được tiếp nhận', true),
+    (4, 'Đang xử lý', true),
     (5, 'Yêu cầu bổ sung giấy tờ', true),
     (6, 'Yêu cầu thực hiện nghĩa vụ tài chính', true),
-    (7, 'Công dân yêu cầu rút hồ sơ', false),
-    (8, 'Dừng xử lý', false),
-    (9, 'Đã xử lý xong', false),
-    (10, 'Đã trả kết quả', false);
+    (7, 'Công dân yêu cầu rút hồ sơ', true),
+    (8, 'Dừng xử lý', true),
+    (9, 'Đã xử lý xong', true),
+    (10, 'Đã trả kết quả', true);
 
 CREATE TABLE dossier_state_status (
     workflow    text NOT NULL,
@@ -137,7 +136,7 @@ CREATE TABLE import_issued (
 );
 COMMENT ON TABLE import_issued IS 'Results issued by the TTHC system and registered here, by their external id';
 
-SELECT pg_catalog.pg_extension_config_dump('dossier_status', '');
+SELECT pg_catalog.pg_extension_config_dump('dossier_status', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('dossier_state_status', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('dossier', '');
 SELECT pg_catalog.pg_extension_config_dump('dossier_id_seq', '');
