@@ -28,6 +28,8 @@ OBJS = \
 	workers/sign_jobs.o \
 	workers/signer.o \
 	extension/outbox.o \
+	extension/dossier.o \
+	extension/import_issued.o \
 	workers/outbox_delivery.o
 
 # The install script is built from its parts, one concern per file, in the
@@ -51,6 +53,9 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 
 # no JIT bitcode: it would need clang on every machine that builds us
 override with_llvm = no
+
+# rebuild a C file when a header it includes changes (PGXS keeps .deps/)
+override autodepend = yes
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

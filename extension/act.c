@@ -1,6 +1,7 @@
 /*-------------------------------------------------------------------------
  * act.c
- *	  act(): one workflow action on one document, in one transaction.
+ *	  act(): one workflow action on one document, in one transaction; the
+ *	  engine is shared with dossier_act() (dossier.c) through a WfSubject.
  *
  * Order of work: lock the document; find the rule for (action, state); check
  * who acts (holder, drafter, or a delegate of the holder); check options and
@@ -21,6 +22,7 @@
 #include "utils/datetime.h"
 #include "utils/jsonb.h"
 
+#include "outbox.h"
 #include "workflow.h"
 
 static IofficePlan doc_lock = {
@@ -34,7 +36,7 @@ static IofficePlan doc_lock = {
 static IofficePlan open_task = {
 	NULL,
 	"SELECT (SELECT coalesce(max(step), 0) FROM ioffice.task WHERE document_id = $1), "
-	"       t.id, t.receiver_id "
+	"       t.id, t.receiver_id, t.sender_id "
 	"  FROM (SELECT 1) AS one "
 	"  LEFT JOIN ioffice.task t ON t.document_id = $1 AND t.status = 'open' AND t.kind = 'main'",
 	1, {INT8OID}
@@ -105,7 +107,7 @@ raise_unknown_action(const Workflow *wf, const char *action)
 }
 
 static const WfTransition *
-find_transition(const Workflow *wf, const char *action, const char *state, int64 doc)
+find_transition(const Workflow *wf, const char *action, const char *state, const char *name)
 {
 	bool		known = false;
 	StringInfoData possible;
@@ -131,8 +133,8 @@ find_transition(const Workflow *wf, const char *action, const char *state, int64
 							 wf->transitions[i].action);
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("action \"%s\" is not possible while document %lld is %s",
-					action, (long long) doc, state),
+			 errmsg("action \"%s\" is not possible while %s is %s",
+					action, name, state),
 			 possible.len ? errhint("Possible now: %s.", possible.data)
 			 : errhint("Nothing more can be done with it.")));
 	return NULL;				/* keep compiler quiet */
@@ -210,6 +212,11 @@ check_options(ActContext *ctx)
 					!ioffice_valid_iso_date(v->val.string.val, v->val.string.len))
 					want = "a date written YYYY-MM-DD";
 				break;
+			case WF_OPT_TEXT:
+				if (v->type != jbvString ||
+					pg_mbstrlen_with_len(v->val.string.val, v->val.string.len) > 500)
+					want = "a string of at most 500 characters";
+				break;
 			case WF_OPT_ARRAY:
 				if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
 					want = "an array";
@@ -233,13 +240,13 @@ check_actor(ActContext *ctx)
 		if (ctx->actor != ctx->drafter)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("only the drafter of document %lld may \"%s\"",
-							(long long) ctx->doc, tr->label)));
+					 errmsg("only the drafter of %s may \"%s\"",
+							ctx->name, tr->label)));
 		/* a returned document comes back to the drafter as a task */
 		if (ctx->task_id != 0 && ctx->holder != ctx->actor)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("document %lld is held by somebody else", (long long) ctx->doc)));
+					 errmsg("%s is held by somebody else", ctx->name)));
 		return;
 	}
 
@@ -261,8 +268,8 @@ check_actor(ActContext *ctx)
 		if (SPI_processed == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("only a person asked to cooperate on document %lld may \"%s\"",
-							(long long) ctx->doc, tr->label)));
+					 errmsg("only a person asked to cooperate on %s may \"%s\"",
+							ctx->name, tr->label)));
 		return;
 	}
 
@@ -270,7 +277,7 @@ check_actor(ActContext *ctx)
 	if (ctx->task_id == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("document %lld is held by nobody", (long long) ctx->doc)));
+				 errmsg("%s is held by nobody", ctx->name)));
 	if (ctx->holder == ctx->actor)
 		return;
 	if (tr->delegable && ioffice_has_delegation(ctx->holder, ctx->actor))
@@ -280,8 +287,8 @@ check_actor(ActContext *ctx)
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("only the person holding document %lld may \"%s\"",
-					(long long) ctx->doc, tr->label),
+			 errmsg("only the person holding %s may \"%s\"",
+					ctx->name, tr->label),
 			 tr->delegable ? errhint("A holder may delegate approval with ioffice.delegate().") : 0));
 }
 
@@ -327,8 +334,7 @@ choose_receiver(ActContext *ctx, const char *to_login)
 		if (ctx->drafter == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("document %lld has no drafter or registering clerk yet",
-							(long long) ctx->doc)));
+					 errmsg("%s has no drafter or registering clerk yet", ctx->name)));
 		ctx->receiver = ctx->drafter;
 	}
 	else if (strcmp(tr->receiver, "default_clerk") == 0)
@@ -379,9 +385,40 @@ run_steps(ActContext *ctx, List *names, const WfNamedStep *registry, const char 
 	}
 }
 
-PG_FUNCTION_INFO_V1(ioffice_act);
+/* sms and email options: the receiver of the hand-over is told */
+static void
+notify_receiver(ActContext *ctx)
+{
+	static const char *const channels[] = {"sms", "email"};
+	int			i;
+
+	if (ctx->receiver == 0 || ctx->subject->notice == NULL)
+		return;
+	for (i = 0; i < lengthof(channels); i++)
+	{
+		JsonbValue *v = ioffice_jsonb_get(ctx->options, channels[i]);
+		JsonbBuild *about;
+
+		if (v == NULL || v->type != jbvBool || !v->val.boolean)
+			continue;
+		about = ioffice_jsonb_begin();
+		ioffice_jsonb_add_text(about, "entity", ctx->subject->entity);
+		ioffice_jsonb_add_int(about, "id", ctx->doc);
+		ioffice_jsonb_add_text(about, "action", ctx->tr->action);
+		/* a person without a phone or address cannot be told; the audit says who was */
+		if (ioffice_outbox_notify(channels[i], ctx->receiver, NULL,
+								  ctx->subject->notice(ctx, channels[i]),
+								  ioffice_jsonb_end(about)))
+			ioffice_jsonb_add_text(ctx->detail, psprintf("notified_%s", channels[i]), "true");
+	}
+}
+
+/*
+ * One action on one subject.  fcinfo carries (key, action, to_login, note,
+ * options) as act() and dossier_act() take them; the caller checked the key.
+ */
 Datum
-ioffice_act(PG_FUNCTION_ARGS)
+ioffice_act_run(const WfSubject *subject, Datum key, FunctionCallInfo fcinfo)
 {
 	ActContext	ctx;
 	char	   *action;
@@ -395,15 +432,11 @@ ioffice_act(PG_FUNCTION_ARGS)
 	text	   *result;
 
 	memset(&ctx, 0, sizeof(ctx));
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("act() needs a document")));
+	ctx.subject = subject;
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("act() needs an action")));
-	ctx.doc = PG_GETARG_INT64(0);
+				 errmsg("%s needs an action", subject->function)));
 	action = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	if (strlen(action) >= NAMEDATALEN)
 		ereport(ERROR,
@@ -441,37 +474,26 @@ ioffice_act(PG_FUNCTION_ARGS)
 	ioffice_engine_enter();
 	ctx.actor = ioffice_resolve_actor(false);
 
-	/* lock the document: concurrent acts on it queue here */
-	values[0] = Int64GetDatum(ctx.doc);
-	ioffice_exec(&doc_lock, values, NULL, 1);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("unknown document %lld", (long long) ctx.doc)));
-	workflow_name = ioffice_get_text(0, 1);
-	ctx.state_before = ioffice_get_text(0, 2);
-	ioffice_get_int64(0, 3, &ctx.drafter);
-	ioffice_get_int64(0, 4, &ctx.agency);
-	ioffice_get_int64(0, 5, &ctx.drafting_unit);
-	ctx.doc_type = ioffice_get_text(0, 6);
-	ctx.confidentiality = ioffice_get_text(0, 7);
-	ioffice_get_bool(0, 8, &ctx.signature_requested);
+	/* lock the subject: concurrent acts on it queue here */
+	workflow_name = subject->lock(&ctx, key);
 
 	ctx.workflow = ioffice_workflow_get(workflow_name);
 	if (ctx.workflow == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("document %lld follows workflow \"%s\", which does not exist",
-						(long long) ctx.doc, workflow_name)));
-	ctx.tr = find_transition(ctx.workflow, action, ctx.state_before, ctx.doc);
+				 errmsg("%s follows workflow \"%s\", which does not exist",
+						ctx.name, workflow_name)));
+	ctx.tr = find_transition(ctx.workflow, action, ctx.state_before, ctx.name);
 	to_state = ioffice_workflow_state(ctx.workflow, ctx.tr->to_state);
 	if (to_state == NULL)
 		elog(ERROR, "ioffice: workflow %s has no state %s", ctx.workflow->name, ctx.tr->to_state);
 
-	ioffice_exec(&open_task, values, NULL, 1);
+	values[0] = Int64GetDatum(ctx.doc);
+	ioffice_exec(subject->open_task, values, NULL, 1);
 	ioffice_get_int32(0, 1, &ctx.last_step);
 	ioffice_get_int64(0, 2, &ctx.task_id);
 	ioffice_get_int64(0, 3, &ctx.holder);
+	ioffice_get_int64(0, 4, &ctx.sender);
 
 	check_actor(&ctx);
 	if (ctx.options == NULL)
@@ -490,12 +512,13 @@ ioffice_act(PG_FUNCTION_ARGS)
 	run_steps(&ctx, ctx.tr->guards, ioffice_guards, "guard");
 
 	/* move */
+	values[0] = Int64GetDatum(ctx.doc);
 	values[1] = CStringGetTextDatum(ctx.tr->to_state);
-	ioffice_exec(&doc_move, values, NULL, 0);
+	ioffice_exec(subject->move, values, NULL, 0);
 
 	/*
 	 * A hand-over (or the end of the flow) closes the holder's task; an act
-	 * that keeps the document with its holder (sign) leaves it open.
+	 * that keeps the subject with its holder (sign, a pause) leaves it open.
 	 */
 	hands_over = ctx.receiver != 0 || to_state->final;
 	if (hands_over && ctx.task_id != 0)
@@ -504,7 +527,7 @@ ioffice_act(PG_FUNCTION_ARGS)
 		values[1] = CStringGetTextDatum(ctx.receiver == 0 && ctx.note ? ctx.note : ctx.tr->label);
 		values[2] = Int64GetDatum(ctx.actor);
 		values[3] = CStringGetTextDatum(ctx.tr->action);
-		ioffice_exec(&task_close, values, NULL, 0);
+		ioffice_exec(subject->task_close, values, NULL, 0);
 	}
 	if (ctx.receiver != 0)
 	{
@@ -526,13 +549,16 @@ ioffice_act(PG_FUNCTION_ARGS)
 		else
 			nulls[7] = 'n';
 		values[8] = JsonbPGetDatum(ctx.options);
-		ioffice_exec(&task_open, values, nulls, 0);
+		ioffice_exec(subject->task_open, values, nulls, 0);
 		ctx.last_step++;
+		notify_receiver(&ctx);
 	}
 
 	run_steps(&ctx, ctx.tr->effects, ioffice_effects, "effect");
+	if (subject->after)
+		subject->after(&ctx);
 
-	ioffice_audit(ctx.actor, ctx.on_behalf_of, "document", ctx.doc, ctx.tr->action,
+	ioffice_audit(ctx.actor, ctx.on_behalf_of, subject->entity, ctx.doc, ctx.tr->action,
 				  ctx.state_before, ctx.tr->to_state, ioffice_jsonb_end(ctx.detail));
 
 	result = (text *) SPI_palloc(VARHDRSZ + strlen(ctx.tr->to_state));
@@ -541,4 +567,50 @@ ioffice_act(PG_FUNCTION_ARGS)
 	ioffice_engine_leave();
 	SPI_finish();
 	PG_RETURN_TEXT_P(result);
+}
+
+/* The document subject: the row of ioffice.document, its tasks in ioffice.task. */
+static char *
+document_lock(ActContext *ctx, Datum key)
+{
+	Datum		values[1];
+
+	ctx->doc = DatumGetInt64(key);
+	ctx->name = psprintf("document %lld", (long long) ctx->doc);
+	values[0] = key;
+	ioffice_exec(&doc_lock, values, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown document %lld", (long long) ctx->doc)));
+	ctx->state_before = ioffice_get_text(0, 2);
+	ioffice_get_int64(0, 3, &ctx->drafter);
+	ioffice_get_int64(0, 4, &ctx->agency);
+	ioffice_get_int64(0, 5, &ctx->drafting_unit);
+	ctx->doc_type = ioffice_get_text(0, 6);
+	ctx->confidentiality = ioffice_get_text(0, 7);
+	ioffice_get_bool(0, 8, &ctx->signature_requested);
+	return ioffice_get_text(0, 1);
+}
+
+static char *
+document_notice(ActContext *ctx, const char *channel)
+{
+	return psprintf("Văn bản %lld: %s", (long long) ctx->doc, ctx->tr->label);
+}
+
+const WfSubject ioffice_document_subject = {
+	"document", "act()", document_lock, &open_task, &doc_move, &task_close, &task_open,
+	document_notice, NULL
+};
+
+PG_FUNCTION_INFO_V1(ioffice_act);
+Datum
+ioffice_act(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("act() needs a document")));
+	return ioffice_act_run(&ioffice_document_subject, PG_GETARG_DATUM(0), fcinfo);
 }

@@ -125,16 +125,22 @@ static IofficePlan queue_seal = {
  * signature put on every current file (signed by the worker with the
  * agency's seal certificate, without an image: Decree 30 appendix I).
  */
-static void
-effect_queue_seal(ActContext *ctx)
+int64
+ioffice_queue_seal(int64 doc, int64 actor)
 {
 	Datum		values[2];
 
-	values[0] = Int64GetDatum(ctx->doc);
-	values[1] = Int64GetDatum(ctx->actor);
+	values[0] = Int64GetDatum(doc);
+	values[1] = Int64GetDatum(actor);
 	ioffice_exec(&queue_seal, values, NULL, 0);
-	ioffice_jsonb_add_int(ctx->detail, "seals_queued", (int64) SPI_processed);
 	ioffice_worker_wake_at_commit();
+	return (int64) SPI_processed;
+}
+
+static void
+effect_queue_seal(ActContext *ctx)
+{
+	ioffice_jsonb_add_int(ctx->detail, "seals_queued", ioffice_queue_seal(ctx->doc, ctx->actor));
 }
 
 static IofficePlan cooperation_open = {
@@ -308,5 +314,15 @@ const WfNamedStep ioffice_effects[] = {
 	"closes the acting cooperator's task"},
 	{"close_cooperation", effect_close_cooperation,
 	"closes every cooperation task still open"},
+	{"make_result", ioffice_effect_make_result,
+	"dossier: the chosen file becomes the result document, the leader's signature is queued"},
+	{"issue_result", ioffice_effect_issue_result,
+	"dossier: the clerk numbers the result, attaches the processing trail, queues the seal"},
+	{"keep_abstract", ioffice_effect_keep_abstract,
+	"dossier: option abstract is kept for the clerk who issues the result"},
+	{"pause_clock", ioffice_effect_pause_clock,
+	"dossier: the clock stops while the applicant is asked for papers or fees"},
+	{"resume_clock", ioffice_effect_resume_clock,
+	"dossier: the clock runs again; the deadline moves by the working days paused"},
 	{NULL, NULL, NULL}
 };

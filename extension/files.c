@@ -72,8 +72,8 @@ static IofficePlan signatures_drop = {
 	2, {INT8OID, TEXTOID}
 };
 
-static void
-check_name(text *name_t)
+void
+ioffice_check_file_name(text *name_t)
 {
 	char	   *name = text_to_cstring(name_t);
 	int			nchars = pg_mbstrlen(name);
@@ -131,8 +131,8 @@ kind_allowed(const char *kind)
 }
 
 /* The kind of an acceptable file, or an error saying why it is refused. */
-static const char *
-check_content(text *name_t, bytea *content)
+const char *
+ioffice_check_file_content(text *name_t, bytea *content)
 {
 	const char *kind;
 	const char *ext;
@@ -159,8 +159,8 @@ check_content(text *name_t, bytea *content)
 	return kind;
 }
 
-static bytea *
-sha256_of(bytea *content)
+bytea *
+ioffice_sha256(bytea *content)
 {
 	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
 	bytea	   *digest = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
@@ -261,6 +261,23 @@ file_detail(int64 doc, text *name, const char *kind, bytea *content, bytea *dige
 	return ioffice_jsonb_end(b);
 }
 
+/*
+ * A file the engine itself adds to a document (a dossier's result, its
+ * trail, an imported file): the caller checked it; stored and audited like
+ * attach().
+ */
+int64
+ioffice_add_document_file(int64 doc, text *name, bytea *content, const char *kind, int64 actor,
+						  const char *action)
+{
+	bytea	   *digest = ioffice_sha256(content);
+	int64		id = insert_file(doc, name, content, digest, kind, 0, actor);
+
+	ioffice_audit_in_chain(ioffice_document_chain(doc), actor, 0, "file", id, action, NULL, NULL,
+						   file_detail(doc, name, kind, content, digest, 0));
+	return id;
+}
+
 static void
 require_args(FunctionCallInfo fcinfo, int n, const char *what)
 {
@@ -295,9 +312,9 @@ ioffice_attach(PG_FUNCTION_ARGS)
 	ioffice_engine_enter();
 	actor = ioffice_resolve_actor(false);
 	check_may_change_files(doc, actor);
-	check_name(name);
-	kind = check_content(name, content);
-	digest = sha256_of(content);
+	ioffice_check_file_name(name);
+	kind = ioffice_check_file_content(name, content);
+	digest = ioffice_sha256(content);
 	id = insert_file(doc, name, content, digest, kind, 0, actor);
 	ioffice_audit_in_chain(ioffice_document_chain(doc), actor, 0, "file", id, "attach", NULL, NULL,
 				  file_detail(doc, name, kind, content, digest, 0));
@@ -358,14 +375,14 @@ ioffice_replace_file(PG_FUNCTION_ARGS)
 	ioffice_engine_enter();
 	actor = ioffice_resolve_actor(false);
 	doc = current_file_document(file, actor);
-	check_name(name);
-	kind = check_content(name, content);
+	ioffice_check_file_name(name);
+	kind = ioffice_check_file_content(name, content);
 
 	values[0] = Int64GetDatum(file);
 	ioffice_exec(&file_supersede, values, NULL, 0);
 	values[1] = CStringGetTextDatum("file replaced before it was signed");
 	ioffice_exec(&signatures_drop, values, NULL, 0);
-	digest = sha256_of(content);
+	digest = ioffice_sha256(content);
 	id = insert_file(doc, name, content, digest, kind, file, actor);
 	ioffice_audit_in_chain(ioffice_document_chain(doc), actor, 0, "file", id, "replace", NULL, NULL,
 				  file_detail(doc, name, kind, content, digest, file));

@@ -101,11 +101,26 @@ guard_own_signature(ActContext *ctx)
 				 errhint("Sign the document (action \"sign\") before approving it.")));
 }
 
+/* note_given: the action says why (a refusal, a withdrawal, a request to the applicant) */
+static void
+guard_note_given(ActContext *ctx)
+{
+	if (ctx->note == NULL || strspn(ctx->note, " ") == strlen(ctx->note))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" needs a note saying why", ctx->tr->label)));
+}
+
 const WfNamedStep ioffice_guards[] = {
 	{"has_file", guard_has_file, "the document has at least one current file"},
 	{"receiver_not_actor", guard_receiver_not_actor, "the receiver is not the actor"},
 	{"own_signature", guard_own_signature,
 	"no signature of the actor is pending, and a requested signature is done on every file"},
+	{"note_given", guard_note_given, "the action carries a note"},
+	{"has_opinion_file", ioffice_guard_has_opinion_file,
+	"dossier: the actor attached a file (the draft result) to the opinion"},
+	{"result_signed", ioffice_guard_result_signed,
+	"dossier: the leader's signature of the result document is done"},
 	{NULL, NULL, NULL}
 };
 

@@ -79,6 +79,13 @@ extern void ioffice_jsonb_add_jsonb(JsonbBuild *b, const char *key, Jsonb *value
 extern Jsonb *ioffice_jsonb_end(JsonbBuild *b);
 extern bool ioffice_numeric_to_int64(Numeric n, int64 *out);
 
+/* files.c: the checks and storage shared by every kind of file */
+extern void ioffice_check_file_name(text *name);
+extern const char *ioffice_check_file_content(text *name, bytea *content);
+extern bytea *ioffice_sha256(bytea *content);
+extern int64 ioffice_add_document_file(int64 doc, text *name, bytea *content, const char *kind,
+									   int64 actor, const char *action);
+
 /* filetype.c */
 extern const char *ioffice_detect_file_kind(const unsigned char *data, size_t len);
 

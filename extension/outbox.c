@@ -151,10 +151,8 @@ ioffice_outbox_notify(const char *channel, int64 person, const char *address,
  */
 static const char *const reserved_prefixes[] = {"document.", "dossier.", "number.", "notify."};
 
-/* emit(event, data) → int: an application's own event */
-PG_FUNCTION_INFO_V1(ioffice_emit);
-Datum
-ioffice_emit(PG_FUNCTION_ARGS)
+static Datum
+emit_common(FunctionCallInfo fcinfo, bool application)
 {
 	char	   *event;
 	Jsonb	   *data;
@@ -166,7 +164,7 @@ ioffice_emit(PG_FUNCTION_ARGS)
 				 errmsg("emit() needs an event name")));
 	event = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	check_event_name(event);
-	for (int i = 0; i < lengthof(reserved_prefixes); i++)
+	for (int i = 0; application && i < lengthof(reserved_prefixes); i++)
 		if (strncmp(event, reserved_prefixes[i], strlen(reserved_prefixes[i])) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -183,6 +181,22 @@ ioffice_emit(PG_FUNCTION_ARGS)
 	queued = ioffice_outbox_enqueue(event, data);
 	SPI_finish();
 	PG_RETURN_INT32(queued);
+}
+
+/* emit(event, data) → int: an application's own event */
+PG_FUNCTION_INFO_V1(ioffice_emit);
+Datum
+ioffice_emit(PG_FUNCTION_ARGS)
+{
+	return emit_common(fcinfo, true);
+}
+
+/* _emit(event, data) → int: the system's events written from SQL; not granted */
+PG_FUNCTION_INFO_V1(ioffice_emit_system);
+Datum
+ioffice_emit_system(PG_FUNCTION_ARGS)
+{
+	return emit_common(fcinfo, false);
 }
 
 /* _wake_worker(): wake the worker when this transaction commits */

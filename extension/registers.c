@@ -321,8 +321,9 @@ take_next_number(int64 register_id)
 	return number;
 }
 
-static int64
-given_register(Jsonb *options)
+/* option "register" of an action: a register id, or 0 */
+int64
+ioffice_register_option(Jsonb *options)
 {
 	JsonbValue *given = ioffice_jsonb_get(options, "register");
 
@@ -339,12 +340,20 @@ given_register(Jsonb *options)
 	}
 }
 
+static IofficePlan date_of_text = {
+	NULL,
+	"SELECT extract(year FROM $1::date)::int, to_char($1::date, 'YYYY/MM/DD'), $1::date",
+	1, {TEXTOID}
+};
+
 /*
- * Effect number_and_issue: the clerk's agency (the clerk holds the task)
- * issues the document under the next number of its register.
+ * Issue a document under the next number of a register of the clerk's
+ * agency (req->actor): number, symbol, identifier, the register columns of
+ * the document and the document.issued event.  Used by the issue effect of
+ * act(), by the dossier's result and by import_issued().
  */
 void
-ioffice_number_and_issue(ActContext *ctx)
+ioffice_issue_number(IssueRequest *req)
 {
 	Datum		values[8];
 	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
@@ -355,19 +364,37 @@ ioffice_number_and_issue(ActContext *ctx)
 	Datum		issued_on;
 	RegisterYear reg;
 	SymbolParts parts;
-	bool		confidential = strcmp(ctx->confidentiality, "normal") != 0;
+	bool		confidential = strcmp(req->confidentiality, "normal") != 0;
 	int32		number;
 	char	   *symbol;
 	char	   *identifier = NULL;
 
-	values[0] = Int64GetDatum(ctx->actor);
+	values[0] = Int64GetDatum(req->actor);
 	ioffice_exec(&issuing_agency, values, NULL, 1);
 	ioffice_get_int64(0, 1, &agency);
 	agency_code = ioffice_get_text(0, 2);
 	read_today(&year, &date_text, &issued_on);
-	find_register_year(given_register(ctx->options), agency, "outgoing", ctx->doc_type,
+	if (req->issued_on != NULL)
+	{
+		int32		given_year = 0;
+		bool		isnull;
+
+		/* the caller checked the form; numbers run per year, so the year must be this one */
+		values[0] = CStringGetTextDatum(req->issued_on);
+		ioffice_exec(&date_of_text, values, NULL, 1);
+		ioffice_get_int32(0, 1, &given_year);
+		if (given_year != year)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("issued_on %s is not in this year (%d) of the register", req->issued_on,
+							year),
+					 errdetail("Register numbers run from 1 January to 31 December.")));
+		date_text = ioffice_get_text(0, 2);
+		issued_on = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+	}
+	find_register_year(req->given_register, agency, "outgoing", req->doc_type,
 					   confidential, true, year, &reg);
-	read_symbol_parts(ctx->doc_type, agency, ctx->drafting_unit, &parts);
+	read_symbol_parts(req->doc_type, agency, req->drafting_unit, &parts);
 	parts.suffix = reg.suffix;
 
 	number = take_next_number(reg.id);
@@ -380,7 +407,7 @@ ioffice_number_and_issue(ActContext *ctx)
 	if (agency_code != NULL && !confidential)
 		identifier = psprintf("%s,%s,%s", agency_code, date_text, symbol);
 
-	values[0] = Int64GetDatum(ctx->doc);
+	values[0] = Int64GetDatum(req->doc);
 	values[1] = Int64GetDatum(reg.id);
 	values[2] = Int32GetDatum(reg.year);
 	values[3] = Int32GetDatum(number);
@@ -391,19 +418,22 @@ ioffice_number_and_issue(ActContext *ctx)
 	values[7] = Int64GetDatum(agency);
 	ioffice_exec(&mark_issued, values, nulls, 0);
 
-	ioffice_jsonb_add_int(ctx->detail, "register", reg.id);
-	ioffice_jsonb_add_int(ctx->detail, "number", number);
-	ioffice_jsonb_add_text(ctx->detail, "symbol", symbol);
-	ioffice_jsonb_add_text(ctx->detail, "identifier", identifier);
+	if (req->detail)
+	{
+		ioffice_jsonb_add_int(req->detail, "register", reg.id);
+		ioffice_jsonb_add_int(req->detail, "number", number);
+		ioffice_jsonb_add_text(req->detail, "symbol", symbol);
+		ioffice_jsonb_add_text(req->detail, "identifier", identifier);
+	}
 
 	/* other systems learn of it; a confidential document is never announced */
 	if (!confidential)
 	{
 		JsonbBuild *event = ioffice_jsonb_begin();
 
-		ioffice_jsonb_add_int(event, "document", ctx->doc);
+		ioffice_jsonb_add_int(event, "document", req->doc);
 		ioffice_jsonb_add_text(event, "agency_code", agency_code);
-		ioffice_jsonb_add_text(event, "doc_type", ctx->doc_type);
+		ioffice_jsonb_add_text(event, "doc_type", req->doc_type);
 		ioffice_jsonb_add_int(event, "register", reg.id);
 		ioffice_jsonb_add_int(event, "number", number);
 		ioffice_jsonb_add_text(event, "symbol", symbol);
@@ -411,6 +441,29 @@ ioffice_number_and_issue(ActContext *ctx)
 		ioffice_jsonb_add_text(event, "issued_on", date_text);
 		ioffice_outbox_enqueue("document.issued", ioffice_jsonb_end(event));
 	}
+	req->number = number;
+	req->symbol = symbol;
+	req->identifier = identifier;
+}
+
+/*
+ * Effect number_and_issue: the clerk's agency (the clerk holds the task)
+ * issues the document under the next number of its register.
+ */
+void
+ioffice_number_and_issue(ActContext *ctx)
+{
+	IssueRequest req;
+
+	memset(&req, 0, sizeof(req));
+	req.doc = ctx->doc;
+	req.actor = ctx->actor;
+	req.doc_type = ctx->doc_type;
+	req.confidentiality = ctx->confidentiality;
+	req.drafting_unit = ctx->drafting_unit;
+	req.given_register = ioffice_register_option(ctx->options);
+	req.detail = ctx->detail;
+	ioffice_issue_number(&req);
 }
 
 /*
@@ -446,7 +499,7 @@ void
 ioffice_register_arrival(ActContext *ctx)
 {
 	int32		number = ioffice_take_arrival_number(ctx->doc, ctx->doc_type, ctx->agency,
-													 given_register(ctx->options), ctx->actor);
+													 ioffice_register_option(ctx->options), ctx->actor);
 
 	ioffice_jsonb_add_int(ctx->detail, "arrival_number", number);
 }

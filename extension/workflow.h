@@ -44,10 +44,36 @@ typedef struct Workflow
 	WfTransition *transitions;
 } Workflow;
 
+struct ActContext;
+
+/*
+ * What the engine acts on: a document (act) or a dossier (dossier_act).  The
+ * engine is the same; what differs is how the subject is found and locked,
+ * which table holds its tasks, how it is named in messages and in the audit
+ * trail, and what follows a change of state.
+ */
+typedef struct WfSubject
+{
+	const char *entity;			/* "document", "dossier": audit entity and chain */
+	const char *function;		/* "act()", "dossier_act()": for messages */
+	/* lock the subject by its key, fill ctx (doc, name, state_before...), return its workflow */
+	char	   *(*lock) (struct ActContext *ctx, Datum key);
+	IofficePlan *open_task;		/* $1 id: last step, open main task, its holder */
+	IofficePlan *move;			/* $1 id, $2 state */
+	IofficePlan *task_close;	/* $1 task, $2 note, $3 actor, $4 action */
+	IofficePlan *task_open;		/* same parameters as task for documents */
+	/* the message of an sms/email notification to the receiver */
+	char	   *(*notice) (struct ActContext *ctx, const char *channel);
+	/* after the effects, before the audit record; may be NULL */
+	void		(*after) (struct ActContext *ctx);
+} WfSubject;
+
 /* What one act() call knows; guards and effects read and fill it. */
 typedef struct ActContext
 {
-	int64		doc;
+	const WfSubject *subject;
+	char	   *name;			/* "document 42", "dossier 000.00.32.H41-231030-0068" */
+	int64		doc;			/* the document's id, or the dossier's */
 	int64		actor;			/* the person calling */
 	int64		on_behalf_of;	/* the holder they act for under delegation, or 0 */
 	const Workflow *workflow;
@@ -61,6 +87,7 @@ typedef struct ActContext
 	bool		signature_requested;
 	int64		task_id;		/* the open task, or 0 */
 	int64		holder;			/* its receiver, or 0 */
+	int64		sender;			/* who handed it to the holder, or 0 */
 	int32		last_step;
 	int64		receiver;		/* who gets the next task, or 0 */
 	Jsonb	   *options;
@@ -89,7 +116,8 @@ typedef enum WfOptionType
 	WF_OPT_STRING,
 	WF_OPT_NUMBER,
 	WF_OPT_DATE,
-	WF_OPT_ARRAY
+	WF_OPT_ARRAY,
+	WF_OPT_TEXT					/* a string of up to 500 characters (an abstract) */
 } WfOptionType;
 
 extern bool ioffice_option_type(const char *key, WfOptionType *type);
@@ -99,7 +127,28 @@ extern Workflow *ioffice_workflow_load(const char *name);
 extern void ioffice_workflow_check_graph(const Workflow *wf);
 extern void ioffice_workflow_invalidate(void);
 
+/* act.c: the engine shared by act() and dossier_act() */
+extern Datum ioffice_act_run(const WfSubject *subject, Datum key, FunctionCallInfo fcinfo);
+extern const WfSubject ioffice_document_subject;
+
 /* registers.c */
+typedef struct IssueRequest
+{
+	int64		doc;
+	int64		actor;			/* the clerk: the issuing agency is theirs */
+	const char *doc_type;
+	const char *confidentiality;
+	int64		drafting_unit;
+	int64		given_register; /* 0: the agency's default */
+	const char *issued_on;		/* "YYYY-MM-DD" of this year, or NULL: today */
+	JsonbBuild *detail;			/* audit detail to add to, or NULL */
+	/* out */
+	int32		number;
+	char	   *symbol;
+	char	   *identifier;
+} IssueRequest;
+extern void ioffice_issue_number(IssueRequest *req);
+extern int64 ioffice_register_option(Jsonb *options);
 extern void ioffice_number_and_issue(ActContext *ctx);
 extern void ioffice_register_arrival(ActContext *ctx);
 extern int32 ioffice_take_arrival_number(int64 doc, const char *doc_type, int64 agency,
@@ -110,5 +159,17 @@ extern void ioffice_deliver_internal(ActContext *ctx);
 
 /* act.c: the task steps of a document, for effects that open tasks */
 extern bool ioffice_valid_iso_date(const char *s, int len);
+
+/* effects.c: the seal of every current file of a document; returns how many */
+extern int64 ioffice_queue_seal(int64 doc, int64 actor);
+
+/* dossier.c: guards and effects of the dossier workflow */
+extern void ioffice_guard_has_opinion_file(ActContext *ctx);
+extern void ioffice_guard_result_signed(ActContext *ctx);
+extern void ioffice_effect_make_result(ActContext *ctx);
+extern void ioffice_effect_issue_result(ActContext *ctx);
+extern void ioffice_effect_pause_clock(ActContext *ctx);
+extern void ioffice_effect_keep_abstract(ActContext *ctx);
+extern void ioffice_effect_resume_clock(ActContext *ctx);
 
 #endif							/* IOFFICE_WORKFLOW_H */

@@ -50,9 +50,14 @@ static const struct
 	{"y", WF_OPT_NUMBER},
 	{"register", WF_OPT_NUMBER},
 	{"cooperate", WF_OPT_ARRAY},
+	{"zalo", WF_OPT_BOOL},
+	{"abstract", WF_OPT_TEXT},
+	{"result_file", WF_OPT_NUMBER},
+	{"doc_type", WF_OPT_STRING},
+	{"signer", WF_OPT_STRING},
 };
 
-static const char *const option_type_names[] = {"boolean", "string", "number", "date", "array"};
+static const char *const option_type_names[] = {"boolean", "string", "number", "date", "array", "text"};
 
 /* options(): the option keys a rule may list, with the JSON type act() wants */
 PG_FUNCTION_INFO_V1(ioffice_list_options);

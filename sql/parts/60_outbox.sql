@@ -73,6 +73,12 @@ COMMENT ON FUNCTION emit(text, jsonb) IS
 REVOKE ALL ON FUNCTION emit(text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION emit(text, jsonb) TO ioffice_app, ioffice_admin;
 
+-- The same for the system's own events written from SQL (dossiers); not granted.
+CREATE FUNCTION _emit(event text, data jsonb DEFAULT '{}') RETURNS int
+    AS 'MODULE_PATHNAME', 'ioffice_emit_system'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION _emit(text, jsonb) FROM PUBLIC;
+
 -- Dead letters back into the queue: one event, or all of an endpoint's.
 CREATE FUNCTION outbox_requeue(event_id bigint DEFAULT NULL, endpoint text DEFAULT NULL)
     RETURNS int

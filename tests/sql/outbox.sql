@@ -3,6 +3,12 @@
 -- is queued stays pending): which endpoints an event goes to, the body every
 -- attempt sends, events of the engine, refusals, and who may see secrets.
 
+-- start from an empty outbox (the dossier test before this one queued
+-- events of its own), numbered from 1
+DELETE FROM ioffice.outbox;
+DELETE FROM ioffice.endpoint;
+ALTER SEQUENCE ioffice.outbox_id_seq RESTART;
+
 -- no endpoint yet: nothing is queued
 SELECT ioffice.emit('app.issued', '{"document": 1}') AS queued;
 
