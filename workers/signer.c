@@ -38,7 +38,10 @@ typedef struct CachedKey
 	time_t		mtime;
 	ino_t		inode;
 	EVP_PKEY   *key;
+	uint64		generation;		/* which load of a key this is */
 } CachedKey;
+
+static uint64 key_loads = 0;
 
 static HTAB *key_cache = NULL;
 
@@ -51,6 +54,7 @@ static char *openssl_reason(const char *what);
 static char *cached_pem = NULL;
 static X509 *cached_cert = NULL;
 static STACK_OF(X509) *cached_chain = NULL;
+static uint64 cert_parses = 0;	/* changes whenever the cached certificate does */
 
 static bool
 parse_certificate(const char *pem, char **reason)
@@ -84,6 +88,7 @@ parse_certificate(const char *pem, char **reason)
 	cached_cert = cert;
 	cached_chain = chain;
 	cached_pem = MemoryContextStrdup(TopMemoryContext, pem);
+	cert_parses++;
 	return true;
 }
 
@@ -102,7 +107,7 @@ openssl_reason(const char *what)
 
 /* The private key of a key file of the keystore, or NULL with *reason set. */
 static EVP_PKEY *
-load_key(const char *key_file, char **reason)
+load_key(const char *key_file, uint64 *generation, char **reason)
 {
 	char		path[MAXPGPATH];
 	struct stat st;
@@ -165,6 +170,7 @@ load_key(const char *key_file, char **reason)
 	if (found && entry->key != NULL && entry->mtime == st.st_mtime && entry->inode == st.st_ino)
 	{
 		close(fd);
+		*generation = entry->generation;
 		return entry->key;
 	}
 	if (found && entry->key != NULL)
@@ -188,58 +194,379 @@ load_key(const char *key_file, char **reason)
 	entry->key = key;
 	entry->mtime = st.st_mtime;
 	entry->inode = st.st_ino;
+	entry->generation = ++key_loads;
+	*generation = entry->generation;
 	return key;
 }
 
+
+/* ------------------------------------------------------------------------
+ * Making the CMS.
+ *
+ * A CMS with signed attributes signs them, not the content: the content
+ * enters only through the messageDigest attribute.  So the worker signs
+ * from the SHA-256 the file row holds (computed by attach()), without
+ * reading the content, and the result is the same DER that CMS_final()
+ * makes from the content.
+ * ------------------------------------------------------------------------
+ */
+
+#define SHA256_LEN 32
+#define UTCTIME_LEN 13			/* YYMMDDHHMMSSZ */
+
+/*
+ * OpenSSL's way, for any key: the signer info with CAdES-BES attributes
+ * (ESS signingCertificateV2 from CMS_CADES), our messageDigest, contentType
+ * and signingTime (now when utctime is NULL), then the signature over them.
+ */
+static CMS_ContentInfo *
+cms_from_digest(EVP_PKEY *key, const unsigned char *digest, const char *utctime,
+				char **reason)
+{
+	const unsigned int flags = CMS_DETACHED | CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP;
+	CMS_ContentInfo *cms;
+	CMS_SignerInfo *si;
+
+	cms = CMS_sign(NULL, NULL, cached_chain, NULL, flags);
+	if (cms == NULL ||
+		(si = CMS_add1_signer(cms, cached_cert, key, EVP_sha256(), flags | CMS_CADES)) == NULL ||
+		(utctime != NULL &&
+		 CMS_signed_add1_attr_by_NID(si, NID_pkcs9_signingTime, V_ASN1_UTCTIME,
+									 utctime, UTCTIME_LEN) != 1) ||
+		CMS_signed_add1_attr_by_NID(si, NID_pkcs9_messageDigest, V_ASN1_OCTET_STRING,
+									digest, SHA256_LEN) != 1 ||
+		CMS_signed_add1_attr_by_NID(si, NID_pkcs9_contentType, V_ASN1_OBJECT,
+									OBJ_nid2obj(NID_pkcs7_data), -1) != 1 ||
+		CMS_SignerInfo_sign(si) != 1)
+	{
+		*reason = openssl_reason("signing failed");
+		CMS_ContentInfo_free(cms);
+		return NULL;
+	}
+	return cms;
+}
+
+/* DER of a CMS, in memory from malloc (OPENSSL_free it), or NULL */
+static unsigned char *
+cms_der(CMS_ContentInfo *cms, int *len)
+{
+	unsigned char *der = NULL;
+
+	*len = i2d_CMS_ContentInfo(cms, &der);
+	if (*len <= 0)
+		return NULL;
+	return der;
+}
+
+/*
+ * The fast way, for RSA keys: PKCS#1 v1.5 signatures are deterministic and
+ * every field of the DER has a fixed length (digest, UTCTime, a 2048-bit
+ * signature), so the DER made by OpenSSL once is a template in which only
+ * the messageDigest, the signingTime and the signature change.  Per job:
+ * patch two fields, SHA-256 over the signed attributes (re-tagged as the
+ * SET OF they are signed as), one private-key operation.  The template is
+ * trusted only after it reproduced, byte for byte, what OpenSSL's
+ * CMS_final() makes from real content at a given time.
+ */
+typedef struct SignTemplate
+{
+	uint64		cert_parse;		/* the certificate and key it was made for */
+	uint64		key_generation;
+	bool		usable;			/* false: use cms_from_digest() */
+	unsigned char *der;			/* in TopMemoryContext */
+	int			len;
+	int			attrs_off;		/* the signed attributes, [0] IMPLICIT SET OF */
+	int			attrs_len;
+	int			digest_off;
+	int			time_off;
+	int			sig_off;
+	int			sig_len;
+	EVP_PKEY_CTX *ctx;			/* RSA PKCS#1 v1.5, SHA-256 */
+} SignTemplate;
+
+static SignTemplate tpl = {0, 0, false, NULL};
+
+static const unsigned char *
+find_bytes(const unsigned char *hay, int hay_len, const unsigned char *needle, int len)
+{
+	for (int i = 0; i + len <= hay_len; i++)
+		if (hay[i] == needle[0] && memcmp(hay + i, needle, len) == 0)
+			return hay + i;
+	return NULL;
+}
+
+/* the UTCTime of now, or false when UTCTime cannot say it (from 2050) */
+static bool
+utctime_now(char *out)
+{
+	time_t		now = time(NULL);
+	struct tm	tm;
+
+	if (gmtime_r(&now, &tm) == NULL || tm.tm_year < 50 || tm.tm_year >= 150)
+		return false;
+	snprintf(out, UTCTIME_LEN + 1, "%02d%02d%02d%02d%02d%02dZ", tm.tm_year % 100,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	return true;
+}
+
+/* the template's DER with this digest and time, signed; NULL if that fails */
+static bytea *
+template_fill(const unsigned char *digest, const char *utctime)
+{
+	bytea	   *out = palloc(VARHDRSZ + tpl.len);
+	unsigned char *der = (unsigned char *) VARDATA(out);
+	unsigned char *attrs;
+	unsigned char md[SHA256_LEN];
+	size_t		siglen = tpl.sig_len;
+
+	SET_VARSIZE(out, VARHDRSZ + tpl.len);
+	memcpy(der, tpl.der, tpl.len);
+	memcpy(der + tpl.digest_off, digest, SHA256_LEN);
+	memcpy(der + tpl.time_off, utctime, UTCTIME_LEN);
+
+	/* signed as a SET OF (tag 0x31), stored as [0] IMPLICIT (0xA0) */
+	attrs = palloc(tpl.attrs_len);
+	memcpy(attrs, der + tpl.attrs_off, tpl.attrs_len);
+	attrs[0] = 0x31;
+	if (EVP_Digest(attrs, tpl.attrs_len, md, NULL, EVP_sha256(), NULL) != 1 ||
+		EVP_PKEY_sign(tpl.ctx, der + tpl.sig_off, &siglen, md, SHA256_LEN) != 1 ||
+		siglen != (size_t) tpl.sig_len)
+	{
+		ERR_clear_error();
+		pfree(attrs);
+		pfree(out);
+		return NULL;
+	}
+	pfree(attrs);
+	return out;
+}
+
+/*
+ * What OpenSSL makes from CONTENT at UTCTIME with the regular streaming
+ * API: the reference the template must reproduce.
+ */
+static unsigned char *
+reference_der(EVP_PKEY *key, const char *content, const char *utctime, int *len,
+			  CMS_ContentInfo **cms_out)
+{
+	const unsigned int flags = CMS_DETACHED | CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP;
+	CMS_ContentInfo *cms;
+	CMS_SignerInfo *si;
+	BIO		   *in = BIO_new_mem_buf(content, -1);
+	unsigned char *der = NULL;
+
+	cms = CMS_sign(NULL, NULL, cached_chain, NULL, flags);
+	if (in != NULL && cms != NULL &&
+		(si = CMS_add1_signer(cms, cached_cert, key, EVP_sha256(), flags | CMS_CADES)) != NULL &&
+		CMS_signed_add1_attr_by_NID(si, NID_pkcs9_signingTime, V_ASN1_UTCTIME,
+									utctime, UTCTIME_LEN) == 1 &&
+		CMS_final(cms, in, NULL, flags) == 1)
+		der = cms_der(cms, len);
+	BIO_free(in);
+	if (der != NULL && cms_out != NULL)
+		*cms_out = cms;
+	else
+		CMS_ContentInfo_free(cms);
+	return der;
+}
+
+static void
+template_build(EVP_PKEY *key, uint64 key_generation)
+{
+	static const char *const content[2] = {"ioffice template 1", "ioffice template, 2nd"};
+	static const char *const times[2] = {"250102030405Z", "310607080910Z"};
+	/* the contentType attribute (id-data), the first of the signed attributes in DER order */
+	static const unsigned char content_type[] = {
+		0x30, 0x18, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x03,
+		0x31, 0x0B, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x01};
+	CMS_ContentInfo *cms = NULL;
+	unsigned char *der = NULL;
+	int			len = 0;
+	unsigned char digest[SHA256_LEN];
+	unsigned char time_tlv[2 + UTCTIME_LEN];
+	const unsigned char *p;
+	const unsigned char *ct;
+	ASN1_OCTET_STRING *sig;
+	bool		ok = false;
+
+	if (tpl.der)
+		pfree(tpl.der);
+	EVP_PKEY_CTX_free(tpl.ctx);
+	memset(&tpl, 0, sizeof(tpl));
+	tpl.cert_parse = cert_parses;
+	tpl.key_generation = key_generation;
+	tpl.usable = false;
+	if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA)
+		return;					/* ECDSA and others: randomised signatures */
+
+	der = reference_der(key, content[0], times[0], &len, &cms);
+	if (der == NULL)
+		goto done;
+	if (EVP_Digest(content[0], strlen(content[0]), digest, NULL, EVP_sha256(), NULL) != 1)
+		goto done;
+	time_tlv[0] = 0x17;			/* UTCTime */
+	time_tlv[1] = UTCTIME_LEN;
+	memcpy(time_tlv + 2, times[0], UTCTIME_LEN);
+	sig = CMS_SignerInfo_get0_signature(sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0));
+
+	/* where the fields are; each must be found exactly where expected, once */
+	if ((p = find_bytes(der, len, digest, SHA256_LEN)) == NULL)
+		goto done;
+	tpl.digest_off = p - der;
+	if ((p = find_bytes(der, len, time_tlv, sizeof(time_tlv))) == NULL)
+		goto done;
+	tpl.time_off = p - der + 2;
+	if (sig == NULL || (p = find_bytes(der, len, ASN1_STRING_get0_data(sig),
+									   ASN1_STRING_length(sig))) == NULL)
+		goto done;
+	tpl.sig_off = p - der;
+	tpl.sig_len = ASN1_STRING_length(sig);
+	if ((ct = find_bytes(der, len, content_type, sizeof(content_type))) == NULL)
+		goto done;
+	/* the [0] header just before: A0 len, A0 81 len or A0 82 len len */
+	if (ct - der >= 2 && ct[-2] == 0xA0 && ct[-1] < 0x80)
+	{
+		tpl.attrs_off = ct - der - 2;
+		tpl.attrs_len = 2 + ct[-1];
+	}
+	else if (ct - der >= 3 && ct[-3] == 0xA0 && ct[-2] == 0x81)
+	{
+		tpl.attrs_off = ct - der - 3;
+		tpl.attrs_len = 3 + ct[-1];
+	}
+	else if (ct - der >= 4 && ct[-4] == 0xA0 && ct[-3] == 0x82)
+	{
+		tpl.attrs_off = ct - der - 4;
+		tpl.attrs_len = 4 + (ct[-2] << 8) + ct[-1];
+	}
+	else
+		goto done;
+	if (tpl.digest_off < tpl.attrs_off || tpl.time_off < tpl.attrs_off ||
+		tpl.digest_off + SHA256_LEN > tpl.attrs_off + tpl.attrs_len ||
+		tpl.time_off + UTCTIME_LEN > tpl.attrs_off + tpl.attrs_len ||
+		tpl.attrs_off + tpl.attrs_len > tpl.sig_off || tpl.sig_off + tpl.sig_len > len)
+		goto done;
+
+	tpl.der = MemoryContextAlloc(TopMemoryContext, len);
+	memcpy(tpl.der, der, len);
+	tpl.len = len;
+	tpl.ctx = EVP_PKEY_CTX_new(key, NULL);
+	if (tpl.ctx == NULL || EVP_PKEY_sign_init(tpl.ctx) != 1 ||
+		EVP_PKEY_CTX_set_rsa_padding(tpl.ctx, RSA_PKCS1_PADDING) != 1 ||
+		EVP_PKEY_CTX_set_signature_md(tpl.ctx, EVP_sha256()) != 1)
+		goto done;
+
+	/* the proof: both contents at both times, byte for byte as OpenSSL makes them */
+	ok = true;
+	for (int i = 0; i < 2 && ok; i++)
+	{
+		unsigned char *ref;
+		int			ref_len;
+		bytea	   *mine;
+
+		if (EVP_Digest(content[i], strlen(content[i]), digest, NULL, EVP_sha256(), NULL) != 1)
+		{
+			ok = false;
+			break;
+		}
+		ref = reference_der(key, content[i], times[1 - i], &ref_len, NULL);
+		mine = ref ? template_fill(digest, times[1 - i]) : NULL;
+		ok = mine != NULL && ref_len == tpl.len && VARSIZE(mine) - VARHDRSZ == tpl.len &&
+			memcmp(VARDATA(mine), ref, ref_len) == 0;
+		OPENSSL_free(ref);
+		if (mine)
+			pfree(mine);
+	}
+
+done:
+	ERR_clear_error();
+	OPENSSL_free(der);
+	CMS_ContentInfo_free(cms);
+	tpl.usable = ok;
+	if (!ok)
+		elog(LOG, "ioffice worker: no fast signing template for this certificate; "
+			 "signing with OpenSSL's CMS functions");
+}
+
+/*
+ * A detached CMS over content whose SHA-256 is DIGEST, signed with the
+ * certificate (its chain carried along) and the key in the keystore.
+ */
 IofficeSignResult
-ioffice_sign_detached(const char *cert_pem, const char *key_file,
-					  const unsigned char *content, size_t len)
+ioffice_sign_detached_digest(const char *cert_pem, const char *key_file,
+							 const unsigned char *digest)
 {
 	IofficeSignResult result = {false, NULL, NULL};
-	BIO		   *in = NULL;
-	BIO		   *out = NULL;
-	CMS_ContentInfo *cms = NULL;
+	CMS_ContentInfo *cms;
 	EVP_PKEY   *key;
-	BUF_MEM    *mem;
-	const unsigned int flags = CMS_DETACHED | CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP;
+	uint64		generation = 0;
+	static uint64 checked_parse = 0;
+	static uint64 checked_key = 0;
+	char		now[UTCTIME_LEN + 1];
+	unsigned char *der;
+	int			len;
 
 	ERR_clear_error();
-	key = load_key(key_file, &result.reason);
+	key = load_key(key_file, &generation, &result.reason);
 	if (key == NULL)
 		return result;
 	if (!parse_certificate(cert_pem, &result.reason))
 		return result;
-	if (X509_check_private_key(cached_cert, key) != 1)
+	if (checked_parse != cert_parses || checked_key != generation)
 	{
-		ERR_clear_error();
-		result.reason = pstrdup("the key file does not hold the certificate's private key");
-		return result;
+		if (X509_check_private_key(cached_cert, key) != 1)
+		{
+			ERR_clear_error();
+			result.reason = pstrdup("the key file does not hold the certificate's private key");
+			return result;
+		}
+		checked_parse = cert_parses;
+		checked_key = generation;
 	}
 
-	in = BIO_new_mem_buf(content, (int) len);
-	cms = CMS_sign(NULL, NULL, cached_chain, NULL, flags);
-	if (cms == NULL ||
-		CMS_add1_signer(cms, cached_cert, key, EVP_sha256(), flags | CMS_CADES) == NULL ||
-		CMS_final(cms, in, NULL, flags) != 1)
+	if (tpl.cert_parse != cert_parses || tpl.key_generation != generation)
+		template_build(key, generation);
+	if (tpl.usable && utctime_now(now))
 	{
-		result.reason = openssl_reason("signing failed");
-		goto done;
+		result.cms = template_fill(digest, now);
+		if (result.cms != NULL)
+		{
+			result.ok = true;
+			return result;
+		}
 	}
-	out = BIO_new(BIO_s_mem());
-	if (i2d_CMS_bio(out, cms) != 1)
+
+	cms = cms_from_digest(key, digest, NULL, &result.reason);
+	if (cms == NULL)
+		return result;
+	der = cms_der(cms, &len);
+	CMS_ContentInfo_free(cms);
+	if (der == NULL)
 	{
 		result.reason = openssl_reason("the signature cannot be encoded");
-		goto done;
+		return result;
 	}
-	BIO_get_mem_ptr(out, &mem);
-	result.cms = palloc(VARHDRSZ + mem->length);
-	SET_VARSIZE(result.cms, VARHDRSZ + mem->length);
-	memcpy(VARDATA(result.cms), mem->data, mem->length);
+	result.cms = palloc(VARHDRSZ + len);
+	SET_VARSIZE(result.cms, VARHDRSZ + len);
+	memcpy(VARDATA(result.cms), der, len);
+	OPENSSL_free(der);
 	result.ok = true;
-
-done:
-	BIO_free(out);
-	BIO_free(in);
-	CMS_ContentInfo_free(cms);
 	return result;
+}
+
+/* The same over the content itself. */
+IofficeSignResult
+ioffice_sign_detached(const char *cert_pem, const char *key_file,
+					  const unsigned char *content, size_t len)
+{
+	unsigned char digest[SHA256_LEN];
+
+	if (EVP_Digest(content, len, digest, NULL, EVP_sha256(), NULL) != 1)
+	{
+		IofficeSignResult result = {false, NULL, NULL};
+
+		result.reason = openssl_reason("the content cannot be hashed");
+		return result;
+	}
+	return ioffice_sign_detached_digest(cert_pem, key_file, digest);
 }
