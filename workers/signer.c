@@ -7,7 +7,8 @@
  * file in the directory ioffice.keystore.  A key file must be a regular
  * file owned by the server's OS user and readable by nobody else; anything
  * else is refused.  Keys are loaded once per worker and kept (keyed by file
- * name, reloaded when the file changes).  This is one implementation of
+ * name, reloaded when the file changes; the file is checked again at most
+ * once a second).  This is one implementation of
  * "sign these bytes with this certificate"; a PAdES signer or a remote
  * signing service would be another behind the same ioffice_sign_detached().
  * Nothing here raises a PostgreSQL error for a signing failure: the caller
@@ -28,6 +29,7 @@
 #include <openssl/x509.h>
 
 #include "utils/hsearch.h"
+#include "utils/timestamp.h"
 #include "utils/memutils.h"
 
 #include "worker.h"
@@ -105,6 +107,19 @@ openssl_reason(const char *what)
 	return psprintf("%s: %s", what, buf);
 }
 
+/* the key file checked last, and when */
+static CachedKey *last_entry = NULL;
+static char last_path[MAXPGPATH];
+static TimestampTz last_checked = 0;
+
+static void
+remember_checked(CachedKey *entry, const char *path, TimestampTz now)
+{
+	last_entry = entry;
+	strlcpy(last_path, path, sizeof(last_path));
+	last_checked = now;
+}
+
 /* The private key of a key file of the keystore, or NULL with *reason set. */
 static EVP_PKEY *
 load_key(const char *key_file, uint64 *generation, char **reason)
@@ -117,6 +132,7 @@ load_key(const char *key_file, uint64 *generation, char **reason)
 	BIO		   *bio;
 	EVP_PKEY   *key;
 	char		name[MAXPGPATH];
+	TimestampTz now;
 
 	if (ioffice_keystore == NULL || ioffice_keystore[0] == '\0')
 	{
@@ -131,6 +147,20 @@ load_key(const char *key_file, uint64 *generation, char **reason)
 		return NULL;
 	}
 	snprintf(path, sizeof(path), "%s/%s", ioffice_keystore, key_file);
+
+	/*
+	 * The file was checked (owner, mode, unchanged) less than a second ago:
+	 * a batch signs with the same key again and again, and open() and
+	 * fstat() for each job cost more than the rest of the bookkeeping.
+	 */
+	now = GetCurrentTimestamp();
+	if (last_entry != NULL && last_entry->key != NULL && strcmp(last_path, path) == 0 &&
+		now >= last_checked && now - last_checked < USECS_PER_SEC)
+	{
+		*generation = last_entry->generation;
+		return last_entry->key;
+	}
+	last_entry = NULL;
 
 	/* O_NOFOLLOW: a link could point anywhere on the server */
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -171,6 +201,7 @@ load_key(const char *key_file, uint64 *generation, char **reason)
 	{
 		close(fd);
 		*generation = entry->generation;
+		remember_checked(entry, path, now);
 		return entry->key;
 	}
 	if (found && entry->key != NULL)
@@ -196,6 +227,7 @@ load_key(const char *key_file, uint64 *generation, char **reason)
 	entry->inode = st.st_ino;
 	entry->generation = ++key_loads;
 	*generation = entry->generation;
+	remember_checked(entry, path, now);
 	return key;
 }
 
@@ -285,6 +317,7 @@ typedef struct SignTemplate
 } SignTemplate;
 
 static SignTemplate tpl = {0, 0, false, NULL};
+static EVP_MD *sha256_md = NULL;
 
 static const unsigned char *
 find_bytes(const unsigned char *hay, int hay_len, const unsigned char *needle, int len)
@@ -328,7 +361,10 @@ template_fill(const unsigned char *digest, const char *utctime)
 	attrs = palloc(tpl.attrs_len);
 	memcpy(attrs, der + tpl.attrs_off, tpl.attrs_len);
 	attrs[0] = 0x31;
-	if (EVP_Digest(attrs, tpl.attrs_len, md, NULL, EVP_sha256(), NULL) != 1 ||
+	if (sha256_md == NULL)
+		sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);	/* once, not per job */
+	if (sha256_md == NULL ||
+		EVP_Digest(attrs, tpl.attrs_len, md, NULL, sha256_md, NULL) != 1 ||
 		EVP_PKEY_sign(tpl.ctx, der + tpl.sig_off, &siglen, md, SHA256_LEN) != 1 ||
 		siglen != (size_t) tpl.sig_len)
 	{
