@@ -49,14 +49,59 @@ static HTAB *key_cache = NULL;
 
 static char *openssl_reason(const char *what);
 
+typedef struct SignTemplate
+{
+	uint64		cert_parse;		/* the certificate and key it was made for */
+	uint64		key_generation;
+	bool		usable;			/* false: use cms_from_digest() */
+	unsigned char *der;			/* in TopMemoryContext */
+	int			len;
+	int			attrs_off;		/* the signed attributes, [0] IMPLICIT SET OF */
+	int			attrs_len;
+	int			digest_off;
+	int			time_off;
+	int			sig_off;
+	int			sig_len;
+	EVP_PKEY_CTX *ctx;			/* RSA PKCS#1 v1.5, SHA-256 */
+} SignTemplate;
+
 /*
- * The last certificate (and chain) parsed: the jobs of a batch are mostly
- * signed with the same one, and parsing PEM costs as much as the RSA.
+ * The certificates (and chains) parsed lately, each with its template: the
+ * jobs of a batch are signed with a few certificates, and parsing PEM costs
+ * as much as the RSA, making a template several times more.
  */
-static char *cached_pem = NULL;
-static X509 *cached_cert = NULL;
+#define SIGNER_CACHE 16
+
+typedef struct SignerEntry
+{
+	char	   *pem;			/* NULL: a free slot */
+	X509	   *cert;
+	STACK_OF(X509) *chain;
+	uint64		parse_id;		/* unique per parse */
+	uint64		checked_key;	/* key generation checked to match, 0: none */
+	uint64		used;
+	SignTemplate tpl;
+} SignerEntry;
+
+static SignerEntry entries[SIGNER_CACHE];
+static SignerEntry *cur = NULL;	/* the one in use */
+static X509 *cached_cert = NULL;	/* cur's */
 static STACK_OF(X509) *cached_chain = NULL;
-static uint64 cert_parses = 0;	/* changes whenever the cached certificate does */
+static uint64 cert_parses = 0;
+static uint64 cache_clock = 0;
+
+static void
+entry_free(SignerEntry *e)
+{
+	X509_free(e->cert);
+	sk_X509_pop_free(e->chain, X509_free);
+	if (e->pem)
+		pfree(e->pem);
+	if (e->tpl.der)
+		pfree(e->tpl.der);
+	EVP_PKEY_CTX_free(e->tpl.ctx);
+	memset(e, 0, sizeof(*e));
+}
 
 static bool
 parse_certificate(const char *pem, char **reason)
@@ -65,9 +110,21 @@ parse_certificate(const char *pem, char **reason)
 	X509	   *cert;
 	X509	   *extra;
 	STACK_OF(X509) *chain;
+	SignerEntry *victim = &entries[0];
 
-	if (cached_pem != NULL && strcmp(cached_pem, pem) == 0)
-		return true;
+	for (int i = 0; i < SIGNER_CACHE; i++)
+	{
+		if (entries[i].pem != NULL && strcmp(entries[i].pem, pem) == 0)
+		{
+			cur = &entries[i];
+			cur->used = ++cache_clock;
+			cached_cert = cur->cert;
+			cached_chain = cur->chain;
+			return true;
+		}
+		if (entries[i].used < victim->used)
+			victim = &entries[i];
+	}
 	bio = BIO_new_mem_buf(pem, -1);
 	cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
 	if (cert == NULL)
@@ -83,14 +140,15 @@ parse_certificate(const char *pem, char **reason)
 	BIO_free(bio);
 	ERR_clear_error();
 
-	X509_free(cached_cert);
-	sk_X509_pop_free(cached_chain, X509_free);
-	if (cached_pem)
-		pfree(cached_pem);
+	entry_free(victim);
+	cur = victim;
+	cur->cert = cert;
+	cur->chain = chain;
+	cur->pem = MemoryContextStrdup(TopMemoryContext, pem);
+	cur->parse_id = ++cert_parses;
+	cur->used = ++cache_clock;
 	cached_cert = cert;
 	cached_chain = chain;
-	cached_pem = MemoryContextStrdup(TopMemoryContext, pem);
-	cert_parses++;
 	return true;
 }
 
@@ -300,23 +358,7 @@ cms_der(CMS_ContentInfo *cms, int *len)
  * trusted only after it reproduced, byte for byte, what OpenSSL's
  * CMS_final() makes from real content at a given time.
  */
-typedef struct SignTemplate
-{
-	uint64		cert_parse;		/* the certificate and key it was made for */
-	uint64		key_generation;
-	bool		usable;			/* false: use cms_from_digest() */
-	unsigned char *der;			/* in TopMemoryContext */
-	int			len;
-	int			attrs_off;		/* the signed attributes, [0] IMPLICIT SET OF */
-	int			attrs_len;
-	int			digest_off;
-	int			time_off;
-	int			sig_off;
-	int			sig_len;
-	EVP_PKEY_CTX *ctx;			/* RSA PKCS#1 v1.5, SHA-256 */
-} SignTemplate;
 
-static SignTemplate tpl = {0, 0, false, NULL};
 static EVP_MD *sha256_md = NULL;
 
 static const unsigned char *
@@ -346,27 +388,27 @@ utctime_now(char *out)
 static bytea *
 template_fill(const unsigned char *digest, const char *utctime)
 {
-	bytea	   *out = palloc(VARHDRSZ + tpl.len);
+	bytea	   *out = palloc(VARHDRSZ + cur->tpl.len);
 	unsigned char *der = (unsigned char *) VARDATA(out);
 	unsigned char *attrs;
 	unsigned char md[SHA256_LEN];
-	size_t		siglen = tpl.sig_len;
+	size_t		siglen = cur->tpl.sig_len;
 
-	SET_VARSIZE(out, VARHDRSZ + tpl.len);
-	memcpy(der, tpl.der, tpl.len);
-	memcpy(der + tpl.digest_off, digest, SHA256_LEN);
-	memcpy(der + tpl.time_off, utctime, UTCTIME_LEN);
+	SET_VARSIZE(out, VARHDRSZ + cur->tpl.len);
+	memcpy(der, cur->tpl.der, cur->tpl.len);
+	memcpy(der + cur->tpl.digest_off, digest, SHA256_LEN);
+	memcpy(der + cur->tpl.time_off, utctime, UTCTIME_LEN);
 
 	/* signed as a SET OF (tag 0x31), stored as [0] IMPLICIT (0xA0) */
-	attrs = palloc(tpl.attrs_len);
-	memcpy(attrs, der + tpl.attrs_off, tpl.attrs_len);
+	attrs = palloc(cur->tpl.attrs_len);
+	memcpy(attrs, der + cur->tpl.attrs_off, cur->tpl.attrs_len);
 	attrs[0] = 0x31;
 	if (sha256_md == NULL)
 		sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);	/* once, not per job */
 	if (sha256_md == NULL ||
-		EVP_Digest(attrs, tpl.attrs_len, md, NULL, sha256_md, NULL) != 1 ||
-		EVP_PKEY_sign(tpl.ctx, der + tpl.sig_off, &siglen, md, SHA256_LEN) != 1 ||
-		siglen != (size_t) tpl.sig_len)
+		EVP_Digest(attrs, cur->tpl.attrs_len, md, NULL, sha256_md, NULL) != 1 ||
+		EVP_PKEY_sign(cur->tpl.ctx, der + cur->tpl.sig_off, &siglen, md, SHA256_LEN) != 1 ||
+		siglen != (size_t) cur->tpl.sig_len)
 	{
 		ERR_clear_error();
 		pfree(attrs);
@@ -425,13 +467,13 @@ template_build(EVP_PKEY *key, uint64 key_generation)
 	ASN1_OCTET_STRING *sig;
 	bool		ok = false;
 
-	if (tpl.der)
-		pfree(tpl.der);
-	EVP_PKEY_CTX_free(tpl.ctx);
-	memset(&tpl, 0, sizeof(tpl));
-	tpl.cert_parse = cert_parses;
-	tpl.key_generation = key_generation;
-	tpl.usable = false;
+	if (cur->tpl.der)
+		pfree(cur->tpl.der);
+	EVP_PKEY_CTX_free(cur->tpl.ctx);
+	memset(&cur->tpl, 0, sizeof(cur->tpl));
+	cur->tpl.cert_parse = cur->parse_id;
+	cur->tpl.key_generation = key_generation;
+	cur->tpl.usable = false;
 	if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA)
 		return;					/* ECDSA and others: randomised signatures */
 
@@ -448,48 +490,49 @@ template_build(EVP_PKEY *key, uint64 key_generation)
 	/* where the fields are; each must be found exactly where expected, once */
 	if ((p = find_bytes(der, len, digest, SHA256_LEN)) == NULL)
 		goto done;
-	tpl.digest_off = p - der;
+	cur->tpl.digest_off = p - der;
 	if ((p = find_bytes(der, len, time_tlv, sizeof(time_tlv))) == NULL)
 		goto done;
-	tpl.time_off = p - der + 2;
+	cur->tpl.time_off = p - der + 2;
 	if (sig == NULL || (p = find_bytes(der, len, ASN1_STRING_get0_data(sig),
 									   ASN1_STRING_length(sig))) == NULL)
 		goto done;
-	tpl.sig_off = p - der;
-	tpl.sig_len = ASN1_STRING_length(sig);
+	cur->tpl.sig_off = p - der;
+	cur->tpl.sig_len = ASN1_STRING_length(sig);
 	if ((ct = find_bytes(der, len, content_type, sizeof(content_type))) == NULL)
 		goto done;
 	/* the [0] header just before: A0 len, A0 81 len or A0 82 len len */
 	if (ct - der >= 2 && ct[-2] == 0xA0 && ct[-1] < 0x80)
 	{
-		tpl.attrs_off = ct - der - 2;
-		tpl.attrs_len = 2 + ct[-1];
+		cur->tpl.attrs_off = ct - der - 2;
+		cur->tpl.attrs_len = 2 + ct[-1];
 	}
 	else if (ct - der >= 3 && ct[-3] == 0xA0 && ct[-2] == 0x81)
 	{
-		tpl.attrs_off = ct - der - 3;
-		tpl.attrs_len = 3 + ct[-1];
+		cur->tpl.attrs_off = ct - der - 3;
+		cur->tpl.attrs_len = 3 + ct[-1];
 	}
 	else if (ct - der >= 4 && ct[-4] == 0xA0 && ct[-3] == 0x82)
 	{
-		tpl.attrs_off = ct - der - 4;
-		tpl.attrs_len = 4 + (ct[-2] << 8) + ct[-1];
+		cur->tpl.attrs_off = ct - der - 4;
+		cur->tpl.attrs_len = 4 + (ct[-2] << 8) + ct[-1];
 	}
 	else
 		goto done;
-	if (tpl.digest_off < tpl.attrs_off || tpl.time_off < tpl.attrs_off ||
-		tpl.digest_off + SHA256_LEN > tpl.attrs_off + tpl.attrs_len ||
-		tpl.time_off + UTCTIME_LEN > tpl.attrs_off + tpl.attrs_len ||
-		tpl.attrs_off + tpl.attrs_len > tpl.sig_off || tpl.sig_off + tpl.sig_len > len)
+	if (cur->tpl.digest_off < cur->tpl.attrs_off || cur->tpl.time_off < cur->tpl.attrs_off ||
+		cur->tpl.digest_off + SHA256_LEN > cur->tpl.attrs_off + cur->tpl.attrs_len ||
+		cur->tpl.time_off + UTCTIME_LEN > cur->tpl.attrs_off + cur->tpl.attrs_len ||
+		cur->tpl.attrs_off + cur->tpl.attrs_len > cur->tpl.sig_off ||
+		cur->tpl.sig_off + cur->tpl.sig_len > len)
 		goto done;
 
-	tpl.der = MemoryContextAlloc(TopMemoryContext, len);
-	memcpy(tpl.der, der, len);
-	tpl.len = len;
-	tpl.ctx = EVP_PKEY_CTX_new(key, NULL);
-	if (tpl.ctx == NULL || EVP_PKEY_sign_init(tpl.ctx) != 1 ||
-		EVP_PKEY_CTX_set_rsa_padding(tpl.ctx, RSA_PKCS1_PADDING) != 1 ||
-		EVP_PKEY_CTX_set_signature_md(tpl.ctx, EVP_sha256()) != 1)
+	cur->tpl.der = MemoryContextAlloc(TopMemoryContext, len);
+	memcpy(cur->tpl.der, der, len);
+	cur->tpl.len = len;
+	cur->tpl.ctx = EVP_PKEY_CTX_new(key, NULL);
+	if (cur->tpl.ctx == NULL || EVP_PKEY_sign_init(cur->tpl.ctx) != 1 ||
+		EVP_PKEY_CTX_set_rsa_padding(cur->tpl.ctx, RSA_PKCS1_PADDING) != 1 ||
+		EVP_PKEY_CTX_set_signature_md(cur->tpl.ctx, EVP_sha256()) != 1)
 		goto done;
 
 	/* the proof: both contents at both times, byte for byte as OpenSSL makes them */
@@ -507,7 +550,7 @@ template_build(EVP_PKEY *key, uint64 key_generation)
 		}
 		ref = reference_der(key, content[i], times[1 - i], &ref_len, NULL);
 		mine = ref ? template_fill(digest, times[1 - i]) : NULL;
-		ok = mine != NULL && ref_len == tpl.len && VARSIZE(mine) - VARHDRSZ == tpl.len &&
+		ok = mine != NULL && ref_len == cur->tpl.len && VARSIZE(mine) - VARHDRSZ == cur->tpl.len &&
 			memcmp(VARDATA(mine), ref, ref_len) == 0;
 		OPENSSL_free(ref);
 		if (mine)
@@ -518,7 +561,7 @@ done:
 	ERR_clear_error();
 	OPENSSL_free(der);
 	CMS_ContentInfo_free(cms);
-	tpl.usable = ok;
+	cur->tpl.usable = ok;
 	if (!ok)
 		elog(LOG, "ioffice worker: no fast signing template for this certificate; "
 			 "signing with OpenSSL's CMS functions");
@@ -536,8 +579,6 @@ ioffice_sign_detached_digest(const char *cert_pem, const char *key_file,
 	CMS_ContentInfo *cms;
 	EVP_PKEY   *key;
 	uint64		generation = 0;
-	static uint64 checked_parse = 0;
-	static uint64 checked_key = 0;
 	char		now[UTCTIME_LEN + 1];
 	unsigned char *der;
 	int			len;
@@ -548,7 +589,7 @@ ioffice_sign_detached_digest(const char *cert_pem, const char *key_file,
 		return result;
 	if (!parse_certificate(cert_pem, &result.reason))
 		return result;
-	if (checked_parse != cert_parses || checked_key != generation)
+	if (cur->checked_key != generation)
 	{
 		if (X509_check_private_key(cached_cert, key) != 1)
 		{
@@ -556,13 +597,12 @@ ioffice_sign_detached_digest(const char *cert_pem, const char *key_file,
 			result.reason = pstrdup("the key file does not hold the certificate's private key");
 			return result;
 		}
-		checked_parse = cert_parses;
-		checked_key = generation;
+		cur->checked_key = generation;
 	}
 
-	if (tpl.cert_parse != cert_parses || tpl.key_generation != generation)
+	if (cur->tpl.cert_parse != cur->parse_id || cur->tpl.key_generation != generation)
 		template_build(key, generation);
-	if (tpl.usable && utctime_now(now))
+	if (cur->tpl.usable && utctime_now(now))
 	{
 		result.cms = template_fill(digest, now);
 		if (result.cms != NULL)
