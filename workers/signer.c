@@ -7,7 +7,8 @@
  * file in the directory ioffice.keystore.  A key file must be a regular
  * file owned by the server's OS user and readable by nobody else; anything
  * else is refused.  Keys are loaded once per worker and kept (keyed by file
- * name, reloaded when the file changes).  This is one implementation of
+ * name, reloaded when the file changes; the file is checked again at most
+ * once a second).  This is one implementation of
  * "sign these bytes with this certificate"; a PAdES signer or a remote
  * signing service would be another behind the same ioffice_sign_detached().
  * Nothing here raises a PostgreSQL error for a signing failure: the caller
@@ -28,6 +29,7 @@
 #include <openssl/x509.h>
 
 #include "utils/hsearch.h"
+#include "utils/timestamp.h"
 #include "utils/memutils.h"
 
 #include "worker.h"
@@ -38,19 +40,68 @@ typedef struct CachedKey
 	time_t		mtime;
 	ino_t		inode;
 	EVP_PKEY   *key;
+	uint64		generation;		/* which load of a key this is */
 } CachedKey;
+
+static uint64 key_loads = 0;
 
 static HTAB *key_cache = NULL;
 
 static char *openssl_reason(const char *what);
 
+typedef struct SignTemplate
+{
+	uint64		cert_parse;		/* the certificate and key it was made for */
+	uint64		key_generation;
+	bool		usable;			/* false: use cms_from_digest() */
+	unsigned char *der;			/* in TopMemoryContext */
+	int			len;
+	int			attrs_off;		/* the signed attributes, [0] IMPLICIT SET OF */
+	int			attrs_len;
+	int			digest_off;
+	int			time_off;
+	int			sig_off;
+	int			sig_len;
+	EVP_PKEY_CTX *ctx;			/* RSA PKCS#1 v1.5, SHA-256 */
+} SignTemplate;
+
 /*
- * The last certificate (and chain) parsed: the jobs of a batch are mostly
- * signed with the same one, and parsing PEM costs as much as the RSA.
+ * The certificates (and chains) parsed lately, each with its template: the
+ * jobs of a batch are signed with a few certificates, and parsing PEM costs
+ * as much as the RSA, making a template several times more.
  */
-static char *cached_pem = NULL;
-static X509 *cached_cert = NULL;
+#define SIGNER_CACHE 16
+
+typedef struct SignerEntry
+{
+	char	   *pem;			/* NULL: a free slot */
+	X509	   *cert;
+	STACK_OF(X509) *chain;
+	uint64		parse_id;		/* unique per parse */
+	uint64		checked_key;	/* key generation checked to match, 0: none */
+	uint64		used;
+	SignTemplate tpl;
+} SignerEntry;
+
+static SignerEntry entries[SIGNER_CACHE];
+static SignerEntry *cur = NULL;	/* the one in use */
+static X509 *cached_cert = NULL;	/* cur's */
 static STACK_OF(X509) *cached_chain = NULL;
+static uint64 cert_parses = 0;
+static uint64 cache_clock = 0;
+
+static void
+entry_free(SignerEntry *e)
+{
+	X509_free(e->cert);
+	sk_X509_pop_free(e->chain, X509_free);
+	if (e->pem)
+		pfree(e->pem);
+	if (e->tpl.der)
+		pfree(e->tpl.der);
+	EVP_PKEY_CTX_free(e->tpl.ctx);
+	memset(e, 0, sizeof(*e));
+}
 
 static bool
 parse_certificate(const char *pem, char **reason)
@@ -59,9 +110,21 @@ parse_certificate(const char *pem, char **reason)
 	X509	   *cert;
 	X509	   *extra;
 	STACK_OF(X509) *chain;
+	SignerEntry *victim = &entries[0];
 
-	if (cached_pem != NULL && strcmp(cached_pem, pem) == 0)
-		return true;
+	for (int i = 0; i < SIGNER_CACHE; i++)
+	{
+		if (entries[i].pem != NULL && strcmp(entries[i].pem, pem) == 0)
+		{
+			cur = &entries[i];
+			cur->used = ++cache_clock;
+			cached_cert = cur->cert;
+			cached_chain = cur->chain;
+			return true;
+		}
+		if (entries[i].used < victim->used)
+			victim = &entries[i];
+	}
 	bio = BIO_new_mem_buf(pem, -1);
 	cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
 	if (cert == NULL)
@@ -77,13 +140,15 @@ parse_certificate(const char *pem, char **reason)
 	BIO_free(bio);
 	ERR_clear_error();
 
-	X509_free(cached_cert);
-	sk_X509_pop_free(cached_chain, X509_free);
-	if (cached_pem)
-		pfree(cached_pem);
+	entry_free(victim);
+	cur = victim;
+	cur->cert = cert;
+	cur->chain = chain;
+	cur->pem = MemoryContextStrdup(TopMemoryContext, pem);
+	cur->parse_id = ++cert_parses;
+	cur->used = ++cache_clock;
 	cached_cert = cert;
 	cached_chain = chain;
-	cached_pem = MemoryContextStrdup(TopMemoryContext, pem);
 	return true;
 }
 
@@ -100,9 +165,22 @@ openssl_reason(const char *what)
 	return psprintf("%s: %s", what, buf);
 }
 
+/* the key file checked last, and when */
+static CachedKey *last_entry = NULL;
+static char last_path[MAXPGPATH];
+static TimestampTz last_checked = 0;
+
+static void
+remember_checked(CachedKey *entry, const char *path, TimestampTz now)
+{
+	last_entry = entry;
+	strlcpy(last_path, path, sizeof(last_path));
+	last_checked = now;
+}
+
 /* The private key of a key file of the keystore, or NULL with *reason set. */
 static EVP_PKEY *
-load_key(const char *key_file, char **reason)
+load_key(const char *key_file, uint64 *generation, char **reason)
 {
 	char		path[MAXPGPATH];
 	struct stat st;
@@ -112,6 +190,7 @@ load_key(const char *key_file, char **reason)
 	BIO		   *bio;
 	EVP_PKEY   *key;
 	char		name[MAXPGPATH];
+	TimestampTz now;
 
 	if (ioffice_keystore == NULL || ioffice_keystore[0] == '\0')
 	{
@@ -126,6 +205,20 @@ load_key(const char *key_file, char **reason)
 		return NULL;
 	}
 	snprintf(path, sizeof(path), "%s/%s", ioffice_keystore, key_file);
+
+	/*
+	 * The file was checked (owner, mode, unchanged) less than a second ago:
+	 * a batch signs with the same key again and again, and open() and
+	 * fstat() for each job cost more than the rest of the bookkeeping.
+	 */
+	now = GetCurrentTimestamp();
+	if (last_entry != NULL && last_entry->key != NULL && strcmp(last_path, path) == 0 &&
+		now >= last_checked && now - last_checked < USECS_PER_SEC)
+	{
+		*generation = last_entry->generation;
+		return last_entry->key;
+	}
+	last_entry = NULL;
 
 	/* O_NOFOLLOW: a link could point anywhere on the server */
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -165,6 +258,8 @@ load_key(const char *key_file, char **reason)
 	if (found && entry->key != NULL && entry->mtime == st.st_mtime && entry->inode == st.st_ino)
 	{
 		close(fd);
+		*generation = entry->generation;
+		remember_checked(entry, path, now);
 		return entry->key;
 	}
 	if (found && entry->key != NULL)
@@ -188,58 +283,366 @@ load_key(const char *key_file, char **reason)
 	entry->key = key;
 	entry->mtime = st.st_mtime;
 	entry->inode = st.st_ino;
+	entry->generation = ++key_loads;
+	*generation = entry->generation;
+	remember_checked(entry, path, now);
 	return key;
 }
 
+
+/* ------------------------------------------------------------------------
+ * Making the CMS.
+ *
+ * A CMS with signed attributes signs them, not the content: the content
+ * enters only through the messageDigest attribute.  So the worker signs
+ * from the SHA-256 the file row holds (computed by attach()), without
+ * reading the content, and the result is the same DER that CMS_final()
+ * makes from the content.
+ * ------------------------------------------------------------------------
+ */
+
+#define SHA256_LEN 32
+#define UTCTIME_LEN 13			/* YYMMDDHHMMSSZ */
+
+/*
+ * OpenSSL's way, for any key: the signer info with CAdES-BES attributes
+ * (ESS signingCertificateV2 from CMS_CADES), our messageDigest, contentType
+ * and signingTime (now when utctime is NULL), then the signature over them.
+ */
+static CMS_ContentInfo *
+cms_from_digest(EVP_PKEY *key, const unsigned char *digest, const char *utctime,
+				char **reason)
+{
+	const unsigned int flags = CMS_DETACHED | CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP;
+	CMS_ContentInfo *cms;
+	CMS_SignerInfo *si;
+
+	cms = CMS_sign(NULL, NULL, cached_chain, NULL, flags);
+	if (cms == NULL ||
+		(si = CMS_add1_signer(cms, cached_cert, key, EVP_sha256(), flags | CMS_CADES)) == NULL ||
+		(utctime != NULL &&
+		 CMS_signed_add1_attr_by_NID(si, NID_pkcs9_signingTime, V_ASN1_UTCTIME,
+									 utctime, UTCTIME_LEN) != 1) ||
+		CMS_signed_add1_attr_by_NID(si, NID_pkcs9_messageDigest, V_ASN1_OCTET_STRING,
+									digest, SHA256_LEN) != 1 ||
+		CMS_signed_add1_attr_by_NID(si, NID_pkcs9_contentType, V_ASN1_OBJECT,
+									OBJ_nid2obj(NID_pkcs7_data), -1) != 1 ||
+		CMS_SignerInfo_sign(si) != 1)
+	{
+		*reason = openssl_reason("signing failed");
+		CMS_ContentInfo_free(cms);
+		return NULL;
+	}
+	return cms;
+}
+
+/* DER of a CMS, in memory from malloc (OPENSSL_free it), or NULL */
+static unsigned char *
+cms_der(CMS_ContentInfo *cms, int *len)
+{
+	unsigned char *der = NULL;
+
+	*len = i2d_CMS_ContentInfo(cms, &der);
+	if (*len <= 0)
+		return NULL;
+	return der;
+}
+
+/*
+ * The fast way, for RSA keys: PKCS#1 v1.5 signatures are deterministic and
+ * every field of the DER has a fixed length (digest, UTCTime, a 2048-bit
+ * signature), so the DER made by OpenSSL once is a template in which only
+ * the messageDigest, the signingTime and the signature change.  Per job:
+ * patch two fields, SHA-256 over the signed attributes (re-tagged as the
+ * SET OF they are signed as), one private-key operation.  The template is
+ * trusted only after it reproduced, byte for byte, what OpenSSL's
+ * CMS_final() makes from real content at a given time.
+ */
+
+static EVP_MD *sha256_md = NULL;
+
+static const unsigned char *
+find_bytes(const unsigned char *hay, int hay_len, const unsigned char *needle, int len)
+{
+	for (int i = 0; i + len <= hay_len; i++)
+		if (hay[i] == needle[0] && memcmp(hay + i, needle, len) == 0)
+			return hay + i;
+	return NULL;
+}
+
+/* the UTCTime of now, or false when UTCTime cannot say it (from 2050) */
+static bool
+utctime_now(char *out)
+{
+	time_t		now = time(NULL);
+	struct tm	tm;
+
+	if (gmtime_r(&now, &tm) == NULL || tm.tm_year < 50 || tm.tm_year >= 150)
+		return false;
+	snprintf(out, UTCTIME_LEN + 1, "%02d%02d%02d%02d%02d%02dZ", tm.tm_year % 100,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	return true;
+}
+
+/* the template's DER with this digest and time, signed; NULL if that fails */
+static bytea *
+template_fill(const unsigned char *digest, const char *utctime)
+{
+	bytea	   *out = palloc(VARHDRSZ + cur->tpl.len);
+	unsigned char *der = (unsigned char *) VARDATA(out);
+	unsigned char *attrs;
+	unsigned char md[SHA256_LEN];
+	size_t		siglen = cur->tpl.sig_len;
+
+	SET_VARSIZE(out, VARHDRSZ + cur->tpl.len);
+	memcpy(der, cur->tpl.der, cur->tpl.len);
+	memcpy(der + cur->tpl.digest_off, digest, SHA256_LEN);
+	memcpy(der + cur->tpl.time_off, utctime, UTCTIME_LEN);
+
+	/* signed as a SET OF (tag 0x31), stored as [0] IMPLICIT (0xA0) */
+	attrs = palloc(cur->tpl.attrs_len);
+	memcpy(attrs, der + cur->tpl.attrs_off, cur->tpl.attrs_len);
+	attrs[0] = 0x31;
+	if (sha256_md == NULL)
+		sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);	/* once, not per job */
+	if (sha256_md == NULL ||
+		EVP_Digest(attrs, cur->tpl.attrs_len, md, NULL, sha256_md, NULL) != 1 ||
+		EVP_PKEY_sign(cur->tpl.ctx, der + cur->tpl.sig_off, &siglen, md, SHA256_LEN) != 1 ||
+		siglen != (size_t) cur->tpl.sig_len)
+	{
+		ERR_clear_error();
+		pfree(attrs);
+		pfree(out);
+		return NULL;
+	}
+	pfree(attrs);
+	return out;
+}
+
+/*
+ * What OpenSSL makes from CONTENT at UTCTIME with the regular streaming
+ * API: the reference the template must reproduce.
+ */
+static unsigned char *
+reference_der(EVP_PKEY *key, const char *content, const char *utctime, int *len,
+			  CMS_ContentInfo **cms_out)
+{
+	const unsigned int flags = CMS_DETACHED | CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP;
+	CMS_ContentInfo *cms;
+	CMS_SignerInfo *si;
+	BIO		   *in = BIO_new_mem_buf(content, -1);
+	unsigned char *der = NULL;
+
+	cms = CMS_sign(NULL, NULL, cached_chain, NULL, flags);
+	if (in != NULL && cms != NULL &&
+		(si = CMS_add1_signer(cms, cached_cert, key, EVP_sha256(), flags | CMS_CADES)) != NULL &&
+		CMS_signed_add1_attr_by_NID(si, NID_pkcs9_signingTime, V_ASN1_UTCTIME,
+									utctime, UTCTIME_LEN) == 1 &&
+		CMS_final(cms, in, NULL, flags) == 1)
+		der = cms_der(cms, len);
+	BIO_free(in);
+	if (der != NULL && cms_out != NULL)
+		*cms_out = cms;
+	else
+		CMS_ContentInfo_free(cms);
+	return der;
+}
+
+static void
+template_build(EVP_PKEY *key, uint64 key_generation)
+{
+	static const char *const content[2] = {"ioffice template 1", "ioffice template, 2nd"};
+	static const char *const times[2] = {"250102030405Z", "310607080910Z"};
+	/* the contentType attribute (id-data), the first of the signed attributes in DER order */
+	static const unsigned char content_type[] = {
+		0x30, 0x18, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x03,
+		0x31, 0x0B, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x01};
+	CMS_ContentInfo *cms = NULL;
+	unsigned char *der = NULL;
+	int			len = 0;
+	unsigned char digest[SHA256_LEN];
+	unsigned char time_tlv[2 + UTCTIME_LEN];
+	const unsigned char *p;
+	const unsigned char *ct;
+	ASN1_OCTET_STRING *sig;
+	bool		ok = false;
+
+	if (cur->tpl.der)
+		pfree(cur->tpl.der);
+	EVP_PKEY_CTX_free(cur->tpl.ctx);
+	memset(&cur->tpl, 0, sizeof(cur->tpl));
+	cur->tpl.cert_parse = cur->parse_id;
+	cur->tpl.key_generation = key_generation;
+	cur->tpl.usable = false;
+	if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA)
+		return;					/* ECDSA and others: randomised signatures */
+
+	der = reference_der(key, content[0], times[0], &len, &cms);
+	if (der == NULL)
+		goto done;
+	if (EVP_Digest(content[0], strlen(content[0]), digest, NULL, EVP_sha256(), NULL) != 1)
+		goto done;
+	time_tlv[0] = 0x17;			/* UTCTime */
+	time_tlv[1] = UTCTIME_LEN;
+	memcpy(time_tlv + 2, times[0], UTCTIME_LEN);
+	sig = CMS_SignerInfo_get0_signature(sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0));
+
+	/* where the fields are; each must be found exactly where expected, once */
+	if ((p = find_bytes(der, len, digest, SHA256_LEN)) == NULL)
+		goto done;
+	cur->tpl.digest_off = p - der;
+	if ((p = find_bytes(der, len, time_tlv, sizeof(time_tlv))) == NULL)
+		goto done;
+	cur->tpl.time_off = p - der + 2;
+	if (sig == NULL || (p = find_bytes(der, len, ASN1_STRING_get0_data(sig),
+									   ASN1_STRING_length(sig))) == NULL)
+		goto done;
+	cur->tpl.sig_off = p - der;
+	cur->tpl.sig_len = ASN1_STRING_length(sig);
+	if ((ct = find_bytes(der, len, content_type, sizeof(content_type))) == NULL)
+		goto done;
+	/* the [0] header just before: A0 len, A0 81 len or A0 82 len len */
+	if (ct - der >= 2 && ct[-2] == 0xA0 && ct[-1] < 0x80)
+	{
+		cur->tpl.attrs_off = ct - der - 2;
+		cur->tpl.attrs_len = 2 + ct[-1];
+	}
+	else if (ct - der >= 3 && ct[-3] == 0xA0 && ct[-2] == 0x81)
+	{
+		cur->tpl.attrs_off = ct - der - 3;
+		cur->tpl.attrs_len = 3 + ct[-1];
+	}
+	else if (ct - der >= 4 && ct[-4] == 0xA0 && ct[-3] == 0x82)
+	{
+		cur->tpl.attrs_off = ct - der - 4;
+		cur->tpl.attrs_len = 4 + (ct[-2] << 8) + ct[-1];
+	}
+	else
+		goto done;
+	if (cur->tpl.digest_off < cur->tpl.attrs_off || cur->tpl.time_off < cur->tpl.attrs_off ||
+		cur->tpl.digest_off + SHA256_LEN > cur->tpl.attrs_off + cur->tpl.attrs_len ||
+		cur->tpl.time_off + UTCTIME_LEN > cur->tpl.attrs_off + cur->tpl.attrs_len ||
+		cur->tpl.attrs_off + cur->tpl.attrs_len > cur->tpl.sig_off ||
+		cur->tpl.sig_off + cur->tpl.sig_len > len)
+		goto done;
+
+	cur->tpl.der = MemoryContextAlloc(TopMemoryContext, len);
+	memcpy(cur->tpl.der, der, len);
+	cur->tpl.len = len;
+	cur->tpl.ctx = EVP_PKEY_CTX_new(key, NULL);
+	if (cur->tpl.ctx == NULL || EVP_PKEY_sign_init(cur->tpl.ctx) != 1 ||
+		EVP_PKEY_CTX_set_rsa_padding(cur->tpl.ctx, RSA_PKCS1_PADDING) != 1 ||
+		EVP_PKEY_CTX_set_signature_md(cur->tpl.ctx, EVP_sha256()) != 1)
+		goto done;
+
+	/* the proof: both contents at both times, byte for byte as OpenSSL makes them */
+	ok = true;
+	for (int i = 0; i < 2 && ok; i++)
+	{
+		unsigned char *ref;
+		int			ref_len;
+		bytea	   *mine;
+
+		if (EVP_Digest(content[i], strlen(content[i]), digest, NULL, EVP_sha256(), NULL) != 1)
+		{
+			ok = false;
+			break;
+		}
+		ref = reference_der(key, content[i], times[1 - i], &ref_len, NULL);
+		mine = ref ? template_fill(digest, times[1 - i]) : NULL;
+		ok = mine != NULL && ref_len == cur->tpl.len && VARSIZE(mine) - VARHDRSZ == cur->tpl.len &&
+			memcmp(VARDATA(mine), ref, ref_len) == 0;
+		OPENSSL_free(ref);
+		if (mine)
+			pfree(mine);
+	}
+
+done:
+	ERR_clear_error();
+	OPENSSL_free(der);
+	CMS_ContentInfo_free(cms);
+	cur->tpl.usable = ok;
+	if (!ok)
+		elog(LOG, "ioffice worker: no fast signing template for this certificate; "
+			 "signing with OpenSSL's CMS functions");
+}
+
+/*
+ * A detached CMS over content whose SHA-256 is DIGEST, signed with the
+ * certificate (its chain carried along) and the key in the keystore.
+ */
 IofficeSignResult
-ioffice_sign_detached(const char *cert_pem, const char *key_file,
-					  const unsigned char *content, size_t len)
+ioffice_sign_detached_digest(const char *cert_pem, const char *key_file,
+							 const unsigned char *digest)
 {
 	IofficeSignResult result = {false, NULL, NULL};
-	BIO		   *in = NULL;
-	BIO		   *out = NULL;
-	CMS_ContentInfo *cms = NULL;
+	CMS_ContentInfo *cms;
 	EVP_PKEY   *key;
-	BUF_MEM    *mem;
-	const unsigned int flags = CMS_DETACHED | CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP;
+	uint64		generation = 0;
+	char		now[UTCTIME_LEN + 1];
+	unsigned char *der;
+	int			len;
 
 	ERR_clear_error();
-	key = load_key(key_file, &result.reason);
+	key = load_key(key_file, &generation, &result.reason);
 	if (key == NULL)
 		return result;
 	if (!parse_certificate(cert_pem, &result.reason))
 		return result;
-	if (X509_check_private_key(cached_cert, key) != 1)
+	if (cur->checked_key != generation)
 	{
-		ERR_clear_error();
-		result.reason = pstrdup("the key file does not hold the certificate's private key");
-		return result;
+		if (X509_check_private_key(cached_cert, key) != 1)
+		{
+			ERR_clear_error();
+			result.reason = pstrdup("the key file does not hold the certificate's private key");
+			return result;
+		}
+		cur->checked_key = generation;
 	}
 
-	in = BIO_new_mem_buf(content, (int) len);
-	cms = CMS_sign(NULL, NULL, cached_chain, NULL, flags);
-	if (cms == NULL ||
-		CMS_add1_signer(cms, cached_cert, key, EVP_sha256(), flags | CMS_CADES) == NULL ||
-		CMS_final(cms, in, NULL, flags) != 1)
+	if (cur->tpl.cert_parse != cur->parse_id || cur->tpl.key_generation != generation)
+		template_build(key, generation);
+	if (cur->tpl.usable && utctime_now(now))
 	{
-		result.reason = openssl_reason("signing failed");
-		goto done;
+		result.cms = template_fill(digest, now);
+		if (result.cms != NULL)
+		{
+			result.ok = true;
+			return result;
+		}
 	}
-	out = BIO_new(BIO_s_mem());
-	if (i2d_CMS_bio(out, cms) != 1)
+
+	cms = cms_from_digest(key, digest, NULL, &result.reason);
+	if (cms == NULL)
+		return result;
+	der = cms_der(cms, &len);
+	CMS_ContentInfo_free(cms);
+	if (der == NULL)
 	{
 		result.reason = openssl_reason("the signature cannot be encoded");
-		goto done;
+		return result;
 	}
-	BIO_get_mem_ptr(out, &mem);
-	result.cms = palloc(VARHDRSZ + mem->length);
-	SET_VARSIZE(result.cms, VARHDRSZ + mem->length);
-	memcpy(VARDATA(result.cms), mem->data, mem->length);
+	result.cms = palloc(VARHDRSZ + len);
+	SET_VARSIZE(result.cms, VARHDRSZ + len);
+	memcpy(VARDATA(result.cms), der, len);
+	OPENSSL_free(der);
 	result.ok = true;
-
-done:
-	BIO_free(out);
-	BIO_free(in);
-	CMS_ContentInfo_free(cms);
 	return result;
+}
+
+/* The same over the content itself. */
+IofficeSignResult
+ioffice_sign_detached(const char *cert_pem, const char *key_file,
+					  const unsigned char *content, size_t len)
+{
+	unsigned char digest[SHA256_LEN];
+
+	if (EVP_Digest(content, len, digest, NULL, EVP_sha256(), NULL) != 1)
+	{
+		IofficeSignResult result = {false, NULL, NULL};
+
+		result.reason = openssl_reason("the content cannot be hashed");
+		return result;
+	}
+	return ioffice_sign_detached_digest(cert_pem, key_file, digest);
 }

@@ -60,5 +60,7 @@ typedef struct IofficeSignResult
 
 extern IofficeSignResult ioffice_sign_detached(const char *cert_pem, const char *key_file,
 											   const unsigned char *content, size_t len);
+extern IofficeSignResult ioffice_sign_detached_digest(const char *cert_pem, const char *key_file,
+													  const unsigned char *sha256);
 
 #endif
