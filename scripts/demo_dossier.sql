@@ -53,16 +53,23 @@ SELECT name AS "Hệ thống nhận / endpoint", url, events AS "Sự kiện" FR
 -- the first day of 2027 is a public holiday: it does not count in deadlines
 INSERT INTO ioffice.holiday (day, name) VALUES ('2027-01-01', 'Tết Dương lịch');
 
+CREATE FUNCTION pg_temp.short_text(t text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN length(t) > 70 THEN left(t, 69) || '…' ELSE t END
+$$;
+CREATE FUNCTION pg_temp.st(state text) RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT state || coalesce(' (' || (SELECT s.label FROM ioffice.workflow_state s
+                                     WHERE s.workflow = 'dossier' AND s.state = st.state) || ')', '')
+$$;
 CREATE FUNCTION pg_temp.status(code text)
 RETURNS TABLE ("Mã hồ sơ" text, "Trạng thái" text, "Trạng thái quốc gia" text,
                "Hạn xử lý" text, "Đang tạm dừng" text)
 LANGUAGE sql AS $$
-    SELECT d.code, s.label, ss.code || '. ' || ns.name,
+    SELECT d.code, s.label, ss.status || '. ' || ns.name,
            to_char(d.deadline, 'DD/MM/YYYY HH24:MI'), CASE WHEN d.paused_at IS NOT NULL THEN 'có' ELSE '' END
     FROM ioffice.dossier d
     JOIN ioffice.workflow_state s ON s.workflow = d.workflow AND s.state = d.state
     JOIN ioffice.dossier_state_status ss ON ss.workflow = d.workflow AND ss.state = d.state
-    JOIN ioffice.dossier_status ns ON ns.code = ss.code
+    JOIN ioffice.dossier_status ns ON ns.code = ss.status
     WHERE d.code = status.code
 $$;
 -- wait (at most 30 s) for the worker's signatures on a document
@@ -95,8 +102,8 @@ SELECT d.code AS "Mã hồ sơ", d.procedure_code AS "Mã thủ tục",
        to_char(d.deadline, 'DD/MM/YYYY HH24:MI') AS "Hạn xử lý (không tính T7, CN, ngày lễ)"
 FROM ioffice.dossier d WHERE d.code = :'code' \gx
 \echo '    Chuyển phòng chuyên môn, gửi Zalo cho người dân và SMS cho cán bộ / transfer, with Zalo to the citizen and SMS'
-SELECT ioffice.dossier_act(:'code', 'transfer', 'minhtuan.h', 'Chuyển phòng chuyên môn xử lý',
-                           '{"zalo": true, "sms": true}') AS "Trạng thái mới";
+SELECT pg_temp.st(ioffice.dossier_act(:'code', 'transfer', 'minhtuan.h', 'Chuyển phòng chuyên môn xử lý',
+                           '{"zalo": true, "sms": true}')) AS "Trạng thái mới";
 COMMIT;
 
 \echo
@@ -104,20 +111,20 @@ COMMIT;
 \echo '---         the department head assigns; the specialist proposes the draft result'
 BEGIN;
 SET LOCAL ioffice.actor = 'minhtuan.h';
-SELECT ioffice.dossier_act(:'code', 'assign', 'chauanh.pt', 'Đề nghị chuyên viên xử lý',
-                           '{"sms": true, "email": true}') AS "Trạng thái mới";
+SELECT pg_temp.st(ioffice.dossier_act(:'code', 'assign', 'chauanh.pt', 'Đề nghị chuyên viên xử lý',
+                           '{"sms": true, "email": true}')) AS "Trạng thái mới";
 COMMIT;
 BEGIN;
 SET LOCAL ioffice.actor = 'chauanh.pt';
 SELECT ioffice.dossier_attach(:'code', 'VBTest_1698657023.docx', decode(:'draft_docx', 'base64'))
        AS draft \gset
-SELECT ioffice.dossier_act(:'code', 'propose', 'minhtuan.h', 'Hồ sơ đủ điều kiện, trình ký',
-       '{"abstract": "V/v điều chỉnh tăng diện tích cơ sở bán lẻ cho Hộ kinh doanh Đặng Ngọc Việt"}')
+SELECT pg_temp.st(ioffice.dossier_act(:'code', 'propose', 'minhtuan.h', 'Hồ sơ đủ điều kiện, trình ký',
+       '{"abstract": "V/v điều chỉnh tăng diện tích cơ sở bán lẻ cho Hộ kinh doanh Đặng Ngọc Việt"}'))
        AS "Trạng thái mới";
 COMMIT;
 BEGIN;
 SET LOCAL ioffice.actor = 'minhtuan.h';
-SELECT ioffice.dossier_act(:'code', 'forward', 'giamdoc', 'Trình Giám đốc ký duyệt') AS "Trạng thái mới";
+SELECT pg_temp.st(ioffice.dossier_act(:'code', 'forward', 'giamdoc', 'Trình Giám đốc ký duyệt')) AS "Trạng thái mới";
 COMMIT;
 
 \echo
@@ -125,11 +132,11 @@ COMMIT;
 \echo '---         the leader signs the result chosen from the specialist''s opinion (the worker signs)'
 BEGIN;
 SET LOCAL ioffice.actor = 'giamdoc';
-SELECT ioffice.dossier_act(:'code', 'sign', 'vanthu.sct', 'Ký phê duyệt kết quả TTHC',
-       format('{"result_file": %s, "doc_type": "QĐ"}', :draft)::jsonb) AS "Trạng thái mới";
+SELECT pg_temp.st(ioffice.dossier_act(:'code', 'sign', 'vanthu.sct', 'Ký phê duyệt kết quả TTHC',
+       format('{"result_file": %s, "doc_type": "QĐ"}', :draft)::jsonb)) AS "Trạng thái mới";
 COMMIT;
 SELECT result_document_id AS result FROM ioffice.dossier WHERE code = :'code' \gset
-SELECT pg_temp.wait_signed(:result);
+SELECT pg_temp.wait_signed(:result) \g /dev/null
 BEGIN;
 SET LOCAL ioffice.actor = 'vanthu.sct';
 SELECT f.name AS "Tệp kết quả", v.signer AS "Người ký", v.kind AS "Loại",
@@ -142,13 +149,15 @@ COMMIT;
 \echo '---         the clerk issues the result: number from the register, organisation signature, trail file'
 BEGIN;
 SET LOCAL ioffice.actor = 'vanthu.sct';
-SELECT ioffice.dossier_act(:'code', 'issue', NULL, 'Đã phát hành, chuyển trả một cửa',
-                           '{"zalo": true}') AS "Trạng thái mới";
+SELECT pg_temp.st(ioffice.dossier_act(:'code', 'issue', NULL, 'Đã phát hành, chuyển trả một cửa',
+                           '{"zalo": true}')) AS "Trạng thái mới";
 COMMIT;
-SELECT pg_temp.wait_signed(:result);
-SELECT r."Số, ký hiệu văn bản", r."Ngày tháng văn bản", r."Tên loại và trích yếu nội dung văn bản",
-       r."Người ký"
-FROM ioffice.outgoing_register r WHERE r.document_id = :result \gx
+SELECT pg_temp.wait_signed(:result) \g /dev/null
+SELECT r.register_code AS "Sổ văn bản", r.symbol AS "Số, ký hiệu văn bản",
+       to_char(r.issued_on, 'DD/MM/YYYY') AS "Ngày tháng văn bản",
+       r.type_and_abstract AS "Tên loại và trích yếu nội dung văn bản", r.signer AS "Người ký"
+FROM ioffice.outgoing_register r
+WHERE r.document_id = :result \gx
 BEGIN;
 SET LOCAL ioffice.actor = 'vanthu.sct';
 SELECT f.name AS "Tệp trên văn bản đi", f.kind AS "Loại",
@@ -161,8 +170,8 @@ COMMIT;
 \echo '--- Bước 5. Bộ phận một cửa trả kết quả cho công dân / the one-stop desk returns the result'
 BEGIN;
 SET LOCAL ioffice.actor = 'tam.nd';
-SELECT ioffice.dossier_act(:'code', 'return_result', NULL, 'Công dân đã nhận kết quả',
-                           '{"zalo": true}') AS "Trạng thái mới";
+SELECT pg_temp.st(ioffice.dossier_act(:'code', 'return_result', NULL, 'Công dân đã nhận kết quả',
+                           '{"zalo": true}')) AS "Trạng thái mới";
 SELECT * FROM pg_temp.status(:'code');
 \echo '    Quá trình xử lý hồ sơ / processing trail'
 SELECT step AS "STT", sender AS "Cán bộ gửi", request AS "Nội dung yêu cầu", receiver AS "Cán bộ nhận",
