@@ -23,6 +23,12 @@
 #include "worker.h"
 
 /*
+ * Events announce changes; they do not carry files.  The bound keeps every
+ * request body (and a batch of them in the worker's memory) small.
+ */
+#define IOFFICE_EVENT_MAX_BYTES (256 * 1024)
+
+/*
  * The endpoints taking an event: an exact name, a prefix written
  * 'dossier.*', or '*'.  One uuid per row: each endpoint's copy is its own
  * delivery, with its own attempts.
@@ -83,6 +89,13 @@ ioffice_outbox_enqueue(const char *event, Jsonb *data)
 	int			queued;
 
 	check_event_name(event);
+	if (VARSIZE(data) > IOFFICE_EVENT_MAX_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the data of event \"%s\" is too large (%zu bytes)", event,
+						(size_t) VARSIZE(data)),
+				 errdetail("An event carries at most %d bytes; send a reference to large content instead.",
+						   IOFFICE_EVENT_MAX_BYTES)));
 	values[0] = CStringGetTextDatum(event);
 	values[1] = JsonbPGetDatum(data);
 	ioffice_exec(&enqueue_plan, values, NULL, 0);

@@ -48,6 +48,7 @@ int			ioffice_outbox_retry_base = 2000;	/* ms */
 int			ioffice_outbox_retry_max = 3600000; /* ms */
 
 #define RESPONSE_KEEP 200		/* bytes of an error answer kept for last_error */
+#define BATCH_BYTES (32 * 1024 * 1024)	/* request bodies held by one batch */
 
 typedef struct Delivery
 {
@@ -286,14 +287,23 @@ abandon(int slots, CURL **in_flight)
 		}
 }
 
-/* Send all n requests, at most pool_size at a time. */
-static void
+/*
+ * Send the requests, at most pool_size at a time.  No request is started
+ * after BATCH_SECONDS: a slow endpoint must not hold the batch's rows (and
+ * the worker's signing) for minutes; those not started stay pending, no
+ * attempt counted.  Returns how many were sent (d[0..sent-1]).
+ */
+#define BATCH_SECONDS 20
+
+static int
 send_all(Delivery *d, int n)
 {
 	CURL	  **in_flight = palloc0(sizeof(CURL *) * pool_size);
 	int			next = 0;
 	int			done = 0;
 	int			i;
+	TimestampTz stop_starting = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														   BATCH_SECONDS * 1000);
 
 	PG_TRY();
 	{
@@ -302,7 +312,7 @@ send_all(Delivery *d, int n)
 			in_flight[i] = pool[i];
 			start(pool[i], &d[next++]);
 		}
-		while (done < n)
+		while (done < next)
 		{
 			int			running;
 			int			queued;
@@ -330,13 +340,13 @@ send_all(Delivery *d, int n)
 				done++;
 				in_flight[slot] = NULL;
 				/* the handle (and its connection) goes on with the next event */
-				if (next < n && slot < pool_size)
+				if (next < n && GetCurrentTimestamp() < stop_starting)
 				{
 					in_flight[slot] = pool[slot];
 					start(pool[slot], &d[next++]);
 				}
 			}
-			if (done < n && curl_multi_poll(multi, NULL, 0, 100, NULL) != CURLM_OK)
+			if (done < next && curl_multi_poll(multi, NULL, 0, 100, NULL) != CURLM_OK)
 				elog(ERROR, "ioffice: libcurl failed");
 		}
 	}
@@ -346,6 +356,7 @@ send_all(Delivery *d, int n)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	return next;
 }
 
 /*
@@ -365,12 +376,15 @@ ioffice_worker_deliver_batch(int limit, int64 *failed, int64 *dead, long *wait_m
 	Datum	   *codes;
 	Datum	   *errors;
 	bool	   *error_nulls;
+	bool	   *code_nulls;
 	bool		isnull;
 	Datum		v;
 	int			dims[1];
 	int			lbs[1] = {1};
 	MemoryContext batch_cxt;
 	MemoryContext old;
+	int			sent;
+	Size		batch_bytes = 0;
 
 	*failed = 0;
 	*dead = 0;
@@ -405,6 +419,13 @@ ioffice_worker_deliver_batch(int limit, int64 *failed, int64 *dead, long *wait_m
 		d[i].timeout_ms = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
 		d[i].body = SPI_getvalue(tup, desc, 8);
 		d[i].body_len = strlen(d[i].body);
+		/* a batch's bodies stay within BATCH_BYTES; the rest waits for the next */
+		batch_bytes += d[i].body_len;
+		if (i > 0 && batch_bytes > BATCH_BYTES)
+		{
+			n = i;
+			break;
+		}
 		/* libcurl copies the header strings */
 		d[i].headers = curl_slist_append(NULL, "Content-Type: application/json");
 		d[i].headers = curl_slist_append(d[i].headers, "Expect:");	/* no 100-continue round trip */
@@ -421,17 +442,24 @@ ioffice_worker_deliver_batch(int limit, int64 *failed, int64 *dead, long *wait_m
 		ioffice_worker_set_state("delivering");
 		pgstat_report_activity(STATE_RUNNING, "ioffice worker: delivering");
 		ensure_curl();
-		send_all(d, n);
+		sent = send_all(d, n);
+		/* what was not started stays pending as it was; its headers go */
+		for (i = sent; i < n; i++)
+			curl_slist_free_all(d[i].headers);
+		n = sent;
 
 		ids = palloc(sizeof(Datum) * n);
 		oks = palloc(sizeof(Datum) * n);
 		codes = palloc(sizeof(Datum) * n);
 		errors = palloc(sizeof(Datum) * n);
 		error_nulls = palloc(sizeof(bool) * n);
+		code_nulls = palloc(sizeof(bool) * n);
 		for (i = 0; i < n; i++)
 		{
 			ids[i] = Int64GetDatum(d[i].id);
 			oks[i] = BoolGetDatum(d[i].ok);
+			/* no answer (refused, timed out): no status */
+			code_nulls[i] = d[i].http_status == 0;
 			codes[i] = Int32GetDatum((int32) d[i].http_status);
 			error_nulls[i] = d[i].error == NULL;
 			errors[i] = d[i].error ? CStringGetTextDatum(d[i].error) : (Datum) 0;
@@ -443,9 +471,10 @@ ioffice_worker_deliver_batch(int limit, int64 *failed, int64 *dead, long *wait_m
 			}
 		}
 		dims[0] = n;
-		arg[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+		arg[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		arg[1] = PointerGetDatum(construct_array(oks, n, BOOLOID, 1, true, TYPALIGN_CHAR));
-		arg[2] = PointerGetDatum(construct_array(codes, n, INT4OID, 4, true, TYPALIGN_INT));
+		arg[2] = PointerGetDatum(construct_md_array(codes, code_nulls, 1, dims, lbs,
+													INT4OID, 4, true, TYPALIGN_INT));
 		arg[3] = PointerGetDatum(construct_md_array(errors, error_nulls, 1, dims, lbs,
 													TEXTOID, -1, false, TYPALIGN_INT));
 		arg[4] = Int32GetDatum(ioffice_outbox_retry_base);
@@ -473,6 +502,13 @@ ioffice_worker_deliver_batch(int limit, int64 *failed, int64 *dead, long *wait_m
 
 		*wait_ms = ms <= 0 ? 0 : (ms > (double) LONG_MAX ? LONG_MAX : (long) ms + 1);
 	}
+
+	/*
+	 * Due rows that another transaction holds (a DBA's UPDATE, say) were
+	 * skipped: look again in a while, not in a busy loop.
+	 */
+	if (n == 0 && *wait_ms == 0)
+		*wait_ms = 1000;
 
 	SPI_finish();
 	PopActiveSnapshot();

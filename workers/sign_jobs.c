@@ -397,8 +397,37 @@ sign_jobs_one_by_one(SignJob *jobs, int n, MemoryContext job_cxt)
 			jobs[i].ok = false;
 			jobs[i].cms = NULL;
 			jobs[i].reason = edata->message;
-			record(&jobs[i]);
-			batch_failed++;
+
+			/*
+			 * Recording the failure can fail the same way (a lock timeout, a
+			 * deadlock with a client replacing the file): then the job stays
+			 * pending for the next batch instead of taking the whole batch,
+			 * and the worker, down with it.
+			 */
+			BeginInternalSubTransaction(NULL);
+			PG_TRY();
+			{
+				record(&jobs[i]);
+				ReleaseCurrentSubTransaction();
+				MemoryContextSwitchTo(oldcxt);
+				CurrentResourceOwner = oldowner;
+				batch_failed++;
+			}
+			PG_CATCH();
+			{
+				ErrorData  *again;
+
+				MemoryContextSwitchTo(oldcxt);
+				again = CopyErrorData();
+				FlushErrorState();
+				RollbackAndReleaseCurrentSubTransaction();
+				MemoryContextSwitchTo(oldcxt);
+				CurrentResourceOwner = oldowner;
+				elog(WARNING, "ioffice worker: signature %lld could not be recorded as failed (%s); it stays pending",
+					 (long long) jobs[i].id, again->message);
+				FreeErrorData(again);
+			}
+			PG_END_TRY();
 			FreeErrorData(edata);
 		}
 		PG_END_TRY();

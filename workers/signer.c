@@ -37,11 +37,26 @@
 typedef struct CachedKey
 {
 	char		file[MAXPGPATH];	/* key: name within the keystore */
-	time_t		mtime;
+	/* the file as it was when loaded: any change reloads it */
+	struct timespec mtime;
+	struct timespec ctime;
+	off_t		size;
 	ino_t		inode;
+	dev_t		device;
 	EVP_PKEY   *key;
 	uint64		generation;		/* which load of a key this is */
 } CachedKey;
+
+static bool
+same_file(const CachedKey *entry, const struct stat *st)
+{
+	return entry->mtime.tv_sec == st->st_mtim.tv_sec &&
+		entry->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+		entry->ctime.tv_sec == st->st_ctim.tv_sec &&
+		entry->ctime.tv_nsec == st->st_ctim.tv_nsec &&
+		entry->size == st->st_size && entry->inode == st->st_ino &&
+		entry->device == st->st_dev;
+}
 
 static uint64 key_loads = 0;
 
@@ -255,7 +270,7 @@ load_key(const char *key_file, uint64 *generation, char **reason)
 	memset(name, 0, sizeof(name));
 	strlcpy(name, key_file, sizeof(name));
 	entry = hash_search(key_cache, name, HASH_ENTER, &found);
-	if (found && entry->key != NULL && entry->mtime == st.st_mtime && entry->inode == st.st_ino)
+	if (found && entry->key != NULL && same_file(entry, &st))
 	{
 		close(fd);
 		*generation = entry->generation;
@@ -281,8 +296,11 @@ load_key(const char *key_file, uint64 *generation, char **reason)
 		return NULL;
 	}
 	entry->key = key;
-	entry->mtime = st.st_mtime;
+	entry->mtime = st.st_mtim;
+	entry->ctime = st.st_ctim;
+	entry->size = st.st_size;
 	entry->inode = st.st_ino;
+	entry->device = st.st_dev;
 	entry->generation = ++key_loads;
 	*generation = entry->generation;
 	remember_checked(entry, path, now);

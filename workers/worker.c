@@ -203,7 +203,12 @@ wake_xact_callback(XactEvent event, void *arg)
 {
 	int			i;
 
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	/*
+	 * A prepared transaction commits later, in another session: the worker
+	 * finds its work at its next look (ioffice.worker_naptime).
+	 */
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
 		wake_pending = false;
 	if ((event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT) || !wake_pending)
 		return;

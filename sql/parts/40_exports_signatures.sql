@@ -160,6 +160,9 @@ CREATE FUNCTION _worker_slots(OUT database text, OUT pid int, OUT state text, OU
                               OUT last_error text, OUT last_error_at timestamptz)
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'ioffice_worker_slots_sql' LANGUAGE C VOLATILE;
+-- last_error may quote another system's answer or a signing failure: DBAs only
+REVOKE ALL ON FUNCTION _worker_slots() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _worker_slots() TO ioffice_admin;
 
 CREATE FUNCTION signature_p7s(file bigint) RETURNS bytea
     AS 'MODULE_PATHNAME', 'ioffice_signature_p7s'

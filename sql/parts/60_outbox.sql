@@ -136,6 +136,7 @@ SELECT w.*,
           FROM ioffice.outbox o JOIN ioffice.endpoint e ON e.id = o.endpoint_id
          WHERE o.status = 'dead' ORDER BY o.id DESC LIMIT 1) AS outbox_last_dead
 FROM ioffice._worker_slots() AS w;
+GRANT SELECT ON worker_status TO ioffice_admin;
 COMMENT ON VIEW worker_status IS 'What the background workers are doing, queue depths (signatures, outbox), the last error and when';
 
 -- An endpoint enabled or repaired (URL, secret) is tried at once, not at

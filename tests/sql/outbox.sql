@@ -90,6 +90,8 @@ SELECT ioffice.emit(repeat('a', 101));
 \echo :SQLSTATE
 SELECT ioffice.emit('1document');
 \echo :SQLSTATE
+SELECT ioffice.emit('app.big', jsonb_build_object('file', repeat('x', 300000)));
+\echo :SQLSTATE
 SELECT ioffice.emit('test.null_data', NULL) AS queued_with_empty_data;
 SELECT body->'data' AS data FROM ioffice.outbox WHERE event = 'test.null_data' LIMIT 1;
 -- (terse: the failing row's DETAIL carries its creation time)
@@ -143,6 +145,8 @@ SELECT ioffice.outbox_requeue(1);
 \echo :SQLSTATE
 SELECT ioffice.outbox_purge(now());
 \echo :SQLSTATE
+SELECT count(*) FROM ioffice.worker_status;
+\echo :SQLSTATE
 RESET SESSION AUTHORIZATION;
 GRANT ioffice_admin TO admin1;
 SET SESSION AUTHORIZATION admin1;
@@ -150,6 +154,7 @@ SELECT name, url, events, enabled FROM ioffice.endpoint ORDER BY id;
 SELECT secret FROM ioffice.endpoint;
 \echo :SQLSTATE
 SELECT count(*) > 0 AS reads_outbox FROM ioffice.outbox;
+SELECT count(*) AS workers_seen FROM ioffice.worker_status;
 UPDATE ioffice.endpoint SET enabled = true WHERE name = 'off';
 RESET SESSION AUTHORIZATION;
 REVOKE ioffice_admin FROM admin1;
