@@ -134,9 +134,10 @@ is(as_actor($standby, 'dai', "SELECT ioffice.act($doc, 'approve', 'thuy')"), 'aw
 is($standby->safe_psql('postgres', "SELECT count(*) FROM ioffice.audit_verify()"), '0',
 	'the audit trail is intact after promotion');
 
-# --- an error escaping the batch: the worker exits, is started again --------------
-# A trigger refuses every update of a job's outcome: the job's subtransaction
-# fails, then recording the failure in the batch's transaction fails too.
+# --- a job whose outcome cannot be recorded stays pending; the worker lives on ----
+# A trigger refuses every update of a job's outcome: signing it fails, and
+# recording the failure fails too.  The job stays pending (a warning says so)
+# and the worker goes on; once the cause is gone it signs the job.
 my $node = $standby;
 $node->safe_psql('postgres', q{
 CREATE FUNCTION public.refuse_outcome() RETURNS trigger LANGUAGE plpgsql AS
@@ -145,34 +146,48 @@ CREATE TRIGGER refuse_outcome BEFORE UPDATE ON ioffice.signature
     FOR EACH ROW WHEN (NEW.status <> 'pending') EXECUTE FUNCTION public.refuse_outcome();
 });
 my $logstart = -s $node->logfile;
-my $started = $node->safe_psql('postgres', "SELECT started_at FROM ioffice.worker_status");
 my $broken = new_doc($node, 'Lỗi ngoài giao dịch con');
+$node->wait_for_log(qr/signature \d+ could not be recorded as failed \(test: outcomes cannot be recorded\); it stays pending/,
+	$logstart);
+pass('a job whose outcome cannot be recorded is left pending, with a warning');
+is(job_status($node, $broken), 'pending', 'the job is still pending');
+is($node->safe_psql('postgres', "SELECT pid FROM ioffice.worker_status"), $pid,
+	'the worker did not exit for it');
+$node->safe_psql('postgres', 'DROP TRIGGER refuse_outcome ON ioffice.signature; DROP FUNCTION public.refuse_outcome()');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM ioffice.signature WHERE document_id = $broken AND status = 'pending'"),
+	'once the cause is gone, the worker signs the job');
+is(job_status($node, $broken), 'done', 'the job is done');
+
+# --- an error escaping a batch: the worker exits, is started again ----------------
+# The outbox's queue cannot be read (a column renamed under it): the error
+# leaves the batch, the worker exits with code 1 and the postmaster starts it
+# again, every bgw_restart_time, until the cause is gone.
+$logstart = -s $node->logfile;
+my $started = $node->safe_psql('postgres', "SELECT started_at FROM ioffice.worker_status");
+$node->safe_psql('postgres', 'ALTER TABLE ioffice.outbox RENAME COLUMN body TO body_renamed');
 # the postmaster names a background worker by its bgw_type ("ioffice worker")
 $node->wait_for_log(qr/background worker "ioffice worker[^"]*" \(PID $pid\) exited with exit code 1/, $logstart);
 pass('the worker ended with an error exit (exit code 1, not a crash)');
-# each new process takes the same job and meets the same error: it lives
-# for a few milliseconds every bgw_restart_time (5 s), so look at started_at
 ok($node->poll_query_until('postgres',
-	"SELECT last_error LIKE '%outcomes cannot be recorded%' AND started_at > '$started' FROM ioffice.worker_status"),
+	"SELECT last_error LIKE '%body%' AND started_at > '$started' FROM ioffice.worker_status"),
 	'worker_status shows the error, and a worker started again since');
 $node->wait_for_log(qr/background worker "ioffice worker[^"]*" \(PID (?!$pid\))\d+\) exited with exit code 1/, $logstart);
 pass('the new worker process met the same error: it is started again after each one');
 ok(!$node->log_contains(qr/terminating any other active server processes/, $logstart),
 	'no crash restart of the server');
-is(job_status($node, $broken), 'pending', 'the failed batch rolled back: the job is still pending');
-
-$node->safe_psql('postgres', 'DROP TRIGGER refuse_outcome ON ioffice.signature; DROP FUNCTION public.refuse_outcome()');
+my $during = new_doc($node, 'Trong lúc lỗi');
+$node->safe_psql('postgres', 'ALTER TABLE ioffice.outbox RENAME COLUMN body_renamed TO body');
 ok($node->poll_query_until('postgres',
-	"SELECT count(*) = 0 FROM ioffice.signature WHERE document_id = $broken AND status = 'pending'"),
-	'once the cause is gone, the restarted worker signs the job');
-is(job_status($node, $broken), 'done', 'the job is done');
+	"SELECT count(*) = 0 FROM ioffice.signature WHERE document_id = $during AND status = 'pending'"),
+	'once the cause is gone, the restarted worker signs what was queued meanwhile');
 my $again = new_doc($node, 'Sau khi khởi động lại');
 ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 0 FROM ioffice.signature WHERE document_id = $again AND status = 'pending'"),
 	'a new job is signed too');
 is(job_status($node, $again), 'done', 'signed');
 like($node->safe_psql('postgres', "SELECT state, jobs_done >= 3, pid <> $pid FROM ioffice.worker_status"),
-	qr/^(idle|signing)\|t\|t$/, 'worker_status: a new process, the jobs counted across restarts');
+	qr/^(idle|signing|delivering)\|t\|t$/, 'worker_status: a new process, the jobs counted across restarts');
 is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.audit_verify()"), '0',
 	'the audit trail is intact');
 
