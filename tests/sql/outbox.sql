@@ -48,7 +48,15 @@ SELECT count(*) AS rolled_back_rows FROM ioffice.outbox WHERE event = 'test.roll
 SET ioffice.actor = 'luan';
 SELECT ioffice.create_outgoing('CV', 'V/v thông báo lịch tiếp dân') AS doc \gset
 SELECT ioffice.attach(:doc, 'lich_tiep_dan.pdf', content) FROM pdf \g /dev/null
-SELECT ioffice.act(:doc, 'submit', 'dai');
+-- the SMS and e-mail ticks notify the receiver: dai has a phone, no e-mail
+-- address, so only the SMS is queued
+UPDATE ioffice.person SET phone = '0912000222', email = NULL WHERE login = 'dai';
+SELECT ioffice.act(:doc, 'submit', 'dai', 'Kính trình', '{"sms": true, "email": true}');
+SELECT o.event, e.name AS endpoint, o.body->'data'->>'to' AS "to", o.body->'data'->>'login' AS login,
+       o.body->'data'->'about'->>'entity' AS entity, o.body->'data'->'about'->>'id' = :'doc' AS this_document,
+       o.body->'data'->'about'->>'action' AS action, o.body->'data'->>'message' AS message
+FROM ioffice.outbox o JOIN ioffice.endpoint e ON e.id = o.endpoint_id
+WHERE o.event LIKE 'notify.%' ORDER BY o.id;
 SET ioffice.actor = 'dai';
 SELECT ioffice.act(:doc, 'quick_approve');
 SET ioffice.actor = 'thuy';
