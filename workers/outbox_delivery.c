@@ -46,6 +46,7 @@ int			ioffice_outbox_batch = 500;
 int			ioffice_outbox_max_connections = 16;
 int			ioffice_outbox_retry_base = 2000;	/* ms */
 int			ioffice_outbox_retry_max = 3600000; /* ms */
+int			ioffice_outbox_batch_seconds = 20;
 
 #define RESPONSE_KEEP 200		/* bytes of an error answer kept for last_error */
 #define BATCH_BYTES (32 * 1024 * 1024)	/* request bodies held by one batch */
@@ -132,6 +133,12 @@ ioffice_outbox_delivery_init(void)
 							&ioffice_outbox_max_connections,
 							16, 1, 256,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("ioffice.outbox_batch_seconds",
+							"Seconds after which a batch starts no new request.",
+							"What was not started stays pending, with no attempt counted: a slow endpoint cannot hold the worker for long.",
+							&ioffice_outbox_batch_seconds,
+							20, 1, 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("ioffice.outbox_retry_base",
 							"Wait before the second attempt of a failed delivery; it doubles with each attempt.",
 							NULL,
@@ -289,12 +296,11 @@ abandon(int slots, CURL **in_flight)
 
 /*
  * Send the requests, at most pool_size at a time.  No request is started
- * after BATCH_SECONDS: a slow endpoint must not hold the batch's rows (and
- * the worker's signing) for minutes; those not started stay pending, no
- * attempt counted.  Returns how many were sent (d[0..sent-1]).
+ * after ioffice.outbox_batch_seconds: a slow endpoint must not hold the
+ * batch's rows (and the worker's signing) for minutes; those not started
+ * stay pending, no attempt counted.  Returns how many were sent
+ * (d[0..sent-1]).
  */
-#define BATCH_SECONDS 20
-
 static int
 send_all(Delivery *d, int n)
 {
@@ -303,7 +309,7 @@ send_all(Delivery *d, int n)
 	int			done = 0;
 	int			i;
 	TimestampTz stop_starting = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														   BATCH_SECONDS * 1000);
+														   ioffice_outbox_batch_seconds * 1000L);
 
 	PG_TRY();
 	{

@@ -237,6 +237,35 @@ ok(stats()->{bad_signature} >= 1, 'the receiver saw the bad signature');
 $node->safe_psql('postgres', "UPDATE ioffice.endpoint SET secret = '$secret' WHERE name = 'tthc'");
 wait_delivered('with the right secret');
 
+# --- a slow endpoint holds a batch for a bounded time ----------------------
+# Two connections, every answer 2 s late, batches cut after 1 s: a batch
+# sends two requests and starts no more; the others wait for the next batch,
+# with no attempt counted.
+$node->safe_psql('postgres', q{
+ALTER SYSTEM SET ioffice.outbox_batch_seconds = 1;
+ALTER SYSTEM SET ioffice.outbox_max_connections = 2;
+SELECT pg_reload_conf();
+});
+control({ mode => 'stall', stall_seconds => 2 });
+$node->safe_psql('postgres',
+	"SELECT ioffice.emit('test.slow', jsonb_build_object('n', i)) FROM generate_series(1, 8) i");
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) >= 2 FROM ioffice.outbox WHERE event = 'test.slow' AND status = 'delivered'"),
+	'a slow batch delivers what it started');
+cmp_ok($node->safe_psql('postgres',
+		"SELECT count(*) FROM ioffice.outbox WHERE event = 'test.slow' AND attempts = 0"),
+	'>=', 4, 'and leaves the rest for later batches, not attempted');
+wait_delivered('the slow endpoint');
+is($node->safe_psql('postgres',
+		"SELECT count(*), max(attempts) FROM ioffice.outbox WHERE event = 'test.slow' AND status = 'delivered'"),
+	'8|1', 'all eight delivered, each with one attempt: a request not started counts none');
+control({ mode => 'ok' });
+$node->safe_psql('postgres', q{
+ALTER SYSTEM RESET ioffice.outbox_batch_seconds;
+ALTER SYSTEM RESET ioffice.outbox_max_connections;
+SELECT pg_reload_conf();
+});
+
 # --- kill -9 in the middle of a batch --------------------------------------
 # The receiver stalls, so a batch is in flight when the process dies; after
 # the restart everything is delivered; a repeat can only carry the same key.
