@@ -362,6 +362,69 @@ record_batch(SignJob *jobs, int n)
 		elog(ERROR, "ioffice: could not write the audit records of a batch");
 }
 
+/*
+ * Run fn(arg) in a subtransaction of its own.  Returns NULL when it went
+ * through, else its error (copied into the caller's memory context) after
+ * rolling the subtransaction back: what it wrote is gone, the batch's
+ * transaction and row locks stay.
+ */
+typedef void (*SubxactStep) (void *arg);
+
+static ErrorData *
+in_subtransaction(SubxactStep fn, void *arg)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return edata;
+}
+
+typedef struct Batch
+{
+	SignJob    *jobs;
+	int			n;
+} Batch;
+
+static void
+sign_and_record_batch(void *arg)
+{
+	Batch	   *b = (Batch *) arg;
+
+	for (int i = 0; i < b->n; i++)
+		sign_job(&b->jobs[i]);
+	record_batch(b->jobs, b->n);
+}
+
+static void
+sign_and_record_one(void *arg)
+{
+	sign_job((SignJob *) arg);
+	record((SignJob *) arg);
+}
+
+static void
+record_one(void *arg)
+{
+	record((SignJob *) arg);
+}
+
 /* The job-by-job way: each job signed and recorded in a subtransaction. */
 static void
 sign_jobs_one_by_one(SignJob *jobs, int n, MemoryContext job_cxt)
@@ -369,29 +432,17 @@ sign_jobs_one_by_one(SignJob *jobs, int n, MemoryContext job_cxt)
 	for (int i = 0; i < n; i++)
 	{
 		MemoryContext oldcxt = MemoryContextSwitchTo(job_cxt);
-		ResourceOwner oldowner = CurrentResourceOwner;
+		ErrorData  *edata = in_subtransaction(sign_and_record_one, &jobs[i]);
 
-		BeginInternalSubTransaction(NULL);
-		PG_TRY();
+		if (edata == NULL)
 		{
-			sign_job(&jobs[i]);
-			record(&jobs[i]);
 			if (!jobs[i].ok)
 				batch_failed++;
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
 		}
-		PG_CATCH();
+		else
 		{
-			ErrorData  *edata;
+			ErrorData  *again;
 
-			MemoryContextSwitchTo(oldcxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
 			ioffice_worker_note_error(edata->message);
 			/* the abort restored the engine depth of the subtransaction's start */
 			jobs[i].ok = false;
@@ -404,33 +455,13 @@ sign_jobs_one_by_one(SignJob *jobs, int n, MemoryContext job_cxt)
 			 * pending for the next batch instead of taking the whole batch,
 			 * and the worker, down with it.
 			 */
-			BeginInternalSubTransaction(NULL);
-			PG_TRY();
-			{
-				record(&jobs[i]);
-				ReleaseCurrentSubTransaction();
-				MemoryContextSwitchTo(oldcxt);
-				CurrentResourceOwner = oldowner;
+			again = in_subtransaction(record_one, &jobs[i]);
+			if (again == NULL)
 				batch_failed++;
-			}
-			PG_CATCH();
-			{
-				ErrorData  *again;
-
-				MemoryContextSwitchTo(oldcxt);
-				again = CopyErrorData();
-				FlushErrorState();
-				RollbackAndReleaseCurrentSubTransaction();
-				MemoryContextSwitchTo(oldcxt);
-				CurrentResourceOwner = oldowner;
+			else
 				elog(WARNING, "ioffice worker: signature %lld could not be recorded as failed (%s); it stays pending",
 					 (long long) jobs[i].id, again->message);
-				FreeErrorData(again);
-			}
-			PG_END_TRY();
-			FreeErrorData(edata);
 		}
-		PG_END_TRY();
 		MemoryContextSwitchTo(oldcxt);
 		MemoryContextReset(job_cxt);
 	}
@@ -444,9 +475,7 @@ ioffice_worker_sign_batch(int limit, int64 *failed)
 	uint64		i;
 	Datum		arg[1];
 	MemoryContext job_cxt;
-	MemoryContext oldcxt;
-	ResourceOwner oldowner;
-	volatile bool batch_ok = false;
+	bool		batch_ok;
 
 	*failed = 0;
 	batch_failed = 0;
@@ -493,36 +522,18 @@ ioffice_worker_sign_batch(int limit, int64 *failed)
 	ioffice_engine_enter();
 
 	/* the whole batch at once */
-	oldcxt = MemoryContextSwitchTo(job_cxt);
-	oldowner = CurrentResourceOwner;
-	BeginInternalSubTransaction(NULL);
-	PG_TRY();
 	{
-		for (i = 0; i < n; i++)
-			sign_job(&jobs[i]);
-		record_batch(jobs, (int) n);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		batch_ok = true;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
+		Batch		batch = {jobs, (int) n};
+		MemoryContext oldcxt = MemoryContextSwitchTo(job_cxt);
+		ErrorData  *edata = in_subtransaction(sign_and_record_batch, &batch);
 
 		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		elog(LOG, "ioffice worker: a batch of %d signatures failed (%s); doing it job by job",
-			 (int) n, edata->message);
-		FreeErrorData(edata);
+		batch_ok = edata == NULL;
+		if (!batch_ok)
+			elog(LOG, "ioffice worker: a batch of %d signatures failed (%s); doing it job by job",
+				 (int) n, edata->message);
+		MemoryContextReset(job_cxt);
 	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(oldcxt);
-	MemoryContextReset(job_cxt);
 
 	/* an error somewhere: again, job by job, so that it stays with its job */
 	if (!batch_ok)
