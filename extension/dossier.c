@@ -496,19 +496,6 @@ static IofficePlan result_issued = {
 	1, {INT8OID}
 };
 
-static const ExportColumn trail_columns[] = {
-	{"STT", 6, EXPORT_INT, true},
-	{"Cán bộ gửi", 24, EXPORT_TEXT, false},
-	{"Nội dung yêu cầu", 36, EXPORT_TEXT, false},
-	{"Cán bộ nhận", 24, EXPORT_TEXT, false},
-	{"Ngày nhận", 17, EXPORT_TIMESTAMP, true},
-	{"Nội dung xử lý", 36, EXPORT_TEXT, false},
-	{"Hạn xử lý", 12, EXPORT_DATE, true},
-	{"Ngày xử lý", 17, EXPORT_TIMESTAMP, true},
-	{"Trạng thái hoàn thành", 14, EXPORT_TEXT, true},
-	{"Tập tin đính kèm", 26, EXPORT_TEXT, false}
-};
-
 static IofficePlan dossier_trail_rows = {
 	NULL,
 	"SELECT step, sender, request, receiver, received_at AT TIME ZONE ioffice.timezone(), "
@@ -538,8 +525,8 @@ dossier_trail_xlsx(const char *code)
 	t->context = psprintf("building the trail workbook of dossier %s", code);
 	t->sheet = "Quá trình xử lý";
 	t->doc_title = "Quá trình xử lý hồ sơ";
-	t->columns = trail_columns;
-	t->ncolumns = lengthof(trail_columns);
+	t->columns = export_trail_columns;
+	t->ncolumns = export_trail_ncolumns;
 	values[0] = CStringGetTextDatum(code);
 	ioffice_exec(&dossier_trail_rows, values, NULL, 0);
 	export_add_spi_rows(t);

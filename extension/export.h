@@ -72,6 +72,10 @@ typedef enum ExportFormat
 	EXPORT_CSV
 } ExportFormat;
 
+/* the columns of a processing trail ("Quá trình xử lý"), trail_export.c */
+extern const ExportColumn export_trail_columns[];
+extern const int export_trail_ncolumns;
+
 /* "xlsx" or "csv", in any case; anything else is 22023 */
 extern ExportFormat export_parse_format(const char *name);
 

@@ -16,7 +16,8 @@
 #include "export.h"
 #include "ioffice.h"
 
-static const ExportColumn columns[] = {
+/* the columns of a processing trail (documents and dossiers alike), seed 000 */
+const ExportColumn export_trail_columns[] = {
 	{"STT", 6, EXPORT_INT, true},
 	{"Cán bộ gửi", 24, EXPORT_TEXT, false},
 	{"Nội dung yêu cầu", 36, EXPORT_TEXT, false},
@@ -28,6 +29,7 @@ static const ExportColumn columns[] = {
 	{"Trạng thái hoàn thành", 14, EXPORT_TEXT, true},
 	{"Tập tin đính kèm", 26, EXPORT_TEXT, false}
 };
+const int	export_trail_ncolumns = lengthof(export_trail_columns);
 
 /* trail() enforces visibility; times are turned to ioffice.timezone here */
 static IofficePlan trail_rows = {
@@ -58,8 +60,8 @@ load_trail(int64 doc)
 	t->context = psprintf("building the trail workbook of document %lld", (long long) doc);
 	t->sheet = "Quá trình xử lý";
 	t->doc_title = "Quá trình xử lý văn bản";
-	t->columns = columns;
-	t->ncolumns = lengthof(columns);
+	t->columns = export_trail_columns;
+	t->ncolumns = export_trail_ncolumns;
 
 	values[0] = Int64GetDatum(doc);
 	ioffice_exec(&trail_rows, values, NULL, 0);
