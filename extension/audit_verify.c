@@ -56,6 +56,8 @@ typedef struct VerifyState
 
 static void
 report(VerifyState *vs, bool has_id, int64 id, const char *fmt,...) pg_attribute_printf(4, 5);
+static void check_chain_end(VerifyState *vs, HTAB *heads, const char *chain, int64 last_seq,
+							int64 last_id);
 
 static void
 report(VerifyState *vs, bool has_id, int64 id, const char *fmt,...)
@@ -81,6 +83,19 @@ report(VerifyState *vs, bool has_id, int64 id, const char *fmt,...)
 	v[1] = CStringGetTextDatum(buf.data);
 	tuplestore_putvalues(vs->out, vs->desc, v, n);
 	vs->problems++;
+}
+
+/* A chain has ended: it must reach the position its sealed head was at. */
+static void
+check_chain_end(VerifyState *vs, HTAB *heads, const char *chain, int64 last_seq, int64 last_id)
+{
+	SealedHead *e = hash_search(heads, chain, HASH_FIND, NULL);
+
+	if (e && last_seq < e->seq)
+		report(vs, true, last_id,
+			   "chain %s ends at position " INT64_FORMAT " but position " INT64_FORMAT
+			   " was sealed in checkpoint " INT64_FORMAT ": its last records were removed",
+			   chain, last_seq, e->seq, e->checkpoint);
 }
 
 static void
@@ -391,14 +406,7 @@ ioffice_audit_verify(PG_FUNCTION_ARGS)
 			if (prev_chain[0] == '\0' || strncmp(prev_chain, chain, CHAIN_KEY_LEN - 1) != 0)
 			{
 				if (prev_chain[0] != '\0')
-				{
-					e = hash_search(heads, prev_chain, HASH_FIND, NULL);
-					if (e && prev_seq < e->seq)
-						report(&vs, true, prev_id,
-							   "chain %s ends at position " INT64_FORMAT " but position " INT64_FORMAT
-							   " was sealed in checkpoint " INT64_FORMAT ": its last records were removed",
-							   prev_chain, prev_seq, e->seq, e->checkpoint);
-				}
+					check_chain_end(&vs, heads, prev_chain, prev_seq, prev_id);
 				strlcpy(prev_chain, chain, CHAIN_KEY_LEN);
 				e = hash_search(heads, prev_chain, HASH_FIND, NULL);
 				if (e)
@@ -455,14 +463,7 @@ ioffice_audit_verify(PG_FUNCTION_ARGS)
 	SPI_cursor_close(cursor);
 
 	if (prev_chain[0] != '\0')
-	{
-		e = hash_search(heads, prev_chain, HASH_FIND, NULL);
-		if (e && prev_seq < e->seq)
-			report(&vs, true, prev_id,
-				   "chain %s ends at position " INT64_FORMAT " but position " INT64_FORMAT
-				   " was sealed in checkpoint " INT64_FORMAT ": its last records were removed",
-				   prev_chain, prev_seq, e->seq, e->checkpoint);
-	}
+		check_chain_end(&vs, heads, prev_chain, prev_seq, prev_id);
 
 	/* sealed chains that are gone altogether */
 	hash_seq_init(&hs, heads);
