@@ -45,9 +45,10 @@ static IofficePlan open_task = {
 static IofficePlan person_with_role = {
 	NULL,
 	"SELECT p.id, EXISTS (SELECT 1 FROM ioffice.person_role r "
-	"                      WHERE r.person_id = p.id AND r.role = $2) "
+	"                       JOIN ioffice.unit u ON u.id = r.unit_id "
+	"                      WHERE r.person_id = p.id AND r.role = $2 AND u.agency_id = $3) "
 	"  FROM ioffice.person p WHERE p.login = $1 AND p.active",
-	2, {TEXTOID, TEXTOID}
+	3, {TEXTOID, TEXTOID, INT8OID}
 };
 
 static IofficePlan open_cooperation_of = {
@@ -255,12 +256,21 @@ check_actor(ActContext *ctx)
 		if (!ioffice_person_is_clerk_of(ctx->actor, ctx->agency))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("only a clerk of the document's agency may \"%s\"", tr->label)));
+					 errmsg("only a clerk of the %s's agency may \"%s\"", ctx->subject->entity,
+							tr->label)));
 		return;
 	}
 	if (strcmp(tr->taken_by, "cooperator") == 0)
 	{
 		Datum		values[2];
+
+		/* cooperation tasks are a document's (phối hợp on incoming documents) */
+		if (ctx->subject != &ioffice_document_subject)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("taken_by cooperator applies to documents only, not to %s", ctx->name),
+					 errhint("Change the rule of \"%s\" in workflow %s.", tr->action,
+							 ctx->workflow->name)));
 
 		values[0] = Int64GetDatum(ctx->doc);
 		values[1] = Int64GetDatum(ctx->actor);
@@ -299,7 +309,7 @@ choose_receiver(ActContext *ctx, const char *to_login)
 
 	if (strcmp(tr->receiver, "given") == 0)
 	{
-		Datum		values[2];
+		Datum		values[3];
 		bool		has_role = false;
 
 		if (to_login == NULL)
@@ -309,6 +319,8 @@ choose_receiver(ActContext *ctx, const char *to_login)
 							tr->receiver_role ? tr->receiver_role : "person")));
 		values[0] = CStringGetTextDatum(to_login);
 		values[1] = CStringGetTextDatum(tr->receiver_role ? tr->receiver_role : "");
+		/* the role must be held in the subject's agency, not in another one */
+		values[2] = Int64GetDatum(ctx->agency);
 		ioffice_exec(&person_with_role, values, NULL, 1);
 		if (!ioffice_get_int64(0, 1, &ctx->receiver))
 			ereport(ERROR,
@@ -318,7 +330,8 @@ choose_receiver(ActContext *ctx, const char *to_login)
 		if (tr->receiver_role && !has_role)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("\"%s\" is not a %s", to_login, tr->receiver_role),
+					 errmsg("\"%s\" is not a %s of the %s's agency", to_login, tr->receiver_role,
+							ctx->subject->entity),
 					 errdetail("\"%s\" goes to a person with role %s.", tr->label,
 							   tr->receiver_role)));
 		return;
@@ -346,17 +359,18 @@ choose_receiver(ActContext *ctx, const char *to_login)
 		if (!ioffice_get_int64(0, 1, &ctx->receiver))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("the document's agency has no clerk"),
+					 errmsg("the %s's agency has no clerk", ctx->subject->entity),
 					 errhint("Use \"approve\" and name the clerk.")));
 	}
 	if (to_login != NULL && ctx->receiver != 0)
 	{
 		/* the rule decides; a different name given by the caller is a mistake */
-		Datum		values[2];
+		Datum		values[3];
 		int64		named = 0;
 
 		values[0] = CStringGetTextDatum(to_login);
 		values[1] = CStringGetTextDatum("");
+		values[2] = Int64GetDatum(ctx->agency);
 		ioffice_exec(&person_with_role, values, NULL, 1);
 		if (!ioffice_get_int64(0, 1, &named) || named != ctx->receiver)
 			ereport(ERROR,
@@ -381,6 +395,13 @@ run_steps(ActContext *ctx, List *names, const WfNamedStep *registry, const char 
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("unknown %s \"%s\" in workflow %s", what, (char *) lfirst(lc),
 							ctx->workflow->name)));
+		/* a document's step must not run on a dossier with the same id, nor the reverse */
+		if (step->subject != NULL && strcmp(step->subject, ctx->subject->entity) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("%s \"%s\" applies to %ss only, not to %s", what, step->name,
+							step->subject, ctx->name),
+					 errhint("Remove it from the rules of workflow %s.", ctx->workflow->name)));
 		step->fn(ctx);
 	}
 }

@@ -196,17 +196,6 @@ dossier_after(ActContext *ctx)
 	}
 }
 
-/* guards and effects of the dossier workflow refuse any other subject */
-static void
-require_dossier(ActContext *ctx, const char *what)
-{
-	if (ctx->subject != &dossier_subject)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("%s applies to dossiers only, not to %s", what, ctx->name),
-				 errhint("Remove it from the rules of workflow %s.", ctx->workflow->name)));
-}
-
 static const char *
 dossier_code(ActContext *ctx)
 {
@@ -233,7 +222,6 @@ ioffice_guard_has_opinion_file(ActContext *ctx)
 	Datum		values[2];
 	int64		n = 0;
 
-	require_dossier(ctx, "guard has_opinion_file");
 	values[0] = Int64GetDatum(ctx->doc);
 	values[1] = Int64GetDatum(ctx->actor);
 	ioffice_exec(&new_opinion_files, values, NULL, 1);
@@ -271,7 +259,6 @@ ioffice_guard_result_signed(ActContext *ctx)
 				pending = 0,
 				done = 0;
 
-	require_dossier(ctx, "guard result_signed");
 	values[0] = Int64GetDatum(ctx->doc);
 	ioffice_exec(&result_signatures, values, NULL, 1);
 	if (!ioffice_get_int64(0, 1, &result))
@@ -386,7 +373,6 @@ ioffice_effect_make_result(ActContext *ctx)
 	JsonbBuild *sig_options;
 	JsonbBuild *created;
 
-	require_dossier(ctx, "effect make_result");
 	if (v == NULL || v->type != jbvNumeric)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -571,7 +557,6 @@ ioffice_effect_issue_result(ActContext *ctx)
 	IssueRequest req;
 	JsonbBuild *doc_detail;
 
-	require_dossier(ctx, "effect issue_result");
 	values[0] = Int64GetDatum(ctx->doc);
 	ioffice_exec(&result_of, values, NULL, 1);
 	if (!ioffice_get_int64(0, 1, &doc))
@@ -658,7 +643,6 @@ ioffice_effect_keep_abstract(ActContext *ctx)
 	char	   *abstract = string_option(ctx, "abstract");
 	Datum		values[2];
 
-	require_dossier(ctx, "effect keep_abstract");
 	if (abstract == NULL)
 		return;
 	if (strspn(abstract, " ") == strlen(abstract))
@@ -680,7 +664,6 @@ ioffice_effect_pause_clock(ActContext *ctx)
 {
 	Datum		values[1];
 
-	require_dossier(ctx, "effect pause_clock");
 	values[0] = Int64GetDatum(ctx->doc);
 	ioffice_exec(&clock_pause, values, NULL, 0);
 }
@@ -706,7 +689,6 @@ ioffice_effect_resume_clock(ActContext *ctx)
 	Datum		values[1];
 	int32		n = 0;
 
-	require_dossier(ctx, "effect resume_clock");
 	values[0] = Int64GetDatum(ctx->doc);
 	ioffice_exec(&clock_resume, values, NULL, 1);
 	ioffice_get_int32(0, 1, &n);

@@ -21,7 +21,7 @@
 
 static IofficePlan doc_for_files = {
 	NULL,
-	"SELECT d.state, d.drafter_id, s.final "
+	"SELECT d.state, d.drafter_id, s.final, d.workflow = 'dossier_result' "
 	"  FROM ioffice.document d "
 	"  JOIN ioffice.workflow_state s ON s.workflow = d.workflow AND s.state = d.state "
 	" WHERE d.id = $1 FOR NO KEY UPDATE OF d",
@@ -187,6 +187,7 @@ check_may_change_files(int64 doc, int64 actor)
 	int64		drafter = 0;
 	int64		holder = 0;
 	bool		final = false;
+	bool		dossier_result = false;
 	bool		has_holder;
 	char	   *state;
 
@@ -199,6 +200,14 @@ check_may_change_files(int64 doc, int64 actor)
 	state = ioffice_get_text(0, 1);
 	ioffice_get_int64(0, 2, &drafter);
 	ioffice_get_bool(0, 3, &final);
+	ioffice_get_bool(0, 4, &dossier_result);
+	/* the signed result travels with its dossier: no file changes under it */
+	if (dossier_result)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("document %lld is the result of a dossier: its files change only through dossier_act()",
+						(long long) doc),
+				 errhint("To sign another file, the clerk returns the dossier to the leader (\"return_to_leader\").")));
 	ioffice_exec(&doc_holder, values, NULL, 1);
 	has_holder = ioffice_get_int64(0, 1, &holder);
 

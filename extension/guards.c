@@ -112,16 +112,16 @@ guard_note_given(ActContext *ctx)
 }
 
 const WfNamedStep ioffice_guards[] = {
-	{"has_file", guard_has_file, "the document has at least one current file"},
+	{"has_file", guard_has_file, "the document has at least one current file", "document"},
 	{"receiver_not_actor", guard_receiver_not_actor, "the receiver is not the actor"},
 	{"own_signature", guard_own_signature,
-	"no signature of the actor is pending, and a requested signature is done on every file"},
+	"no signature of the actor is pending, and a requested signature is done on every file", "document"},
 	{"note_given", guard_note_given, "the action carries a note"},
 	{"has_opinion_file", ioffice_guard_has_opinion_file,
-	"dossier: the actor attached a file (the draft result) to the opinion"},
+	"dossier: the actor attached a file (the draft result) to the opinion", "dossier"},
 	{"result_signed", ioffice_guard_result_signed,
-	"dossier: the leader's signature of the result document is done"},
-	{NULL, NULL, NULL}
+	"dossier: the leader's signature of the result document is done", "dossier"},
+	{NULL, NULL, NULL, NULL}
 };
 
 const WfNamedStep *

@@ -601,6 +601,12 @@ ioffice_take_number(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("unknown unit %lld", (long long) drafting_unit)));
+		/* the symbol names the drafting unit of the issuing agency */
+		if (unit_agency_id != reg.agency)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unit %lld does not belong to the agency of register %lld",
+							(long long) drafting_unit, (long long) given)));
 	}
 	read_symbol_parts(doc_type, reg.agency, drafting_unit, &parts);
 	parts.suffix = reg.suffix;

@@ -102,6 +102,7 @@ typedef struct WfNamedStep
 	const char *name;
 	WfStep		fn;
 	const char *description;
+	const char *subject;		/* "document", "dossier": the only one it applies to; NULL: any */
 } WfNamedStep;
 
 /* guards.c, effects.c: the registries */

@@ -198,20 +198,16 @@ SELECT * FROM pg_temp.status(:'code2');
 \echo '--- Hệ thống TTHC bàn giao một kết quả đã ban hành bên đó (import_issued), hai lần / the TTHC system hands over a result, twice'
 BEGIN;
 SET LOCAL ioffice.actor = 'vanthu.sct';
+SELECT jsonb_build_object(
+    'external_id', 'igate-000.00.32.H41-231030-0070', 'agency_code', '000.00.32.H41',
+    'doc_type', 'QĐ', 'abstract', 'V/v cấp Giấy chứng nhận đủ điều kiện kinh doanh',
+    'signer', 'giamdoc',
+    'files', jsonb_build_array(jsonb_build_object('name', 'KQ_0070.pdf', 'content', :'result_pdf')),
+    'trail', jsonb_build_object('name', 'QTXL_0070.docx', 'content', :'draft_docx')) AS payload \gset
 SELECT document AS "Văn bản", number AS "Số", symbol AS "Ký hiệu"
-FROM ioffice.import_issued(jsonb_build_object(
-    'external_id', 'igate-000.00.32.H41-231030-0070', 'agency_code', '000.00.32.H41',
-    'doc_type', 'QĐ', 'abstract', 'V/v cấp Giấy chứng nhận đủ điều kiện kinh doanh',
-    'signer', 'giamdoc',
-    'files', jsonb_build_array(jsonb_build_object('name', 'KQ_0070.pdf', 'content', :'result_pdf')),
-    'trail', jsonb_build_object('name', 'QTXL_0070.docx', 'content', :'draft_docx')));
+FROM ioffice.import_issued(:'payload');
 SELECT document AS "Văn bản (lần 2: như cũ)", number AS "Số", symbol AS "Ký hiệu"
-FROM ioffice.import_issued(jsonb_build_object(
-    'external_id', 'igate-000.00.32.H41-231030-0070', 'agency_code', '000.00.32.H41',
-    'doc_type', 'QĐ', 'abstract', 'V/v cấp Giấy chứng nhận đủ điều kiện kinh doanh',
-    'signer', 'giamdoc',
-    'files', jsonb_build_array(jsonb_build_object('name', 'KQ_0070.pdf', 'content', :'result_pdf')),
-    'trail', jsonb_build_object('name', 'QTXL_0070.docx', 'content', :'draft_docx')));
+FROM ioffice.import_issued(:'payload');
 COMMIT;
 
 \echo

@@ -191,6 +191,13 @@ WHERE s.document_id = :result ORDER BY s.id;
 \set VERBOSITY sqlstate
 SELECT ioffice.act(:result, 'issue');
 \set VERBOSITY default
+-- nor change its files: not even the specialist who drafted it
+SET ioffice.actor = 'chauanh';
+SELECT ioffice.attach(:result, 'them.pdf', content) FROM pdf;
+\echo :SQLSTATE
+SELECT ioffice.remove_file((SELECT id FROM ioffice.file WHERE document_id = :result LIMIT 1));
+\echo :SQLSTATE
+SET ioffice.actor = 'loi';
 
 -- ---------------------------------------------------------------------------
 -- Step 4: the clerk issues ("Văn bản liên thông iOffice") once the leader's

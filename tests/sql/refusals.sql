@@ -27,6 +27,9 @@ SELECT ioffice.act(:doc, 'submit', 'dai', NULL, '[1, 2]');
 \echo :SQLSTATE
 SELECT ioffice.act(:doc, 'approve', 'thuy');
 \echo :SQLSTATE
+-- a clerk, but of another agency: not the document's to receive
+SELECT ioffice.act(:doc, 'submit', 'xa_ct');
+\echo :SQLSTATE
 SELECT ioffice.act(:doc, 'publish');
 \echo :SQLSTATE
 SET ioffice.actor = 'tuan';

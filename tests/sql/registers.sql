@@ -39,6 +39,9 @@ SELECT * FROM ioffice.take_number(NULL, 'CV');
 \echo :SQLSTATE
 SELECT * FROM ioffice.take_number(:reg, NULL);
 \echo :SQLSTATE
+-- a drafting unit of another agency has no place in this agency's symbols
+SELECT * FROM ioffice.take_number(:reg, 'CV', (SELECT id FROM ioffice.unit WHERE code = '001.32.32.H41'));
+\echo :SQLSTATE
 SELECT * FROM ioffice.take_number(999999, 'CV');
 \echo :SQLSTATE
 SELECT * FROM ioffice.take_number(-1, 'CV');
