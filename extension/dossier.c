@@ -237,16 +237,15 @@ ioffice_guard_has_opinion_file(ActContext *ctx)
 static IofficePlan result_signatures = {
 	NULL,
 	"SELECT d.result_document_id, "
-	"       (SELECT count(*) FROM ioffice.signature s JOIN ioffice.file f ON f.id = s.file_id "
-	"         WHERE s.document_id = d.result_document_id AND s.kind = 'personal' "
-	"           AND s.signer_id = r.signer_id AND s.status = 'pending' "
-	"           AND f.superseded_at IS NULL AND f.removed_at IS NULL), "
-	"       (SELECT count(*) FROM ioffice.signature s JOIN ioffice.file f ON f.id = s.file_id "
-	"         WHERE s.document_id = d.result_document_id AND s.kind = 'personal' "
-	"           AND s.signer_id = r.signer_id AND s.status = 'done' "
-	"           AND f.superseded_at IS NULL AND f.removed_at IS NULL) "
-	"  FROM ioffice.dossier d LEFT JOIN ioffice.document r ON r.id = d.result_document_id "
-	" WHERE d.id = $1",
+	"       count(*) FILTER (WHERE s.status = 'pending'), "
+	"       count(*) FILTER (WHERE s.status = 'done'), "
+	"       max(s.reason) FILTER (WHERE s.status = 'failed') "
+	"  FROM ioffice.dossier d "
+	"  LEFT JOIN ioffice.document r ON r.id = d.result_document_id "
+	"  LEFT JOIN (ioffice.signature s JOIN ioffice.file f "
+	"             ON f.id = s.file_id AND f.superseded_at IS NULL AND f.removed_at IS NULL) "
+	"         ON s.document_id = r.id AND s.kind = 'personal' AND s.signer_id = r.signer_id "
+	" WHERE d.id = $1 GROUP BY d.result_document_id",
 	1, {INT8OID}
 };
 
@@ -274,9 +273,15 @@ ioffice_guard_result_signed(ActContext *ctx)
 				 errdetail("The signing worker has not signed document %lld yet.",
 						   (long long) result)));
 	if (done == 0)
+	{
+		char	   *failed = ioffice_get_text(0, 4);
+
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the result of %s is not signed by the leader", ctx->name)));
+				 errmsg("the result of %s is not signed by the leader", ctx->name),
+				 failed ? errdetail("The signature failed: %s.", failed) : 0,
+				 errhint("Return the dossier to the leader (\"return_to_leader\") to sign it again.")));
+	}
 }
 
 /* ---------------------------------------------------------------------
@@ -404,6 +409,11 @@ ioffice_effect_make_result(ActContext *ctx)
 	content = DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
 											   &isnull));
 	kind = ioffice_get_text(0, 3);
+	if (!ioffice_kind_interconnectable(kind))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("file \"%s\" is %s: a result goes to the document system as doc, docx, xls, xlsx or pdf",
+						text_to_cstring(name), kind)));
 
 	values[0] = Int64GetDatum(ctx->doc);
 	ioffice_exec(&dossier_for_result, values, NULL, 1);
@@ -468,14 +478,6 @@ static IofficePlan result_update = {
 	4, {INT8OID, TEXTOID, INT8OID, TEXTOID}
 };
 
-static IofficePlan file_not_for_interconnection = {
-	NULL,
-	"SELECT name, kind FROM ioffice.file WHERE document_id = $1 "
-	"   AND superseded_at IS NULL AND removed_at IS NULL "
-	"   AND kind NOT IN ('doc', 'docx', 'xls', 'xlsx', 'pdf') ORDER BY id LIMIT 1",
-	1, {INT8OID}
-};
-
 static IofficePlan result_issued = {
 	NULL,
 	"UPDATE ioffice.document SET state = 'issued', updated_at = now() WHERE id = $1",
@@ -533,8 +535,9 @@ dossier_trail_xlsx(const char *code)
 
 /*
  * issue_result (the clerk's "Văn bản liên thông iOffice"): options doc_type,
- * signer, abstract complete the result's metadata; only doc, docx, xls,
- * xlsx and pdf go to the document system; the dossier's trail is attached
+ * signer, abstract complete the result's metadata (its files, doc, docx,
+ * xls, xlsx or pdf, were checked when it was made and cannot change since);
+ * the dossier's trail is attached
  * as a workbook; the organisation's seal of every file is queued; the
  * register number is taken last (its lock is held to commit).
  */
@@ -594,14 +597,6 @@ ioffice_effect_issue_result(ActContext *ctx)
 	nulls[3] = opt_abstract ? ' ' : 'n';
 	ioffice_exec(&result_update, values, nulls, 0);
 
-	values[0] = Int64GetDatum(doc);
-	ioffice_exec(&file_not_for_interconnection, values, NULL, 1);
-	if (SPI_processed > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("file \"%s\" of the result is %s: only doc, docx, xls, xlsx and pdf go to the document system",
-						ioffice_get_text(0, 1), ioffice_get_text(0, 2))));
-
 	/* the trail, up to this hand-over, named within the file-name limit: QTXL-231030-0068.xlsx */
 	trail = dossier_trail_xlsx(dossier_code(ctx));
 	trail_name = psprintf("QTXL-%s-%s.xlsx", day, dossier_code(ctx) + strlen(dossier_code(ctx)) - 4);
@@ -637,6 +632,39 @@ static IofficePlan abstract_keep = {
 };
 
 /* keep_abstract: the specialist's abstract (option abstract), for the clerk to copy */
+static IofficePlan result_withdraw = {
+	NULL,
+	"WITH r AS (SELECT result_document_id AS id FROM ioffice.dossier WHERE id = $1), "
+	"     d AS (UPDATE ioffice.dossier SET result_document_id = NULL WHERE id = $1), "
+	"     s AS (UPDATE ioffice.signature SET status = 'failed', reason = 'the result was withdrawn' "
+	"            WHERE document_id = (SELECT id FROM r) AND status = 'pending') "
+	"UPDATE ioffice.document doc SET state = 'withdrawn', updated_at = now() "
+	"  FROM r WHERE doc.id = r.id RETURNING doc.id",
+	1, {INT8OID}
+};
+
+/*
+ * drop_result (the clerk returns the dossier to the leader): the result
+ * document that could not be issued (its signature failed, or the wrong
+ * file was chosen) is withdrawn with its pending signatures, so that the
+ * leader's next "sign" makes a new one.  It stays, withdrawn, for the trail.
+ */
+void
+ioffice_effect_drop_result(ActContext *ctx)
+{
+	Datum		values[1];
+	int64		result = 0;
+
+	values[0] = Int64GetDatum(ctx->doc);
+	ioffice_exec(&result_withdraw, values, NULL, 1);
+	if (ioffice_get_int64(0, 1, &result))
+	{
+		ioffice_jsonb_add_int(ctx->detail, "withdrawn_result", result);
+		ioffice_audit(ctx->actor, 0, "document", result, "withdraw_result", "awaiting_issue",
+					  "withdrawn", NULL);
+	}
+}
+
 void
 ioffice_effect_keep_abstract(ActContext *ctx)
 {

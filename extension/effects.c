@@ -318,6 +318,8 @@ const WfNamedStep ioffice_effects[] = {
 	"dossier: the chosen file becomes the result document, the leader's signature is queued", "dossier"},
 	{"issue_result", ioffice_effect_issue_result,
 	"dossier: the clerk numbers the result, attaches the processing trail, queues the seal", "dossier"},
+	{"drop_result", ioffice_effect_drop_result,
+	"dossier: the result document that could not be issued is withdrawn, with its pending signatures", "dossier"},
 	{"keep_abstract", ioffice_effect_keep_abstract,
 	"dossier: option abstract is kept for the clerk who issues the result", "dossier"},
 	{"pause_clock", ioffice_effect_pause_clock,

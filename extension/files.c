@@ -429,3 +429,18 @@ ioffice_remove_file(PG_FUNCTION_ARGS)
 	SPI_finish();
 	PG_RETURN_VOID();
 }
+
+/*
+ * The kinds the document system takes from the administrative-procedure
+ * system (seed 003): doc, docx, xls, xlsx and pdf.
+ */
+bool
+ioffice_kind_interconnectable(const char *kind)
+{
+	static const char *const kinds[] = {"doc", "docx", "xls", "xlsx", "pdf"};
+
+	for (int i = 0; i < lengthof(kinds); i++)
+		if (strcmp(kind, kinds[i]) == 0)
+			return true;
+	return false;
+}

@@ -156,8 +156,7 @@ read_file(JsonbValue *v, const char *field, bool interconnection)
 		f->kind = ioffice_check_file_content(f->name, f->content);
 		error_context_stack = cb.previous;
 	}
-	if (interconnection && strcmp(f->kind, "doc") != 0 && strcmp(f->kind, "docx") != 0 &&
-		strcmp(f->kind, "xls") != 0 && strcmp(f->kind, "xlsx") != 0 && strcmp(f->kind, "pdf") != 0)
+	if (interconnection && !ioffice_kind_interconnectable(f->kind))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("payload.%s is %s: only doc, docx, xls, xlsx and pdf are accepted",

@@ -82,6 +82,7 @@ extern bool ioffice_numeric_to_int64(Numeric n, int64 *out);
 /* files.c: the checks and storage shared by every kind of file */
 extern void ioffice_check_file_name(text *name);
 extern const char *ioffice_check_file_content(text *name, bytea *content);
+extern bool ioffice_kind_interconnectable(const char *kind);
 extern bytea *ioffice_sha256(bytea *content);
 extern int64 ioffice_add_document_file(int64 doc, text *name, bytea *content, const char *kind,
 									   int64 actor, const char *action);

@@ -171,6 +171,7 @@ extern void ioffice_effect_make_result(ActContext *ctx);
 extern void ioffice_effect_issue_result(ActContext *ctx);
 extern void ioffice_effect_pause_clock(ActContext *ctx);
 extern void ioffice_effect_keep_abstract(ActContext *ctx);
+extern void ioffice_effect_drop_result(ActContext *ctx);
 extern void ioffice_effect_resume_clock(ActContext *ctx);
 
 #endif							/* IOFFICE_WORKFLOW_H */

@@ -207,6 +207,8 @@ VALUES
      '{receiver_not_actor}', '{}', '{zalo,sms,email,deadline}', true, true),
     ('dossier', 'sign', 'proposed', 'awaiting_issue', 'Lãnh đạo ký CA', 'holder', 'given', 'clerk',
      '{}', '{make_result}', '{result_file,doc_type,mode,zalo,sms,email,deadline}', false, true),
+    ('dossier', 'return_to_leader', 'awaiting_issue', 'proposed', 'Trả lại lãnh đạo ký lại', 'holder', 'given', 'leader',
+     '{note_given}', '{drop_result}', '{zalo,sms,email,deadline}', false, true),
     ('dossier', 'issue', 'awaiting_issue', 'done', 'Văn bản liên thông iOffice', 'holder', 'drafter', NULL,
      '{result_signed}', '{issue_result}', '{register,doc_type,signer,abstract,zalo,sms,email}', false, true),
     ('dossier', 'return_result', 'done', 'returned', 'Trả kết quả', 'holder', 'none', NULL,
@@ -249,12 +251,16 @@ VALUES
 INSERT INTO workflow (name, label, builtin) VALUES ('dossier_result', 'Kết quả giải quyết TTHC', true);
 INSERT INTO workflow_state (workflow, state, label, initial, final, builtin) VALUES
     ('dossier_result', 'awaiting_issue', 'Chờ văn thư phát hành', true,  false, true),
-    ('dossier_result', 'issued',         'Đã phát hành',          false, true,  true);
+    ('dossier_result', 'issued',         'Đã phát hành',          false, true,  true),
+    ('dossier_result', 'withdrawn',      'Đã hủy, trình ký lại',  false, true,  true);
 INSERT INTO workflow_transition
     (workflow, action, from_state, to_state, label, taken_by, receiver, receiver_role,
      guards, effects, options, delegable, builtin)
 VALUES
     ('dossier_result', 'issue', 'awaiting_issue', 'issued', 'Phát hành', 'holder', 'none', NULL,
+     '{}', '{}', '{}', false, true),
+    -- taken by the dossier's return_to_leader (effect drop_result), never by act()
+    ('dossier_result', 'withdraw', 'awaiting_issue', 'withdrawn', 'Hủy kết quả', 'holder', 'none', NULL,
      '{}', '{}', '{}', false, true);
 
 -- ---------------------------------------------------------------------------

@@ -183,6 +183,25 @@ SELECT d.state, r.workflow, r.state AS result_state, r.doc_type, r.abstract,
 FROM ioffice.dossier d JOIN ioffice.document r ON r.id = d.result_document_id
 JOIN ioffice.person dr ON dr.id = r.drafter_id JOIN ioffice.person sg ON sg.id = r.signer_id
 WHERE d.code = :'code';
+-- the worker could not sign (an expired certificate): the clerk cannot
+-- issue, returns the dossier to the leader, whose next sign makes a new result
+SELECT d.result_document_id AS first_result FROM ioffice.dossier d WHERE d.code = :'code' \gset
+RESET ioffice.actor;
+UPDATE ioffice.signature SET status = 'failed', reason = 'the certificate expired on 2026-01-01 00:00:00+07'
+WHERE document_id = :first_result;
+SET ioffice.actor = 'thuy';
+SELECT ioffice.dossier_act(:'code', 'issue');
+\echo :SQLSTATE
+SELECT ioffice.dossier_act(:'code', 'return_to_leader', 'loi');
+\echo :SQLSTATE
+SELECT ioffice.dossier_act(:'code', 'return_to_leader', 'loi', 'Chữ ký số không hợp lệ, đề nghị ký lại');
+SELECT state, (SELECT count(*) FROM ioffice.signature s WHERE s.document_id = :first_result
+                AND s.status = 'pending') AS pending_signatures
+FROM ioffice.document WHERE id = :first_result;
+SET ioffice.actor = 'loi';
+SELECT ioffice.dossier_act(:'code', 'sign', 'thuy', 'Ký lại kết quả',
+                           format('{"result_file": %s, "mode": "vgca", "doc_type": "KH"}', :draft)::jsonb);
+SELECT result_document_id <> :first_result AS a_new_result FROM ioffice.dossier WHERE code = :'code';
 SELECT d.result_document_id AS result FROM ioffice.dossier d WHERE d.code = :'code' \gset
 SELECT f.name, f.kind, s.kind AS signature, s.status, p.login, s.options
 FROM ioffice.signature s JOIN ioffice.file f ON f.id = s.file_id JOIN ioffice.person p ON p.id = s.signer_id
