@@ -610,6 +610,7 @@ ioffice_effect_issue_result(ActContext *ctx)
 	memset(&req, 0, sizeof(req));
 	req.doc = doc;
 	req.actor = ctx->actor;
+	req.agency = ctx->agency;
 	req.doc_type = doc_type;
 	req.confidentiality = "normal";
 	req.drafting_unit = drafting_unit;

@@ -410,6 +410,7 @@ ioffice_import_issued(PG_FUNCTION_ARGS)
 	memset(&req, 0, sizeof(req));
 	req.doc = doc;
 	req.actor = actor;
+	req.agency = agency;
 	req.doc_type = p.doc_type;
 	req.confidentiality = "normal";
 	req.drafting_unit = agency;

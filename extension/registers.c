@@ -59,12 +59,8 @@ static IofficePlan today = {
 	1, {TEXTOID}
 };
 
-static IofficePlan issuing_agency = {
-	NULL,
-	"SELECT u.agency_id, a.code FROM ioffice.person p "
-	"  JOIN ioffice.unit u ON u.id = p.unit_id JOIN ioffice.unit a ON a.id = u.agency_id "
-	" WHERE p.id = $1",
-	1, {INT8OID}
+static IofficePlan agency_code_of = {
+	NULL, "SELECT code FROM ioffice.unit WHERE id = $1", 1, {INT8OID}
 };
 
 static IofficePlan register_given = {
@@ -347,8 +343,8 @@ static IofficePlan date_of_text = {
 };
 
 /*
- * Issue a document under the next number of a register of the clerk's
- * agency (req->actor): number, symbol, identifier, the register columns of
+ * Issue a document under the next number of a register of its agency
+ * (req->agency): number, symbol, identifier, the register columns of
  * the document and the document.issued event.  Used by the issue effect of
  * act(), by the dossier's result and by import_issued().
  */
@@ -357,7 +353,7 @@ ioffice_issue_number(IssueRequest *req)
 {
 	Datum		values[8];
 	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	int64		agency = 0;
+	int64		agency = req->agency;
 	char	   *agency_code;
 	int32		year = 0;
 	char	   *date_text;
@@ -369,10 +365,9 @@ ioffice_issue_number(IssueRequest *req)
 	char	   *symbol;
 	char	   *identifier = NULL;
 
-	values[0] = Int64GetDatum(req->actor);
-	ioffice_exec(&issuing_agency, values, NULL, 1);
-	ioffice_get_int64(0, 1, &agency);
-	agency_code = ioffice_get_text(0, 2);
+	values[0] = Int64GetDatum(agency);
+	ioffice_exec(&agency_code_of, values, NULL, 1);
+	agency_code = ioffice_get_text(0, 1);
 	read_today(&year, &date_text, &issued_on);
 	if (req->issued_on != NULL)
 	{
@@ -447,8 +442,8 @@ ioffice_issue_number(IssueRequest *req)
 }
 
 /*
- * Effect number_and_issue: the clerk's agency (the clerk holds the task)
- * issues the document under the next number of its register.
+ * Effect number_and_issue: the document's agency, whose clerk holds the
+ * task, issues it under the next number of its register.
  */
 void
 ioffice_number_and_issue(ActContext *ctx)
@@ -458,6 +453,7 @@ ioffice_number_and_issue(ActContext *ctx)
 	memset(&req, 0, sizeof(req));
 	req.doc = ctx->doc;
 	req.actor = ctx->actor;
+	req.agency = ctx->agency;
 	req.doc_type = ctx->doc_type;
 	req.confidentiality = ctx->confidentiality;
 	req.drafting_unit = ctx->drafting_unit;

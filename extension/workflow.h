@@ -136,7 +136,8 @@ extern const WfSubject ioffice_document_subject;
 typedef struct IssueRequest
 {
 	int64		doc;
-	int64		actor;			/* the clerk: the issuing agency is theirs */
+	int64		actor;			/* the clerk */
+	int64		agency;			/* the issuing agency: the document's, whose clerk acts */
 	const char *doc_type;
 	const char *confidentiality;
 	int64		drafting_unit;
