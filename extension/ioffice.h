@@ -61,6 +61,7 @@ extern void ioffice_audit_in_chain(const char *chain, int64 actor, int64 on_beha
 								   const char *state_before, const char *state_after,
 								   Jsonb *detail);
 extern char *ioffice_document_chain(int64 doc);
+extern bool ioffice_restoring_dump(void);
 extern void ioffice_audit_hash(const char *chain, int64 seq, bytea *prev_hash, TimestampTz at,
 							   bool has_actor, int64 actor, bool has_behalf, int64 on_behalf_of,
 							   const char *db_role, const char *entity, bool has_entity_id,

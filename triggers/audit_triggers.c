@@ -98,10 +98,9 @@ ioffice_audit_direct(PG_FUNCTION_ARGS)
 				 errmsg("_audit_direct must be called as a trigger")));
 	/*
 	 * The engine audits its own changes, with their meaning.  A dump being
-	 * loaded (pg_dump and pg_restore turn check_function_bodies off, as
-	 * PostgreSQL's own validators know) brings its audit records along.
+	 * loaded brings its audit records along.
 	 */
-	if (ioffice_in_engine() || !check_function_bodies)
+	if (ioffice_in_engine() || ioffice_restoring_dump())
 		return PointerGetDatum(NULL);
 
 	rel = trigdata->tg_relation;

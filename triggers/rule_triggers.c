@@ -204,7 +204,7 @@ ioffice_rule_audit(PG_FUNCTION_ARGS)
 
 	require_trigger(fcinfo, "_rule_audit");
 	/* a dump being loaded brings its own audit records */
-	if (!check_function_bodies)
+	if (ioffice_restoring_dump())
 		return PointerGetDatum(NULL);
 	desc = trigdata->tg_relation->rd_att;
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))

@@ -232,6 +232,50 @@ $$;
 REVOKE ALL ON FUNCTION _check_details(jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION _whole_detail(jsonb, text, numeric, numeric) FROM PUBLIC;
 
+-- A time or date detail (a finite one), or NULL when absent.
+CREATE FUNCTION _time_detail(details jsonb, key text) RETURNS timestamptz
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v timestamptz;
+BEGIN
+    IF details->>key IS NULL THEN
+        RETURN NULL;
+    END IF;
+    BEGIN
+        v := (details->>key)::timestamptz;
+    EXCEPTION WHEN others THEN
+        RAISE EXCEPTION 'details.% "%" is not a time', key, details->>key USING ERRCODE = '22023';
+    END;
+    IF NOT isfinite(v) THEN
+        RAISE EXCEPTION 'details.% must be a real time, not %', key, v USING ERRCODE = '22023';
+    END IF;
+    RETURN v;
+END
+$$;
+CREATE FUNCTION _date_detail(details jsonb, key text) RETURNS date
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v date;
+BEGIN
+    IF details->>key IS NULL THEN
+        RETURN NULL;
+    END IF;
+    BEGIN
+        v := (details->>key)::date;
+    EXCEPTION WHEN others THEN
+        RAISE EXCEPTION 'details.% "%" is not a date', key, details->>key USING ERRCODE = '22023';
+    END;
+    IF NOT isfinite(v) THEN
+        RAISE EXCEPTION 'details.% must be a real date, not %', key, v USING ERRCODE = '22023';
+    END IF;
+    RETURN v;
+END
+$$;
+REVOKE ALL ON FUNCTION _time_detail(jsonb, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _date_detail(jsonb, text) FROM PUBLIC;
+
 CREATE FUNCTION create_outgoing(doc_type text, abstract text, details jsonb DEFAULT '{}')
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -280,12 +324,7 @@ BEGIN
         IF v_details->>'flash_at' IS NULL THEN
             RAISE EXCEPTION 'urgency flash_timed needs details.flash_at' USING ERRCODE = '22023';
         END IF;
-        BEGIN
-            v_flash_at := (v_details->>'flash_at')::timestamptz;
-        EXCEPTION WHEN others THEN
-            RAISE EXCEPTION 'details.flash_at "%" is not a time', v_details->>'flash_at'
-                USING ERRCODE = '22023';
-        END;
+        v_flash_at := ioffice._time_detail(v_details, 'flash_at');
     ELSIF v_details->>'flash_at' IS NOT NULL THEN
         RAISE EXCEPTION 'details.flash_at only goes with urgency flash_timed' USING ERRCODE = '22023';
     END IF;
@@ -302,14 +341,7 @@ BEGIN
     END IF;
     v_pages := ioffice._whole_detail(v_details, 'page_count', 1, 100000);
     v_copies := ioffice._whole_detail(v_details, 'copies', 1, 100000);
-    IF v_details->>'due_date' IS NOT NULL THEN
-        BEGIN
-            v_due := (v_details->>'due_date')::date;
-        EXCEPTION WHEN others THEN
-            RAISE EXCEPTION 'details.due_date "%" is not a date', v_details->>'due_date'
-                USING ERRCODE = '22023';
-        END;
-    END IF;
+    v_due := ioffice._date_detail(v_details, 'due_date');
     IF v_details->>'signer' IS NOT NULL THEN
         SELECT p.id INTO v_signer FROM ioffice.person p
         WHERE p.login = v_details->>'signer' AND p.active;
@@ -471,21 +503,9 @@ BEGIN
     IF v_conf NOT IN ('normal', 'confidential', 'secret', 'top_secret') THEN
         RAISE EXCEPTION 'unknown confidentiality "%"', v_conf USING ERRCODE = '22023';
     END IF;
-    IF v_details->>'due_date' IS NOT NULL THEN
-        BEGIN
-            v_due := (v_details->>'due_date')::date;
-        EXCEPTION WHEN others THEN
-            RAISE EXCEPTION 'details.due_date "%" is not a date', v_details->>'due_date'
-                USING ERRCODE = '22023';
-        END;
-    END IF;
-    IF v_details->>'received_at' IS NOT NULL THEN
-        BEGIN
-            v_received := (v_details->>'received_at')::timestamptz;
-        EXCEPTION WHEN others THEN
-            RAISE EXCEPTION 'details.received_at "%" is not a time', v_details->>'received_at'
-                USING ERRCODE = '22023';
-        END;
+    v_due := ioffice._date_detail(v_details, 'due_date');
+    v_received := ioffice._time_detail(v_details, 'received_at');
+    IF v_received IS NOT NULL THEN
         IF v_received > now() THEN
             RAISE EXCEPTION 'details.received_at is in the future' USING ERRCODE = '22023';
         END IF;

@@ -363,12 +363,8 @@ BEGIN
     -- a dossier received earlier (on paper, or online before the office
     -- opened) is entered with its time; never one in the future
     IF v_details ? 'received_at' THEN
-        BEGIN
-            v_at := (v_details->>'received_at')::timestamptz;
-        EXCEPTION WHEN others THEN
-            RAISE EXCEPTION 'details.received_at must be a timestamp' USING ERRCODE = '22023';
-        END;
-        IF NOT isfinite(v_at) OR v_at > now() OR v_at < '2000-01-01' THEN
+        v_at := coalesce(ioffice._time_detail(v_details, 'received_at'), now());
+        IF v_at > now() OR v_at < '2000-01-01' THEN
             RAISE EXCEPTION 'details.received_at must be a past time' USING ERRCODE = '22023';
         END IF;
     END IF;

@@ -34,6 +34,8 @@ SELECT q, try(q) FROM (VALUES
     ($$SELECT ioffice.create_outgoing('CV', 'x', '{"copies": -3}')$$),
     ($$SELECT ioffice.create_outgoing('CV', 'x', '{"signer": "ghost"}')$$),
     ($$SELECT ioffice.create_outgoing('CV', 'x', '{"due_date": "tomorrow-ish"}')$$),
+    ($$SELECT ioffice.create_outgoing('CV', 'x', '{"due_date": "infinity"}')$$),
+    ($$SELECT ioffice.create_outgoing('CV', 'x', '{"urgency": "flash_timed", "flash_at": "-infinity"}')$$),
     ($$SELECT ioffice.create_outgoing('CV', 'x', '{"recipients": "everyone"}')$$),
     ($$SELECT ioffice.create_outgoing('CV', 'x', '{"recipients": [1]}')$$),
     ($$SELECT ioffice.create_outgoing('CV', 'x', '{"recipients": [""]}')$$),

@@ -87,6 +87,8 @@ SELECT ioffice.register_incoming('CV', 'x', 'y', 'z', :'today'::date + 10);
 \echo :SQLSTATE
 SELECT ioffice.register_incoming('CV', 'x', 'y', 'z', :'today', '{"colour": "red"}');
 \echo :SQLSTATE
+SELECT ioffice.register_incoming('CV', 'x', 'y', 'z', :'today', '{"received_at": "-infinity"}');
+\echo :SQLSTATE
 SELECT ioffice.register_incoming('CV', 'x', 'y', 'z', :'today', '{"urgency": "flash_timed"}');
 \echo :SQLSTATE
 SET ioffice.actor = 'luan';
