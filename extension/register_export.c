@@ -1,10 +1,11 @@
 /*-------------------------------------------------------------------------
  * register_export.c
- *	  register_export(): the outgoing register of a year (sổ đăng ký văn
- *	  bản đi, Decree 30 appendix IV) as a workbook to print and bind, or a
- *	  CSV (written by export.c).
+ *	  register_export(): the outgoing or incoming register of a year (sổ
+ *	  đăng ký văn bản đi / đến, Decree 30 appendix IV) as a workbook to
+ *	  print and bind, or a CSV (written by export.c).
  *
- * The rows come from the view outgoing_register.  This function is
+ * The rows come from the views outgoing_register and incoming_register.
+ * This function is
  * SECURITY DEFINER and its owner, a superuser, is not subject to row-level
  * security, so it decides itself who may export a register and which of
  * its rows they get: a clerk of the register's agency and an admin get
@@ -23,8 +24,8 @@
 #include "export.h"
 #include "ioffice.h"
 
-/* The columns of Decree 30's register, in its order; the view's comments. */
-static const ExportColumn columns[] = {
+/* The columns of Decree 30's registers, in their order; the views' comments. */
+static const ExportColumn outgoing_columns[] = {
 	{"Số, ký hiệu văn bản", 16, EXPORT_TEXT, true},
 	{"Ngày tháng văn bản", 12, EXPORT_DATE, true},
 	{"Tên loại và trích yếu nội dung văn bản", 42, EXPORT_TEXT, false},
@@ -35,6 +36,57 @@ static const ExportColumn columns[] = {
 	{"Ngày chuyển", 12, EXPORT_DATE, true},
 	{"Ký nhận", 12, EXPORT_TEXT, false},	/* signed by hand in the printed book */
 	{"Ghi chú", 16, EXPORT_TEXT, false}
+};
+
+static const ExportColumn incoming_columns[] = {
+	{"Ngày đến", 12, EXPORT_DATE, true},
+	{"Số đến", 8, EXPORT_INT, true},
+	{"Tác giả", 24, EXPORT_TEXT, false},
+	{"Số, ký hiệu", 16, EXPORT_TEXT, true},
+	{"Ngày tháng", 12, EXPORT_DATE, true},
+	{"Tên loại và trích yếu nội dung", 42, EXPORT_TEXT, false},
+	{"Đơn vị hoặc người nhận", 24, EXPORT_TEXT, false},
+	{"Ngày chuyển", 12, EXPORT_DATE, true},
+	{"Ký nhận", 12, EXPORT_TEXT, false},
+	{"Ghi chú", 16, EXPORT_TEXT, false}
+};
+
+static IofficePlan outgoing_rows = {
+	NULL,
+	"SELECT symbol, issued_on, type_and_abstract, signer, recipients, archive_unit, "
+	"       copies, sent_on, receipt, note "
+	"  FROM ioffice.outgoing_register "
+	" WHERE agency_id = $1 AND register_code = $2 AND year = $3 AND ($4 OR NOT confidential) "
+	" ORDER BY number, symbol",
+	4, {INT8OID, TEXTOID, INT4OID, BOOLOID}
+};
+
+static IofficePlan incoming_rows = {
+	NULL,
+	"SELECT received_on, number, sender, sender_symbol, sender_date, type_and_abstract, "
+	"       handlers, assigned_on, receipt, note "
+	"  FROM ioffice.incoming_register "
+	" WHERE agency_id = $1 AND register_code = $2 AND year = $3 AND ($4 OR NOT confidential) "
+	" ORDER BY number",
+	4, {INT8OID, TEXTOID, INT4OID, BOOLOID}
+};
+
+/* What differs between the two books */
+typedef struct RegisterBook
+{
+	const char *direction;
+	const char *title;			/* the book's heading */
+	const char *sheet;
+	const ExportColumn *columns;
+	int			ncolumns;
+	IofficePlan *rows;			/* $1 agency, $2 code, $3 year, $4 every row */
+} RegisterBook;
+
+static const RegisterBook books[] = {
+	{"outgoing", "SỔ ĐĂNG KÝ VĂN BẢN ĐI", "Sổ đăng ký văn bản đi",
+	outgoing_columns, lengthof(outgoing_columns), &outgoing_rows},
+	{"incoming", "SỔ ĐĂNG KÝ VĂN BẢN ĐẾN", "Sổ đăng ký văn bản đến",
+	incoming_columns, lengthof(incoming_columns), &incoming_rows}
 };
 
 static IofficePlan register_info = {
@@ -51,18 +103,8 @@ static IofficePlan register_info = {
 static IofficePlan register_of_year = {
 	NULL,
 	"SELECT name FROM ioffice.register "
-	" WHERE agency_id = $1 AND direction = 'outgoing' AND code = $2 AND year = $3",
-	3, {INT8OID, TEXTOID, INT4OID}
-};
-
-static IofficePlan register_rows = {
-	NULL,
-	"SELECT symbol, issued_on, type_and_abstract, signer, recipients, archive_unit, "
-	"       copies, sent_on, receipt, note "
-	"  FROM ioffice.outgoing_register "
-	" WHERE agency_id = $1 AND register_code = $2 AND year = $3 AND ($4 OR NOT confidential) "
-	" ORDER BY number, symbol",
-	4, {INT8OID, TEXTOID, INT4OID, BOOLOID}
+	" WHERE agency_id = $1 AND direction = $4 AND code = $2 AND year = $3",
+	4, {INT8OID, TEXTOID, INT4OID, TEXTOID}
 };
 
 PG_FUNCTION_INFO_V1(ioffice_register_export);
@@ -80,7 +122,8 @@ ioffice_register_export(PG_FUNCTION_ARGS)
 	char	   *agency_name;
 	int64		person;
 	bool		every_row;
-	Datum		values[3];
+	Datum		values[4];
+	const RegisterBook *book;
 	ExportTable *t;
 	bytea	   *result;
 
@@ -113,12 +156,7 @@ ioffice_register_export(PG_FUNCTION_ARGS)
 	ioffice_get_bool(0, 5, &confidential);
 	agency_name = export_spi_text(0, 6);
 
-	if (strcmp(direction, "outgoing") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("register %lld is an incoming register", (long long) reg),
-				 errdetail("Only outgoing registers can be exported for now: "
-						   "the incoming register view does not exist yet.")));
+	book = strcmp(direction, "incoming") == 0 ? &books[1] : &books[0];
 
 	person = ioffice_resolve_actor(true);
 	every_row = person != 0 &&
@@ -158,6 +196,7 @@ ioffice_register_export(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum(agency);
 	values[1] = CStringGetTextDatum(code);
 	values[2] = Int32GetDatum(year);
+	values[3] = CStringGetTextDatum(book->direction);
 	ioffice_exec(&register_of_year, values, NULL, 1);
 	if (SPI_processed > 0)
 		reg_name = export_spi_text(0, 1);
@@ -167,15 +206,15 @@ ioffice_register_export(PG_FUNCTION_ARGS)
 	t->what = "the register workbook";
 	t->context = psprintf("building the register workbook of register %lld, year %d",
 						  (long long) reg, year);
-	t->sheet = "Sổ đăng ký văn bản đi";
-	t->doc_title = "Sổ đăng ký văn bản đi";
+	t->sheet = book->sheet;
+	t->doc_title = book->sheet;
 	t->doc_subject = psprintf("%s, %s, năm %d", reg_name, agency_name, year);
 	t->footer = "&CTrang &P/&N";
-	t->columns = columns;
-	t->ncolumns = lengthof(columns);
+	t->columns = book->columns;
+	t->ncolumns = book->ncolumns;
 	t->ntitles = 4;
 	t->titles = palloc0(sizeof(ExportTitle) * t->ntitles);
-	t->titles[0].text = "SỔ ĐĂNG KÝ VĂN BẢN ĐI";
+	t->titles[0].text = book->title;
 	t->titles[0].big = true;
 	t->titles[0].height = 24;
 	t->titles[1].text = psprintf("Cơ quan: %s", agency_name);
@@ -192,7 +231,7 @@ ioffice_register_export(PG_FUNCTION_ARGS)
 		args[1] = CStringGetTextDatum(code);
 		args[2] = Int32GetDatum(year);
 		args[3] = BoolGetDatum(every_row);
-		ioffice_exec(&register_rows, args, NULL, 0);
+		ioffice_exec(book->rows, args, NULL, 0);
 		export_add_spi_rows(t);
 	}
 

@@ -17,7 +17,7 @@ COMMENT ON FUNCTION trail_export(bigint, text) IS 'The processing trail (Quá tr
 CREATE FUNCTION register_export(register bigint, year int, format text) RETURNS bytea
     AS 'MODULE_PATHNAME', 'ioffice_register_export'
     LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION register_export(bigint, int, text) IS 'The outgoing register of a year (Sổ đăng ký văn bản đi, Decree 30) as a file to print and bind: xlsx (A4 landscape, headings repeated on every page) or csv (UTF-8 with BOM, CRLF); register may be any year''s row of the register; for its agency''s clerks, admins and ioffice_reader';
+COMMENT ON FUNCTION register_export(bigint, int, text) IS 'The outgoing or incoming register of a year (Sổ đăng ký văn bản đi / đến, Decree 30) as a file to print and bind: xlsx (A4 landscape, headings repeated on every page) or csv (UTF-8 with BOM, CRLF); register may be any year''s row of the register; for its agency''s clerks, admins and ioffice_reader';
 
 -- ---------------------------------------------------------------------------
 -- Certificates, verification, the worker

@@ -168,11 +168,25 @@ EXCEPTION WHEN others THEN
     END IF;
 END
 $$;
+-- the incoming register (sổ đăng ký văn bản đến) from its own view: Decree
+-- 30's columns, one line per arrival number, in order
+SET ioffice.actor = 'thuy';
+SELECT ioffice.register_export(:incoming, :year, 'csv') AS icsv \gset
+SELECT split_part(convert_from(substr(:'icsv'::bytea, 4), 'UTF8'), E'\r\n', 1) AS incoming_headings;
+SELECT count(*) - 1 AS entries,
+       (SELECT count(*) FROM ioffice.incoming_register WHERE register_id = :incoming) AS in_view,
+       array_agg(split_part(l, ',', 2) ORDER BY n) FILTER (WHERE n > 1)
+         = (SELECT array_agg(number::text ORDER BY number) FROM ioffice.incoming_register
+             WHERE register_id = :incoming) AS arrival_numbers_in_order
+FROM regexp_split_to_table(convert_from(substr(:'icsv'::bytea, 4), 'UTF8'), E'\r\n')
+     WITH ORDINALITY AS t(l, n)
+WHERE l <> '';
+SELECT length(ioffice.register_export(:incoming, :year, 'xlsx')) > 0 AS incoming_workbook;
 SET ioffice.actor = 'thuy';
 SELECT t.* FROM (VALUES
     (NULL::bigint, :year, 'csv'), (:reg, NULL, 'csv'), (:reg, :year, NULL),
     (:reg, :year, 'pdf'), (:reg, :year, ' csv'), (:reg, 1899, 'csv'), (:reg, 10000, 'xlsx'),
-    (999999, :year, 'csv'), (-1, :year, 'csv'), (:incoming, :year, 'csv')
+    (999999, :year, 'csv'), (-1, :year, 'csv')
 ) AS a(r, y, f), try_export(a.r, a.y, a.f) AS t;
 -- who may not: another agency's clerk (its own registers it may), a specialist, a
 -- leader, the drafter
