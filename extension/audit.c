@@ -133,7 +133,9 @@ ioffice_audit_hash(const char *chain, int64 seq, bytea *prev_hash, TimestampTz a
 
 /*
  * A row as jsonb for an audit record's detail, without file contents (their
- * SHA-256 stays): the direct-edit and rule-edit triggers describe rows so.
+ * SHA-256 stays) nor an endpoint's secret (the audit is readable by more
+ * people than the secret): the direct-edit and rule-edit triggers describe
+ * rows so.
  * NULL for no row.  The caller is connected to SPI.
  */
 Jsonb *
@@ -148,7 +150,7 @@ ioffice_row_jsonb(HeapTuple tup, TupleDesc desc)
 		return NULL;
 	arg[0] = heap_copy_tuple_as_datum(tup, desc);
 	argtype[0] = desc->tdtypeid;
-	if (SPI_execute_with_args("SELECT pg_catalog.to_jsonb($1) - 'content'", 1, argtype, arg,
+	if (SPI_execute_with_args("SELECT pg_catalog.to_jsonb($1) - '{content,secret}'::text[]", 1, argtype, arg,
 							  NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "ioffice: could not describe a row");
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);

@@ -277,9 +277,25 @@ verify_one(X509_STORE *store, bytea *cms_der, bytea *content)
 		goto done;
 	}
 	/* 1. the signature over these bytes */
+	ERR_clear_error();
 	if (CMS_verify(cms, NULL, store, data, NULL, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) != 1)
 	{
-		v.reason = "content changed";
+		unsigned long err = ERR_peek_last_error();
+
+		/*
+		 * Only a digest or signature mismatch means the bytes changed; a
+		 * signature that cannot be checked at all (no signer certificate in
+		 * it, an unknown algorithm) is not a clerk's tampered file.
+		 */
+		if (ERR_GET_LIB(err) == ERR_LIB_CMS &&
+			(ERR_GET_REASON(err) == CMS_R_VERIFICATION_FAILURE ||
+			 ERR_GET_REASON(err) == CMS_R_CONTENT_VERIFY_ERROR))
+			v.reason = "content changed";
+		else
+			v.reason = psprintf("the signature cannot be checked: %s",
+								ERR_reason_error_string(err) ? ERR_reason_error_string(err)
+								: "unknown error");
+		ERR_clear_error();
 		goto done;
 	}
 	signers = CMS_get0_signers(cms);

@@ -257,6 +257,11 @@ export_csv(const ExportTable *t)
 static void
 xlsx_check(const ExportTable *t, lxw_error err, const char *what)
 {
+	if (err == LXW_ERROR_WORKSHEET_INDEX_OUT_OF_RANGE)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s would have more rows than a worksheet holds (1,048,576)", t->what),
+				 errhint("Export it as csv.")));
 	if (err != LXW_NO_ERROR)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),

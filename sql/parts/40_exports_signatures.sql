@@ -57,6 +57,9 @@ BEGIN
             USING ERRCODE = '22023';
     END IF;
     v_info := ioffice._x509_info(pem);
+    IF v_info.not_before IS NULL OR v_info.not_after IS NULL THEN
+        RAISE EXCEPTION 'the certificate''s validity dates cannot be read' USING ERRCODE = '22023';
+    END IF;
     IF NOT v_info.signs THEN
         RAISE EXCEPTION 'the certificate''s key usage allows no signing' USING ERRCODE = '22023',
               HINT = 'Signing certificates carry keyUsage digitalSignature or nonRepudiation.';
@@ -97,6 +100,7 @@ DECLARE
     v_info record;
     v_id bigint;
 BEGIN
+    PERFORM ioffice._engine_enter();
     IF pem IS NULL THEN
         RAISE EXCEPTION 'a trust anchor needs its PEM text' USING ERRCODE = '22023';
     END IF;
@@ -110,6 +114,7 @@ BEGIN
     RETURNING id INTO v_id;
     PERFORM ioffice._audit('trust_anchor', v_id, 'add', NULL, NULL,
                            jsonb_build_object('subject', v_info.subject));
+    PERFORM ioffice._engine_leave();
     RETURN v_id;
 END
 $$;
@@ -126,6 +131,9 @@ BEGIN
         RAISE EXCEPTION 'a revocation list needs its PEM text' USING ERRCODE = '22023';
     END IF;
     v_info := ioffice._crl_info(pem);
+    IF v_info.this_update IS NULL THEN
+        RAISE EXCEPTION 'the revocation list''s date cannot be read' USING ERRCODE = '22023';
+    END IF;
     INSERT INTO ioffice.crl (pem, issuer, this_update, next_update, serials)
     VALUES (pem, v_info.issuer, v_info.this_update, v_info.next_update, v_info.serials)
     RETURNING id INTO v_id;
@@ -145,6 +153,8 @@ GRANT EXECUTE ON FUNCTION add_trust_anchor(text) TO ioffice_admin;
 GRANT EXECUTE ON FUNCTION add_crl(text) TO ioffice_admin;
 GRANT SELECT ON certificate, trust_anchor, crl TO PUBLIC;
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON certificate
+    FOR EACH ROW EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON trust_anchor
     FOR EACH ROW EXECUTE FUNCTION _audit_direct();
 
 CREATE FUNCTION verify(file bigint)

@@ -19,6 +19,10 @@ INSERT INTO ioffice.endpoint (name, url, secret, events) VALUES
 INSERT INTO ioffice.endpoint (name, url, secret, events, enabled)
 VALUES ('off', 'http://127.0.0.1:9/off', 'off-secret-0123456789', '{*}', false);
 
+-- endpoints are DBAs' decisions on the record, their secrets left out
+SELECT action, detail->'new'->>'url' AS url, detail->'new' ? 'secret' AS secret_recorded
+FROM ioffice.audit WHERE entity = 'endpoint' AND action = 'direct_insert' ORDER BY id DESC LIMIT 2;
+
 -- exact names, prefixes, '*'; a disabled endpoint gets nothing; the prefix
 -- 'app.dossier.*' is a whole word
 SELECT ioffice.emit('app.issued', '{"document": 1}') AS issued,
