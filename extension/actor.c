@@ -42,14 +42,28 @@ static IofficePlan clerk_of = {
 	2, {INT8OID, INT8OID}
 };
 
-static bool
-lookup_login(const char *login, int64 *id)
+/* The active person with this login: false when there is none. */
+bool
+ioffice_lookup_person(const char *login, int64 *id)
 {
 	Datum		values[1];
 
 	values[0] = CStringGetTextDatum(login);
 	ioffice_exec(&person_by_login, values, NULL, 1);
 	return ioffice_get_int64(0, 1, id);
+}
+
+/* The same, for a login a caller named: 42704 when there is none. */
+int64
+ioffice_person_id(const char *login)
+{
+	int64		id = 0;
+
+	if (!ioffice_lookup_person(login, &id))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown person \"%s\"", login)));
+	return id;
 }
 
 /*
@@ -78,7 +92,7 @@ ioffice_resolve_actor(bool missing_ok)
 					 errdetail("ioffice.actor is honoured only for members of ioffice_app."),
 					 errhint("RESET ioffice.actor, or GRANT ioffice_app to the application's role.")));
 		}
-		if (!lookup_login(setting, &id))
+		if (!ioffice_lookup_person(setting, &id))
 		{
 			if (missing_ok)
 				return 0;
@@ -93,7 +107,7 @@ ioffice_resolve_actor(bool missing_ok)
 	{
 		char	   *login = GetUserNameFromId(GetSessionUserId(), false);
 
-		if (!lookup_login(login, &id))
+		if (!ioffice_lookup_person(login, &id))
 		{
 			if (missing_ok)
 				return 0;

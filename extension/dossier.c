@@ -304,10 +304,6 @@ static IofficePlan dossier_for_result = {
 	1, {INT8OID}
 };
 
-static IofficePlan doc_type_exists = {
-	NULL, "SELECT 1 FROM ioffice.doc_type WHERE code = $1", 1, {TEXTOID}
-};
-
 static IofficePlan result_insert = {
 	NULL,
 	"INSERT INTO ioffice.document (workflow, direction, doc_type, abstract, state, agency_id, "
@@ -336,19 +332,6 @@ string_option(ActContext *ctx, const char *key)
 	if (v == NULL || v->type != jbvString)
 		return NULL;
 	return pnstrdup(v->val.string.val, v->val.string.len);
-}
-
-static void
-check_doc_type(const char *doc_type)
-{
-	Datum		values[1];
-
-	values[0] = CStringGetTextDatum(doc_type);
-	ioffice_exec(&doc_type_exists, values, NULL, 1);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("unknown document type \"%s\"", doc_type)));
 }
 
 /*
@@ -396,7 +379,7 @@ ioffice_effect_make_result(ActContext *ctx)
 				 errhint("Modes of a result are vgca and auto.")));
 	if (doc_type == NULL)
 		doc_type = "CV";
-	check_doc_type(doc_type);
+	ioffice_check_doc_type(doc_type);
 
 	values[0] = Int64GetDatum(file_id);
 	values[1] = Int64GetDatum(ctx->doc);
@@ -464,10 +447,6 @@ static IofficePlan result_of = {
 	"  FROM ioffice.dossier d JOIN ioffice.document r ON r.id = d.result_document_id "
 	" WHERE d.id = $1 FOR UPDATE OF r",
 	1, {INT8OID}
-};
-
-static IofficePlan person_id_of = {
-	NULL, "SELECT id FROM ioffice.person WHERE login = $1 AND active", 1, {TEXTOID}
 };
 
 static IofficePlan result_update = {
@@ -572,17 +551,12 @@ ioffice_effect_issue_result(ActContext *ctx)
 
 	if (opt_type)
 	{
-		check_doc_type(opt_type);
+		ioffice_check_doc_type(opt_type);
 		doc_type = opt_type;
 	}
 	if (opt_signer)
 	{
-		values[0] = CStringGetTextDatum(opt_signer);
-		ioffice_exec(&person_id_of, values, NULL, 1);
-		if (!ioffice_get_int64(0, 1, &signer))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("unknown person \"%s\"", opt_signer)));
+		signer = ioffice_person_id(opt_signer);
 	}
 	if (opt_abstract && strspn(opt_abstract, " ") == strlen(opt_abstract))
 		ereport(ERROR,

@@ -153,10 +153,6 @@ static IofficePlan cooperation_open = {
 	8, {INT8OID, INT4OID, TEXTOID, INT8OID, INT8OID, TEXTOID, INT8OID, DATEOID}
 };
 
-static IofficePlan person_by_login = {
-	NULL, "SELECT id FROM ioffice.person WHERE login = $1 AND active", 1, {TEXTOID}
-};
-
 static IofficePlan cooperation_close_own = {
 	NULL,
 	"UPDATE ioffice.task SET status = 'done', processed_at = now(), processing_note = $3, "
@@ -232,12 +228,7 @@ effect_assign_cooperators(ActContext *ctx)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("each cooperator is a login, or an object with a login and a deadline")));
 
-		values[0] = CStringGetTextDatum(login);
-		ioffice_exec(&person_by_login, values, NULL, 1);
-		if (!ioffice_get_int64(0, 1, &person))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("unknown person \"%s\"", login)));
+		person = ioffice_person_id(login);
 		if (person == ctx->receiver)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -242,14 +242,6 @@ static IofficePlan agency_by_code = {
 	NULL, "SELECT id FROM ioffice.unit WHERE code = $1 AND kind = 'agency'", 1, {TEXTOID}
 };
 
-static IofficePlan person_by_login = {
-	NULL, "SELECT id FROM ioffice.person WHERE login = $1 AND active", 1, {TEXTOID}
-};
-
-static IofficePlan doc_type_known = {
-	NULL, "SELECT 1 FROM ioffice.doc_type WHERE code = $1", 1, {TEXTOID}
-};
-
 static IofficePlan claim = {
 	NULL,
 	"INSERT INTO ioffice.import_issued (external_id, payload_sha256, imported_by) "
@@ -286,17 +278,17 @@ static IofficePlan claim_done = {
 };
 
 static int64
-lookup_id(IofficePlan *plan, const char *key, const char *what)
+agency_of_code(const char *code)
 {
 	Datum		values[1];
 	int64		id = 0;
 
-	values[0] = CStringGetTextDatum(key);
-	ioffice_exec(plan, values, NULL, 1);
-	if (SPI_processed == 0 || (plan != &doc_type_known && !ioffice_get_int64(0, 1, &id)))
+	values[0] = CStringGetTextDatum(code);
+	ioffice_exec(&agency_by_code, values, NULL, 1);
+	if (!ioffice_get_int64(0, 1, &id))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("unknown %s \"%s\"", what, key)));
+				 errmsg("unknown agency \"%s\"", code)));
 	return id;
 }
 
@@ -342,13 +334,13 @@ ioffice_import_issued(PG_FUNCTION_ARGS)
 		elog(ERROR, "ioffice: SPI_connect failed");
 	ioffice_engine_enter();
 	actor = ioffice_resolve_actor(false);
-	agency = lookup_id(&agency_by_code, p.agency_code, "agency");
+	agency = agency_of_code(p.agency_code);
 	if (!ioffice_person_is_clerk_of(actor, agency))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("only a clerk of agency %s may register its issued results", p.agency_code)));
-	signer = lookup_id(&person_by_login, p.signer, "person");
-	lookup_id(&doc_type_known, p.doc_type, "document type");
+	signer = ioffice_person_id(p.signer);
+	ioffice_check_doc_type(p.doc_type);
 
 	/* claim the external id; a concurrent claim of the same id waits here */
 	hash = ioffice_sha256((bytea *) cstring_to_text(JsonbToCString(NULL, &payload->root,

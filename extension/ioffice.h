@@ -41,6 +41,8 @@ extern char *ioffice_get_text(int row, int col);
 
 /* actor.c */
 extern int64 ioffice_resolve_actor(bool missing_ok);
+extern bool ioffice_lookup_person(const char *login, int64 *id);
+extern int64 ioffice_person_id(const char *login);
 extern bool ioffice_has_delegation(int64 from_person, int64 to_person);
 extern bool ioffice_person_has_role(int64 person, const char *role);
 extern bool ioffice_person_is_clerk_of(int64 person, int64 agency);
@@ -93,6 +95,7 @@ extern const char *ioffice_detect_file_kind(const unsigned char *data, size_t le
 
 /* registers.c */
 extern char *ioffice_format_number_str(int32 number);
+extern void ioffice_check_doc_type(const char *doc_type);
 extern char *ioffice_symbol_for(int32 number, const char *doc_type, int64 agency,
 								int64 drafting_unit);
 

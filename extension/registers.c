@@ -134,6 +134,24 @@ static IofficePlan unit_agency = {
 	1, {INT8OID}
 };
 
+static IofficePlan doc_type_known = {
+	NULL, "SELECT 1 FROM ioffice.doc_type WHERE code = $1", 1, {TEXTOID}
+};
+
+/* A document type of Decree 30's list (table doc_type), or 42704. */
+void
+ioffice_check_doc_type(const char *doc_type)
+{
+	Datum		values[1];
+
+	values[0] = CStringGetTextDatum(doc_type);
+	ioffice_exec(&doc_type_known, values, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown document type \"%s\"", doc_type)));
+}
+
 /* "05", "15", "129": Decree 30 writes numbers below 10 with a leading zero. */
 char *
 ioffice_format_number_str(int32 number)
