@@ -38,7 +38,8 @@ SELECT jsonb_object_keys(body) AS key FROM ioffice.outbox WHERE id = 1 ORDER BY 
 SELECT body->>'id' = idempotency_key::text AS id_is_the_key,
        body->>'event' = event AS event_named,
        body->'data' AS data,
-       (body->>'at')::timestamptz BETWEEN created_at - interval '1 minute' AND now() AS at_is_utc_now
+       body->>'at' ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$' AS at_written_in_utc,
+       (body->>'at')::timestamptz BETWEEN created_at - interval '1 minute' AND now() AS at_is_now
 FROM ioffice.outbox WHERE id = 1;
 SELECT count(DISTINCT idempotency_key) = count(*) AS keys_unique FROM ioffice.outbox;
 
@@ -79,6 +80,25 @@ SELECT e.name AS endpoint, (o.body->'data'->>'number')::int = :number AS number_
        o.body->'data'->>'symbol' = :'symbol' AS symbol_ok
 FROM ioffice.outbox o JOIN ioffice.endpoint e ON e.id = o.endpoint_id
 WHERE o.event = 'number.taken' ORDER BY e.name;
+-- never a word of confidential ones: a secret document issued, a number
+-- taken from the confidential series
+SET ioffice.actor = 'luan';
+SELECT ioffice.create_outgoing('CV', 'V/v bảo vệ bí mật', '{"confidentiality": "secret"}') AS sdoc \gset
+SELECT ioffice.attach(:sdoc, 'mat.pdf', content) FROM pdf \g /dev/null
+SELECT ioffice.act(:sdoc, 'submit', 'dai') \g /dev/null
+SET ioffice.actor = 'dai';
+SELECT ioffice.act(:sdoc, 'quick_approve') \g /dev/null
+SET ioffice.actor = 'thuy';
+SELECT ioffice.act(:sdoc, 'issue');
+SELECT symbol AS secret_symbol FROM ioffice.document WHERE id = :sdoc \gset
+SELECT symbol AS secret_taken FROM ioffice.take_number(
+    (SELECT id FROM ioffice.register WHERE agency_id = (SELECT id FROM ioffice.unit WHERE code = '000.00.32.H41')
+        AND direction = 'outgoing' AND confidential ORDER BY id LIMIT 1), 'QĐ') \gset
+SELECT :'secret_symbol' LIKE '%-M' AND :'secret_taken' LIKE '%-M' AS both_of_the_secret_series,
+       count(*) AS announced
+FROM ioffice.outbox
+WHERE strpos(body::text, :'secret_symbol') > 0 OR strpos(body::text, :'secret_taken') > 0
+   OR (event = 'document.issued' AND body->'data'->>'document' = :'sdoc');
 RESET ioffice.actor;
 
 -- refusals: the system's own events cannot be faked

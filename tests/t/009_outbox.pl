@@ -173,11 +173,27 @@ is(scalar @r, 4, 'three 503 answers, then delivered on the fourth attempt');
 is(join(',', map { $_->{status} } @r), '503,503,503,200', 'the answers in order');
 # base 200 ms doubling, jitter in [0.5, 1.5): waits of at least 0.1, 0.2, 0.4 s
 my @gap = map { $r[$_]{arrived} - $r[ $_ - 1 ]{arrived} } 1 .. 3;
-ok($gap[0] >= 0.09 && $gap[1] >= 0.19 && $gap[2] >= 0.39,
-	sprintf('the waits grow: %.2f, %.2f, %.2f s', @gap));
+# ... and at most 1.5 times that (plus the worker's own latency)
+ok($gap[0] >= 0.09 && $gap[1] >= 0.19 && $gap[2] >= 0.39
+	  && $gap[0] < 0.3 + 0.5 && $gap[1] < 0.6 + 0.5 && $gap[2] < 1.2 + 0.5,
+	sprintf('the waits grow within their jitter: %.2f, %.2f, %.2f s', @gap));
 is($node->safe_psql('postgres',
 		"SELECT attempts, last_status, last_error IS NULL FROM ioffice.outbox WHERE event = 'test.retry'"),
 	'4|200|t', 'the row counts four attempts');
+
+# the doubling stops at ioffice.outbox_retry_max (2 s here): six failures in
+# a row never wait longer than 2 s × 1.5
+control({ mode => 'fail', status => 503, count => 6 });
+$node->safe_psql('postgres', "SELECT ioffice.emit('test.capped', '{}')");
+$key = $node->safe_psql('postgres',
+	"SELECT idempotency_key FROM ioffice.outbox WHERE event = 'test.capped'");
+wait_delivered('six failures');
+@r = requests_for($key);
+is(scalar @r, 7, 'six 503 answers, then delivered');
+@gap = map { $r[$_]{arrived} - $r[ $_ - 1 ]{arrived} } 1 .. 6;
+cmp_ok((sort { $b <=> $a } @gap)[0], '<', 3.0 + 0.5,
+	sprintf('no wait beyond the cap: %s s', join(', ', map { sprintf('%.2f', $_) } @gap)));
+cmp_ok($gap[5], '>=', 0.99, 'and the last waits at least half the cap');
 
 # --- dead letters and requeueing -------------------------------------------
 $node->safe_psql('postgres', q{
