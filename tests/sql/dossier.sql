@@ -365,6 +365,11 @@ SELECT ioffice.receive_dossier('1.000004.000.00.00.H41', 'Thủ tục dài', '{"
 SELECT code = :'soon' AS is_soon, due_status, status_name, holder
 FROM ioffice.dossier_due WHERE code IN (:'soon', :'later');
 SELECT due_status, count(*) FROM ioffice.dossier_due GROUP BY due_status ORDER BY due_status;
+-- "due soon" means within ioffice.due_soon_days working days: with 60, the
+-- 30-day dossier is due too
+SET ioffice.due_soon_days = 60;
+SELECT count(*) AS due_with_60 FROM ioffice.dossier_due WHERE code IN (:'soon', :'later');
+RESET ioffice.due_soon_days;
 
 CREATE ROLE dossier_app NOLOGIN IN ROLE ioffice_app;
 GRANT ioffice_app TO dossier_app;
