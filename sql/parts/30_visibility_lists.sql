@@ -159,6 +159,11 @@ COMMENT ON COLUMN incoming_register.register_code IS 'Sổ văn bản';
 
 GRANT USAGE ON SCHEMA ioffice TO PUBLIC;
 GRANT SELECT ON ALL TABLES IN SCHEMA ioffice TO PUBLIC;
+-- the directory is everyone's, people's phone numbers and addresses are not
+-- (the notifications read them as the owner)
+REVOKE SELECT ON person FROM PUBLIC;
+GRANT SELECT (id, login, full_name, position, unit_id, active) ON person TO PUBLIC;
+GRANT SELECT ON person TO ioffice_admin;
 GRANT INSERT, UPDATE, DELETE ON workflow, workflow_state, workflow_transition, doc_type,
     register TO ioffice_admin;
 

@@ -151,7 +151,12 @@ REVOKE ALL ON FUNCTION add_crl(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION register_certificate(text, text, text, text) TO ioffice_admin;
 GRANT EXECUTE ON FUNCTION add_trust_anchor(text) TO ioffice_admin;
 GRANT EXECUTE ON FUNCTION add_crl(text) TO ioffice_admin;
-GRANT SELECT ON certificate, trust_anchor, crl TO PUBLIC;
+GRANT SELECT ON trust_anchor, crl TO PUBLIC;
+-- where a key lies in the keystore is the DBAs' business
+REVOKE SELECT ON certificate FROM PUBLIC;
+GRANT SELECT (id, kind, person_id, agency_id, pem, subject, issuer, serial, not_before, not_after,
+              fingerprint, revoked_at, registered_at) ON certificate TO PUBLIC;
+GRANT SELECT ON certificate TO ioffice_admin;
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON certificate
     FOR EACH ROW EXECUTE FUNCTION _audit_direct();
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON trust_anchor

@@ -79,6 +79,16 @@ SELECT ioffice.actor();
 \echo :SQLSTATE
 SELECT ioffice.create_outgoing('CV', 'x');
 \echo :SQLSTATE
+-- the directory is readable, people's phones and e-mail addresses and the
+-- keystore's file names are not
+SELECT login, full_name FROM ioffice.person WHERE login = 'dai';
+SELECT phone FROM ioffice.person;
+\echo :SQLSTATE
+SELECT email FROM ioffice.person;
+\echo :SQLSTATE
+SELECT count(subject) AS certificates FROM ioffice.certificate;
+SELECT key_file FROM ioffice.certificate;
+\echo :SQLSTATE
 RESET SESSION AUTHORIZATION;
 
 -- the trusted application acts for the person it names
