@@ -395,19 +395,12 @@ BEGIN
         (SELECT count(*) FROM ioffice.incoming_list('awaiting_approval')),
         (SELECT count(*) FROM ioffice.incoming_list('delegated')),
         (SELECT count(*) FROM ioffice.incoming_list('transferred')),
-        (SELECT count(*) FROM ioffice.task t JOIN ioffice.document d ON d.id = t.document_id
-         WHERE t.status = 'open' AND t.receiver_id = v_me AND d.direction = 'outgoing'
-           AND d.state = 'reviewing'),
+        (SELECT count(*) FROM ioffice.outgoing_list('awaiting_approval')),
         (SELECT count(*) FROM ioffice.task t JOIN ioffice.document d ON d.id = t.document_id
          WHERE t.status = 'open' AND t.receiver_id = v_me AND d.direction = 'outgoing'
            AND d.state IN ('returned', 'awaiting_issue')),
-        (SELECT count(*) FROM ioffice.task t
-         JOIN ioffice.document d ON d.id = t.document_id
-         JOIN ioffice.delegation g ON g.from_person = t.receiver_id
-         WHERE t.status = 'open' AND g.to_person = v_me AND d.direction = 'outgoing'
-           AND now() >= g.valid_from AND now() < g.valid_until
-           AND EXISTS (SELECT 1 FROM ioffice.workflow_transition w
-                       WHERE w.workflow = d.workflow AND w.from_state = d.state AND w.delegable)),
+        -- the lists' own counts, so that a counter never disagrees with its tab
+        (SELECT count(*) FROM ioffice.outgoing_list('delegated')),
         (SELECT count(*) FROM ioffice.outgoing_list('issued'));
 END
 $$;

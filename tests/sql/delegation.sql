@@ -16,6 +16,15 @@ SELECT ioffice.act(:doc, 'submit', 'loi', 'Trình Chủ tịch');
 SET ioffice.actor = 'kien';
 SELECT document, holder FROM ioffice.outgoing_list('delegated');
 SELECT outgoing_delegated, outgoing_awaiting_approval FROM ioffice.dashboard();
+-- a second, overlapping delegation counts the document once, as the tab does
+SET ioffice.actor = 'loi';
+SELECT ioffice.delegate('kien', now() - interval '2 hours', now() + interval '1 day') AS deleg2 \gset
+SET ioffice.actor = 'kien';
+SELECT outgoing_delegated, (SELECT count(*) FROM ioffice.outgoing_list('delegated')) AS in_the_tab
+FROM ioffice.dashboard();
+RESET ioffice.actor;
+DELETE FROM ioffice.delegation WHERE id = :deleg2;
+SET ioffice.actor = 'kien';
 SELECT ioffice.can_see(:doc) AS kien_sees;
 -- signing is personal and is never delegated
 SELECT ioffice.act(:doc, 'sign');
