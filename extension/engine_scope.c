@@ -124,3 +124,20 @@ ioffice_engine_leave_sql(PG_FUNCTION_ARGS)
 	ioffice_engine_leave();
 	PG_RETURN_VOID();
 }
+
+/*
+ * _outside_engine(): the WHEN clause of the triggers that audit changes made
+ * by hand.  Deciding there, when the row changes, rather than in the
+ * trigger function keeps the engine's own writes from queueing an AFTER
+ * trigger event at all (each costs a stored tuple and a function call at
+ * the end of the statement, under whatever lock the statement holds: the
+ * register row's, for a number).  The answer is the same at both moments,
+ * since an AFTER ROW trigger fires at the end of the statement that queued
+ * it, inside the same scope.
+ */
+PG_FUNCTION_INFO_V1(ioffice_outside_engine_sql);
+Datum
+ioffice_outside_engine_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(!ioffice_in_engine());
+}

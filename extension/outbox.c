@@ -13,10 +13,13 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 
 #include "ioffice.h"
 #include "outbox.h"
@@ -47,6 +50,86 @@ static IofficePlan enqueue_plan = {
 	"                   OR (p LIKE '%.*' AND starts_with($1, left(p, -1))))",
 	2, {TEXTOID, JSONBOID}
 };
+
+/*
+ * The event patterns of the enabled endpoints, kept per backend so that an
+ * event no endpoint takes (every event, while no endpoint is configured)
+ * costs no query: events are queued from inside locked sections, a number's
+ * under its register's row lock.  The statement trigger on endpoint sends a
+ * relcache invalidation of the table, which reaches every backend when the
+ * change commits and this one at its next command; any relcache
+ * invalidation empties the cache (a cache reset arrives as InvalidOid).
+ */
+static List *endpoint_patterns = NIL;
+static bool endpoint_patterns_valid = false;
+static MemoryContext endpoint_patterns_cxt = NULL;
+
+static IofficePlan endpoint_patterns_plan = {
+	NULL,
+	"SELECT DISTINCT p FROM ioffice.endpoint e, unnest(e.events) p WHERE e.enabled",
+	0, {InvalidOid}
+};
+
+static void
+endpoint_patterns_invalidate(Datum arg, Oid relid)
+{
+	endpoint_patterns_valid = false;
+}
+
+static void
+load_endpoint_patterns(void)
+{
+	MemoryContext old;
+	uint64		i;
+
+	if (endpoint_patterns_cxt == NULL)
+	{
+		endpoint_patterns_cxt = AllocSetContextCreate(CacheMemoryContext,
+													  "ioffice endpoint patterns",
+													  ALLOCSET_SMALL_SIZES);
+		CacheRegisterRelcacheCallback(endpoint_patterns_invalidate, (Datum) 0);
+	}
+	MemoryContextReset(endpoint_patterns_cxt);
+	endpoint_patterns = NIL;
+	/* set before reading: an invalidation arriving meanwhile clears it again */
+	endpoint_patterns_valid = true;
+	PG_TRY();
+	{
+		ioffice_exec(&endpoint_patterns_plan, NULL, NULL, 0);
+		old = MemoryContextSwitchTo(endpoint_patterns_cxt);
+		for (i = 0; i < SPI_processed; i++)
+			endpoint_patterns = lappend(endpoint_patterns, ioffice_get_text(i, 1));
+		MemoryContextSwitchTo(old);
+	}
+	PG_CATCH();
+	{
+		endpoint_patterns_valid = false;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/* whether an enabled endpoint takes the event; the same test as enqueue_plan's */
+static bool
+some_endpoint_takes(const char *event)
+{
+	ListCell   *lc;
+
+	if (!endpoint_patterns_valid)
+		load_endpoint_patterns();
+	foreach(lc, endpoint_patterns)
+	{
+		const char *p = lfirst(lc);
+		size_t		len = strlen(p);
+
+		if (strcmp(p, "*") == 0 || strcmp(p, event) == 0)
+			return true;
+		if (len >= 2 && p[len - 2] == '.' && p[len - 1] == '*' &&
+			strncmp(event, p, len - 1) == 0)
+			return true;
+	}
+	return false;
+}
 
 /* event names: lower-case words joined by dots, "dossier.status" */
 static void
@@ -96,6 +179,8 @@ ioffice_outbox_enqueue(const char *event, Jsonb *data)
 						(size_t) VARSIZE(data)),
 				 errdetail("An event carries at most %d bytes; send a reference to large content instead.",
 						   IOFFICE_EVENT_MAX_BYTES)));
+	if (!some_endpoint_takes(event))
+		return 0;
 	values[0] = CStringGetTextDatum(event);
 	values[1] = JsonbPGetDatum(data);
 	ioffice_exec(&enqueue_plan, values, NULL, 0);
@@ -219,4 +304,24 @@ ioffice_wake_worker_sql(PG_FUNCTION_ARGS)
 {
 	ioffice_worker_wake_at_commit();
 	PG_RETURN_VOID();
+}
+
+/*
+ * _endpoints_changed(): statement trigger on endpoint.  Every backend's
+ * cache of the endpoints' event patterns is emptied when the change commits
+ * (this backend's at its next command).
+ */
+PG_FUNCTION_INFO_V1(ioffice_endpoints_changed);
+Datum
+ioffice_endpoints_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("_endpoints_changed must be called as a trigger")));
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+	endpoint_patterns_valid = false;
+	return PointerGetDatum(NULL);
 }

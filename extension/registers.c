@@ -17,7 +17,11 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "access/xact.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/timestamp.h"
 
 #include "outbox.h"
 #include "workflow.h"
@@ -49,14 +53,6 @@ static IofficePlan symbol_parts = {
 	"       (SELECT abbr FROM ioffice.unit WHERE id = $3 AND id <> $2), "
 	"       EXISTS (SELECT 1 FROM ioffice.doc_type WHERE code = $1)",
 	3, {TEXTOID, INT8OID, INT8OID}
-};
-
-static IofficePlan today = {
-	NULL,
-	"SELECT extract(year FROM now() AT TIME ZONE $1)::int, "
-	"       to_char(now() AT TIME ZONE $1, 'YYYY/MM/DD'), "
-	"       (now() AT TIME ZONE $1)::date",
-	1, {TEXTOID}
 };
 
 static IofficePlan agency_code_of = {
@@ -113,11 +109,23 @@ static IofficePlan mark_issued = {
 	8, {INT8OID, INT8OID, INT4OID, INT4OID, TEXTOID, DATEOID, TEXTOID, INT8OID}
 };
 
-static IofficePlan number_taken_insert = {
+/*
+ * take_number's number and its register entry in one statement: from the
+ * UPDATE on, the register row is locked until commit, and every statement
+ * run under that lock (executor start, end, after-trigger queue) delays
+ * every other clerk of the register.  The symbol is the number, written as
+ * compose_symbol() writes it, and the tail read before the lock.
+ */
+static IofficePlan take_and_enter = {
 	NULL,
+	"WITH n AS (UPDATE ioffice.register SET next_number = next_number + 1 WHERE id = $1 "
+	"           RETURNING next_number - 1 AS number) "
 	"INSERT INTO ioffice.number_taken (register_id, number, symbol, doc_type, drafting_unit_id, "
-	"                                  taken_by, taken_on) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-	7, {INT8OID, INT4OID, TEXTOID, TEXTOID, INT8OID, INT8OID, DATEOID}
+	"                                  taken_by, taken_on) "
+	"SELECT $1, n.number, CASE WHEN n.number < 10 THEN '0' ELSE '' END || n.number || '/' || $2, "
+	"       $3, $4, $5, $6 FROM n "
+	"RETURNING number, symbol",
+	6, {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, DATEOID}
 };
 
 static IofficePlan mark_arrived = {
@@ -193,12 +201,11 @@ read_symbol_parts(const char *doc_type, int64 agency, int64 drafting_unit, Symbo
  * (confidential series: 03/QĐ-UBND-M).
  */
 static char *
-compose_symbol(int32 number, const SymbolParts *p)
+symbol_tail(const SymbolParts *p)
 {
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "%02d/", number);
 	if (p->type_abbr != NULL)
 		appendStringInfo(&buf, "%s-%s", p->type_abbr, p->agency_abbr);
 	else if (p->unit_abbr != NULL)
@@ -208,6 +215,12 @@ compose_symbol(int32 number, const SymbolParts *p)
 	if (p->suffix != NULL)
 		appendStringInfo(&buf, "-%s", p->suffix);
 	return buf.data;
+}
+
+static char *
+compose_symbol(int32 number, const SymbolParts *p)
+{
+	return psprintf("%02d/%s", number, symbol_tail(p));
 }
 
 /* The symbol of a number of the agency's ordinary series (SQL build_symbol). */
@@ -220,17 +233,22 @@ ioffice_symbol_for(int32 number, const char *doc_type, int64 agency, int64 draft
 	return compose_symbol(number, &parts);
 }
 
+/* The transaction's date in ioffice.timezone: its year and "YYYY/MM/DD". */
 static void
 read_today(int32 *year, char **date_text, Datum *date)
 {
-	Datum		values[1];
-	bool		isnull;
+	Datum		local = DirectFunctionCall2(timestamptz_zone,
+											CStringGetTextDatum(ioffice_timezone_setting),
+											TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
+	DateADT		day = DatumGetDateADT(DirectFunctionCall1(timestamp_date, local));
+	int			y,
+				m,
+				d;
 
-	values[0] = CStringGetTextDatum(ioffice_timezone_setting);
-	ioffice_exec(&today, values, NULL, 1);
-	ioffice_get_int32(0, 1, year);
-	*date_text = ioffice_get_text(0, 2);
-	*date = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+	j2date(day + POSTGRES_EPOCH_JDATE, &y, &m, &d);
+	*year = y;
+	*date_text = psprintf("%04d/%02d/%02d", y, m, d);
+	*date = DateADTGetDatum(day);
 }
 
 /*
@@ -575,8 +593,8 @@ ioffice_take_number(PG_FUNCTION_ARGS)
 	SymbolParts parts;
 	int32		number;
 	char	   *symbol;
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	JsonbBuild *detail;
 	Datum		out[2];
 	bool		out_nulls[2] = {false, false};
@@ -625,18 +643,18 @@ ioffice_take_number(PG_FUNCTION_ARGS)
 	read_symbol_parts(doc_type, reg.agency, drafting_unit, &parts);
 	parts.suffix = reg.suffix;
 
-	number = take_next_number(reg.id);
-	symbol = compose_symbol(number, &parts);
-
 	values[0] = Int64GetDatum(reg.id);
-	values[1] = Int32GetDatum(number);
-	values[2] = CStringGetTextDatum(symbol);
-	values[3] = CStringGetTextDatum(doc_type);
-	values[4] = Int64GetDatum(drafting_unit);
-	nulls[4] = drafting_unit ? ' ' : 'n';
-	values[5] = Int64GetDatum(actor);
-	values[6] = date;
-	ioffice_exec(&number_taken_insert, values, nulls, 0);
+	values[1] = CStringGetTextDatum(symbol_tail(&parts));
+	values[2] = CStringGetTextDatum(doc_type);
+	values[3] = Int64GetDatum(drafting_unit);
+	nulls[3] = drafting_unit ? ' ' : 'n';
+	values[4] = Int64GetDatum(actor);
+	values[5] = date;
+	ioffice_exec(&take_and_enter, values, nulls, 0);
+	if (SPI_processed != 1)
+		elog(ERROR, "ioffice: register %lld vanished while taking a number", (long long) reg.id);
+	ioffice_get_int32(0, 1, &number);
+	symbol = ioffice_get_text(0, 2);
 
 	detail = ioffice_jsonb_begin();
 	ioffice_jsonb_add_int(detail, "number", number);

@@ -158,9 +158,9 @@ GRANT SELECT (id, kind, person_id, agency_id, pem, subject, issuer, serial, not_
               fingerprint, revoked_at, registered_at) ON certificate TO PUBLIC;
 GRANT SELECT ON certificate TO ioffice_admin;
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON certificate
-    FOR EACH ROW EXECUTE FUNCTION _audit_direct();
+    FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON trust_anchor
-    FOR EACH ROW EXECUTE FUNCTION _audit_direct();
+    FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
 
 CREATE FUNCTION verify(file bigint)
     RETURNS TABLE (signer text, kind text, signed_at timestamptz, subject text, valid boolean, reason text)

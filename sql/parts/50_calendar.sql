@@ -21,7 +21,7 @@ SELECT pg_catalog.pg_extension_config_dump('holiday', '');
 GRANT SELECT ON holiday TO PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON holiday TO ioffice_admin;
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON holiday
-    FOR EACH ROW EXECUTE FUNCTION _audit_direct();
+    FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
 CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON holiday
     FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 

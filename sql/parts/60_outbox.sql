@@ -151,9 +151,14 @@ END
 $$;
 CREATE TRIGGER wake_worker AFTER INSERT OR UPDATE ON endpoint
     FOR EACH STATEMENT EXECUTE FUNCTION _endpoint_changed();
+-- backends keep the enabled endpoints' event patterns (extension/outbox.c)
+CREATE FUNCTION _endpoints_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'ioffice_endpoints_changed' LANGUAGE C;
+CREATE TRIGGER invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON endpoint
+    FOR EACH STATEMENT EXECUTE FUNCTION _endpoints_changed();
 -- where events go is a DBA's decision on the record (the secret left out)
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON endpoint
-    FOR EACH ROW EXECUTE FUNCTION _audit_direct();
+    FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
 
 -- Delivered events are kept (what was sent, when, after how many attempts)
 -- until a DBA purges them; dead and pending ones are never purged.
