@@ -340,7 +340,8 @@ ioffice_audit_verify(PG_FUNCTION_ARGS)
 
 	/*
 	 * The chains to walk: all of them, or those holding a record of the
-	 * entity, plus the entity's own chain (which may have lost every record).
+	 * entity, plus the entity's own chain (which may have lost every record)
+	 * and, for a register, its numbers' chain.
 	 */
 	args[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
 	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
@@ -351,7 +352,8 @@ ioffice_audit_verify(PG_FUNCTION_ARGS)
 									   "  SELECT DISTINCT chain FROM ioffice.audit "
 									   "   WHERE ($1 IS NULL OR entity = $1) "
 									   "     AND ($2 IS NULL OR entity_id = $2) "
-									   "  UNION SELECT $1 || ':' || $2 WHERE $2 IS NOT NULL) "
+									   "  UNION SELECT $1 || ':' || $2 WHERE $2 IS NOT NULL "
+									   "  UNION SELECT 'numbers:' || $2 WHERE $1 = 'register' AND $2 IS NOT NULL) "
 									   "SELECT a.id, a.chain, a.seq, a.prev_hash, a.hash, a.at, "
 									   "       a.actor_id, a.on_behalf_of, a.db_role, a.entity, "
 									   "       a.entity_id, a.action, a.state_before, a.state_after, "
@@ -477,13 +479,18 @@ ioffice_audit_verify(PG_FUNCTION_ARGS)
 									   PG_GETARG_INT64(1));
 
 			in_scope = strcmp(own, e->chain) == 0;
+			if (!in_scope && strcmp(text_to_cstring(PG_GETARG_TEXT_PP(0)), "register") == 0)
+				in_scope = strcmp(psprintf("numbers:" INT64_FORMAT, PG_GETARG_INT64(1)),
+								  e->chain) == 0;
 		}
 		else if (!whole)
 		{
-			/* every chain of the entity's kind: "document:" */
-			char	   *prefix = psprintf("%s:", text_to_cstring(PG_GETARG_TEXT_PP(0)));
+			/* every chain of the entity's kind: "document:" (registers: and "numbers:") */
+			char	   *kind = text_to_cstring(PG_GETARG_TEXT_PP(0));
+			char	   *prefix = psprintf("%s:", kind);
 
-			in_scope = strncmp(prefix, e->chain, strlen(prefix)) == 0;
+			in_scope = strncmp(prefix, e->chain, strlen(prefix)) == 0 ||
+				(strcmp(kind, "register") == 0 && strncmp("numbers:", e->chain, 8) == 0);
 		}
 		if (in_scope && !e->seen)
 			report(&vs, false, 0, "chain %s, sealed at position " INT64_FORMAT " in checkpoint " INT64_FORMAT

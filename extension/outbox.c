@@ -12,6 +12,8 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
@@ -19,6 +21,7 @@
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
 #include "ioffice.h"
@@ -57,12 +60,18 @@ static IofficePlan enqueue_plan = {
  * costs no query: events are queued from inside locked sections, a number's
  * under its register's row lock.  The statement trigger on endpoint sends a
  * relcache invalidation of the table, which reaches every backend when the
- * change commits and this one at its next command; any relcache
- * invalidation empties the cache (a cache reset arrives as InvalidOid).
+ * change commits and this one at its next command (the cache is emptied
+ * by that table's invalidation, or by a cache reset, which arrives as
+ * InvalidOid).  Pending invalidations are taken before each use: a long
+ * transaction may already hold every lock it needs, and a lock that is
+ * already held takes none.  A transaction reading from one snapshot
+ * (REPEATABLE READ, SERIALIZABLE) asks the table each time: a cache loaded
+ * from its old snapshot would outlive the invalidation it consumed.
  */
 static List *endpoint_patterns = NIL;
 static bool endpoint_patterns_valid = false;
 static MemoryContext endpoint_patterns_cxt = NULL;
+static Oid	endpoint_relid = InvalidOid;
 
 static IofficePlan endpoint_patterns_plan = {
 	NULL,
@@ -73,7 +82,8 @@ static IofficePlan endpoint_patterns_plan = {
 static void
 endpoint_patterns_invalidate(Datum arg, Oid relid)
 {
-	endpoint_patterns_valid = false;
+	if (relid == InvalidOid || relid == endpoint_relid)
+		endpoint_patterns_valid = false;
 }
 
 static void
@@ -91,6 +101,7 @@ load_endpoint_patterns(void)
 	}
 	MemoryContextReset(endpoint_patterns_cxt);
 	endpoint_patterns = NIL;
+	endpoint_relid = get_relname_relid("endpoint", get_namespace_oid("ioffice", false));
 	/* set before reading: an invalidation arriving meanwhile clears it again */
 	endpoint_patterns_valid = true;
 	PG_TRY();
@@ -109,12 +120,15 @@ load_endpoint_patterns(void)
 	PG_END_TRY();
 }
 
-/* whether an enabled endpoint takes the event; the same test as enqueue_plan's */
+/* false when no enabled endpoint takes the event (the test of enqueue_plan), else true */
 static bool
 some_endpoint_takes(const char *event)
 {
 	ListCell   *lc;
 
+	if (IsolationUsesXactSnapshot())
+		return true;			/* enqueue_plan decides, from the snapshot */
+	AcceptInvalidationMessages();
 	if (!endpoint_patterns_valid)
 		load_endpoint_patterns();
 	foreach(lc, endpoint_patterns)

@@ -13,11 +13,13 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/sha2.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
-#include "access/xact.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
@@ -33,6 +35,7 @@ typedef struct SymbolParts
 	char	   *agency_abbr;
 	char	   *unit_abbr;		/* NULL when the agency drafted it itself */
 	char	   *suffix;			/* of the register's series, or NULL */
+	int64		unit_agency;	/* the drafting unit's agency; 0: no such unit */
 } SymbolParts;
 
 /* A register row of the current year, with what numbering needs. */
@@ -51,7 +54,8 @@ static IofficePlan symbol_parts = {
 	"SELECT (SELECT abbr FROM ioffice.doc_type WHERE code = $1), "
 	"       (SELECT abbr FROM ioffice.unit WHERE id = $2), "
 	"       (SELECT abbr FROM ioffice.unit WHERE id = $3 AND id <> $2), "
-	"       EXISTS (SELECT 1 FROM ioffice.doc_type WHERE code = $1)",
+	"       EXISTS (SELECT 1 FROM ioffice.doc_type WHERE code = $1), "
+	"       (SELECT agency_id FROM ioffice.unit WHERE id = $3)",
 	3, {TEXTOID, INT8OID, INT8OID}
 };
 
@@ -59,12 +63,17 @@ static IofficePlan agency_code_of = {
 	NULL, "SELECT code FROM ioffice.unit WHERE id = $1", 1, {INT8OID}
 };
 
+/* a register given by id, and its row of the year if there is one yet */
 static IofficePlan register_given = {
 	NULL,
 	"SELECT r.agency_id, r.direction, r.code, r.confidential, "
-	"       r.doc_types IS NULL OR $2 = ANY (r.doc_types) "
-	"  FROM ioffice.register r WHERE r.id = $1",
-	2, {INT8OID, TEXTOID}
+	"       r.doc_types IS NULL OR $2 = ANY (r.doc_types), "
+	"       y.id, y.confidential, y.symbol_suffix "
+	"  FROM ioffice.register r "
+	"  LEFT JOIN ioffice.register y ON y.agency_id = r.agency_id AND y.direction = r.direction "
+	"        AND y.code = r.code AND y.year = $3 "
+	" WHERE r.id = $1",
+	3, {INT8OID, TEXTOID, INT4OID}
 };
 
 static IofficePlan register_of_year = {
@@ -110,13 +119,46 @@ static IofficePlan mark_issued = {
 };
 
 /*
- * take_number's number and its register entry in one statement: from the
- * UPDATE on, the register row is locked until commit, and every statement
- * run under that lock (executor start, end, after-trigger queue) delays
- * every other clerk of the register.  The symbol is the number, written as
- * compose_symbol() writes it, and the tail read before the lock.
+ * take_number's number, its register entry and its audit record in one
+ * statement: from the UPDATE on, the register row is locked until commit,
+ * and every statement run under that lock (executor start and end, trigger
+ * queue, a chain-head lookup) delays every other clerk of the register.
+ * The record is the next of the chain "numbers:<register>", whose end the
+ * register row keeps: the UPDATE reads it from the row version it locked
+ * (a separate query would need its own snapshot, taken after the lock) and
+ * hashes the record there.  The detail {number, symbol, doc_type} comes
+ * from one function, used for the hash and for the row alike; the symbol is
+ * the number as format_number() writes it and the tail read before the lock.
+ * Only this statement writes that chain, always under the row's lock.
  */
-static IofficePlan take_and_enter = {
+static IofficePlan take_and_record = {
+	NULL,
+	"WITH n AS ("
+	"  UPDATE ioffice.register r "
+	"     SET next_number = r.next_number + 1, numbers_seq = r.numbers_seq + 1, "
+	"         numbers_prev = r.numbers_head, "
+	"         numbers_head = ioffice._number_record_hash(r.numbers_head, r.numbers_seq + 1, r.id, $5, "
+	"                            ioffice._number_detail(r.next_number, $2, $3)) "
+	"   WHERE r.id = $1 "
+	"  RETURNING r.next_number - 1 AS number, r.numbers_seq AS seq, r.numbers_prev AS prev, "
+	"            r.numbers_head AS head), "
+	"d AS (SELECT n.*, ioffice._number_detail(n.number, $2, $3) AS detail FROM n), "
+	"e AS (INSERT INTO ioffice.number_taken (register_id, number, symbol, doc_type, "
+	"                                        drafting_unit_id, taken_by, taken_on) "
+	"      SELECT $1, d.number, d.detail->>'symbol', $3, $4, $5, $6 FROM d) "
+	"INSERT INTO ioffice.audit (at, actor_id, db_role, entity, entity_id, action, detail, "
+	"                           chain, seq, prev_hash, hash) "
+	"SELECT now(), $5, session_user, 'register', $1, 'take_number', d.detail, "
+	"       'numbers:' || $1, d.seq, d.prev, d.head FROM d "
+	"RETURNING (detail->>'number')::int, detail->>'symbol'",
+	6, {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, DATEOID}
+};
+
+/*
+ * The same without the chain (ioffice.audit_chaining off, for measuring
+ * the chaining's cost): the number and its entry, then the record.
+ */
+static IofficePlan take_and_enter_unchained = {
 	NULL,
 	"WITH n AS (UPDATE ioffice.register SET next_number = next_number + 1 WHERE id = $1 "
 	"           RETURNING next_number - 1 AS number) "
@@ -134,12 +176,6 @@ static IofficePlan mark_arrived = {
 	"       received_at = coalesce(received_at, now()), drafter_id = coalesce(drafter_id, $5) "
 	" WHERE id = $1",
 	5, {INT8OID, INT8OID, INT4OID, INT4OID, INT8OID}
-};
-
-static IofficePlan unit_agency = {
-	NULL,
-	"SELECT agency_id FROM ioffice.unit WHERE id = $1",
-	1, {INT8OID}
 };
 
 static IofficePlan doc_type_known = {
@@ -183,6 +219,8 @@ read_symbol_parts(const char *doc_type, int64 agency, int64 drafting_unit, Symbo
 	parts->agency_abbr = ioffice_get_text(0, 2);
 	parts->unit_abbr = ioffice_get_text(0, 3);
 	parts->suffix = NULL;
+	parts->unit_agency = 0;
+	ioffice_get_int64(0, 5, &parts->unit_agency);
 	ioffice_get_bool(0, 4, &type_known);
 	if (!type_known)
 		ereport(ERROR,
@@ -221,6 +259,18 @@ static char *
 compose_symbol(int32 number, const SymbolParts *p)
 {
 	return psprintf("%02d/%s", number, symbol_tail(p));
+}
+
+/* take_number's audit detail: {number, symbol, doc_type} */
+static Jsonb *
+number_detail(int32 number, const char *tail, const char *doc_type)
+{
+	JsonbBuild *b = ioffice_jsonb_begin();
+
+	ioffice_jsonb_add_int(b, "number", number);
+	ioffice_jsonb_add_text(b, "symbol", psprintf("%s/%s", ioffice_format_number_str(number), tail));
+	ioffice_jsonb_add_text(b, "doc_type", doc_type);
+	return ioffice_jsonb_end(b);
 }
 
 /* The symbol of a number of the agency's ordinary series (SQL build_symbol). */
@@ -273,6 +323,7 @@ find_register_year(int64 given, int64 agency, const char *direction, const char 
 
 		values[0] = Int64GetDatum(given);
 		values[1] = CStringGetTextDatum(doc_type);
+		values[2] = Int32GetDatum(year);
 		ioffice_exec(&register_given, values, NULL, 1);
 		if (SPI_processed == 0)
 			ereport(ERROR,
@@ -301,6 +352,16 @@ find_register_year(int64 given, int64 agency, const char *direction, const char 
 							confidential ? "confidential" : "ordinary"),
 					 errdetail("Decree 30 numbers confidential documents in their own series.")));
 		agency = reg_agency;
+		/* the year's row already open: no second lookup */
+		if (ioffice_get_int64(0, 6, &out->id))
+		{
+			out->agency = agency;
+			out->code = code;
+			out->year = year;
+			ioffice_get_bool(0, 7, &out->confidential);
+			out->suffix = ioffice_get_text(0, 8);
+			return;
+		}
 	}
 	else
 	{
@@ -595,7 +656,6 @@ ioffice_take_number(PG_FUNCTION_ARGS)
 	char	   *symbol;
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	JsonbBuild *detail;
 	Datum		out[2];
 	bool		out_nulls[2] = {false, false};
 
@@ -623,25 +683,21 @@ ioffice_take_number(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("only a clerk of the register's agency may take its numbers")));
+	read_symbol_parts(doc_type, reg.agency, drafting_unit, &parts);
+	parts.suffix = reg.suffix;
 	if (drafting_unit != 0)
 	{
-		int64		unit_agency_id = 0;
-
-		values[0] = Int64GetDatum(drafting_unit);
-		ioffice_exec(&unit_agency, values, NULL, 1);
-		if (!ioffice_get_int64(0, 1, &unit_agency_id))
+		if (parts.unit_agency == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("unknown unit %lld", (long long) drafting_unit)));
 		/* the symbol names the drafting unit of the issuing agency */
-		if (unit_agency_id != reg.agency)
+		if (parts.unit_agency != reg.agency)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unit %lld does not belong to the agency of register %lld",
 							(long long) drafting_unit, (long long) given)));
 	}
-	read_symbol_parts(doc_type, reg.agency, drafting_unit, &parts);
-	parts.suffix = reg.suffix;
 
 	values[0] = Int64GetDatum(reg.id);
 	values[1] = CStringGetTextDatum(symbol_tail(&parts));
@@ -650,18 +706,19 @@ ioffice_take_number(PG_FUNCTION_ARGS)
 	nulls[3] = drafting_unit ? ' ' : 'n';
 	values[4] = Int64GetDatum(actor);
 	values[5] = date;
-	ioffice_exec(&take_and_enter, values, nulls, 0);
+	ioffice_exec(ioffice_audit_chaining ? &take_and_record : &take_and_enter_unchained,
+				 values, nulls, 0);
 	if (SPI_processed != 1)
-		elog(ERROR, "ioffice: register %lld vanished while taking a number", (long long) reg.id);
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("register %lld was removed while its number was being taken",
+						(long long) reg.id)));
 	ioffice_get_int32(0, 1, &number);
 	symbol = ioffice_get_text(0, 2);
-
-	detail = ioffice_jsonb_begin();
-	ioffice_jsonb_add_int(detail, "number", number);
-	ioffice_jsonb_add_text(detail, "symbol", symbol);
-	ioffice_jsonb_add_text(detail, "doc_type", doc_type);
-	ioffice_audit_in_chain(psprintf("register:" INT64_FORMAT, reg.id), actor, 0, "register",
-						   reg.id, "take_number", NULL, NULL, ioffice_jsonb_end(detail));
+	if (!ioffice_audit_chaining)
+		ioffice_audit_in_chain(psprintf("numbers:" INT64_FORMAT, reg.id), actor, 0, "register",
+							   reg.id, "take_number", NULL, NULL,
+							   number_detail(number, symbol_tail(&parts), doc_type));
 	if (!reg.confidential)
 	{
 		JsonbBuild *event = ioffice_jsonb_begin();
@@ -719,4 +776,56 @@ ioffice_build_symbol(PG_FUNCTION_ARGS)
 	memcpy(VARDATA(result), symbol, strlen(symbol));
 	SPI_finish();
 	PG_RETURN_TEXT_P(result);
+}
+
+/*
+ * _number_detail(number, symbol_tail, doc_type) → jsonb and
+ * _number_record_hash(prev, seq, register, actor, detail) → bytea: the
+ * detail and the hash of take_number's audit record, for its one statement
+ * (take_and_record).  The hash is the one ioffice_audit_in_chain() gives the
+ * same record, so audit_verify() checks it like any other.
+ */
+PG_FUNCTION_INFO_V1(ioffice_number_detail);
+Datum
+ioffice_number_detail(PG_FUNCTION_ARGS)
+{
+	int32		number = PG_GETARG_INT32(0);
+
+	if (number < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a register number is 1 or more, not %d", number)));
+	PG_RETURN_JSONB_P(number_detail(number, text_to_cstring(PG_GETARG_TEXT_PP(1)),
+									text_to_cstring(PG_GETARG_TEXT_PP(2))));
+}
+
+PG_FUNCTION_INFO_V1(ioffice_number_record_hash);
+Datum
+ioffice_number_record_hash(PG_FUNCTION_ARGS)
+{
+	bytea	   *prev = PG_ARGISNULL(0) ? NULL : PG_GETARG_BYTEA_PP(0);
+	int64		seq;
+	int64		reg;
+	int64		actor;
+	Jsonb	   *detail;
+	uint8		hash[PG_SHA256_DIGEST_LENGTH];
+	bytea	   *out;
+
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3) || PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("_number_record_hash needs a position, a register, an actor and a detail")));
+	seq = PG_GETARG_INT64(1);
+	reg = PG_GETARG_INT64(2);
+	actor = PG_GETARG_INT64(3);
+	detail = PG_GETARG_JSONB_P(4);
+	ioffice_audit_hash(psprintf("numbers:" INT64_FORMAT, reg), seq, prev,
+					   GetCurrentTransactionStartTimestamp(), true, actor, false, 0,
+					   GetUserNameFromId(GetSessionUserId(), false), "register", true, reg,
+					   "take_number", NULL, NULL,
+					   JsonbToCString(NULL, &detail->root, VARSIZE(detail)), hash);
+	out = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	SET_VARSIZE(out, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	memcpy(VARDATA(out), hash, PG_SHA256_DIGEST_LENGTH);
+	PG_RETURN_BYTEA_P(out);
 }

@@ -193,6 +193,13 @@ CREATE TABLE register (
     -- the register row is the counter: updating it takes the row lock that
     -- makes numbering gapless (a rolled-back transaction gives it back)
     next_number int NOT NULL DEFAULT 1 CHECK (next_number >= 1),
+    -- the end of the audit chain 'numbers:<id>' of this row's take_number
+    -- records (seq, the previous record's hash, the last one's): kept here,
+    -- so that a number, its entry and its audit record are written by one
+    -- statement under the row's lock (extension/registers.c)
+    numbers_seq  bigint NOT NULL DEFAULT 0 CHECK (numbers_seq >= 0),
+    numbers_prev bytea,
+    numbers_head bytea,
     UNIQUE (agency_id, direction, code, year)
 );
 COMMENT ON TABLE register IS 'Numbering registers (sổ văn bản), one row per register and year';

@@ -34,6 +34,7 @@ REVOKE ALL ON FUNCTION _engine_leave() FROM PUBLIC;
 -- an audited table must be able to call it
 CREATE FUNCTION _outside_engine() RETURNS boolean
     AS 'MODULE_PATHNAME', 'ioffice_outside_engine_sql' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+GRANT EXECUTE ON FUNCTION _outside_engine() TO PUBLIC;
 
 CREATE FUNCTION audit_verify(entity text DEFAULT NULL, entity_id bigint DEFAULT NULL)
     RETURNS TABLE (audit_id bigint, problem text)
@@ -147,6 +148,16 @@ CREATE FUNCTION _take_arrival(doc bigint, register bigint DEFAULT NULL) RETURNS 
     AS 'MODULE_PATHNAME', 'ioffice_take_arrival_sql'
     LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION _take_arrival(bigint, bigint) FROM PUBLIC;
+
+-- take_number's audit record, computed inside its one statement
+-- (extension/registers.c); not granted to PUBLIC
+CREATE FUNCTION _number_detail(number int, symbol_tail text, doc_type text) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'ioffice_number_detail' LANGUAGE C IMMUTABLE STRICT;
+CREATE FUNCTION _number_record_hash(prev bytea, seq bigint, register bigint, actor bigint,
+                                    detail jsonb) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'ioffice_number_record_hash' LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION _number_detail(int, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _number_record_hash(bytea, bigint, bigint, bigint, jsonb) FROM PUBLIC;
 
 CREATE FUNCTION build_symbol(number int, doc_type text, agency bigint, drafting_unit bigint)
     RETURNS text

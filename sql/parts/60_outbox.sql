@@ -156,6 +156,8 @@ CREATE FUNCTION _endpoints_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'ioffice_endpoints_changed' LANGUAGE C;
 CREATE TRIGGER invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON endpoint
     FOR EACH STATEMENT EXECUTE FUNCTION _endpoints_changed();
+-- also when a DBA or replication writes with session_replication_role = replica
+ALTER TABLE endpoint ENABLE ALWAYS TRIGGER invalidate;
 -- where events go is a DBA's decision on the record (the secret left out)
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON endpoint
     FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();

@@ -31,8 +31,32 @@ SELECT ioffice.act(:doc, 'issue');
 SELECT number = :next + 3 AS follows_taken FROM ioffice.document WHERE id = :doc;
 SELECT number, symbol, doc_type, taken_by = (SELECT id FROM ioffice.person WHERE login = 'thuy') AS by_thuy
 FROM ioffice.number_taken ORDER BY number;
-SELECT action, detail->>'symbol' AS symbol FROM ioffice.audit
-WHERE chain = 'register:' || :reg ORDER BY seq;
+-- each number taken is the next record of the register's chain 'numbers:<id>',
+-- whose end the register row keeps; audit_verify() checks them like any other
+SELECT seq, action, detail->>'symbol' AS symbol, actor_id = (SELECT id FROM ioffice.person WHERE login = 'thuy') AS by_thuy,
+       prev_hash IS NOT DISTINCT FROM lag(hash) OVER (ORDER BY seq) AS linked
+FROM ioffice.audit WHERE chain = 'numbers:' || :reg ORDER BY seq;
+SELECT r.numbers_seq, r.numbers_head = a.hash AS head_is_last, r.numbers_prev = a.prev_hash AS prev_is_last
+FROM ioffice.register r JOIN ioffice.audit a ON a.chain = 'numbers:' || r.id AND a.seq = r.numbers_seq
+WHERE r.id = :reg;
+SELECT * FROM ioffice.audit_verify('register', :reg);
+-- a tampered record is found (in a rolled-back transaction, by the owner)
+BEGIN;
+SET LOCAL session_replication_role = replica;
+UPDATE ioffice.audit SET detail = jsonb_set(detail, '{symbol}', '"99/QĐ-UBND"')
+WHERE chain = 'numbers:' || :reg AND seq = 2;
+SELECT problem FROM ioffice.audit_verify('register', :reg);
+ROLLBACK;
+-- and so is the loss of the whole chain, once sealed, whether the register
+-- or every register is asked about
+BEGIN;
+SELECT ioffice.audit_seal() > 0 AS sealed;
+SET LOCAL session_replication_role = replica;
+DELETE FROM ioffice.audit WHERE chain = 'numbers:' || :reg;
+SELECT regexp_replace(replace(problem, :reg::text, '<reg>'), 'checkpoint \d+', 'checkpoint <n>') AS problem FROM ioffice.audit_verify('register', :reg);
+SELECT regexp_replace(replace(problem, :reg::text, '<reg>'), 'checkpoint \d+', 'checkpoint <n>') AS problem FROM ioffice.audit_verify('register')
+WHERE problem LIKE 'chain numbers:%';
+ROLLBACK;
 
 -- refused
 SELECT * FROM ioffice.take_number(NULL, 'CV');
