@@ -199,6 +199,11 @@ CREATE TRIGGER invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON workfl
     FOR EACH STATEMENT EXECUTE FUNCTION _rule_invalidate();
 CREATE TRIGGER invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON workflow_transition
     FOR EACH STATEMENT EXECUTE FUNCTION _rule_invalidate();
+-- a cache must hear of every change, also one written with
+-- session_replication_role = replica (a DBA's bulk load, logical replication)
+ALTER TABLE workflow ENABLE ALWAYS TRIGGER invalidate;
+ALTER TABLE workflow_state ENABLE ALWAYS TRIGGER invalidate;
+ALTER TABLE workflow_transition ENABLE ALWAYS TRIGGER invalidate;
 
 -- ---------------------------------------------------------------------------
 -- The default outgoing workflow (API.md)
