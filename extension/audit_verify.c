@@ -58,6 +58,7 @@ static void
 report(VerifyState *vs, bool has_id, int64 id, const char *fmt,...) pg_attribute_printf(4, 5);
 static void check_chain_end(VerifyState *vs, HTAB *heads, const char *chain, int64 last_seq,
 							int64 last_id);
+static void check_numbers_chains(VerifyState *vs, int64 reg);
 
 static void
 report(VerifyState *vs, bool has_id, int64 id, const char *fmt,...)
@@ -497,9 +498,70 @@ ioffice_audit_verify(PG_FUNCTION_ARGS)
 				   ", has no records left", e->chain, e->seq, e->checkpoint);
 	}
 
+	if (whole || strcmp(text_to_cstring(PG_GETARG_TEXT_PP(0)), "register") == 0)
+		check_numbers_chains(&vs, PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1));
+
 	SPI_finish();
 	MemoryContextDelete(work);
 	return (Datum) 0;
+}
+
+/*
+ * A register row keeps the end of its numbers' chain (extension/registers.c),
+ * written by the same statement as each record: the chain's last record
+ * must be the one the row names.  This finds records cut from the end of
+ * that chain even when no checkpoint sealed them.  reg 0: every register.
+ */
+static void
+check_numbers_chains(VerifyState *vs, int64 reg)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
+	char		nulls[1];
+	uint64		i;
+
+	args[0] = Int64GetDatum(reg);
+	nulls[0] = reg != 0 ? ' ' : 'n';
+	if (SPI_execute_with_args(
+							  "SELECT r.id, r.numbers_seq, a.id, a.seq "
+							  "  FROM ioffice.register r "
+							  "  LEFT JOIN LATERAL (SELECT id, seq, hash FROM ioffice.audit "
+							  "                      WHERE chain = 'numbers:' || r.id "
+							  "                      ORDER BY seq DESC LIMIT 1) a ON true "
+							  " WHERE r.numbers_seq > 0 AND ($1::bigint IS NULL OR r.id = $1) "
+							  "   AND (a.seq IS DISTINCT FROM r.numbers_seq "
+							  "        OR a.hash IS DISTINCT FROM r.numbers_head) "
+							  " ORDER BY r.id",
+							  1, argtypes, args, nulls, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not read the registers' numbers chains");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		int64		counted = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		Datum		last_id = SPI_getbinval(tup, desc, 3, &isnull);
+		int64		last_seq;
+
+		if (isnull)
+		{
+			report(vs, false, 0, "chain numbers:" INT64_FORMAT " has no records, but register "
+				   INT64_FORMAT " ends it at position " INT64_FORMAT, id, id, counted);
+			continue;
+		}
+		last_seq = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		if (last_seq < counted)
+			report(vs, true, DatumGetInt64(last_id),
+				   "chain numbers:" INT64_FORMAT " ends at position " INT64_FORMAT
+				   ", but register " INT64_FORMAT " ends it at position " INT64_FORMAT
+				   " (records removed from its end)", id, last_seq, id, counted);
+		else
+			report(vs, true, DatumGetInt64(last_id),
+				   "record is not the end of chain numbers:" INT64_FORMAT
+				   " that register " INT64_FORMAT " keeps", id, id);
+	}
+	SPI_freetuptable(SPI_tuptable);
 }
 
 /*

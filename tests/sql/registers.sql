@@ -47,6 +47,13 @@ UPDATE ioffice.audit SET detail = jsonb_set(detail, '{symbol}', '"99/QĐ-UBND"')
 WHERE chain = 'numbers:' || :reg AND seq = 2;
 SELECT problem FROM ioffice.audit_verify('register', :reg);
 ROLLBACK;
+-- the register row keeps the chain's end: its last record cut off is found
+-- without any checkpoint
+BEGIN;
+SET LOCAL session_replication_role = replica;
+DELETE FROM ioffice.audit WHERE chain = 'numbers:' || :reg AND seq = 3;
+SELECT replace(problem, :reg::text, '<reg>') AS problem FROM ioffice.audit_verify('register', :reg);
+ROLLBACK;
 -- and so is the loss of the whole chain, once sealed, whether the register
 -- or every register is asked about
 BEGIN;

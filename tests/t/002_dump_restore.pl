@@ -69,6 +69,12 @@ is(as_actor('src', 'vanthu', qq{SELECT ioffice.act($doc1, 'issue')}),
 my $symbol1 = $node->safe_psql('src', "SELECT symbol FROM ioffice.document WHERE id = $doc1");
 like($symbol1, qr{^01/}, "document 1 took number 01 ($symbol1)");
 
+# a number taken by an external system: the register's numbers chain, whose
+# end the register row keeps, must survive the round trip and go on
+my $reg = $node->safe_psql('src', "SELECT register_id FROM ioffice.document WHERE id = $doc1");
+is(as_actor('src', 'vanthu', qq{SELECT number FROM ioffice.take_number($reg, 'CV')}),
+	'2', 'number 02 taken by take_number()');
+
 # document 2, of the DBA's own type, stopped half-way
 my $doc2 = as_actor('src', 'chuyenvien',
 	q{SELECT ioffice.create_outgoing('CVx', 'Văn bản dừng giữa chừng')});
@@ -179,8 +185,15 @@ is(as_actor('dst', 'vanthu', qq{SELECT ioffice.act($doc3, 'issue')}),
 
 my ($number3, $symbol3) = split /\|/,
   $node->safe_psql('dst', "SELECT number, symbol FROM ioffice.document WHERE id = $doc3");
-is($number3, 2, 'register number continues after the restored one');
-like($symbol3, qr{^02/}, "symbol of the new document starts with 02/ ($symbol3)");
+is($number3, 3, 'register number continues after the restored ones');
+like($symbol3, qr{^03/}, "symbol of the new document starts with 03/ ($symbol3)");
+is(as_actor('dst', 'vanthu', qq{SELECT number FROM ioffice.take_number($reg, 'CV')}),
+	'4', 'take_number() goes on in dst');
+is($node->safe_psql('dst',
+		"SELECT string_agg(seq || ':' || (detail->>'number'), ',' ORDER BY seq) FROM ioffice.audit WHERE chain = 'numbers:$reg'"),
+	'1:2,2:4', 'the numbers chain goes on from the restored end');
+is($node->safe_psql('dst', 'SELECT count(*) FROM ioffice.audit_verify()'), '0',
+	'the audit trail of dst is intact after the new numbers');
 
 is($node->safe_psql('dst',
 		"SELECT count(*) > 0 AND min(id) > $max_audit FROM ioffice.audit WHERE entity = 'document' AND entity_id = $doc3"),
