@@ -80,20 +80,34 @@ CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON task
     FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct('document_id');
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON signature
     FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct('document_id');
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON signature
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON document_link
     FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct('document_id');
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON document_link
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON register
     FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON number_taken
     FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON number_taken
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON unit
     FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON unit
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON person
     FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON person
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON person_role
     FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON person_role
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON delegation
     FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON delegation
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON document
     FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON file

@@ -159,8 +159,12 @@ GRANT SELECT (id, kind, person_id, agency_id, pem, subject, issuer, serial, not_
 GRANT SELECT ON certificate TO ioffice_admin;
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON certificate
     FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON certificate
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON trust_anchor
     FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON trust_anchor
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 
 CREATE FUNCTION verify(file bigint)
     RETURNS TABLE (signer text, kind text, signed_at timestamptz, subject text, valid boolean, reason text)

@@ -161,6 +161,8 @@ ALTER TABLE endpoint ENABLE ALWAYS TRIGGER invalidate;
 -- where events go is a DBA's decision on the record (the secret left out)
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON endpoint
     FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON endpoint
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 
 -- Delivered events are kept (what was sent, when, after how many attempts)
 -- until a DBA purges them; dead and pending ones are never purged.

@@ -149,12 +149,20 @@ SELECT pg_catalog.pg_extension_config_dump('import_issued', '');
 
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON dossier
     FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON dossier
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON dossier_task
     FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON dossier_task
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON dossier_file
     FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON dossier_file
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON import_issued
     FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON import_issued
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 
 -- ---------------------------------------------------------------------------
 -- The dossier workflow (seed 003) and the result document's own

@@ -165,3 +165,19 @@ WHERE (entity = 'holiday' AND detail->'new'->>'day' = '2031-01-01')
 ORDER BY id;
 UPDATE ioffice.workflow_state SET label = 'Dự thảo' WHERE workflow = 'outgoing' AND state = 'draft';
 DELETE FROM ioffice.holiday WHERE day = '2031-01-01';
+
+-- every table whose changes by hand are audited row by row has its TRUNCATE
+-- audited too (TRUNCATE fires no row trigger)
+SELECT c.relname AS audited_without_truncate
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+WHERE c.relnamespace = 'ioffice'::regnamespace AND t.tgname = 'audit_direct'
+  AND NOT EXISTS (SELECT 1 FROM pg_trigger u
+                  WHERE u.tgrelid = t.tgrelid AND u.tgname = 'audit_direct_truncate')
+ORDER BY 1;
+SELECT count(*) AS tables_audited FROM pg_trigger t
+WHERE t.tgname = 'audit_direct_truncate'
+  AND t.tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'ioffice'::regnamespace);
+BEGIN;
+TRUNCATE ioffice.delegation, ioffice.document_link;
+SELECT entity, action, db_role FROM ioffice.audit WHERE action = 'direct_truncate' ORDER BY id;
+ROLLBACK;
