@@ -130,15 +130,20 @@ static IofficePlan mark_issued = {
  * from one function, used for the hash and for the row alike; the symbol is
  * the number as format_number() writes it and the tail read before the lock.
  * Only this statement writes that chain, always under the row's lock.
+ * $7 false (ioffice.audit_chaining off, to measure what chaining costs):
+ * the record is written unchained and the row's chain end stays.
  */
 static IofficePlan take_and_record = {
 	NULL,
 	"WITH n AS ("
 	"  UPDATE ioffice.register r "
-	"     SET next_number = r.next_number + 1, numbers_seq = r.numbers_seq + 1, "
-	"         numbers_prev = r.numbers_head, "
-	"         numbers_head = ioffice._number_record_hash(r.numbers_head, r.numbers_seq + 1, r.id, $5, "
+	"     SET next_number = r.next_number + 1, "
+	"         numbers_seq = CASE WHEN $7 THEN r.numbers_seq + 1 ELSE r.numbers_seq END, "
+	"         numbers_prev = CASE WHEN $7 THEN r.numbers_head ELSE r.numbers_prev END, "
+	"         numbers_head = CASE WHEN $7 THEN ioffice._number_record_hash("
+	"                            r.numbers_head, r.numbers_seq + 1, r.id, $5, "
 	"                            ioffice._number_detail(r.next_number, $2, $3)) "
+	"                        ELSE r.numbers_head END "
 	"   WHERE r.id = $1 "
 	"  RETURNING r.next_number - 1 AS number, r.numbers_seq AS seq, r.numbers_prev AS prev, "
 	"            r.numbers_head AS head), "
@@ -149,25 +154,10 @@ static IofficePlan take_and_record = {
 	"INSERT INTO ioffice.audit (at, actor_id, db_role, entity, entity_id, action, detail, "
 	"                           chain, seq, prev_hash, hash) "
 	"SELECT now(), $5, session_user, 'register', $1, 'take_number', d.detail, "
-	"       'numbers:' || $1, d.seq, d.prev, d.head FROM d "
+	"       CASE WHEN $7 THEN 'numbers:' || $1 END, CASE WHEN $7 THEN d.seq END, "
+	"       CASE WHEN $7 THEN d.prev END, CASE WHEN $7 THEN d.head END FROM d "
 	"RETURNING (detail->>'number')::int, detail->>'symbol'",
-	6, {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, DATEOID}
-};
-
-/*
- * The same without the chain (ioffice.audit_chaining off, for measuring
- * the chaining's cost): the number and its entry, then the record.
- */
-static IofficePlan take_and_enter_unchained = {
-	NULL,
-	"WITH n AS (UPDATE ioffice.register SET next_number = next_number + 1 WHERE id = $1 "
-	"           RETURNING next_number - 1 AS number) "
-	"INSERT INTO ioffice.number_taken (register_id, number, symbol, doc_type, drafting_unit_id, "
-	"                                  taken_by, taken_on) "
-	"SELECT $1, n.number, CASE WHEN n.number < 10 THEN '0' ELSE '' END || n.number || '/' || $2, "
-	"       $3, $4, $5, $6 FROM n "
-	"RETURNING number, symbol",
-	6, {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, DATEOID}
+	7, {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, DATEOID, BOOLOID}
 };
 
 static IofficePlan mark_arrived = {
@@ -654,8 +644,8 @@ ioffice_take_number(PG_FUNCTION_ARGS)
 	SymbolParts parts;
 	int32		number;
 	char	   *symbol;
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	Datum		out[2];
 	bool		out_nulls[2] = {false, false};
 
@@ -706,8 +696,8 @@ ioffice_take_number(PG_FUNCTION_ARGS)
 	nulls[3] = drafting_unit ? ' ' : 'n';
 	values[4] = Int64GetDatum(actor);
 	values[5] = date;
-	ioffice_exec(ioffice_audit_chaining ? &take_and_record : &take_and_enter_unchained,
-				 values, nulls, 0);
+	values[6] = BoolGetDatum(ioffice_audit_chaining);
+	ioffice_exec(&take_and_record, values, nulls, 0);
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -715,10 +705,6 @@ ioffice_take_number(PG_FUNCTION_ARGS)
 						(long long) reg.id)));
 	ioffice_get_int32(0, 1, &number);
 	symbol = ioffice_get_text(0, 2);
-	if (!ioffice_audit_chaining)
-		ioffice_audit_in_chain(psprintf("numbers:" INT64_FORMAT, reg.id), actor, 0, "register",
-							   reg.id, "take_number", NULL, NULL,
-							   number_detail(number, symbol_tail(&parts), doc_type));
 	if (!reg.confidential)
 	{
 		JsonbBuild *event = ioffice_jsonb_begin();
