@@ -27,6 +27,7 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
 #include "ioffice.h"
@@ -38,12 +39,23 @@ x509_name_text(const X509_NAME *name)
 	BUF_MEM    *mem;
 	char	   *s;
 
-	/* RFC 2253, but UTF-8 left as it is: Vietnamese names stay readable */
-	X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+	if (bio == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	/*
+	 * RFC 2253, every string converted to UTF-8 and left unescaped:
+	 * Vietnamese names stay readable.  Then into the database's encoding.
+	 */
+	if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0)
+	{
+		BIO_free(bio);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a name in the certificate cannot be read")));
+	}
 	BIO_get_mem_ptr(bio, &mem);
 	s = pnstrdup(mem->data, mem->length);
 	BIO_free(bio);
-	return s;
+	return pg_any_to_server(s, strlen(s), PG_UTF8);
 }
 
 static char *

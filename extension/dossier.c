@@ -188,11 +188,11 @@ dossier_after(ActContext *ctx)
 		ioffice_jsonb_add_text(about, "entity", "dossier");
 		ioffice_jsonb_add_text(about, "code", code);
 		ioffice_jsonb_add_text(about, "action", ctx->tr->action);
-		ioffice_outbox_notify("zalo", 0, phone,
-							  psprintf("Hồ sơ %s: %s", code,
-									   has_after ? after_name : ctx->tr->label),
-							  ioffice_jsonb_end(about));
-		ioffice_jsonb_add_text(ctx->detail, "notified_zalo", "true");
+		if (ioffice_outbox_notify("zalo", 0, phone,
+								  psprintf("Hồ sơ %s: %s", code,
+										   has_after ? after_name : ctx->tr->label),
+								  ioffice_jsonb_end(about)))
+			ioffice_jsonb_add_text(ctx->detail, "notified_zalo", "true");
 	}
 }
 

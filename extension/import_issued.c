@@ -219,6 +219,9 @@ read_payload(Jsonb *payload, ImportPayload *p)
 		JsonbIteratorToken tok;
 		int			i = 0;
 
+		/* counted before any content is decoded */
+		if (JsonContainerSize(v->val.binary.data) > 50)
+			bad("files", "has more than 50 files");
 		while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
 		{
 			if (tok != WJB_ELEM)
@@ -228,8 +231,6 @@ read_payload(Jsonb *payload, ImportPayload *p)
 		}
 		if (i == 0)
 			bad("files", "is empty: the result needs its signed file");
-		if (i > 50)
-			bad("files", "has more than 50 files");
 	}
 
 	v = ioffice_jsonb_get(payload, "trail");
@@ -361,8 +362,14 @@ ioffice_import_issued(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
 					 errmsg("external id \"%s\" was already imported with another payload",
 							p.external_id)));
-		ioffice_get_int64(0, 2, &doc);
-		ioffice_get_int32(0, 3, &number);
+		/* a row edited by hand may lack its document: say so, do not guess */
+		if (!ioffice_get_int64(0, 2, &doc) || !ioffice_get_int32(0, 3, &number) ||
+			ioffice_get_text(0, 4) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("import of external id \"%s\" is recorded without its document, number or symbol",
+							p.external_id),
+					 errhint("Check the row of ioffice.import_issued for this external id.")));
 		out[0] = Int64GetDatum(doc);
 		out[1] = Int32GetDatum(number);
 		out[2] = CStringGetTextDatum(ioffice_get_text(0, 4));

@@ -214,9 +214,10 @@ static IofficePlan person_contact = {
  * A notification (the "Gửi tin nhắn", "Gửi Email", "Gửi Zalo" ticks of an
  * action) becomes the event notify.<channel> for the gateway endpoint.  It
  * goes to a person of the directory (person <> 0) or to an address given
- * directly (a citizen's phone for Zalo).  A person without a phone number or
- * e-mail address cannot be reached that way: nothing is queued, and false
- * is returned so that the caller can say so.
+ * directly (a citizen's phone for Zalo).  Returns whether it was queued:
+ * not when no enabled endpoint takes notify.<channel>, nor when a person
+ * has no phone number or e-mail address, so that the caller records only
+ * the notices that will go out.
  */
 bool
 ioffice_outbox_notify(const char *channel, int64 person, const char *address,
@@ -229,6 +230,9 @@ ioffice_outbox_notify(const char *channel, int64 person, const char *address,
 	if (strcmp(channel, "sms") != 0 && strcmp(channel, "email") != 0 &&
 		strcmp(channel, "zalo") != 0)
 		elog(ERROR, "ioffice: unknown notification channel \"%s\"", channel);
+	event = psprintf("notify.%s", channel);
+	if (!some_endpoint_takes(event))
+		return false;
 
 	ioffice_jsonb_add_text(b, "channel", channel);
 	if (person != 0)
@@ -251,9 +255,7 @@ ioffice_outbox_notify(const char *channel, int64 person, const char *address,
 	if (about)
 		ioffice_jsonb_add_jsonb(b, "about", about);
 
-	event = psprintf("notify.%s", channel);
-	ioffice_outbox_enqueue(event, ioffice_jsonb_end(b));
-	return true;
+	return ioffice_outbox_enqueue(event, ioffice_jsonb_end(b)) > 0;
 }
 
 /*

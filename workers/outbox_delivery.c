@@ -94,7 +94,7 @@ static IofficePlan due_plan = {
 static IofficePlan record_plan = {
 	NULL,
 	"UPDATE ioffice.outbox o "
-	"   SET attempts = o.attempts + 1, last_attempt_at = now(), "
+	"   SET attempts = o.attempts + 1, last_attempt_at = clock_timestamp(), "
 	"       last_status = r.http_status, last_error = r.error, "
 	"       status = CASE WHEN r.ok THEN 'delivered' "
 	"                     WHEN o.attempts + 1 >= e.max_attempts THEN 'dead' ELSE 'pending' END, "
@@ -445,6 +445,8 @@ ioffice_worker_deliver_batch(int limit, int64 *failed, int64 *dead, long *wait_m
 
 	if (n > 0)
 	{
+		int			last_failed = -1;
+
 		ioffice_worker_set_state("delivering");
 		pgstat_report_activity(STATE_RUNNING, "ioffice worker: delivering");
 		ensure_curl();
@@ -472,10 +474,14 @@ ioffice_worker_deliver_batch(int limit, int64 *failed, int64 *dead, long *wait_m
 			if (!d[i].ok)
 			{
 				(*failed)++;
-				ioffice_worker_note_error(psprintf("outbox event " INT64_FORMAT " to %s: %s",
-												   d[i].id, d[i].endpoint, d[i].error));
+				last_failed = i;
 			}
 		}
+		/* the slot keeps one message, the last: one lock, not one per failure */
+		if (last_failed >= 0)
+			ioffice_worker_note_error(psprintf("outbox event " INT64_FORMAT " to %s: %s",
+											   d[last_failed].id, d[last_failed].endpoint,
+											   d[last_failed].error));
 		dims[0] = n;
 		arg[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		arg[1] = PointerGetDatum(construct_array(oks, n, BOOLOID, 1, true, TYPALIGN_CHAR));

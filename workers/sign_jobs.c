@@ -54,7 +54,10 @@ typedef struct SignJob
 
 /*
  * The batch: lock the next pending ids first (a partial index finds them),
- * then look up certificates for those jobs only.
+ * then look up certificates for those jobs only.  A signer's certificate
+ * that can sign now comes first, so that a renewal registered before its
+ * validity starts, or one without a key file, does not shadow the current
+ * one; when none can, the latest one says why.
  */
 static IofficePlan jobs_plan = {
 	NULL,
@@ -66,6 +69,7 @@ static IofficePlan jobs_plan = {
 	"            WHEN c.not_after < now() THEN 'the certificate expired on ' || c.not_after "
 	"            WHEN c.not_before > now() THEN 'the certificate is not valid before ' || c.not_before "
 	"            WHEN c.revoked_at IS NOT NULL THEN 'the certificate was revoked on ' || c.revoked_at "
+	"            WHEN c.key_file IS NULL THEN 'certificate ' || c.id || ' has no key file registered' "
 	"       END, f.sha256 "
 	"  FROM next JOIN ioffice.signature s ON s.id = next.id "
 	"  JOIN ioffice.document d ON d.id = s.document_id "
@@ -75,7 +79,9 @@ static IofficePlan jobs_plan = {
 	"        WHERE c.kind = s.kind "
 	"          AND CASE s.kind WHEN 'personal' THEN c.person_id = s.signer_id "
 	"                          ELSE c.agency_id = d.agency_id END "
-	"        ORDER BY c.revoked_at IS NULL DESC, c.not_after DESC, c.id DESC LIMIT 1) c ON true "
+	"        ORDER BY (c.revoked_at IS NULL AND c.key_file IS NOT NULL "
+	"                  AND now() BETWEEN c.not_before AND c.not_after) DESC, "
+	"                 c.revoked_at IS NULL DESC, c.not_after DESC, c.id DESC LIMIT 1) c ON true "
 	" ORDER BY s.id",
 	1, {INT4OID}
 };
@@ -425,10 +431,16 @@ record_one(void *arg)
 	record((SignJob *) arg);
 }
 
-/* The job-by-job way: each job signed and recorded in a subtransaction. */
-static void
+/*
+ * The job-by-job way: each job signed and recorded in a subtransaction.
+ * Returns how many jobs stay pending because not even their failure could
+ * be recorded.
+ */
+static int
 sign_jobs_one_by_one(SignJob *jobs, int n, MemoryContext job_cxt)
 {
+	int			left = 0;
+
 	for (int i = 0; i < n; i++)
 	{
 		MemoryContext oldcxt = MemoryContextSwitchTo(job_cxt);
@@ -459,12 +471,16 @@ sign_jobs_one_by_one(SignJob *jobs, int n, MemoryContext job_cxt)
 			if (again == NULL)
 				batch_failed++;
 			else
+			{
+				left++;
 				elog(WARNING, "ioffice worker: signature %lld could not be recorded as failed (%s); it stays pending",
 					 (long long) jobs[i].id, again->message);
+			}
 		}
 		MemoryContextSwitchTo(oldcxt);
 		MemoryContextReset(job_cxt);
 	}
+	return left;
 }
 
 int
@@ -476,6 +492,7 @@ ioffice_worker_sign_batch(int limit, int64 *failed)
 	Datum		arg[1];
 	MemoryContext job_cxt;
 	bool		batch_ok;
+	int			left = 0;
 
 	*failed = 0;
 	batch_failed = 0;
@@ -539,7 +556,7 @@ ioffice_worker_sign_batch(int limit, int64 *failed)
 	if (!batch_ok)
 	{
 		batch_failed = 0;
-		sign_jobs_one_by_one(jobs, (int) n, job_cxt);
+		left = sign_jobs_one_by_one(jobs, (int) n, job_cxt);
 	}
 	ioffice_engine_leave();
 
@@ -549,5 +566,5 @@ finish:
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
-	return (int) n;
+	return (int) n - left;
 }

@@ -10,7 +10,8 @@
  * name, reloaded when the file changes; the file is checked again at most
  * once a second).  This is one implementation of
  * "sign these bytes with this certificate"; a PAdES signer or a remote
- * signing service would be another behind the same ioffice_sign_detached().
+ * signing service would be another behind the same
+ * ioffice_sign_detached_digest().
  * Nothing here raises a PostgreSQL error for a signing failure: the caller
  * records the reason on the job.
  *-------------------------------------------------------------------------
@@ -646,21 +647,4 @@ ioffice_sign_detached_digest(const char *cert_pem, const char *key_file,
 	OPENSSL_free(der);
 	result.ok = true;
 	return result;
-}
-
-/* The same over the content itself. */
-IofficeSignResult
-ioffice_sign_detached(const char *cert_pem, const char *key_file,
-					  const unsigned char *content, size_t len)
-{
-	unsigned char digest[SHA256_LEN];
-
-	if (EVP_Digest(content, len, digest, NULL, EVP_sha256(), NULL) != 1)
-	{
-		IofficeSignResult result = {false, NULL, NULL};
-
-		result.reason = openssl_reason("the content cannot be hashed");
-		return result;
-	}
-	return ioffice_sign_detached_digest(cert_pem, key_file, digest);
 }

@@ -43,7 +43,10 @@ extern void ioffice_worker_init(void);	/* from _PG_init */
 extern void ioffice_outbox_delivery_init(void); /* its settings */
 extern void ioffice_worker_wake_at_commit(void);
 
-/* the worker's batches, and what they report to its slot */
+/*
+ * the worker's batches, and what they report to its slot: the signing
+ * batch returns the jobs whose outcome it recorded (*failed of them failed)
+ */
 extern int	ioffice_worker_sign_batch(int limit, int64 *failed);
 extern int	ioffice_worker_deliver_batch(int limit, int64 *failed, int64 *dead, long *wait_ms);
 extern int	ioffice_outbox_batch;
@@ -58,8 +61,6 @@ typedef struct IofficeSignResult
 	bytea	   *cms;			/* DER, detached CMS SignedData, CAdES-BES */
 } IofficeSignResult;
 
-extern IofficeSignResult ioffice_sign_detached(const char *cert_pem, const char *key_file,
-											   const unsigned char *content, size_t len);
 extern IofficeSignResult ioffice_sign_detached_digest(const char *cert_pem, const char *key_file,
 													  const unsigned char *sha256);
 

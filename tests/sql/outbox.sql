@@ -62,6 +62,20 @@ SELECT o.event, e.name AS endpoint, o.body->'data'->>'to' AS "to", o.body->'data
        o.body->'data'->'about'->>'action' AS action, o.body->'data'->>'message' AS message
 FROM ioffice.outbox o JOIN ioffice.endpoint e ON e.id = o.endpoint_id
 WHERE o.event LIKE 'notify.%' ORDER BY o.id;
+-- the audit records the notices that go out, and only those
+SELECT detail ? 'notified_sms' AS sms_recorded, detail ? 'notified_email' AS email_recorded
+FROM ioffice.audit WHERE entity = 'document' AND entity_id = :doc AND action = 'submit';
+-- with no endpoint taking notify.*, nothing goes out and nothing is recorded as sent
+BEGIN;
+UPDATE ioffice.endpoint SET enabled = false;
+SET LOCAL ioffice.actor = 'luan';
+SELECT ioffice.create_outgoing('CV', 'V/v không có cổng tin nhắn') AS quiet \gset
+SELECT ioffice.attach(:quiet, 'a.pdf', content) FROM pdf \g /dev/null
+SELECT ioffice.act(:quiet, 'submit', 'dai', NULL, '{"sms": true}');
+SELECT detail ? 'notified_sms' AS sms_recorded
+FROM ioffice.audit WHERE entity = 'document' AND entity_id = :quiet AND action = 'submit';
+SELECT count(*) AS queued FROM ioffice.outbox WHERE body->'data'->'about'->>'id' = :'quiet';
+ROLLBACK;
 SET ioffice.actor = 'dai';
 SELECT ioffice.act(:doc, 'quick_approve');
 SET ioffice.actor = 'thuy';
