@@ -30,6 +30,8 @@ CREATE FUNCTION _x509_info(pem text, OUT subject text, OUT issuer text, OUT seri
 CREATE FUNCTION _crl_info(pem text, OUT issuer text, OUT this_update timestamptz,
                           OUT next_update timestamptz, OUT serials text[])
     AS 'MODULE_PATHNAME', 'ioffice_crl_info' LANGUAGE C IMMUTABLE STRICT;
+REVOKE ALL ON FUNCTION _x509_info(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _crl_info(text) FROM PUBLIC;
 
 -- A person's certificate (kind personal, owner a login) or an agency's seal
 -- (kind organisation, owner an agency code), with the name of its private
@@ -164,6 +166,11 @@ CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON certificate
 CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON trust_anchor
     FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
 CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON trust_anchor
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
+-- verify() trusts the revocation lists as it trusts the anchors
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON crl
+    FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON crl
     FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 
 CREATE FUNCTION verify(file bigint)

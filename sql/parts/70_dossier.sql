@@ -495,6 +495,15 @@ CREATE POLICY visible ON dossier_task FOR SELECT USING (ioffice.can_see_dossier(
 CREATE POLICY visible ON dossier_file FOR SELECT USING (ioffice.can_see_dossier(dossier_id));
 GRANT SELECT ON dossier, dossier_task, dossier_file, dossier_status, dossier_state_status TO PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON dossier_status, dossier_state_status TO ioffice_admin;
+-- which national status a state reports is an admin's decision on the record
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON dossier_status
+    FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON dossier_status
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON dossier_state_status
+    FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON dossier_state_status
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 REVOKE ALL ON dossier_counter, import_issued FROM PUBLIC;
 GRANT SELECT ON dossier_counter, import_issued TO ioffice_admin;
 
@@ -523,6 +532,8 @@ WHERE NOT ws.final AND d.paused_at IS NULL
   AND (d.deadline < now()
        OR ioffice.working_days_between(now(), d.deadline) <= ioffice._due_soon_days());
 COMMENT ON VIEW dossier_due IS 'Unfinished dossiers due soon (ioffice.due_soon_days working days) or overdue';
+-- security_invoker: each reader sees the dossiers row-level security shows them
+GRANT SELECT ON dossier_due TO PUBLIC;
 
 -- The processing trail of a dossier, as trail() for documents.
 CREATE FUNCTION dossier_trail(code text)
@@ -560,3 +571,14 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dossier_trail(text) IS 'The processing trail of a dossier (quá trình xử lý hồ sơ)';
+
+-- Document types and workflows are admins' decisions on the record too; the
+-- triggers come last, after every row the install script itself writes.
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON doc_type
+    FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON doc_type
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON workflow
+    FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON workflow
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();

@@ -174,6 +174,15 @@ WHERE c.relnamespace = 'ioffice'::regnamespace AND t.tgname = 'audit_direct'
   AND NOT EXISTS (SELECT 1 FROM pg_trigger u
                   WHERE u.tgrelid = t.tgrelid AND u.tgname = 'audit_direct_truncate')
 ORDER BY 1;
+-- and every table an admin may write is audited row by row
+SELECT c.relname AS admin_writable_unaudited FROM pg_class c
+WHERE c.relnamespace = 'ioffice'::regnamespace AND c.relkind = 'r'
+  AND (has_table_privilege('ioffice_admin', c.oid, 'INSERT')
+       OR has_table_privilege('ioffice_admin', c.oid, 'UPDATE')
+       OR has_table_privilege('ioffice_admin', c.oid, 'DELETE'))
+  AND NOT EXISTS (SELECT 1 FROM pg_trigger t
+                  WHERE t.tgrelid = c.oid AND t.tgname IN ('audit_direct', 'audit'))
+ORDER BY 1;
 SELECT count(*) AS tables_audited FROM pg_trigger t
 WHERE t.tgname = 'audit_direct_truncate'
   AND t.tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'ioffice'::regnamespace);

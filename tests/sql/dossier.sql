@@ -374,6 +374,11 @@ RESET ioffice.due_soon_days;
 CREATE ROLE dossier_app NOLOGIN IN ROLE ioffice_app;
 GRANT ioffice_app TO dossier_app;
 SET ROLE dossier_app;
+-- the due view is read by applications, under row-level security
+SET ioffice.actor = 'tam';
+SELECT count(*) AS due_seen_by_the_desk FROM ioffice.dossier_due WHERE code IN (:'soon', :'later');
+SET ioffice.actor = 'xa_vt';
+SELECT count(*) AS due_seen_by_another_agency FROM ioffice.dossier_due;
 SET ioffice.actor = 'chauanh';
 SELECT code FROM ioffice.dossier WHERE code IN (:'code', :'tet', :'soon') ORDER BY code;
 SET ioffice.actor = 'minhtuan';    -- leader of the specialist's department
