@@ -163,7 +163,13 @@ for my $who (sort keys %expect)
 # --- a request in a transaction that rolled back is never signed ------------------
 my $rb = new_doc('Hủy ký', 'dai');
 $node->safe_psql('postgres', "BEGIN; SET LOCAL ioffice.actor = 'dai'; SELECT ioffice.act($rb, 'sign'); ROLLBACK;");
-sleep 3;
+# a request committed after it: once the worker has taken that one, it has
+# looked at the queue since the rollback
+my $after = new_doc('Ký sau khi hủy', 'dai');
+as_actor('dai', "SELECT ioffice.act($after, 'sign')");
+ok(wait_signatures($after), 'a later request was taken');
+is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.signature WHERE document_id = $after AND status <> 'pending'"),
+	'1', 'the worker went through the queue after the rollback');
 is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.signature WHERE document_id = $rb"), '0',
 	'a rolled-back sign leaves no job');
 is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.audit WHERE chain = 'document:$rb' AND action = 'signed'"), '0',
