@@ -443,7 +443,7 @@ ioffice_effect_make_result(ActContext *ctx)
 
 static IofficePlan result_of = {
 	NULL,
-	"SELECT d.result_document_id, r.doc_type, r.drafting_unit_id, to_char(d.received_at AT TIME ZONE ioffice.timezone(), 'YYMMDD') "
+	"SELECT d.result_document_id, r.doc_type, r.drafting_unit_id "
 	"  FROM ioffice.dossier d JOIN ioffice.document r ON r.id = d.result_document_id "
 	" WHERE d.id = $1 FOR UPDATE OF r",
 	1, {INT8OID}
@@ -528,7 +528,9 @@ ioffice_effect_issue_result(ActContext *ctx)
 	int64		doc = 0;
 	int64		drafting_unit = 0;
 	char	   *doc_type;
-	char	   *day;
+	const char *code = dossier_code(ctx);
+	const char *day_and_seq = code + strlen(code);
+	int			dashes = 0;
 	char	   *opt_type = string_option(ctx, "doc_type");
 	char	   *opt_signer = string_option(ctx, "signer");
 	char	   *opt_abstract = string_option(ctx, "abstract");
@@ -547,7 +549,6 @@ ioffice_effect_issue_result(ActContext *ctx)
 				 errmsg("%s has no result document yet", ctx->name)));
 	doc_type = ioffice_get_text(0, 2);
 	ioffice_get_int64(0, 3, &drafting_unit);
-	day = ioffice_get_text(0, 4);
 
 	if (opt_type)
 	{
@@ -571,9 +572,16 @@ ioffice_effect_issue_result(ActContext *ctx)
 	nulls[3] = opt_abstract ? ' ' : 'n';
 	ioffice_exec(&result_update, values, nulls, 0);
 
-	/* the trail, up to this hand-over, named within the file-name limit: QTXL-231030-0068.xlsx */
-	trail = dossier_trail_xlsx(dossier_code(ctx));
-	trail_name = psprintf("QTXL-%s-%s.xlsx", day, dossier_code(ctx) + strlen(dossier_code(ctx)) - 4);
+	/*
+	 * The trail, up to this hand-over, named within the file-name limit by
+	 * the code's day and sequence (<agency>-231030-0068: QTXL-231030-0068.xlsx),
+	 * the day the code was given, whatever ioffice.timezone says now.
+	 */
+	while (day_and_seq > code && dashes < 2)
+		if (*--day_and_seq == '-')
+			dashes++;
+	trail = dossier_trail_xlsx(code);
+	trail_name = psprintf("QTXL%s.xlsx", day_and_seq);
 	ioffice_add_document_file(doc, cstring_to_text(trail_name), trail, "xlsx", ctx->actor,
 							  "attach_trail");
 	seals = ioffice_queue_seal(doc, ctx->actor);
