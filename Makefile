@@ -33,9 +33,10 @@ OBJS = \
 	workers/outbox_delivery.o
 
 # The install script is built from its parts, one concern per file, in the
-# order of their numbers.
-DATA_built = sql/ioffice--0.1.sql
+# order of their numbers; so is each upgrade script, from sql/upgrade/FROM--TO/.
+DATA_built = sql/ioffice--0.2.sql sql/ioffice--0.1--0.2.sql
 SQL_PARTS = $(sort $(wildcard $(srcdir)/sql/parts/*.sql))
+UPGRADE_0_1_PARTS = $(sort $(wildcard $(srcdir)/sql/upgrade/0.1--0.2/*.sql))
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/extension -I$(srcdir)/workers
@@ -60,8 +61,11 @@ override autodepend = yes
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-sql/ioffice--0.1.sql: $(SQL_PARTS)
+sql/ioffice--0.2.sql: $(SQL_PARTS)
 	cat $(SQL_PARTS) > $@
+
+sql/ioffice--0.1--0.2.sql: $(UPGRADE_0_1_PARTS)
+	cat $(UPGRADE_0_1_PARTS) > $@
 
 .PHONY: test demo
 test:

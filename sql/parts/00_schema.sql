@@ -1,4 +1,4 @@
-/* ioffice--0.1.sql, built by make from the files of sql/parts/: objects of the ioffice extension, version 0.1 */
+/* ioffice--0.2.sql, built by make from the files of sql/parts/: objects of the ioffice extension, version 0.2 */
 
 \echo Use "CREATE EXTENSION ioffice CASCADE" to load this file. \quit
 

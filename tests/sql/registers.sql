@@ -143,6 +143,8 @@ RESET ioffice.actor;
 
 -- duplicates are refused, as Decree 30 asks
 SELECT id AS cv2 FROM ioffice.document WHERE abstract = 'V/v đôn đốc áp dụng chữ ký số' \gset
+-- (terse: the key's detail holds the year and the issue date)
+\set VERBOSITY terse
 UPDATE ioffice.document SET number = (SELECT number FROM ioffice.document WHERE id = 1),
        symbol = (SELECT symbol FROM ioffice.document WHERE id = 1)
 WHERE id = :cv2;
@@ -150,6 +152,7 @@ WHERE id = :cv2;
 UPDATE ioffice.document SET identifier = (SELECT identifier FROM ioffice.document WHERE id = 1)
 WHERE id = :cv2;
 \echo :SQLSTATE
+\set VERBOSITY default
 
 -- the outgoing register, as a reporting tool reads it
 SELECT year = extract(year FROM now() AT TIME ZONE 'Asia/Ho_Chi_Minh') AS this_year, register_code,
