@@ -6,6 +6,8 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "pgtime.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
@@ -27,10 +29,13 @@ static bool
 check_timezone_setting(char **newval, void **extra, GucSource source)
 {
 	/*
-	 * Only the IANA name is kept; it is used with AT TIME ZONE, which checks
-	 * it again.  Refuse the obviously wrong here so a typo is seen at SET.
+	 * Only the name is kept (it is used with AT TIME ZONE), but it is looked
+	 * up in the server's time zone database now, as the TimeZone setting's
+	 * own check does, so that a typo is refused where it is written (SET,
+	 * ALTER SYSTEM, postgresql.conf) rather than at the next issue.
 	 */
-	if (*newval == NULL || (*newval)[0] == '\0' || strlen(*newval) > 64)
+	if (*newval == NULL || (*newval)[0] == '\0' || strlen(*newval) > TZ_STRLEN_MAX ||
+		pg_tzset(*newval) == NULL)
 	{
 		GUC_check_errdetail("ioffice.timezone must be a time zone name such as Asia/Ho_Chi_Minh.");
 		return false;
@@ -41,6 +46,20 @@ check_timezone_setting(char **newval, void **extra, GucSource source)
 void
 _PG_init(void)
 {
+	/*
+	 * The worker's settings are PGC_POSTMASTER and its processes are
+	 * registered with the postmaster: both are possible only while the
+	 * server starts.  Loaded later (CREATE EXTENSION, a function call), say
+	 * so with an ERROR that leaves the session usable; defining the settings
+	 * anyway would end the session with FATAL.
+	 */
+	if (!process_shared_preload_libraries_in_progress)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ioffice must be loaded via shared_preload_libraries"),
+				 errhint("Add ioffice to shared_preload_libraries in postgresql.conf "
+						 "and restart the server.")));
+
 	DefineCustomStringVariable("ioffice.actor",
 							   "Login of the person an ioffice_app session acts for.",
 							   "Honoured only when the session's role is a member of ioffice_app; "
@@ -51,12 +70,19 @@ _PG_init(void)
 							   0,
 							   NULL, NULL, NULL);
 
+	/*
+	 * Issue dates, register years, dossier codes and deadlines are recorded
+	 * in this zone, so a session may not choose it: only a superuser (a
+	 * DBA, in postgresql.conf or ALTER DATABASE ... SET).  How times are
+	 * shown follows the session's own TimeZone.
+	 */
 	DefineCustomStringVariable("ioffice.timezone",
 							   "Time zone of calendar dates and register years.",
-							   NULL,
+							   "Set by the DBA only: issue dates, register years, dossier codes "
+							   "and deadlines are recorded in it.",
 							   &ioffice_timezone_setting,
 							   "Asia/Ho_Chi_Minh",
-							   PGC_USERSET,
+							   PGC_SUSET,
 							   0,
 							   check_timezone_setting, NULL, NULL);
 

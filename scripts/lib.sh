@@ -5,7 +5,9 @@
 # installation under DIR (its bin, lib and share, found by the server relative
 # to its own binary) instead of the system's, so that two checkouts can be
 # tested side by side without overwriting each other's library.
-PG_CONFIG=${PG_CONFIG:-pg_config}
+# (the system's pg_config, by its full path: the private copy's would look for
+# headers beside itself)
+PG_CONFIG=${PG_CONFIG:-$(command -v pg_config)}
 PGBIN=$($PG_CONFIG --bindir)
 PGXS_DIR=$(dirname "$(dirname "$(dirname "$($PG_CONFIG --pgxs)")")")
 if [ -n "${IOFFICE_INSTALL_ROOT:-}" ]; then

@@ -135,8 +135,8 @@ SET TimeZone = 'Asia/Ho_Chi_Minh';
 SET ioffice.timezone = 'UTC';
 SELECT ioffice.add_working_days('2024-02-07 20:00+00', 1) AT TIME ZONE 'UTC' AS deadline_utc,
        ioffice.working_days_between('2024-02-07 20:00+00', '2024-02-16 12:00+00') AS between_days;
+-- a zone the server does not know is refused where it is set
 SET ioffice.timezone = 'Mars/Olympus';
-SELECT ioffice.add_working_days('2024-02-07 10:00+07', 1);
 \echo :SQLSTATE
 RESET ioffice.timezone;
 

@@ -58,7 +58,8 @@ UPDATE ioffice.person SET phone = '0912000222', email = NULL WHERE login = 'dai'
 SELECT ioffice.act(:doc, 'submit', 'dai', 'Kính trình', '{"sms": true, "email": true}');
 SELECT o.event, e.name AS endpoint, o.body->'data'->>'to' AS "to", o.body->'data'->>'login' AS login,
        o.body->'data'->'about'->>'entity' AS entity, o.body->'data'->'about'->>'id' = :'doc' AS this_document,
-       o.body->'data'->'about'->>'action' AS action, o.body->'data'->>'message' AS message
+       o.body->'data'->'about'->>'action' AS action,
+       replace(o.body->'data'->>'message', :'doc', '<doc>') AS message
 FROM ioffice.outbox o JOIN ioffice.endpoint e ON e.id = o.endpoint_id
 WHERE o.event LIKE 'notify.%' ORDER BY o.id;
 -- the audit records the notices that go out, and only those
@@ -81,8 +82,9 @@ SET ioffice.actor = 'thuy';
 SELECT ioffice.act(:doc, 'issue');
 SELECT e.name AS endpoint,
        o.body->'data'->>'document' = :'doc' AS this_document,
-       (o.body->'data') - '{document,issued_on,identifier,register}'::text[] AS data,
-       o.body->'data'->>'identifier' = d.identifier AS identifier_ok
+       (o.body->'data') - '{document,issued_on,identifier,register,number,symbol}'::text[] AS data,
+       o.body->'data'->>'identifier' = d.identifier AS identifier_ok,
+       (o.body->'data'->>'number')::int = d.number AND o.body->'data'->>'symbol' = d.symbol AS number_ok
 FROM ioffice.outbox o JOIN ioffice.endpoint e ON e.id = o.endpoint_id
 JOIN ioffice.document d ON d.id = :doc
 WHERE o.event = 'document.issued' AND o.body->'data'->>'document' = :'doc' ORDER BY e.name;
