@@ -5,7 +5,10 @@
 # installation under DIR (its bin, lib and share, found by the server relative
 # to its own binary) instead of the system's, so that two checkouts can be
 # tested side by side without overwriting each other's library.
-PG_CONFIG=${PG_CONFIG:-pg_config}
+# the server's own pg_config, found before PATH leads to the private copy: that
+# copy's pg_config reports paths inside the copy (PostgreSQL finds them relative
+# to its binary), and make install DESTDIR=copy would then nest a second copy
+PG_CONFIG=$(command -v "${PG_CONFIG:-pg_config}")
 PGBIN=$($PG_CONFIG --bindir)
 PGXS_DIR=$(dirname "$(dirname "$(dirname "$($PG_CONFIG --pgxs)")")")
 if [ -n "${IOFFICE_INSTALL_ROOT:-}" ]; then
