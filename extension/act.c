@@ -504,6 +504,13 @@ ioffice_act_run(const WfSubject *subject, Datum key, FunctionCallInfo fcinfo)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("%s follows workflow \"%s\", which does not exist",
 						ctx.name, workflow_name)));
+	if (ctx.workflow->problem != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the rules of workflow \"%s\" are not sound: %s",
+						ctx.workflow->name, ctx.workflow->problem),
+				 errdetail("Rules loaded from a dump are checked when they are first used."),
+				 errhint("SELECT * FROM ioffice.workflow_check() lists every problem; fix the rules with SQL.")));
 	ctx.tr = find_transition(ctx.workflow, action, ctx.state_before, ctx.name);
 	to_state = ioffice_workflow_state(ctx.workflow, ctx.tr->to_state);
 	if (to_state == NULL)

@@ -9,8 +9,9 @@
  * SECURITY DEFINER and its owner, a superuser, is not subject to row-level
  * security, so it decides itself who may export a register and which of
  * its rows they get: a clerk of the register's agency and an admin get
- * every row; a role granted ioffice_reader gets the ordinary documents of an
- * ordinary register, as the view's policies give them.
+ * every row; a role granted ioffice_reader gets the ordinary entries of an
+ * ordinary register (neither the row given nor the year's row confidential),
+ * as the view's policies give them.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -102,7 +103,7 @@ static IofficePlan register_info = {
  */
 static IofficePlan register_of_year = {
 	NULL,
-	"SELECT name FROM ioffice.register "
+	"SELECT name, confidential FROM ioffice.register "
 	" WHERE agency_id = $1 AND direction = $4 AND code = $2 AND year = $3",
 	4, {INT8OID, TEXTOID, INT4OID, TEXTOID}
 };
@@ -161,6 +162,21 @@ ioffice_register_export(PG_FUNCTION_ARGS)
 	person = ioffice_resolve_actor(true);
 	every_row = person != 0 &&
 		(ioffice_person_is_clerk_of(person, agency) || ioffice_person_has_role(person, "admin"));
+	values[0] = Int64GetDatum(agency);
+	values[1] = CStringGetTextDatum(code);
+	values[2] = Int32GetDatum(year);
+	values[3] = CStringGetTextDatum(book->direction);
+	ioffice_exec(&register_of_year, values, NULL, 1);
+	if (SPI_processed > 0)
+	{
+		bool		year_confidential = false;
+
+		reg_name = export_spi_text(0, 1);
+		/* the year's row decides: a DBA may have made it confidential alone */
+		ioffice_get_bool(0, 2, &year_confidential);
+		confidential |= year_confidential;
+	}
+
 	if (!every_row)
 	{
 		/* the outer role: not the owner of this SECURITY DEFINER function */
@@ -192,14 +208,6 @@ ioffice_register_export(PG_FUNCTION_ARGS)
 					 errdetail("A confidential register is exported by a clerk of its agency "
 							   "or an admin.")));
 	}
-
-	values[0] = Int64GetDatum(agency);
-	values[1] = CStringGetTextDatum(code);
-	values[2] = Int32GetDatum(year);
-	values[3] = CStringGetTextDatum(book->direction);
-	ioffice_exec(&register_of_year, values, NULL, 1);
-	if (SPI_processed > 0)
-		reg_name = export_spi_text(0, 1);
 
 	t = palloc0(sizeof(ExportTable));
 	t->name = "register";

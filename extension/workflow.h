@@ -42,7 +42,18 @@ typedef struct Workflow
 	WfState    *states;
 	int			ntransitions;
 	WfTransition *transitions;
+	/* in the cache: the first problem of its shape (rows a restore loaded), or NULL */
+	char	   *problem;
 } Workflow;
+
+/* a problem of a workflow's shape, as its check reports it */
+typedef struct WfProblem
+{
+	int			sqlerrcode;
+	char	   *message;
+	char	   *detail;			/* or NULL */
+	char	   *hint;
+} WfProblem;
 
 struct ActContext;
 
@@ -125,6 +136,7 @@ extern bool ioffice_option_type(const char *key, WfOptionType *type);
 extern const Workflow *ioffice_workflow_get(const char *name);
 extern const WfState *ioffice_workflow_state(const Workflow *wf, const char *state);
 extern Workflow *ioffice_workflow_load(const char *name);
+extern List *ioffice_workflow_problems(const Workflow *wf);
 extern void ioffice_workflow_check_graph(const Workflow *wf);
 extern void ioffice_workflow_invalidate(void);
 

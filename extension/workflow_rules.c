@@ -269,7 +269,16 @@ rebuild_cache(void)
 		{
 			Workflow   *wf = lfirst(lc);
 			Workflow   *entry = hash_search(workflow_cache, wf->name, HASH_ENTER, NULL);
+			List	   *problems;
 
+			/*
+			 * The commit-time check of rule edits does not run while a dump
+			 * is loaded (its tables arrive in separate transactions), so the
+			 * shape is checked here too, before act() follows the rules.
+			 */
+			problems = ioffice_workflow_problems(wf);
+			wf->problem = problems == NIL ? NULL
+				: ((WfProblem *) linitial(problems))->message;
 			memcpy(entry, wf, sizeof(Workflow));
 		}
 		MemoryContextSwitchTo(old);
@@ -326,40 +335,75 @@ state_index(const Workflow *wf, const char *state)
 	return -1;
 }
 
-/*
- * Check the shape of a workflow: it has an initial state, every state that
- * is not final has a way out to some final state, and every final state can
- * be reached from an initial one.  Errors name the state at fault.
- */
-void
-ioffice_workflow_check_graph(const Workflow *wf)
+static void
+add_problem(List **problems, int sqlerrcode, char *message, char *detail, char *hint)
 {
-	bool	   *reaches_final = palloc0(sizeof(bool) * Max(wf->nstates, 1));
-	bool	   *reachable = palloc0(sizeof(bool) * Max(wf->nstates, 1));
+	WfProblem  *p = palloc(sizeof(WfProblem));
+
+	p->sqlerrcode = sqlerrcode;
+	p->message = message;
+	p->detail = detail;
+	p->hint = hint;
+	*problems = lappend(*problems, p);
+}
+
+/*
+ * The problems of a workflow's shape, in the order they are reported (a List
+ * of WfProblem *, NIL when sound): every transition joins two states of the
+ * workflow (the foreign keys make sure of it, unless they were bypassed), it
+ * has an initial and a final state, every state that is not final has a way
+ * out to some final state, and every final state can be reached from an
+ * initial one.  The messages name the state at fault.
+ */
+List *
+ioffice_workflow_problems(const Workflow *wf)
+{
+	List	   *problems = NIL;
+	bool	   *reaches_final;
+	bool	   *reachable;
 	bool		changed;
 	bool		any_initial = false;
 	bool		any_final = false;
 	int			i;
 
+	if (wf->nstates == 0)
+		return NIL;				/* a workflow being built or dropped */
+
+	for (i = 0; i < wf->ntransitions; i++)
+	{
+		const WfTransition *t = &wf->transitions[i];
+
+		if (state_index(wf, t->from_state) < 0 || state_index(wf, t->to_state) < 0)
+			add_problem(&problems, ERRCODE_FOREIGN_KEY_VIOLATION,
+						psprintf("transition \"%s\" from \"%s\" of workflow \"%s\" joins a state it does not have",
+								 t->action, t->from_state, wf->name),
+						psprintf("It leads from \"%s\" to \"%s\".", t->from_state, t->to_state),
+						pstrdup("Add the missing state to workflow_state, or remove the transition."));
+	}
+
+	for (i = 0; i < wf->nstates; i++)
+	{
+		any_initial |= wf->states[i].initial;
+		any_final |= wf->states[i].final;
+	}
+	if (!any_initial)
+		add_problem(&problems, ERRCODE_CHECK_VIOLATION,
+					psprintf("workflow \"%s\" has no initial state", wf->name), NULL,
+					pstrdup("Mark one state of workflow_state as initial."));
+	if (!any_final)
+		add_problem(&problems, ERRCODE_CHECK_VIOLATION,
+					psprintf("workflow \"%s\" has no final state", wf->name), NULL,
+					pstrdup("Mark at least one state of workflow_state as final."));
+	if (!any_initial || !any_final)
+		return problems;
+
+	reaches_final = palloc0(sizeof(bool) * wf->nstates);
+	reachable = palloc0(sizeof(bool) * wf->nstates);
 	for (i = 0; i < wf->nstates; i++)
 	{
 		reaches_final[i] = wf->states[i].final;
 		reachable[i] = wf->states[i].initial;
-		any_initial |= wf->states[i].initial;
-		any_final |= wf->states[i].final;
 	}
-	if (wf->nstates == 0)
-		return;					/* a workflow being built or dropped */
-	if (!any_initial)
-		ereport(ERROR,
-				(errcode(ERRCODE_CHECK_VIOLATION),
-				 errmsg("workflow \"%s\" has no initial state", wf->name),
-				 errhint("Mark one state of workflow_state as initial.")));
-	if (!any_final)
-		ereport(ERROR,
-				(errcode(ERRCODE_CHECK_VIOLATION),
-				 errmsg("workflow \"%s\" has no final state", wf->name),
-				 errhint("Mark at least one state of workflow_state as final.")));
 
 	/* fixed points over the transitions: few states, so plain iteration */
 	do
@@ -371,7 +415,7 @@ ioffice_workflow_check_graph(const Workflow *wf)
 			int			to = state_index(wf, wf->transitions[i].to_state);
 
 			if (from < 0 || to < 0)
-				continue;		/* foreign keys report these */
+				continue;		/* reported above */
 			if (reaches_final[to] && !reaches_final[from])
 				reaches_final[from] = changed = true;
 			if (reachable[from] && !reachable[to])
@@ -382,21 +426,80 @@ ioffice_workflow_check_graph(const Workflow *wf)
 	for (i = 0; i < wf->nstates; i++)
 	{
 		if (!reaches_final[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_CHECK_VIOLATION),
-					 errmsg("state \"%s\" of workflow \"%s\" has no way out to a final state",
-							wf->states[i].name, wf->name),
-					 errdetail("A document in this state could never be finished."),
-					 errhint("Add a transition from \"%s\", or remove the state.",
-							 wf->states[i].name)));
+			add_problem(&problems, ERRCODE_CHECK_VIOLATION,
+						psprintf("state \"%s\" of workflow \"%s\" has no way out to a final state",
+								 wf->states[i].name, wf->name),
+						pstrdup("A document in this state could never be finished."),
+						psprintf("Add a transition from \"%s\", or remove the state.",
+								 wf->states[i].name));
 		if (wf->states[i].final && !reachable[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_CHECK_VIOLATION),
-					 errmsg("final state \"%s\" of workflow \"%s\" cannot be reached from its initial state",
-							wf->states[i].name, wf->name),
-					 errhint("Add a transition leading to \"%s\", or remove the state.",
-							 wf->states[i].name)));
+			add_problem(&problems, ERRCODE_CHECK_VIOLATION,
+						psprintf("final state \"%s\" of workflow \"%s\" cannot be reached from its initial state",
+								 wf->states[i].name, wf->name),
+						NULL,
+						psprintf("Add a transition leading to \"%s\", or remove the state.",
+								 wf->states[i].name));
 	}
 	pfree(reaches_final);
 	pfree(reachable);
+	return problems;
+}
+
+/* The shape of a workflow is sound, or an error names its first problem. */
+void
+ioffice_workflow_check_graph(const Workflow *wf)
+{
+	List	   *problems = ioffice_workflow_problems(wf);
+	WfProblem  *p;
+
+	if (problems == NIL)
+		return;
+	p = linitial(problems);
+	ereport(ERROR,
+			(errcode(p->sqlerrcode),
+			 errmsg_internal("%s", p->message),
+			 p->detail ? errdetail_internal("%s", p->detail) : 0,
+			 errhint("%s", p->hint)));
+}
+
+/*
+ * workflow_check(name DEFAULT NULL) → (workflow, problem): every problem of
+ * the shape of the workflows (or of one), for a DBA after loading rules the
+ * commit-time check did not see (a restore); no rows means sound.
+ */
+PG_FUNCTION_INFO_V1(ioffice_workflow_check);
+Datum
+ioffice_workflow_check(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *only = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	List	   *workflows;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	workflows = load_workflows(only);
+	if (only != NULL && workflows == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown workflow \"%s\"", only)));
+	foreach(lc, workflows)
+	{
+		Workflow   *wf = lfirst(lc);
+		ListCell   *pc;
+
+		foreach(pc, ioffice_workflow_problems(wf))
+		{
+			WfProblem  *p = lfirst(pc);
+			Datum		v[2];
+			bool		n[2] = {false, false};
+
+			v[0] = CStringGetTextDatum(wf->name);
+			v[1] = CStringGetTextDatum(p->message);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+		}
+	}
+	SPI_finish();
+	return (Datum) 0;
 }

@@ -201,6 +201,14 @@ CREATE FUNCTION options(OUT name text, OUT type text) RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'ioffice_list_options' LANGUAGE C IMMUTABLE;
 COMMENT ON FUNCTION options() IS 'Option keys a workflow_transition may accept, with their JSON types';
 
+-- the shape of the rules, checked again after a restore loaded them (the
+-- commit-time check skips a dump being loaded: see triggers/rule_triggers.c)
+CREATE FUNCTION workflow_check(name text DEFAULT NULL)
+    RETURNS TABLE (workflow text, problem text)
+    AS 'MODULE_PATHNAME', 'ioffice_workflow_check' LANGUAGE C STABLE;
+COMMENT ON FUNCTION workflow_check(text) IS
+  'Every problem of the shape of the workflows (or of one): a state with no way out to a final state, a final state out of reach, a missing initial or final state, a transition joining an unknown state; no rows means sound';
+
 CREATE TRIGGER check_names BEFORE INSERT OR UPDATE ON workflow_transition
     FOR EACH ROW EXECUTE FUNCTION _rule_check_names();
 CREATE CONSTRAINT TRIGGER check_graph AFTER INSERT OR UPDATE OR DELETE ON workflow_state

@@ -36,6 +36,17 @@ AS $$
                    WHERE r.person_id = ioffice.current_person() AND r.role = 'admin')
 $$;
 
+-- Does the current person keep the registers of an agency: is it one of its
+-- clerks, or an admin?  A confidential register and its entries are theirs
+-- alone.
+CREATE FUNCTION keeps_registers(agency bigint) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM ioffice.person_role r
+                   WHERE r.person_id = ioffice.current_person()
+                     AND ((r.role = 'clerk' AND r.unit_id = agency) OR r.role = 'admin'))
+$$;
+
 ALTER TABLE document ENABLE ROW LEVEL SECURITY;
 ALTER TABLE file ENABLE ROW LEVEL SECURITY;
 ALTER TABLE task ENABLE ROW LEVEL SECURITY;
@@ -44,18 +55,33 @@ ALTER TABLE document_link ENABLE ROW LEVEL SECURITY;
 ALTER TABLE audit ENABLE ROW LEVEL SECURITY;
 ALTER TABLE delegation ENABLE ROW LEVEL SECURITY;
 
+-- A confidential register (its name, and its counter, which tells how many
+-- numbers it gave) is seen by its agency's clerks and the admins only; the
+-- DBAs who keep the registers (ioffice_admin) read and write them all.
+ALTER TABLE register ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visible ON register FOR SELECT
+    USING (NOT confidential OR ioffice.keeps_registers(agency_id));
+CREATE POLICY dba ON register TO ioffice_admin USING (true) WITH CHECK (true);
+
 -- reporting tools (ioffice_reader) read the registers: every document that
--- is not confidential.  One policy, the cheap test first: a reader scanning
--- a register must not pay for can_see() on every row.
+-- is not confidential and not numbered in a confidential register (a DBA
+-- may make a register confidential after it numbered ordinary documents).
+-- One policy, the cheap tests first: a reader scanning a register must not
+-- pay for can_see() on every row, and the ordinary registers are read once
+-- per query (an uncorrelated subquery, hashed).
 CREATE POLICY visible ON document FOR SELECT
-    USING ((confidentiality = 'normal' AND pg_catalog.pg_has_role('ioffice_reader', 'USAGE'))
+    USING ((confidentiality = 'normal' AND pg_catalog.pg_has_role('ioffice_reader', 'USAGE')
+            AND (register_id IS NULL
+                 OR register_id IN (SELECT r.id FROM ioffice.register r WHERE NOT r.confidential)))
            OR ioffice.can_see(id));
+-- numbers taken by other systems: the reporting tools read those of the
+-- ordinary registers; a register's keepers read all of its own
 ALTER TABLE number_taken ENABLE ROW LEVEL SECURITY;
 CREATE POLICY visible ON number_taken FOR SELECT
-    USING (pg_catalog.pg_has_role('ioffice_reader', 'USAGE') OR ioffice.is_admin() OR EXISTS (
-        SELECT 1 FROM ioffice.register r JOIN ioffice.person_role pr
-          ON pr.unit_id = r.agency_id AND pr.role = 'clerk'
-        WHERE r.id = register_id AND pr.person_id = ioffice.current_person()));
+    USING (register_id IN (
+        SELECT r.id FROM ioffice.register r
+        WHERE (NOT r.confidential AND pg_catalog.pg_has_role('ioffice_reader', 'USAGE'))
+           OR ioffice.keeps_registers(r.agency_id)));
 CREATE POLICY visible ON file FOR SELECT USING (ioffice.can_see(document_id));
 CREATE POLICY visible ON task FOR SELECT USING (ioffice.can_see(document_id));
 CREATE POLICY visible ON signature FOR SELECT USING (ioffice.can_see(document_id));
@@ -68,7 +94,9 @@ CREATE POLICY visible ON delegation FOR SELECT
 
 -- The outgoing register (sổ đăng ký văn bản đi, Decree 30 appendix IV):
 -- issued documents and numbers taken by external systems.  security_invoker,
--- so a reader sees what the row-level security of the tables lets them see.
+-- so a reader sees what the row-level security of the tables lets them see:
+-- the rows of a confidential register go with the register's own row.  An
+-- entry is confidential when its document or its register is.
 CREATE VIEW outgoing_register WITH (security_invoker = true) AS
 SELECT d.agency_id, d.register_id, r.code AS register_code, d.register_year AS year,
        d.number, d.symbol, d.issued_on, d.doc_type,
@@ -81,7 +109,7 @@ SELECT d.agency_id, d.register_id, r.code AS register_code, d.register_year AS y
        (d.issued_at AT TIME ZONE ioffice.timezone())::date AS sent_on,
        NULL::text AS receipt,
        d.comment AS note,
-       d.confidentiality <> 'normal' AS confidential,
+       r.confidential OR d.confidentiality <> 'normal' AS confidential,
        d.identifier,
        d.id AS document_id
 FROM ioffice.document d
@@ -133,7 +161,7 @@ SELECT d.agency_id, d.register_id, r.code AS register_code, d.register_year AS y
        NULL::text AS receipt,
        d.comment AS note,
        d.doc_type,
-       d.confidentiality <> 'normal' AS confidential,
+       r.confidential OR d.confidentiality <> 'normal' AS confidential,
        d.state,
        d.id AS document_id,
        d.source_document_id
