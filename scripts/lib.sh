@@ -5,7 +5,10 @@
 # installation under DIR (its bin, lib and share, found by the server relative
 # to its own binary) instead of the system's, so that two checkouts can be
 # tested side by side without overwriting each other's library.
-PG_CONFIG=${PG_CONFIG:-pg_config}
+# an absolute path: once PATH below leads to the private copy of the
+# installation, a bare "pg_config" would be that copy, whose answers already
+# hold the private root (make install DESTDIR=root would then double it)
+PG_CONFIG=${PG_CONFIG:-$(command -v pg_config)}
 PGBIN=$($PG_CONFIG --bindir)
 PGXS_DIR=$(dirname "$(dirname "$(dirname "$($PG_CONFIG --pgxs)")")")
 if [ -n "${IOFFICE_INSTALL_ROOT:-}" ]; then
