@@ -101,6 +101,12 @@ dossier_lock_fn(ActContext *ctx, Datum key)
 	Datum		values[1];
 	char	   *code = TextDatumGetCString(key);
 
+	/*
+	 * Whoever may act on a dossier sees it, or holds a delegation from its
+	 * holder; to anyone else it is unknown, its state included, and it is
+	 * not locked.
+	 */
+	(void) ioffice_require_dossier(code, true);
 	values[0] = key;
 	ioffice_exec(&dossier_lock, values, NULL, 1);
 	if (SPI_processed == 0)
@@ -802,6 +808,8 @@ ioffice_dossier_attach(PG_FUNCTION_ARGS)
 		elog(ERROR, "ioffice: SPI_connect failed");
 	ioffice_engine_enter();
 	actor = ioffice_resolve_actor(false);
+	/* only its holder attaches, who sees it: to anyone else it is unknown */
+	(void) ioffice_require_dossier(code, false);
 	values[0] = CStringGetTextDatum(code);
 	ioffice_exec(&attach_lock, values, NULL, 1);
 	if (SPI_processed == 0)

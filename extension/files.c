@@ -230,7 +230,8 @@ check_files_open(int64 doc, const char *state, bool final, bool frozen)
 /*
  * Lock the document and check that the actor may change its files: the
  * drafter while it is with them (draft, returned), or the current holder
- * (a leader swaps the file under review, seed 000 part V).
+ * (a leader swaps the file under review, seed 000 part V).  A document the
+ * actor may not see is unknown to them.
  */
 static void
 check_may_change_files(int64 doc, int64 actor)
@@ -244,6 +245,7 @@ check_may_change_files(int64 doc, int64 actor)
 	bool		has_holder;
 	char	   *state;
 
+	ioffice_require_document(doc);
 	values[0] = Int64GetDatum(doc);
 	ioffice_exec(&doc_for_files, values, NULL, 1);
 	if (SPI_processed == 0)
@@ -382,7 +384,10 @@ ioffice_attach(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(id);
 }
 
-/* Lock the file's document and return it; the file must still be current. */
+/*
+ * Lock the file's document and return it; the file must still be current.
+ * A file of a document the actor may not see is unknown to them.
+ */
 static int64
 current_file_document(int64 file, int64 actor)
 {
@@ -390,16 +395,11 @@ current_file_document(int64 file, int64 actor)
 	int64		doc;
 	bool		current = false;
 
-	values[0] = Int64GetDatum(file);
-	ioffice_exec(&file_lookup, values, NULL, 1);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("unknown file %lld", (long long) file)));
-	ioffice_get_int64(0, 1, &doc);
+	doc = ioffice_require_file(file);
 	check_may_change_files(doc, actor);
 
-	/* read again under the document's lock (fresh snapshot): a concurrent change may have won */
+	/* read under the document's lock (fresh snapshot): a concurrent change may have won */
+	values[0] = Int64GetDatum(file);
 	ioffice_exec(&file_lookup, values, NULL, 1);
 	ioffice_get_bool(0, 2, &current);
 	if (!current)

@@ -412,12 +412,8 @@ BEGIN
     IF doc IS NULL OR related IS NULL THEN
         RAISE EXCEPTION 'link_documents needs two documents' USING ERRCODE = '22023';
     END IF;
-    IF NOT ioffice.can_see(doc) THEN
-        RAISE EXCEPTION 'unknown document %', doc USING ERRCODE = '42704';
-    END IF;
-    IF NOT ioffice.can_see(related) THEN
-        RAISE EXCEPTION 'unknown document %', related USING ERRCODE = '42704';
-    END IF;
+    PERFORM ioffice._require_document(doc);
+    PERFORM ioffice._require_document(related);
     IF doc = related THEN
         RAISE EXCEPTION 'a document cannot be related to itself' USING ERRCODE = '22023';
     END IF;

@@ -35,3 +35,115 @@ CREATE TRIGGER frozen_truncate BEFORE TRUNCATE ON file
 UPDATE workflow_transition SET guards = '{has_file,approver_signature}'
  WHERE workflow = 'outgoing' AND action = 'issue' AND from_state = 'awaiting_issue'
    AND builtin AND guards = '{has_file}';
+
+-- A document, file or dossier the actor may not see is answered as one that
+-- does not exist (extension/actor.c).
+
+-- A document the actor may not see is unknown to them: 42704 'unknown
+-- document N', as for one that does not exist (extension/actor.c).  For the
+-- extension's SQL functions; the C ones call the same code.
+CREATE FUNCTION _require_document(doc bigint) RETURNS void
+    AS 'MODULE_PATHNAME', 'ioffice_require_document_sql'
+    LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION _require_document(bigint) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION trail(doc bigint)
+RETURNS TABLE (step int, sender text, request text, receiver text,
+               received_at timestamptz, processing_note text, deadline date,
+               processed_at timestamptz, status text, attachments text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM ioffice.actor();
+    IF doc IS NULL THEN
+        RAISE EXCEPTION 'trail needs a document' USING ERRCODE = '22023';
+    END IF;
+    PERFORM ioffice._require_document(doc);
+    RETURN QUERY
+    SELECT t.step,
+           s.full_name || coalesce(' (thay ' || sf.full_name || ')', ''),
+           t.request,
+           r.full_name,
+           t.received_at,
+           t.processing_note
+             || CASE WHEN t.processed_by IS DISTINCT FROM t.receiver_id AND t.processed_by IS NOT NULL
+                     THEN ' (' || pb.full_name || ' thay ' || r.full_name || ')' ELSE '' END,
+           t.deadline,
+           t.processed_at,
+           CASE t.status WHEN 'done' THEN 'Đã xử lý' ELSE 'Đang xử lý' END,
+           (SELECT string_agg(f.name, ', ' ORDER BY f.id)
+            FROM ioffice.file f WHERE f.id = ANY (t.file_ids))
+    FROM ioffice.task t
+    JOIN ioffice.person s ON s.id = t.sender_id
+    JOIN ioffice.person r ON r.id = t.receiver_id
+    LEFT JOIN ioffice.person sf ON sf.id = t.sender_for
+    LEFT JOIN ioffice.person pb ON pb.id = t.processed_by
+    WHERE t.document_id = doc
+    ORDER BY t.step;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION link_documents(doc bigint, related bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF doc IS NULL OR related IS NULL THEN
+        RAISE EXCEPTION 'link_documents needs two documents' USING ERRCODE = '22023';
+    END IF;
+    PERFORM ioffice._require_document(doc);
+    PERFORM ioffice._require_document(related);
+    IF doc = related THEN
+        RAISE EXCEPTION 'a document cannot be related to itself' USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.document d WHERE d.id = doc AND d.drafter_id = v_actor)
+       AND NOT EXISTS (SELECT 1 FROM ioffice.task t
+                       WHERE t.document_id = doc AND t.status = 'open' AND t.receiver_id = v_actor) THEN
+        RAISE EXCEPTION 'only the drafter or the current holder may link documents'
+            USING ERRCODE = '42501';
+    END IF;
+    INSERT INTO ioffice.document_link (document_id, related_id) VALUES (doc, related)
+    ON CONFLICT DO NOTHING;
+    PERFORM ioffice._audit('document', doc, 'link', NULL, NULL,
+                           jsonb_build_object('related', related));
+    PERFORM ioffice._engine_leave();
+END
+$$;
+
+-- A dossier the actor may not see is unknown to them, as a document is
+-- (_require_document); returns its id.
+CREATE FUNCTION _require_dossier(code text) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ioffice_require_dossier_sql'
+    LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION _require_dossier(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION dossier_trail(code text)
+RETURNS TABLE (step int, sender text, request text, receiver text,
+               received_at timestamptz, processing_note text, deadline date,
+               processed_at timestamptz, status text, attachments text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    PERFORM ioffice.actor();
+    IF code IS NULL THEN
+        RAISE EXCEPTION 'dossier_trail needs a dossier code' USING ERRCODE = '22023';
+    END IF;
+    v_id := ioffice._require_dossier(code);
+    RETURN QUERY
+    SELECT t.step, s.full_name || coalesce(' (thay ' || sf.full_name || ')', ''),
+           t.request, r.full_name, t.received_at, t.processing_note, t.deadline, t.processed_at,
+           CASE t.status WHEN 'done' THEN 'Đã xử lý' ELSE 'Đang xử lý' END,
+           (SELECT string_agg(f.name, ', ' ORDER BY f.id) FROM ioffice.dossier_file f
+             WHERE f.id = ANY (t.file_ids))
+      FROM ioffice.dossier_task t
+      JOIN ioffice.person s ON s.id = t.sender_id
+      LEFT JOIN ioffice.person sf ON sf.id = t.sender_for
+      JOIN ioffice.person r ON r.id = t.receiver_id
+     WHERE t.dossier_id = v_id
+     ORDER BY t.step;
+END
+$$;
