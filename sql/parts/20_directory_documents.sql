@@ -499,6 +499,12 @@ BEGIN
     IF v_conf NOT IN ('normal', 'confidential', 'secret', 'top_secret') THEN
         RAISE EXCEPTION 'unknown confidentiality "%"', v_conf USING ERRCODE = '22023';
     END IF;
+    IF length(v_details->>'field') > 200 THEN
+        RAISE EXCEPTION 'details.field must be at most 200 characters' USING ERRCODE = '22023';
+    END IF;
+    IF length(v_details->>'comment') > 2000 THEN
+        RAISE EXCEPTION 'details.comment must be at most 2000 characters' USING ERRCODE = '22023';
+    END IF;
     v_due := ioffice._date_detail(v_details, 'due_date');
     v_received := ioffice._time_detail(v_details, 'received_at');
     IF v_received IS NOT NULL THEN

@@ -1,6 +1,8 @@
 -- A document, file or dossier the actor may not see is answered exactly as
 -- one that does not exist: the same SQLSTATE and the same message, so that
 -- nobody can tell which ids hold other agencies' or confidential documents.
+-- Then arguments refused before any work: details too long for their
+-- column, an absurd entity for audit_verify().
 SET client_min_messages = warning;
 
 -- what a statement answers, as actor (when given): ok, or its SQLSTATE and
@@ -111,3 +113,31 @@ SET ioffice.actor = 'thuy';
 SELECT pg_temp.refusal(format($$SELECT ioffice.act(%s, 'return')$$, :hidden_doc), :'hidden_doc') AS clerk_is_told_the_state;
 RESET ioffice.actor;
 
+-- ---------------------------------------------------------------------------
+-- register_incoming: details that would not fit their column are refused as
+-- bad values, naming the detail, before anything is written
+-- ---------------------------------------------------------------------------
+SET ioffice.actor = 'thuy';
+SELECT pg_temp.refusal(format($$SELECT ioffice.register_incoming('CV', 'Văn bản đến thử', 'Sở Nội vụ',
+           '1/SNV-DÀI', current_date - 1, %L)$$, jsonb_build_object('field', repeat('x', 201))), NULL) AS long_field;
+SELECT pg_temp.refusal(format($$SELECT ioffice.register_incoming('CV', 'Văn bản đến thử', 'Sở Nội vụ',
+           '2/SNV-DÀI', current_date - 1, %L)$$, jsonb_build_object('comment', repeat('x', 2001))), NULL) AS long_comment;
+SELECT pg_temp.refusal(format($$SELECT ioffice.register_incoming('CV', 'Văn bản đến thử', 'Sở Nội vụ',
+           '3/SNV-DÀI', current_date - 1, %L)$$,
+           jsonb_build_object('field', repeat('x', 200), 'comment', repeat('x', 2000))), NULL) AS at_the_limits;
+RESET ioffice.actor;
+
+-- ---------------------------------------------------------------------------
+-- audit_verify: an entity no audit record can name is refused at once
+-- ---------------------------------------------------------------------------
+SET statement_timeout = '5s';
+SELECT pg_temp.refusal($$SELECT * FROM ioffice.audit_verify(repeat('x', 10000000), 1)$$, NULL) AS ten_megabytes;
+SELECT pg_temp.refusal($$SELECT * FROM ioffice.audit_verify(repeat('x', 64))$$, NULL) AS longer_than_a_name;
+SELECT pg_temp.refusal($$SELECT * FROM ioffice.audit_verify('documents', 1)$$, NULL) AS unknown_entity;
+-- the known ones are named in the hint: the audited tables
+SELECT h ~ '\mdocument\M' AS names_document, h ~ '\mdossier\M' AS names_dossier,
+       h ~ '\mworkflow_transition\M' AS names_rule_edits, h ~ '\maudit\M' AS names_audit
+FROM pg_temp.hint($$SELECT * FROM ioffice.audit_verify('documents')$$) AS h;
+SELECT pg_temp.refusal($$SELECT * FROM ioffice.audit_verify('document', 1)$$, NULL) AS known_entity;
+SELECT pg_temp.refusal($$SELECT * FROM ioffice.audit_verify('workflow_transition')$$, NULL) AS rule_edits;
+RESET statement_timeout;
