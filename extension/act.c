@@ -605,6 +605,12 @@ document_lock(ActContext *ctx, Datum key)
 
 	ctx->doc = DatumGetInt64(key);
 	ctx->name = psprintf("document %lld", (long long) ctx->doc);
+	/*
+	 * Whoever may act on a document sees it (its drafter, holder, a delegate
+	 * of the holder, a cooperator, a clerk of its agency); to anyone else it
+	 * is unknown, its state and actions included, and it is not locked.
+	 */
+	ioffice_require_document(ctx->doc);
 	values[0] = key;
 	ioffice_exec(&doc_lock, values, NULL, 1);
 	if (SPI_processed == 0)

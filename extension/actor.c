@@ -14,6 +14,7 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -40,6 +41,28 @@ static IofficePlan clerk_of = {
 	NULL,
 	"SELECT 1 FROM ioffice.person_role WHERE person_id = $1 AND role = 'clerk' AND unit_id = $2",
 	2, {INT8OID, INT8OID}
+};
+
+static IofficePlan document_visible = {
+	NULL, "SELECT ioffice.can_see($1)", 1, {INT8OID}
+};
+
+static IofficePlan file_visible = {
+	NULL, "SELECT document_id, ioffice.can_see(document_id) FROM ioffice.file WHERE id = $1",
+	1, {INT8OID}
+};
+
+/* a delegate of the holder acts on a dossier the rules may not let them see */
+static IofficePlan dossier_visible = {
+	NULL,
+	"SELECT d.id, ioffice.can_see_dossier(d.id) "
+	"       OR ($2 AND EXISTS (SELECT 1 FROM ioffice.dossier_task t "
+	"                            JOIN ioffice.delegation g ON g.from_person = t.receiver_id "
+	"                           WHERE t.dossier_id = d.id AND t.status = 'open' "
+	"                             AND g.to_person = ioffice.current_person() "
+	"                             AND now() >= g.valid_from AND now() < g.valid_until)) "
+	"  FROM ioffice.dossier d WHERE d.code = $1",
+	2, {TEXTOID, BOOLOID}
 };
 
 /* The active person with this login: false when there is none. */
@@ -155,6 +178,84 @@ ioffice_person_is_clerk_of(int64 person, int64 agency)
 	return SPI_processed > 0;
 }
 
+/*
+ * A document the acting person may not see is answered exactly as one that
+ * does not exist: the same SQLSTATE (42704) and the same message.  Telling
+ * the two apart (42501 for a hidden one) would let anyone enumerate the ids
+ * of other agencies' and confidential documents.  Every function that takes
+ * a document id goes through here (the SQL ones through _require_document());
+ * the caller is connected to SPI.
+ */
+void
+ioffice_require_document(int64 doc)
+{
+	Datum		values[1];
+	bool		visible = false;
+
+	values[0] = Int64GetDatum(doc);
+	ioffice_exec(&document_visible, values, NULL, 1);
+	if (!ioffice_get_bool(0, 1, &visible) || !visible)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown document %lld", (long long) doc)));
+}
+
+/* The same for a file id (a file is seen with its document); returns its document. */
+int64
+ioffice_require_file(int64 file)
+{
+	Datum		values[1];
+	int64		doc = 0;
+	bool		visible = false;
+
+	values[0] = Int64GetDatum(file);
+	ioffice_exec(&file_visible, values, NULL, 1);
+	if (!ioffice_get_int64(0, 1, &doc) || !ioffice_get_bool(0, 2, &visible) || !visible)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown file %lld", (long long) file)));
+	return doc;
+}
+
+/*
+ * The same for a dossier's code, which is even easier to guess (agency, day,
+ * sequence); returns the dossier's id.  With delegate_of_holder, a person
+ * who holds a delegation from the dossier's holder counts as seeing it: they
+ * may act in the holder's name (dossier_act()).
+ */
+int64
+ioffice_require_dossier(const char *code, bool delegate_of_holder)
+{
+	Datum		values[2];
+	int64		id = 0;
+	bool		visible = false;
+
+	values[0] = CStringGetTextDatum(code);
+	values[1] = BoolGetDatum(delegate_of_holder);
+	ioffice_exec(&dossier_visible, values, NULL, 1);
+	if (!ioffice_get_int64(0, 1, &id) || !ioffice_get_bool(0, 2, &visible) || !visible)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown dossier \"%.*s\"", pg_mbcliplen(code, strlen(code), 60), code)));
+	return id;
+}
+
+/* _require_document(doc): the same check for the extension's SQL functions */
+PG_FUNCTION_INFO_V1(ioffice_require_document_sql);
+Datum
+ioffice_require_document_sql(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a document id is needed")));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	ioffice_require_document(PG_GETARG_INT64(0));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
 static Datum
 actor_common(bool missing_ok, bool *isnull)
 {
@@ -188,4 +289,22 @@ ioffice_current_person(PG_FUNCTION_ARGS)
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(d);
+}
+
+/* _require_dossier(code) → id: the same for the extension's SQL functions */
+PG_FUNCTION_INFO_V1(ioffice_require_dossier_sql);
+Datum
+ioffice_require_dossier_sql(PG_FUNCTION_ARGS)
+{
+	int64		id;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a dossier code is needed")));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	id = ioffice_require_dossier(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
+	SPI_finish();
+	PG_RETURN_INT64(id);
 }

@@ -26,6 +26,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -298,6 +299,61 @@ verify_checkpoints(VerifyState *vs, MemoryContext cxt, bool report_checkpoints)
 	return heads;
 }
 
+/*
+ * The entity named to audit_verify() must be one the trail can hold: a table
+ * of the extension whose changes are audited (every entity the engine names
+ * is one), or any entity that has records.  Refused before any work: the
+ * verification walks every sealed head with the name, and an absurd one
+ * (megabytes long) would cost as much per head.  No table name is longer
+ * than NAMEDATALEN - 1 bytes, so a longer one is refused unread.
+ */
+static void
+check_entity(text *entity)
+{
+	int			len = VARSIZE_ANY_EXHDR(entity);
+	char	   *name;
+	Datum		args[1];
+	Oid			argtypes[1] = {TEXTOID};
+	bool		known = false;
+	bool		isnull;
+
+	if (len < NAMEDATALEN)
+	{
+		args[0] = PointerGetDatum(entity);
+		if (SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t "
+								  "   JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid "
+								  "   JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid "
+								  "  WHERE c.relname = $1 "
+								  "    AND c.relnamespace = 'ioffice'::regnamespace "
+								  "    AND p.pronamespace = 'ioffice'::regnamespace "
+								  "    AND p.proname IN ('_audit_direct', '_rule_audit')) "
+								  "    OR EXISTS (SELECT 1 FROM ioffice.audit WHERE entity = $1)",
+								  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "ioffice: could not read the audited tables");
+		known = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+										   &isnull));
+	}
+	if (known)
+		return;
+
+	if (SPI_execute("SELECT string_agg(DISTINCT c.relname::text, ', ' ORDER BY c.relname::text) "
+					"  FROM pg_catalog.pg_trigger t "
+					"  JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid "
+					"  JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid "
+					" WHERE c.relnamespace = 'ioffice'::regnamespace "
+					"   AND p.pronamespace = 'ioffice'::regnamespace "
+					"   AND p.proname IN ('_audit_direct', '_rule_audit')",
+					true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not read the audited tables");
+	name = text_to_cstring((text *) pg_detoast_datum_slice((struct varlena *) entity, 0, 240));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown entity \"%.*s%s\"", pg_mbcliplen(name, strlen(name), 60), name,
+					len > 60 ? "…" : ""),
+			 errhint("Entities are the audited tables: %s.",
+					 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1))));
+}
+
 PG_FUNCTION_INFO_V1(ioffice_audit_verify);
 Datum
 ioffice_audit_verify(PG_FUNCTION_ARGS)
@@ -336,6 +392,8 @@ ioffice_audit_verify(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
+	if (!PG_ARGISNULL(0))
+		check_entity(PG_GETARG_TEXT_PP(0));
 	/* the checkpoints themselves concern the whole trail, not one entity */
 	heads = verify_checkpoints(&vs, work, whole);
 

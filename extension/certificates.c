@@ -377,16 +377,11 @@ ioffice_verify(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
 	(void) ioffice_resolve_actor(false);
+	(void) ioffice_require_file(file);
 	args[0] = Int64GetDatum(file);
-	if (SPI_execute_with_args("SELECT content, ioffice.can_see(document_id) FROM ioffice.file WHERE id = $1",
+	if (SPI_execute_with_args("SELECT content FROM ioffice.file WHERE id = $1",
 							  1, types, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("unknown file %lld", (long long) file)));
-	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("you may not see file %lld", (long long) file)));
+		elog(ERROR, "ioffice: could not read file %lld", (long long) file);
 	content = DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 	store = build_store();
@@ -477,16 +472,8 @@ ioffice_signature_p7s(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
 	(void) ioffice_resolve_actor(false);
+	(void) ioffice_require_file(file);
 	args[0] = Int64GetDatum(file);
-	if (SPI_execute_with_args("SELECT ioffice.can_see(document_id) FROM ioffice.file WHERE id = $1",
-							  1, types, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("unknown file %lld", (long long) file)));
-	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("you may not see file %lld", (long long) file)));
 	if (SPI_execute_with_args("SELECT cms FROM ioffice.signature "
 							  " WHERE file_id = $1 AND status = 'done' AND cms IS NOT NULL "
 							  " ORDER BY signed_at, id",

@@ -101,6 +101,12 @@ dossier_lock_fn(ActContext *ctx, Datum key)
 	Datum		values[1];
 	char	   *code = TextDatumGetCString(key);
 
+	/*
+	 * Whoever may act on a dossier sees it, or holds a delegation from its
+	 * holder; to anyone else it is unknown, its state included, and it is
+	 * not locked.
+	 */
+	(void) ioffice_require_dossier(code, true);
 	values[0] = key;
 	ioffice_exec(&dossier_lock, values, NULL, 1);
 	if (SPI_processed == 0)
@@ -234,29 +240,44 @@ ioffice_guard_has_opinion_file(ActContext *ctx)
 						 ctx->tr->label)));
 }
 
+/*
+ * Per current file of the result: is the leader's signature pending, is it
+ * missing (not done); the reason of a failed one; how many files.
+ */
 static IofficePlan result_signatures = {
 	NULL,
 	"SELECT d.result_document_id, "
-	"       count(*) FILTER (WHERE s.status = 'pending'), "
-	"       count(*) FILTER (WHERE s.status = 'done'), "
-	"       max(s.reason) FILTER (WHERE s.status = 'failed') "
+	"       count(f.id) FILTER (WHERE EXISTS (SELECT 1 FROM ioffice.signature s "
+	"                   WHERE s.file_id = f.id AND s.kind = 'personal' "
+	"                     AND s.signer_id = r.signer_id AND s.status = 'pending')), "
+	"       count(f.id) FILTER (WHERE NOT EXISTS (SELECT 1 FROM ioffice.signature s "
+	"                   WHERE s.file_id = f.id AND s.kind = 'personal' "
+	"                     AND s.signer_id = r.signer_id AND s.status = 'done')), "
+	"       max(fs.reason), count(f.id) "
 	"  FROM ioffice.dossier d "
 	"  LEFT JOIN ioffice.document r ON r.id = d.result_document_id "
-	"  LEFT JOIN (ioffice.signature s JOIN ioffice.file f "
-	"             ON f.id = s.file_id AND f.superseded_at IS NULL AND f.removed_at IS NULL) "
-	"         ON s.document_id = r.id AND s.kind = 'personal' AND s.signer_id = r.signer_id "
+	"  LEFT JOIN ioffice.file f "
+	"         ON f.document_id = r.id AND f.superseded_at IS NULL AND f.removed_at IS NULL "
+	"  LEFT JOIN LATERAL (SELECT max(s.reason) AS reason FROM ioffice.signature s "
+	"                      WHERE s.file_id = f.id AND s.kind = 'personal' "
+	"                        AND s.signer_id = r.signer_id AND s.status = 'failed') fs ON true "
 	" WHERE d.id = $1 GROUP BY d.result_document_id",
 	1, {INT8OID}
 };
 
-/* result_signed: the leader's signature of the result is done (by the worker) */
+/*
+ * result_signed: the leader's signature is done (by the worker) on every
+ * current file of the result, so that the seal issue_result queues goes on
+ * nothing the leader did not sign (the trail it attaches comes after).
+ */
 void
 ioffice_guard_result_signed(ActContext *ctx)
 {
 	Datum		values[1];
 	int64		result = 0,
 				pending = 0,
-				done = 0;
+				unsigned_files = 0,
+				files = 0;
 
 	values[0] = Int64GetDatum(ctx->doc);
 	ioffice_exec(&result_signatures, values, NULL, 1);
@@ -265,14 +286,15 @@ ioffice_guard_result_signed(ActContext *ctx)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("%s has no result document yet", ctx->name)));
 	ioffice_get_int64(0, 2, &pending);
-	ioffice_get_int64(0, 3, &done);
+	ioffice_get_int64(0, 3, &unsigned_files);
+	ioffice_get_int64(0, 5, &files);
 	if (pending > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the leader's signature of the result of %s is still pending", ctx->name),
 				 errdetail("The signing worker has not signed document %lld yet.",
 						   (long long) result)));
-	if (done == 0)
+	if (unsigned_files > 0 || files == 0)
 	{
 		char	   *failed = ioffice_get_text(0, 4);
 
@@ -786,6 +808,8 @@ ioffice_dossier_attach(PG_FUNCTION_ARGS)
 		elog(ERROR, "ioffice: SPI_connect failed");
 	ioffice_engine_enter();
 	actor = ioffice_resolve_actor(false);
+	/* only its holder attaches, who sees it: to anyone else it is unknown */
+	(void) ioffice_require_dossier(code, false);
 	values[0] = CStringGetTextDatum(code);
 	ioffice_exec(&attach_lock, values, NULL, 1);
 	if (SPI_processed == 0)

@@ -9,23 +9,48 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/rel.h"
 #include "utils/varlena.h"
 
 #include "ioffice.h"
 
 static IofficePlan doc_for_files = {
 	NULL,
-	"SELECT d.state, d.drafter_id, s.final, d.workflow = 'dossier_result' "
+	"SELECT d.state, d.drafter_id, s.final, d.workflow = 'dossier_result', s.files_frozen "
 	"  FROM ioffice.document d "
 	"  JOIN ioffice.workflow_state s ON s.workflow = d.workflow AND s.state = d.state "
 	" WHERE d.id = $1 FOR NO KEY UPDATE OF d",
 	1, {INT8OID}
+};
+
+/* the same, unlocked, for the trigger on table file */
+static IofficePlan doc_files_state = {
+	NULL,
+	"SELECT d.state, s.final, s.files_frozen "
+	"  FROM ioffice.document d "
+	"  JOIN ioffice.workflow_state s ON s.workflow = d.workflow AND s.state = d.state "
+	" WHERE d.id = $1",
+	1, {INT8OID}
+};
+
+static IofficePlan any_file_frozen = {
+	NULL,
+	"SELECT d.id, d.state, s.final, s.files_frozen "
+	"  FROM ioffice.document d "
+	"  JOIN ioffice.workflow_state s ON s.workflow = d.workflow AND s.state = d.state "
+	" WHERE (s.final OR s.files_frozen) "
+	"   AND EXISTS (SELECT 1 FROM ioffice.file f WHERE f.document_id = d.id) "
+	" ORDER BY d.id LIMIT 1",
+	0, {InvalidOid}
 };
 
 /*
@@ -176,9 +201,37 @@ ioffice_sha256(bytea *content)
 }
 
 /*
+ * The one rule on when a document's files may change, for the file
+ * functions below and for the trigger on table file, which every other path
+ * goes through (the engine's effects, a role that writes the table itself):
+ * never in a final state, and never in a state that freezes them.  A leader's
+ * approval freezes them (awaiting_issue): the clerk seals and issues what the
+ * leader approved and signed, so a file changed after it would be issued
+ * under a seal the leader never saw, with the leader's signature left on the
+ * superseded version.
+ */
+static void
+check_files_open(int64 doc, const char *state, bool final, bool frozen)
+{
+	if (final)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("document %lld is %s: its files can no longer change",
+						(long long) doc, state)));
+	if (frozen)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("document %lld is %s: its files were approved and can no longer change",
+						(long long) doc, state),
+				 errdetail("What is issued and sealed must be what the leader approved and signed."),
+				 errhint("Return the document (action \"return\"): once its files change it must be approved, and signed, again.")));
+}
+
+/*
  * Lock the document and check that the actor may change its files: the
  * drafter while it is with them (draft, returned), or the current holder
- * (a leader swaps the file under review, seed 000 part V).
+ * (a leader swaps the file under review, seed 000 part V).  A document the
+ * actor may not see is unknown to them.
  */
 static void
 check_may_change_files(int64 doc, int64 actor)
@@ -188,9 +241,11 @@ check_may_change_files(int64 doc, int64 actor)
 	int64		holder = 0;
 	bool		final = false;
 	bool		dossier_result = false;
+	bool		frozen = false;
 	bool		has_holder;
 	char	   *state;
 
+	ioffice_require_document(doc);
 	values[0] = Int64GetDatum(doc);
 	ioffice_exec(&doc_for_files, values, NULL, 1);
 	if (SPI_processed == 0)
@@ -201,6 +256,7 @@ check_may_change_files(int64 doc, int64 actor)
 	ioffice_get_int64(0, 2, &drafter);
 	ioffice_get_bool(0, 3, &final);
 	ioffice_get_bool(0, 4, &dossier_result);
+	ioffice_get_bool(0, 5, &frozen);
 	/* the signed result travels with its dossier: no file changes under it */
 	if (dossier_result)
 		ereport(ERROR,
@@ -211,11 +267,7 @@ check_may_change_files(int64 doc, int64 actor)
 	ioffice_exec(&doc_holder, values, NULL, 1);
 	has_holder = ioffice_get_int64(0, 1, &holder);
 
-	if (final)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("document %lld is %s: its files can no longer change",
-						(long long) doc, state)));
+	check_files_open(doc, state, final, frozen);
 	if (has_holder ? holder != actor : drafter != actor)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -332,7 +384,10 @@ ioffice_attach(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(id);
 }
 
-/* Lock the file's document and return it; the file must still be current. */
+/*
+ * Lock the file's document and return it; the file must still be current.
+ * A file of a document the actor may not see is unknown to them.
+ */
 static int64
 current_file_document(int64 file, int64 actor)
 {
@@ -340,16 +395,11 @@ current_file_document(int64 file, int64 actor)
 	int64		doc;
 	bool		current = false;
 
-	values[0] = Int64GetDatum(file);
-	ioffice_exec(&file_lookup, values, NULL, 1);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("unknown file %lld", (long long) file)));
-	ioffice_get_int64(0, 1, &doc);
+	doc = ioffice_require_file(file);
 	check_may_change_files(doc, actor);
 
-	/* read again under the document's lock (fresh snapshot): a concurrent change may have won */
+	/* read under the document's lock (fresh snapshot): a concurrent change may have won */
+	values[0] = Int64GetDatum(file);
 	ioffice_exec(&file_lookup, values, NULL, 1);
 	ioffice_get_bool(0, 2, &current);
 	if (!current)
@@ -443,4 +493,125 @@ ioffice_kind_interconnectable(const char *kind)
 		if (strcmp(kind, kinds[i]) == 0)
 			return true;
 	return false;
+}
+
+/* Does the column hold the same value in both rows?  Bytes compared, not pointers. */
+static bool
+column_unchanged(HeapTuple a, HeapTuple b, TupleDesc desc, const char *column)
+{
+	int			attnum = SPI_fnumber(desc, column);
+	Form_pg_attribute att;
+	bool		a_null,
+				b_null;
+	Datum		da,
+				db;
+	struct varlena *va,
+			   *vb;
+
+	if (attnum <= 0)
+		elog(ERROR, "ioffice: table file has no column %s", column);
+	att = TupleDescAttr(desc, attnum - 1);
+	da = heap_getattr(a, attnum, desc, &a_null);
+	db = heap_getattr(b, attnum, desc, &b_null);
+	if (a_null || b_null)
+		return a_null == b_null;
+	/* an UPDATE that leaves the content alone keeps its TOAST pointer: no detoasting */
+	if (datumIsEqual(da, db, att->attbyval, att->attlen))
+		return true;
+	if (att->attlen != -1)
+		return false;
+	va = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(da));
+	vb = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(db));
+	return VARSIZE_ANY_EXHDR(va) == VARSIZE_ANY_EXHDR(vb) &&
+		memcmp(VARDATA_ANY(va), VARDATA_ANY(vb), VARSIZE_ANY_EXHDR(va)) == 0;
+}
+
+/*
+ * _file_frozen(): BEFORE INSERT, UPDATE or DELETE (row) and TRUNCATE
+ * (statement) on table file.  Every change of a file row meets
+ * check_files_open(), whoever makes it: the engine's effects and a role that
+ * writes the table itself as much as attach(), replace_file() and
+ * remove_file().  And in no state do a file's bytes change, nor the document
+ * they belong to: a signature names the file row, so other bytes under the
+ * same id would inherit signatures made on these (replace_file() makes a new
+ * version instead; only the marks of a replacement or removal, and the
+ * name, may change).  A superuser loading a dump brings the rows as they
+ * were.
+ */
+PG_FUNCTION_INFO_V1(ioffice_file_frozen);
+Datum
+ioffice_file_frozen(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	row;
+	Datum		values[1];
+	int64		doc = 0;
+	bool		final = false;
+	bool		frozen = false;
+	static const char *const fixed[] = {"document_id", "content", "sha256", "size", "kind"};
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("_file_frozen must be called as a trigger")));
+	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+	{
+		if (ioffice_restoring_dump())
+			return PointerGetDatum(NULL);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "ioffice: SPI_connect failed");
+		ioffice_exec(&any_file_frozen, NULL, NULL, 1);
+		if (SPI_processed > 0)
+		{
+			ioffice_get_int64(0, 1, &doc);
+			ioffice_get_bool(0, 3, &final);
+			ioffice_get_bool(0, 4, &frozen);
+			check_files_open(doc, ioffice_get_text(0, 2), final, frozen);
+		}
+		SPI_finish();
+		return PointerGetDatum(NULL);
+	}
+
+	/* the row that goes ahead: the new one, or the one deleted */
+	row = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
+		: trigdata->tg_trigtuple;
+	if (ioffice_restoring_dump())
+		return PointerGetDatum(row);
+	desc = trigdata->tg_relation->rd_att;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	/* the document it belongs to, or belonged to before an UPDATE */
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(trigdata->tg_trigtuple, SPI_fnumber(desc, "document_id"),
+									 desc, &isnull);
+
+		if (!isnull)
+			doc = DatumGetInt64(d);
+	}
+	values[0] = Int64GetDatum(doc);
+	ioffice_exec(&doc_files_state, values, NULL, 1);
+	/* no such document: the foreign key says so */
+	if (SPI_processed > 0)
+	{
+		ioffice_get_bool(0, 2, &final);
+		ioffice_get_bool(0, 3, &frozen);
+		check_files_open(doc, ioffice_get_text(0, 1), final, frozen);
+	}
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		for (int i = 0; i < lengthof(fixed); i++)
+			if (!column_unchanged(trigdata->tg_trigtuple, trigdata->tg_newtuple, desc, fixed[i]))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("the %s of file %s cannot change", fixed[i],
+								SPI_getvalue(trigdata->tg_trigtuple, desc,
+											 SPI_fnumber(desc, "id"))),
+						 errdetail("Signatures name the file: other bytes under the same file would carry them."),
+						 errhint("Use replace_file(), which keeps this version and adds a new one.")));
+	}
+	SPI_finish();
+	return PointerGetDatum(row);
 }

@@ -101,6 +101,47 @@ guard_own_signature(ActContext *ctx)
 				 errhint("Sign the document (action \"sign\") before approving it.")));
 }
 
+static IofficePlan approver_of_holder = {
+	NULL,
+	"SELECT coalesce(sender_for, sender_id) FROM ioffice.task WHERE id = $1",
+	1, {INT8OID}
+};
+
+/*
+ * approver_signature: when a digital signature was requested, every current
+ * file carries the done personal signature of the leader who handed the
+ * document to its holder (the approval; under delegation the holder they
+ * approved for, as own_signature counts it).  Checked again when issuing,
+ * so that the seal never goes on a file the leader did not sign, whatever
+ * way it came in after the approval.
+ */
+static void
+guard_approver_signature(ActContext *ctx)
+{
+	Datum		values[2];
+	int64		approver = 0;
+
+	if (!ctx->signature_requested)
+		return;
+	values[0] = Int64GetDatum(ctx->task_id);
+	ioffice_exec(&approver_of_holder, values, NULL, 1);
+	if (!ioffice_get_int64(0, 1, &approver))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s was handed to nobody by an approving leader", ctx->name)));
+	values[0] = Int64GetDatum(ctx->doc);
+	values[1] = Int64GetDatum(approver);
+	ioffice_exec(&unsigned_file, values, NULL, 1);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("file \"%s\" is not signed by the leader who approved it",
+						ioffice_get_text(0, 1)),
+				 errdetail("A digital signature was requested for document %lld: what is issued must carry it.",
+						   (long long) ctx->doc),
+				 errhint("Return the document (action \"return\") to be signed and approved again.")));
+}
+
 /* note_given: the action says why (a refusal, a withdrawal, a request to the applicant) */
 static void
 guard_note_given(ActContext *ctx)
@@ -116,6 +157,8 @@ const WfNamedStep ioffice_guards[] = {
 	{"receiver_not_actor", guard_receiver_not_actor, "the receiver is not the actor"},
 	{"own_signature", guard_own_signature,
 	"no signature of the actor is pending, and a requested signature is done on every file", "document"},
+	{"approver_signature", guard_approver_signature,
+	"a requested signature is done on every current file by the leader who approved", "document"},
 	{"note_given", guard_note_given, "the action carries a note"},
 	{"has_opinion_file", ioffice_guard_has_opinion_file,
 	"dossier: the actor attached a file (the draft result) to the opinion", "dossier"},

@@ -105,6 +105,9 @@ ioffice_trail_export(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
+	/* trail() decides again; refused here, the error is the caller's own, not trail()'s */
+	(void) ioffice_resolve_actor(false);
+	ioffice_require_document(doc);
 	result = export_table(load_trail(doc), format);
 	SPI_finish();
 	PG_RETURN_BYTEA_P(result);

@@ -142,9 +142,15 @@ CREATE TABLE workflow_state (
     initial     boolean NOT NULL DEFAULT false,
     final       boolean NOT NULL DEFAULT false,
     builtin     boolean NOT NULL DEFAULT false,
+    -- a document's files can no longer change in this state (nor in a final
+    -- one): outgoing awaiting_issue, where the clerk issues what the leader
+    -- approved and signed (extension/files.c, trigger frozen on file)
+    files_frozen boolean NOT NULL DEFAULT false,
     PRIMARY KEY (workflow, state),
     CHECK (NOT (initial AND final))
 );
+COMMENT ON COLUMN workflow_state.files_frozen IS
+  'The files of a document in this state can no longer change (as in a final state): approved, they are what is issued';
 
 CREATE TABLE workflow_transition (
     workflow    text NOT NULL,

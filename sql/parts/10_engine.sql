@@ -139,6 +139,19 @@ CREATE FUNCTION remove_file(file bigint) RETURNS void
     AS 'MODULE_PATHNAME', 'ioffice_remove_file'
     LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
+-- Whoever writes a file row, the engine or a role with the privilege: no
+-- change in a final state or one that freezes the files (workflow_state.
+-- files_frozen: approved, they are what gets sealed and issued), and a file's
+-- bytes never change (extension/files.c).  SECURITY DEFINER: it reads the
+-- document past row-level security.
+CREATE FUNCTION _file_frozen() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'ioffice_file_frozen' LANGUAGE C
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+CREATE TRIGGER frozen BEFORE INSERT OR UPDATE OR DELETE ON file
+    FOR EACH ROW EXECUTE FUNCTION _file_frozen();
+CREATE TRIGGER frozen_truncate BEFORE TRUNCATE ON file
+    FOR EACH STATEMENT EXECUTE FUNCTION _file_frozen();
+
 CREATE FUNCTION act(doc bigint, action text, to_login text DEFAULT NULL,
                     note text DEFAULT NULL, options jsonb DEFAULT '{}')
     RETURNS text
@@ -239,6 +252,8 @@ INSERT INTO workflow_state (workflow, state, label, initial, final, builtin) VAL
     ('outgoing', 'awaiting_issue', 'Chờ văn thư phát hành', false, false, true),
     ('outgoing', 'issued',         'Đã phát hành',       false, true,  true),
     ('outgoing', 'completed',      'Hoàn tất',           false, true,  true);
+-- approved by the leader, the files are what the clerk seals and issues
+UPDATE workflow_state SET files_frozen = true WHERE workflow = 'outgoing' AND state = 'awaiting_issue';
 
 INSERT INTO workflow_transition
     (workflow, action, from_state, to_state, label, taken_by, receiver, receiver_role,
@@ -266,7 +281,7 @@ VALUES
     ('outgoing', 'complete', 'reviewing', 'completed', 'Hoàn tất', 'holder', 'none', NULL,
      '{}', '{}', '{}', true, true),
     ('outgoing', 'issue', 'awaiting_issue', 'issued', 'Phát hành', 'holder', 'none', NULL,
-     '{has_file}', '{queue_seal,deliver_internal,number_and_issue}', '{register}', false, true);
+     '{has_file,approver_signature}', '{queue_seal,deliver_internal,number_and_issue}', '{register}', false, true);
 
 -- The incoming workflow (văn bản đến): a document arrives (delivered by
 -- another agency of this database) or is registered by the clerk with its

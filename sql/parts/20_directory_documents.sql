@@ -412,12 +412,8 @@ BEGIN
     IF doc IS NULL OR related IS NULL THEN
         RAISE EXCEPTION 'link_documents needs two documents' USING ERRCODE = '22023';
     END IF;
-    IF NOT ioffice.can_see(doc) THEN
-        RAISE EXCEPTION 'unknown document %', doc USING ERRCODE = '42704';
-    END IF;
-    IF NOT ioffice.can_see(related) THEN
-        RAISE EXCEPTION 'unknown document %', related USING ERRCODE = '42704';
-    END IF;
+    PERFORM ioffice._require_document(doc);
+    PERFORM ioffice._require_document(related);
     IF doc = related THEN
         RAISE EXCEPTION 'a document cannot be related to itself' USING ERRCODE = '22023';
     END IF;
@@ -502,6 +498,12 @@ BEGIN
     v_conf := coalesce(v_details->>'confidentiality', 'normal');
     IF v_conf NOT IN ('normal', 'confidential', 'secret', 'top_secret') THEN
         RAISE EXCEPTION 'unknown confidentiality "%"', v_conf USING ERRCODE = '22023';
+    END IF;
+    IF length(v_details->>'field') > 200 THEN
+        RAISE EXCEPTION 'details.field must be at most 200 characters' USING ERRCODE = '22023';
+    END IF;
+    IF length(v_details->>'comment') > 2000 THEN
+        RAISE EXCEPTION 'details.comment must be at most 2000 characters' USING ERRCODE = '22023';
     END IF;
     v_due := ioffice._date_detail(v_details, 'due_date');
     v_received := ioffice._time_detail(v_details, 'received_at');

@@ -29,6 +29,14 @@ AS $$
                                  OR r.role = 'admin'))))
 $$;
 
+-- A document the actor may not see is unknown to them: 42704 'unknown
+-- document N', as for one that does not exist (extension/actor.c).  For the
+-- extension's SQL functions; the C ones call the same code.
+CREATE FUNCTION _require_document(doc bigint) RETURNS void
+    AS 'MODULE_PATHNAME', 'ioffice_require_document_sql'
+    LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION _require_document(bigint) FROM PUBLIC;
+
 CREATE FUNCTION is_admin() RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -221,12 +229,7 @@ BEGIN
     IF doc IS NULL THEN
         RAISE EXCEPTION 'trail needs a document' USING ERRCODE = '22023';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM ioffice.document d WHERE d.id = doc) THEN
-        RAISE EXCEPTION 'unknown document %', doc USING ERRCODE = '42704';
-    END IF;
-    IF NOT ioffice.can_see(doc) THEN
-        RAISE EXCEPTION 'you may not see document %', doc USING ERRCODE = '42501';
-    END IF;
+    PERFORM ioffice._require_document(doc);
     RETURN QUERY
     SELECT t.step,
            s.full_name || coalesce(' (thay ' || sf.full_name || ')', ''),

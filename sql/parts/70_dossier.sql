@@ -535,6 +535,13 @@ COMMENT ON VIEW dossier_due IS 'Unfinished dossiers due soon (ioffice.due_soon_d
 -- security_invoker: each reader sees the dossiers row-level security shows them
 GRANT SELECT ON dossier_due TO PUBLIC;
 
+-- A dossier the actor may not see is unknown to them, as a document is
+-- (_require_document); returns its id.
+CREATE FUNCTION _require_dossier(code text) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ioffice_require_dossier_sql'
+    LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION _require_dossier(text) FROM PUBLIC;
+
 -- The processing trail of a dossier, as trail() for documents.
 CREATE FUNCTION dossier_trail(code text)
 RETURNS TABLE (step int, sender text, request text, receiver text,
@@ -549,13 +556,7 @@ BEGIN
     IF code IS NULL THEN
         RAISE EXCEPTION 'dossier_trail needs a dossier code' USING ERRCODE = '22023';
     END IF;
-    SELECT d.id INTO v_id FROM ioffice.dossier d WHERE d.code = dossier_trail.code;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown dossier %', code USING ERRCODE = '42704';
-    END IF;
-    IF NOT ioffice.can_see_dossier(v_id) THEN
-        RAISE EXCEPTION 'you may not see dossier %', code USING ERRCODE = '42501';
-    END IF;
+    v_id := ioffice._require_dossier(code);
     RETURN QUERY
     SELECT t.step, s.full_name || coalesce(' (thay ' || sf.full_name || ')', ''),
            t.request, r.full_name, t.received_at, t.processing_note, t.deadline, t.processed_at,

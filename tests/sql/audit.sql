@@ -36,11 +36,14 @@ INSERT INTO ioffice.person_role (person_id, role, unit_id) VALUES (1, 'admin', 1
 DELETE FROM ioffice.person_role WHERE person_id = 1 AND role = 'admin';
 SELECT entity, action, detail->'new'->>'role' AS new_role, detail->'old'->>'role' AS old_role
 FROM ioffice.audit WHERE entity = 'person_role' ORDER BY id;
--- file contents are not copied into the trail, their hash is
-UPDATE ioffice.file SET name = 'doi_ten.pdf' WHERE id = 1;
+-- file contents are not copied into the trail, their hash is (a draft's
+-- file: those of an issued document can no longer change)
+SELECT f.id AS draft_file, f.name AS draft_file_name FROM ioffice.file f
+JOIN ioffice.document d ON d.id = f.document_id WHERE d.state = 'draft' ORDER BY f.id LIMIT 1 \gset
+UPDATE ioffice.file SET name = 'doi_ten.pdf' WHERE id = :draft_file;
 SELECT detail->'new' ? 'content' AS has_content, detail->'new' ? 'sha256' AS has_sha256
 FROM ioffice.audit WHERE entity = 'file' AND action = 'direct_update';
-UPDATE ioffice.file SET name = 'huong_dan_ky_so.pdf' WHERE id = 1;
+UPDATE ioffice.file SET name = :'draft_file_name' WHERE id = :draft_file;
 SELECT * FROM ioffice.audit_verify();
 
 -- sealing: a checkpoint of the heads that moved; nothing moved, same checkpoint

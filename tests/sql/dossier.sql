@@ -207,6 +207,7 @@ SELECT f.name, f.kind, s.kind AS signature, s.status, p.login, s.options
 FROM ioffice.signature s JOIN ioffice.file f ON f.id = s.file_id JOIN ioffice.person p ON p.id = s.signer_id
 WHERE s.document_id = :result ORDER BY s.id;
 -- act() cannot move the result: nobody holds it as a document
+SET ioffice.actor = 'thuy';
 \set VERBOSITY sqlstate
 SELECT ioffice.act(:result, 'issue');
 \set VERBOSITY default

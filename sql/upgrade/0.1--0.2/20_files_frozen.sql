@@ -1,0 +1,269 @@
+-- Files frozen once a leader approved; the seal only on what the leader
+-- signed (extension/files.c, extension/guards.c).
+
+-- workflow_state.files_frozen: no file changes in a state that has it (nor in
+-- a final one).  Added empty, then filled: a column added with its default
+-- would keep that default as a "missing value" in the catalog, which a fresh
+-- install has not.
+ALTER TABLE workflow_state ADD COLUMN files_frozen boolean;
+ALTER TABLE workflow_state ALTER COLUMN files_frozen SET DEFAULT false;
+-- approved by the leader, the files are what the clerk seals and issues.
+-- The rules' graph check runs at the end of this UPDATE rather than at
+-- commit: ALTER TABLE cannot run on a table with trigger events pending.
+SET CONSTRAINTS check_graph IMMEDIATE;
+UPDATE workflow_state
+   SET files_frozen = (workflow = 'outgoing' AND state = 'awaiting_issue' AND builtin);
+SET CONSTRAINTS check_graph DEFERRED;
+ALTER TABLE workflow_state ALTER COLUMN files_frozen SET NOT NULL;
+COMMENT ON COLUMN workflow_state.files_frozen IS
+  'The files of a document in this state can no longer change (as in a final state): approved, they are what is issued';
+
+-- Whoever writes a file row, the engine or a role with the privilege: no
+-- change in a final state or one that freezes the files (workflow_state.
+-- files_frozen: approved, they are what gets sealed and issued), and a file's
+-- bytes never change (extension/files.c).  SECURITY DEFINER: it reads the
+-- document past row-level security.
+CREATE FUNCTION _file_frozen() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'ioffice_file_frozen' LANGUAGE C
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+CREATE TRIGGER frozen BEFORE INSERT OR UPDATE OR DELETE ON file
+    FOR EACH ROW EXECUTE FUNCTION _file_frozen();
+CREATE TRIGGER frozen_truncate BEFORE TRUNCATE ON file
+    FOR EACH STATEMENT EXECUTE FUNCTION _file_frozen();
+
+-- issue checks that the approving leader's requested signature is on every current file
+UPDATE workflow_transition SET guards = '{has_file,approver_signature}'
+ WHERE workflow = 'outgoing' AND action = 'issue' AND from_state = 'awaiting_issue'
+   AND builtin AND guards = '{has_file}';
+
+-- A document, file or dossier the actor may not see is answered as one that
+-- does not exist (extension/actor.c).
+
+-- A document the actor may not see is unknown to them: 42704 'unknown
+-- document N', as for one that does not exist (extension/actor.c).  For the
+-- extension's SQL functions; the C ones call the same code.
+CREATE FUNCTION _require_document(doc bigint) RETURNS void
+    AS 'MODULE_PATHNAME', 'ioffice_require_document_sql'
+    LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION _require_document(bigint) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION trail(doc bigint)
+RETURNS TABLE (step int, sender text, request text, receiver text,
+               received_at timestamptz, processing_note text, deadline date,
+               processed_at timestamptz, status text, attachments text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM ioffice.actor();
+    IF doc IS NULL THEN
+        RAISE EXCEPTION 'trail needs a document' USING ERRCODE = '22023';
+    END IF;
+    PERFORM ioffice._require_document(doc);
+    RETURN QUERY
+    SELECT t.step,
+           s.full_name || coalesce(' (thay ' || sf.full_name || ')', ''),
+           t.request,
+           r.full_name,
+           t.received_at,
+           t.processing_note
+             || CASE WHEN t.processed_by IS DISTINCT FROM t.receiver_id AND t.processed_by IS NOT NULL
+                     THEN ' (' || pb.full_name || ' thay ' || r.full_name || ')' ELSE '' END,
+           t.deadline,
+           t.processed_at,
+           CASE t.status WHEN 'done' THEN 'Đã xử lý' ELSE 'Đang xử lý' END,
+           (SELECT string_agg(f.name, ', ' ORDER BY f.id)
+            FROM ioffice.file f WHERE f.id = ANY (t.file_ids))
+    FROM ioffice.task t
+    JOIN ioffice.person s ON s.id = t.sender_id
+    JOIN ioffice.person r ON r.id = t.receiver_id
+    LEFT JOIN ioffice.person sf ON sf.id = t.sender_for
+    LEFT JOIN ioffice.person pb ON pb.id = t.processed_by
+    WHERE t.document_id = doc
+    ORDER BY t.step;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION link_documents(doc bigint, related bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF doc IS NULL OR related IS NULL THEN
+        RAISE EXCEPTION 'link_documents needs two documents' USING ERRCODE = '22023';
+    END IF;
+    PERFORM ioffice._require_document(doc);
+    PERFORM ioffice._require_document(related);
+    IF doc = related THEN
+        RAISE EXCEPTION 'a document cannot be related to itself' USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.document d WHERE d.id = doc AND d.drafter_id = v_actor)
+       AND NOT EXISTS (SELECT 1 FROM ioffice.task t
+                       WHERE t.document_id = doc AND t.status = 'open' AND t.receiver_id = v_actor) THEN
+        RAISE EXCEPTION 'only the drafter or the current holder may link documents'
+            USING ERRCODE = '42501';
+    END IF;
+    INSERT INTO ioffice.document_link (document_id, related_id) VALUES (doc, related)
+    ON CONFLICT DO NOTHING;
+    PERFORM ioffice._audit('document', doc, 'link', NULL, NULL,
+                           jsonb_build_object('related', related));
+    PERFORM ioffice._engine_leave();
+END
+$$;
+
+-- A dossier the actor may not see is unknown to them, as a document is
+-- (_require_document); returns its id.
+CREATE FUNCTION _require_dossier(code text) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ioffice_require_dossier_sql'
+    LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION _require_dossier(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION dossier_trail(code text)
+RETURNS TABLE (step int, sender text, request text, receiver text,
+               received_at timestamptz, processing_note text, deadline date,
+               processed_at timestamptz, status text, attachments text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    PERFORM ioffice.actor();
+    IF code IS NULL THEN
+        RAISE EXCEPTION 'dossier_trail needs a dossier code' USING ERRCODE = '22023';
+    END IF;
+    v_id := ioffice._require_dossier(code);
+    RETURN QUERY
+    SELECT t.step, s.full_name || coalesce(' (thay ' || sf.full_name || ')', ''),
+           t.request, r.full_name, t.received_at, t.processing_note, t.deadline, t.processed_at,
+           CASE t.status WHEN 'done' THEN 'Đã xử lý' ELSE 'Đang xử lý' END,
+           (SELECT string_agg(f.name, ', ' ORDER BY f.id) FROM ioffice.dossier_file f
+             WHERE f.id = ANY (t.file_ids))
+      FROM ioffice.dossier_task t
+      JOIN ioffice.person s ON s.id = t.sender_id
+      LEFT JOIN ioffice.person sf ON sf.id = t.sender_for
+      JOIN ioffice.person r ON r.id = t.receiver_id
+     WHERE t.dossier_id = v_id
+     ORDER BY t.step;
+END
+$$;
+
+-- register_incoming: details.field and details.comment checked before the
+-- insert (22023 naming the detail, not the table's CHECK with the whole row)
+
+CREATE OR REPLACE FUNCTION register_incoming(doc_type text, abstract text, sender text, sender_symbol text,
+                                  sender_date date, details jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+    v_agency bigint;
+    v_sender_agency bigint;
+    v_sender_name text;
+    v_details jsonb := coalesce(details, '{}');
+    v_urgency text;
+    v_conf text;
+    v_due date;
+    v_received timestamptz := now();
+    v_register bigint;
+    v_pages int;
+    v_existing bigint;
+    v_id bigint;
+    v_number int;
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF doc_type IS NULL OR abstract IS NULL OR sender IS NULL OR sender_symbol IS NULL
+       OR sender_date IS NULL THEN
+        RAISE EXCEPTION 'an incoming document needs its type, abstract, sender, the sender''s number and symbol, and its date'
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT u.agency_id INTO v_agency FROM ioffice.person p JOIN ioffice.unit u ON u.id = p.unit_id
+    WHERE p.id = v_actor;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.person_role r
+                   WHERE r.person_id = v_actor AND r.role = 'clerk' AND r.unit_id = v_agency) THEN
+        RAISE EXCEPTION 'only a clerk registers incoming documents' USING ERRCODE = '42501';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.doc_type t WHERE t.code = register_incoming.doc_type) THEN
+        RAISE EXCEPTION 'unknown document type "%"', doc_type USING ERRCODE = '42704';
+    END IF;
+    IF length(btrim(abstract)) = 0 OR length(abstract) > 500 THEN
+        RAISE EXCEPTION 'the abstract must be 1 to 500 characters (it has %)', length(abstract)
+            USING ERRCODE = '22023';
+    END IF;
+    IF length(btrim(sender)) = 0 OR length(sender) > 500 THEN
+        RAISE EXCEPTION 'the sender must be an agency code or a name of 1 to 500 characters'
+            USING ERRCODE = '22023';
+    END IF;
+    IF length(btrim(sender_symbol)) = 0 OR length(sender_symbol) > 100 THEN
+        RAISE EXCEPTION 'the sender''s number and symbol must be 1 to 100 characters'
+            USING ERRCODE = '22023';
+    END IF;
+    IF sender_date > (now() AT TIME ZONE ioffice.timezone())::date OR sender_date < '1900-01-01' THEN
+        RAISE EXCEPTION 'the document''s date % is not a date it can have been issued on', sender_date
+            USING ERRCODE = '22023';
+    END IF;
+    PERFORM ioffice._check_details(v_details,
+        '{"urgency": "string", "confidentiality": "string", "due_date": "string",
+          "received_at": "string", "field": "string", "comment": "string",
+          "page_count": "number", "register": "number"}');
+    v_urgency := coalesce(v_details->>'urgency', 'normal');
+    IF v_urgency NOT IN ('normal', 'urgent', 'very_urgent', 'flash') THEN
+        RAISE EXCEPTION 'unknown urgency "%"', v_urgency USING ERRCODE = '22023';
+    END IF;
+    v_conf := coalesce(v_details->>'confidentiality', 'normal');
+    IF v_conf NOT IN ('normal', 'confidential', 'secret', 'top_secret') THEN
+        RAISE EXCEPTION 'unknown confidentiality "%"', v_conf USING ERRCODE = '22023';
+    END IF;
+    IF length(v_details->>'field') > 200 THEN
+        RAISE EXCEPTION 'details.field must be at most 200 characters' USING ERRCODE = '22023';
+    END IF;
+    IF length(v_details->>'comment') > 2000 THEN
+        RAISE EXCEPTION 'details.comment must be at most 2000 characters' USING ERRCODE = '22023';
+    END IF;
+    v_due := ioffice._date_detail(v_details, 'due_date');
+    v_received := ioffice._time_detail(v_details, 'received_at');
+    IF v_received IS NOT NULL THEN
+        IF v_received > now() THEN
+            RAISE EXCEPTION 'details.received_at is in the future' USING ERRCODE = '22023';
+        END IF;
+    END IF;
+    v_pages := ioffice._whole_detail(v_details, 'page_count', 1, 100000);
+    v_register := ioffice._whole_detail(v_details, 'register', 1, 9223372036854775807);
+
+    -- the sender: an agency of this database by its code, or a name
+    SELECT u.id INTO v_sender_agency FROM ioffice.unit u
+    WHERE u.code = register_incoming.sender AND u.kind = 'agency';
+    IF v_sender_agency IS NULL THEN
+        v_sender_name := sender;
+    END IF;
+    SELECT d.id, d.number INTO v_existing, v_number FROM ioffice.document d
+    WHERE d.direction = 'incoming' AND d.agency_id = v_agency
+      AND coalesce(d.sender_agency_id::text, d.sender_name) = coalesce(v_sender_agency::text, v_sender_name)
+      AND d.sender_symbol = register_incoming.sender_symbol
+      AND d.sender_year = extract(year FROM register_incoming.sender_date);
+    IF FOUND THEN
+        RAISE EXCEPTION 'document % of % was already registered (arrival number %)',
+            sender_symbol, sender, v_number
+            USING ERRCODE = '23505', DETAIL = format('Incoming document %s.', v_existing);
+    END IF;
+
+    INSERT INTO ioffice.document (workflow, direction, doc_type, abstract, state, urgency,
+                                  confidentiality, field, agency_id, drafting_unit_id, drafter_id,
+                                  page_count, due_date, comment, sender_agency_id, sender_name,
+                                  sender_symbol, sender_date, received_at)
+    VALUES ('incoming', 'incoming', register_incoming.doc_type, register_incoming.abstract,
+            'registered', v_urgency, v_conf, v_details->>'field', v_agency, v_agency, v_actor,
+            v_pages, v_due, v_details->>'comment', v_sender_agency, v_sender_name,
+            register_incoming.sender_symbol, register_incoming.sender_date, v_received)
+    RETURNING id INTO v_id;
+    -- the arrival number last: the register row stays locked to commit
+    v_number := ioffice._take_arrival(v_id, v_register);
+    PERFORM ioffice._audit('document', v_id, 'register_incoming', NULL, 'registered',
+                           jsonb_build_object('arrival_number', v_number, 'sender', sender,
+                                              'sender_symbol', sender_symbol,
+                                              'sender_date', sender_date, 'details', v_details));
+    PERFORM ioffice._engine_leave();
+    RETURN v_id;
+END
+$$;
