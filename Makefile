@@ -58,8 +58,36 @@ override with_llvm = no
 # rebuild a C file when a header it includes changes (PGXS keeps .deps/)
 override autodepend = yes
 
+# Tests, as PostgreSQL's own: "make installcheck" runs pg_regress, the
+# isolation tester and TAP against the installed extension, each suite in a
+# throwaway instance of its own (--temp-instance) with the library preloaded
+# (--temp-config); the installcheck-regress, -isolation and -tap targets run
+# one suite.  The lists are the schedules' (one test a line, in order).
+# scripts/test drives these targets (as the postgres OS user when root,
+# since initdb refuses root) and adds the faketime runs.
+TEST_CONF = $(srcdir)/tests/ioffice.conf
+REGRESS = $(shell sed -n 's/^test: *//p' $(srcdir)/tests/schedule)
+REGRESS_OPTS = --inputdir=$(srcdir)/tests --temp-instance=$(CURDIR)/tmp_check_regress \
+	--temp-config=$(TEST_CONF) --encoding=UTF8 --no-locale
+ISOLATION = $(shell sed -n 's/^test: *//p' $(srcdir)/tests/isolation_schedule)
+ISOLATION_OPTS = --inputdir=$(srcdir)/tests --temp-instance=$(CURDIR)/tmp_check_iso \
+	--temp-config=$(TEST_CONF) --encoding=UTF8 --no-locale
+TAP_TESTS = 1
+PROVE_TESTS = $(or $(TAP),tests/t/*.pl)
+
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# (after the include, which empties it)
+PROVE_FLAGS = -I tests/t -v
+
+.PHONY: installcheck-regress installcheck-isolation installcheck-tap
+installcheck-regress:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+installcheck-isolation:
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+installcheck-tap:
+	$(prove_installcheck)
 
 sql/ioffice--0.2.sql: $(SQL_PARTS)
 	cat $(SQL_PARTS) > $@
