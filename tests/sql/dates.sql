@@ -38,14 +38,28 @@ FROM (VALUES ('2026-02-14'::date, '2026-02-22'::date),
      generate_series(first, last, interval '1 day') AS d
 ON CONFLICT (day) DO NOTHING;
 
--- the n-th working day after a day, counted in plain SQL from the holiday rows
+-- working days counted in plain SQL from the holiday rows: a day is working
+-- when its row says so, else from Monday to Friday
+CREATE FUNCTION regress_working(d date) RETURNS boolean LANGUAGE sql AS $$
+    SELECT coalesce((SELECT working FROM ioffice.holiday WHERE day = d), extract(isodow FROM d) < 6)
+$$;
 CREATE FUNCTION regress_nth_working_day(start date, n int) RETURNS date LANGUAGE sql AS $$
     SELECT d FROM (
         SELECT d::date AS d, row_number() OVER (ORDER BY d) AS k
         FROM generate_series(start + 1, start + 10 * n + 30, interval '1 day') AS d
-        LEFT JOIN ioffice.holiday h ON h.day = d::date
-        WHERE coalesce(h.working, extract(isodow FROM d) < 6)) AS w
+        WHERE regress_working(d::date)) AS w
     WHERE k = n
+$$;
+-- a deadline n working days after a moment in Hà Nội: received on a working
+-- day, the same wall-clock time on the n-th working day after it; received on
+-- a day off, counted from 00:00 of the next working day (which is the first
+-- after it), so 00:00 of the n-th working day after that one
+CREATE FUNCTION regress_deadline(at timestamptz, n int) RETURNS timestamptz LANGUAGE sql AS $$
+    SELECT CASE WHEN regress_working(day)
+                THEN (regress_nth_working_day(day, n) + (at AT TIME ZONE 'Asia/Ho_Chi_Minh')::time)
+                     AT TIME ZONE 'Asia/Ho_Chi_Minh'
+                ELSE regress_nth_working_day(day, n + 1)::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh' END
+    FROM (SELECT (at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS day) AS s
 $$;
 
 -- One document issued and one dossier received under each session zone, each
@@ -81,9 +95,7 @@ SELECT r.zone,
            AS identifier_hanoi_date,
        split_part(r.dossier, '-', 2) = to_char(r.at AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYMMDD')
            AS dossier_code_hanoi_date,
-       (s.deadline AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
-           = regress_nth_working_day((r.at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date, 3)
-           AS deadline_3_working_days
+       s.deadline = regress_deadline(r.at, 3) AS deadline_3_working_days
 FROM regress_dates r
 JOIN ioffice.document d ON d.id = r.doc
 JOIN ioffice.dossier s ON s.code = r.dossier
@@ -93,5 +105,7 @@ SELECT count(DISTINCT d.number) AS numbers, max(d.number) - min(d.number) AS spr
 FROM regress_dates r JOIN ioffice.document d ON d.id = r.doc;
 RESET TimeZone;
 DROP FUNCTION regress_issue_in(text);
+DROP FUNCTION regress_deadline(timestamptz, int);
 DROP FUNCTION regress_nth_working_day(date, int);
+DROP FUNCTION regress_working(date);
 DROP TABLE regress_dates;
