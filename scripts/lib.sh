@@ -6,6 +6,11 @@
 # to its own binary) instead of the system's, so that two checkouts can be
 # tested side by side without overwriting each other's library.
 PG_CONFIG=${PG_CONFIG:-pg_config}
+# by its absolute path: PATH gets the private installation's bin below, and
+# the pg_config there reports paths inside the private root, to which
+# DESTDIR would add the root a second time (and the server would go on
+# loading the system's copy of ioffice)
+PG_CONFIG=$(command -v "$PG_CONFIG") || { echo "pg_config not found" >&2; exit 1; }
 PGBIN=$($PG_CONFIG --bindir)
 PGXS_DIR=$(dirname "$(dirname "$(dirname "$($PG_CONFIG --pgxs)")")")
 if [ -n "${IOFFICE_INSTALL_ROOT:-}" ]; then
