@@ -350,7 +350,9 @@ connect_retry_ms(int failures)
 static void
 connect_failure_hook(ErrorData *edata)
 {
-	if (connecting && edata->elevel >= ERROR && shared != NULL && my_slot != NULL)
+	/* (a shutdown or pg_terminate_backend() meanwhile says nothing of the database) */
+	if (connecting && edata->elevel >= ERROR && shared != NULL && my_slot != NULL &&
+		edata->sqlerrcode != ERRCODE_ADMIN_SHUTDOWN)
 	{
 		const char *message = edata->message ? edata->message : "unknown error";
 		TimestampTz now = GetCurrentTimestamp();
@@ -391,7 +393,8 @@ connect_failure_hook(ErrorData *edata)
 
 /*
  * Connect to the slot's database, once the wait that its earlier failures
- * earned is over.  Meanwhile the process shows as "unreachable".  A failure
+ * earned is over, or at a reload of the configuration.  Meanwhile the
+ * process shows as "unreachable".  A failure
  * ends the process (FATAL); the postmaster starts it again after
  * bgw_restart_time, and the new process waits the rest.
  */
@@ -416,6 +419,9 @@ connect_database(void)
 						 ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		/* a reload (pg_reload_conf()) tries at once: the DBA may have fixed it */
+		if (ioffice_worker_reload())
+			break;
 	}
 
 	prev_emit_log_hook = emit_log_hook;
