@@ -1,20 +1,30 @@
 /*-------------------------------------------------------------------------
  * outbox_delivery.c
- *	  One outbox batch of the worker: take due events, POST them all at
- *	  once with libcurl's multi interface, record every outcome.
+ *	  The deliverer: a process of its own per database that POSTs due
+ *	  outbox events with libcurl's multi interface and records every
+ *	  outcome.
  *
- * The batch's rows stay locked (FOR UPDATE SKIP LOCKED) in the worker's
- * transaction while their requests are in flight, and the outcomes are
- * written in one statement before the commit.  A crash before the commit
- * leaves the rows pending, so they are sent again: delivery is at least
- * once, and the idempotency key (the same in every attempt) lets the
- * receiver drop a repeat.  A failed attempt is tried again after an
- * exponential backoff with jitter; after the endpoint's last attempt the
- * event is dead, with its last error, until outbox_requeue().
+ * Requests are in flight on at most ioffice.outbox_max_connections
+ * connections, which libcurl keeps open, so a queue of any length never
+ * costs more file descriptors than that.  No transaction is open while
+ * requests are in flight: the deliverer takes due events in a short
+ * transaction (FOR UPDATE SKIP LOCKED, so rows a DBA holds are left alone)
+ * and records outcomes in another, as they come, in one statement per
+ * round; a free connection gets the next due event at once, so a slow
+ * endpoint holds only the connections of its own requests, never a batch
+ * of others.  A crash before an outcome is committed leaves its row pending,
+ * so it is sent again: delivery is at least once, and the idempotency key
+ * (the same in every attempt) lets the receiver drop a repeat.  A failed
+ * attempt is tried again after an exponential backoff with jitter; after
+ * the endpoint's last attempt the event is dead, with its last error, until
+ * outbox_requeue().
  *
- * At most ioffice.outbox_max_connections requests are in flight, over
- * connections that libcurl keeps open between batches, so a queue of any
- * length never costs more file descriptors than that.
+ * Free connections go first to the endpoints with the fewest requests in
+ * flight.  When every connection is taken and an event of another endpoint
+ * is due, a request unanswered for ioffice.outbox_batch_seconds gives its
+ * connection up (a failed attempt, tried again later): an endpoint that
+ * never answers holds a connection for at most that long while others
+ * wait, whatever its timeout_ms.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -22,7 +32,9 @@
 #include <curl/curl.h>
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "common/hmac.h"
 #include "common/sha2.h"
 #include "executor/spi.h"
@@ -31,6 +43,7 @@
 #include "pgstat.h"
 #include "postmaster/postmaster.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/pmsignal.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -49,17 +62,33 @@ int			ioffice_outbox_retry_max = 3600000; /* ms */
 int			ioffice_outbox_batch_seconds = 20;
 
 #define RESPONSE_KEEP 200		/* bytes of an error answer kept for last_error */
-#define BATCH_BYTES (32 * 1024 * 1024)	/* request bodies held by one batch */
+#define POLL_MS 100				/* while requests are in flight: latch looked at this often */
+#define GIVE_UP_CHECK_MS 1000	/* how often to ask whether others wait for a connection */
 
+typedef enum SlotState
+{
+	SLOT_FREE,
+	SLOT_READY,					/* taken, started once the taking commits */
+	SLOT_FLYING,
+	SLOT_DONE					/* its outcome waits to be recorded */
+} SlotState;
+
+/* one connection slot and the request it carries */
 typedef struct Delivery
 {
+	SlotState	state;
+	CURL	   *easy;
+	MemoryContext cxt;			/* the request's strings, reset at reuse */
 	int64		id;
+	int32		attempts;		/* as taken: an outcome is recorded only if unchanged */
+	int64		endpoint_id;
 	char	   *endpoint;
 	char	   *url;
 	char	   *body;
 	size_t		body_len;
 	long		timeout_ms;
 	struct curl_slist *headers;
+	TimestampTz started_at;
 	/* outcome */
 	bool		ok;
 	long		http_status;	/* 0: no answer */
@@ -70,29 +99,55 @@ typedef struct Delivery
 } Delivery;
 
 static CURLM *multi = NULL;
-static CURL **pool = NULL;		/* one easy handle per connection slot */
-static int	pool_size = 0;
+static Delivery *slots = NULL;
+static int	nslots = 0;
 
+/* when to look for due events: at once, or at next_look */
+static bool look_now = true;
+static TimestampTz next_look = 0;
+static TimestampTz next_give_up_check = 0;
+static bool extension_missing = false;
+static const char *shown_state = NULL;
+
+/*
+ * Due events, up to $1 per enabled endpoint, not in flight ($2); the rows
+ * are locked until the taking commits, and those another transaction holds
+ * are skipped.  The bodies are read for the events chosen only.
+ */
 static IofficePlan due_plan = {
 	NULL,
-	"WITH next AS ("
-	"  SELECT o.id FROM ioffice.outbox o JOIN ioffice.endpoint e ON e.id = o.endpoint_id "
-	"   WHERE o.status = 'pending' AND o.next_attempt_at <= now() AND e.enabled "
-	"   ORDER BY o.next_attempt_at, o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED) "
+	"SELECT o.id, o.attempts, e.id, o.next_attempt_at "
+	"  FROM ioffice.endpoint e "
+	"  CROSS JOIN LATERAL ( "
+	"       SELECT o.id, o.attempts, o.next_attempt_at FROM ioffice.outbox o "
+	"        WHERE o.endpoint_id = e.id AND o.status = 'pending' AND o.next_attempt_at <= now() "
+	"          AND o.id <> ALL ($2) "
+	"        ORDER BY o.next_attempt_at, o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED) o "
+	" WHERE e.enabled "
+	" ORDER BY e.id, o.next_attempt_at, o.id",
+	2, {INT4OID, INT8ARRAYOID}
+};
+
+static IofficePlan request_plan = {
+	NULL,
 	"SELECT o.id, e.name, e.url, e.secret, e.timeout_ms, o.idempotency_key::text, o.event, "
 	"       o.body::text "
-	"  FROM next JOIN ioffice.outbox o ON o.id = next.id "
-	"  JOIN ioffice.endpoint e ON e.id = o.endpoint_id ORDER BY o.id",
-	1, {INT4OID}
+	"  FROM ioffice.outbox o JOIN ioffice.endpoint e ON e.id = o.endpoint_id "
+	" WHERE o.id = ANY ($1)",
+	1, {INT8ARRAYOID}
 };
 
 /*
- * Every outcome in one statement.  A failure waits base * 2^attempts (at
+ * Outcomes in one statement, for the rows still as they were taken (a DBA
+ * may have changed one meanwhile; one a DBA holds locked is skipped and
+ * stays pending, to be sent again).  A failure waits base * 2^attempts (at
  * most retry_max), times a jitter in [0.5, 1.5) so that events that failed
  * together do not come back together.
  */
 static IofficePlan record_plan = {
 	NULL,
+	"WITH mine AS (SELECT o.id FROM ioffice.outbox o WHERE o.id = ANY ($1) "
+	"               FOR UPDATE SKIP LOCKED) "
 	"UPDATE ioffice.outbox o "
 	"   SET attempts = o.attempts + 1, last_attempt_at = clock_timestamp(), "
 	"       last_status = r.http_status, last_error = r.error, "
@@ -103,39 +158,52 @@ static IofficePlan record_plan = {
 	"           ELSE clock_timestamp() + make_interval(secs => "
 	"                least($6::float8, $5::float8 * power(2::float8, least(o.attempts, 40))) "
 	"                * (0.5 + random()) / 1000.0) END "
-	"  FROM unnest($1::bigint[], $2::bool[], $3::int[], $4::text[]) AS r(id, ok, http_status, error), "
+	"  FROM unnest($1::bigint[], $2::bool[], $3::int[], $4::text[], $7::int[]) "
+	"       AS r(id, ok, http_status, error, attempts), "
 	"       ioffice.endpoint e "
-	" WHERE o.id = r.id AND e.id = o.endpoint_id "
-	"RETURNING o.status = 'dead'",
-	6, {INT8ARRAYOID, BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT4OID, INT4OID}
+	" WHERE o.id = r.id AND e.id = o.endpoint_id AND o.id IN (SELECT id FROM mine) "
+	"   AND o.status = 'pending' AND o.attempts = r.attempts",
+	7, {INT8ARRAYOID, BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT4OID, INT4OID, INT4ARRAYOID}
 };
 
+/* when the next pending event not in flight is due, in ms from now */
 static IofficePlan next_due_plan = {
 	NULL,
 	"SELECT extract(epoch FROM min(o.next_attempt_at) - clock_timestamp()) * 1000 "
 	"  FROM ioffice.outbox o JOIN ioffice.endpoint e ON e.id = o.endpoint_id "
-	" WHERE o.status = 'pending' AND e.enabled",
-	0, {}
+	" WHERE o.status = 'pending' AND e.enabled AND o.id <> ALL ($1)",
+	1, {INT8ARRAYOID}
+};
+
+/* the endpoints with an event due that is not in flight */
+static IofficePlan waiting_plan = {
+	NULL,
+	"SELECT e.id FROM ioffice.endpoint e "
+	" WHERE e.enabled AND EXISTS ( "
+	"       SELECT 1 FROM ioffice.outbox o "
+	"        WHERE o.endpoint_id = e.id AND o.status = 'pending' AND o.next_attempt_at <= now() "
+	"          AND o.id <> ALL ($1))",
+	1, {INT8ARRAYOID}
 };
 
 void
 ioffice_outbox_delivery_init(void)
 {
 	DefineCustomIntVariable("ioffice.outbox_batch",
-							"Outbox events the worker sends in one transaction.",
-							NULL,
+							"Outbox events of one endpoint the deliverer takes at a time.",
+							"Never more than there are free connections.",
 							&ioffice_outbox_batch,
 							500, 1, 10000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("ioffice.outbox_max_connections",
-							"HTTP requests the worker has in flight at once (and connections it keeps open).",
+							"HTTP requests the deliverer has in flight at once (and connections it keeps open).",
 							NULL,
 							&ioffice_outbox_max_connections,
 							16, 1, 256,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("ioffice.outbox_batch_seconds",
-							"Seconds after which a batch starts no new request.",
-							"What was not started stays pending, with no attempt counted: a slow endpoint cannot hold the worker for long.",
+							"Seconds after which an unanswered request gives its connection up when another endpoint's event waits for one.",
+							"It counts as a failed attempt and is tried again later: an endpoint that does not answer cannot hold a connection longer than this while others wait, whatever its timeout_ms.",
 							&ioffice_outbox_batch_seconds,
 							20, 1, 3600,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
@@ -192,7 +260,21 @@ body_signature(const char *secret, const char *body, size_t len)
 }
 
 static void
-ensure_curl(void)
+show_state(const char *state)
+{
+	if (shown_state != state)
+	{
+		ioffice_worker_set_state(state);
+		shown_state = state;
+	}
+}
+
+/*
+ * The connection slots follow ioffice.outbox_max_connections; they are
+ * made again only when none is busy.
+ */
+static void
+ensure_slots(void)
 {
 	int			i;
 
@@ -202,32 +284,71 @@ ensure_curl(void)
 		if (multi == NULL)
 			elog(ERROR, "ioffice: could not initialise libcurl");
 	}
-	/* the setting may change on reload: the pool follows it */
-	if (pool_size != ioffice_outbox_max_connections)
+	if (nslots == ioffice_outbox_max_connections)
+		return;
+	for (i = 0; i < nslots; i++)
+		if (slots[i].state != SLOT_FREE)
+			return;
+	for (i = 0; i < nslots; i++)
 	{
-		for (i = 0; i < pool_size; i++)
-			curl_easy_cleanup(pool[i]);
-		free(pool);
-		pool_size = 0;
-		pool = calloc(ioffice_outbox_max_connections, sizeof(CURL *));
-		if (pool == NULL)
-			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-		for (i = 0; i < ioffice_outbox_max_connections; i++)
-		{
-			pool[i] = curl_easy_init();
-			if (pool[i] == NULL)
-				elog(ERROR, "ioffice: could not initialise libcurl");
-			pool_size = i + 1;
-		}
-		curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) pool_size);
-		curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) pool_size);
-		curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) pool_size);
+		curl_easy_cleanup(slots[i].easy);
+		MemoryContextDelete(slots[i].cxt);
 	}
+	if (slots != NULL)
+		pfree(slots);
+	nslots = 0;
+	slots = MemoryContextAllocZero(TopMemoryContext,
+								   sizeof(Delivery) * ioffice_outbox_max_connections);
+	for (i = 0; i < ioffice_outbox_max_connections; i++)
+	{
+		slots[i].cxt = AllocSetContextCreate(TopMemoryContext, "ioffice delivery",
+											 ALLOCSET_SMALL_SIZES);
+		slots[i].easy = curl_easy_init();
+		if (slots[i].easy == NULL)
+			elog(ERROR, "ioffice: could not initialise libcurl");
+		nslots = i + 1;
+	}
+	curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) nslots);
+	curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) nslots);
+	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) nslots);
+}
+
+static int
+count_slots(SlotState state)
+{
+	int			n = 0;
+
+	for (int i = 0; i < nslots; i++)
+		if (slots[i].state == state)
+			n++;
+	return n;
+}
+
+/* the ids of the slots in a state (or two) */
+static ArrayType *
+slot_ids(SlotState state, SlotState or_state)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * Max(nslots, 1));
+	int			n = 0;
+
+	for (int i = 0; i < nslots; i++)
+		if (slots[i].state == state || slots[i].state == or_state)
+			ids[n++] = Int64GetDatum(slots[i].id);
+	return construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+}
+
+/* the requests in flight (or about to be), for the queries that must skip them */
+static ArrayType *
+flying_ids(void)
+{
+	return slot_ids(SLOT_FLYING, SLOT_READY);
 }
 
 static void
-start(CURL *easy, Delivery *d)
+start(Delivery *d)
 {
+	CURL	   *easy = d->easy;
+
 	curl_easy_reset(easy);
 	curl_easy_setopt(easy, CURLOPT_URL, d->url);
 	/* http and https only, never redirected elsewhere */
@@ -244,17 +365,31 @@ start(CURL *easy, Delivery *d)
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, keep_answer);
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, d);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, d->curl_error);
-	curl_easy_setopt(easy, CURLOPT_USERAGENT, "ioffice/0.1");
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "ioffice/0.2");
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, d);
 	d->curl_error[0] = '\0';
+	d->started_at = GetCurrentTimestamp();
 	if (curl_multi_add_handle(multi, easy) != CURLM_OK)
 		elog(ERROR, "ioffice: could not start an HTTP request");
+	d->state = SLOT_FLYING;
+}
+
+/* the request is over: its handle back, its outcome waiting to be recorded */
+static void
+done(Delivery *d)
+{
+	curl_multi_remove_handle(multi, d->easy);
+	curl_slist_free_all(d->headers);
+	d->headers = NULL;
+	d->state = SLOT_DONE;
 }
 
 static void
-finish(CURL *easy, Delivery *d, CURLcode result)
+finish(Delivery *d, CURLcode result)
 {
-	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &d->http_status);
+	MemoryContext old = MemoryContextSwitchTo(d->cxt);
+
+	curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &d->http_status);
 	d->ok = result == CURLE_OK && d->http_status >= 200 && d->http_status < 300;
 	if (result != CURLE_OK)
 		d->error = pstrdup(d->curl_error[0] ? d->curl_error : curl_easy_strerror(result));
@@ -267,264 +402,490 @@ finish(CURL *easy, Delivery *d, CURLcode result)
 		d->error = psprintf("HTTP %ld%s%.*s", d->http_status, valid ? ": " : "",
 							valid, d->answer);
 	}
-	curl_multi_remove_handle(multi, easy);
-	curl_slist_free_all(d->headers);
-	d->headers = NULL;
+	MemoryContextSwitchTo(old);
+	done(d);
 }
 
-/* Take back the handles of requests still in flight (after an error). */
+/* the requests libcurl has finished */
 static void
-abandon(int slots, CURL **in_flight)
+collect(void)
 {
-	int			i;
+	int			running;
+	int			queued;
+	CURLMsg    *msg;
 
-	for (i = 0; i < slots; i++)
-		if (in_flight[i] != NULL)
-		{
-			Delivery   *d = NULL;
+	if (curl_multi_perform(multi, &running) != CURLM_OK)
+		elog(ERROR, "ioffice: libcurl failed");
+	while ((msg = curl_multi_info_read(multi, &queued)) != NULL)
+	{
+		Delivery   *d = NULL;
 
-			curl_easy_getinfo(in_flight[i], CURLINFO_PRIVATE, (char **) &d);
-			curl_multi_remove_handle(multi, in_flight[i]);
-			if (d != NULL)
-			{
-				curl_slist_free_all(d->headers);
-				d->headers = NULL;
-			}
-			in_flight[i] = NULL;
-		}
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &d);
+		if (d == NULL || d->easy != msg->easy_handle || d->state != SLOT_FLYING)
+			elog(ERROR, "ioffice: libcurl finished a request it was not given");
+		finish(d, msg->data.result);
+	}
+}
+
+/* every request dropped, nothing recorded: their rows stay pending */
+static void
+drop_all(void)
+{
+	for (int i = 0; i < nslots; i++)
+	{
+		if (slots[i].state == SLOT_FLYING)
+			curl_multi_remove_handle(multi, slots[i].easy);
+		curl_slist_free_all(slots[i].headers);
+		slots[i].headers = NULL;
+		slots[i].state = SLOT_FREE;
+	}
 }
 
 /*
- * Send the requests, at most pool_size at a time.  No request is started
- * after ioffice.outbox_batch_seconds: a slow endpoint must not hold the
- * batch's rows (and the worker's signing) for minutes; those not started
- * stay pending, no attempt counted.  Returns how many were sent
- * (d[0..sent-1]).
+ * Every connection is taken: when an event of another endpoint waits, the
+ * oldest request unanswered for ioffice.outbox_batch_seconds gives its
+ * connection up, as a failed attempt.  Returns that request's endpoint (0:
+ * none gave up).
+ */
+static int64
+give_up_one(TimestampTz now)
+{
+	int64	   *waiting;
+	int			nwaiting;
+	Datum		arg[1];
+	Delivery   *oldest = NULL;
+
+	arg[0] = PointerGetDatum(flying_ids());
+	if (ioffice_exec(&waiting_plan, arg, NULL, 0) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not read the outbox");
+	nwaiting = (int) SPI_processed;
+	waiting = palloc(sizeof(int64) * Max(nwaiting, 1));
+	for (int i = 0; i < nwaiting; i++)
+		ioffice_get_int64(i, 1, &waiting[i]);
+
+	for (int i = 0; i < nslots; i++)
+	{
+		Delivery   *d = &slots[i];
+		bool		others_wait = false;
+
+		if (d->state != SLOT_FLYING ||
+			TimestampDifferenceMilliseconds(d->started_at, now) < ioffice_outbox_batch_seconds * 1000L)
+			continue;
+		for (int w = 0; w < nwaiting; w++)
+			others_wait = others_wait || waiting[w] != d->endpoint_id;
+		if (others_wait && (oldest == NULL || d->started_at < oldest->started_at))
+			oldest = d;
+	}
+	if (oldest == NULL)
+		return 0;
+	oldest->ok = false;
+	oldest->http_status = 0;
+	oldest->error = MemoryContextStrdup(oldest->cxt,
+										psprintf("no answer within %d s (ioffice.outbox_batch_seconds) while events for other endpoints waited; the connection went to them",
+												 ioffice_outbox_batch_seconds));
+	done(oldest);
+	return oldest->endpoint_id;
+}
+
+/*
+ * Record the outcomes that wait (one statement), count them for
+ * worker_status; the slots are free again.
+ */
+static void
+record_outcomes(void)
+{
+	int			n = count_slots(SLOT_DONE);
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum	   *oks = palloc(sizeof(Datum) * n);
+	Datum	   *codes = palloc(sizeof(Datum) * n);
+	Datum	   *errors = palloc(sizeof(Datum) * n);
+	Datum	   *attempts = palloc(sizeof(Datum) * n);
+	bool	   *error_nulls = palloc(sizeof(bool) * n);
+	bool	   *code_nulls = palloc(sizeof(bool) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	Datum		arg[7];
+	Delivery   *last_failed = NULL;
+	int64		failed = 0;
+	int			k = 0;
+
+	for (int i = 0; i < nslots; i++)
+	{
+		Delivery   *d = &slots[i];
+
+		if (d->state != SLOT_DONE)
+			continue;
+		ids[k] = Int64GetDatum(d->id);
+		oks[k] = BoolGetDatum(d->ok);
+		/* no answer (refused, timed out): no status */
+		code_nulls[k] = d->http_status == 0;
+		codes[k] = Int32GetDatum((int32) d->http_status);
+		error_nulls[k] = d->error == NULL;
+		errors[k] = d->error ? CStringGetTextDatum(d->error) : (Datum) 0;
+		attempts[k] = Int32GetDatum(d->attempts);
+		if (!d->ok)
+		{
+			failed++;
+			last_failed = d;
+		}
+		k++;
+	}
+	/* the slot keeps one message, the last: one lock, not one per failure */
+	if (last_failed != NULL)
+		ioffice_worker_note_error(psprintf("outbox event " INT64_FORMAT " to %s: %s",
+										   last_failed->id, last_failed->endpoint,
+										   last_failed->error));
+	arg[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	arg[1] = PointerGetDatum(construct_array(oks, n, BOOLOID, 1, true, TYPALIGN_CHAR));
+	arg[2] = PointerGetDatum(construct_md_array(codes, code_nulls, 1, dims, lbs,
+												INT4OID, 4, true, TYPALIGN_INT));
+	arg[3] = PointerGetDatum(construct_md_array(errors, error_nulls, 1, dims, lbs,
+												TEXTOID, -1, false, TYPALIGN_INT));
+	arg[4] = Int32GetDatum(ioffice_outbox_retry_base);
+	arg[5] = Int32GetDatum(ioffice_outbox_retry_max);
+	arg[6] = PointerGetDatum(construct_array(attempts, n, INT4OID, 4, true, TYPALIGN_INT));
+	if (ioffice_exec(&record_plan, arg, NULL, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "ioffice: could not record deliveries");
+	ioffice_worker_count(n - failed, failed);
+	for (int i = 0; i < nslots; i++)
+		if (slots[i].state == SLOT_DONE)
+			slots[i].state = SLOT_FREE;
+}
+
+/* a free slot gets the event of row `row` of due_plan's result */
+static void
+ready(Delivery *d, HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+
+	MemoryContextReset(d->cxt);
+	memset(&d->id, 0, sizeof(Delivery) - offsetof(Delivery, id));
+	d->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	d->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+	d->endpoint_id = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+	d->state = SLOT_READY;
+}
+
+/* the requests of the READY slots: URL, body, headers */
+static void
+prepare_requests(void)
+{
+	Datum		arg[1];
+	uint64		n;
+
+	arg[0] = PointerGetDatum(slot_ids(SLOT_READY, SLOT_READY));
+	if (ioffice_exec(&request_plan, arg, NULL, 0) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not read the outbox");
+	n = SPI_processed;
+	for (uint64 r = 0; r < n; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+
+		for (int i = 0; i < nslots; i++)
+		{
+			Delivery   *d = &slots[i];
+			MemoryContext old;
+			char	   *secret;
+			char	   *key;
+			char	   *event;
+
+			if (d->state != SLOT_READY || d->id != id)
+				continue;
+			old = MemoryContextSwitchTo(d->cxt);
+			d->endpoint = SPI_getvalue(tup, desc, 2);
+			d->url = SPI_getvalue(tup, desc, 3);
+			secret = SPI_getvalue(tup, desc, 4);
+			d->timeout_ms = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+			key = SPI_getvalue(tup, desc, 6);
+			event = SPI_getvalue(tup, desc, 7);
+			d->body = SPI_getvalue(tup, desc, 8);
+			d->body_len = strlen(d->body);
+			/* libcurl copies the header strings */
+			d->headers = curl_slist_append(NULL, "Content-Type: application/json");
+			d->headers = curl_slist_append(d->headers, "Expect:");	/* no 100-continue round trip */
+			d->headers = curl_slist_append(d->headers, psprintf("Idempotency-Key: %s", key));
+			d->headers = curl_slist_append(d->headers, psprintf("X-Ioffice-Event: %s", event));
+			d->headers = curl_slist_append(d->headers,
+										   body_signature(secret, d->body, d->body_len));
+			MemoryContextSwitchTo(old);
+			if (d->headers == NULL)
+				ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		}
+	}
+	/* a row gone meanwhile (it was locked by us: it cannot be) frees its slot */
+	for (int i = 0; i < nslots; i++)
+		if (slots[i].state == SLOT_READY && slots[i].url == NULL)
+			slots[i].state = SLOT_FREE;
+}
+
+/*
+ * Take due events for the free slots: each free slot in turn goes to the
+ * endpoint with the fewest requests in flight (the earliest due event first
+ * among equals), the endpoint that just gave a connection up last.
+ * Returns how many were taken; *more says whether more may be due (an
+ * endpoint had as many as were asked for).
  */
 static int
-send_all(Delivery *d, int n)
+take(int nfree, int64 gave_up, bool *more)
 {
-	CURL	  **in_flight = palloc0(sizeof(CURL *) * pool_size);
-	int			next = 0;
-	int			done = 0;
-	int			i;
-	TimestampTz stop_starting = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														   ioffice_outbox_batch_seconds * 1000L);
-
-	PG_TRY();
-	{
-		for (i = 0; i < pool_size && next < n; i++)
-		{
-			in_flight[i] = pool[i];
-			start(pool[i], &d[next++]);
-		}
-		while (done < next)
-		{
-			int			running;
-			int			queued;
-			CURLMsg    *msg;
-
-			CHECK_FOR_INTERRUPTS();
-			if (!PostmasterIsAlive())
-				proc_exit(1);
-			if (curl_multi_perform(multi, &running) != CURLM_OK)
-				elog(ERROR, "ioffice: libcurl failed");
-			while ((msg = curl_multi_info_read(multi, &queued)) != NULL)
-			{
-				Delivery   *one = NULL;
-				int			slot;
-
-				if (msg->msg != CURLMSG_DONE)
-					continue;
-				curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &one);
-				for (slot = 0; slot < pool_size; slot++)
-					if (in_flight[slot] == msg->easy_handle)
-						break;
-				if (slot == pool_size || one == NULL)
-					elog(ERROR, "ioffice: libcurl finished a request it was not given");
-				finish(msg->easy_handle, one, msg->data.result);
-				done++;
-				in_flight[slot] = NULL;
-				/* the handle (and its connection) goes on with the next event */
-				if (next < n && GetCurrentTimestamp() < stop_starting)
-				{
-					in_flight[slot] = pool[slot];
-					start(pool[slot], &d[next++]);
-				}
-			}
-			if (done < next && curl_multi_poll(multi, NULL, 0, 100, NULL) != CURLM_OK)
-				elog(ERROR, "ioffice: libcurl failed");
-		}
-	}
-	PG_CATCH();
-	{
-		abandon(pool_size, in_flight);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	return next;
-}
-
-/*
- * One batch: returns the number of events attempted, with how many failed
- * and how many went dead; *wait_ms says when the next pending event is due
- * (-1: none).
- */
-int
-ioffice_worker_deliver_batch(int limit, int64 *failed, int64 *dead, long *wait_ms)
-{
-	Delivery   *d;
+	Datum		arg[2];
 	int			n;
-	int			i;
-	Datum		arg[6];
-	Datum	   *ids;
-	Datum	   *oks;
-	Datum	   *codes;
-	Datum	   *errors;
-	bool	   *error_nulls;
-	bool	   *code_nulls;
-	bool		isnull;
-	Datum		v;
-	int			dims[1];
-	int			lbs[1] = {1};
-	MemoryContext batch_cxt;
-	MemoryContext old;
-	int			sent;
-	Size		batch_bytes = 0;
+	int			ngroups = 0;
+	int		   *first;
+	int		   *count;
+	int		   *next;
+	int		   *in_flight;
+	int64	   *endpoint;
+	int			taken = 0;
+	int			limit = Min(nfree, ioffice_outbox_batch);
 
-	*failed = 0;
-	*dead = 0;
-	*wait_ms = -1;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "ioffice: SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "ioffice worker: outbox");
-
-	batch_cxt = AllocSetContextCreate(TopTransactionContext, "ioffice outbox batch",
-									  ALLOCSET_DEFAULT_SIZES);
+	*more = false;
 	arg[0] = Int32GetDatum(limit);
+	arg[1] = PointerGetDatum(flying_ids());
 	if (ioffice_exec(&due_plan, arg, NULL, 0) != SPI_OK_SELECT)
 		elog(ERROR, "ioffice: could not read the outbox");
 	n = (int) SPI_processed;
-	old = MemoryContextSwitchTo(batch_cxt);
-	d = palloc0(sizeof(Delivery) * Max(n, 1));
-	for (i = 0; i < n; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char	   *secret = SPI_getvalue(tup, desc, 4);
-		char	   *key = SPI_getvalue(tup, desc, 6);
-		char	   *event = SPI_getvalue(tup, desc, 7);
+	if (n == 0)
+		return 0;
 
-		d[i].id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		d[i].endpoint = SPI_getvalue(tup, desc, 2);
-		d[i].url = SPI_getvalue(tup, desc, 3);
-		d[i].timeout_ms = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
-		d[i].body = SPI_getvalue(tup, desc, 8);
-		d[i].body_len = strlen(d[i].body);
-		/* a batch's bodies stay within BATCH_BYTES; the rest waits for the next */
-		batch_bytes += d[i].body_len;
-		if (i > 0 && batch_bytes > BATCH_BYTES)
+	/* the rows come grouped by endpoint, each group in due order */
+	first = palloc(sizeof(int) * n);
+	count = palloc0(sizeof(int) * n);
+	next = palloc0(sizeof(int) * n);
+	in_flight = palloc0(sizeof(int) * n);
+	endpoint = palloc(sizeof(int64) * n);
+	for (int r = 0; r < n; r++)
+	{
+		int64		e = 0;
+
+		ioffice_get_int64(r, 3, &e);
+		if (ngroups == 0 || endpoint[ngroups - 1] != e)
 		{
-			n = i;
-			break;
+			endpoint[ngroups] = e;
+			first[ngroups] = r;
+			for (int i = 0; i < nslots; i++)
+				if (slots[i].state == SLOT_FLYING && slots[i].endpoint_id == e)
+					in_flight[ngroups]++;
+			ngroups++;
 		}
-		/* libcurl copies the header strings */
-		d[i].headers = curl_slist_append(NULL, "Content-Type: application/json");
-		d[i].headers = curl_slist_append(d[i].headers, "Expect:");	/* no 100-continue round trip */
-		d[i].headers = curl_slist_append(d[i].headers, psprintf("Idempotency-Key: %s", key));
-		d[i].headers = curl_slist_append(d[i].headers, psprintf("X-Ioffice-Event: %s", event));
-		d[i].headers = curl_slist_append(d[i].headers,
-										 body_signature(secret, d[i].body, d[i].body_len));
-		if (d[i].headers == NULL)
-			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		if (++count[ngroups - 1] >= limit)
+			*more = true;
 	}
 
-	if (n > 0)
+	for (int i = 0; i < nslots && taken < nfree; i++)
 	{
-		int			last_failed = -1;
+		int			best = -1;
+		TimestampTz best_due = 0;
 
-		ioffice_worker_set_state("delivering");
-		pgstat_report_activity(STATE_RUNNING, "ioffice worker: delivering");
-		ensure_curl();
-		sent = send_all(d, n);
-		/* what was not started stays pending as it was; its headers go */
-		for (i = sent; i < n; i++)
-			curl_slist_free_all(d[i].headers);
-		n = sent;
-
-		ids = palloc(sizeof(Datum) * n);
-		oks = palloc(sizeof(Datum) * n);
-		codes = palloc(sizeof(Datum) * n);
-		errors = palloc(sizeof(Datum) * n);
-		error_nulls = palloc(sizeof(bool) * n);
-		code_nulls = palloc(sizeof(bool) * n);
-		for (i = 0; i < n; i++)
-		{
-			ids[i] = Int64GetDatum(d[i].id);
-			oks[i] = BoolGetDatum(d[i].ok);
-			/* no answer (refused, timed out): no status */
-			code_nulls[i] = d[i].http_status == 0;
-			codes[i] = Int32GetDatum((int32) d[i].http_status);
-			error_nulls[i] = d[i].error == NULL;
-			errors[i] = d[i].error ? CStringGetTextDatum(d[i].error) : (Datum) 0;
-			if (!d[i].ok)
+		if (slots[i].state != SLOT_FREE)
+			continue;
+		for (int pass = 0; pass < 2 && best < 0; pass++)
+			for (int g = 0; g < ngroups; g++)
 			{
-				(*failed)++;
-				last_failed = i;
+				bool		isnull;
+				TimestampTz due;
+
+				if (next[g] >= count[g] || (pass == 0 && endpoint[g] == gave_up))
+					continue;
+				due = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[first[g] + next[g]],
+														SPI_tuptable->tupdesc, 4, &isnull));
+				if (best < 0 || in_flight[g] < in_flight[best] ||
+					(in_flight[g] == in_flight[best] && due < best_due))
+				{
+					best = g;
+					best_due = due;
+				}
 			}
-		}
-		/* the slot keeps one message, the last: one lock, not one per failure */
-		if (last_failed >= 0)
-			ioffice_worker_note_error(psprintf("outbox event " INT64_FORMAT " to %s: %s",
-											   d[last_failed].id, d[last_failed].endpoint,
-											   d[last_failed].error));
-		dims[0] = n;
-		arg[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		arg[1] = PointerGetDatum(construct_array(oks, n, BOOLOID, 1, true, TYPALIGN_CHAR));
-		arg[2] = PointerGetDatum(construct_md_array(codes, code_nulls, 1, dims, lbs,
-													INT4OID, 4, true, TYPALIGN_INT));
-		arg[3] = PointerGetDatum(construct_md_array(errors, error_nulls, 1, dims, lbs,
-													TEXTOID, -1, false, TYPALIGN_INT));
-		arg[4] = Int32GetDatum(ioffice_outbox_retry_base);
-		arg[5] = Int32GetDatum(ioffice_outbox_retry_max);
-		MemoryContextSwitchTo(old);
-		if (ioffice_exec(&record_plan, arg, NULL, 0) != SPI_OK_UPDATE_RETURNING)
-			elog(ERROR, "ioffice: could not record deliveries");
-		for (i = 0; i < (int) SPI_processed; i++)
-		{
-			bool		went_dead = false;
-
-			ioffice_get_bool(i, 1, &went_dead);
-			if (went_dead)
-				(*dead)++;
-		}
+		if (best < 0)
+			break;
+		ready(&slots[i], SPI_tuptable->vals[first[best] + next[best]], SPI_tuptable->tupdesc);
+		next[best]++;
+		in_flight[best]++;
+		taken++;
 	}
-	MemoryContextSwitchTo(old);
+	return taken;
+}
 
-	if (ioffice_exec(&next_due_plan, NULL, NULL, 1) != SPI_OK_SELECT)
+/* when to look again, after a look that found fewer due events than free slots */
+static void
+plan_next_look(TimestampTz now)
+{
+	Datum		arg[1];
+	Datum		v;
+	bool		isnull;
+	long		ms = ioffice_worker_naptime * 1000L;
+
+	arg[0] = PointerGetDatum(flying_ids());
+	if (ioffice_exec(&next_due_plan, arg, NULL, 1) != SPI_OK_SELECT)
 		elog(ERROR, "ioffice: could not read the outbox");
 	v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
 	{
-		double		ms = DatumGetFloat8(DirectFunctionCall1(numeric_float8, v));
+		double		due = DatumGetFloat8(DirectFunctionCall1(numeric_float8, v));
 
-		*wait_ms = ms <= 0 ? 0 : (ms > (double) LONG_MAX ? LONG_MAX : (long) ms + 1);
+		/*
+		 * Due rows that another transaction holds (a DBA's UPDATE, say) were
+		 * skipped: look again in a while, not in a busy loop.
+		 */
+		if (due <= 0)
+			ms = 1000;
+		else if (due + 1 < (double) ms)
+			ms = (long) due + 1;
 	}
+	next_look = TimestampTzPlusMilliseconds(now, ms);
+	look_now = false;
+}
 
-	/*
-	 * Due rows that another transaction holds (a DBA's UPDATE, say) were
-	 * skipped: look again in a while, not in a busy loop.
-	 */
-	if (n == 0 && *wait_ms == 0)
-		*wait_ms = 1000;
+/*
+ * One round: outcomes recorded, and due events taken for the free slots,
+ * in one short transaction when there is something to do; the requests
+ * taken start once it committed.
+ */
+static void
+deliver_round(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		look;
+	bool		check_give_up = false;
+	int64		gave_up = 0;
+	int			nfree;
+
+	ensure_slots();
+	collect();
+	nfree = count_slots(SLOT_FREE);
+	look = nfree > 0 && (look_now || now >= next_look);
+	if (nfree == 0 && now >= next_give_up_check && count_slots(SLOT_DONE) == 0)
+	{
+		for (int i = 0; i < nslots; i++)
+			if (slots[i].state == SLOT_FLYING &&
+				TimestampDifferenceMilliseconds(slots[i].started_at, now) >=
+				ioffice_outbox_batch_seconds * 1000L)
+				check_give_up = true;
+	}
+	if (count_slots(SLOT_DONE) == 0 && !look && !check_give_up)
+		return;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	extension_missing = !OidIsValid(get_extension_oid("ioffice", true));
+	if (extension_missing)
+	{
+		/* not created yet, or dropped: nothing to record into, nothing to send */
+		CommitTransactionCommand();
+		drop_all();
+		next_look = TimestampTzPlusMilliseconds(now, ioffice_worker_naptime * 1000L);
+		look_now = false;
+		return;
+	}
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "ioffice deliverer: recording and taking outbox events");
+
+	if (check_give_up)
+	{
+		next_give_up_check = TimestampTzPlusMilliseconds(now, GIVE_UP_CHECK_MS);
+		gave_up = give_up_one(now);
+		look = look || gave_up != 0;
+	}
+	if (count_slots(SLOT_DONE) > 0)
+		record_outcomes();
+	nfree = count_slots(SLOT_FREE);
+	if (look && nfree > 0)
+	{
+		bool		more;
+		int			taken = take(nfree, gave_up, &more);
+
+		if (taken > 0)
+			prepare_requests();
+		/* more may be due: look again at once, or when a slot is free */
+		if (taken < nfree && !more)
+			plan_next_look(now);
+		else
+			look_now = true;
+	}
 
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
-	return n;
+
+	for (int i = 0; i < nslots; i++)
+		if (slots[i].state == SLOT_READY)
+			start(&slots[i]);
+}
+
+void
+ioffice_deliverer_loop(void)
+{
+	for (;;)
+	{
+		int			flying;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ioffice_worker_reload())
+			look_now = true;
+
+		if (RecoveryInProgress())
+		{
+			show_state("standby");
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 ioffice_worker_naptime * 1000L, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			continue;
+		}
+
+		/*
+		 * An error escaping a round ends the process (its requests with it:
+		 * their rows stay pending); the postmaster starts it again after
+		 * bgw_restart_time.  Remember it for worker_status first.
+		 */
+		PG_TRY();
+		{
+			deliver_round();
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(TopMemoryContext);
+			edata = CopyErrorData();
+			ioffice_worker_note_error(edata->message);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+
+		flying = count_slots(SLOT_FLYING);
+		show_state(extension_missing ? "no extension" : flying > 0 ? "delivering" : "idle");
+
+		if (flying > 0)
+		{
+			/* libcurl's sockets, and now and then the latch */
+			if (!PostmasterIsAlive())
+				proc_exit(1);
+			if (curl_multi_poll(multi, NULL, 0, POLL_MS, NULL) != CURLM_OK)
+				elog(ERROR, "ioffice: libcurl failed");
+			if (MyLatch->is_set)
+			{
+				ResetLatch(MyLatch);
+				look_now = true;
+			}
+		}
+		else if (!look_now)
+		{
+			long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_look);
+			int			rc;
+
+			rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						   Max(ms, 1), PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			if (rc & WL_LATCH_SET)
+				look_now = true;
+		}
+	}
 }

@@ -1,18 +1,29 @@
 /*-------------------------------------------------------------------------
  * worker.c
- *	  The ioffice background worker: one per served database, doing the
- *	  slow outside work (signing) so that act() stays fast.
+ *	  The ioffice background workers: two per served database, doing the
+ *	  slow outside work so that act() stays fast: the signer signs queued
+ *	  signature jobs, the deliverer delivers the HTTP outbox.
  *
- * Loaded through shared_preload_libraries, the library registers one
- * worker per database of ioffice.worker_databases.  A worker sleeps on its
- * latch; a transaction that queues work sets that latch when it commits
- * (not before: the worker would find nothing), and the worker also wakes
- * every ioffice.worker_naptime seconds.  Jobs are taken in batches with
- * FOR UPDATE SKIP LOCKED, each in a subtransaction of its own, so a failing
- * job is marked failed with its reason and never blocks the others; the
- * batch commits at once, so a crash loses no job and records no signature
- * twice: what was not committed is simply done again.  On a hot standby the
- * worker waits; it starts working when the server is promoted.
+ * Loaded through shared_preload_libraries, the library registers a signer
+ * and a deliverer for each database of ioffice.worker_databases.  They are
+ * separate processes so that signing never waits for the network: an
+ * endpoint that takes minutes to answer (or never does) holds the
+ * deliverer's connections only.  Each is started again on its own after an
+ * error; a crash of either restarts the server's processes, as for any
+ * process attached to shared memory.
+ *
+ * A process sleeps on its latch; a transaction that queues work sets the
+ * latches of its database's processes when it commits (not before: they
+ * would find nothing), and they also wake every ioffice.worker_naptime
+ * seconds.  The signer takes jobs in batches with FOR UPDATE SKIP LOCKED
+ * (sign_jobs.c); the batch commits at once, so a crash loses no job and
+ * records no signature twice.  On a hot standby both wait; they start
+ * working when the server is promoted.
+ *
+ * A database the processes cannot connect to (it does not exist, or takes
+ * no connections) is tried again after 5 s, then twice as long each time,
+ * at most every 5 minutes; its failure is logged once, not at each attempt,
+ * and worker_status shows it as unreachable with the error.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -53,6 +64,12 @@ char	   *ioffice_keystore = NULL;
 int			ioffice_worker_naptime = 10;
 int			ioffice_worker_batch = 100;
 
+/* waits before trying an unreachable database again: 5 s doubling, at most 5 min */
+#define CONNECT_RETRY_FIRST_MS 5000L
+#define CONNECT_RETRY_MAX_MS 300000L
+
+static const char *const role_names[IOFFICE_ROLES] = {"signer", "deliverer"};
+
 typedef struct IofficeWorkerShared
 {
 	LWLock	   *lock;
@@ -66,18 +83,49 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static bool wake_registered = false;
 static bool wake_pending = false;
 
-/* The databases to serve, from the setting: a List of C strings. */
+/*
+ * The databases to serve, from the setting: a List of C strings, each name
+ * once (a database served twice would have two deliverers sending the same
+ * events), at most IOFFICE_MAX_WORKERS of them.
+ */
 static List *
-served_databases(void)
+served_databases(bool warn)
 {
 	char	   *copy = pstrdup(ioffice_worker_databases ? ioffice_worker_databases : "");
 	List	   *names = NIL;
+	List	   *served = NIL;
+	ListCell   *lc;
 
 	if (!SplitIdentifierString(copy, ',', &names))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("ioffice.worker_databases is not a comma-separated list of database names")));
-	return names;
+	foreach(lc, names)
+	{
+		char	   *name = lfirst(lc);
+		ListCell   *seen;
+		bool		again = false;
+
+		foreach(seen, served)
+			again = again || strcmp(lfirst(seen), name) == 0;
+		if (again)
+		{
+			if (warn)
+				ereport(WARNING,
+						(errmsg("ioffice.worker_databases names \"%s\" twice; it is served once", name)));
+			continue;
+		}
+		if (list_length(served) >= IOFFICE_MAX_WORKERS)
+		{
+			if (warn)
+				ereport(WARNING,
+						(errmsg("ioffice serves at most %d databases; \"%s\" and those after it are ignored",
+								IOFFICE_MAX_WORKERS, name)));
+			break;
+		}
+		served = lappend(served, name);
+	}
+	return served;
 }
 
 static void
@@ -100,18 +148,18 @@ worker_shmem_startup(void)
 	shared = ShmemInitStruct("ioffice worker", sizeof(IofficeWorkerShared), &found);
 	if (!found)
 	{
-		List	   *names = served_databases();
+		List	   *names = served_databases(false);
 		ListCell   *lc;
 
 		memset(shared, 0, sizeof(IofficeWorkerShared));
 		shared->lock = &(GetNamedLWLockTranche("ioffice"))->lock;
 		foreach(lc, names)
 		{
-			if (shared->nslots >= IOFFICE_MAX_WORKERS)
-				break;
-			strlcpy(shared->slots[shared->nslots].dbname, lfirst(lc), NAMEDATALEN);
-			strlcpy(shared->slots[shared->nslots].state, "starting", 32);
-			shared->nslots++;
+			IofficeWorkerSlot *slot = &shared->slots[shared->nslots++];
+
+			strlcpy(slot->dbname, lfirst(lc), NAMEDATALEN);
+			for (int r = 0; r < IOFFICE_ROLES; r++)
+				strlcpy(slot->procs[r].state, "starting", sizeof(slot->procs[r].state));
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -125,8 +173,8 @@ ioffice_worker_init(void)
 	int			i = 0;
 
 	DefineCustomStringVariable("ioffice.worker_databases",
-							   "Databases the ioffice background worker serves (comma-separated).",
-							   "One worker per database, at most 8.  Empty: no worker.",
+							   "Databases the ioffice background workers serve (comma-separated).",
+							   "Two processes per database (a signer and a deliverer), at most 8 databases.  Empty: no worker.",
 							   &ioffice_worker_databases,
 							   "postgres",
 							   PGC_POSTMASTER,
@@ -167,35 +215,37 @@ ioffice_worker_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = worker_shmem_startup;
 
-	names = served_databases();
+	names = served_databases(true);
+	if (list_length(names) * IOFFICE_ROLES > max_worker_processes)
+		ereport(WARNING,
+				(errmsg("ioffice needs %d background workers for %d databases, max_worker_processes is %d",
+						list_length(names) * IOFFICE_ROLES, list_length(names), max_worker_processes),
+				 errhint("Raise max_worker_processes, or serve fewer databases; the workers that do not fit are not started.")));
 	foreach(lc, names)
 	{
-		BackgroundWorker worker;
-
-		if (i >= IOFFICE_MAX_WORKERS)
+		for (int role = 0; role < IOFFICE_ROLES; role++)
 		{
-			ereport(WARNING,
-					(errmsg("ioffice serves at most %d databases; \"%s\" and those after it are ignored",
-							IOFFICE_MAX_WORKERS, (char *) lfirst(lc))));
-			break;
+			BackgroundWorker worker;
+
+			memset(&worker, 0, sizeof(worker));
+			worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+			/* start on a standby too: it waits there until promotion */
+			worker.bgw_start_time = BgWorkerStart_ConsistentState;
+			worker.bgw_restart_time = 5;
+			strlcpy(worker.bgw_library_name, "ioffice", BGW_MAXLEN);
+			strlcpy(worker.bgw_function_name, "ioffice_worker_main", BGW_MAXLEN);
+			snprintf(worker.bgw_name, BGW_MAXLEN, "ioffice %s for %s",
+					 role_names[role], (char *) lfirst(lc));
+			snprintf(worker.bgw_type, BGW_MAXLEN, "ioffice worker (%s)", role_names[role]);
+			worker.bgw_main_arg = Int32GetDatum(i * IOFFICE_ROLES + role);
+			RegisterBackgroundWorker(&worker);
 		}
-		memset(&worker, 0, sizeof(worker));
-		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-		/* start on a standby too: it waits there until promotion */
-		worker.bgw_start_time = BgWorkerStart_ConsistentState;
-		worker.bgw_restart_time = 5;
-		strlcpy(worker.bgw_library_name, "ioffice", BGW_MAXLEN);
-		strlcpy(worker.bgw_function_name, "ioffice_worker_main", BGW_MAXLEN);
-		snprintf(worker.bgw_name, BGW_MAXLEN, "ioffice worker for %s", (char *) lfirst(lc));
-		strlcpy(worker.bgw_type, "ioffice worker", BGW_MAXLEN);
-		worker.bgw_main_arg = Int32GetDatum(i);
-		RegisterBackgroundWorker(&worker);
 		i++;
 	}
 }
 
 /* ------------------------------------------------------------------------
- * Waking the worker when a transaction that queued work commits
+ * Waking the workers when a transaction that queued work commits
  * ------------------------------------------------------------------------
  */
 static void
@@ -215,10 +265,13 @@ wake_xact_callback(XactEvent event, void *arg)
 	wake_pending = false;
 	if (shared == NULL)
 		return;
+	/* both processes: one has work, the other looks and finds none */
 	LWLockAcquire(shared->lock, LW_SHARED);
 	for (i = 0; i < shared->nslots; i++)
-		if (shared->slots[i].dboid == MyDatabaseId && shared->slots[i].latch != NULL)
-			SetLatch(shared->slots[i].latch);
+		if (shared->slots[i].dboid == MyDatabaseId)
+			for (int r = 0; r < IOFFICE_ROLES; r++)
+				if (shared->slots[i].procs[r].latch != NULL)
+					SetLatch(shared->slots[i].procs[r].latch);
 	LWLockRelease(shared->lock);
 }
 
@@ -234,16 +287,21 @@ ioffice_worker_wake_at_commit(void)
 }
 
 /* ------------------------------------------------------------------------
- * The worker
+ * A worker process
  * ------------------------------------------------------------------------
  */
 static IofficeWorkerSlot *my_slot = NULL;
+static IofficeWorkerProc *my_proc = NULL;
+static IofficeRole my_role;
+static bool connected = false;
+static bool connecting = false;
+static emit_log_hook_type prev_emit_log_hook = NULL;
 
 static void
 set_state(const char *state)
 {
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-	strlcpy(my_slot->state, state, sizeof(my_slot->state));
+	strlcpy(my_proc->state, state, sizeof(my_proc->state));
 	LWLockRelease(shared->lock);
 }
 
@@ -259,13 +317,134 @@ note_error(const char *message)
 static void
 worker_detach(int code, Datum arg)
 {
-	if (shared == NULL || my_slot == NULL)
+	if (shared == NULL || my_proc == NULL)
 		return;
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-	my_slot->latch = NULL;
-	my_slot->pid = 0;
-	strlcpy(my_slot->state, "stopped", sizeof(my_slot->state));
+	my_proc->latch = NULL;
+	my_proc->pid = 0;
+	/* a process that could not connect leaves "unreachable" */
+	if (connected)
+		strlcpy(my_proc->state, "stopped", sizeof(my_proc->state));
 	LWLockRelease(shared->lock);
+}
+
+/* how long to wait after the n-th failure in a row to connect */
+static long
+connect_retry_ms(int failures)
+{
+	long		ms = CONNECT_RETRY_FIRST_MS;
+
+	for (int i = 1; i < failures && ms < CONNECT_RETRY_MAX_MS; i++)
+		ms *= 2;
+	return Min(ms, CONNECT_RETRY_MAX_MS);
+}
+
+/*
+ * emit_log_hook while connecting: the error that ends the connection
+ * attempt (a FATAL: the database does not exist, takes no connections...)
+ * is recorded in the database's slot with the time of the next attempt.
+ * It reaches the log once, with a hint; the same error again (at the next
+ * attempts, or from the database's other process) stays out of the log.
+ * The postmaster still logs each exit, without the database's name.
+ */
+static void
+connect_failure_hook(ErrorData *edata)
+{
+	/* (a shutdown or pg_terminate_backend() meanwhile says nothing of the database) */
+	if (connecting && edata->elevel >= ERROR && shared != NULL && my_slot != NULL &&
+		edata->sqlerrcode != ERRCODE_ADMIN_SHUTDOWN)
+	{
+		const char *message = edata->message ? edata->message : "unknown error";
+		TimestampTz now = GetCurrentTimestamp();
+		bool		repeated;
+		long		retry_ms;
+
+		connecting = false;
+		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+		repeated = strncmp(my_slot->connect_error, message, IOFFICE_ERROR_LEN - 1) == 0;
+		/* the other process's attempt at the same time is not another failure */
+		if (now >= my_slot->connect_retry_at)
+		{
+			my_slot->connect_failures++;
+			my_slot->connect_retry_at =
+				TimestampTzPlusMilliseconds(now, connect_retry_ms(my_slot->connect_failures));
+		}
+		retry_ms = connect_retry_ms(my_slot->connect_failures);
+		strlcpy(my_slot->connect_error, message, IOFFICE_ERROR_LEN);
+		strlcpy(my_slot->last_error, message, IOFFICE_ERROR_LEN);
+		my_slot->last_error_at = now;
+		strlcpy(my_proc->state, "unreachable", sizeof(my_proc->state));
+		LWLockRelease(shared->lock);
+
+		if (repeated)
+			edata->output_to_server = false;
+		else if (edata->hint == NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(ErrorContext);
+
+			edata->hint = psprintf("ioffice.worker_databases names database \"%s\": its ioffice workers try again in %ld s, waiting twice as long after each failure (at most %ld s); this error is not logged again.",
+								   my_slot->dbname, retry_ms / 1000, CONNECT_RETRY_MAX_MS / 1000);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
+/*
+ * Connect to the slot's database, once the wait that its earlier failures
+ * earned is over, or at a reload of the configuration.  Meanwhile the
+ * process shows as "unreachable".  A failure
+ * ends the process (FATAL); the postmaster starts it again after
+ * bgw_restart_time, and the new process waits the rest.
+ */
+static void
+connect_database(void)
+{
+	int			failures;
+
+	for (;;)
+	{
+		TimestampTz retry_at;
+		long		ms;
+
+		LWLockAcquire(shared->lock, LW_SHARED);
+		retry_at = my_slot->connect_retry_at;
+		LWLockRelease(shared->lock);
+		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), retry_at);
+		if (ms <= 0)
+			break;
+		set_state("unreachable");
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		/* a reload (pg_reload_conf()) tries at once: the DBA may have fixed it */
+		if (ioffice_worker_reload())
+			break;
+	}
+
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = connect_failure_hook;
+	connecting = true;
+	BackgroundWorkerInitializeConnection(my_slot->dbname, NULL, 0);
+	connecting = false;
+	emit_log_hook = prev_emit_log_hook;
+	connected = true;
+
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	failures = my_slot->connect_failures;
+	my_slot->dboid = MyDatabaseId;
+	my_slot->connect_failures = 0;
+	my_slot->connect_retry_at = 0;
+	my_slot->connect_error[0] = '\0';
+	my_proc->latch = MyLatch;
+	strlcpy(my_proc->state, RecoveryInProgress() ? "standby" : "idle", sizeof(my_proc->state));
+	LWLockRelease(shared->lock);
+	if (failures > 0)
+		ereport(LOG,
+				(errmsg("ioffice %s connected to database \"%s\" after %d failed attempts",
+						role_names[my_role], my_slot->dbname, failures)));
 }
 
 /*
@@ -285,55 +464,18 @@ extension_present(void)
 	return present;
 }
 
+/* the signer: a batch of jobs whenever woken, and every naptime */
+static void signer_loop(void) pg_attribute_noreturn();
 
-void
-ioffice_worker_main(Datum arg)
+static void
+signer_loop(void)
 {
-	int			index = DatumGetInt32(arg);
-
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-
-	/*
-	 * SIGTERM ends the process with a FATAL error (exit code 1), so that the
-	 * postmaster starts it again: a worker stopped by pg_terminate_backend()
-	 * must not stop signing until the next server restart.  During a
-	 * shutdown the postmaster restarts nothing.
-	 */
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-	my_slot = &shared->slots[index];
-	BackgroundWorkerInitializeConnection(my_slot->dbname, NULL, 0);
-
-	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-	my_slot->dboid = MyDatabaseId;
-	my_slot->pid = MyProcPid;
-	my_slot->latch = MyLatch;
-	my_slot->started_at = GetCurrentTimestamp();
-	strlcpy(my_slot->state, RecoveryInProgress() ? "standby" : "idle", sizeof(my_slot->state));
-	LWLockRelease(shared->lock);
-	before_shmem_exit(worker_detach, (Datum) 0);
-
-	/* before anything could start a thread (libcurl's resolver) */
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		elog(ERROR, "ioffice: could not initialise libcurl");
-
-	/*
-	 * An error escaping a batch ends the process; the postmaster starts it
-	 * again after bgw_restart_time.  Remember it for worker_status first.
-	 */
 	for (;;)
 	{
 		int			signed_jobs = 0;
-		int			sent = 0;
-		long		wait_ms = ioffice_worker_naptime * 1000L;
 
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		(void) ioffice_worker_reload();
 
 		if (RecoveryInProgress())
 			set_state("standby");
@@ -342,16 +484,16 @@ ioffice_worker_main(Datum arg)
 		else
 		{
 			int64		failed = 0;
-			int64		send_failed = 0;
-			int64		dead = 0;
-			long		due_ms = -1;
 			MemoryContext oldcxt = CurrentMemoryContext;
 
+			/*
+			 * An error escaping a batch ends the process; the postmaster
+			 * starts it again after bgw_restart_time.  Remember it for
+			 * worker_status first.
+			 */
 			PG_TRY();
 			{
 				signed_jobs = ioffice_worker_sign_batch(ioffice_worker_batch, &failed);
-				sent = ioffice_worker_deliver_batch(ioffice_outbox_batch, &send_failed, &dead,
-													&due_ms);
 			}
 			PG_CATCH();
 			{
@@ -363,35 +505,71 @@ ioffice_worker_main(Datum arg)
 				PG_RE_THROW();
 			}
 			PG_END_TRY();
-
-			LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-			if (signed_jobs > 0 || sent > 0)
-			{
-				my_slot->batches++;
-				my_slot->jobs_done += signed_jobs - failed;
-				my_slot->jobs_failed += failed;
-				my_slot->deliveries += sent - send_failed;
-				my_slot->deliveries_failed += send_failed;
-				my_slot->last_batch_at = GetCurrentTimestamp();
-			}
-			strlcpy(my_slot->state, "idle", sizeof(my_slot->state));
-			LWLockRelease(shared->lock);
-
-			/* sleep no longer than until the next retry is due */
-			if (due_ms >= 0 && due_ms < wait_ms)
-				wait_ms = due_ms;
+			if (signed_jobs > 0)
+				ioffice_worker_count(signed_jobs - failed, failed);
+			set_state("idle");
 		}
 
 		/* a full batch: there may be more waiting, go on at once */
-		if (signed_jobs >= ioffice_worker_batch || sent >= ioffice_outbox_batch || wait_ms == 0)
+		if (signed_jobs >= ioffice_worker_batch)
 			continue;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 wait_ms, PG_WAIT_EXTENSION);
+						 ioffice_worker_naptime * 1000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
 
-/* note a job's failure for worker_status (called by the batches) */
+void
+ioffice_worker_main(Datum arg)
+{
+	int			index = DatumGetInt32(arg);
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+
+	/*
+	 * SIGTERM ends the process with a FATAL error (exit code 1), so that the
+	 * postmaster starts it again: a worker stopped by pg_terminate_backend()
+	 * must not stop working until the next server restart.  During a
+	 * shutdown the postmaster restarts nothing.
+	 */
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	my_role = (IofficeRole) (index % IOFFICE_ROLES);
+	my_slot = &shared->slots[index / IOFFICE_ROLES];
+	my_proc = &my_slot->procs[my_role];
+
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	my_proc->pid = MyProcPid;
+	my_proc->started_at = GetCurrentTimestamp();
+	if (my_slot->connect_failures == 0)
+		strlcpy(my_proc->state, "starting", sizeof(my_proc->state));
+	LWLockRelease(shared->lock);
+	before_shmem_exit(worker_detach, (Datum) 0);
+
+	connect_database();
+
+	if (my_role == IOFFICE_SIGNER)
+		signer_loop();
+
+	/* before anything could start a thread (libcurl's resolver) */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		elog(ERROR, "ioffice: could not initialise libcurl");
+	ioffice_deliverer_loop();
+}
+
+/* a reload of the configuration, when one was asked for: true if done */
+bool
+ioffice_worker_reload(void)
+{
+	if (!ConfigReloadPending)
+		return false;
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+	return true;
+}
+
+/* note an error for worker_status (called by the batches) */
 void
 ioffice_worker_note_error(const char *message)
 {
@@ -402,11 +580,38 @@ ioffice_worker_note_error(const char *message)
 void
 ioffice_worker_set_state(const char *state)
 {
-	if (my_slot != NULL)
+	if (my_proc != NULL)
 		set_state(state);
 }
 
-/* _worker_slots(): the shared state, for the worker_status view */
+/* a batch's outcomes: jobs signed, or events delivered, and failures */
+void
+ioffice_worker_count(int64 done, int64 failed)
+{
+	if (my_slot == NULL)
+		return;
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	my_slot->batches++;
+	if (my_role == IOFFICE_SIGNER)
+	{
+		my_slot->jobs_done += done;
+		my_slot->jobs_failed += failed;
+	}
+	else
+	{
+		my_slot->deliveries += done;
+		my_slot->deliveries_failed += failed;
+	}
+	my_slot->last_batch_at = GetCurrentTimestamp();
+	LWLockRelease(shared->lock);
+}
+
+/*
+ * _worker_slots(): the shared state, for the worker_status view, one row
+ * per database.  pid and started_at are the signer's; state is the
+ * signer's unless it is idle, then the deliverer's (so "delivering" shows);
+ * each process's own are in the columns after.
+ */
 PG_FUNCTION_INFO_V1(ioffice_worker_slots_sql);
 Datum
 ioffice_worker_slots_sql(PG_FUNCTION_ARGS)
@@ -421,16 +626,18 @@ ioffice_worker_slots_sql(PG_FUNCTION_ARGS)
 	for (i = 0; i < shared->nslots; i++)
 	{
 		IofficeWorkerSlot *s = &shared->slots[i];
-		Datum		v[12];
-		bool		n[12];
+		IofficeWorkerProc *signer = &s->procs[IOFFICE_SIGNER];
+		IofficeWorkerProc *deliverer = &s->procs[IOFFICE_DELIVERER];
+		Datum		v[19];
+		bool		n[19];
 
 		memset(n, false, sizeof(n));
 		v[0] = CStringGetTextDatum(s->dbname);
-		v[1] = Int32GetDatum(s->pid);
-		n[1] = s->pid == 0;
-		v[2] = CStringGetTextDatum(s->state);
-		v[3] = TimestampTzGetDatum(s->started_at);
-		n[3] = s->started_at == 0;
+		v[1] = Int32GetDatum(signer->pid);
+		n[1] = signer->pid == 0;
+		v[2] = CStringGetTextDatum(strcmp(signer->state, "idle") == 0 ? deliverer->state : signer->state);
+		v[3] = TimestampTzGetDatum(signer->started_at);
+		n[3] = signer->started_at == 0;
 		v[4] = TimestampTzGetDatum(s->last_batch_at);
 		n[4] = s->last_batch_at == 0;
 		v[5] = Int64GetDatum(s->batches);
@@ -442,6 +649,17 @@ ioffice_worker_slots_sql(PG_FUNCTION_ARGS)
 		n[10] = s->last_error[0] == '\0';
 		v[11] = TimestampTzGetDatum(s->last_error_at);
 		n[11] = s->last_error_at == 0;
+		v[12] = Int32GetDatum(signer->pid);
+		n[12] = signer->pid == 0;
+		v[13] = CStringGetTextDatum(signer->state);
+		v[14] = Int32GetDatum(deliverer->pid);
+		n[14] = deliverer->pid == 0;
+		v[15] = CStringGetTextDatum(deliverer->state);
+		v[16] = TimestampTzGetDatum(deliverer->started_at);
+		n[16] = deliverer->started_at == 0;
+		v[17] = Int32GetDatum(s->connect_failures);
+		v[18] = TimestampTzGetDatum(s->connect_retry_at);
+		n[18] = s->connect_failures == 0;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 	}
 	LWLockRelease(shared->lock);

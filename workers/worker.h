@@ -1,6 +1,10 @@
 /*-------------------------------------------------------------------------
  * worker.h
- *	  The ioffice background worker: shared state, waking, the signer.
+ *	  The ioffice background workers: shared state, waking, the signer.
+ *
+ * Each served database has two processes: the signer, which signs queued
+ * signature jobs, and the deliverer, which delivers the HTTP outbox.  They
+ * share the database's slot in shared memory, each with its own part.
  *-------------------------------------------------------------------------
  */
 #ifndef IOFFICE_WORKER_H
@@ -11,26 +15,44 @@
 #include "datatype/timestamp.h"
 #include "storage/latch.h"
 
-#define IOFFICE_MAX_WORKERS 8
+#define IOFFICE_MAX_WORKERS 8	/* databases */
 #define IOFFICE_ERROR_LEN 256
+
+/* the processes of a database */
+typedef enum IofficeRole
+{
+	IOFFICE_SIGNER = 0,
+	IOFFICE_DELIVERER = 1
+} IofficeRole;
+#define IOFFICE_ROLES 2
+
+/* one process of a database, in shared memory */
+typedef struct IofficeWorkerProc
+{
+	pid_t		pid;			/* 0: not running */
+	Latch	   *latch;			/* set once connected */
+	TimestampTz started_at;
+	char		state[32];
+} IofficeWorkerProc;
 
 /* one slot per served database, in shared memory */
 typedef struct IofficeWorkerSlot
 {
 	char		dbname[NAMEDATALEN];
-	Oid			dboid;			/* set when the worker connected */
-	pid_t		pid;
-	Latch	   *latch;
-	TimestampTz started_at;
+	Oid			dboid;			/* set when a process connected */
+	IofficeWorkerProc procs[IOFFICE_ROLES];
 	TimestampTz last_batch_at;
 	int64		jobs_done;
 	int64		jobs_failed;
 	int64		batches;
 	int64		deliveries;		/* outbox events delivered */
 	int64		deliveries_failed;	/* attempts that failed */
-	char		state[32];
 	char		last_error[IOFFICE_ERROR_LEN];
 	TimestampTz last_error_at;
+	/* connecting to the database: failures in a row, and when to try again */
+	int			connect_failures;
+	TimestampTz connect_retry_at;
+	char		connect_error[IOFFICE_ERROR_LEN];	/* the last failure's message */
 } IofficeWorkerSlot;
 
 /* settings */
@@ -44,14 +66,19 @@ extern void ioffice_outbox_delivery_init(void); /* its settings */
 extern void ioffice_worker_wake_at_commit(void);
 
 /*
- * the worker's batches, and what they report to its slot: the signing
- * batch returns the jobs whose outcome it recorded (*failed of them failed)
+ * the signer's batch: returns the jobs whose outcome it recorded (*failed of
+ * them failed)
  */
 extern int	ioffice_worker_sign_batch(int limit, int64 *failed);
-extern int	ioffice_worker_deliver_batch(int limit, int64 *failed, int64 *dead, long *wait_ms);
-extern int	ioffice_outbox_batch;
+
+/* the deliverer's loop (outbox_delivery.c); returns never */
+extern void ioffice_deliverer_loop(void) pg_attribute_noreturn();
+
+/* for both loops (worker.c) */
 extern void ioffice_worker_note_error(const char *message);
 extern void ioffice_worker_set_state(const char *state);
+extern void ioffice_worker_count(int64 done, int64 failed);
+extern bool ioffice_worker_reload(void);
 
 /* signer.c: one implementation of signing; PAdES or a remote service would be others */
 typedef struct IofficeSignResult

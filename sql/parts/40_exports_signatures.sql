@@ -180,10 +180,17 @@ CREATE FUNCTION verify(file bigint)
 COMMENT ON FUNCTION verify(bigint) IS
   'Every signature on a file, checked against the registered trust anchors and revocation lists (Kiểm tra VB đã ký)';
 
+-- one row per served database: its signer's and its deliverer's processes
+-- (pid, state and started_at of the row are the signer's; state shows the
+-- deliverer's when the signer is idle), and its connection failures
 CREATE FUNCTION _worker_slots(OUT database text, OUT pid int, OUT state text, OUT started_at timestamptz,
                               OUT last_batch_at timestamptz, OUT batches bigint, OUT jobs_done bigint,
                               OUT jobs_failed bigint, OUT deliveries bigint, OUT deliveries_failed bigint,
-                              OUT last_error text, OUT last_error_at timestamptz)
+                              OUT last_error text, OUT last_error_at timestamptz,
+                              OUT signer_pid int, OUT signer_state text,
+                              OUT delivery_pid int, OUT delivery_state text,
+                              OUT delivery_started_at timestamptz,
+                              OUT connect_failures int, OUT next_connect_at timestamptz)
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'ioffice_worker_slots_sql' LANGUAGE C VOLATILE;
 -- last_error may quote another system's answer or a signing failure: DBAs only

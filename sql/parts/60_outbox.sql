@@ -48,6 +48,8 @@ CREATE TABLE outbox (
 );
 -- the worker's queue, in order of due time
 CREATE INDEX outbox_due_idx ON outbox (next_attempt_at, id) WHERE status = 'pending';
+-- each endpoint's queue, for the deliverer's turns between endpoints
+CREATE INDEX outbox_endpoint_due_idx ON outbox (endpoint_id, next_attempt_at, id) WHERE status = 'pending';
 CREATE INDEX outbox_dead_idx ON outbox (endpoint_id, id) WHERE status = 'dead';
 CREATE INDEX outbox_created_at_idx ON outbox (created_at);
 COMMENT ON TABLE outbox IS 'Events to deliver over HTTP (one row per endpoint); pending, delivered, or dead after the last attempt';
@@ -123,21 +125,31 @@ CREATE FUNCTION _wake_worker() RETURNS void
 REVOKE ALL ON FUNCTION _wake_worker() FROM PUBLIC;
 
 -- worker_status, now with the outbox: its depth, what is due, dead letters
--- and the last of them.
+-- and the last of them.  The queues are read in the current database: the
+-- other databases' rows show NULL there (query the view in each database).
 CREATE OR REPLACE VIEW worker_status AS
-SELECT w.*,
-       (SELECT count(*) FROM ioffice.signature s WHERE s.status = 'pending') AS signatures_pending,
-       (SELECT count(*) FROM ioffice.signature s WHERE s.status = 'failed') AS signatures_failed,
-       (SELECT count(*) FROM ioffice.outbox o WHERE o.status = 'pending') AS outbox_pending,
+SELECT w.database, w.pid, w.state, w.started_at, w.last_batch_at, w.batches, w.jobs_done,
+       w.jobs_failed, w.deliveries, w.deliveries_failed, w.last_error, w.last_error_at,
+       CASE WHEN w.database = current_database() THEN
+       (SELECT count(*) FROM ioffice.signature s WHERE s.status = 'pending') END AS signatures_pending,
+       CASE WHEN w.database = current_database() THEN
+       (SELECT count(*) FROM ioffice.signature s WHERE s.status = 'failed') END AS signatures_failed,
+       CASE WHEN w.database = current_database() THEN
+       (SELECT count(*) FROM ioffice.outbox o WHERE o.status = 'pending') END AS outbox_pending,
+       CASE WHEN w.database = current_database() THEN
        (SELECT count(*) FROM ioffice.outbox o
-         WHERE o.status = 'pending' AND o.next_attempt_at <= now()) AS outbox_due,
-       (SELECT count(*) FROM ioffice.outbox o WHERE o.status = 'dead') AS outbox_dead,
+         WHERE o.status = 'pending' AND o.next_attempt_at <= now()) END AS outbox_due,
+       CASE WHEN w.database = current_database() THEN
+       (SELECT count(*) FROM ioffice.outbox o WHERE o.status = 'dead') END AS outbox_dead,
+       CASE WHEN w.database = current_database() THEN
        (SELECT format('event %s to %s: %s', o.id, e.name, o.last_error)
           FROM ioffice.outbox o JOIN ioffice.endpoint e ON e.id = o.endpoint_id
-         WHERE o.status = 'dead' ORDER BY o.id DESC LIMIT 1) AS outbox_last_dead
+         WHERE o.status = 'dead' ORDER BY o.id DESC LIMIT 1) END AS outbox_last_dead,
+       w.signer_pid, w.signer_state, w.delivery_pid, w.delivery_state, w.delivery_started_at,
+       w.connect_failures, w.next_connect_at
 FROM ioffice._worker_slots() AS w;
 GRANT SELECT ON worker_status TO ioffice_admin;
-COMMENT ON VIEW worker_status IS 'What the background workers are doing, queue depths (signatures, outbox), the last error and when';
+COMMENT ON VIEW worker_status IS 'What the background workers (a signer and a deliverer per database) are doing, the current database''s queue depths (signatures, outbox), the last error and when';
 
 -- An endpoint enabled or repaired (URL, secret) is tried at once, not at
 -- the worker's next nap.

@@ -168,6 +168,8 @@ SELECT ioffice.outbox_requeue(endpoint => 'tthc') AS nothing_dead;
 
 -- a dead letter goes back into the queue with its attempts reset
 UPDATE ioffice.outbox SET status = 'dead', attempts = 12, last_error = 'HTTP 503' WHERE id = 1;
+-- the worker serves database postgres: its row has that database's queues,
+-- which this one cannot read (NULL), not this database's
 SELECT database, outbox_pending > 0 AS has_pending, outbox_dead, outbox_last_dead FROM ioffice.worker_status;
 SELECT ioffice.outbox_requeue(1) AS requeued;
 SELECT status, attempts, next_attempt_at <= now() AS due FROM ioffice.outbox WHERE id = 1;

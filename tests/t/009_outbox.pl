@@ -314,11 +314,11 @@ sub crash_mid_batch
 }
 
 crash_mid_batch('worker_killed', sub {
-	my $pid = $node->safe_psql('postgres', 'SELECT pid FROM ioffice.worker_status');
+	my $pid = $node->safe_psql('postgres', 'SELECT delivery_pid FROM ioffice.worker_status');
 	kill 'KILL', $pid;
 	# the postmaster restarts after a crash of a process attached to shared memory
 	$node->poll_query_until('postgres',
-		"SELECT pid IS NOT NULL AND pid <> $pid FROM ioffice.worker_status")
+		"SELECT delivery_pid IS NOT NULL AND delivery_pid <> $pid FROM ioffice.worker_status")
 	  or die "no worker after the kill";
 });
 crash_mid_batch('server_killed', sub {
@@ -338,7 +338,7 @@ is(stats()->{bad_signature}, $bad_after_fix, 'no bad signature after the secret 
 control({ mode => 'stall', stall_seconds => 0.01 });
 $node->safe_psql('postgres',
 	"SELECT ioffice.emit('test.many', jsonb_build_object('n', i)) FROM generate_series(1, 3000) i");
-my $wpid = $node->safe_psql('postgres', 'SELECT pid FROM ioffice.worker_status');
+my $wpid = $node->safe_psql('postgres', 'SELECT delivery_pid FROM ioffice.worker_status');
 # sockets the worker holds: its HTTP connections, plus a few of the server's own
 sub sockets_of
 {

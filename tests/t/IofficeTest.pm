@@ -1,0 +1,132 @@
+# Helpers shared by the worker's TAP tests (011, 012): a node with the test
+# PKI and a signer, documents that request a signature, and a tiny HTTP
+# listener that either answers 200 at once or accepts and never answers.
+package IofficeTest;
+use strict;
+use warnings;
+use Exporter 'import';
+use File::Basename qw(dirname);
+use File::Copy qw(copy);
+use Time::HiRes qw(usleep);
+use PostgreSQL::Test::Utils;
+
+our @EXPORT = qw(make_keystore signing_setup as_actor new_doc_to_sign
+  listener_start listener_stop listener_accepted);
+
+sub slurp { my ($f) = @_; open my $fh, '<', $f or die "$f: $!"; local $/; my $s = <$fh>; close $fh; return $s; }
+sub sqlq { my ($s) = @_; $s =~ s/'/''/g; return "'$s'"; }
+
+# the test PKI and a keystore holding dai's key: returns ($pki, $keystore)
+sub make_keystore
+{
+	my $pki = PostgreSQL::Test::Utils::tempdir;
+	my $keystore = PostgreSQL::Test::Utils::tempdir;
+	system_or_bail('bash', dirname(__FILE__) . '/../pki/make_pki', $pki);
+	copy("$pki/person_rsa.key", "$keystore/person_rsa.key") or die "copy person_rsa.key: $!";
+	chmod 0600, "$keystore/person_rsa.key";
+	return ($pki, $keystore);
+}
+
+# the extension in $db with an agency, a specialist (luan) and a leader
+# (dai) whose certificate the worker signs with
+sub signing_setup
+{
+	my ($node, $db, $pki) = @_;
+	my $chain = slurp("$pki/intermediate.pem");
+	$node->safe_psql($db, qq{
+CREATE EXTENSION ioffice;
+SELECT ioffice.add_agency('UBND huyện Sốp Cộp', 'UBND', '000.00.32.H41');
+SELECT ioffice.add_department(1, 'Văn phòng HĐND-UBND', 'VP');
+SELECT ioffice.add_person('luan', 'Tòng Văn Luân', 'Chuyên viên', 2, '{specialist}');
+SELECT ioffice.add_person('dai', 'Trần Văn Đại', 'Chánh Văn phòng', 2, '{leader}');
+SELECT ioffice.add_trust_anchor(@{[ sqlq(slurp("$pki/root.pem")) ]});
+SELECT ioffice.register_certificate('personal', 'dai', @{[ sqlq(slurp("$pki/person_rsa.pem") . $chain) ]}, 'person_rsa.key');
+});
+	return;
+}
+
+sub as_actor
+{
+	my ($node, $db, $who, $sql) = @_;
+	return $node->safe_psql($db, "BEGIN; SET LOCAL ioffice.actor = '$who'; $sql; COMMIT;");
+}
+
+# a draft with one file, submitted to dai: ready for his 'sign'
+sub new_doc_to_sign
+{
+	my ($node, $db, $abstract) = @_;
+	my $doc = as_actor($node, $db, 'luan', "SELECT ioffice.create_outgoing('CV', '$abstract')");
+	as_actor($node, $db, 'luan', "SELECT ioffice.attach($doc, 'du_thao.pdf', convert_to('%PDF-1.4 $abstract', 'UTF8'))");
+	as_actor($node, $db, 'luan', "SELECT ioffice.act($doc, 'submit', 'dai', NULL, '{\"request_signature\": true}')");
+	return $doc;
+}
+
+# A listener on 127.0.0.1 in a process of its own: 'hang' accepts, reads
+# and never answers (each accepted connection is noted in $dir/accepted);
+# 'ok' answers every request 200 at once.  Returns (pid, port).
+my $listener_code = <<'EOF';
+use strict; use warnings; use IO::Socket::INET; use IO::Select; use IO::Handle;
+my ($mode, $dir) = @ARGV;
+my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 64, ReuseAddr => 1)
+  or die "listen: $!";
+open my $log, '>>', "$dir/accepted" or die; $log->autoflush(1);
+open my $pf, '>', "$dir/port.tmp" or die; print $pf $l->sockport; close $pf;
+rename "$dir/port.tmp", "$dir/port";
+my $sel = IO::Select->new($l);
+my %buf;
+while (1) {
+	for my $s ($sel->can_read(1)) {
+		if ($s == $l) { my $c = $l->accept or next; $sel->add($c); $buf{$c} = ''; print $log "accepted\n"; next; }
+		my $n = sysread($s, my $chunk, 65536);
+		if (!$n) { $sel->remove($s); delete $buf{$s}; close $s; next; }
+		next if $mode eq 'hang';
+		$buf{$s} .= $chunk;
+		if ($buf{$s} =~ /\r\n\r\n/ && $buf{$s} =~ /Content-Length:\s*(\d+)/i) {
+			my $len = $1;
+			my $head = index($buf{$s}, "\r\n\r\n") + 4;
+			if (length($buf{$s}) - $head >= $len) {
+				syswrite($s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+				$sel->remove($s); delete $buf{$s}; close $s;
+			}
+		}
+	}
+}
+EOF
+
+sub listener_start
+{
+	my ($mode) = @_;
+	my $dir = PostgreSQL::Test::Utils::tempdir;
+	open my $fh, '>', "$dir/listener.pl" or die; print $fh $listener_code; close $fh;
+	my $pid = fork // die "fork: $!";
+	if ($pid == 0)
+	{
+		exec($^X, "$dir/listener.pl", $mode, $dir) or die "exec: $!";
+	}
+	for (1 .. 100)
+	{
+		last if -s "$dir/port";
+		usleep(50_000);
+	}
+	die "the listener did not start" unless -s "$dir/port";
+	my $port = slurp("$dir/port");
+	return { pid => $pid, port => $port, dir => $dir };
+}
+
+sub listener_accepted
+{
+	my ($l) = @_;
+	return 0 unless -e "$l->{dir}/accepted";
+	my @lines = split /\n/, slurp("$l->{dir}/accepted");
+	return scalar @lines;
+}
+
+sub listener_stop
+{
+	my ($l) = @_;
+	kill 'TERM', $l->{pid};
+	waitpid($l->{pid}, 0);
+	return;
+}
+
+1;
