@@ -188,5 +188,6 @@ WHERE t.tgname = 'audit_direct_truncate'
   AND t.tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'ioffice'::regnamespace);
 BEGIN;
 TRUNCATE ioffice.delegation, ioffice.document_link;
-SELECT entity, action, db_role FROM ioffice.audit WHERE action = 'direct_truncate' ORDER BY id;
+SELECT entity, action, db_role = session_user AS by_session_user
+FROM ioffice.audit WHERE action = 'direct_truncate' ORDER BY id;
 ROLLBACK;
