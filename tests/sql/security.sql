@@ -4,6 +4,9 @@
 -- not even through the tables.  Writes go through the functions only.
 SELECT ioffice.add_person('regress_admin1', 'Quản trị', 'Quản trị hệ thống',
        (SELECT id FROM ioffice.unit WHERE code = '000.00.32.H41'), '{admin}');
+-- the seed persons' roles bear their logins (a person acts as the session
+-- user whose name is their login), not regress_ names; confidential_registers
+-- drops them
 CREATE ROLE luan LOGIN;
 CREATE ROLE tuan LOGIN;
 CREATE ROLE thuy LOGIN;
