@@ -154,14 +154,14 @@ SELECT ioffice.audit_verify(NULL, 1);
 -- turning check_function_bodies off (what pg_restore does) silences the
 -- audit triggers for a superuser's restore only: an admin who turns it off
 -- is still recorded
-GRANT ioffice_admin TO admin1;
-SET SESSION AUTHORIZATION admin1;
+GRANT ioffice_admin TO regress_admin1;
+SET SESSION AUTHORIZATION regress_admin1;
 SET check_function_bodies = off;
 INSERT INTO ioffice.holiday (day, name) VALUES ('2031-01-01', 'Tết Dương lịch');
 UPDATE ioffice.workflow_state SET label = 'Dự thảo (sửa)' WHERE workflow = 'outgoing' AND state = 'draft';
 RESET check_function_bodies;
 RESET SESSION AUTHORIZATION;
-REVOKE ioffice_admin FROM admin1;
+REVOKE ioffice_admin FROM regress_admin1;
 SELECT entity, action, db_role FROM ioffice.audit
 WHERE (entity = 'holiday' AND detail->'new'->>'day' = '2031-01-01')
    OR (chain = 'workflow:outgoing' AND detail::text LIKE '%Dự thảo (sửa)%')
@@ -191,5 +191,6 @@ WHERE t.tgname = 'audit_direct_truncate'
   AND t.tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'ioffice'::regnamespace);
 BEGIN;
 TRUNCATE ioffice.delegation, ioffice.document_link;
-SELECT entity, action, db_role FROM ioffice.audit WHERE action = 'direct_truncate' ORDER BY id;
+SELECT entity, action, db_role = session_user AS by_session_user
+FROM ioffice.audit WHERE action = 'direct_truncate' ORDER BY id;
 ROLLBACK;

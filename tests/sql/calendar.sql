@@ -162,9 +162,9 @@ INSERT INTO ioffice.holiday (day, name) VALUES ('2024-02-08', 'Hai lần');
 
 -- Everyone reads the calendar and counts on it; only ioffice_admin edits it,
 -- and what an admin does is recorded.
-CREATE ROLE cal_outsider LOGIN;
-CREATE ROLE cal_admin LOGIN IN ROLE ioffice_admin;
-SET SESSION AUTHORIZATION cal_outsider;
+CREATE ROLE regress_cal_outsider LOGIN;
+CREATE ROLE regress_cal_admin LOGIN IN ROLE ioffice_admin;
+SET SESSION AUTHORIZATION regress_cal_outsider;
 SELECT count(*) AS rows_seen FROM ioffice.holiday;
 SELECT ioffice.add_working_days('2024-02-07 10:00+07', 1) AS deadline;
 INSERT INTO ioffice.holiday (day, name) VALUES ('2024-12-31', 'Nghỉ tự đặt');
@@ -174,14 +174,14 @@ UPDATE ioffice.holiday SET working = true WHERE day = '2024-02-08';
 DELETE FROM ioffice.holiday;
 \echo :SQLSTATE
 RESET SESSION AUTHORIZATION;
-SET SESSION AUTHORIZATION cal_admin;
+SET SESSION AUTHORIZATION regress_cal_admin;
 INSERT INTO ioffice.holiday (day, name) VALUES ('2025-01-01', 'Tết Dương lịch');
 UPDATE ioffice.holiday SET name = 'Tết Dương lịch 2025' WHERE day = '2025-01-01';
 SELECT ioffice.is_working_day('2025-01-01') AS new_year_2025_worked;
 DELETE FROM ioffice.holiday WHERE day = '2025-01-01';
 RESET SESSION AUTHORIZATION;
 SELECT action, db_role, detail->'old'->>'name' AS old_name, detail->'new'->>'name' AS new_name
-FROM ioffice.audit WHERE entity = 'holiday' AND db_role = 'cal_admin' ORDER BY id;
-DROP ROLE cal_outsider;
-DROP ROLE cal_admin;
+FROM ioffice.audit WHERE entity = 'holiday' AND db_role = 'regress_cal_admin' ORDER BY id;
+DROP ROLE regress_cal_outsider;
+DROP ROLE regress_cal_admin;
 SELECT count(*) AS rows_kept FROM ioffice.holiday;

@@ -78,10 +78,10 @@ EXCEPTION WHEN others THEN
 END
 $$;
 
-CREATE ROLE dba_reg LOGIN IN ROLE ioffice_admin;
+CREATE ROLE regress_dba_reg LOGIN IN ROLE ioffice_admin;
 
 -- a reporting tool
-SET SESSION AUTHORIZATION report;
+SET SESSION AUTHORIZATION regress_report;
 SELECT * FROM secret_seen(:'secrets');
 SELECT try_export(:secret) AS reader_export;
 -- the ordinary register stays the reader's
@@ -104,14 +104,14 @@ SELECT * FROM secret_seen(:'secrets');
 SELECT number IS NOT NULL AS drafter_sees_own_number FROM ioffice.document WHERE id = :doc;
 RESET SESSION AUTHORIZATION;
 -- a DBA (ioffice_admin) keeps the registers' rows, not their entries
-SET SESSION AUTHORIZATION dba_reg;
+SET SESSION AUTHORIZATION regress_dba_reg;
 SELECT * FROM secret_seen(:'secrets');
 BEGIN;
 UPDATE ioffice.register SET name = name || ' (mật)' WHERE id = :secret RETURNING name LIKE '%(mật)' AS dba_renames;
 ROLLBACK;
 RESET SESSION AUTHORIZATION;
 -- an application, acting for a specialist, then for the clerk
-SET SESSION AUTHORIZATION app;
+SET SESSION AUTHORIZATION regress_app;
 SET ioffice.actor = 'tuan';
 SELECT * FROM secret_seen(:'secrets');
 SET ioffice.actor = 'thuy';
@@ -124,7 +124,7 @@ SELECT * FROM secret_seen(:'secrets');
 SELECT try_export(:secret) AS clerk_export;
 RESET SESSION AUTHORIZATION;
 -- an admin
-SET SESSION AUTHORIZATION admin1;
+SET SESSION AUTHORIZATION regress_admin1;
 SELECT * FROM secret_seen(:'secrets');
 SELECT try_export(:secret) AS admin_export;
 RESET SESSION AUTHORIZATION;
@@ -145,14 +145,14 @@ LANGUAGE sql AS $$
            (SELECT count(*) FROM ioffice.number_taken WHERE register_id IN (reg, xa_new)),
            try_export(xa_old)
 $$;
-SET SESSION AUTHORIZATION report;
+SET SESSION AUTHORIZATION regress_report;
 SELECT entries > 0 AS saw_entries, documents > 0 AS saw_documents, taken > 0 AS saw_taken,
        export_by_old_row
 FROM reader_view(:reg, :xa_new, :xa_old);
 RESET SESSION AUTHORIZATION;
 BEGIN;
 UPDATE ioffice.register SET confidential = true WHERE id IN (:reg, :xa_new);
-SET SESSION AUTHORIZATION report;
+SET SESSION AUTHORIZATION regress_report;
 SELECT * FROM reader_view(:reg, :xa_new, :xa_old);
 RESET SESSION AUTHORIZATION;
 -- their clerks still see and export them
@@ -173,4 +173,7 @@ DROP FUNCTION secret_seen(bigint[]);
 DROP FUNCTION secret_paths(bigint[]);
 DROP FUNCTION try_export(bigint);
 DROP TABLE secret_truth;
-DROP ROLE dba_reg;
+DROP ROLE regress_dba_reg;
+-- the last test that logs in as these (made by security.sql and registers.sql;
+-- the persons stay, regress_admin1 and regress_outsider serve outbox.sql)
+DROP ROLE regress_report, regress_app, luan, tuan, thuy, xa_vt;

@@ -372,9 +372,9 @@ SET ioffice.due_soon_days = 60;
 SELECT count(*) AS due_with_60 FROM ioffice.dossier_due WHERE code IN (:'soon', :'later');
 RESET ioffice.due_soon_days;
 
-CREATE ROLE dossier_app NOLOGIN IN ROLE ioffice_app;
-GRANT ioffice_app TO dossier_app;
-SET ROLE dossier_app;
+CREATE ROLE regress_dossier_app NOLOGIN IN ROLE ioffice_app;
+GRANT ioffice_app TO regress_dossier_app;
+SET ROLE regress_dossier_app;
 -- the due view is read by applications, under row-level security
 SET ioffice.actor = 'tam';
 SELECT count(*) AS due_seen_by_the_desk FROM ioffice.dossier_due WHERE code IN (:'soon', :'later');
@@ -501,4 +501,4 @@ RESET ioffice.actor;
 DROP TABLE import_payload;
 DELETE FROM ioffice.outbox;
 DELETE FROM ioffice.endpoint WHERE name = 'tthc';
-DROP ROLE dossier_app;
+DROP ROLE regress_dossier_app;

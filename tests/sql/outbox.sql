@@ -183,7 +183,7 @@ SELECT id, status FROM ioffice.outbox WHERE id <= 5 ORDER BY id;
 
 -- who may see what: secrets stay with the owner; DBAs configure endpoints
 -- and read the outbox; others see neither
-SET SESSION AUTHORIZATION outsider;
+SET SESSION AUTHORIZATION regress_outsider;
 SELECT count(*) FROM ioffice.outbox;
 \echo :SQLSTATE
 SELECT name FROM ioffice.endpoint;
@@ -197,8 +197,8 @@ SELECT ioffice.outbox_purge(now());
 SELECT count(*) FROM ioffice.worker_status;
 \echo :SQLSTATE
 RESET SESSION AUTHORIZATION;
-GRANT ioffice_admin TO admin1;
-SET SESSION AUTHORIZATION admin1;
+GRANT ioffice_admin TO regress_admin1;
+SET SESSION AUTHORIZATION regress_admin1;
 SELECT name, url, events, enabled FROM ioffice.endpoint ORDER BY id;
 SELECT secret FROM ioffice.endpoint;
 \echo :SQLSTATE
@@ -206,4 +206,6 @@ SELECT count(*) > 0 AS reads_outbox FROM ioffice.outbox;
 SELECT count(*) AS workers_seen FROM ioffice.worker_status;
 UPDATE ioffice.endpoint SET enabled = true WHERE name = 'off';
 RESET SESSION AUTHORIZATION;
-REVOKE ioffice_admin FROM admin1;
+REVOKE ioffice_admin FROM regress_admin1;
+-- the last test that logs in as these (made by security.sql)
+DROP ROLE regress_admin1, regress_outsider;

@@ -103,7 +103,21 @@ SET ioffice.actor = 'ghost';
 SELECT ioffice.act(:doc, 'submit', 'dai');
 \echo :SQLSTATE
 RESET ioffice.actor;
-SELECT ioffice.act(:doc, 'submit', 'dai');
+-- (the error raised again with the session user, who runs the tests, named
+-- <superuser>: expected outputs hold no OS user name)
+CREATE FUNCTION pg_temp.without_user_name(sql text) RETURNS void LANGUAGE plpgsql AS $f$
+DECLARE
+    e_state text; e_message text; e_detail text; e_hint text;
+BEGIN
+    EXECUTE sql;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT,
+                            e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_message, HINT = e_hint,
+          DETAIL = replace(e_detail, format('"%s"', session_user), '"<superuser>"');
+END
+$f$;
+SELECT pg_temp.without_user_name(format($$SELECT ioffice.act(%s, 'submit', 'dai')$$, :doc));
 \echo :SQLSTATE
 
 -- issue: by the clerk holding it, in awaiting_issue only

@@ -124,7 +124,7 @@ SELECT ioffice.file_kind(ioffice.register_export(:xa_new, 1900, 'xlsx')) AS empt
 -- a reporting role (ioffice_reader) gets the ordinary documents of an
 -- ordinary register: what the view's policies show it
 RESET ioffice.actor;
-SET SESSION AUTHORIZATION report;
+SET SESSION AUTHORIZATION regress_report;
 SELECT ioffice.register_export(:reg, :year, 'csv') = :'csv'::bytea AS reader_same_book;
 RESET SESSION AUTHORIZATION;
 -- a document of the register made confidential by hand (then rolled back):
@@ -137,7 +137,7 @@ SELECT load_reg_csv(ioffice.register_export(:reg, :year, 'csv'));
 SELECT count(*) AS clerk_rows, bool_or(type_and_abstract LIKE '%đóng quyển%') AS clerk_has_it
 FROM reg_csv;
 RESET ioffice.actor;
-SET SESSION AUTHORIZATION report;
+SET SESSION AUTHORIZATION regress_report;
 CREATE TEMP TABLE reader_sees AS
     SELECT * FROM register_as_text(:ubnd, 'outgoing', :year);
 SELECT ioffice.register_export(:reg, :year, 'csv') AS reader_csv \gset
@@ -202,12 +202,12 @@ RESET ioffice.actor;
 SET SESSION AUTHORIZATION luan;        -- the drafter of a row, by login
 SELECT state AS drafter FROM try_export(:reg, :year, 'csv');
 RESET SESSION AUTHORIZATION;
-SET SESSION AUTHORIZATION outsider;    -- a role that is no person
+SET SESSION AUTHORIZATION regress_outsider;  -- a role that is no person
 SELECT state AS outsider FROM try_export(:reg, :year, 'csv');
 RESET SESSION AUTHORIZATION;
-SET SESSION AUTHORIZATION report;      -- a reader: not the confidential series
+SET SESSION AUTHORIZATION regress_report;  -- a reader: not the confidential series
 SELECT * FROM try_export(:secret, :year, 'csv');
-SET ioffice.actor = 'thuy';            -- nor by naming a clerk: report is no application
+SET ioffice.actor = 'thuy';            -- nor by naming a clerk: regress_report is no application
 SELECT state AS reader_naming_clerk FROM try_export(:secret, :year, 'csv');
 RESET ioffice.actor;
 RESET SESSION AUTHORIZATION;
@@ -223,14 +223,14 @@ REVOKE ioffice_reader FROM tuan;
 SET SESSION AUTHORIZATION tuan;
 SELECT state AS revoked FROM try_export(:reg, :year, 'csv');
 RESET SESSION AUTHORIZATION;
-SET SESSION AUTHORIZATION app;         -- an application acting for the clerk may
+SET SESSION AUTHORIZATION regress_app;  -- an application acting for the clerk may
 SET ioffice.actor = 'thuy';
 SELECT state AS app_for_clerk FROM try_export(:secret, :year, 'xlsx');
 SET ioffice.actor = 'tuan';
 SELECT state AS app_for_specialist FROM try_export(:reg, :year, 'csv');
 RESET ioffice.actor;
 RESET SESSION AUTHORIZATION;
-SET SESSION AUTHORIZATION admin1;      -- an admin, any agency's register
+SET SESSION AUTHORIZATION regress_admin1;  -- an admin, any agency's register
 SELECT ioffice.register_export(:xa_new, :year, 'csv') AS admin_csv \gset
 RESET SESSION AUTHORIZATION;
 SELECT load_reg_csv(:'admin_csv');

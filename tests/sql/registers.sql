@@ -163,8 +163,8 @@ FROM pg_attribute a WHERE a.attrelid = 'ioffice.outgoing_register'::regclass AND
   AND col_description('ioffice.outgoing_register'::regclass, a.attnum) IS NOT NULL
 ORDER BY a.attnum;
 -- a reporting role reads every ordinary document; a person only what they may see
-CREATE ROLE report LOGIN IN ROLE ioffice_reader;
-SET SESSION AUTHORIZATION report;
+CREATE ROLE regress_report LOGIN IN ROLE ioffice_reader;
+SET SESSION AUTHORIZATION regress_report;
 SELECT count(*) FILTER (WHERE confidential) AS confidential_rows, count(*) > 5 AS many
 FROM ioffice.outgoing_register;
 RESET SESSION AUTHORIZATION;

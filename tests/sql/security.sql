@@ -2,15 +2,18 @@
 -- Row-level security: a person sees a document when they drafted it, hold or
 -- held a task on it, are its agency's clerk, or are an admin; nobody else,
 -- not even through the tables.  Writes go through the functions only.
-SELECT ioffice.add_person('admin1', 'Quản trị', 'Quản trị hệ thống',
+SELECT ioffice.add_person('regress_admin1', 'Quản trị', 'Quản trị hệ thống',
        (SELECT id FROM ioffice.unit WHERE code = '000.00.32.H41'), '{admin}');
+-- the seed persons' roles bear their logins (a person acts as the session
+-- user whose name is their login), not regress_ names; confidential_registers
+-- drops them
 CREATE ROLE luan LOGIN;
 CREATE ROLE tuan LOGIN;
 CREATE ROLE thuy LOGIN;
 CREATE ROLE xa_vt LOGIN;
-CREATE ROLE admin1 LOGIN;
-CREATE ROLE outsider LOGIN;
-CREATE ROLE app LOGIN IN ROLE ioffice_app;
+CREATE ROLE regress_admin1 LOGIN;
+CREATE ROLE regress_outsider LOGIN;
+CREATE ROLE regress_app LOGIN IN ROLE ioffice_app;
 
 -- a document only luan and dai have handled
 SET ioffice.actor = 'luan';
@@ -67,12 +70,12 @@ SELECT count(*) AS other_clerk_sees,
        count(*) FILTER (WHERE direction = 'incoming' AND source_document_id IS NOT NULL) AS delivered
 FROM ioffice.document;
 RESET SESSION AUTHORIZATION;
-SET SESSION AUTHORIZATION admin1;
+SET SESSION AUTHORIZATION regress_admin1;
 SELECT count(*) = :all_docs AS admin_sees_all FROM ioffice.document;
 RESET SESSION AUTHORIZATION;
 
 -- a role that is no person sees nothing and cannot act
-SET SESSION AUTHORIZATION outsider;
+SET SESSION AUTHORIZATION regress_outsider;
 SELECT count(*) AS outsider_docs FROM ioffice.document;
 SELECT count(*) AS outsider_files FROM ioffice.file;
 SELECT ioffice.actor();
@@ -92,7 +95,7 @@ SELECT key_file FROM ioffice.certificate;
 RESET SESSION AUTHORIZATION;
 
 -- the trusted application acts for the person it names
-SET SESSION AUTHORIZATION app;
+SET SESSION AUTHORIZATION regress_app;
 SELECT ioffice.actor() = (SELECT id FROM ioffice.person WHERE login = 'luan') AS no_actor_yet;
 \echo :SQLSTATE
 BEGIN;

@@ -129,7 +129,7 @@ SELECT ioffice.trail_export(:doc, 'csv');
 \echo :SQLSTATE
 RESET SESSION AUTHORIZATION;
 \set VERBOSITY default
-SET SESSION AUTHORIZATION outsider;   -- a role that is no person
+SET SESSION AUTHORIZATION regress_outsider;  -- a role that is no person
 SELECT ioffice.trail_export(:doc, 'csv');
 \echo :SQLSTATE
 RESET SESSION AUTHORIZATION;

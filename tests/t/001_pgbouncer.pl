@@ -120,9 +120,9 @@ $node->start;
 
 $node->safe_psql('postgres', q{
 CREATE EXTENSION ioffice;
-CREATE ROLE app LOGIN;
-GRANT ioffice_app TO app;
-CREATE ROLE mallory LOGIN;
+CREATE ROLE regress_app LOGIN;
+GRANT ioffice_app TO regress_app;
+CREATE ROLE regress_mallory LOGIN;
 });
 my ($agency) = $node->safe_psql('postgres',
 	q{SELECT ioffice.add_agency('UBND huyện Thử', 'UBND', '000.00.32.H99')});
@@ -143,7 +143,7 @@ my $port = PostgreSQL::Test::Cluster::get_free_port();
 my $log = "$PostgreSQL::Test::Utils::log_path/pgbouncer.log";
 my ($host, $pgport) = ($node->host, $node->port);
 open my $fh, '>', "$dir/userlist.txt" or die $!;
-print $fh qq{"app" ""\n"mallory" ""\n};
+print $fh qq{"regress_app" ""\n"regress_mallory" ""\n};
 close $fh;
 open $fh, '>', "$dir/pgbouncer.ini" or die $!;
 print $fh <<"EOF";
@@ -183,7 +183,7 @@ my $via = "host=127.0.0.1 port=$port dbname=postgres";
 my $up = 0;
 for (1 .. 10 * $PostgreSQL::Test::Utils::timeout_default)
 {
-	my $rc = $node->psql('postgres', 'SELECT 1', connstr => "$via user=app");
+	my $rc = $node->psql('postgres', 'SELECT 1', connstr => "$via user=regress_app");
 	if ($rc == 0) { $up = 1; last; }
 	die "pgbouncer exited, see $log" unless $bouncer->pumpable;
 	usleep(100_000);
@@ -191,13 +191,13 @@ for (1 .. 10 * $PostgreSQL::Test::Utils::timeout_default)
 ok($up, "pgbouncer accepts connections on 127.0.0.1:$port") or BAIL_OUT('no pgbouncer');
 
 my %client = (
-	alice => BouncerClient->new("$via user=app application_name=A"),
-	bob => BouncerClient->new("$via user=app application_name=B"));
+	alice => BouncerClient->new("$via user=regress_app application_name=A"),
+	bob => BouncerClient->new("$via user=regress_app application_name=B"));
 
 my ($out, $err) = $client{alice}->query('SELECT session_user;');
-is($out, 'app', 'client A is role app through pgbouncer');
+is($out, 'regress_app', 'client A is role regress_app through pgbouncer');
 ($out, $err) = $client{bob}->query('SELECT session_user;');
-is($out, 'app', 'client B is role app through pgbouncer');
+is($out, 'regress_app', 'client B is role regress_app through pgbouncer');
 
 my $rounds = 12;
 my $shared = 0;
@@ -279,11 +279,11 @@ BEGIN;
 SET LOCAL ioffice.actor = 'alice';
 SELECT ioffice.actor();
 ROLLBACK;},
-	connstr => "$via user=mallory",
+	connstr => "$via user=regress_mallory",
 	stdout => \$stdout,
 	stderr => \$stderr,
 	on_error_stop => 0);
-like($stdout, qr/^mallory$/m, 'mallory connects through pgbouncer as herself');
+like($stdout, qr/^regress_mallory$/m, 'mallory connects through pgbouncer as herself');
 state_is($stderr, '42501', 'mallory may not SET LOCAL ioffice.actor to alice');
 
 $rc = $node->psql(
@@ -292,7 +292,7 @@ BEGIN;
 SET LOCAL ioffice.actor = 'alice';
 SELECT ioffice.create_outgoing('CV', 'forged by mallory');
 COMMIT;},
-	connstr => "$via user=mallory",
+	connstr => "$via user=regress_mallory",
 	stdout => \$stdout,
 	stderr => \$stderr,
 	on_error_stop => 0);
@@ -310,7 +310,7 @@ is($got, $want, 'every committed document has the right drafter and nothing else
 $got = $node->safe_psql('postgres', qq{
 SELECT count(*) FROM ioffice.audit a JOIN ioffice.document d ON d.id = a.entity_id
 WHERE a.entity = 'document' AND a.action IN ('create', 'submit')
-  AND a.actor_id = d.drafter_id AND a.db_role = 'app' AND d.id IN ($ids)});
+  AND a.actor_id = d.drafter_id AND a.db_role = 'regress_app' AND d.id IN ($ids)});
 is($got, 2 * keys %expected, 'create and submit are audited under the right actor');
 
 $got = $node->safe_psql('postgres', qq{
@@ -334,9 +334,10 @@ is($node->safe_psql('postgres',
 	'0', 'no document act was recorded without an actor');
 
 is($node->safe_psql('postgres',
-		q{SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'}),
-	'1', 'pgbouncer used a single server connection for role app');
+		q{SELECT count(*) FROM pg_stat_activity WHERE usename = 'regress_app'}),
+	'1', 'pgbouncer used a single server connection for role regress_app');
 
 $bouncer->kill_kill(grace => 5);
+$node->safe_psql('postgres', 'DROP ROLE regress_app, regress_mallory');
 $node->stop;
 done_testing();

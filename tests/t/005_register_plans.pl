@@ -26,7 +26,7 @@ $node->start;
 
 $node->safe_psql('postgres', q{
 CREATE EXTENSION ioffice;
-CREATE ROLE report LOGIN IN ROLE ioffice_reader;
+CREATE ROLE regress_report LOGIN IN ROLE ioffice_reader;
 });
 
 # The directory through the API; the documents written directly as they
@@ -198,10 +198,10 @@ sub document_scans
 sub as_reader
 {
 	my ($sql) = @_;
-	return $node->safe_psql('postgres', $sql, extra_params => [ '-U', 'report' ]);
+	return $node->safe_psql('postgres', $sql, extra_params => [ '-U', 'regress_report' ]);
 }
 
-is(as_reader('SELECT session_user'), 'report', 'the queries run as login role report');
+is(as_reader('SELECT session_user'), 'regress_report', 'the queries run as login role regress_report');
 
 for my $q (@queries)
 {
@@ -230,5 +230,6 @@ for my $q (@queries)
 	note("$q->{name}: $got rows; $read rows of document read\n$q->{sql}\n$text");
 }
 
+$node->safe_psql('postgres', 'DROP ROLE regress_report');
 $node->stop;
 done_testing();

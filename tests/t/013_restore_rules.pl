@@ -191,14 +191,14 @@ SELECT (SELECT count(*) FROM ioffice.workflow_state WHERE state = 'appraisal' AN
 # a DBA that is no superuser: turning check_function_bodies off makes no
 # restore of its session, a state without a way out is refused at commit
 my $db = 'by_psql';
-$node->safe_psql($db, 'CREATE ROLE dba LOGIN IN ROLE ioffice_admin');
+$node->safe_psql($db, 'CREATE ROLE regress_dba LOGIN IN ROLE ioffice_admin');
 my ($ret, $stdout, $stderr) = $node->psql(
 	$db, q{
 SET check_function_bodies = off;
 BEGIN;
 INSERT INTO ioffice.workflow_state (workflow, state, label) VALUES ('outgoing', 'limbo', 'Treo');
 COMMIT;
-}, extra_params => [ '-U', 'dba' ]);
+}, extra_params => [ '-U', 'regress_dba' ]);
 like($stderr, qr/state "limbo" of workflow "outgoing" has no way out to a final state/,
 	'an ioffice_admin role is refused a state without a way out, check_function_bodies off or not');
 is($node->safe_psql($db, q{SELECT count(*) FROM ioffice.workflow_state WHERE state = 'limbo'}),
@@ -225,5 +225,6 @@ $node->safe_psql($db, q{DELETE FROM ioffice.workflow_state WHERE state = 'limbo'
 is(as_actor($db, 'thamdinh', qq{SELECT ioffice.act($held, 'appraised', 'lanhdao')}),
 	'reviewing', 'once fixed, act() goes on');
 
+$node->safe_psql($db, 'DROP ROLE regress_dba');
 $node->stop;
 done_testing();
