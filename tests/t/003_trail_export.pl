@@ -232,9 +232,23 @@ sub rss_anon_kb
 	return $kb;
 }
 
+# RESET statement_timeout is a statement too: on a loaded machine the short
+# timeout it resets can cancel it, so it is tried until it goes through
+sub reset_timeout
+{
+	for (1 .. 20)
+	{
+		$session->{stderr} = '';
+		$session->query('RESET statement_timeout');
+		last if $session->{stderr} eq '';
+	}
+	die "RESET statement_timeout: $session->{stderr}" if $session->{stderr} ne '';
+	$session->{stderr} = '';
+}
+
 # warm up both paths once, then measure
-$session->query("SET statement_timeout = '5ms'; $export; RESET statement_timeout");
-$session->{stderr} = '';
+$session->query("SET statement_timeout = '5ms'; $export");
+reset_timeout();
 my $rss_before = rss_anon_kb();
 
 # Interrupts are served in trail() and while the rows are written, not
@@ -267,8 +281,7 @@ for my $round (1 .. 3)
 		$session->{stderr} = '';    # query() keeps what earlier queries printed
 		$session->query("SET statement_timeout = '${ms}ms'; $export");
 		my $err = $session->{stderr};
-		$session->{stderr} = '';
-		$session->query_safe('RESET statement_timeout');
+		reset_timeout();
 		if ($err eq '') { $done++ }
 		elsif ($err =~ /canceling statement due to statement timeout/)
 		{
