@@ -9,7 +9,7 @@ EXCEPTION WHEN others THEN
 END
 $$;
 
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT q, try(q) FROM (VALUES
     ($$SELECT ioffice.create_outgoing(NULL, 'x')$$),
     ($$SELECT ioffice.create_outgoing('CV', NULL)$$),
@@ -77,7 +77,7 @@ SELECT q, try(q) FROM (VALUES
     ($$SELECT ioffice.delegate('dai', NULL, now())$$),
     ($$SELECT ioffice.delegate('dai', now(), now() - interval '1 day')$$),
     ($$SELECT ioffice.delegate('dai', '-infinity', 'infinity')$$),
-    ($$SELECT ioffice.delegate('luan', now(), now() + interval '1 day')$$),
+    ($$SELECT ioffice.delegate('regress_luan', now(), now() + interval '1 day')$$),
     ($$SELECT ioffice.delegate('ghost', now(), now() + interval '1 day')$$),
     ($$SELECT ioffice.format_number(0)$$),
     ($$SELECT ioffice.format_number(-2147483648)$$),

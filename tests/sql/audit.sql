@@ -52,7 +52,7 @@ SELECT ioffice.audit_seal() = :cp1 AS nothing_new;
 SELECT chains > 10 AS many_chains, records = (SELECT count(*) FROM ioffice.audit) AS all_records,
        prev_hash IS NULL AS first, length(root) AS root_bytes
 FROM ioffice.audit_checkpoint WHERE id = :cp1;
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('CV', 'Sau niêm phong') AS late \gset
 RESET ioffice.actor;
 SELECT ioffice.audit_seal() AS cp2 \gset
@@ -64,7 +64,7 @@ UPDATE ioffice.audit_checkpoint SET root = hash;
 
 -- Tampering by a superuser who switches triggers off.  Each kind is done on
 -- a document of its own and must be found, naming the record.
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('CV', 'Sửa nội dung') AS t_edit \gset
 SELECT ioffice.attach(:t_edit, 'a.pdf', content) FROM pdf;
 SELECT ioffice.act(:t_edit, 'submit', 'dai', 'Trình');
@@ -130,7 +130,7 @@ SELECT audit_id, problem FROM ioffice.audit_verify() WHERE problem LIKE 'checkpo
 -- records written with chaining off (for measuring its cost) are reported
 BEGIN;
 SET LOCAL ioffice.audit_chaining = off;
-SET LOCAL ioffice.actor = 'luan';
+SET LOCAL ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('CV', 'Không chuỗi') AS unchained \gset
 SELECT problem FROM ioffice.audit_verify('document', :unchained);
 ROLLBACK;
@@ -139,7 +139,7 @@ SET ioffice.audit_chaining = off;
 RESET ioffice.audit_chaining;
 
 -- only ioffice_admin (and superusers) verify and seal
-SET SESSION AUTHORIZATION luan;
+SET SESSION AUTHORIZATION regress_luan;
 SELECT * FROM ioffice.audit_verify();
 \echo :SQLSTATE
 SELECT ioffice.audit_seal();

@@ -1,6 +1,6 @@
 -- Seed 000, case A: the unit issues it.  Specialist drafts, the office chief
 -- approves, the clerk numbers and issues.
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('CV', 'V/v hướng dẫn ký số văn bản điện tử',
        '{"signer": "dai", "page_count": 2, "field": "Chuyên môn", "copies": 1,
          "recipients": ["001.32.32.H41", "Các cơ quan chuyên môn thuộc UBND huyện"]}') AS doc \gset
@@ -12,11 +12,11 @@ SET ioffice.actor = 'dai';
 SELECT document, urgency, awaiting_signature, number_symbol, abstract, issuing_agency, priority, state
 FROM ioffice.outgoing_list('awaiting_approval');
 SELECT outgoing_awaiting_approval, outgoing_awaiting_processing, outgoing_issued FROM ioffice.dashboard();
-SELECT ioffice.act(:doc, 'approve', 'thuy', 'Đề nghị văn thư phát hành', '{"sms": true}');
+SELECT ioffice.act(:doc, 'approve', 'regress_thuy', 'Đề nghị văn thư phát hành', '{"sms": true}');
 SELECT document, state, holder FROM ioffice.outgoing_list('awaiting_issue');
 SELECT count(*) FROM ioffice.outgoing_list('awaiting_approval');
 
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT document, holder FROM ioffice.outgoing_list('awaiting_issue');
 SELECT ioffice.act(:doc, 'issue');
 SELECT state, number, symbol, issued_on = (now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS today,
@@ -36,13 +36,13 @@ WHERE (a.entity = 'document' AND a.entity_id = :doc) OR (a.entity = 'file' AND a
 ORDER BY a.id;
 
 -- a second công văn the same year takes 02
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('CV', 'V/v đôn đốc áp dụng chữ ký số') AS doc2 \gset
 SELECT ioffice.attach(:doc2, 'don_doc.pdf', content) FROM pdf;
 SELECT ioffice.act(:doc2, 'submit', 'dai');
 SET ioffice.actor = 'dai';
 SELECT ioffice.act(:doc2, 'quick_approve');
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT ioffice.act(:doc2, 'issue');
 SELECT number, symbol FROM ioffice.document WHERE id = :doc2;
 RESET ioffice.actor;

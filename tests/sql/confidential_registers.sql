@@ -17,14 +17,14 @@ WHERE agency_id = :ubnd AND direction = 'outgoing' AND code = 'outgoing' AND yea
 
 -- the clerk takes a decision's number in the confidential series for an
 -- external system: the caller sees the number it took
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT symbol ~ '^[0-9]{2,}/QĐ-UBND-M$' AS taken_in_secret_series
 FROM ioffice.take_number(:secret, 'QĐ');
 RESET ioffice.actor;
--- the series also numbers the secret document of case B, drafted by luan
+-- the series also numbers the secret document of case B, drafted by regress_luan
 -- (no document is made here: later tests' outputs hold document ids)
 SELECT min(d.id) AS doc FROM ioffice.document d JOIN ioffice.person p ON p.id = d.drafter_id
-WHERE d.register_id = :secret AND p.login = 'luan' \gset
+WHERE d.register_id = :secret AND p.login = 'regress_luan' \gset
 SELECT symbol ~ '-M$' AS doc_in_secret_series, confidentiality <> 'normal' AS doc_confidential
 FROM ioffice.document WHERE id = :doc;
 
@@ -88,18 +88,18 @@ SELECT try_export(:secret) AS reader_export;
 SELECT count(*) > 0 AS reader_sees_ordinary FROM ioffice.outgoing_register WHERE register_id = :reg;
 RESET SESSION AUTHORIZATION;
 -- the clerk of another agency
-SET SESSION AUTHORIZATION xa_vt;
+SET SESSION AUTHORIZATION regress_xa_vt;
 SELECT * FROM secret_seen(:'secrets');
 SELECT try_export(:secret) AS other_clerk_export;
 RESET SESSION AUTHORIZATION;
 -- a specialist who had nothing to do with it
-SET SESSION AUTHORIZATION tuan;
+SET SESSION AUTHORIZATION regress_tuan;
 SELECT * FROM secret_seen(:'secrets');
 SELECT try_export(:secret) AS specialist_export;
 RESET SESSION AUTHORIZATION;
 -- its drafter sees the documents he drafted (and their numbers): he holds
 -- them; the register itself, its other entries and its counter he does not
-SET SESSION AUTHORIZATION luan;
+SET SESSION AUTHORIZATION regress_luan;
 SELECT * FROM secret_seen(:'secrets');
 SELECT number IS NOT NULL AS drafter_sees_own_number FROM ioffice.document WHERE id = :doc;
 RESET SESSION AUTHORIZATION;
@@ -112,14 +112,14 @@ ROLLBACK;
 RESET SESSION AUTHORIZATION;
 -- an application, acting for a specialist, then for the clerk
 SET SESSION AUTHORIZATION regress_app;
-SET ioffice.actor = 'tuan';
+SET ioffice.actor = 'regress_tuan';
 SELECT * FROM secret_seen(:'secrets');
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT * FROM secret_seen(:'secrets');
 RESET ioffice.actor;
 RESET SESSION AUTHORIZATION;
 -- the agency's clerk
-SET SESSION AUTHORIZATION thuy;
+SET SESSION AUTHORIZATION regress_thuy;
 SELECT * FROM secret_seen(:'secrets');
 SELECT try_export(:secret) AS clerk_export;
 RESET SESSION AUTHORIZATION;
@@ -156,11 +156,11 @@ SET SESSION AUTHORIZATION regress_report;
 SELECT * FROM reader_view(:reg, :xa_new, :xa_old);
 RESET SESSION AUTHORIZATION;
 -- their clerks still see and export them
-SET SESSION AUTHORIZATION xa_vt;
+SET SESSION AUTHORIZATION regress_xa_vt;
 SELECT count(*) > 0 AS its_clerk_still_sees, try_export(:xa_old) AS its_clerk_exports
 FROM ioffice.outgoing_register WHERE register_id = :xa_new;
 RESET SESSION AUTHORIZATION;
-SET SESSION AUTHORIZATION thuy;
+SET SESSION AUTHORIZATION regress_thuy;
 SELECT count(*) > 0 AS its_clerk_still_sees FROM ioffice.document WHERE register_id = :reg;
 RESET SESSION AUTHORIZATION;
 -- and the register view marks their entries confidential
@@ -176,4 +176,4 @@ DROP TABLE secret_truth;
 DROP ROLE regress_dba_reg;
 -- the last test that logs in as these (made by security.sql and registers.sql;
 -- the persons stay, regress_admin1 and regress_outsider serve outbox.sql)
-DROP ROLE regress_report, regress_app, luan, tuan, thuy, xa_vt;
+DROP ROLE regress_report, regress_app, regress_luan, regress_tuan, regress_thuy, regress_xa_vt;

@@ -71,13 +71,13 @@ DECLARE
     v_code text;
 BEGIN
     PERFORM set_config('TimeZone', zone, true);
-    PERFORM set_config('ioffice.actor', 'luan', true);
+    PERFORM set_config('ioffice.actor', 'regress_luan', true);
     v_doc := ioffice.create_outgoing('CV', 'V/v ngày ghi vào sổ (' || zone || ')');
     PERFORM ioffice.attach(v_doc, 'ngay.pdf', content) FROM pdf;
     PERFORM ioffice.act(v_doc, 'submit', 'dai');
     PERFORM set_config('ioffice.actor', 'dai', true);
     PERFORM ioffice.act(v_doc, 'quick_approve');
-    PERFORM set_config('ioffice.actor', 'thuy', true);
+    PERFORM set_config('ioffice.actor', 'regress_thuy', true);
     PERFORM ioffice.act(v_doc, 'issue');
     PERFORM set_config('ioffice.actor', 'tam', true);
     v_code := ioffice.receive_dossier('1.000003.000.00.00.H41', 'Thủ tục ngày', '{"name": "C"}', 3);

@@ -7,7 +7,7 @@ SELECT p1.login AS from_login, p2.login AS to_login FROM ioffice.delegation g
 JOIN ioffice.person p1 ON p1.id = g.from_person JOIN ioffice.person p2 ON p2.id = g.to_person
 WHERE g.id = :deleg;
 
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('QĐ', 'Quyết định ủy quyền thử') AS doc \gset
 SELECT ioffice.attach(:doc, 'qd.pdf', content) FROM pdf;
 SELECT ioffice.act(:doc, 'submit', 'loi', 'Trình Chủ tịch');
@@ -30,7 +30,7 @@ SELECT ioffice.can_see(:doc) AS kien_sees;
 SELECT ioffice.act(:doc, 'sign');
 \echo :SQLSTATE
 -- approving is
-SELECT ioffice.act(:doc, 'approve', 'thuy', 'Thay Chủ tịch duyệt');
+SELECT ioffice.act(:doc, 'approve', 'regress_thuy', 'Thay Chủ tịch duyệt');
 SELECT step, sender, receiver, processing_note FROM ioffice.trail(:doc);
 SELECT p.login AS actor, b.login AS on_behalf_of, a.action
 FROM ioffice.audit a JOIN ioffice.person p ON p.id = a.actor_id
@@ -38,12 +38,12 @@ LEFT JOIN ioffice.person b ON b.id = a.on_behalf_of
 WHERE a.entity = 'document' AND a.entity_id = :doc AND a.action = 'approve';
 
 -- somebody without a delegation cannot
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('QĐ', 'Quyết định không ủy quyền') AS doc2 \gset
 SELECT ioffice.attach(:doc2, 'qd2.pdf', content) FROM pdf;
 SELECT ioffice.act(:doc2, 'submit', 'dai');
 SET ioffice.actor = 'kien';
-SELECT ioffice.act(:doc2, 'approve', 'thuy');
+SELECT ioffice.act(:doc2, 'approve', 'regress_thuy');
 \echo :SQLSTATE
 
 -- an expired delegation no longer counts
@@ -51,12 +51,12 @@ SET ioffice.actor = 'dai';
 SELECT ioffice.delegate('kien', now() - interval '10 days', now() - interval '1 day');
 SET ioffice.actor = 'kien';
 SELECT count(*) AS delegated_now FROM ioffice.outgoing_list('delegated');
-SELECT ioffice.act(:doc2, 'approve', 'thuy');
+SELECT ioffice.act(:doc2, 'approve', 'regress_thuy');
 \echo :SQLSTATE
 -- a future one does not count yet
 SET ioffice.actor = 'dai';
 SELECT ioffice.delegate('kien', now() + interval '1 day', now() + interval '2 days');
 SET ioffice.actor = 'kien';
-SELECT ioffice.act(:doc2, 'approve', 'thuy');
+SELECT ioffice.act(:doc2, 'approve', 'regress_thuy');
 \echo :SQLSTATE
 RESET ioffice.actor;

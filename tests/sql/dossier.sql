@@ -168,15 +168,15 @@ SELECT ioffice.dossier_act(:'code', 'forward', 'loi', 'Trình lãnh đạo ký d
 -- Step 3: the leader signs the file chosen from the proposal
 -- ---------------------------------------------------------------------------
 SET ioffice.actor = 'loi';
-SELECT ioffice.dossier_act(:'code', 'sign', 'thuy', 'Ký phê duyệt kết quả TTHC');
+SELECT ioffice.dossier_act(:'code', 'sign', 'regress_thuy', 'Ký phê duyệt kết quả TTHC');
 \echo :SQLSTATE
-SELECT ioffice.dossier_act(:'code', 'sign', 'thuy', NULL, format('{"result_file": %s}', 987654)::jsonb);
+SELECT ioffice.dossier_act(:'code', 'sign', 'regress_thuy', NULL, format('{"result_file": %s}', 987654)::jsonb);
 \echo :SQLSTATE
-SELECT ioffice.dossier_act(:'code', 'sign', 'thuy', NULL, format('{"result_file": %s, "mode": "stamp"}', :draft)::jsonb);
+SELECT ioffice.dossier_act(:'code', 'sign', 'regress_thuy', NULL, format('{"result_file": %s, "mode": "stamp"}', :draft)::jsonb);
 \echo :SQLSTATE
 SELECT ioffice.dossier_act(:'code', 'sign', 'minhtuan', NULL, format('{"result_file": %s}', :draft)::jsonb);
 \echo :SQLSTATE
-SELECT ioffice.dossier_act(:'code', 'sign', 'thuy', 'Ký phê duyệt kết quả TTHC',
+SELECT ioffice.dossier_act(:'code', 'sign', 'regress_thuy', 'Ký phê duyệt kết quả TTHC',
                            format('{"result_file": %s, "mode": "vgca", "doc_type": "KH", "sms": true}', :draft)::jsonb);
 SELECT d.state, r.workflow, r.state AS result_state, r.doc_type, r.abstract,
        dr.login AS drafter, sg.login AS signer, r.number
@@ -189,7 +189,7 @@ SELECT d.result_document_id AS first_result FROM ioffice.dossier d WHERE d.code 
 RESET ioffice.actor;
 UPDATE ioffice.signature SET status = 'failed', reason = 'the certificate expired on 2026-01-01 00:00:00+07'
 WHERE document_id = :first_result;
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT ioffice.dossier_act(:'code', 'issue');
 \echo :SQLSTATE
 SELECT ioffice.dossier_act(:'code', 'return_to_leader', 'loi');
@@ -199,7 +199,7 @@ SELECT state, (SELECT count(*) FROM ioffice.signature s WHERE s.document_id = :f
                 AND s.status = 'pending') AS pending_signatures
 FROM ioffice.document WHERE id = :first_result;
 SET ioffice.actor = 'loi';
-SELECT ioffice.dossier_act(:'code', 'sign', 'thuy', 'Ký lại kết quả',
+SELECT ioffice.dossier_act(:'code', 'sign', 'regress_thuy', 'Ký lại kết quả',
                            format('{"result_file": %s, "mode": "vgca", "doc_type": "KH"}', :draft)::jsonb);
 SELECT result_document_id <> :first_result AS a_new_result FROM ioffice.dossier WHERE code = :'code';
 SELECT d.result_document_id AS result FROM ioffice.dossier d WHERE d.code = :'code' \gset
@@ -207,7 +207,7 @@ SELECT f.name, f.kind, s.kind AS signature, s.status, p.login, s.options
 FROM ioffice.signature s JOIN ioffice.file f ON f.id = s.file_id JOIN ioffice.person p ON p.id = s.signer_id
 WHERE s.document_id = :result ORDER BY s.id;
 -- act() cannot move the result: nobody holds it as a document
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 \set VERBOSITY sqlstate
 SELECT ioffice.act(:result, 'issue');
 \set VERBOSITY default
@@ -223,7 +223,7 @@ SET ioffice.actor = 'loi';
 -- Step 4: the clerk issues ("Văn bản liên thông iOffice") once the leader's
 -- signature is done
 -- ---------------------------------------------------------------------------
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 \set VERBOSITY terse
 SELECT ioffice.dossier_act(:'code', 'issue', NULL, 'Đã lấy số, đóng dấu');
 \set VERBOSITY default
@@ -232,7 +232,7 @@ SELECT ioffice.dossier_act(:'code', 'issue', NULL, 'Đã lấy số, đóng dấ
 RESET ioffice.actor;
 UPDATE ioffice.signature SET status = 'done', signed_at = now()
 WHERE document_id = :result AND kind = 'personal';
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT ioffice.dossier_act(:'code', 'issue', NULL, NULL, '{"doc_type": "XX"}');
 \echo :SQLSTATE
 SELECT ioffice.dossier_act(:'code', 'issue', NULL, NULL, '{"signer": "nobody"}');
@@ -259,7 +259,7 @@ JOIN ioffice.dossier_status s ON s.code = x.status WHERE d.code = :'code';
 -- ---------------------------------------------------------------------------
 -- Back at the one-stop desk: the result is returned
 -- ---------------------------------------------------------------------------
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT ioffice.dossier_act(:'code', 'return_result');
 \echo :SQLSTATE
 SET ioffice.actor = 'tam';
@@ -378,13 +378,13 @@ SET ROLE regress_dossier_app;
 -- the due view is read by applications, under row-level security
 SET ioffice.actor = 'tam';
 SELECT count(*) AS due_seen_by_the_desk FROM ioffice.dossier_due WHERE code IN (:'soon', :'later');
-SET ioffice.actor = 'xa_vt';
+SET ioffice.actor = 'regress_xa_vt';
 SELECT count(*) AS due_seen_by_another_agency FROM ioffice.dossier_due;
 SET ioffice.actor = 'chauanh';
 SELECT code FROM ioffice.dossier WHERE code IN (:'code', :'tet', :'soon') ORDER BY code;
 SET ioffice.actor = 'minhtuan';    -- leader of the specialist's department
 SELECT code FROM ioffice.dossier WHERE code IN (:'code', :'tet', :'soon') ORDER BY code;
-SET ioffice.actor = 'xa_vt';       -- another agency's clerk
+SET ioffice.actor = 'regress_xa_vt';       -- another agency's clerk
 SELECT count(*) FROM ioffice.dossier;
 SELECT count(*) FROM ioffice.dossier_task;
 SELECT * FROM ioffice.dossier_trail(:'code');
@@ -394,7 +394,7 @@ RESET ROLE;
 -- ---------------------------------------------------------------------------
 -- import_issued: a result issued by the TTHC system enters the register
 -- ---------------------------------------------------------------------------
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 CREATE TABLE import_payload AS
 SELECT jsonb_build_object(
     'external_id', 'igate-2023-000068',
@@ -488,7 +488,7 @@ SELECT * FROM ioffice.import_issued((SELECT p || '{"doc_type": "XX", "external_i
 SELECT * FROM ioffice.import_issued((SELECT p || '{"signer": "nobody", "external_id": "x4"}' FROM import_payload));
 \echo :SQLSTATE
 -- a clerk of another agency may not; nor may a non-clerk
-SET ioffice.actor = 'xa_vt';
+SET ioffice.actor = 'regress_xa_vt';
 SELECT * FROM ioffice.import_issued((SELECT p || '{"external_id": "x5"}' FROM import_payload));
 \echo :SQLSTATE
 SET ioffice.actor = 'tam';

@@ -1,5 +1,5 @@
 -- Files: types from the content, names limited, history kept.
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('CV', 'Kiểm tra tệp đính kèm') AS doc \gset
 SELECT ioffice.attach(:doc, 'du_thao.docx', test_zip('word/document.xml')) AS docx \gset
 SELECT ioffice.attach(:doc, 'bang_so_lieu.xlsx', test_zip('xl/workbook.xml'));
@@ -69,13 +69,13 @@ SELECT ioffice.remove_file(:docx2 - 1);
 \echo :SQLSTATE
 
 -- nor can anyone once it is issued
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT ioffice.attach(d.id, 'x.pdf', p.content) FROM ioffice.document d, pdf p
 WHERE d.state = 'issued' ORDER BY d.id LIMIT 1;
 \echo :SQLSTATE
 
 -- a document can link related documents
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('CV', 'Văn bản liên quan', jsonb_build_object('related', jsonb_build_array(:doc))) AS rel \gset
 SELECT related_id = :doc AS linked FROM ioffice.document_link WHERE document_id = :rel;
 SELECT ioffice.link_documents(:rel, :rel);

@@ -28,7 +28,7 @@ $$;
 -- Reviewing: the holder may still change a signed file; the old signature no
 -- longer counts
 -- ---------------------------------------------------------------------------
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('QĐ', 'Quyết định thử khóa tệp sau khi duyệt') AS doc \gset
 SELECT ioffice.attach(:doc, 'quyet_dinh.pdf', content) AS draft_file FROM pdf \gset
 SELECT ioffice.act(:doc, 'submit', 'dai', 'Trình ký', '{"request_signature": true}');
@@ -39,24 +39,24 @@ UPDATE ioffice.signature SET status = 'done', signed_at = now()
 WHERE document_id = :doc AND status = 'pending';
 SET ioffice.actor = 'dai';
 SELECT ioffice.replace_file(:draft_file, 'quyet_dinh_sua.pdf', content) AS file FROM pdf \gset
-SELECT pg_temp.refusal(format($$SELECT ioffice.act(%s, 'approve', 'thuy')$$, :doc)) AS approve_unsigned;
+SELECT pg_temp.refusal(format($$SELECT ioffice.act(%s, 'approve', 'regress_thuy')$$, :doc)) AS approve_unsigned;
 SELECT ioffice.act(:doc, 'sign');
 RESET ioffice.actor;
 UPDATE ioffice.signature SET status = 'done', signed_at = now()
 WHERE document_id = :doc AND status = 'pending';
 SET ioffice.actor = 'dai';
-SELECT ioffice.act(:doc, 'approve', 'thuy', 'Đề nghị phát hành');
+SELECT ioffice.act(:doc, 'approve', 'regress_thuy', 'Đề nghị phát hành');
 
 -- ---------------------------------------------------------------------------
 -- Awaiting issue: the clerk holding it cannot swap, add or remove a file,
 -- nor can anyone else
 -- ---------------------------------------------------------------------------
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT pg_temp.refusal(format($$SELECT ioffice.replace_file(%s, 'quyet_dinh_khac.pdf',
                                   convert_to('%%PDF-1.4 nội dung khác', 'UTF8'))$$, :file)) AS clerk_replaces;
 SELECT pg_temp.refusal(format($$SELECT ioffice.attach(%s, 'phu_luc.pdf', content) FROM pdf$$, :doc)) AS clerk_attaches;
 SELECT pg_temp.refusal(format($$SELECT ioffice.remove_file(%s)$$, :file)) AS clerk_removes;
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT pg_temp.refusal(format($$SELECT ioffice.attach(%s, 'phu_luc.pdf', content) FROM pdf$$, :doc)) AS drafter_attaches;
 SET ioffice.actor = 'dai';
 SELECT pg_temp.refusal(format($$SELECT ioffice.replace_file(%s, 'quyet_dinh_khac.pdf', content) FROM pdf$$, :file)) AS leader_replaces;
@@ -65,7 +65,7 @@ SELECT pg_temp.refusal(format($$SELECT ioffice.replace_file(%s, 'quyet_dinh_khac
 RESET ioffice.actor;
 SELECT pg_temp.refusal(format($$INSERT INTO ioffice.file (document_id, name, kind, size, sha256, content, uploaded_by)
     SELECT %s, 'chen.pdf', 'pdf', length(content), sha256(content), content,
-           (SELECT id FROM ioffice.person WHERE login = 'thuy') FROM pdf$$, :doc)) AS direct_insert;
+           (SELECT id FROM ioffice.person WHERE login = 'regress_thuy') FROM pdf$$, :doc)) AS direct_insert;
 SELECT pg_temp.refusal(format($$UPDATE ioffice.file SET superseded_at = now() WHERE id = %s$$, :file)) AS direct_supersede;
 SELECT pg_temp.refusal(format($$UPDATE ioffice.file SET name = 'doi_ten.pdf' WHERE id = %s$$, :file)) AS direct_rename;
 SELECT pg_temp.refusal(format($$DELETE FROM ioffice.file WHERE id = %s$$, :file)) AS direct_delete;
@@ -75,19 +75,19 @@ FROM ioffice.file WHERE document_id = :doc AND superseded_at IS NULL AND removed
 
 -- the way out the hint gives: the clerk returns it; the drafter may change
 -- the files again, and it goes back to the leader
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT ioffice.act(:doc, 'return', NULL, 'Cần sửa trước khi phát hành');
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.replace_file(:file, 'quyet_dinh_v3.pdf', content) AS file FROM pdf \gset
 SELECT ioffice.act(:doc, 'submit', 'dai');
 SET ioffice.actor = 'dai';
-SELECT pg_temp.refusal(format($$SELECT ioffice.act(%s, 'approve', 'thuy')$$, :doc)) AS approve_new_version_unsigned;
+SELECT pg_temp.refusal(format($$SELECT ioffice.act(%s, 'approve', 'regress_thuy')$$, :doc)) AS approve_new_version_unsigned;
 SELECT ioffice.act(:doc, 'sign');
 RESET ioffice.actor;
 UPDATE ioffice.signature SET status = 'done', signed_at = now()
 WHERE document_id = :doc AND status = 'pending';
 SET ioffice.actor = 'dai';
-SELECT ioffice.act(:doc, 'approve', 'thuy');
+SELECT ioffice.act(:doc, 'approve', 'regress_thuy');
 
 -- ---------------------------------------------------------------------------
 -- Issue: the requested signature must be on every current file.  A file that
@@ -97,10 +97,10 @@ RESET ioffice.actor;
 SET session_replication_role = replica;
 INSERT INTO ioffice.file (document_id, name, kind, size, sha256, content, uploaded_by)
 SELECT :doc, 'chen.pdf', 'pdf', length(content), sha256(content), content,
-       (SELECT id FROM ioffice.person WHERE login = 'thuy') FROM pdf
+       (SELECT id FROM ioffice.person WHERE login = 'regress_thuy') FROM pdf
 RETURNING id AS slipped \gset
 RESET session_replication_role;
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT pg_temp.refusal(format($$SELECT ioffice.act(%s, 'issue')$$, :doc)) AS issue_unsigned_file;
 SELECT state, number IS NULL AS no_number,
        (SELECT count(*) FROM ioffice.signature s
@@ -110,7 +110,7 @@ RESET ioffice.actor;
 SET session_replication_role = replica;
 UPDATE ioffice.file SET removed_at = now() WHERE id = :slipped;
 RESET session_replication_role;
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT ioffice.act(:doc, 'issue');
 -- the seal goes on the file the leader signed, and on nothing else
 SELECT f.id = :file AS signed_file, string_agg(s.kind || ':' || s.status, ', ' ORDER BY s.id) AS signatures
@@ -128,7 +128,7 @@ SELECT pg_temp.refusal(format($$UPDATE ioffice.file SET removed_at = now() WHERE
 -- A file's bytes never change, whatever the state: a signature names the
 -- file, so other bytes under its id would carry it
 -- ---------------------------------------------------------------------------
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('CV', 'Công văn thử nội dung tệp') AS draft \gset
 SELECT ioffice.attach(:draft, 'cong_van.pdf', content) AS draft_file FROM pdf \gset
 RESET ioffice.actor;
@@ -156,21 +156,21 @@ SET ioffice.actor = 'chauanh';
 SELECT ioffice.dossier_attach(:'code', 'ket_qua.pdf', content) AS opinion FROM pdf \gset
 SELECT ioffice.dossier_act(:'code', 'propose', 'loi');
 SET ioffice.actor = 'loi';
-SELECT ioffice.dossier_act(:'code', 'sign', 'thuy', NULL, format('{"result_file": %s}', :opinion)::jsonb);
+SELECT ioffice.dossier_act(:'code', 'sign', 'regress_thuy', NULL, format('{"result_file": %s}', :opinion)::jsonb);
 SELECT result_document_id AS result FROM ioffice.dossier WHERE code = :'code' \gset
 RESET ioffice.actor;
 UPDATE ioffice.signature SET status = 'done', signed_at = now() WHERE document_id = :result;
 -- a file the leader never signed, slipped in by hand
 INSERT INTO ioffice.file (document_id, name, kind, size, sha256, content, uploaded_by)
 SELECT :result, 'chen.pdf', 'pdf', length(content), sha256(content), content,
-       (SELECT id FROM ioffice.person WHERE login = 'thuy') FROM pdf
+       (SELECT id FROM ioffice.person WHERE login = 'regress_thuy') FROM pdf
 RETURNING id AS slipped \gset
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT pg_temp.refusal(format($$SELECT ioffice.dossier_act(%L, 'issue')$$, :'code')) AS issue_unsigned_result;
 SELECT state, number IS NULL AS no_number FROM ioffice.document WHERE id = :result;
 RESET ioffice.actor;
 UPDATE ioffice.file SET removed_at = now() WHERE id = :slipped;
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT ioffice.dossier_act(:'code', 'issue');
 SELECT f.name LIKE 'QTXL-%' AS trail, f.kind, string_agg(s.kind || ':' || s.status, ', ' ORDER BY s.id) AS signatures
 FROM ioffice.file f JOIN ioffice.signature s ON s.file_id = f.id
@@ -180,4 +180,4 @@ SELECT count(*) AS slipped_sealed FROM ioffice.signature WHERE file_id = :slippe
 RESET ioffice.actor;
 SELECT pg_temp.refusal(format($$INSERT INTO ioffice.file (document_id, name, kind, size, sha256, content, uploaded_by)
     SELECT %s, 'chen.pdf', 'pdf', length(content), sha256(content), content,
-           (SELECT id FROM ioffice.person WHERE login = 'thuy') FROM pdf$$, :result)) AS direct_insert_issued_result;
+           (SELECT id FROM ioffice.person WHERE login = 'regress_thuy') FROM pdf$$, :result)) AS direct_insert_issued_result;

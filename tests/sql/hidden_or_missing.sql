@@ -46,7 +46,7 @@ SELECT max(id) + 1000 AS missing_file FROM ioffice.file \gset
 -- each of the two who ask has a document of their own to link from
 SET ioffice.actor = 'xa_ct';
 SELECT ioffice.create_outgoing('CV', 'Công văn của xã') AS own_xa \gset
-SET ioffice.actor = 'tuan';
+SET ioffice.actor = 'regress_tuan';
 SELECT ioffice.create_outgoing('CV', 'Công văn của phòng Văn hóa') AS own_tuan \gset
 RESET ioffice.actor;
 
@@ -74,7 +74,7 @@ SELECT p.call, who.login,
                                                WHEN who.login = 'xa_ct' THEN :own_xa ELSE :own_tuan END, ids.missing),
                        ids.missing::text, who.login) AS missing
 FROM probe p
-CROSS JOIN (VALUES ('xa_ct'), ('tuan')) AS who(login)
+CROSS JOIN (VALUES ('xa_ct'), ('regress_tuan')) AS who(login)
 CROSS JOIN LATERAL (SELECT CASE WHEN p.on_file THEN :hidden_file ELSE :hidden_doc END AS hidden,
                            CASE WHEN p.on_file THEN :missing_file ELSE :missing_doc END AS missing) AS ids
 ORDER BY p.call, who.login;
@@ -90,15 +90,15 @@ SELECT p.call, who.login,
 FROM (VALUES ('dossier_trail', 'SELECT * FROM ioffice.dossier_trail(%L)'),
              ('dossier_act', $$SELECT ioffice.dossier_act(%L, 'return_result')$$),
              ('dossier_attach', $$SELECT ioffice.dossier_attach(%L, 'x.pdf', content) FROM pdf$$)) AS p(call, template)
-CROSS JOIN (VALUES ('xa_ct'), ('tuan')) AS who(login)
+CROSS JOIN (VALUES ('xa_ct'), ('regress_tuan')) AS who(login)
 ORDER BY p.call, who.login;
 -- a delegate of a dossier's holder acts in the holder's name, seeing it or not
 SET ioffice.actor = 'tam';
 SELECT ioffice.receive_dossier('1.000004.000.00.00.H41', 'Thủ tục thử ủy quyền', '{"name": "D"}', 5) AS delegated_dossier \gset
 SELECT ioffice.dossier_act(:'delegated_dossier', 'transfer', 'minhtuan');
 SET ioffice.actor = 'minhtuan';
-SELECT ioffice.delegate('tuan', now() - interval '1 hour', now() + interval '1 day') IS NOT NULL AS delegated;
-SET ioffice.actor = 'tuan';
+SELECT ioffice.delegate('regress_tuan', now() - interval '1 hour', now() + interval '1 day') IS NOT NULL AS delegated;
+SET ioffice.actor = 'regress_tuan';
 SELECT pg_temp.refusal(format($$SELECT * FROM ioffice.dossier_trail(%L)$$, :'delegated_dossier'),
                        :'delegated_dossier') AS delegate_reads_trail;
 SELECT ioffice.dossier_act(:'delegated_dossier', 'assign', 'chauanh', 'Giao thay lãnh đạo phòng');
@@ -106,10 +106,10 @@ SET ioffice.actor = 'minhtuan';
 SELECT sender, receiver FROM ioffice.dossier_trail(:'delegated_dossier') WHERE step = 3;
 
 -- those who may see it still do
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT count(*) > 0 AS drafter_sees_trail FROM ioffice.trail(:hidden_doc);
 SELECT count(*) AS signatures_done FROM ioffice.verify(:hidden_file);
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT pg_temp.refusal(format($$SELECT ioffice.act(%s, 'return')$$, :hidden_doc), :'hidden_doc') AS clerk_is_told_the_state;
 RESET ioffice.actor;
 
@@ -117,7 +117,7 @@ RESET ioffice.actor;
 -- register_incoming: details that would not fit their column are refused as
 -- bad values, naming the detail, before anything is written
 -- ---------------------------------------------------------------------------
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT pg_temp.refusal(format($$SELECT ioffice.register_incoming('CV', 'Văn bản đến thử', 'Sở Nội vụ',
            '1/SNV-DÀI', current_date - 1, %L)$$, jsonb_build_object('field', repeat('x', 201))), NULL) AS long_field;
 SELECT pg_temp.refusal(format($$SELECT ioffice.register_incoming('CV', 'Văn bản đến thử', 'Sở Nội vụ',

@@ -21,11 +21,11 @@ JOIN ioffice.file s ON s.document_id = 1 AND s.superseded_at IS NULL AND s.remov
 WHERE f.document_id = :arrived;
 
 -- the commune's clerk sees it waiting to be registered, and registers it
-SET ioffice.actor = 'xa_vt';
+SET ioffice.actor = 'regress_xa_vt';
 SELECT document, sender, sender_symbol, abstract, state FROM ioffice.incoming_list('unprocessed');
 SELECT incoming_unprocessed FROM ioffice.dashboard();
 SELECT ioffice.act(:arrived, 'register');
-SELECT number, drafter_id = (SELECT id FROM ioffice.person WHERE login = 'xa_vt') AS kept_by_clerk
+SELECT number, drafter_id = (SELECT id FROM ioffice.person WHERE login = 'regress_xa_vt') AS kept_by_clerk
 FROM ioffice.document WHERE id = :arrived;
 SELECT ioffice.act(:arrived, 'submit', 'xa_ct', 'Kính trình Chủ tịch');
 
@@ -64,7 +64,7 @@ SELECT incoming_in_progress, incoming_processed FROM ioffice.dashboard();
 SELECT step, sender, request, receiver, processing_note, status FROM ioffice.trail(:arrived);
 
 -- registering by hand what came on paper: the next arrival number
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT ioffice.register_incoming('CV', 'V/v đẩy mạnh sử dụng chữ ký số',
        'Sở Thông tin và Truyền thông tỉnh Sơn La', '272/STTTT-CNTT', '2018-03-19',
        '{"urgency": "urgent"}') AS paper \gset
@@ -93,16 +93,16 @@ SELECT ioffice.register_incoming('CV', 'x', 'y', 'z', :'today', '{"received_at":
 \echo :SQLSTATE
 SELECT ioffice.register_incoming('CV', 'x', 'y', 'z', :'today', '{"urgency": "flash_timed"}');
 \echo :SQLSTATE
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.register_incoming('CV', 'x', 'y', 'z', :'today');
 \echo :SQLSTATE
 
 -- the clerk submits, the chairman returns it, the clerk submits again
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT ioffice.act(:paper, 'submit', 'loi');
 SET ioffice.actor = 'loi';
 SELECT ioffice.act(:paper, 'return', NULL, 'Chuyển nhầm');
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT document, state FROM ioffice.incoming_list('unprocessed') WHERE document = :paper;
 SELECT ioffice.act(:paper, 'submit', 'loi', 'Trình lại');
 -- the chairman delegated approval to the vice-chairman (delegation test): she

@@ -49,7 +49,7 @@ ROLLBACK;
 SELECT count(*) AS rolled_back_rows FROM ioffice.outbox WHERE event = 'test.rolled_back';
 
 -- events of the engine: an issued document, a number taken
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('CV', 'V/v thông báo lịch tiếp dân') AS doc \gset
 SELECT ioffice.attach(:doc, 'lich_tiep_dan.pdf', content) FROM pdf \g /dev/null
 -- the SMS and e-mail ticks notify the receiver: dai has a phone, no e-mail
@@ -68,7 +68,7 @@ FROM ioffice.audit WHERE entity = 'document' AND entity_id = :doc AND action = '
 -- with no endpoint taking notify.*, nothing goes out and nothing is recorded as sent
 BEGIN;
 UPDATE ioffice.endpoint SET enabled = false;
-SET LOCAL ioffice.actor = 'luan';
+SET LOCAL ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('CV', 'V/v không có cổng tin nhắn') AS quiet \gset
 SELECT ioffice.attach(:quiet, 'a.pdf', content) FROM pdf \g /dev/null
 SELECT ioffice.act(:quiet, 'submit', 'dai', NULL, '{"sms": true}');
@@ -78,7 +78,7 @@ SELECT count(*) AS queued FROM ioffice.outbox WHERE body->'data'->'about'->>'id'
 ROLLBACK;
 SET ioffice.actor = 'dai';
 SELECT ioffice.act(:doc, 'quick_approve');
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT ioffice.act(:doc, 'issue');
 SELECT e.name AS endpoint,
        o.body->'data'->>'document' = :'doc' AS this_document,
@@ -97,13 +97,13 @@ FROM ioffice.outbox o JOIN ioffice.endpoint e ON e.id = o.endpoint_id
 WHERE o.event = 'number.taken' ORDER BY e.name;
 -- never a word of confidential ones: a secret document issued, a number
 -- taken from the confidential series
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('CV', 'V/v bảo vệ bí mật', '{"confidentiality": "secret"}') AS sdoc \gset
 SELECT ioffice.attach(:sdoc, 'mat.pdf', content) FROM pdf \g /dev/null
 SELECT ioffice.act(:sdoc, 'submit', 'dai') \g /dev/null
 SET ioffice.actor = 'dai';
 SELECT ioffice.act(:sdoc, 'quick_approve') \g /dev/null
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT ioffice.act(:sdoc, 'issue');
 SELECT symbol AS secret_symbol FROM ioffice.document WHERE id = :sdoc \gset
 SELECT symbol AS secret_taken FROM ioffice.take_number(

@@ -16,15 +16,15 @@ SELECT id AS incoming FROM ioffice.register
 WHERE agency_id = :ubnd AND direction = 'incoming' AND year = :year ORDER BY id LIMIT 1 \gset
 
 -- one more document whose fields need CSV quoting
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('CV', E'V/v in sổ "đăng ký", đóng quyển\nvà lưu trữ',
        '{"signer": "dai", "copies": 3, "comment": "Gửi kèm \"phụ lục\"",
          "recipients": ["001.32.32.H41", "Sở Nội vụ tỉnh Sơn La, phòng Văn thư"]}') AS doc \gset
 SELECT ioffice.attach(:doc, 'so_dang_ky.pdf', content) IS NOT NULL AS attached FROM pdf;
 SELECT ioffice.act(:doc, 'submit', 'dai');
 SET ioffice.actor = 'dai';
-SELECT ioffice.act(:doc, 'approve', 'thuy');
-SET ioffice.actor = 'thuy';
+SELECT ioffice.act(:doc, 'approve', 'regress_thuy');
+SET ioffice.actor = 'regress_thuy';
 SELECT ioffice.act(:doc, 'issue');
 
 -- the clerk exports the year's register
@@ -107,7 +107,7 @@ SELECT ioffice.file_kind(ioffice.register_export(:secret, :year, 'xlsx')) AS sec
 
 -- the register is named by any year's row: the commune's register of last
 -- year's row gives this year's book, and a year it was not used is empty
-SET ioffice.actor = 'xa_vt';
+SET ioffice.actor = 'regress_xa_vt';
 SELECT min(id) AS xa_old, max(id) AS xa_new FROM ioffice.register
 WHERE agency_id = :xa AND direction = 'outgoing' AND code = 'outgoing' \gset
 SELECT (SELECT year FROM ioffice.register WHERE id = :xa_old) < :year AS old_row_is_older;
@@ -132,7 +132,7 @@ RESET SESSION AUTHORIZATION;
 -- clerk's keeps it
 BEGIN;
 UPDATE ioffice.document SET confidentiality = 'confidential' WHERE id = :doc;
-SET LOCAL ioffice.actor = 'thuy';
+SET LOCAL ioffice.actor = 'regress_thuy';
 SELECT load_reg_csv(ioffice.register_export(:reg, :year, 'csv'));
 SELECT count(*) AS clerk_rows, bool_or(type_and_abstract LIKE '%đóng quyển%') AS clerk_has_it
 FROM reg_csv;
@@ -170,7 +170,7 @@ END
 $$;
 -- the incoming register (sổ đăng ký văn bản đến) from its own view: Decree
 -- 30's columns, one line per arrival number, in order
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT ioffice.register_export(:incoming, :year, 'csv') AS icsv \gset
 SELECT split_part(convert_from(substr(:'icsv'::bytea, 4), 'UTF8'), E'\r\n', 1) AS incoming_headings;
 SELECT count(*) - 1 AS entries,
@@ -182,7 +182,7 @@ FROM regexp_split_to_table(convert_from(substr(:'icsv'::bytea, 4), 'UTF8'), E'\r
      WITH ORDINALITY AS t(l, n)
 WHERE l <> '';
 SELECT length(ioffice.register_export(:incoming, :year, 'xlsx')) > 0 AS incoming_workbook;
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT t.* FROM (VALUES
     (NULL::bigint, :year, 'csv'), (:reg, NULL, 'csv'), (:reg, :year, NULL),
     (:reg, :year, 'pdf'), (:reg, :year, ' csv'), (:reg, 1899, 'csv'), (:reg, 10000, 'xlsx'),
@@ -190,16 +190,16 @@ SELECT t.* FROM (VALUES
 ) AS a(r, y, f), try_export(a.r, a.y, a.f) AS t;
 -- who may not: another agency's clerk (its own registers it may), a specialist, a
 -- leader, the drafter
-SET ioffice.actor = 'xa_vt';
+SET ioffice.actor = 'regress_xa_vt';
 SELECT * FROM try_export(:reg, :year, 'csv');
 SELECT state AS xa_clerk_own_secret FROM try_export(
     (SELECT id FROM ioffice.register WHERE agency_id = :xa AND code = 'outgoing_secret' LIMIT 1), :year, 'csv');
-SET ioffice.actor = 'tuan';
+SET ioffice.actor = 'regress_tuan';
 SELECT state AS specialist FROM try_export(:reg, :year, 'xlsx');
 SET ioffice.actor = 'dai';
 SELECT state AS leader FROM try_export(:secret, :year, 'csv');
 RESET ioffice.actor;
-SET SESSION AUTHORIZATION luan;        -- the drafter of a row, by login
+SET SESSION AUTHORIZATION regress_luan;        -- the drafter of a row, by login
 SELECT state AS drafter FROM try_export(:reg, :year, 'csv');
 RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION regress_outsider;  -- a role that is no person
@@ -207,26 +207,26 @@ SELECT state AS outsider FROM try_export(:reg, :year, 'csv');
 RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION regress_report;  -- a reader: not the confidential series
 SELECT * FROM try_export(:secret, :year, 'csv');
-SET ioffice.actor = 'thuy';            -- nor by naming a clerk: regress_report is no application
+SET ioffice.actor = 'regress_thuy';            -- nor by naming a clerk: regress_report is no application
 SELECT state AS reader_naming_clerk FROM try_export(:secret, :year, 'csv');
 RESET ioffice.actor;
 RESET SESSION AUTHORIZATION;
 -- a superuser session is no reader by itself, with or without a person named
 SELECT state AS superuser_alone FROM try_export(:reg, :year, 'csv');
 -- a person's login role granted ioffice_reader: ordinary register only
-GRANT ioffice_reader TO tuan;
-SET SESSION AUTHORIZATION tuan;
+GRANT ioffice_reader TO regress_tuan;
+SET SESSION AUTHORIZATION regress_tuan;
 SELECT state AS granted_reader FROM try_export(:reg, :year, 'csv');
 SELECT state AS granted_reader_secret FROM try_export(:secret, :year, 'csv');
 RESET SESSION AUTHORIZATION;
-REVOKE ioffice_reader FROM tuan;
-SET SESSION AUTHORIZATION tuan;
+REVOKE ioffice_reader FROM regress_tuan;
+SET SESSION AUTHORIZATION regress_tuan;
 SELECT state AS revoked FROM try_export(:reg, :year, 'csv');
 RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION regress_app;  -- an application acting for the clerk may
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT state AS app_for_clerk FROM try_export(:secret, :year, 'xlsx');
-SET ioffice.actor = 'tuan';
+SET ioffice.actor = 'regress_tuan';
 SELECT state AS app_for_specialist FROM try_export(:reg, :year, 'csv');
 RESET ioffice.actor;
 RESET SESSION AUTHORIZATION;

@@ -9,7 +9,7 @@ SELECT id AS reg FROM ioffice.register WHERE agency_id = :ubnd AND code = 'outgo
 SELECT next_number AS next FROM ioffice.register WHERE id = :reg \gset
 
 -- take_number: the next number and its symbol, for the clerk's external system
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT number = :next AS is_next, symbol = ioffice.format_number(:next) || '/QĐ-UBND' AS symbol_ok
 FROM ioffice.take_number(:reg, 'QĐ');
 SELECT number = :next + 1 AS is_next, symbol = ioffice.format_number(:next + 1) || '/UBND-VP' AS symbol_ok
@@ -20,20 +20,20 @@ SELECT number = :next + 2 AS is_next FROM ioffice.take_number(:reg, 'TB');
 ROLLBACK;
 SELECT number = :next + 2 AS given_back FROM ioffice.take_number(:reg, 'TB');
 -- numbers taken and documents issued share one gapless series
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('TB', 'Thông báo sau số lấy ngoài') AS doc \gset
 SELECT ioffice.attach(:doc, 'tb.pdf', content) FROM pdf;
 SELECT ioffice.act(:doc, 'submit', 'dai');
 SET ioffice.actor = 'dai';
-SELECT ioffice.act(:doc, 'approve', 'thuy');
-SET ioffice.actor = 'thuy';
+SELECT ioffice.act(:doc, 'approve', 'regress_thuy');
+SET ioffice.actor = 'regress_thuy';
 SELECT ioffice.act(:doc, 'issue');
 SELECT number = :next + 3 AS follows_taken FROM ioffice.document WHERE id = :doc;
-SELECT number, symbol, doc_type, taken_by = (SELECT id FROM ioffice.person WHERE login = 'thuy') AS by_thuy
+SELECT number, symbol, doc_type, taken_by = (SELECT id FROM ioffice.person WHERE login = 'regress_thuy') AS by_thuy
 FROM ioffice.number_taken ORDER BY number;
 -- each number taken is the next record of the register's chain 'numbers:<id>',
 -- whose end the register row keeps; audit_verify() checks them like any other
-SELECT seq, action, detail->>'symbol' AS symbol, actor_id = (SELECT id FROM ioffice.person WHERE login = 'thuy') AS by_thuy,
+SELECT seq, action, detail->>'symbol' AS symbol, actor_id = (SELECT id FROM ioffice.person WHERE login = 'regress_thuy') AS by_thuy,
        prev_hash IS NOT DISTINCT FROM lag(hash) OVER (ORDER BY seq) AS linked
 FROM ioffice.audit WHERE chain = 'numbers:' || :reg ORDER BY seq;
 SELECT r.numbers_seq, r.numbers_head = a.hash AS head_is_last, r.numbers_prev = a.prev_hash AS prev_is_last
@@ -95,10 +95,10 @@ SELECT * FROM ioffice.take_number(:reg, 'CV', 999999);
 \echo :SQLSTATE
 SELECT * FROM ioffice.take_number((SELECT id FROM ioffice.register WHERE agency_id = :ubnd AND code = 'incoming'), 'CV');
 \echo :SQLSTATE
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT * FROM ioffice.take_number(:reg, 'CV');
 \echo :SQLSTATE
-SET ioffice.actor = 'xa_vt';
+SET ioffice.actor = 'regress_xa_vt';
 SELECT * FROM ioffice.take_number(:reg, 'CV');
 \echo :SQLSTATE
 SELECT next_number = :next + 4 AS nothing_taken_by_refusals FROM ioffice.register WHERE id = :reg;
@@ -107,24 +107,24 @@ SELECT next_number = :next + 4 AS nothing_taken_by_refusals FROM ioffice.registe
 INSERT INTO ioffice.register (agency_id, direction, code, name, doc_types, year)
 SELECT :ubnd, 'outgoing', 'decisions', 'Sổ quyết định', '{QĐ}', year FROM ioffice.register WHERE id = :reg
 RETURNING id AS decisions \gset
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('QĐ', 'Quyết định vào sổ riêng') AS qd \gset
 SELECT ioffice.attach(:qd, 'qd.pdf', content) FROM pdf;
 SELECT ioffice.act(:qd, 'submit', 'dai');
 SET ioffice.actor = 'dai';
-SELECT ioffice.act(:qd, 'approve', 'thuy');
-SET ioffice.actor = 'thuy';
+SELECT ioffice.act(:qd, 'approve', 'regress_thuy');
+SET ioffice.actor = 'regress_thuy';
 SELECT ioffice.act(:qd, 'issue');
 SELECT d.number, d.symbol, r.code FROM ioffice.document d JOIN ioffice.register r ON r.id = d.register_id
 WHERE d.id = :qd;
 -- the clerk may choose the register; a type it does not number is refused
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('KH', 'Kế hoạch sai sổ') AS kh \gset
 SELECT ioffice.attach(:kh, 'kh.pdf', content) FROM pdf;
 SELECT ioffice.act(:kh, 'submit', 'dai');
 SET ioffice.actor = 'dai';
-SELECT ioffice.act(:kh, 'approve', 'thuy');
-SET ioffice.actor = 'thuy';
+SELECT ioffice.act(:kh, 'approve', 'regress_thuy');
+SET ioffice.actor = 'regress_thuy';
 SELECT ioffice.act(:kh, 'issue', NULL, NULL, jsonb_build_object('register', :decisions));
 \echo :SQLSTATE
 SELECT ioffice.act(:kh, 'issue', NULL, NULL, '{"register": 1.5}');
@@ -134,7 +134,7 @@ SELECT number = :next + 4 AS general_series FROM ioffice.document WHERE id = :kh
 
 -- a new year starts at 1: the year's row is made on first use
 UPDATE ioffice.register SET year = year - 1 WHERE agency_id = :xa AND code = 'outgoing';
-SET ioffice.actor = 'xa_vt';
+SET ioffice.actor = 'regress_xa_vt';
 SELECT number, symbol FROM ioffice.take_number(
     (SELECT id FROM ioffice.register WHERE agency_id = :xa AND code = 'outgoing'), 'CV');
 SELECT code, year = extract(year FROM now() AT TIME ZONE 'Asia/Ho_Chi_Minh') AS this_year, next_number
@@ -168,7 +168,7 @@ SET SESSION AUTHORIZATION regress_report;
 SELECT count(*) FILTER (WHERE confidential) AS confidential_rows, count(*) > 5 AS many
 FROM ioffice.outgoing_register;
 RESET SESSION AUTHORIZATION;
-SET SESSION AUTHORIZATION tuan;
+SET SESSION AUTHORIZATION regress_tuan;
 SELECT symbol FROM ioffice.outgoing_register ORDER BY symbol;
 RESET SESSION AUTHORIZATION;
 -- the register's own audit chain is whole

@@ -77,7 +77,7 @@ INSERT INTO ioffice.workflow_transition
 VALUES ('outgoing', 'send_appraisal', 'reviewing', 'appraisal', 'Chuyển thẩm định', 'holder', 'given', 'leader', false),
        ('outgoing', 'appraised', 'appraisal', 'reviewing', 'Đã thẩm định', 'holder', 'given', 'leader', false);
 COMMIT;
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('TTr', 'Tờ trình thẩm định') AS doc \gset
 SELECT ioffice.attach(:doc, 'to_trinh.pdf', content) FROM pdf;
 SELECT ioffice.act(:doc, 'submit', 'hoa');

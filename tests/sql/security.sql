@@ -4,39 +4,39 @@
 -- not even through the tables.  Writes go through the functions only.
 SELECT ioffice.add_person('regress_admin1', 'Quản trị', 'Quản trị hệ thống',
        (SELECT id FROM ioffice.unit WHERE code = '000.00.32.H41'), '{admin}');
--- the seed persons' roles bear their logins (a person acts as the session
--- user whose name is their login), not regress_ names; confidential_registers
--- drops them
-CREATE ROLE luan LOGIN;
-CREATE ROLE tuan LOGIN;
-CREATE ROLE thuy LOGIN;
-CREATE ROLE xa_vt LOGIN;
+-- roles of some seed persons (a person acts as the session user whose name
+-- is their login, so their logins are regress_ names too); the last test
+-- that logs in as them (confidential_registers) drops them
+CREATE ROLE regress_luan LOGIN;
+CREATE ROLE regress_tuan LOGIN;
+CREATE ROLE regress_thuy LOGIN;
+CREATE ROLE regress_xa_vt LOGIN;
 CREATE ROLE regress_admin1 LOGIN;
 CREATE ROLE regress_outsider LOGIN;
 CREATE ROLE regress_app LOGIN IN ROLE ioffice_app;
 
--- a document only luan and dai have handled
-SET ioffice.actor = 'luan';
+-- a document only regress_luan and dai have handled
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('CV', 'Văn bản riêng của Văn phòng') AS priv \gset
 SELECT ioffice.attach(:priv, 'rieng.pdf', content) FROM pdf;
 RESET ioffice.actor;
 
-SET SESSION AUTHORIZATION luan;
+SET SESSION AUTHORIZATION regress_luan;
 SELECT count(*) > 0 AS sees_own FROM ioffice.document WHERE id = :priv;
 SELECT count(*) AS files_of_priv FROM ioffice.file WHERE document_id = :priv;
--- documents of the department's specialist are not luan's
+-- documents of the department's specialist are not regress_luan's
 SELECT count(*) AS sees_tuans FROM ioffice.document d
-WHERE d.drafter_id = (SELECT id FROM ioffice.person WHERE login = 'tuan');
+WHERE d.drafter_id = (SELECT id FROM ioffice.person WHERE login = 'regress_tuan');
 RESET SESSION AUTHORIZATION;
 
-SET SESSION AUTHORIZATION tuan;
+SET SESSION AUTHORIZATION regress_tuan;
 SELECT count(*) AS tuan_sees_priv FROM ioffice.document WHERE id = :priv;
 SELECT count(*) AS tuan_sees_its_files FROM ioffice.file WHERE document_id = :priv;
 SELECT count(*) AS tuan_sees_its_tasks FROM ioffice.task WHERE document_id = :priv;
 SELECT count(*) AS tuan_sees_its_audit FROM ioffice.audit WHERE entity_id = :priv AND entity = 'document';
 SELECT ioffice.trail(:priv);
 \echo :SQLSTATE
--- tuan's own case B document is visible, with its whole trail
+-- regress_tuan's own case B document is visible, with its whole trail
 SELECT count(*) AS tuan_docs FROM ioffice.document;
 -- no direct writes
 UPDATE ioffice.document SET state = 'issued' WHERE id = :priv;
@@ -60,11 +60,11 @@ RESET SESSION AUTHORIZATION;
 -- the agency's clerk sees every document of the agency; another agency's does not
 SELECT count(*) AS agency_docs FROM ioffice.document
 WHERE agency_id = (SELECT id FROM ioffice.unit WHERE code = '000.00.32.H41') \gset
-SET SESSION AUTHORIZATION thuy;
+SET SESSION AUTHORIZATION regress_thuy;
 SELECT count(*) = :agency_docs AS thuy_sees_all_of_agency FROM ioffice.document;
 RESET SESSION AUTHORIZATION;
 SELECT count(*) AS all_docs FROM ioffice.document \gset
-SET SESSION AUTHORIZATION xa_vt;
+SET SESSION AUTHORIZATION regress_xa_vt;
 -- the commune's clerk sees only what was delivered to the commune
 SELECT count(*) AS other_clerk_sees,
        count(*) FILTER (WHERE direction = 'incoming' AND source_document_id IS NOT NULL) AS delivered
@@ -96,15 +96,15 @@ RESET SESSION AUTHORIZATION;
 
 -- the trusted application acts for the person it names
 SET SESSION AUTHORIZATION regress_app;
-SELECT ioffice.actor() = (SELECT id FROM ioffice.person WHERE login = 'luan') AS no_actor_yet;
+SELECT ioffice.actor() = (SELECT id FROM ioffice.person WHERE login = 'regress_luan') AS no_actor_yet;
 \echo :SQLSTATE
 BEGIN;
-SET LOCAL ioffice.actor = 'luan';
+SET LOCAL ioffice.actor = 'regress_luan';
 SELECT p.login FROM ioffice.person p WHERE p.id = ioffice.actor();
 SELECT count(*) > 0 AS app_sees_as_luan FROM ioffice.document WHERE id = :priv;
 COMMIT;
 BEGIN;
-SET LOCAL ioffice.actor = 'tuan';
+SET LOCAL ioffice.actor = 'regress_tuan';
 SELECT count(*) AS app_sees_as_tuan FROM ioffice.document WHERE id = :priv;
 COMMIT;
 SET ioffice.actor = 'nobody_at_all';

@@ -5,17 +5,17 @@ SET client_min_messages = warning;
 SELECT ioffice.add_agency('UBND huyện Sốp Cộp', 'UBND', '000.00.32.H41') AS ubnd \gset
 SELECT ioffice.add_department(:ubnd, 'Văn phòng HĐND-UBND', 'VP') AS vp \gset
 SELECT ioffice.add_department(:ubnd, 'Phòng Văn hóa và Thông tin', 'VHTT') AS vhtt \gset
-SELECT ioffice.add_person('luan', 'Tòng Văn Luân', 'Chuyên viên', :vp, '{specialist}');
+SELECT ioffice.add_person('regress_luan', 'Tòng Văn Luân', 'Chuyên viên', :vp, '{specialist}');
 SELECT ioffice.add_person('dai', 'Trần Văn Đại', 'Chánh Văn phòng', :vp, '{leader}');
 SELECT ioffice.add_person('loi', 'Lê Tiến Lợi', 'Chủ tịch', :ubnd, '{leader}');
 SELECT ioffice.add_person('kien', 'Tòng Thị Kiên', 'Phó Chủ tịch', :ubnd, '{leader}');
-SELECT ioffice.add_person('thuy', 'Tòng Văn Thủy', 'Văn thư', :ubnd, '{clerk}');
-SELECT ioffice.add_person('tuan', 'Dương Văn Tuấn', 'Chuyên viên', :vhtt, '{specialist}');
+SELECT ioffice.add_person('regress_thuy', 'Tòng Văn Thủy', 'Văn thư', :ubnd, '{clerk}');
+SELECT ioffice.add_person('regress_tuan', 'Dương Văn Tuấn', 'Chuyên viên', :vhtt, '{specialist}');
 SELECT ioffice.add_person('hoa', 'Lò Thị Hoa', 'Trưởng phòng', :vhtt, '{leader}');
 
 -- a second agency with its own clerk and registers
 SELECT ioffice.add_agency('UBND xã Mường Lạn', 'UBND', '001.32.32.H41') AS xa \gset
-SELECT ioffice.add_person('xa_vt', 'Lò Văn Xã', 'Văn thư', :xa, '{clerk}');
+SELECT ioffice.add_person('regress_xa_vt', 'Lò Văn Xã', 'Văn thư', :xa, '{clerk}');
 SELECT ioffice.add_person('xa_ct', 'Quàng Văn Chủ', 'Chủ tịch', :xa, '{leader}');
 
 SELECT u.abbr, u.kind, u.code, a.abbr AS agency

@@ -6,14 +6,14 @@
 \set SHOW_CONTEXT never
 
 -- a document whose request and processing notes need CSV quoting
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('CV', 'V/v xuất quá trình xử lý văn bản') AS doc \gset
 SELECT ioffice.attach(:doc, 'xuat_qua_trinh.pdf', content) IS NOT NULL AS attached FROM pdf;
 SELECT ioffice.act(:doc, 'submit', 'dai', E'Kính gửi anh Đại, xem "dự thảo"\nrồi cho ý kiến',
                    '{"deadline": "2030-12-31"}');
 SET ioffice.actor = 'dai';
-SELECT ioffice.act(:doc, 'approve', 'thuy', 'Đồng ý; đề nghị phát hành');
-SET ioffice.actor = 'thuy';
+SELECT ioffice.act(:doc, 'approve', 'regress_thuy', 'Đồng ý; đề nghị phát hành');
+SET ioffice.actor = 'regress_thuy';
 SELECT ioffice.act(:doc, 'issue', NULL, 'Đã phát hành, số "vào sổ" ngay');
 
 SELECT ioffice.trail_export(:doc, 'csv') AS csv \gset
@@ -85,7 +85,7 @@ SELECT ioffice.file_kind(ioffice.trail_export(:doc, 'XLSX')) AS upper_case_name;
 SELECT count(*) AS left_in_pgsql_tmp FROM pg_ls_dir('base/pgsql_tmp', true, false);
 
 -- a document not yet issued and a trail of one open step
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('CV', 'Dự thảo chưa trình') AS draft \gset
 SELECT ioffice.attach(:draft, 'chua_trinh.pdf', content) IS NOT NULL AS attached FROM pdf;
 SELECT ioffice.act(:draft, 'submit', 'dai');
@@ -112,7 +112,7 @@ SELECT ioffice.trail_export(-1, 'xlsx');
 \echo :SQLSTATE
 -- (the messages name the document's id, which depends on the earlier tests)
 \set VERBOSITY sqlstate
-SET ioffice.actor = 'tuan';     -- another department's specialist, never involved
+SET ioffice.actor = 'regress_tuan';     -- another department's specialist, never involved
 SELECT ioffice.trail_export(:doc, 'csv');
 \echo :SQLSTATE
 SELECT ioffice.trail_export(:doc, 'xlsx');
@@ -121,10 +121,10 @@ SET ioffice.actor = 'xa_ct';    -- another agency's chairman
 SELECT ioffice.trail_export(:doc, 'xlsx');
 \echo :SQLSTATE
 RESET ioffice.actor;
-SET SESSION AUTHORIZATION luan;       -- a login role of a person: the drafter may
+SET SESSION AUTHORIZATION regress_luan;       -- a login role of a person: the drafter may
 SELECT ioffice.file_kind(ioffice.trail_export(:doc, 'xlsx')) AS as_login_luan;
 RESET SESSION AUTHORIZATION;
-SET SESSION AUTHORIZATION tuan;
+SET SESSION AUTHORIZATION regress_tuan;
 SELECT ioffice.trail_export(:doc, 'csv');
 \echo :SQLSTATE
 RESET SESSION AUTHORIZATION;

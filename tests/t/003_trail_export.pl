@@ -40,30 +40,30 @@ my $vp = $node->safe_psql('postgres',
 	qq{SELECT ioffice.add_department($ubnd, 'Văn phòng HĐND-UBND', 'VP')});
 $node->safe_psql(
 	'postgres', qq{
-	SELECT ioffice.add_person('luan', 'Tòng Văn Luân', 'Chuyên viên', $vp, '{specialist}');
+	SELECT ioffice.add_person('regress_luan', 'Tòng Văn Luân', 'Chuyên viên', $vp, '{specialist}');
 	SELECT ioffice.add_person('dai', 'Trần Văn Đại', 'Chánh Văn phòng', $vp, '{leader}');
 	SELECT ioffice.add_person('loi', 'Lê Tiến Lợi', 'Chủ tịch', $ubnd, '{leader}');
 	SELECT ioffice.add_person('kien', 'Tòng Thị Kiên', 'Phó Chủ tịch', $ubnd, '{leader}');
-	SELECT ioffice.add_person('thuy', 'Tòng Văn Thủy', 'Văn thư', $ubnd, '{clerk}');
+	SELECT ioffice.add_person('regress_thuy', 'Tòng Văn Thủy', 'Văn thư', $ubnd, '{clerk}');
 });
 
 # Case B's shape: submitted with a deadline and a note that needs care,
 # forwarded, approved by a delegate ("thay"), issued.
 my $abstract = 'Kế hoạch tuyên truyền chuyển đổi số năm 2026, "đợt 1"';
-my $doc = as_actor('luan', qq{SELECT ioffice.create_outgoing('KH', '$abstract')});
-as_actor('luan', qq{SELECT ioffice.attach($doc, 'ke_hoach.pdf', $pdf_sql)});
-as_actor('luan',
+my $doc = as_actor('regress_luan', qq{SELECT ioffice.create_outgoing('KH', '$abstract')});
+as_actor('regress_luan', qq{SELECT ioffice.attach($doc, 'ke_hoach.pdf', $pdf_sql)});
+as_actor('regress_luan',
 	qq{SELECT ioffice.act($doc, 'submit', 'dai', E'Kính trình anh Đại, xem "dự thảo"\\nrồi cho ý kiến', '{"deadline": "2030-12-31"}')}
 );
 as_actor('dai', qq{SELECT ioffice.act($doc, 'forward', 'loi', 'Kính chuyển Chủ tịch; đã thẩm định')});
 as_actor('loi', q{SELECT ioffice.delegate('kien', now() - interval '1 hour', now() + interval '1 day')});
-as_actor('kien', qq{SELECT ioffice.act($doc, 'approve', 'thuy', 'Đồng ý phát hành')});
-is(as_actor('thuy', qq{SELECT ioffice.act($doc, 'issue')}), 'issued', 'document issued');
+as_actor('kien', qq{SELECT ioffice.act($doc, 'approve', 'regress_thuy', 'Đồng ý phát hành')});
+is(as_actor('regress_thuy', qq{SELECT ioffice.act($doc, 'issue')}), 'issued', 'document issued');
 my $symbol = $node->safe_psql('postgres', "SELECT symbol FROM ioffice.document WHERE id = $doc");
 
-my $draft = as_actor('luan', q{SELECT ioffice.create_outgoing('CV', 'Dự thảo chưa phát hành')});
-as_actor('luan', qq{SELECT ioffice.attach($draft, 'du_thao.pdf', $pdf_sql)});
-as_actor('luan', qq{SELECT ioffice.act($draft, 'submit', 'dai')});
+my $draft = as_actor('regress_luan', q{SELECT ioffice.create_outgoing('CV', 'Dự thảo chưa phát hành')});
+as_actor('regress_luan', qq{SELECT ioffice.attach($draft, 'du_thao.pdf', $pdf_sql)});
+as_actor('regress_luan', qq{SELECT ioffice.act($draft, 'submit', 'dai')});
 
 # the export as bytes in a file, then the workbook as openpyxl sees it
 sub export_xlsx
@@ -106,7 +106,7 @@ sub read_xlsx
 	return JSON::PP->new->decode($out);
 }
 
-my $book = read_xlsx(export_xlsx('thuy', $doc));
+my $book = read_xlsx(export_xlsx('regress_thuy', $doc));
 my @rows = @{ $book->{rows} };
 
 is_deeply($book->{sheets}, ['Quá trình xử lý'], 'one sheet, named in Vietnamese');
@@ -130,7 +130,7 @@ is($book->{freeze}, 'A' . ($h + 2), 'panes frozen below the headings');
 
 # what trail() says, times in ioffice.timezone to the second
 my $trail_json = as_actor(
-	'thuy', qq{SELECT json_agg(json_build_array(step, sender, request, receiver,
+	'regress_thuy', qq{SELECT json_agg(json_build_array(step, sender, request, receiver,
 	    to_char(received_at AT TIME ZONE ioffice.timezone(), 'YYYY-MM-DD HH24:MI:SS'),
 	    processing_note, to_char(deadline, 'YYYY-MM-DD') || ' 00:00:00',
 	    to_char(processed_at AT TIME ZONE ioffice.timezone(), 'YYYY-MM-DD HH24:MI:SS'),
@@ -180,7 +180,7 @@ is($rows[ $h + 1 ][2], "Kính trình anh Đại, xem \"dự thảo\"\nrồi cho 
 is($rows[ $h + 1 ][6]{date}, '2030-12-31 00:00:00', 'the deadline given at submit');
 
 # a document not issued yet says so
-my $dbook = read_xlsx(export_xlsx('luan', $draft));
+my $dbook = read_xlsx(export_xlsx('regress_luan', $draft));
 is($dbook->{rows}[1][0], 'Số, ký hiệu: (chưa phát hành)', 'a draft has no number yet');
 is($dbook->{rows}[ $h + 1 ][8], 'Đang xử lý', 'its open step');
 is(scalar @{ $dbook->{rows} }, $h + 2, 'one step');

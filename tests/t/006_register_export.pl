@@ -43,9 +43,9 @@ my $vp = $node->safe_psql('postgres',
 	qq{SELECT ioffice.add_department($ubnd, 'Văn phòng HĐND-UBND', 'VP')});
 $node->safe_psql(
 	'postgres', qq{
-	SELECT ioffice.add_person('luan', 'Tòng Văn Luân', 'Chuyên viên', $vp, '{specialist}');
+	SELECT ioffice.add_person('regress_luan', 'Tòng Văn Luân', 'Chuyên viên', $vp, '{specialist}');
 	SELECT ioffice.add_person('dai', 'Trần Văn Đại', 'Chánh Văn phòng', $vp, '{leader}');
-	SELECT ioffice.add_person('thuy', 'Tòng Văn Thủy', 'Văn thư', $ubnd, '{clerk}');
+	SELECT ioffice.add_person('regress_thuy', 'Tòng Văn Thủy', 'Văn thư', $ubnd, '{clerk}');
 });
 my $year = $node->safe_psql('postgres',
 	q{SELECT extract(year FROM now() AT TIME ZONE ioffice.timezone())});
@@ -58,12 +58,12 @@ my ($reg, $secret) = split /\|/, $node->safe_psql(
 sub issue
 {
 	my ($type, $abstract, $details) = @_;
-	my $doc = as_actor('luan',
+	my $doc = as_actor('regress_luan',
 		"SELECT ioffice.create_outgoing('$type', \$a\$$abstract\$a\$, \$d\$$details\$d\$)");
-	as_actor('luan', qq{SELECT ioffice.attach($doc, 'van_ban.pdf', $pdf_sql)});
-	as_actor('luan', qq{SELECT ioffice.act($doc, 'submit', 'dai')});
-	as_actor('dai', qq{SELECT ioffice.act($doc, 'approve', 'thuy')});
-	is(as_actor('thuy', qq{SELECT ioffice.act($doc, 'issue')}), 'issued', "$type issued");
+	as_actor('regress_luan', qq{SELECT ioffice.attach($doc, 'van_ban.pdf', $pdf_sql)});
+	as_actor('regress_luan', qq{SELECT ioffice.act($doc, 'submit', 'dai')});
+	as_actor('dai', qq{SELECT ioffice.act($doc, 'approve', 'regress_thuy')});
+	is(as_actor('regress_thuy', qq{SELECT ioffice.act($doc, 'issue')}), 'issued', "$type issued");
 	return $doc;
 }
 
@@ -74,7 +74,7 @@ issue('CV', "V/v in sổ \"đăng ký\", đóng quyển\nvà lưu trữ",
 issue('QĐ', $long, '{"signer": "dai", "copies": 12}');
 # numbers taken by another system, past 99: the book must follow the numbers,
 # not the text of the symbols
-as_actor('thuy',
+as_actor('regress_thuy',
 	"DO \$\$ BEGIN FOR i IN 1..110 LOOP PERFORM ioffice.take_number($reg, 'TB'); END LOOP; END \$\$");
 issue('KH', 'Kế hoạch sau các số lấy ngoài', '{}');
 issue('CV', 'Văn bản mật về sổ', '{"confidentiality": "confidential", "copies": 2}');
@@ -144,7 +144,7 @@ sub view_rows
 {
 	my ($code) = @_;
 	my $json = as_actor(
-		'thuy', qq{SELECT coalesce(json_agg(json_build_array(symbol,
+		'regress_thuy', qq{SELECT coalesce(json_agg(json_build_array(symbol,
 		    to_char(issued_on, 'YYYY-MM-DD') || ' 00:00:00', type_and_abstract, signer,
 		    recipients, archive_unit, copies, to_char(sent_on, 'YYYY-MM-DD') || ' 00:00:00',
 		    receipt, note) ORDER BY number), '[]')
@@ -198,7 +198,7 @@ sub check_book
 	return $h;
 }
 
-my $book = read_xlsx(export_xlsx('thuy', $reg, 'register'));
+my $book = read_xlsx(export_xlsx('regress_thuy', $reg, 'register'));
 my $want = view_rows('outgoing');
 my @rows = @{ $book->{rows} };
 
@@ -242,13 +242,13 @@ is($rows[ $h + 3 ][9], 'số lấy từ hệ thống khác', 'a number taken by 
 is($rows[-1][0], '113/KH-UBND', 'the plan issued after the taken numbers closes the book');
 
 # the confidential series, exported by its clerk
-my $sbook = read_xlsx(export_xlsx('thuy', $secret, 'secret'));
+my $sbook = read_xlsx(export_xlsx('regress_thuy', $secret, 'secret'));
 is($sbook->{rows}[2][0], 'Sổ văn bản: Sổ văn bản đi mật', 'the confidential register');
 my $sh = check_book($sbook, view_rows('outgoing_secret'), 'confidential register');
 is($sbook->{rows}[ $sh + 1 ][0], '01/UBND-VP-M', 'its one document, in its own series');
 
 # a year the register was not used: title and headings only
-my $ebook = read_xlsx(export_xlsx('thuy', $reg, 'empty', $year - 1));
+my $ebook = read_xlsx(export_xlsx('regress_thuy', $reg, 'empty', $year - 1));
 is($ebook->{rows}[3][0], 'Năm: ' . ($year - 1), 'last year\'s book');
 check_book($ebook, [], 'a year without entries');
 is(scalar @{ $ebook->{rows} }, $h + 1, 'nothing below the headings');

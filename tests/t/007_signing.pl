@@ -44,9 +44,9 @@ $node->safe_psql('postgres', qq{
 CREATE EXTENSION ioffice;
 SELECT ioffice.add_agency('UBND huyện Sốp Cộp', 'UBND', '000.00.32.H41');
 SELECT ioffice.add_department(1, 'Văn phòng HĐND-UBND', 'VP');
-SELECT ioffice.add_person('luan', 'Tòng Văn Luân', 'Chuyên viên', 2, '{specialist}');
+SELECT ioffice.add_person('regress_luan', 'Tòng Văn Luân', 'Chuyên viên', 2, '{specialist}');
 SELECT ioffice.add_person('dai', 'Trần Văn Đại', 'Chánh Văn phòng', 2, '{leader}');
-SELECT ioffice.add_person('thuy', 'Tòng Văn Thủy', 'Văn thư', 1, '{clerk}');
+SELECT ioffice.add_person('regress_thuy', 'Tòng Văn Thủy', 'Văn thư', 1, '{clerk}');
 SELECT ioffice.add_person('hoa', 'Nguyễn Thị Hoa', 'Phó Chánh Văn phòng', 2, '{leader}');
 SELECT ioffice.add_person('mai', 'Quàng Thị Mai', 'Phó Chủ tịch', 1, '{leader}');
 SELECT ioffice.add_person('lan', 'Hà Thị Lan', 'Phó Chủ tịch', 1, '{leader}');
@@ -71,9 +71,9 @@ sub as_actor
 sub new_doc
 {
 	my ($abstract, $leader) = @_;
-	my $doc = as_actor('luan', "SELECT ioffice.create_outgoing('CV', '$abstract')");
-	as_actor('luan', "SELECT ioffice.attach($doc, 'du_thao.pdf', convert_to('%PDF-1.4 $abstract', 'UTF8'))");
-	as_actor('luan', "SELECT ioffice.act($doc, 'submit', '$leader', NULL, '{\"request_signature\": true}')");
+	my $doc = as_actor('regress_luan', "SELECT ioffice.create_outgoing('CV', '$abstract')");
+	as_actor('regress_luan', "SELECT ioffice.attach($doc, 'du_thao.pdf', convert_to('%PDF-1.4 $abstract', 'UTF8'))");
+	as_actor('regress_luan', "SELECT ioffice.act($doc, 'submit', '$leader', NULL, '{\"request_signature\": true}')");
 	return $doc;
 }
 
@@ -90,17 +90,17 @@ as_actor('dai', "SELECT ioffice.act($doc, 'sign', NULL, NULL, '{\"mode\": \"vgca
 ok(wait_signatures($doc), 'the worker took the job');
 is($node->safe_psql('postgres', "SELECT status, coalesce(reason, '-'), length(cms) > 500 FROM ioffice.signature WHERE document_id = $doc"),
 	'done|-|t', 'the signature is done, with a CMS');
-is(as_actor('dai', "SELECT ioffice.act($doc, 'approve', 'thuy')"), 'awaiting_issue',
+is(as_actor('dai', "SELECT ioffice.act($doc, 'approve', 'regress_thuy')"), 'awaiting_issue',
 	'approve goes through once the requested signature is done');
 {
 	my ($swap_rc, $swap_out, $swap_err) = $node->psql('postgres',
-		"BEGIN; SET LOCAL ioffice.actor = 'thuy'; "
+		"BEGIN; SET LOCAL ioffice.actor = 'regress_thuy'; "
 		. "SELECT ioffice.replace_file((SELECT id FROM ioffice.file WHERE document_id = $doc), "
 		. "'khac.pdf', convert_to('%PDF-1.4 nội dung khác', 'UTF8')); COMMIT;");
 	like($swap_err, qr/its files were approved and can no longer change/,
 		'the clerk cannot swap the approved, signed file before issuing it');
 }
-is(as_actor('thuy', "SELECT ioffice.act($doc, 'issue')"), 'issued', 'the clerk issues');
+is(as_actor('regress_thuy', "SELECT ioffice.act($doc, 'issue')"), 'issued', 'the clerk issues');
 ok(wait_signatures($doc), 'the organisation signature is made');
 my $file = $node->safe_psql('postgres', "SELECT id FROM ioffice.file WHERE document_id = $doc");
 is(as_actor('dai', "SELECT string_agg(kind || ':' || valid || ':' || coalesce(reason, '-'), ',' ORDER BY signed_at) FROM ioffice.verify($file)"),
@@ -166,7 +166,7 @@ for my $who (sort keys %expect)
 	my ($st, $reason) = split /\|/, $node->safe_psql('postgres', "SELECT status, reason FROM ioffice.signature WHERE document_id = $d");
 	is($st, 'failed', "$who: the job failed");
 	like($reason, $expect{$who}, "$who: with the reason ($reason)");
-	my ($ret, $out, $err) = $node->psql('postgres', "BEGIN; SET LOCAL ioffice.actor = '$who'; SELECT ioffice.act($d, 'approve', 'thuy'); COMMIT;");
+	my ($ret, $out, $err) = $node->psql('postgres', "BEGIN; SET LOCAL ioffice.actor = '$who'; SELECT ioffice.act($d, 'approve', 'regress_thuy'); COMMIT;");
 	like($err, qr/is not signed/, "$who: approve stays refused");
 }
 
@@ -186,12 +186,12 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.audit WHERE chain 
 	'and nothing was signed');
 
 # --- kill -9 of the worker in the middle: nothing lost, nothing signed twice -------
-my $many = as_actor('luan', "SELECT ioffice.create_outgoing('CV', 'Nhiều tệp')");
+my $many = as_actor('regress_luan', "SELECT ioffice.create_outgoing('CV', 'Nhiều tệp')");
 for my $i (1 .. 40)
 {
-	as_actor('luan', "SELECT ioffice.attach($many, 'tep_$i.pdf', convert_to('%PDF-1.4 tệp $i', 'UTF8'))");
+	as_actor('regress_luan', "SELECT ioffice.attach($many, 'tep_$i.pdf', convert_to('%PDF-1.4 tệp $i', 'UTF8'))");
 }
-as_actor('luan', "SELECT ioffice.act($many, 'submit', 'dai')");
+as_actor('regress_luan', "SELECT ioffice.act($many, 'submit', 'dai')");
 $node->safe_psql('postgres', "ALTER SYSTEM SET ioffice.worker_batch = 5; SELECT pg_reload_conf();");
 as_actor('dai', "SELECT ioffice.act($many, 'sign')");
 my $pid = $node->safe_psql('postgres', "SELECT pid FROM ioffice.worker_status");
@@ -208,9 +208,9 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.audit_verify()"), 
 # --- kill -9 of the whole server in the middle: the same ----------------------------
 # A power cut: every server process dies at once, right after the signing
 # request committed, while the worker works through batches of 5.
-my $cut = as_actor('luan', "SELECT ioffice.create_outgoing('CV', 'Mất điện')");
+my $cut = as_actor('regress_luan', "SELECT ioffice.create_outgoing('CV', 'Mất điện')");
 $node->safe_psql('postgres', qq{
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.attach($cut, 'cut_' || i || '.pdf',
                       convert_to('%PDF-1.4 ', 'UTF8') || decode(repeat('00', 65536), 'hex'))
 FROM generate_series(1, 300) i;

@@ -39,9 +39,9 @@ $primary->safe_psql('postgres', qq{
 CREATE EXTENSION ioffice;
 SELECT ioffice.add_agency('UBND huyện Sốp Cộp', 'UBND', '000.00.32.H41');
 SELECT ioffice.add_department(1, 'Văn phòng HĐND-UBND', 'VP');
-SELECT ioffice.add_person('luan', 'Tòng Văn Luân', 'Chuyên viên', 2, '{specialist}');
+SELECT ioffice.add_person('regress_luan', 'Tòng Văn Luân', 'Chuyên viên', 2, '{specialist}');
 SELECT ioffice.add_person('dai', 'Trần Văn Đại', 'Chánh Văn phòng', 2, '{leader}');
-SELECT ioffice.add_person('thuy', 'Tòng Văn Thủy', 'Văn thư', 1, '{clerk}');
+SELECT ioffice.add_person('regress_thuy', 'Tòng Văn Thủy', 'Văn thư', 1, '{clerk}');
 SELECT ioffice.add_trust_anchor(@{[ sqlq(slurp("$pki/root.pem")) ]});
 SELECT ioffice.add_crl(@{[ sqlq(slurp("$pki/intermediate.crl.pem")) ]});
 SELECT ioffice.register_certificate('personal', 'dai', @{[ sqlq(slurp("$pki/person_rsa.pem") . $chain) ]}, 'person_rsa.key');
@@ -70,9 +70,9 @@ sub as_actor
 sub new_doc
 {
 	my ($node, $abstract) = @_;
-	my $doc = as_actor($node, 'luan', "SELECT ioffice.create_outgoing('CV', '$abstract')");
-	as_actor($node, 'luan', "SELECT ioffice.attach($doc, 'du_thao.pdf', convert_to('%PDF-1.4 $abstract', 'UTF8'))");
-	as_actor($node, 'luan', "SELECT ioffice.act($doc, 'submit', 'dai', NULL, '{\"request_signature\": true}')");
+	my $doc = as_actor($node, 'regress_luan', "SELECT ioffice.create_outgoing('CV', '$abstract')");
+	as_actor($node, 'regress_luan', "SELECT ioffice.attach($doc, 'du_thao.pdf', convert_to('%PDF-1.4 $abstract', 'UTF8'))");
+	as_actor($node, 'regress_luan', "SELECT ioffice.act($doc, 'submit', 'dai', NULL, '{\"request_signature\": true}')");
 	as_actor($node, 'dai', "SELECT ioffice.act($doc, 'sign', NULL, NULL, '{\"mode\": \"vgca\"}')");
 	return $doc;
 }
@@ -129,7 +129,7 @@ is($standby->safe_psql('postgres', "SELECT pid FROM ioffice.worker_status"), $pi
 my $file = $standby->safe_psql('postgres', "SELECT id FROM ioffice.file WHERE document_id = $doc");
 is(as_actor($standby, 'dai', "SELECT string_agg(kind || ':' || valid || ':' || coalesce(reason, '-'), ',') FROM ioffice.verify($file)"),
 	'personal:true:-', 'verify(): the signature made on the promoted node is valid');
-is(as_actor($standby, 'dai', "SELECT ioffice.act($doc, 'approve', 'thuy')"), 'awaiting_issue',
+is(as_actor($standby, 'dai', "SELECT ioffice.act($doc, 'approve', 'regress_thuy')"), 'awaiting_issue',
 	'approve goes through on the promoted node');
 is($standby->safe_psql('postgres', "SELECT count(*) FROM ioffice.audit_verify()"), '0',
 	'the audit trail is intact after promotion');

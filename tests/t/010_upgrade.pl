@@ -93,7 +93,7 @@ $node->safe_psql(
 	VALUES ('upgrade', 'http://127.0.0.1:9/hook', 'upgrade-test-secret-01', '{*}');
 	SELECT ioffice.emit('test.before_upgrade', '{"n": 1}');
 	BEGIN;
-	SET LOCAL ioffice.actor = 'thuy';
+	SET LOCAL ioffice.actor = 'regress_thuy';
 	SELECT ioffice.take_number(r.id, 'QĐ') FROM ioffice.register r JOIN ioffice.unit a ON a.id = r.agency_id
 	WHERE a.code = '000.00.32.H41' AND r.direction = 'outgoing' AND NOT r.confidential
 	  AND r.year = extract(year FROM now() AT TIME ZONE 'Asia/Ho_Chi_Minh') ORDER BY r.id LIMIT 1;
@@ -203,18 +203,18 @@ is($node->safe_psql('old', 'SELECT count(*) FROM ioffice.audit_verify()'),
 my $doc = $node->safe_psql(
 	'old', q{
 	BEGIN;
-	SET LOCAL ioffice.actor = 'luan';
+	SET LOCAL ioffice.actor = 'regress_luan';
 	SELECT ioffice.create_outgoing('CV', 'V/v sau khi nâng cấp');
 	COMMIT;});
 $node->safe_psql(
 	'old', qq{
 	BEGIN;
-	SET LOCAL ioffice.actor = 'luan';
+	SET LOCAL ioffice.actor = 'regress_luan';
 	SELECT ioffice.attach($doc, 'nang_cap.pdf', convert_to('%PDF-1.4 nâng cấp', 'UTF8'));
 	SELECT ioffice.act($doc, 'submit', 'dai');
 	SET LOCAL ioffice.actor = 'dai';
 	SELECT ioffice.act($doc, 'quick_approve');
-	SET LOCAL ioffice.actor = 'thuy';
+	SET LOCAL ioffice.actor = 'regress_thuy';
 	SELECT ioffice.act($doc, 'issue', NULL, NULL, '{"register": $register}');
 	COMMIT;});
 is($node->safe_psql('old', "SELECT number FROM ioffice.document WHERE id = $doc"),

@@ -67,10 +67,10 @@ for my $db (qw(postgres second))
 			"SELECT status = 'delivered' FROM ioffice.outbox WHERE event = 'app.hello'"),
 		"$db: the deliverer delivers");
 }
-my $hoa_doc = as_actor($node, 'second', 'luan', "SELECT ioffice.create_outgoing('CV', 'Không có chứng thư')");
-as_actor($node, 'second', 'luan',
+my $hoa_doc = as_actor($node, 'second', 'regress_luan', "SELECT ioffice.create_outgoing('CV', 'Không có chứng thư')");
+as_actor($node, 'second', 'regress_luan',
 	"SELECT ioffice.attach($hoa_doc, 'du_thao.pdf', convert_to('%PDF-1.4 hoa', 'UTF8'))");
-as_actor($node, 'second', 'luan',
+as_actor($node, 'second', 'regress_luan',
 	"SELECT ioffice.act($hoa_doc, 'submit', 'hoa', NULL, '{\"request_signature\": true}')");
 as_actor($node, 'second', 'hoa', "SELECT ioffice.act($hoa_doc, 'sign')");
 ok($node->poll_query_until('second',

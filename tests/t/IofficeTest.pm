@@ -27,7 +27,7 @@ sub make_keystore
 	return ($pki, $keystore);
 }
 
-# the extension in $db with an agency, a specialist (luan) and a leader
+# the extension in $db with an agency, a specialist (regress_luan) and a leader
 # (dai) whose certificate the worker signs with
 sub signing_setup
 {
@@ -37,7 +37,7 @@ sub signing_setup
 CREATE EXTENSION ioffice;
 SELECT ioffice.add_agency('UBND huyện Sốp Cộp', 'UBND', '000.00.32.H41');
 SELECT ioffice.add_department(1, 'Văn phòng HĐND-UBND', 'VP');
-SELECT ioffice.add_person('luan', 'Tòng Văn Luân', 'Chuyên viên', 2, '{specialist}');
+SELECT ioffice.add_person('regress_luan', 'Tòng Văn Luân', 'Chuyên viên', 2, '{specialist}');
 SELECT ioffice.add_person('dai', 'Trần Văn Đại', 'Chánh Văn phòng', 2, '{leader}');
 SELECT ioffice.add_trust_anchor(@{[ sqlq(slurp("$pki/root.pem")) ]});
 SELECT ioffice.register_certificate('personal', 'dai', @{[ sqlq(slurp("$pki/person_rsa.pem") . $chain) ]}, 'person_rsa.key');
@@ -55,9 +55,9 @@ sub as_actor
 sub new_doc_to_sign
 {
 	my ($node, $db, $abstract) = @_;
-	my $doc = as_actor($node, $db, 'luan', "SELECT ioffice.create_outgoing('CV', '$abstract')");
-	as_actor($node, $db, 'luan', "SELECT ioffice.attach($doc, 'du_thao.pdf', convert_to('%PDF-1.4 $abstract', 'UTF8'))");
-	as_actor($node, $db, 'luan', "SELECT ioffice.act($doc, 'submit', 'dai', NULL, '{\"request_signature\": true}')");
+	my $doc = as_actor($node, $db, 'regress_luan', "SELECT ioffice.create_outgoing('CV', '$abstract')");
+	as_actor($node, $db, 'regress_luan', "SELECT ioffice.attach($doc, 'du_thao.pdf', convert_to('%PDF-1.4 $abstract', 'UTF8'))");
+	as_actor($node, $db, 'regress_luan', "SELECT ioffice.act($doc, 'submit', 'dai', NULL, '{\"request_signature\": true}')");
 	return $doc;
 }
 
