@@ -213,10 +213,9 @@ SELECT ioffice.act(:result, 'issue');
 \set VERBOSITY default
 -- nor change its files: not even the specialist who drafted it
 SET ioffice.actor = 'chauanh';
-SELECT ioffice.attach(:result, 'them.pdf', content) FROM pdf;
-\echo :SQLSTATE
-SELECT ioffice.remove_file((SELECT id FROM ioffice.file WHERE document_id = :result LIMIT 1));
-\echo :SQLSTATE
+SELECT regress_error(format('SELECT ioffice.attach(%s, %L, content) FROM pdf', :result, 'them.pdf'), :result);
+SELECT regress_error(format('SELECT ioffice.remove_file((SELECT id FROM ioffice.file WHERE document_id = %s LIMIT 1))',
+                            :result), :result);
 SET ioffice.actor = 'loi';
 
 -- ---------------------------------------------------------------------------

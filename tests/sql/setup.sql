@@ -62,3 +62,18 @@ UNION ALL SELECT ioffice.file_kind(test_ole2('PowerPoint Document'))
 UNION ALL SELECT coalesce(ioffice.file_kind('\x89504e470d0a1a0a'), 'unknown')
 UNION ALL SELECT coalesce(ioffice.file_kind('\x504b0304'), 'unknown')
 UNION ALL SELECT coalesce(ioffice.file_kind(''), 'unknown');
+
+-- A statement's error as "SQLSTATE: message" with a document's id shown as
+-- <doc>: ids depend on how many documents the tests before made.
+CREATE FUNCTION regress_error(q text, doc bigint) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_hint text;
+BEGIN
+    EXECUTE q;
+    RETURN 'no error';
+EXCEPTION WHEN others THEN
+    GET STACKED DIAGNOSTICS v_hint = PG_EXCEPTION_HINT;
+    RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '\m' || doc || '\M', '<doc>', 'g')
+        || coalesce(E'\nHINT: ' || nullif(v_hint, ''), '');
+END
+$$;
