@@ -75,6 +75,7 @@ $node->start;
 
 # ---------------------------------------------------------------------------
 # a database filled through 0.1's own API: its regress scripts for the seeds
+# (whose people have 0.1's logins: luan, dai, thuy)
 # (setup, case A, case B, the dossier of seed 003), run as a client would;
 # the statements they expect to be refused are refused as in 0.1
 # ---------------------------------------------------------------------------
@@ -93,7 +94,7 @@ $node->safe_psql(
 	VALUES ('upgrade', 'http://127.0.0.1:9/hook', 'upgrade-test-secret-01', '{*}');
 	SELECT ioffice.emit('test.before_upgrade', '{"n": 1}');
 	BEGIN;
-	SET LOCAL ioffice.actor = 'regress_thuy';
+	SET LOCAL ioffice.actor = 'thuy';
 	SELECT ioffice.take_number(r.id, 'QĐ') FROM ioffice.register r JOIN ioffice.unit a ON a.id = r.agency_id
 	WHERE a.code = '000.00.32.H41' AND r.direction = 'outgoing' AND NOT r.confidential
 	  AND r.year = extract(year FROM now() AT TIME ZONE 'Asia/Ho_Chi_Minh') ORDER BY r.id LIMIT 1;
@@ -203,18 +204,18 @@ is($node->safe_psql('old', 'SELECT count(*) FROM ioffice.audit_verify()'),
 my $doc = $node->safe_psql(
 	'old', q{
 	BEGIN;
-	SET LOCAL ioffice.actor = 'regress_luan';
+	SET LOCAL ioffice.actor = 'luan';
 	SELECT ioffice.create_outgoing('CV', 'V/v sau khi nâng cấp');
 	COMMIT;});
 $node->safe_psql(
 	'old', qq{
 	BEGIN;
-	SET LOCAL ioffice.actor = 'regress_luan';
+	SET LOCAL ioffice.actor = 'luan';
 	SELECT ioffice.attach($doc, 'nang_cap.pdf', convert_to('%PDF-1.4 nâng cấp', 'UTF8'));
 	SELECT ioffice.act($doc, 'submit', 'dai');
 	SET LOCAL ioffice.actor = 'dai';
 	SELECT ioffice.act($doc, 'quick_approve');
-	SET LOCAL ioffice.actor = 'regress_thuy';
+	SET LOCAL ioffice.actor = 'thuy';
 	SELECT ioffice.act($doc, 'issue', NULL, NULL, '{"register": $register}');
 	COMMIT;});
 is($node->safe_psql('old', "SELECT number FROM ioffice.document WHERE id = $doc"),
