@@ -48,17 +48,50 @@ typedef struct SealedHead
 	bool		seen;
 } SealedHead;
 
+/*
+ * What one audit_verify() call knows, passed to each of its steps: where the
+ * problems go, what it was asked to verify, the sealed heads, and where the
+ * walk through the records stands.  One struct rather than a dozen
+ * arguments, so that a step can be added without rethreading them all.
+ */
 typedef struct VerifyState
 {
 	Tuplestorestate *out;
 	TupleDesc	desc;
 	int64		problems;
+
+	/* the scope: the whole trail, or one entity's (kind, or kind and id) */
+	bool		whole;
+	char	   *entity;			/* NULL for the whole trail */
+	bool		has_entity_id;
+	int64		entity_id;
+
+	HTAB	   *heads;			/* last sealed head of every chain */
+	MemoryContext row_cxt;		/* reset after each record */
+
+	/* the walk: the chain being read and its last record so far */
+	char		chain[CHAIN_KEY_LEN];	/* "" before the first record */
+	int64		last_seq;
+	int64		last_id;
+	uint8		last_hash[HASH_LEN];
+	bool		last_hash_ok;
 } VerifyState;
+
+/* One record as the walk reads it: what is stored, and the hash it should have. */
+typedef struct VerifyRecord
+{
+	int64		id;
+	char	   *chain;
+	int64		seq;
+	bool		has_prev;
+	uint8		prev[HASH_LEN];
+	bool		has_hash;
+	uint8		hash[HASH_LEN];
+} VerifyRecord;
 
 static void
 report(VerifyState *vs, bool has_id, int64 id, const char *fmt,...) pg_attribute_printf(4, 5);
-static void check_chain_end(VerifyState *vs, HTAB *heads, const char *chain, int64 last_seq,
-							int64 last_id);
+static void check_chain_end(VerifyState *vs);
 static void check_numbers_chains(VerifyState *vs, int64 reg);
 
 static void
@@ -87,17 +120,20 @@ report(VerifyState *vs, bool has_id, int64 id, const char *fmt,...)
 	vs->problems++;
 }
 
-/* A chain has ended: it must reach the position its sealed head was at. */
+/* The chain just walked has ended: it must reach the position its sealed head was at. */
 static void
-check_chain_end(VerifyState *vs, HTAB *heads, const char *chain, int64 last_seq, int64 last_id)
+check_chain_end(VerifyState *vs)
 {
-	SealedHead *e = hash_search(heads, chain, HASH_FIND, NULL);
+	SealedHead *e;
 
-	if (e && last_seq < e->seq)
-		report(vs, true, last_id,
+	if (vs->chain[0] == '\0')
+		return;					/* no chain walked yet */
+	e = hash_search(vs->heads, vs->chain, HASH_FIND, NULL);
+	if (e && vs->last_seq < e->seq)
+		report(vs, true, vs->last_id,
 			   "chain %s ends at position " INT64_FORMAT " but position " INT64_FORMAT
 			   " was sealed in checkpoint " INT64_FORMAT ": its last records were removed",
-			   chain, last_seq, e->seq, e->checkpoint);
+			   vs->chain, vs->last_seq, e->seq, e->checkpoint);
 }
 
 static void
@@ -199,9 +235,97 @@ to_bytea(const uint8 *h)
 }
 
 /*
- * Check the checkpoints themselves (each one's root and hash from its heads,
- * and the link to the previous one) and load the last sealed head of every
- * chain into a hash table.
+ * Load the heads a checkpoint sealed into the hash table (each replaces the
+ * head an earlier checkpoint sealed for its chain) and compute the root of
+ * the Merkle tree over them, into root.  Returns how many heads it lists.
+ */
+static uint64
+load_checkpoint_heads(HTAB *heads, int64 id, uint8 *root)
+{
+	Datum		arg[1];
+	Oid			argtype[1] = {INT8OID};
+	SPITupleTable *hs;
+	uint64		nheads;
+	uint64		j;
+	uint8		(*leaves)[HASH_LEN];
+
+	arg[0] = Int64GetDatum(id);
+	if (SPI_execute_with_args("SELECT chain, seq, hash FROM ioffice.audit_checkpoint_head "
+							  "WHERE checkpoint_id = $1 ORDER BY chain COLLATE \"C\"",
+							  1, argtype, arg, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not read audit_checkpoint_head");
+	hs = SPI_tuptable;
+	nheads = SPI_processed;
+	leaves = palloc(sizeof(*leaves) * Max(nheads, 1));
+	for (j = 0; j < nheads; j++)
+	{
+		char	   *chain = SPI_getvalue(hs->vals[j], hs->tupdesc, 1);
+		bool		isnull;
+		int64		seq = DatumGetInt64(SPI_getbinval(hs->vals[j], hs->tupdesc, 2, &isnull));
+		uint8		h[HASH_LEN];
+		SealedHead *e;
+		char		key[CHAIN_KEY_LEN];
+
+		memset(h, 0, HASH_LEN);
+		get_hash(hs->vals[j], hs->tupdesc, 3, h);
+		merkle_leaf(chain, seq, h, leaves[j]);
+
+		strlcpy(key, chain, CHAIN_KEY_LEN);
+		e = hash_search(heads, key, HASH_ENTER, NULL);
+		e->seq = seq;
+		memcpy(e->hash, h, HASH_LEN);
+		e->checkpoint = id;
+		e->seen = false;
+	}
+	merkle_root(leaves, (int) nheads, root);
+	pfree(leaves);
+	SPI_freetuptable(hs);
+	return nheads;
+}
+
+/*
+ * One checkpoint (a row of audit_checkpoint): its link to the previous
+ * checkpoint (prev, NULL before the first), its hash over its own columns,
+ * the number of heads it lists and their Merkle root.  Its heads go into
+ * the hash table either way; problems are reported only when report is
+ * set.  Its stored hash, the next one's link, goes to stored_hash.
+ */
+static void
+verify_checkpoint(VerifyState *vs, HeapTuple tup, TupleDesc desc, HTAB *heads,
+				  const uint8 *prev, bool report_problems, uint8 *stored_hash)
+{
+	bool		isnull;
+	int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	TimestampTz at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
+	int32		chains = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	int64		records = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+	uint8		root[HASH_LEN],
+				stored_prev[HASH_LEN],
+				want[HASH_LEN];
+	bool		has_prev = get_hash(tup, desc, 6, stored_prev);
+	uint64		nheads;
+
+	get_hash(tup, desc, 5, root);
+	get_hash(tup, desc, 7, stored_hash);
+
+	if (report_problems &&
+		((prev != NULL) != has_prev || (has_prev && memcmp(prev, stored_prev, HASH_LEN) != 0)))
+		report(vs, false, 0, "checkpoint " INT64_FORMAT " does not follow the previous checkpoint", id);
+	checkpoint_hash(id, at, chains, records, root, has_prev ? stored_prev : NULL, want);
+	if (report_problems && memcmp(want, stored_hash, HASH_LEN) != 0)
+		report(vs, false, 0, "checkpoint " INT64_FORMAT " was altered", id);
+
+	nheads = load_checkpoint_heads(heads, id, want);
+	if (report_problems && nheads != (uint64) chains)
+		report(vs, false, 0, "checkpoint " INT64_FORMAT " lists " UINT64_FORMAT " chain heads, not %d",
+			   id, nheads, chains);
+	if (report_problems && memcmp(want, root, HASH_LEN) != 0)
+		report(vs, false, 0, "the chain heads of checkpoint " INT64_FORMAT " do not match its root", id);
+}
+
+/*
+ * Check the checkpoints themselves, in order (each against the one before),
+ * and load the last sealed head of every chain into a hash table.
  */
 static HTAB *
 verify_checkpoints(VerifyState *vs, MemoryContext cxt, bool report_checkpoints)
@@ -210,7 +334,6 @@ verify_checkpoints(VerifyState *vs, MemoryContext cxt, bool report_checkpoints)
 	HTAB	   *heads;
 	uint64		i;
 	uint8		prev[HASH_LEN];
-	bool		have_prev = false;
 	SPITupleTable *cps;
 	uint64		ncps;
 
@@ -228,72 +351,11 @@ verify_checkpoints(VerifyState *vs, MemoryContext cxt, bool report_checkpoints)
 	ncps = SPI_processed;
 	for (i = 0; i < ncps; i++)
 	{
-		HeapTuple	tup = cps->vals[i];
-		TupleDesc	desc = cps->tupdesc;
-		bool		isnull;
-		int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		TimestampTz at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
-		int32		chains = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
-		int64		records = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
-		uint8		root[HASH_LEN],
-					stored_prev[HASH_LEN],
-					stored_hash[HASH_LEN],
-					want[HASH_LEN];
-		bool		has_prev = get_hash(tup, desc, 6, stored_prev);
-		uint8		(*leaves)[HASH_LEN];
-		uint64		j;
-		Datum		arg[1];
-		Oid			argtype[1] = {INT8OID};
-		SPITupleTable *hs;
-		uint64		nheads;
+		uint8		stored_hash[HASH_LEN];
 
-		get_hash(tup, desc, 5, root);
-		get_hash(tup, desc, 7, stored_hash);
-
-		if (report_checkpoints &&
-			(have_prev != has_prev || (has_prev && memcmp(prev, stored_prev, HASH_LEN) != 0)))
-			report(vs, false, 0, "checkpoint " INT64_FORMAT " does not follow the previous checkpoint", id);
-		checkpoint_hash(id, at, chains, records, root, has_prev ? stored_prev : NULL, want);
-		if (report_checkpoints && memcmp(want, stored_hash, HASH_LEN) != 0)
-			report(vs, false, 0, "checkpoint " INT64_FORMAT " was altered", id);
+		verify_checkpoint(vs, cps->vals[i], cps->tupdesc, heads, i > 0 ? prev : NULL,
+						  report_checkpoints, stored_hash);
 		memcpy(prev, stored_hash, HASH_LEN);
-		have_prev = true;
-
-		arg[0] = Int64GetDatum(id);
-		if (SPI_execute_with_args("SELECT chain, seq, hash FROM ioffice.audit_checkpoint_head "
-								  "WHERE checkpoint_id = $1 ORDER BY chain COLLATE \"C\"",
-								  1, argtype, arg, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "ioffice: could not read audit_checkpoint_head");
-		hs = SPI_tuptable;
-		nheads = SPI_processed;
-		leaves = palloc(sizeof(*leaves) * Max(nheads, 1));
-		for (j = 0; j < nheads; j++)
-		{
-			char	   *chain = SPI_getvalue(hs->vals[j], hs->tupdesc, 1);
-			int64		seq = DatumGetInt64(SPI_getbinval(hs->vals[j], hs->tupdesc, 2, &isnull));
-			uint8		h[HASH_LEN];
-			SealedHead *e;
-			char		key[CHAIN_KEY_LEN];
-
-			memset(h, 0, HASH_LEN);
-			get_hash(hs->vals[j], hs->tupdesc, 3, h);
-			merkle_leaf(chain, seq, h, leaves[j]);
-
-			strlcpy(key, chain, CHAIN_KEY_LEN);
-			e = hash_search(heads, key, HASH_ENTER, NULL);
-			e->seq = seq;
-			memcpy(e->hash, h, HASH_LEN);
-			e->checkpoint = id;
-			e->seen = false;
-		}
-		if (report_checkpoints && nheads != (uint64) chains)
-			report(vs, false, 0, "checkpoint " INT64_FORMAT " lists " UINT64_FORMAT " chain heads, not %d",
-				   id, nheads, chains);
-		merkle_root(leaves, (int) nheads, want);
-		if (report_checkpoints && memcmp(want, root, HASH_LEN) != 0)
-			report(vs, false, 0, "the chain heads of checkpoint " INT64_FORMAT " do not match its root", id);
-		pfree(leaves);
-		SPI_freetuptable(hs);
 	}
 	SPI_freetuptable(cps);
 	return heads;
@@ -354,76 +416,170 @@ check_entity(text *entity)
 					 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1))));
 }
 
-PG_FUNCTION_INFO_V1(ioffice_audit_verify);
-Datum
-ioffice_audit_verify(PG_FUNCTION_ARGS)
+/*
+ * The records to walk, in (chain, seq) order through a cursor, so that the
+ * walk runs in constant memory: every chain, or those holding a record of
+ * the entity, plus the entity's own chain (which may have lost every
+ * record) and, for a register, its numbers' chain.  Unchained records of
+ * the scope come first.
+ */
+static Portal
+open_records(FunctionCallInfo fcinfo)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	VerifyState vs;
-	MemoryContext work;
-	MemoryContext row_cxt;
-	HTAB	   *heads;
-	Portal		cursor;
 	Datum		args[2];
 	char		nulls[2];
 	Oid			argtypes[2] = {TEXTOID, INT8OID};
-	char		prev_chain[CHAIN_KEY_LEN] = "";
-	int64		prev_seq = 0;
-	int64		prev_id = 0;
-	uint8		prev_hash[HASH_LEN];
-	bool		prev_hash_ok = false;
-	bool		whole = PG_ARGISNULL(0) && PG_ARGISNULL(1);
-	HASH_SEQ_STATUS hs;
-	SealedHead *e;
 
-	if (PG_ARGISNULL(0) && !PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("audit_verify needs the entity with its id")));
-
-	InitMaterializedSRF(fcinfo, 0);
-	vs.out = rsinfo->setResult;
-	vs.desc = rsinfo->setDesc;
-	vs.problems = 0;
-
-	work = AllocSetContextCreate(CurrentMemoryContext, "ioffice audit_verify",
-								 ALLOCSET_DEFAULT_SIZES);
-	row_cxt = AllocSetContextCreate(work, "ioffice audit_verify row", ALLOCSET_DEFAULT_SIZES);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "ioffice: SPI_connect failed");
-	if (!PG_ARGISNULL(0))
-		check_entity(PG_GETARG_TEXT_PP(0));
-	/* the checkpoints themselves concern the whole trail, not one entity */
-	heads = verify_checkpoints(&vs, work, whole);
-
-	/*
-	 * The chains to walk: all of them, or those holding a record of the
-	 * entity, plus the entity's own chain (which may have lost every record)
-	 * and, for a register, its numbers' chain.
-	 */
 	args[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
 	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
-	cursor = SPI_cursor_open_with_args(NULL,
-									   "WITH scope AS ("
-									   "  SELECT DISTINCT chain FROM ioffice.audit "
-									   "   WHERE ($1 IS NULL OR entity = $1) "
-									   "     AND ($2 IS NULL OR entity_id = $2) "
-									   "  UNION SELECT $1 || ':' || $2 WHERE $2 IS NOT NULL "
-									   "  UNION SELECT 'numbers:' || $2 WHERE $1 = 'register' AND $2 IS NOT NULL) "
-									   "SELECT a.id, a.chain, a.seq, a.prev_hash, a.hash, a.at, "
-									   "       a.actor_id, a.on_behalf_of, a.db_role, a.entity, "
-									   "       a.entity_id, a.action, a.state_before, a.state_after, "
-									   "       a.detail::text "
-									   "  FROM ioffice.audit a "
-									   " WHERE ($1 IS NULL AND $2 IS NULL) OR a.chain IN (SELECT chain FROM scope) "
-									   "    OR (a.chain IS NULL AND ($1 IS NULL OR a.entity = $1) "
-									   "        AND ($2 IS NULL OR a.entity_id = $2)) "
-									   " ORDER BY a.chain COLLATE \"C\" NULLS FIRST, a.seq, a.id",
-									   2, argtypes, args, nulls, true, CURSOR_OPT_NO_SCROLL);
+	return SPI_cursor_open_with_args(NULL,
+									 "WITH scope AS ("
+									 "  SELECT DISTINCT chain FROM ioffice.audit "
+									 "   WHERE ($1 IS NULL OR entity = $1) "
+									 "     AND ($2 IS NULL OR entity_id = $2) "
+									 "  UNION SELECT $1 || ':' || $2 WHERE $2 IS NOT NULL "
+									 "  UNION SELECT 'numbers:' || $2 WHERE $1 = 'register' AND $2 IS NOT NULL) "
+									 "SELECT a.id, a.chain, a.seq, a.prev_hash, a.hash, a.at, "
+									 "       a.actor_id, a.on_behalf_of, a.db_role, a.entity, "
+									 "       a.entity_id, a.action, a.state_before, a.state_after, "
+									 "       a.detail::text "
+									 "  FROM ioffice.audit a "
+									 " WHERE ($1 IS NULL AND $2 IS NULL) OR a.chain IN (SELECT chain FROM scope) "
+									 "    OR (a.chain IS NULL AND ($1 IS NULL OR a.entity = $1) "
+									 "        AND ($2 IS NULL OR a.entity_id = $2)) "
+									 " ORDER BY a.chain COLLATE \"C\" NULLS FIRST, a.seq, a.id",
+									 2, argtypes, args, nulls, true, CURSOR_OPT_NO_SCROLL);
+}
 
+/* an int8 column that may be NULL: its value, or 0 */
+static int64
+get_int8(HeapTuple tup, TupleDesc desc, int col, bool *present)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	*present = !isnull;
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * The hash a record should have, recomputed from its columns as audit.c
+ * computed it when writing (the cursor's columns 6 to 15).
+ */
+static void
+expected_hash(HeapTuple tup, TupleDesc desc, const VerifyRecord *r, uint8 *out)
+{
+	bool		isnull;
+	bool		has_actor,
+				has_behalf,
+				has_entity_id;
+	int64		actor = get_int8(tup, desc, 7, &has_actor);
+	int64		behalf = get_int8(tup, desc, 8, &has_behalf);
+	int64		entity_id = get_int8(tup, desc, 11, &has_entity_id);
+
+	ioffice_audit_hash(r->chain, r->seq, r->has_prev ? to_bytea(r->prev) : NULL,
+					   DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull)),
+					   has_actor, actor, has_behalf, behalf,
+					   SPI_getvalue(tup, desc, 9), SPI_getvalue(tup, desc, 10),
+					   has_entity_id, entity_id, SPI_getvalue(tup, desc, 12),
+					   SPI_getvalue(tup, desc, 13), SPI_getvalue(tup, desc, 14),
+					   SPI_getvalue(tup, desc, 15), out);
+}
+
+/*
+ * A record of a chain other than the one walked so far: close that one
+ * against its sealed head, and start walking this one.  The sealed head of
+ * a chain that has records is marked seen, so that only the chains gone
+ * altogether are reported at the end.
+ */
+static void
+enter_chain(VerifyState *vs, const char *chain)
+{
+	SealedHead *e;
+
+	if (vs->chain[0] != '\0' && strncmp(vs->chain, chain, CHAIN_KEY_LEN - 1) == 0)
+		return;
+	check_chain_end(vs);
+	strlcpy(vs->chain, chain, CHAIN_KEY_LEN);
+	e = hash_search(vs->heads, vs->chain, HASH_FIND, NULL);
+	if (e)
+		e->seen = true;
+	vs->last_seq = 0;
+	vs->last_hash_ok = false;
+}
+
+/*
+ * A record's place in its chain: the position after the last one, and the
+ * previous record's hash stored in it.  The first record of a chain has no
+ * previous hash.
+ */
+static void
+check_link(VerifyState *vs, const VerifyRecord *r)
+{
+	if (r->seq == vs->last_seq)
+		report(vs, true, r->id, "record repeats position " INT64_FORMAT " of chain %s",
+			   r->seq, r->chain);
+	else if (r->seq > vs->last_seq + 1)
+		report(vs, true, r->id, INT64_FORMAT " record(s) missing before this one in chain %s"
+			   " (position " INT64_FORMAT " follows " INT64_FORMAT ")",
+			   r->seq - vs->last_seq - 1, r->chain, r->seq, vs->last_seq);
+	if (vs->last_seq == 0 ? r->has_prev && r->seq == 1
+		: (!r->has_prev || !vs->last_hash_ok ||
+		   memcmp(r->prev, vs->last_hash, HASH_LEN) != 0))
+		report(vs, true, r->id, "record does not follow the previous record of chain %s"
+			   " (inserted, reordered, or the previous record was changed)", r->chain);
+}
+
+/*
+ * One record of the walk (the cursor's row): its link to the previous
+ * record, its own hash against its content, and against the sealed head
+ * when it is at the sealed position.  Allocates in the caller's per-record
+ * context.
+ */
+static void
+verify_record(VerifyState *vs, HeapTuple tup, TupleDesc desc)
+{
+	VerifyRecord r;
+	uint8		want[HASH_LEN];
+	bool		isnull;
+	SealedHead *e;
+
+	r.id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	r.chain = SPI_getvalue(tup, desc, 2);
+	r.seq = get_int8(tup, desc, 3, &isnull);
+	r.has_prev = get_hash(tup, desc, 4, r.prev);
+	r.has_hash = get_hash(tup, desc, 5, r.hash);
+
+	if (r.chain == NULL)
+	{
+		report(vs, true, r.id, "record is not chained (written with ioffice.audit_chaining off)");
+		return;
+	}
+	enter_chain(vs, r.chain);
+	check_link(vs, &r);
+
+	expected_hash(tup, desc, &r, want);
+	if (!r.has_hash || memcmp(want, r.hash, HASH_LEN) != 0)
+		report(vs, true, r.id, "record was changed (its hash does not match its content)");
+
+	e = hash_search(vs->heads, vs->chain, HASH_FIND, NULL);
+	if (e && e->seq == r.seq && (!r.has_hash || memcmp(e->hash, r.hash, HASH_LEN) != 0))
+		report(vs, true, r.id, "record differs from the head of chain %s sealed in checkpoint " INT64_FORMAT,
+			   r.chain, e->checkpoint);
+
+	vs->last_seq = r.seq;
+	vs->last_id = r.id;
+	vs->last_hash_ok = r.has_hash;
+	if (r.has_hash)
+		memcpy(vs->last_hash, r.hash, HASH_LEN);
+}
+
+/* Every record of the cursor, FETCH_BATCH at a time, each in a short-lived context. */
+static void
+walk_records(VerifyState *vs, Portal cursor)
+{
 	for (;;)
 	{
 		uint64		i;
@@ -433,131 +589,107 @@ ioffice_audit_verify(PG_FUNCTION_ARGS)
 			break;
 		for (i = 0; i < SPI_processed; i++)
 		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			MemoryContext old = MemoryContextSwitchTo(row_cxt);
-			bool		isnull;
-			int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-			char	   *chain = SPI_getvalue(tup, desc, 2);
-			Datum		seqd = SPI_getbinval(tup, desc, 3, &isnull);
-			int64		seq = isnull ? 0 : DatumGetInt64(seqd);
-			uint8		stored_prev[HASH_LEN],
-						stored[HASH_LEN],
-						want[HASH_LEN];
-			bool		has_prev = get_hash(tup, desc, 4, stored_prev);
-			bool		has_hash = get_hash(tup, desc, 5, stored);
-			bytea	   *prev_b = has_prev ? to_bytea(stored_prev) : NULL;
-			Datum		d;
-			bool		has_actor,
-						has_behalf,
-						has_entity_id;
-			int64		actor,
-						behalf,
-						entity_id;
+			MemoryContext old = MemoryContextSwitchTo(vs->row_cxt);
 
-			if (chain == NULL)
-			{
-				report(&vs, true, id, "record is not chained (written with ioffice.audit_chaining off)");
-				MemoryContextSwitchTo(old);
-				MemoryContextReset(row_cxt);
-				continue;
-			}
-
-			/* a new chain: close the previous one against its sealed head */
-			if (prev_chain[0] == '\0' || strncmp(prev_chain, chain, CHAIN_KEY_LEN - 1) != 0)
-			{
-				if (prev_chain[0] != '\0')
-					check_chain_end(&vs, heads, prev_chain, prev_seq, prev_id);
-				strlcpy(prev_chain, chain, CHAIN_KEY_LEN);
-				e = hash_search(heads, prev_chain, HASH_FIND, NULL);
-				if (e)
-					e->seen = true;
-				prev_seq = 0;
-				prev_hash_ok = false;
-			}
-
-			if (seq == prev_seq)
-				report(&vs, true, id, "record repeats position " INT64_FORMAT " of chain %s", seq, chain);
-			else if (seq > prev_seq + 1)
-				report(&vs, true, id, INT64_FORMAT " record(s) missing before this one in chain %s"
-					   " (position " INT64_FORMAT " follows " INT64_FORMAT ")",
-					   seq - prev_seq - 1, chain, seq, prev_seq);
-			if (prev_seq == 0 ? has_prev && seq == 1
-				: (!has_prev || !prev_hash_ok || memcmp(stored_prev, prev_hash, HASH_LEN) != 0))
-				report(&vs, true, id, "record does not follow the previous record of chain %s"
-					   " (inserted, reordered, or the previous record was changed)", chain);
-
-			d = SPI_getbinval(tup, desc, 7, &isnull);
-			has_actor = !isnull;
-			actor = isnull ? 0 : DatumGetInt64(d);
-			d = SPI_getbinval(tup, desc, 8, &isnull);
-			has_behalf = !isnull;
-			behalf = isnull ? 0 : DatumGetInt64(d);
-			d = SPI_getbinval(tup, desc, 11, &isnull);
-			has_entity_id = !isnull;
-			entity_id = isnull ? 0 : DatumGetInt64(d);
-			ioffice_audit_hash(chain, seq, prev_b,
-							   DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull)),
-							   has_actor, actor, has_behalf, behalf,
-							   SPI_getvalue(tup, desc, 9), SPI_getvalue(tup, desc, 10),
-							   has_entity_id, entity_id, SPI_getvalue(tup, desc, 12),
-							   SPI_getvalue(tup, desc, 13), SPI_getvalue(tup, desc, 14),
-							   SPI_getvalue(tup, desc, 15), want);
-			if (!has_hash || memcmp(want, stored, HASH_LEN) != 0)
-				report(&vs, true, id, "record was changed (its hash does not match its content)");
-
-			e = hash_search(heads, prev_chain, HASH_FIND, NULL);
-			if (e && e->seq == seq && (!has_hash || memcmp(e->hash, stored, HASH_LEN) != 0))
-				report(&vs, true, id, "record differs from the head of chain %s sealed in checkpoint " INT64_FORMAT,
-					   chain, e->checkpoint);
-
-			prev_seq = seq;
-			prev_id = id;
-			prev_hash_ok = has_hash;
-			if (has_hash)
-				memcpy(prev_hash, stored, HASH_LEN);
+			verify_record(vs, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
 			MemoryContextSwitchTo(old);
-			MemoryContextReset(row_cxt);
+			MemoryContextReset(vs->row_cxt);
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
-	SPI_cursor_close(cursor);
+	check_chain_end(vs);
+}
 
-	if (prev_chain[0] != '\0')
-		check_chain_end(&vs, heads, prev_chain, prev_seq, prev_id);
+/*
+ * Is a sealed chain one the caller asked about?  Every chain for the whole
+ * trail; the entity's own chain (and a register's numbers' chain) for an
+ * entity and id; every chain of the entity's kind ("document:", and for
+ * registers "numbers:") for an entity alone.
+ */
+static bool
+chain_in_scope(const VerifyState *vs, const char *chain)
+{
+	bool		is_register;
 
-	/* sealed chains that are gone altogether */
-	hash_seq_init(&hs, heads);
+	if (vs->whole)
+		return true;
+	is_register = strcmp(vs->entity, "register") == 0;
+	if (vs->has_entity_id)
+	{
+		char	   *own = psprintf("%s:" INT64_FORMAT, vs->entity, vs->entity_id);
+
+		return strcmp(own, chain) == 0 ||
+			(is_register && strcmp(psprintf("numbers:" INT64_FORMAT, vs->entity_id), chain) == 0);
+	}
+	else
+	{
+		char	   *prefix = psprintf("%s:", vs->entity);
+
+		return strncmp(prefix, chain, strlen(prefix)) == 0 ||
+			(is_register && strncmp("numbers:", chain, 8) == 0);
+	}
+}
+
+/* Sealed chains of the scope that are gone altogether: the walk never saw them. */
+static void
+report_lost_chains(VerifyState *vs)
+{
+	HASH_SEQ_STATUS hs;
+	SealedHead *e;
+
+	hash_seq_init(&hs, vs->heads);
 	while ((e = hash_seq_search(&hs)) != NULL)
 	{
-		bool		in_scope = whole;
-
-		if (!whole && !PG_ARGISNULL(1))
-		{
-			char	   *own = psprintf("%s:" INT64_FORMAT, text_to_cstring(PG_GETARG_TEXT_PP(0)),
-									   PG_GETARG_INT64(1));
-
-			in_scope = strcmp(own, e->chain) == 0;
-			if (!in_scope && strcmp(text_to_cstring(PG_GETARG_TEXT_PP(0)), "register") == 0)
-				in_scope = strcmp(psprintf("numbers:" INT64_FORMAT, PG_GETARG_INT64(1)),
-								  e->chain) == 0;
-		}
-		else if (!whole)
-		{
-			/* every chain of the entity's kind: "document:" (registers: and "numbers:") */
-			char	   *kind = text_to_cstring(PG_GETARG_TEXT_PP(0));
-			char	   *prefix = psprintf("%s:", kind);
-
-			in_scope = strncmp(prefix, e->chain, strlen(prefix)) == 0 ||
-				(strcmp(kind, "register") == 0 && strncmp("numbers:", e->chain, 8) == 0);
-		}
-		if (in_scope && !e->seen)
-			report(&vs, false, 0, "chain %s, sealed at position " INT64_FORMAT " in checkpoint " INT64_FORMAT
+		if (chain_in_scope(vs, e->chain) && !e->seen)
+			report(vs, false, 0, "chain %s, sealed at position " INT64_FORMAT " in checkpoint " INT64_FORMAT
 				   ", has no records left", e->chain, e->seq, e->checkpoint);
 	}
+}
 
-	if (whole || strcmp(text_to_cstring(PG_GETARG_TEXT_PP(0)), "register") == 0)
-		check_numbers_chains(&vs, PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1));
+PG_FUNCTION_INFO_V1(ioffice_audit_verify);
+Datum
+ioffice_audit_verify(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	VerifyState vs;
+	MemoryContext work;
+	Portal		cursor;
+
+	if (PG_ARGISNULL(0) && !PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("audit_verify needs the entity with its id")));
+
+	InitMaterializedSRF(fcinfo, 0);
+	memset(&vs, 0, sizeof(vs));
+	vs.out = rsinfo->setResult;
+	vs.desc = rsinfo->setDesc;
+	vs.whole = PG_ARGISNULL(0) && PG_ARGISNULL(1);
+	vs.has_entity_id = !PG_ARGISNULL(1);
+	vs.entity_id = vs.has_entity_id ? PG_GETARG_INT64(1) : 0;
+
+	work = AllocSetContextCreate(CurrentMemoryContext, "ioffice audit_verify",
+								 ALLOCSET_DEFAULT_SIZES);
+	vs.row_cxt = AllocSetContextCreate(work, "ioffice audit_verify row", ALLOCSET_DEFAULT_SIZES);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	if (!PG_ARGISNULL(0))
+	{
+		/* refused before it is read whole: it may be absurdly long */
+		check_entity(PG_GETARG_TEXT_PP(0));
+		vs.entity = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	}
+	/* the checkpoints themselves concern the whole trail, not one entity */
+	vs.heads = verify_checkpoints(&vs, work, vs.whole);
+
+	cursor = open_records(fcinfo);
+	walk_records(&vs, cursor);
+	SPI_cursor_close(cursor);
+
+	report_lost_chains(&vs);
+	if (vs.whole || strcmp(vs.entity, "register") == 0)
+		check_numbers_chains(&vs, vs.entity_id);
 
 	SPI_finish();
 	MemoryContextDelete(work);
@@ -623,6 +755,139 @@ check_numbers_chains(VerifyState *vs, int64 reg)
 }
 
 /*
+ * What one audit_seal() call builds, passed to each of its steps: the
+ * chain heads that moved, and the checkpoint made of them.
+ */
+typedef struct SealState
+{
+	SPITupleTable *moved;		/* chain, seq, hash, records since the last seal */
+	uint64		n;
+	int64		id;				/* the last checkpoint's, then the new one's; 0: none */
+	TimestampTz at;
+	int64		records;
+	bool		has_prev;
+	uint8		prev[HASH_LEN]; /* the last checkpoint's hash */
+	uint8		root[HASH_LEN];
+	uint8		hash[HASH_LEN];
+} SealState;
+
+/* The last checkpoint: its id and hash, which the new one links to. */
+static void
+read_last_checkpoint(SealState *ss)
+{
+	bool		isnull;
+
+	if (SPI_execute("SELECT id, hash FROM ioffice.audit_checkpoint ORDER BY id DESC LIMIT 1",
+					false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not read audit_checkpoint");
+	if (SPI_processed > 0)
+	{
+		ss->has_prev = get_hash(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, ss->prev);
+		ss->id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+											 &isnull));
+	}
+	else
+		ss->id = 0;
+}
+
+/* The heads now, of the chains whose head moved since it was last sealed. */
+static void
+read_moved_heads(SealState *ss)
+{
+	if (SPI_execute("SELECT h.chain, h.seq, h.hash, h.seq - coalesce(s.seq, 0) "
+					"  FROM (SELECT DISTINCT ON (chain) chain, seq, hash FROM ioffice.audit "
+					"         WHERE chain IS NOT NULL ORDER BY chain, seq DESC) h "
+					"  LEFT JOIN (SELECT DISTINCT ON (chain) chain, seq FROM ioffice.audit_checkpoint_head "
+					"              ORDER BY chain, checkpoint_id DESC) s ON s.chain = h.chain "
+					" WHERE s.seq IS DISTINCT FROM h.seq "
+					" ORDER BY h.chain COLLATE \"C\"", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not read the chain heads");
+	ss->moved = SPI_tuptable;
+	ss->n = SPI_processed;
+	if (ss->n > PG_INT32_MAX)
+		elog(ERROR, "ioffice: too many chains to seal at once");
+}
+
+/* The Merkle root over the moved heads, and how many records they add. */
+static void
+seal_root(SealState *ss)
+{
+	SPITupleTable *moved = ss->moved;
+	uint8		(*leaves)[HASH_LEN] = palloc(sizeof(*leaves) * ss->n);
+	uint64		i;
+	bool		isnull;
+
+	for (i = 0; i < ss->n; i++)
+	{
+		uint8		h[HASH_LEN];
+
+		memset(h, 0, HASH_LEN);
+		get_hash(moved->vals[i], moved->tupdesc, 3, h);
+		merkle_leaf(SPI_getvalue(moved->vals[i], moved->tupdesc, 1),
+					DatumGetInt64(SPI_getbinval(moved->vals[i], moved->tupdesc, 2, &isnull)),
+					h, leaves[i]);
+		ss->records += DatumGetInt64(SPI_getbinval(moved->vals[i], moved->tupdesc, 4, &isnull));
+	}
+	merkle_root(leaves, (int) ss->n, ss->root);
+}
+
+/* Number the new checkpoint, hash it (linked to the last one) and write its row. */
+static void
+write_checkpoint(SealState *ss)
+{
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[7] = {INT8OID, TIMESTAMPTZOID, INT4OID, INT8OID, BYTEAOID, BYTEAOID, BYTEAOID};
+	bool		isnull;
+
+	if (SPI_execute("SELECT nextval('ioffice.audit_checkpoint_id_seq')", false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not number the checkpoint");
+	ss->id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	checkpoint_hash(ss->id, ss->at, (int32) ss->n, ss->records, ss->root,
+					ss->has_prev ? ss->prev : NULL, ss->hash);
+
+	args[0] = Int64GetDatum(ss->id);
+	args[1] = TimestampTzGetDatum(ss->at);
+	args[2] = Int32GetDatum((int32) ss->n);
+	args[3] = Int64GetDatum(ss->records);
+	args[4] = PointerGetDatum(to_bytea(ss->root));
+	args[5] = ss->has_prev ? PointerGetDatum(to_bytea(ss->prev)) : (Datum) 0;
+	nulls[5] = ss->has_prev ? ' ' : 'n';
+	args[6] = PointerGetDatum(to_bytea(ss->hash));
+	if (SPI_execute_with_args("INSERT INTO ioffice.audit_checkpoint "
+							  "(id, at, chains, records, root, prev_hash, hash) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+							  7, types, args, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "ioffice: could not write the checkpoint");
+}
+
+/* The checkpoint's heads, one row each: what the next verification loads. */
+static void
+write_checkpoint_heads(SealState *ss)
+{
+	Oid			htypes[4] = {INT8OID, TEXTOID, INT8OID, BYTEAOID};
+	SPIPlanPtr	head_insert;
+	uint64		i;
+	bool		isnull;
+
+	head_insert = SPI_prepare("INSERT INTO ioffice.audit_checkpoint_head (checkpoint_id, chain, seq, hash) "
+							  "VALUES ($1, $2, $3, $4)", 4, htypes);
+	if (head_insert == NULL)
+		elog(ERROR, "ioffice: could not prepare the chain head insert");
+	for (i = 0; i < ss->n; i++)
+	{
+		Datum		hargs[4];
+
+		hargs[0] = Int64GetDatum(ss->id);
+		hargs[1] = SPI_getbinval(ss->moved->vals[i], ss->moved->tupdesc, 1, &isnull);
+		hargs[2] = SPI_getbinval(ss->moved->vals[i], ss->moved->tupdesc, 2, &isnull);
+		hargs[3] = SPI_getbinval(ss->moved->vals[i], ss->moved->tupdesc, 3, &isnull);
+		if (SPI_execute_plan(head_insert, hargs, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "ioffice: could not write a chain head");
+	}
+}
+
+/*
  * audit_seal(): a checkpoint of the heads of the chains that moved since the
  * last one.  Returns its id, or the last checkpoint's when nothing moved.
  * One sealer at a time (advisory lock); concurrent writers are not blocked:
@@ -632,108 +897,27 @@ PG_FUNCTION_INFO_V1(ioffice_audit_seal);
 Datum
 ioffice_audit_seal(PG_FUNCTION_ARGS)
 {
-	SPITupleTable *moved;
-	uint64		n;
-	uint64		i;
-	uint8		(*leaves)[HASH_LEN];
-	uint8		root[HASH_LEN];
-	uint8		prev[HASH_LEN];
-	uint8		hash[HASH_LEN];
-	bool		has_prev = false;
-	int64		id;
-	int64		records = 0;
-	TimestampTz at = GetCurrentTransactionStartTimestamp();
-	Datum		args[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	Oid			types[7] = {INT8OID, TIMESTAMPTZOID, INT4OID, INT8OID, BYTEAOID, BYTEAOID, BYTEAOID};
-	Oid			htypes[4] = {INT8OID, TEXTOID, INT8OID, BYTEAOID};
-	SPIPlanPtr	head_insert;
-	bool		isnull;
+	SealState	ss;
 
+	memset(&ss, 0, sizeof(ss));
+	ss.at = GetCurrentTransactionStartTimestamp();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
 	if (SPI_execute("SELECT pg_catalog.pg_advisory_xact_lock(1634, 1)", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "ioffice: could not take the sealer's lock");
 
-	if (SPI_execute("SELECT id, hash FROM ioffice.audit_checkpoint ORDER BY id DESC LIMIT 1",
-					false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "ioffice: could not read audit_checkpoint");
-	if (SPI_processed > 0)
-	{
-		has_prev = get_hash(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, prev);
-		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	}
-	else
-		id = 0;
-
-	/* heads now, against the last sealed head of each chain */
-	if (SPI_execute("SELECT h.chain, h.seq, h.hash, h.seq - coalesce(s.seq, 0) "
-					"  FROM (SELECT DISTINCT ON (chain) chain, seq, hash FROM ioffice.audit "
-					"         WHERE chain IS NOT NULL ORDER BY chain, seq DESC) h "
-					"  LEFT JOIN (SELECT DISTINCT ON (chain) chain, seq FROM ioffice.audit_checkpoint_head "
-					"              ORDER BY chain, checkpoint_id DESC) s ON s.chain = h.chain "
-					" WHERE s.seq IS DISTINCT FROM h.seq "
-					" ORDER BY h.chain COLLATE \"C\"", false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "ioffice: could not read the chain heads");
-	moved = SPI_tuptable;
-	n = SPI_processed;
-	if (n == 0)
+	read_last_checkpoint(&ss);
+	read_moved_heads(&ss);
+	if (ss.n == 0)
 	{
 		SPI_finish();
-		if (id == 0)
+		if (ss.id == 0)
 			PG_RETURN_NULL();
-		PG_RETURN_INT64(id);
+		PG_RETURN_INT64(ss.id);
 	}
-	if (n > PG_INT32_MAX)
-		elog(ERROR, "ioffice: too many chains to seal at once");
-
-	leaves = palloc(sizeof(*leaves) * n);
-	for (i = 0; i < n; i++)
-	{
-		uint8		h[HASH_LEN];
-
-		memset(h, 0, HASH_LEN);
-		get_hash(moved->vals[i], moved->tupdesc, 3, h);
-		merkle_leaf(SPI_getvalue(moved->vals[i], moved->tupdesc, 1),
-					DatumGetInt64(SPI_getbinval(moved->vals[i], moved->tupdesc, 2, &isnull)),
-					h, leaves[i]);
-		records += DatumGetInt64(SPI_getbinval(moved->vals[i], moved->tupdesc, 4, &isnull));
-	}
-	merkle_root(leaves, (int) n, root);
-
-	if (SPI_execute("SELECT nextval('ioffice.audit_checkpoint_id_seq')", false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "ioffice: could not number the checkpoint");
-	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	checkpoint_hash(id, at, (int32) n, records, root, has_prev ? prev : NULL, hash);
-
-	args[0] = Int64GetDatum(id);
-	args[1] = TimestampTzGetDatum(at);
-	args[2] = Int32GetDatum((int32) n);
-	args[3] = Int64GetDatum(records);
-	args[4] = PointerGetDatum(to_bytea(root));
-	args[5] = has_prev ? PointerGetDatum(to_bytea(prev)) : (Datum) 0;
-	nulls[5] = has_prev ? ' ' : 'n';
-	args[6] = PointerGetDatum(to_bytea(hash));
-	if (SPI_execute_with_args("INSERT INTO ioffice.audit_checkpoint "
-							  "(id, at, chains, records, root, prev_hash, hash) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-							  7, types, args, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "ioffice: could not write the checkpoint");
-	head_insert = SPI_prepare("INSERT INTO ioffice.audit_checkpoint_head (checkpoint_id, chain, seq, hash) "
-							  "VALUES ($1, $2, $3, $4)", 4, htypes);
-	if (head_insert == NULL)
-		elog(ERROR, "ioffice: could not prepare the chain head insert");
-	for (i = 0; i < n; i++)
-	{
-		Datum		hargs[4];
-
-		hargs[0] = Int64GetDatum(id);
-		hargs[1] = SPI_getbinval(moved->vals[i], moved->tupdesc, 1, &isnull);
-		hargs[2] = SPI_getbinval(moved->vals[i], moved->tupdesc, 2, &isnull);
-		hargs[3] = SPI_getbinval(moved->vals[i], moved->tupdesc, 3, &isnull);
-		if (SPI_execute_plan(head_insert, hargs, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "ioffice: could not write a chain head");
-	}
+	seal_root(&ss);
+	write_checkpoint(&ss);
+	write_checkpoint_heads(&ss);
 	SPI_finish();
-	PG_RETURN_INT64(id);
+	PG_RETURN_INT64(ss.id);
 }
