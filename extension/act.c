@@ -435,6 +435,174 @@ notify_receiver(ActContext *ctx)
 }
 
 /*
+ * The action, the receiver's login, the note and the options of act() and
+ * dossier_act() (arguments 1 to 4), checked before anything is read: an
+ * absurdly long name is refused unread, as an unknown one.  The note and
+ * the options go into ctx; the action and the login are returned.
+ */
+static char *
+read_arguments(ActContext *ctx, FunctionCallInfo fcinfo, char **to_login)
+{
+	char	   *action;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s needs an action", ctx->subject->function)));
+	action = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (strlen(action) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown action \"%.*s…\"", pg_mbcliplen(action, strlen(action), 40),
+						action)));
+	*to_login = NULL;
+	if (!PG_ARGISNULL(2))
+	{
+		*to_login = text_to_cstring(PG_GETARG_TEXT_PP(2));
+		if (strlen(*to_login) >= NAMEDATALEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("unknown person \"%.*s…\"",
+							pg_mbcliplen(*to_login, strlen(*to_login), 40), *to_login)));
+	}
+	if (!PG_ARGISNULL(3))
+	{
+		ctx->note = text_to_cstring(PG_GETARG_TEXT_PP(3));
+		if (pg_mbstrlen(ctx->note) > 2000)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the note is longer than 2000 characters")));
+	}
+	if (!PG_ARGISNULL(4))
+	{
+		ctx->options = PG_GETARG_JSONB_P(4);
+		if (!JB_ROOT_IS_OBJECT(ctx->options))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("options must be a JSON object")));
+	}
+	return action;
+}
+
+/*
+ * The rule the action follows from the subject's state: its workflow from
+ * the cache (refused while the rules a restore loaded are unsound), the
+ * transition into ctx->tr, and the state it leads to.
+ */
+static const WfState *
+find_rule(ActContext *ctx, const char *workflow_name, const char *action)
+{
+	const WfState *to_state;
+
+	ctx->workflow = ioffice_workflow_get(workflow_name);
+	if (ctx->workflow == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("%s follows workflow \"%s\", which does not exist",
+						ctx->name, workflow_name)));
+	if (ctx->workflow->problem != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the rules of workflow \"%s\" are not sound: %s",
+						ctx->workflow->name, ctx->workflow->problem),
+				 errdetail("Rules loaded from a dump are checked when they are first used."),
+				 errhint("SELECT * FROM ioffice.workflow_check() lists every problem; fix the rules with SQL.")));
+	ctx->tr = find_transition(ctx->workflow, action, ctx->state_before, ctx->name);
+	to_state = ioffice_workflow_state(ctx->workflow, ctx->tr->to_state);
+	if (to_state == NULL)
+		elog(ERROR, "ioffice: workflow %s has no state %s", ctx->workflow->name, ctx->tr->to_state);
+	return to_state;
+}
+
+/* The subject's last step and open main task: who holds it, who sent it. */
+static void
+read_open_task(ActContext *ctx)
+{
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(ctx->doc);
+	ioffice_exec(ctx->subject->open_task, values, NULL, 1);
+	ioffice_get_int32(0, 1, &ctx->last_step);
+	ioffice_get_int64(0, 2, &ctx->task_id);
+	ioffice_get_int64(0, 3, &ctx->holder);
+	ioffice_get_int64(0, 4, &ctx->sender);
+}
+
+/* The audit detail every act carries; guards and effects add to it. */
+static void
+begin_detail(ActContext *ctx)
+{
+	ctx->detail = ioffice_jsonb_begin();
+	ioffice_jsonb_add_text(ctx->detail, "label", ctx->tr->label);
+	if (ctx->receiver)
+		ioffice_jsonb_add_int(ctx->detail, "to", ctx->receiver);
+	if (ctx->note)
+		ioffice_jsonb_add_text(ctx->detail, "note", ctx->note);
+	ioffice_jsonb_add_jsonb(ctx->detail, "options", ctx->options);
+}
+
+/* The subject's new state. */
+static void
+move_subject(ActContext *ctx)
+{
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(ctx->doc);
+	values[1] = CStringGetTextDatum(ctx->tr->to_state);
+	ioffice_exec(ctx->subject->move, values, NULL, 0);
+}
+
+/*
+ * The holder's task is done: closed with the note when the subject goes to
+ * nobody (the note is then the last word on it), else with the label.
+ */
+static void
+close_holder_task(ActContext *ctx)
+{
+	Datum		values[4];
+
+	values[0] = Int64GetDatum(ctx->task_id);
+	values[1] = CStringGetTextDatum(ctx->receiver == 0 && ctx->note ? ctx->note : ctx->tr->label);
+	values[2] = Int64GetDatum(ctx->actor);
+	values[3] = CStringGetTextDatum(ctx->tr->action);
+	ioffice_exec(ctx->subject->task_close, values, NULL, 0);
+}
+
+/*
+ * The receiver's task, the next step: from the actor (for the holder they
+ * stand in for), with the note as request and the deadline option; then
+ * the receiver is told if the options ask for it.
+ */
+static void
+open_receiver_task(ActContext *ctx)
+{
+	Datum		values[9];
+	char		nulls[9];
+	JsonbValue *deadline = ioffice_jsonb_get(ctx->options, "deadline");
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(ctx->doc);
+	values[1] = Int32GetDatum(ctx->last_step + 1);
+	values[2] = CStringGetTextDatum(ctx->tr->action);
+	values[3] = Int64GetDatum(ctx->actor);
+	values[4] = Int64GetDatum(ctx->on_behalf_of);
+	nulls[4] = ctx->on_behalf_of ? ' ' : 'n';
+	values[5] = ctx->note ? CStringGetTextDatum(ctx->note) : (Datum) 0;
+	nulls[5] = ctx->note ? ' ' : 'n';
+	values[6] = Int64GetDatum(ctx->receiver);
+	if (deadline != NULL && deadline->type == jbvString)
+		values[7] = DirectFunctionCall1(date_in,
+										CStringGetDatum(pnstrdup(deadline->val.string.val,
+																 deadline->val.string.len)));
+	else
+		nulls[7] = 'n';
+	values[8] = JsonbPGetDatum(ctx->options);
+	ioffice_exec(ctx->subject->task_open, values, nulls, 0);
+	ctx->last_step++;
+	notify_receiver(ctx);
+}
+
+/*
  * One action on one subject.  fcinfo carries (key, action, to_login, note,
  * options) as act() and dossier_act() take them; the caller checked the key.
  */
@@ -443,52 +611,14 @@ ioffice_act_run(const WfSubject *subject, Datum key, FunctionCallInfo fcinfo)
 {
 	ActContext	ctx;
 	char	   *action;
-	char	   *to_login = NULL;
+	char	   *to_login;
 	char	   *workflow_name;
 	const WfState *to_state;
-	bool		hands_over;
-	Datum		values[9];
-	char		nulls[9];
-	JsonbValue *deadline;
 	text	   *result;
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.subject = subject;
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s needs an action", subject->function)));
-	action = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	if (strlen(action) >= NAMEDATALEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown action \"%.*s…\"", pg_mbcliplen(action, strlen(action), 40),
-						action)));
-	if (!PG_ARGISNULL(2))
-	{
-		to_login = text_to_cstring(PG_GETARG_TEXT_PP(2));
-		if (strlen(to_login) >= NAMEDATALEN)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("unknown person \"%.*s…\"",
-							pg_mbcliplen(to_login, strlen(to_login), 40), to_login)));
-	}
-	if (!PG_ARGISNULL(3))
-	{
-		ctx.note = text_to_cstring(PG_GETARG_TEXT_PP(3));
-		if (pg_mbstrlen(ctx.note) > 2000)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("the note is longer than 2000 characters")));
-	}
-	if (!PG_ARGISNULL(4))
-	{
-		ctx.options = PG_GETARG_JSONB_P(4);
-		if (!JB_ROOT_IS_OBJECT(ctx.options))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("options must be a JSON object")));
-	}
+	action = read_arguments(&ctx, fcinfo, &to_login);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
@@ -497,90 +627,27 @@ ioffice_act_run(const WfSubject *subject, Datum key, FunctionCallInfo fcinfo)
 
 	/* lock the subject: concurrent acts on it queue here */
 	workflow_name = subject->lock(&ctx, key);
-
-	ctx.workflow = ioffice_workflow_get(workflow_name);
-	if (ctx.workflow == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("%s follows workflow \"%s\", which does not exist",
-						ctx.name, workflow_name)));
-	if (ctx.workflow->problem != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the rules of workflow \"%s\" are not sound: %s",
-						ctx.workflow->name, ctx.workflow->problem),
-				 errdetail("Rules loaded from a dump are checked when they are first used."),
-				 errhint("SELECT * FROM ioffice.workflow_check() lists every problem; fix the rules with SQL.")));
-	ctx.tr = find_transition(ctx.workflow, action, ctx.state_before, ctx.name);
-	to_state = ioffice_workflow_state(ctx.workflow, ctx.tr->to_state);
-	if (to_state == NULL)
-		elog(ERROR, "ioffice: workflow %s has no state %s", ctx.workflow->name, ctx.tr->to_state);
-
-	values[0] = Int64GetDatum(ctx.doc);
-	ioffice_exec(subject->open_task, values, NULL, 1);
-	ioffice_get_int32(0, 1, &ctx.last_step);
-	ioffice_get_int64(0, 2, &ctx.task_id);
-	ioffice_get_int64(0, 3, &ctx.holder);
-	ioffice_get_int64(0, 4, &ctx.sender);
+	to_state = find_rule(&ctx, workflow_name, action);
+	read_open_task(&ctx);
 
 	check_actor(&ctx);
 	if (ctx.options == NULL)
 		ctx.options = ioffice_jsonb_end(ioffice_jsonb_begin());
 	check_options(&ctx);
 	choose_receiver(&ctx, to_login);
-
-	ctx.detail = ioffice_jsonb_begin();
-	ioffice_jsonb_add_text(ctx.detail, "label", ctx.tr->label);
-	if (ctx.receiver)
-		ioffice_jsonb_add_int(ctx.detail, "to", ctx.receiver);
-	if (ctx.note)
-		ioffice_jsonb_add_text(ctx.detail, "note", ctx.note);
-	ioffice_jsonb_add_jsonb(ctx.detail, "options", ctx.options);
+	begin_detail(&ctx);
 
 	run_steps(&ctx, ctx.tr->guards, ioffice_guards, "guard");
-
-	/* move */
-	values[0] = Int64GetDatum(ctx.doc);
-	values[1] = CStringGetTextDatum(ctx.tr->to_state);
-	ioffice_exec(subject->move, values, NULL, 0);
+	move_subject(&ctx);
 
 	/*
 	 * A hand-over (or the end of the flow) closes the holder's task; an act
 	 * that keeps the subject with its holder (sign, a pause) leaves it open.
 	 */
-	hands_over = ctx.receiver != 0 || to_state->final;
-	if (hands_over && ctx.task_id != 0)
-	{
-		values[0] = Int64GetDatum(ctx.task_id);
-		values[1] = CStringGetTextDatum(ctx.receiver == 0 && ctx.note ? ctx.note : ctx.tr->label);
-		values[2] = Int64GetDatum(ctx.actor);
-		values[3] = CStringGetTextDatum(ctx.tr->action);
-		ioffice_exec(subject->task_close, values, NULL, 0);
-	}
+	if ((ctx.receiver != 0 || to_state->final) && ctx.task_id != 0)
+		close_holder_task(&ctx);
 	if (ctx.receiver != 0)
-	{
-		memset(nulls, ' ', sizeof(nulls));
-		deadline = ioffice_jsonb_get(ctx.options, "deadline");
-		values[0] = Int64GetDatum(ctx.doc);
-		values[1] = Int32GetDatum(ctx.last_step + 1);
-		values[2] = CStringGetTextDatum(ctx.tr->action);
-		values[3] = Int64GetDatum(ctx.actor);
-		values[4] = Int64GetDatum(ctx.on_behalf_of);
-		nulls[4] = ctx.on_behalf_of ? ' ' : 'n';
-		values[5] = ctx.note ? CStringGetTextDatum(ctx.note) : (Datum) 0;
-		nulls[5] = ctx.note ? ' ' : 'n';
-		values[6] = Int64GetDatum(ctx.receiver);
-		if (deadline != NULL && deadline->type == jbvString)
-			values[7] = DirectFunctionCall1(date_in,
-											CStringGetDatum(pnstrdup(deadline->val.string.val,
-																	 deadline->val.string.len)));
-		else
-			nulls[7] = 'n';
-		values[8] = JsonbPGetDatum(ctx.options);
-		ioffice_exec(subject->task_open, values, nulls, 0);
-		ctx.last_step++;
-		notify_receiver(&ctx);
-	}
+		open_receiver_task(&ctx);
 
 	run_steps(&ctx, ctx.tr->effects, ioffice_effects, "effect");
 	if (subject->after)
@@ -589,6 +656,7 @@ ioffice_act_run(const WfSubject *subject, Datum key, FunctionCallInfo fcinfo)
 	ioffice_audit(ctx.actor, ctx.on_behalf_of, subject->entity, ctx.doc, ctx.tr->action,
 				  ctx.state_before, ctx.tr->to_state, ioffice_jsonb_end(ctx.detail));
 
+	/* in the caller's memory: SPI_finish frees ours */
 	result = (text *) SPI_palloc(VARHDRSZ + strlen(ctx.tr->to_state));
 	SET_VARSIZE(result, VARHDRSZ + strlen(ctx.tr->to_state));
 	memcpy(VARDATA(result), ctx.tr->to_state, strlen(ctx.tr->to_state));
