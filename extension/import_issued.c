@@ -95,6 +95,54 @@ field_context(void *arg)
 	errcontext("payload.%s", (const char *) arg);
 }
 
+/*
+ * Base64 content, as encode() writes it or any client does: line breaks
+ * (MIME style) and blanks are not part of the data.  Empty content is
+ * refused: a file of nothing is a mistake of the sender.
+ */
+static bytea *
+decode_content(JsonbValue *content, const char *field)
+{
+	char	   *clean = palloc(content->val.string.len + 1);
+	int			len = 0;
+	int			dlen;
+	int			n;
+	int			i;
+	bytea	   *bytes;
+
+	for (i = 0; i < content->val.string.len; i++)
+	{
+		char		c = content->val.string.val[i];
+
+		if (c != '\n' && c != '\r' && c != ' ' && c != '\t')
+			clean[len++] = c;
+	}
+	dlen = pg_b64_dec_len(len);
+	bytes = palloc(VARHDRSZ + dlen + 1);
+	n = pg_b64_decode(clean, len, VARDATA(bytes), dlen);
+	if (n < 0)
+		bad(psprintf("%s.content", field), "is not valid base64");
+	if (n == 0)
+		bad(psprintf("%s.content", field), "is empty");
+	SET_VARSIZE(bytes, VARHDRSZ + n);
+	return bytes;
+}
+
+/* the checks of attach(), with the field named in the error's context */
+static void
+check_as_attach(ImportFile *f, const char *field)
+{
+	ErrorContextCallback cb;
+
+	cb.callback = field_context;
+	cb.arg = (void *) field;
+	cb.previous = error_context_stack;
+	error_context_stack = &cb;
+	ioffice_check_file_name(f->name);
+	f->kind = ioffice_check_file_content(f->name, f->content);
+	error_context_stack = cb.previous;
+}
+
 /* {name, content (base64)}: checked like attach() checks a file */
 static ImportFile *
 read_file(JsonbValue *v, const char *field, bool interconnection)
@@ -102,9 +150,6 @@ read_file(JsonbValue *v, const char *field, bool interconnection)
 	ImportFile *f = palloc0(sizeof(ImportFile));
 	JsonbValue *name;
 	JsonbValue *content;
-	int			dlen;
-	bytea	   *bytes;
-	int			n;
 
 	if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
 		bad(field, "must be an object {name, content}");
@@ -119,43 +164,9 @@ read_file(JsonbValue *v, const char *field, bool interconnection)
 	if (content->type != jbvString)
 		bad(psprintf("%s.content", field), "must be a base64 string");
 
-	/* line breaks (MIME style, as encode() writes them) are not part of the data */
-	{
-		char	   *clean = palloc(content->val.string.len + 1);
-		int			len = 0;
-		int			i;
-
-		for (i = 0; i < content->val.string.len; i++)
-		{
-			char		c = content->val.string.val[i];
-
-			if (c != '\n' && c != '\r' && c != ' ' && c != '\t')
-				clean[len++] = c;
-		}
-		dlen = pg_b64_dec_len(len);
-		bytes = palloc(VARHDRSZ + dlen + 1);
-		n = pg_b64_decode(clean, len, VARDATA(bytes), dlen);
-	}
-	if (n < 0)
-		bad(psprintf("%s.content", field), "is not valid base64");
-	if (n == 0)
-		bad(psprintf("%s.content", field), "is empty");
-	SET_VARSIZE(bytes, VARHDRSZ + n);
+	f->content = decode_content(content, field);
 	f->name = cstring_to_text_with_len(name->val.string.val, name->val.string.len);
-	f->content = bytes;
-
-	/* the checks of attach(), with the field named in the error's context */
-	{
-		ErrorContextCallback cb;
-
-		cb.callback = field_context;
-		cb.arg = (void *) field;
-		cb.previous = error_context_stack;
-		error_context_stack = &cb;
-		ioffice_check_file_name(f->name);
-		f->kind = ioffice_check_file_content(f->name, f->content);
-		error_context_stack = cb.previous;
-	}
+	check_as_attach(f, field);
 	if (interconnection && !ioffice_kind_interconnectable(f->kind))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -164,19 +175,17 @@ read_file(JsonbValue *v, const char *field, bool interconnection)
 	return f;
 }
 
+/* A payload is an object of the known fields only: a misspelt one is refused, not ignored. */
 static void
-read_payload(Jsonb *payload, ImportPayload *p)
+check_fields(Jsonb *payload)
 {
-	List	   *keys;
 	ListCell   *lc;
-	JsonbValue *v;
 
 	if (!JB_ROOT_IS_OBJECT(payload))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("payload must be a JSON object")));
-	keys = ioffice_jsonb_keys(payload);
-	foreach(lc, keys)
+	foreach(lc, ioffice_jsonb_keys(payload))
 	{
 		int			i;
 		bool		known = false;
@@ -189,7 +198,45 @@ read_payload(Jsonb *payload, ImportPayload *p)
 					 errmsg("unknown field payload.%s", (char *) lfirst(lc)),
 					 errhint("Fields: external_id, agency_code, doc_type, abstract, signer, register, issued_on, dossier_code, files, trail.")));
 	}
+}
 
+/* payload.files: 1 to 50 files of the kinds interconnection accepts */
+static List *
+read_files(Jsonb *payload)
+{
+	JsonbValue *v = ioffice_jsonb_get(payload, "files");
+	JsonbIterator *it;
+	JsonbValue	elem;
+	JsonbIteratorToken tok;
+	List	   *files = NIL;
+	int			i = 0;
+
+	if (v == NULL || v->type == jbvNull)
+		bad("files", "is missing");
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		bad("files", "must be an array of {name, content}");
+	/* counted before any content is decoded */
+	if (JsonContainerSize(v->val.binary.data) > 50)
+		bad("files", "has more than 50 files");
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+	{
+		if (tok != WJB_ELEM)
+			continue;
+		files = lappend(files, read_file(&elem, psprintf("files[%d]", i), true));
+		i++;
+	}
+	if (i == 0)
+		bad("files", "is empty: the result needs its signed file");
+	return files;
+}
+
+static void
+read_payload(Jsonb *payload, ImportPayload *p)
+{
+	JsonbValue *v;
+
+	check_fields(payload);
 	p->external_id = get_string(payload, "external_id", true, 200);
 	p->agency_code = get_string(payload, "agency_code", true, 13);
 	p->doc_type = get_string(payload, "doc_type", true, 20);
@@ -208,31 +255,7 @@ read_payload(Jsonb *payload, ImportPayload *p)
 			bad("register", "must be a register id");
 	}
 
-	v = ioffice_jsonb_get(payload, "files");
-	if (v == NULL || v->type == jbvNull)
-		bad("files", "is missing");
-	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
-		bad("files", "must be an array of {name, content}");
-	{
-		JsonbIterator *it = JsonbIteratorInit(v->val.binary.data);
-		JsonbValue	elem;
-		JsonbIteratorToken tok;
-		int			i = 0;
-
-		/* counted before any content is decoded */
-		if (JsonContainerSize(v->val.binary.data) > 50)
-			bad("files", "has more than 50 files");
-		while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
-		{
-			if (tok != WJB_ELEM)
-				continue;
-			p->files = lappend(p->files, read_file(&elem, psprintf("files[%d]", i), true));
-			i++;
-		}
-		if (i == 0)
-			bad("files", "is empty: the result needs its signed file");
-	}
-
+	p->files = read_files(payload);
 	v = ioffice_jsonb_get(payload, "trail");
 	if (v == NULL || v->type == jbvNull)
 		bad("trail", "is missing");
@@ -293,145 +316,202 @@ agency_of_code(const char *code)
 	return id;
 }
 
+/*
+ * What one import_issued() call knows, passed to each of its steps: the
+ * checked payload, the people and agency it names, and what it made.
+ */
+typedef struct ImportState
+{
+	ReturnSetInfo *rsinfo;
+	Jsonb	   *payload;
+	ImportPayload p;
+	int64		actor;			/* the clerk the application acts for */
+	int64		agency;
+	int64		signer;
+	int64		doc;
+	IssueRequest req;			/* the number and symbol it was issued under */
+} ImportState;
+
+/* a trusted application hands results over, for a clerk it names */
+static void
+require_application(void)
+{
+	Oid			app_role = get_role_oid("ioffice_app", true);
+
+	if (!OidIsValid(app_role) || !is_member_of_role(GetOuterUserId(), app_role))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only an application (member of ioffice_app) may import issued results")));
+}
+
+/* The clerk acting, of the named agency; the signer; a known document type. */
+static void
+resolve_parties(ImportState *st)
+{
+	st->actor = ioffice_resolve_actor(false);
+	st->agency = agency_of_code(st->p.agency_code);
+	if (!ioffice_person_is_clerk_of(st->actor, st->agency))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only a clerk of agency %s may register its issued results",
+						st->p.agency_code)));
+	st->signer = ioffice_person_id(st->p.signer);
+	ioffice_check_doc_type(st->p.doc_type);
+}
+
+/* one row of the result: (document, number, symbol) */
+static void
+put_result(ImportState *st, int64 doc, int32 number, const char *symbol)
+{
+	Datum		out[3];
+	bool		out_nulls[3] = {false, false, false};
+
+	out[0] = Int64GetDatum(doc);
+	out[1] = Int32GetDatum(number);
+	out[2] = CStringGetTextDatum(symbol);
+	tuplestore_putvalues(st->rsinfo->setResult, st->rsinfo->setDesc, out, out_nulls);
+}
+
+/*
+ * Claim the external id for this payload (its SHA-256).  A concurrent claim
+ * of the same id waits here until the first commits or rolls back.  Returns
+ * false when the id was imported before: the same payload is answered with
+ * what that import created, another payload is refused.
+ */
+static bool
+claim_external_id(ImportState *st)
+{
+	Datum		values[3];
+	bytea	   *hash;
+	bool		same = false;
+	int32		number = 0;
+
+	hash = ioffice_sha256((bytea *) cstring_to_text(JsonbToCString(NULL, &st->payload->root,
+																	VARSIZE(st->payload))));
+	values[0] = CStringGetTextDatum(st->p.external_id);
+	values[1] = PointerGetDatum(hash);
+	values[2] = Int64GetDatum(st->actor);
+	ioffice_exec(&claim, values, NULL, 1);
+	if (SPI_processed > 0)
+		return true;
+
+	ioffice_exec(&claimed, values, NULL, 1);
+	ioffice_get_bool(0, 1, &same);
+	if (!same)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("external id \"%s\" was already imported with another payload",
+						st->p.external_id)));
+	/* a row edited by hand may lack its document: say so, do not guess */
+	if (!ioffice_get_int64(0, 2, &st->doc) || !ioffice_get_int32(0, 3, &number) ||
+		ioffice_get_text(0, 4) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("import of external id \"%s\" is recorded without its document, number or symbol",
+						st->p.external_id),
+				 errhint("Check the row of ioffice.import_issued for this external id.")));
+	put_result(st, st->doc, number, ioffice_get_text(0, 4));
+	return false;
+}
+
+/* The document, awaiting issue, with its files and the dossier's trail. */
+static void
+create_document(ImportState *st)
+{
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	JsonbBuild *detail;
+	ListCell   *lc;
+
+	values[0] = CStringGetTextDatum(st->p.doc_type);
+	values[1] = CStringGetTextDatum(st->p.abstract);
+	values[2] = Int64GetDatum(st->agency);
+	values[3] = Int64GetDatum(st->actor);
+	values[4] = Int64GetDatum(st->signer);
+	values[5] = st->p.dossier_code ? CStringGetTextDatum(psprintf("Hồ sơ %s", st->p.dossier_code))
+		: (Datum) 0;
+	nulls[5] = st->p.dossier_code ? ' ' : 'n';
+	ioffice_exec(&import_insert, values, nulls, 1);
+	ioffice_get_int64(0, 1, &st->doc);
+
+	detail = ioffice_jsonb_begin();
+	ioffice_jsonb_add_text(detail, "external_id", st->p.external_id);
+	if (st->p.dossier_code)
+		ioffice_jsonb_add_text(detail, "dossier", st->p.dossier_code);
+	ioffice_audit(st->actor, 0, "document", st->doc, "import", NULL, "awaiting_issue",
+				  ioffice_jsonb_end(detail));
+	foreach(lc, st->p.files)
+	{
+		ImportFile *f = lfirst(lc);
+
+		ioffice_add_document_file(st->doc, f->name, f->content, f->kind, st->actor, "attach");
+	}
+	ioffice_add_document_file(st->doc, st->p.trail->name, st->p.trail->content,
+							  st->p.trail->kind, st->actor, "attach_trail");
+}
+
+/*
+ * The document's number from the register, as act()'s issue takes it; the
+ * document issued; the claim completed with what it got.
+ */
+static void
+issue_document(ImportState *st)
+{
+	IssueRequest *req = &st->req;
+	Datum		values[4];
+	JsonbBuild *detail = ioffice_jsonb_begin();
+
+	ioffice_jsonb_add_text(detail, "external_id", st->p.external_id);
+	req->doc = st->doc;
+	req->actor = st->actor;
+	req->agency = st->agency;
+	req->doc_type = st->p.doc_type;
+	req->confidentiality = "normal";
+	req->drafting_unit = st->agency;
+	req->given_register = st->p.register_id;
+	req->issued_on = st->p.issued_on;
+	req->detail = detail;
+	ioffice_issue_number(req);
+	values[0] = Int64GetDatum(st->doc);
+	ioffice_exec(&import_issued_state, values, NULL, 0);
+	ioffice_audit(st->actor, 0, "document", st->doc, "issue", "awaiting_issue", "issued",
+				  ioffice_jsonb_end(detail));
+
+	values[0] = CStringGetTextDatum(st->p.external_id);
+	values[1] = Int64GetDatum(st->doc);
+	values[2] = Int32GetDatum(req->number);
+	values[3] = CStringGetTextDatum(req->symbol);
+	ioffice_exec(&claim_done, values, NULL, 0);
+}
+
 PG_FUNCTION_INFO_V1(ioffice_import_issued);
 Datum
 ioffice_import_issued(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Jsonb	   *payload;
-	ImportPayload p;
-	int64		actor;
-	int64		agency;
-	int64		signer;
-	bytea	   *hash;
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	Datum		out[3];
-	bool		out_nulls[3] = {false, false, false};
-	int64		doc = 0;
-	Oid			app_role;
-	ListCell   *lc;
-	IssueRequest req;
-	JsonbBuild *detail;
+	ImportState st;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("import_issued needs a payload")));
-	payload = PG_GETARG_JSONB_P(0);
-	memset(&p, 0, sizeof(p));
+	memset(&st, 0, sizeof(st));
+	st.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	st.payload = PG_GETARG_JSONB_P(0);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
-	/* a trusted application hands results over, for a clerk it names */
-	app_role = get_role_oid("ioffice_app", true);
-	if (!OidIsValid(app_role) || !is_member_of_role(GetOuterUserId(), app_role))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only an application (member of ioffice_app) may import issued results")));
-
-	read_payload(payload, &p);
+	require_application();
+	read_payload(st.payload, &st.p);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
 	ioffice_engine_enter();
-	actor = ioffice_resolve_actor(false);
-	agency = agency_of_code(p.agency_code);
-	if (!ioffice_person_is_clerk_of(actor, agency))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only a clerk of agency %s may register its issued results", p.agency_code)));
-	signer = ioffice_person_id(p.signer);
-	ioffice_check_doc_type(p.doc_type);
-
-	/* claim the external id; a concurrent claim of the same id waits here */
-	hash = ioffice_sha256((bytea *) cstring_to_text(JsonbToCString(NULL, &payload->root,
-																	VARSIZE(payload))));
-	values[0] = CStringGetTextDatum(p.external_id);
-	values[1] = PointerGetDatum(hash);
-	values[2] = Int64GetDatum(actor);
-	ioffice_exec(&claim, values, NULL, 1);
-	if (SPI_processed == 0)
+	resolve_parties(&st);
+	if (claim_external_id(&st))
 	{
-		bool		same = false;
-		int32		number = 0;
-
-		ioffice_exec(&claimed, values, NULL, 1);
-		ioffice_get_bool(0, 1, &same);
-		if (!same)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNIQUE_VIOLATION),
-					 errmsg("external id \"%s\" was already imported with another payload",
-							p.external_id)));
-		/* a row edited by hand may lack its document: say so, do not guess */
-		if (!ioffice_get_int64(0, 2, &doc) || !ioffice_get_int32(0, 3, &number) ||
-			ioffice_get_text(0, 4) == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("import of external id \"%s\" is recorded without its document, number or symbol",
-							p.external_id),
-					 errhint("Check the row of ioffice.import_issued for this external id.")));
-		out[0] = Int64GetDatum(doc);
-		out[1] = Int32GetDatum(number);
-		out[2] = CStringGetTextDatum(ioffice_get_text(0, 4));
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, out_nulls);
-		ioffice_engine_leave();
-		SPI_finish();
-		return (Datum) 0;
+		create_document(&st);
+		issue_document(&st);
+		put_result(&st, st.doc, st.req.number, st.req.symbol);
 	}
-
-	values[0] = CStringGetTextDatum(p.doc_type);
-	values[1] = CStringGetTextDatum(p.abstract);
-	values[2] = Int64GetDatum(agency);
-	values[3] = Int64GetDatum(actor);
-	values[4] = Int64GetDatum(signer);
-	values[5] = p.dossier_code ? CStringGetTextDatum(psprintf("Hồ sơ %s", p.dossier_code)) : (Datum) 0;
-	nulls[5] = p.dossier_code ? ' ' : 'n';
-	ioffice_exec(&import_insert, values, nulls, 1);
-	ioffice_get_int64(0, 1, &doc);
-
-	detail = ioffice_jsonb_begin();
-	ioffice_jsonb_add_text(detail, "external_id", p.external_id);
-	if (p.dossier_code)
-		ioffice_jsonb_add_text(detail, "dossier", p.dossier_code);
-	ioffice_audit(actor, 0, "document", doc, "import", NULL, "awaiting_issue",
-				  ioffice_jsonb_end(detail));
-	foreach(lc, p.files)
-	{
-		ImportFile *f = lfirst(lc);
-
-		ioffice_add_document_file(doc, f->name, f->content, f->kind, actor, "attach");
-	}
-	ioffice_add_document_file(doc, p.trail->name, p.trail->content, p.trail->kind, actor,
-							  "attach_trail");
-
-	detail = ioffice_jsonb_begin();
-	ioffice_jsonb_add_text(detail, "external_id", p.external_id);
-	memset(&req, 0, sizeof(req));
-	req.doc = doc;
-	req.actor = actor;
-	req.agency = agency;
-	req.doc_type = p.doc_type;
-	req.confidentiality = "normal";
-	req.drafting_unit = agency;
-	req.given_register = p.register_id;
-	req.issued_on = p.issued_on;
-	req.detail = detail;
-	ioffice_issue_number(&req);
-	values[0] = Int64GetDatum(doc);
-	ioffice_exec(&import_issued_state, values, NULL, 0);
-	ioffice_audit(actor, 0, "document", doc, "issue", "awaiting_issue", "issued",
-				  ioffice_jsonb_end(detail));
-
-	values[0] = CStringGetTextDatum(p.external_id);
-	values[1] = Int64GetDatum(doc);
-	values[2] = Int32GetDatum(req.number);
-	values[3] = CStringGetTextDatum(req.symbol);
-	ioffice_exec(&claim_done, values, NULL, 0);
-
-	out[0] = Int64GetDatum(doc);
-	out[1] = Int32GetDatum(req.number);
-	out[2] = CStringGetTextDatum(req.symbol);
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, out_nulls);
 	ioffice_engine_leave();
 	SPI_finish();
 	return (Datum) 0;
