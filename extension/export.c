@@ -75,13 +75,14 @@ export_utf8_chars(const char *s)
 	return n;
 }
 
-void
-export_add_spi_rows(ExportTable *t)
+/*
+ * The query's columns must have the types the table's columns read: a
+ * mismatch is a mistake in our own query, caught before any row is read.
+ */
+static void
+check_spi_columns(const ExportTable *t, TupleDesc desc)
 {
-	TupleDesc	desc = SPI_tuptable->tupdesc;
-	int			n = (int) SPI_processed;
-	int			i,
-				c;
+	int			c;
 
 	if (desc->natts < t->ncolumns)
 		elog(ERROR, "ioffice: export query has %d columns, the table %d", desc->natts,
@@ -108,7 +109,52 @@ export_add_spi_rows(ExportTable *t)
 		if (!ok)
 			elog(ERROR, "ioffice: export column %d has type %u", c + 1, type);
 	}
+}
 
+/* One value of SPI_tuptable, as its column's kind keeps it. */
+static void
+read_spi_value(const ExportColumn *col, TupleDesc desc, int row, int c, ExportValue *v)
+{
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], desc, c + 1, &v->isnull);
+
+	if (v->isnull)
+		return;
+	switch (col->kind)
+	{
+		case EXPORT_TEXT:
+			v->v.text = export_spi_text(row, c + 1);
+			break;
+		case EXPORT_INT:
+			switch (SPI_gettypeid(desc, c + 1))
+			{
+				case INT2OID:
+					v->v.integer = DatumGetInt16(d);
+					break;
+				case INT4OID:
+					v->v.integer = DatumGetInt32(d);
+					break;
+				default:
+					v->v.integer = DatumGetInt64(d);
+			}
+			break;
+		case EXPORT_DATE:
+			v->v.date = DatumGetDateADT(d);
+			break;
+		case EXPORT_TIMESTAMP:
+			v->v.timestamp = DatumGetTimestamp(d);
+			break;
+	}
+}
+
+void
+export_add_spi_rows(ExportTable *t)
+{
+	TupleDesc	desc = SPI_tuptable->tupdesc;
+	int			n = (int) SPI_processed;
+	int			i,
+				c;
+
+	check_spi_columns(t, desc);
 	if (t->cells == NULL)
 		t->cells = palloc0(sizeof(ExportValue) * t->ncolumns * Max(n, 1));
 	else
@@ -118,38 +164,7 @@ export_add_spi_rows(ExportTable *t)
 		ExportValue *row = &t->cells[(t->nrows + i) * t->ncolumns];
 
 		for (c = 0; c < t->ncolumns; c++)
-		{
-			ExportValue *v = &row[c];
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[i], desc, c + 1, &v->isnull);
-
-			if (v->isnull)
-				continue;
-			switch (t->columns[c].kind)
-			{
-				case EXPORT_TEXT:
-					v->v.text = export_spi_text(i, c + 1);
-					break;
-				case EXPORT_INT:
-					switch (SPI_gettypeid(desc, c + 1))
-					{
-						case INT2OID:
-							v->v.integer = DatumGetInt16(d);
-							break;
-						case INT4OID:
-							v->v.integer = DatumGetInt32(d);
-							break;
-						default:
-							v->v.integer = DatumGetInt64(d);
-					}
-					break;
-				case EXPORT_DATE:
-					v->v.date = DatumGetDateADT(d);
-					break;
-				case EXPORT_TIMESTAMP:
-					v->v.timestamp = DatumGetTimestamp(d);
-					break;
-			}
-		}
+			read_spi_value(&t->columns[c], desc, i, c, &row[c]);
 	}
 	t->nrows += n;
 }
@@ -365,133 +380,163 @@ new_format(const ExportTable *t, lxw_workbook *wb, bool bordered)
 	return f;
 }
 
-/* Build the workbook in st->workbook and write it to st->file. */
-static void
-build_xlsx(const ExportTable *t, ExportState *st)
+/*
+ * The workbook being built, passed to each step of build_xlsx(): the table,
+ * the sheet, and the cell formats, made once per workbook (libxlsxwriter
+ * keeps every format until the workbook is closed).
+ */
+typedef struct XlsxSheet
 {
-	lxw_workbook_options options = {0};
-	lxw_doc_properties props = {0};
+	const ExportTable *t;
 	lxw_workbook *wb;
 	lxw_worksheet *ws;
-	lxw_format *title,
-			   *info,
-			   *head,
-			   *cell,
-			   *center,
-			   *when,
-			   *day;
-	lxw_error	err;
-	int			heading_row = t->ntitles + 1;	/* an empty row between */
-	int			last = t->ncolumns - 1;
+	int			heading_row;	/* below the titles and an empty row */
+	lxw_format *title;			/* a big title line */
+	lxw_format *info;			/* another title line */
+	lxw_format *head;			/* column headings */
+	lxw_format *cell;			/* text */
+	lxw_format *center;			/* centred text, numbers */
+	lxw_format *when;			/* timestamps */
+	lxw_format *day;			/* dates */
+} XlsxSheet;
+
+/* the formats of the sheet: Times New Roman 12, as the seed's printouts */
+static void
+add_formats(XlsxSheet *x)
+{
+	x->title = new_format(x->t, x->wb, false);
+	format_set_bold(x->title);
+	format_set_font_size(x->title, 14);
+	format_set_align(x->title, LXW_ALIGN_CENTER);
+	x->info = new_format(x->t, x->wb, false);
+	x->head = new_format(x->t, x->wb, true);
+	format_set_bold(x->head);
+	format_set_align(x->head, LXW_ALIGN_CENTER);
+	format_set_align(x->head, LXW_ALIGN_VERTICAL_CENTER);
+	format_set_bg_color(x->head, 0xD9D9D9);
+	x->cell = new_format(x->t, x->wb, true);
+	x->center = new_format(x->t, x->wb, true);
+	format_set_align(x->center, LXW_ALIGN_CENTER);
+	x->when = new_format(x->t, x->wb, true);
+	format_set_align(x->when, LXW_ALIGN_CENTER);
+	format_set_num_format(x->when, "dd/mm/yyyy hh:mm");
+	x->day = new_format(x->t, x->wb, true);
+	format_set_align(x->day, LXW_ALIGN_CENTER);
+	format_set_num_format(x->day, "dd/mm/yyyy");
+}
+
+/* The title lines above the table, merged across its columns; then the column headings. */
+static void
+write_titles(XlsxSheet *x)
+{
+	const ExportTable *t = x->t;
 	int			i,
 				c;
 
-	options.tmpdir = st->dir;	/* its own scratch files go to our private directory */
-	st->workbook = wb = workbook_new_opt(st->file, &options);
-	if (wb == NULL)
-		xlsx_out_of_memory(t);
-	ws = workbook_add_worksheet(wb, t->sheet);
-	if (ws == NULL)
-		xlsx_out_of_memory(t);
-
-	title = new_format(t, wb, false);
-	format_set_bold(title);
-	format_set_font_size(title, 14);
-	format_set_align(title, LXW_ALIGN_CENTER);
-	info = new_format(t, wb, false);
-	head = new_format(t, wb, true);
-	format_set_bold(head);
-	format_set_align(head, LXW_ALIGN_CENTER);
-	format_set_align(head, LXW_ALIGN_VERTICAL_CENTER);
-	format_set_bg_color(head, 0xD9D9D9);
-	cell = new_format(t, wb, true);
-	center = new_format(t, wb, true);
-	format_set_align(center, LXW_ALIGN_CENTER);
-	when = new_format(t, wb, true);
-	format_set_align(when, LXW_ALIGN_CENTER);
-	format_set_num_format(when, "dd/mm/yyyy hh:mm");
-	day = new_format(t, wb, true);
-	format_set_align(day, LXW_ALIGN_CENTER);
-	format_set_num_format(day, "dd/mm/yyyy");
-
-	props.title = unconstify(char *, t->doc_title);
-	props.subject = unconstify(char *, t->doc_subject);
-	xlsx_check(t, workbook_set_properties(wb, &props), "properties");
-
 	for (c = 0; c < t->ncolumns; c++)
-		xlsx_check(t, worksheet_set_column(ws, c, c, t->columns[c].width, NULL), "column");
-
+		xlsx_check(t, worksheet_set_column(x->ws, c, c, t->columns[c].width, NULL), "column");
 	for (i = 0; i < t->ntitles; i++)
 	{
 		const ExportTitle *line = &t->titles[i];
 
-		xlsx_check(t, worksheet_merge_range(ws, i, 0, i, last, xlsx_text(line->text),
-											line->big ? title : info), "title");
+		xlsx_check(t, worksheet_merge_range(x->ws, i, 0, i, t->ncolumns - 1,
+											xlsx_text(line->text),
+											line->big ? x->title : x->info), "title");
 		/* Excel does not fit the height of merged cells: the caller says it */
 		if (line->height > 0)
-			xlsx_check(t, worksheet_set_row(ws, i, line->height, NULL), "title row");
+			xlsx_check(t, worksheet_set_row(x->ws, i, line->height, NULL), "title row");
 	}
-
 	for (c = 0; c < t->ncolumns; c++)
-		xlsx_check(t, worksheet_write_string(ws, heading_row, c, t->columns[c].heading, head),
-				   "heading");
+		xlsx_check(t, worksheet_write_string(x->ws, x->heading_row, c, t->columns[c].heading,
+											 x->head), "heading");
+}
+
+/* the format of a column's cells: dates and numbers centred, text as the column says */
+static lxw_format *
+column_format(const XlsxSheet *x, const ExportColumn *col)
+{
+	switch (col->kind)
+	{
+		case EXPORT_DATE:
+			return x->day;
+		case EXPORT_TIMESTAMP:
+			return x->when;
+		case EXPORT_INT:
+			return x->center;
+		default:
+			return col->center ? x->center : x->cell;
+	}
+}
+
+/* One cell, as the kind of its column: a number, a real date, or text. */
+static void
+write_cell(XlsxSheet *x, int row, int c, const ExportValue *v)
+{
+	const ExportTable *t = x->t;
+	const ExportColumn *col = &t->columns[c];
+	lxw_format *fmt = column_format(x, col);
+
+	if (v->isnull)
+	{
+		xlsx_check(t, worksheet_write_blank(x->ws, row, c, fmt), "blank cell");
+		return;
+	}
+	switch (col->kind)
+	{
+		case EXPORT_INT:
+			xlsx_check(t, worksheet_write_number(x->ws, row, c, (double) v->v.integer, fmt),
+					   "number cell");
+			break;
+		case EXPORT_DATE:
+			xlsx_date(t, x->ws, row, c, v->v.date, fmt);
+			break;
+		case EXPORT_TIMESTAMP:
+			xlsx_timestamp(t, x->ws, row, c, v->v.timestamp, fmt);
+			break;
+		default:
+			xlsx_string(t, x->ws, row, c, v->v.text, fmt);
+	}
+}
+
+static void
+write_rows(XlsxSheet *x)
+{
+	const ExportTable *t = x->t;
+	int			i,
+				c;
 
 	for (i = 0; i < t->nrows; i++)
 	{
 		const ExportValue *values = &t->cells[i * t->ncolumns];
-		int			row = heading_row + 1 + i;
 
 		for (c = 0; c < t->ncolumns; c++)
-		{
-			const ExportColumn *col = &t->columns[c];
-			const ExportValue *v = &values[c];
-			lxw_format *fmt;
-
-			switch (col->kind)
-			{
-				case EXPORT_DATE:
-					fmt = day;
-					break;
-				case EXPORT_TIMESTAMP:
-					fmt = when;
-					break;
-				case EXPORT_INT:
-					fmt = center;
-					break;
-				default:
-					fmt = col->center ? center : cell;
-			}
-			if (v->isnull)
-			{
-				xlsx_check(t, worksheet_write_blank(ws, row, c, fmt), "blank cell");
-				continue;
-			}
-			switch (col->kind)
-			{
-				case EXPORT_INT:
-					xlsx_check(t, worksheet_write_number(ws, row, c, (double) v->v.integer, fmt),
-							   "number cell");
-					break;
-				case EXPORT_DATE:
-					xlsx_date(t, ws, row, c, v->v.date, fmt);
-					break;
-				case EXPORT_TIMESTAMP:
-					xlsx_timestamp(t, ws, row, c, v->v.timestamp, fmt);
-					break;
-				default:
-					xlsx_string(t, ws, row, c, v->v.text, fmt);
-			}
-		}
+			write_cell(x, x->heading_row + 1 + i, c, &values[c]);
 		CHECK_FOR_INTERRUPTS();
 	}
+}
 
-	worksheet_freeze_panes(ws, heading_row + 1, 0);
-	xlsx_check(t, worksheet_repeat_rows(ws, heading_row, heading_row), "print titles");
-	worksheet_set_landscape(ws);
-	worksheet_set_paper(ws, 9);	/* A4 */
-	worksheet_fit_to_pages(ws, 1, 0);
-	if (t->footer != NULL)
-		xlsx_check(t, worksheet_set_footer(ws, t->footer), "footer");
+/*
+ * Printing: the headings stay on screen and repeat on every page, A4
+ * landscape, as wide as one page.
+ */
+static void
+set_page(XlsxSheet *x)
+{
+	worksheet_freeze_panes(x->ws, x->heading_row + 1, 0);
+	xlsx_check(x->t, worksheet_repeat_rows(x->ws, x->heading_row, x->heading_row),
+			   "print titles");
+	worksheet_set_landscape(x->ws);
+	worksheet_set_paper(x->ws, 9);	/* A4 */
+	worksheet_fit_to_pages(x->ws, 1, 0);
+	if (x->t->footer != NULL)
+		xlsx_check(x->t, worksheet_set_footer(x->ws, x->t->footer), "footer");
+}
+
+/* Write the file: the only step that opens files, and it frees the workbook. */
+static void
+close_workbook(const ExportTable *t, ExportState *st)
+{
+	lxw_workbook *wb = st->workbook;
 
 	/* the packager holds the output file and one scratch file at a time */
 	ReserveExternalFD();
@@ -501,8 +546,37 @@ build_xlsx(const ExportTable *t, ExportState *st)
 
 	/* frees the workbook whatever happens */
 	st->workbook = NULL;
-	err = workbook_close(wb);
-	xlsx_check(t, err, "writing the file");
+	xlsx_check(t, workbook_close(wb), "writing the file");
+}
+
+/* Build the workbook in st->workbook and write it to st->file. */
+static void
+build_xlsx(const ExportTable *t, ExportState *st)
+{
+	lxw_workbook_options options = {0};
+	lxw_doc_properties props = {0};
+	XlsxSheet	x;
+
+	memset(&x, 0, sizeof(x));
+	x.t = t;
+	x.heading_row = t->ntitles + 1;	/* an empty row between */
+	options.tmpdir = st->dir;	/* its own scratch files go to our private directory */
+	st->workbook = x.wb = workbook_new_opt(st->file, &options);
+	if (x.wb == NULL)
+		xlsx_out_of_memory(t);
+	x.ws = workbook_add_worksheet(x.wb, t->sheet);
+	if (x.ws == NULL)
+		xlsx_out_of_memory(t);
+	add_formats(&x);
+
+	props.title = unconstify(char *, t->doc_title);
+	props.subject = unconstify(char *, t->doc_subject);
+	xlsx_check(t, workbook_set_properties(x.wb, &props), "properties");
+
+	write_titles(&x);
+	write_rows(&x);
+	set_page(&x);
+	close_workbook(t, st);
 }
 
 /* A directory only this server can read, under its temporary directory. */
