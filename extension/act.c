@@ -230,60 +230,71 @@ check_options(ActContext *ctx)
 	}
 }
 
-/* Who acts: the holder, the drafter, or a delegate of the holder. */
+/* taken_by = drafter: the document's drafter, holding it if it came back as a task */
+static void
+check_drafter(ActContext *ctx)
+{
+	if (ctx->actor != ctx->drafter)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only the drafter of %s may \"%s\"",
+						ctx->name, ctx->tr->label)));
+	/* a returned document comes back to the drafter as a task */
+	if (ctx->task_id != 0 && ctx->holder != ctx->actor)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s is held by somebody else", ctx->name)));
+}
+
+/* taken_by = cooperator: a person with an open cooperation task on the document */
+static void
+check_cooperator(ActContext *ctx)
+{
+	Datum		values[2];
+
+	/* cooperation tasks are a document's (phối hợp on incoming documents) */
+	if (ctx->subject != &ioffice_document_subject)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("taken_by cooperator applies to documents only, not to %s", ctx->name),
+				 errhint("Change the rule of \"%s\" in workflow %s.", ctx->tr->action,
+						 ctx->workflow->name)));
+
+	values[0] = Int64GetDatum(ctx->doc);
+	values[1] = Int64GetDatum(ctx->actor);
+	ioffice_exec(&open_cooperation_of, values, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only a person asked to cooperate on %s may \"%s\"",
+						ctx->name, ctx->tr->label)));
+}
+
+/* Who acts: the holder, the drafter, a clerk, a cooperator, or a delegate of the holder. */
 static void
 check_actor(ActContext *ctx)
 {
 	const WfTransition *tr = ctx->tr;
 
-	if (strcmp(tr->taken_by, "drafter") == 0)
+	switch (tr->taken_by)
 	{
-		if (ctx->actor != ctx->drafter)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("only the drafter of %s may \"%s\"",
-							ctx->name, tr->label)));
-		/* a returned document comes back to the drafter as a task */
-		if (ctx->task_id != 0 && ctx->holder != ctx->actor)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("%s is held by somebody else", ctx->name)));
-		return;
+		case WF_TAKEN_BY_DRAFTER:
+			check_drafter(ctx);
+			return;
+		case WF_TAKEN_BY_CLERK:
+			if (!ioffice_person_is_clerk_of(ctx->actor, ctx->agency))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("only a clerk of the %s's agency may \"%s\"",
+								ctx->subject->entity, tr->label)));
+			return;
+		case WF_TAKEN_BY_COOPERATOR:
+			check_cooperator(ctx);
+			return;
+		case WF_TAKEN_BY_HOLDER:
+			break;
 	}
 
-	if (strcmp(tr->taken_by, "clerk") == 0)
-	{
-		if (!ioffice_person_is_clerk_of(ctx->actor, ctx->agency))
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("only a clerk of the %s's agency may \"%s\"", ctx->subject->entity,
-							tr->label)));
-		return;
-	}
-	if (strcmp(tr->taken_by, "cooperator") == 0)
-	{
-		Datum		values[2];
-
-		/* cooperation tasks are a document's (phối hợp on incoming documents) */
-		if (ctx->subject != &ioffice_document_subject)
-			ereport(ERROR,
-					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-					 errmsg("taken_by cooperator applies to documents only, not to %s", ctx->name),
-					 errhint("Change the rule of \"%s\" in workflow %s.", tr->action,
-							 ctx->workflow->name)));
-
-		values[0] = Int64GetDatum(ctx->doc);
-		values[1] = Int64GetDatum(ctx->actor);
-		ioffice_exec(&open_cooperation_of, values, NULL, 1);
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("only a person asked to cooperate on %s may \"%s\"",
-							ctx->name, tr->label)));
-		return;
-	}
-
-	/* taken_by = holder */
 	if (ctx->task_id == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -302,82 +313,98 @@ check_actor(ActContext *ctx)
 			 tr->delegable ? errhint("A holder may delegate approval with ioffice.delegate().") : 0));
 }
 
+/* receiver = given: the person to_login names, holding the rule's role in the subject's agency */
+static void
+choose_given_receiver(ActContext *ctx, const char *to_login)
+{
+	const WfTransition *tr = ctx->tr;
+	Datum		values[3];
+	bool		has_role = false;
+
+	if (to_login == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" needs the receiving %s (to_login)", tr->label,
+						tr->receiver_role ? tr->receiver_role : "person")));
+	values[0] = CStringGetTextDatum(to_login);
+	values[1] = CStringGetTextDatum(tr->receiver_role ? tr->receiver_role : "");
+	/* the role must be held in the subject's agency, not in another one */
+	values[2] = Int64GetDatum(ctx->agency);
+	ioffice_exec(&person_with_role, values, NULL, 1);
+	if (!ioffice_get_int64(0, 1, &ctx->receiver))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown person \"%s\"", to_login)));
+	ioffice_get_bool(0, 2, &has_role);
+	if (tr->receiver_role && !has_role)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" is not a %s of the %s's agency", to_login, tr->receiver_role,
+						ctx->subject->entity),
+				 errdetail("\"%s\" goes to a person with role %s.", tr->label,
+						   tr->receiver_role)));
+}
+
+/* the rule decides the receiver; a different name given by the caller is a mistake */
+static void
+check_named_receiver(ActContext *ctx, const char *to_login)
+{
+	Datum		values[3];
+	int64		named = 0;
+
+	values[0] = CStringGetTextDatum(to_login);
+	values[1] = CStringGetTextDatum("");
+	values[2] = Int64GetDatum(ctx->agency);
+	ioffice_exec(&person_with_role, values, NULL, 1);
+	if (!ioffice_get_int64(0, 1, &named) || named != ctx->receiver)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" goes to the %s; to_login names somebody else",
+						ctx->tr->label, ioffice_receiver_name(ctx->tr->receiver))));
+}
+
+/* Who gets the next task (ctx->receiver, 0 for nobody), as the rule's receiver says. */
 static void
 choose_receiver(ActContext *ctx, const char *to_login)
 {
 	const WfTransition *tr = ctx->tr;
 
-	if (strcmp(tr->receiver, "given") == 0)
+	switch (tr->receiver)
 	{
-		Datum		values[3];
-		bool		has_role = false;
+		case WF_RECEIVER_GIVEN:
+			choose_given_receiver(ctx, to_login);
+			return;
+		case WF_RECEIVER_NONE:
+			if (to_login != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("\"%s\" goes to nobody: leave to_login NULL", tr->label)));
+			return;
+		case WF_RECEIVER_DRAFTER:
+			if (ctx->drafter == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("%s has no drafter or registering clerk yet", ctx->name)));
+			ctx->receiver = ctx->drafter;
+			break;
+		case WF_RECEIVER_DEFAULT_CLERK:
+			{
+				Datum		values[1];
 
-		if (to_login == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("\"%s\" needs the receiving %s (to_login)", tr->label,
-							tr->receiver_role ? tr->receiver_role : "person")));
-		values[0] = CStringGetTextDatum(to_login);
-		values[1] = CStringGetTextDatum(tr->receiver_role ? tr->receiver_role : "");
-		/* the role must be held in the subject's agency, not in another one */
-		values[2] = Int64GetDatum(ctx->agency);
-		ioffice_exec(&person_with_role, values, NULL, 1);
-		if (!ioffice_get_int64(0, 1, &ctx->receiver))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("unknown person \"%s\"", to_login)));
-		ioffice_get_bool(0, 2, &has_role);
-		if (tr->receiver_role && !has_role)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("\"%s\" is not a %s of the %s's agency", to_login, tr->receiver_role,
-							ctx->subject->entity),
-					 errdetail("\"%s\" goes to a person with role %s.", tr->label,
-							   tr->receiver_role)));
-		return;
+				values[0] = Int64GetDatum(ctx->agency);
+				ioffice_exec(&default_clerk, values, NULL, 1);
+				if (!ioffice_get_int64(0, 1, &ctx->receiver))
+					ereport(ERROR,
+							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							 errmsg("the %s's agency has no clerk", ctx->subject->entity),
+							 errhint("Use \"approve\" and name the clerk.")));
+				break;
+			}
+		case WF_RECEIVER_UNKNOWN:
+			return;
 	}
-
-	if (to_login != NULL && strcmp(tr->receiver, "none") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("\"%s\" goes to nobody: leave to_login NULL", tr->label)));
-
-	if (strcmp(tr->receiver, "drafter") == 0)
-	{
-		if (ctx->drafter == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("%s has no drafter or registering clerk yet", ctx->name)));
-		ctx->receiver = ctx->drafter;
-	}
-	else if (strcmp(tr->receiver, "default_clerk") == 0)
-	{
-		Datum		values[1];
-
-		values[0] = Int64GetDatum(ctx->agency);
-		ioffice_exec(&default_clerk, values, NULL, 1);
-		if (!ioffice_get_int64(0, 1, &ctx->receiver))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("the %s's agency has no clerk", ctx->subject->entity),
-					 errhint("Use \"approve\" and name the clerk.")));
-	}
-	if (to_login != NULL && ctx->receiver != 0)
-	{
-		/* the rule decides; a different name given by the caller is a mistake */
-		Datum		values[3];
-		int64		named = 0;
-
-		values[0] = CStringGetTextDatum(to_login);
-		values[1] = CStringGetTextDatum("");
-		values[2] = Int64GetDatum(ctx->agency);
-		ioffice_exec(&person_with_role, values, NULL, 1);
-		if (!ioffice_get_int64(0, 1, &named) || named != ctx->receiver)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("\"%s\" goes to the %s; to_login names somebody else",
-							tr->label, tr->receiver)));
-	}
+	if (to_login != NULL)
+		check_named_receiver(ctx, to_login);
 }
 
 static void

@@ -20,14 +20,43 @@ typedef struct WfState
 	bool		final;
 } WfState;
 
+/*
+ * Who may take a transition: workflow_transition.taken_by, read once when
+ * the rules are loaded (ioffice_parse_taken_by) rather than compared as
+ * text on every act.
+ */
+typedef enum WfTakenBy
+{
+	WF_TAKEN_BY_HOLDER,			/* "holder": of the open main task, or a delegate */
+	WF_TAKEN_BY_DRAFTER,		/* "drafter" of the document */
+	WF_TAKEN_BY_CLERK,			/* "clerk" of the subject's agency */
+	WF_TAKEN_BY_COOPERATOR		/* "cooperator": asked to cooperate on the document */
+} WfTakenBy;
+
+/* Whom a transition goes to: workflow_transition.receiver, read as taken_by is. */
+typedef enum WfReceiver
+{
+	WF_RECEIVER_NONE,			/* "none": nobody; to_login must be NULL */
+	WF_RECEIVER_GIVEN,			/* "given": to_login, holding receiver_role */
+	WF_RECEIVER_DRAFTER,		/* "drafter" of the document */
+	WF_RECEIVER_DEFAULT_CLERK,	/* "default_clerk" of the subject's agency */
+
+	/*
+	 * A name _rule_check_names refuses, in a row written past it (with
+	 * session_replication_role = replica): nobody receives and to_login is
+	 * ignored, as act() always did with such a row.
+	 */
+	WF_RECEIVER_UNKNOWN
+} WfReceiver;
+
 typedef struct WfTransition
 {
 	char	   *action;
 	char	   *from_state;
 	char	   *to_state;
 	char	   *label;
-	char	   *taken_by;		/* drafter | holder | clerk | cooperator */
-	char	   *receiver;		/* none | given | drafter | default_clerk */
+	WfTakenBy	taken_by;
+	WfReceiver	receiver;
 	char	   *receiver_role;	/* for receiver = given */
 	List	   *guards;			/* of char * */
 	List	   *effects;		/* of char * */
@@ -133,6 +162,9 @@ typedef enum WfOptionType
 } WfOptionType;
 
 extern bool ioffice_option_type(const char *key, WfOptionType *type);
+extern bool ioffice_parse_taken_by(const char *name, WfTakenBy *out);
+extern bool ioffice_parse_receiver(const char *name, WfReceiver *out);
+extern const char *ioffice_receiver_name(WfReceiver receiver);
 extern const Workflow *ioffice_workflow_get(const char *name);
 extern const WfState *ioffice_workflow_state(const Workflow *wf, const char *state);
 extern Workflow *ioffice_workflow_load(const char *name);

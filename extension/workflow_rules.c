@@ -94,6 +94,52 @@ ioffice_option_type(const char *key, WfOptionType *type)
 	return false;
 }
 
+/* the names of taken_by and receiver, in the order of their enums */
+static const char *const taken_by_names[] = {"holder", "drafter", "clerk", "cooperator"};
+static const char *const receiver_names[] = {"none", "given", "drafter", "default_clerk"};
+
+StaticAssertDecl(lengthof(taken_by_names) == WF_TAKEN_BY_COOPERATOR + 1,
+				 "taken_by_names does not match WfTakenBy");
+StaticAssertDecl(lengthof(receiver_names) == WF_RECEIVER_UNKNOWN,
+				 "receiver_names does not match WfReceiver");
+
+/* workflow_transition.taken_by as its enum; false for NULL or an unknown name */
+bool
+ioffice_parse_taken_by(const char *name, WfTakenBy *out)
+{
+	int			i;
+
+	for (i = 0; name != NULL && i < lengthof(taken_by_names); i++)
+		if (strcmp(taken_by_names[i], name) == 0)
+		{
+			*out = (WfTakenBy) i;
+			return true;
+		}
+	return false;
+}
+
+/* workflow_transition.receiver as its enum; false for NULL or an unknown name */
+bool
+ioffice_parse_receiver(const char *name, WfReceiver *out)
+{
+	int			i;
+
+	for (i = 0; name != NULL && i < lengthof(receiver_names); i++)
+		if (strcmp(receiver_names[i], name) == 0)
+		{
+			*out = (WfReceiver) i;
+			return true;
+		}
+	return false;
+}
+
+/* the name of a receiver in the rules, for messages */
+const char *
+ioffice_receiver_name(WfReceiver receiver)
+{
+	return receiver < lengthof(receiver_names) ? receiver_names[receiver] : "?";
+}
+
 static List *
 text_array_to_list(Datum d)
 {
@@ -207,8 +253,15 @@ load_workflows(const char *only)
 			t->from_state = col_text(tup, desc, 2);
 			t->to_state = col_text(tup, desc, 3);
 			t->label = col_text(tup, desc, 4);
-			t->taken_by = col_text(tup, desc, 5);
-			t->receiver = col_text(tup, desc, 6);
+			/*
+			 * The trigger _rule_check_names refuses other names; a row
+			 * written past it is read as act() always read it: taken by
+			 * the holder, going to nobody.
+			 */
+			if (!ioffice_parse_taken_by(col_text(tup, desc, 5), &t->taken_by))
+				t->taken_by = WF_TAKEN_BY_HOLDER;
+			if (!ioffice_parse_receiver(col_text(tup, desc, 6), &t->receiver))
+				t->receiver = WF_RECEIVER_UNKNOWN;
 			t->receiver_role = col_text(tup, desc, 7);
 			t->guards = text_array_to_list(SPI_getbinval(tup, desc, 8, &isnull));
 			t->effects = text_array_to_list(SPI_getbinval(tup, desc, 9, &isnull));

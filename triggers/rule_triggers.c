@@ -123,6 +123,8 @@ ioffice_rule_check_names(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	char	   *taken_by;
 	char	   *receiver;
+	WfTakenBy	taken_by_value;
+	WfReceiver	receiver_value;
 
 	require_trigger(fcinfo, "_rule_check_names");
 	tup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
@@ -130,18 +132,14 @@ ioffice_rule_check_names(PG_FUNCTION_ARGS)
 	desc = trigdata->tg_relation->rd_att;
 
 	taken_by = tuple_text(tup, desc, "taken_by");
-	if (taken_by == NULL ||
-		(strcmp(taken_by, "drafter") != 0 && strcmp(taken_by, "holder") != 0 &&
-		 strcmp(taken_by, "clerk") != 0 && strcmp(taken_by, "cooperator") != 0))
+	if (!ioffice_parse_taken_by(taken_by, &taken_by_value))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown taken_by \"%s\"", taken_by ? taken_by : "NULL"),
 				 errhint("A transition is taken by the drafter, the holder, a clerk of the "
 						 "document's agency, or a cooperator.")));
 	receiver = tuple_text(tup, desc, "receiver");
-	if (receiver == NULL ||
-		(strcmp(receiver, "none") != 0 && strcmp(receiver, "given") != 0 &&
-		 strcmp(receiver, "drafter") != 0 && strcmp(receiver, "default_clerk") != 0))
+	if (!ioffice_parse_receiver(receiver, &receiver_value))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown receiver \"%s\"", receiver ? receiver : "NULL"),
