@@ -8,7 +8,10 @@
  * tables sends a relcache invalidation for the table at commit; every
  * backend's callback then marks the cache stale and the next act() reloads
  * it.  The callback only sets a flag: it may run in the middle of a load
- * (on a lock acquisition), where freeing memory would pull the rug.
+ * (on a lock acquisition), where freeing memory would pull the rug.  It
+ * heeds the rule tables only (their OIDs, looked up at each load) and a
+ * reset of all caches: any other table's invalidation (a temporary table
+ * created, an index built, ANALYZE) leaves the rules cached.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -31,6 +34,10 @@ static HTAB *workflow_cache = NULL;
 static MemoryContext workflow_cache_cxt = NULL;
 static bool workflow_cache_valid = false;
 static bool callback_registered = false;
+
+/* the tables the cache is read from, whose invalidation empties it */
+static const char *const rule_table_names[] = {"workflow", "workflow_state", "workflow_transition"};
+static Oid	rule_table_oids[lengthof(rule_table_names)];
 
 /* option keys act() knows, with the JSON type each must have */
 static const struct
@@ -276,8 +283,34 @@ load_workflows(const char *only)
 static void
 invalidate_callback(Datum arg, Oid relid)
 {
+	int			i;
+
 	/* InvalidOid means "everything" (for instance after a cache reset) */
-	workflow_cache_valid = false;
+	if (!OidIsValid(relid))
+	{
+		workflow_cache_valid = false;
+		return;
+	}
+	for (i = 0; i < lengthof(rule_table_oids); i++)
+		if (relid == rule_table_oids[i])
+			workflow_cache_valid = false;
+}
+
+/*
+ * The OIDs of the rule tables, for the callback.  Looked up at each load,
+ * not once per backend: the extension may have been dropped and created
+ * again since (the drop's invalidations name the old OIDs, and empty the
+ * cache).  A missing table gets InvalidOid; the load then fails anyway.
+ */
+static void
+find_rule_tables(void)
+{
+	Oid			nsp = get_namespace_oid("ioffice", true);
+	int			i;
+
+	for (i = 0; i < lengthof(rule_table_names); i++)
+		rule_table_oids[i] = OidIsValid(nsp) ? get_relname_relid(rule_table_names[i], nsp)
+			: InvalidOid;
 }
 
 void
@@ -305,9 +338,11 @@ rebuild_cache(void)
 												   ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(workflow_cache_cxt);
 	workflow_cache = NULL;
+	find_rule_tables();
 
 	/* set before reading: an invalidation arriving meanwhile clears it again */
 	workflow_cache_valid = true;
+	elog(DEBUG1, "ioffice: loading the workflow rules");
 	PG_TRY();
 	{
 		old = MemoryContextSwitchTo(workflow_cache_cxt);
