@@ -30,6 +30,7 @@ OBJS = \
 	extension/outbox.o \
 	extension/dossier.o \
 	extension/import_issued.o \
+	extension/dates.o \
 	workers/outbox_delivery.o
 
 # The install script is built from its parts, one concern per file, in the

@@ -141,27 +141,6 @@ find_transition(const Workflow *wf, const char *action, const char *state, const
 	return NULL;				/* keep compiler quiet */
 }
 
-/* "2026-12-31" with a real calendar day, checked without raising 22007 */
-bool
-ioffice_valid_iso_date(const char *s, int len)
-{
-	int			y,
-				m,
-				d;
-	char		tail;
-	char		buf[16];
-
-	if (len != 10)
-		return false;
-	memcpy(buf, s, 10);
-	buf[10] = '\0';
-	if (sscanf(buf, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || buf[4] != '-' || buf[7] != '-')
-		return false;
-	if (y < 1900 || y > 9999 || m < 1 || m > 12 || d < 1)
-		return false;
-	return d <= day_tab[isleap(y)][m - 1];
-}
-
 static void
 check_options(ActContext *ctx)
 {
@@ -210,7 +189,7 @@ check_options(ActContext *ctx)
 				break;
 			case WF_OPT_DATE:
 				if (v->type != jbvString ||
-					!ioffice_valid_iso_date(v->val.string.val, v->val.string.len))
+					!ioffice_parse_iso_date(v->val.string.val, v->val.string.len, NULL))
 					want = "a date written YYYY-MM-DD";
 				break;
 			case WF_OPT_TEXT:
@@ -606,6 +585,7 @@ open_receiver_task(ActContext *ctx)
 	Datum		values[9];
 	char		nulls[9];
 	JsonbValue *deadline = ioffice_jsonb_get(ctx->options, "deadline");
+	DateADT		due;
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int64GetDatum(ctx->doc);
@@ -617,10 +597,10 @@ open_receiver_task(ActContext *ctx)
 	values[5] = ctx->note ? CStringGetTextDatum(ctx->note) : (Datum) 0;
 	nulls[5] = ctx->note ? ' ' : 'n';
 	values[6] = Int64GetDatum(ctx->receiver);
-	if (deadline != NULL && deadline->type == jbvString)
-		values[7] = DirectFunctionCall1(date_in,
-										CStringGetDatum(pnstrdup(deadline->val.string.val,
-																 deadline->val.string.len)));
+	/* check_options() refused a deadline that is not a date */
+	if (deadline != NULL && deadline->type == jbvString &&
+		ioffice_parse_iso_date(deadline->val.string.val, deadline->val.string.len, &due))
+		values[7] = DateADTGetDatum(due);
 	else
 		nulls[7] = 'n';
 	values[8] = JsonbPGetDatum(ctx->options);

@@ -121,11 +121,9 @@ ioffice_x509_info(PG_FUNCTION_ARGS)
 	BN_free(bn);
 	nb = time_text(X509_get0_notBefore(x));
 	na = time_text(X509_get0_notAfter(x));
-	v[3] = nb ? DirectFunctionCall3(timestamptz_in, CStringGetDatum(nb), ObjectIdGetDatum(InvalidOid),
-									Int32GetDatum(-1)) : (Datum) 0;
+	v[3] = nb ? ioffice_datetime_in(nb, TIMESTAMPTZOID) : (Datum) 0;
 	n[3] = nb == NULL;
-	v[4] = na ? DirectFunctionCall3(timestamptz_in, CStringGetDatum(na), ObjectIdGetDatum(InvalidOid),
-									Int32GetDatum(-1)) : (Datum) 0;
+	v[4] = na ? ioffice_datetime_in(na, TIMESTAMPTZOID) : (Datum) 0;
 	n[4] = na == NULL;
 	X509_digest(x, EVP_sha256(), md, &mdlen);
 	fp = palloc(VARHDRSZ + mdlen);
@@ -169,12 +167,10 @@ ioffice_crl_info(PG_FUNCTION_ARGS)
 
 	v[0] = CStringGetTextDatum(x509_name_text(X509_CRL_get_issuer(crl)));
 	t = time_text(X509_CRL_get0_lastUpdate(crl));
-	v[1] = t ? DirectFunctionCall3(timestamptz_in, CStringGetDatum(t), ObjectIdGetDatum(InvalidOid),
-								   Int32GetDatum(-1)) : (Datum) 0;
+	v[1] = t ? ioffice_datetime_in(t, TIMESTAMPTZOID) : (Datum) 0;
 	n[1] = t == NULL;
 	t = time_text(X509_CRL_get0_nextUpdate(crl));
-	v[2] = t ? DirectFunctionCall3(timestamptz_in, CStringGetDatum(t), ObjectIdGetDatum(InvalidOid),
-								   Int32GetDatum(-1)) : (Datum) 0;
+	v[2] = t ? ioffice_datetime_in(t, TIMESTAMPTZOID) : (Datum) 0;
 	n[2] = t == NULL;
 	revoked = X509_CRL_get_REVOKED(crl);
 	count = revoked ? sk_X509_REVOKED_num(revoked) : 0;

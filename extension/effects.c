@@ -202,6 +202,7 @@ effect_assign_cooperators(ActContext *ctx)
 		char		nulls[8];
 		int64		person = 0;
 		ListCell   *lc;
+		DateADT		due;
 
 		if (tok != WJB_ELEM)
 			continue;
@@ -216,7 +217,8 @@ effect_assign_cooperators(ActContext *ctx)
 				login = jsonb_string(l);
 			if (d != NULL)
 			{
-				if (d->type != jbvString || !ioffice_valid_iso_date(d->val.string.val, d->val.string.len))
+				if (d->type != jbvString ||
+					!ioffice_parse_iso_date(d->val.string.val, d->val.string.len, NULL))
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("a cooperator's deadline must be a date written YYYY-MM-DD")));
@@ -250,8 +252,10 @@ effect_assign_cooperators(ActContext *ctx)
 		values[5] = ctx->note ? CStringGetTextDatum(ctx->note) : (Datum) 0;
 		nulls[5] = ctx->note ? ' ' : 'n';
 		values[6] = Int64GetDatum(person);
-		if (deadline != NULL && deadline->type == jbvString)
-			values[7] = DirectFunctionCall1(date_in, CStringGetDatum(jsonb_string(deadline)));
+		/* both deadlines were checked: the common one by act(), this one above */
+		if (deadline != NULL && deadline->type == jbvString &&
+			ioffice_parse_iso_date(deadline->val.string.val, deadline->val.string.len, &due))
+			values[7] = DateADTGetDatum(due);
 		else
 			nulls[7] = 'n';
 		ioffice_exec(&cooperation_open, values, nulls, 0);

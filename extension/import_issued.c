@@ -244,7 +244,7 @@ read_payload(Jsonb *payload, ImportPayload *p)
 	p->signer = get_string(payload, "signer", true, 63);
 	p->issued_on = get_string(payload, "issued_on", false, 10);
 	p->dossier_code = get_string(payload, "dossier_code", false, 40);
-	if (p->issued_on && !ioffice_valid_iso_date(p->issued_on, strlen(p->issued_on)))
+	if (p->issued_on && !ioffice_parse_iso_date(p->issued_on, strlen(p->issued_on), NULL))
 		bad("issued_on", "must be a date written YYYY-MM-DD");
 
 	v = ioffice_jsonb_get(payload, "register");

@@ -11,6 +11,7 @@
 #include "access/htup.h"
 #include "executor/spi.h"
 #include "utils/jsonb.h"
+#include "utils/date.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
@@ -84,6 +85,11 @@ extern void ioffice_jsonb_add_int(JsonbBuild *b, const char *key, int64 value);
 extern void ioffice_jsonb_add_jsonb(JsonbBuild *b, const char *key, Jsonb *value);
 extern Jsonb *ioffice_jsonb_end(JsonbBuild *b);
 extern bool ioffice_numeric_to_int64(Numeric n, int64 *out);
+
+/* dates.c: every date and time read from text */
+extern bool ioffice_parse_iso_date(const char *s, int len, DateADT *out);
+extern Datum ioffice_datetime_in(const char *s, Oid type);
+extern bool ioffice_try_datetime_in(const char *s, Oid type, Datum *out);
 
 /* files.c: the checks and storage shared by every kind of file */
 extern void ioffice_check_file_name(text *name);

@@ -273,14 +273,10 @@ ioffice_symbol_for(int32 number, const char *doc_type, int64 agency, int64 draft
 	return compose_symbol(number, &parts);
 }
 
-/* The transaction's date in ioffice.timezone: its year and "YYYY/MM/DD". */
+/* A day as the register wants it: its year, "YYYY/MM/DD", and the date. */
 static void
-read_today(int32 *year, char **date_text, Datum *date)
+day_parts(DateADT day, int32 *year, char **date_text, Datum *date)
 {
-	Datum		local = DirectFunctionCall2(timestamptz_zone,
-											CStringGetTextDatum(ioffice_timezone_setting),
-											TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
-	DateADT		day = DatumGetDateADT(DirectFunctionCall1(timestamp_date, local));
 	int			y,
 				m,
 				d;
@@ -289,6 +285,17 @@ read_today(int32 *year, char **date_text, Datum *date)
 	*year = y;
 	*date_text = psprintf("%04d/%02d/%02d", y, m, d);
 	*date = DateADTGetDatum(day);
+}
+
+/* The transaction's date in ioffice.timezone, as day_parts() gives it. */
+static void
+read_today(int32 *year, char **date_text, Datum *date)
+{
+	Datum		local = DirectFunctionCall2(timestamptz_zone,
+											CStringGetTextDatum(ioffice_timezone_setting),
+											TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
+
+	day_parts(DatumGetDateADT(DirectFunctionCall1(timestamp_date, local)), year, date_text, date);
 }
 
 /*
@@ -423,12 +430,6 @@ ioffice_register_option(Jsonb *options)
 	}
 }
 
-static IofficePlan date_of_text = {
-	NULL,
-	"SELECT extract(year FROM $1::date)::int, to_char($1::date, 'YYYY/MM/DD'), $1::date",
-	1, {TEXTOID}
-};
-
 /*
  * Issue a document under the next number of a register of its agency
  * (req->agency): number, symbol, identifier, the register columns of
@@ -459,20 +460,22 @@ ioffice_issue_number(IssueRequest *req)
 	if (req->issued_on != NULL)
 	{
 		int32		given_year = 0;
-		bool		isnull;
+		char	   *given_text;
+		Datum		given_date;
+		DateADT		given;
 
 		/* the caller checked the form; numbers run per year, so the year must be this one */
-		values[0] = CStringGetTextDatum(req->issued_on);
-		ioffice_exec(&date_of_text, values, NULL, 1);
-		ioffice_get_int32(0, 1, &given_year);
+		if (!ioffice_parse_iso_date(req->issued_on, strlen(req->issued_on), &given))
+			elog(ERROR, "ioffice: issued_on \"%s\" is not a date", req->issued_on);
+		day_parts(given, &given_year, &given_text, &given_date);
 		if (given_year != year)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("issued_on %s is not in this year (%d) of the register", req->issued_on,
 							year),
 					 errdetail("Register numbers run from 1 January to 31 December.")));
-		date_text = ioffice_get_text(0, 2);
-		issued_on = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+		date_text = given_text;
+		issued_on = given_date;
 	}
 	find_register_year(req->given_register, agency, "outgoing", req->doc_type,
 					   confidential, true, year, &reg);

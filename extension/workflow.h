@@ -203,9 +203,6 @@ extern int32 ioffice_take_arrival_number(int64 doc, const char *doc_type, int64 
 /* delivery.c */
 extern void ioffice_deliver_internal(ActContext *ctx);
 
-/* act.c: the task steps of a document, for effects that open tasks */
-extern bool ioffice_valid_iso_date(const char *s, int len);
-
 /* effects.c: the seal of every current file of a document; returns how many */
 extern int64 ioffice_queue_seal(int64 doc, int64 actor);
 

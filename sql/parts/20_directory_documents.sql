@@ -232,47 +232,12 @@ $$;
 REVOKE ALL ON FUNCTION _check_details(jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION _whole_detail(jsonb, text, numeric, numeric) FROM PUBLIC;
 
--- A time or date detail (a finite one), or NULL when absent.
+-- A time or date detail (a finite one), or NULL when absent: read by the
+-- parser of every date of the extension (extension/dates.c).
 CREATE FUNCTION _time_detail(details jsonb, key text) RETURNS timestamptz
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v timestamptz;
-BEGIN
-    IF details->>key IS NULL THEN
-        RETURN NULL;
-    END IF;
-    BEGIN
-        v := (details->>key)::timestamptz;
-    EXCEPTION WHEN others THEN
-        RAISE EXCEPTION 'details.% "%" is not a time', key, details->>key USING ERRCODE = '22023';
-    END;
-    IF NOT isfinite(v) THEN
-        RAISE EXCEPTION 'details.% must be a real time, not %', key, v USING ERRCODE = '22023';
-    END IF;
-    RETURN v;
-END
-$$;
+    AS 'MODULE_PATHNAME', 'ioffice_time_detail' LANGUAGE C STABLE STRICT;
 CREATE FUNCTION _date_detail(details jsonb, key text) RETURNS date
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v date;
-BEGIN
-    IF details->>key IS NULL THEN
-        RETURN NULL;
-    END IF;
-    BEGIN
-        v := (details->>key)::date;
-    EXCEPTION WHEN others THEN
-        RAISE EXCEPTION 'details.% "%" is not a date', key, details->>key USING ERRCODE = '22023';
-    END;
-    IF NOT isfinite(v) THEN
-        RAISE EXCEPTION 'details.% must be a real date, not %', key, v USING ERRCODE = '22023';
-    END IF;
-    RETURN v;
-END
-$$;
+    AS 'MODULE_PATHNAME', 'ioffice_date_detail' LANGUAGE C STABLE STRICT;
 REVOKE ALL ON FUNCTION _time_detail(jsonb, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION _date_detail(jsonb, text) FROM PUBLIC;
 
