@@ -31,6 +31,7 @@ OBJS = \
 	extension/dossier.o \
 	extension/import_issued.o \
 	extension/dates.o \
+	extension/bytes.o \
 	workers/outbox_delivery.o
 
 # The install script is built from its parts, one concern per file, in the

@@ -664,9 +664,7 @@ ioffice_act_run(const WfSubject *subject, Datum key, FunctionCallInfo fcinfo)
 				  ctx.state_before, ctx.tr->to_state, ioffice_jsonb_end(ctx.detail));
 
 	/* in the caller's memory: SPI_finish frees ours */
-	result = (text *) SPI_palloc(VARHDRSZ + strlen(ctx.tr->to_state));
-	SET_VARSIZE(result, VARHDRSZ + strlen(ctx.tr->to_state));
-	memcpy(VARDATA(result), ctx.tr->to_state, strlen(ctx.tr->to_state));
+	result = ioffice_spi_text(ctx.tr->to_state);
 	ioffice_engine_leave();
 	SPI_finish();
 	PG_RETURN_TEXT_P(result);

@@ -22,7 +22,6 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
-#include "common/cryptohash.h"
 #include "common/hashfn.h"
 #include "common/sha2.h"
 #include "fmgr.h"
@@ -101,7 +100,6 @@ ioffice_audit_hash(const char *chain, int64 seq, bytea *prev_hash, TimestampTz a
 				   const char *state_after, const char *detail_text, uint8 *out)
 {
 	StringInfoData buf;
-	pg_cryptohash_ctx *ctx;
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "ioffice-audit-1;");
@@ -122,12 +120,7 @@ ioffice_audit_hash(const char *chain, int64 seq, bytea *prev_hash, TimestampTz a
 	put_text(&buf, state_after);
 	put_text(&buf, detail_text);
 
-	ctx = pg_cryptohash_create(PG_SHA256);
-	if (pg_cryptohash_init(ctx) < 0 ||
-		pg_cryptohash_update(ctx, (uint8 *) buf.data, buf.len) < 0 ||
-		pg_cryptohash_final(ctx, out, PG_SHA256_DIGEST_LENGTH) < 0)
-		elog(ERROR, "ioffice: could not compute SHA-256: %s", pg_cryptohash_error(ctx));
-	pg_cryptohash_free(ctx);
+	ioffice_sha256_bytes(buf.data, buf.len, out);
 	pfree(buf.data);
 }
 
@@ -175,16 +168,6 @@ char *
 ioffice_document_chain(int64 doc)
 {
 	return psprintf("document:" INT64_FORMAT, doc);
-}
-
-static bytea *
-bytea_of(const uint8 *bytes, int len)
-{
-	bytea	   *b = palloc(VARHDRSZ + len);
-
-	SET_VARSIZE(b, VARHDRSZ + len);
-	memcpy(VARDATA(b), bytes, len);
-	return b;
 }
 
 /*
@@ -257,7 +240,7 @@ ioffice_audit_in_chain(const char *chain, int64 actor, int64 on_behalf_of,
 		values[11] = Int64GetDatum(seq);
 		values[12] = prev ? PointerGetDatum(prev) : (Datum) 0;
 		nulls[12] = prev ? ' ' : 'n';
-		values[13] = PointerGetDatum(bytea_of(hash, PG_SHA256_DIGEST_LENGTH));
+		values[13] = PointerGetDatum(ioffice_bytea(hash, PG_SHA256_DIGEST_LENGTH));
 	}
 	else
 	{

@@ -21,7 +21,6 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -136,17 +135,6 @@ check_chain_end(VerifyState *vs)
 			   vs->chain, vs->last_seq, e->seq, e->checkpoint);
 }
 
-static void
-sha256(const uint8 *data, size_t len, uint8 *out)
-{
-	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
-
-	if (pg_cryptohash_init(ctx) < 0 || pg_cryptohash_update(ctx, data, len) < 0 ||
-		pg_cryptohash_final(ctx, out, HASH_LEN) < 0)
-		elog(ERROR, "ioffice: could not compute SHA-256: %s", pg_cryptohash_error(ctx));
-	pg_cryptohash_free(ctx);
-}
-
 /* leaf of the Merkle tree: 0x00, then the head, length-prefixed */
 static void
 merkle_leaf(const char *chain, int64 seq, const uint8 *hash, uint8 *out)
@@ -157,7 +145,7 @@ merkle_leaf(const char *chain, int64 seq, const uint8 *hash, uint8 *out)
 	appendStringInfoChar(&buf, '\0');
 	appendStringInfo(&buf, "%zu:%s;" INT64_FORMAT ";", strlen(chain), chain, seq);
 	appendBinaryStringInfo(&buf, (const char *) hash, HASH_LEN);
-	sha256((uint8 *) buf.data, buf.len, out);
+	ioffice_sha256_bytes(buf.data, buf.len, out);
 	pfree(buf.data);
 }
 
@@ -167,7 +155,7 @@ merkle_root(uint8 (*level)[HASH_LEN], int n, uint8 *out)
 {
 	if (n == 0)
 	{
-		sha256((const uint8 *) "", 0, out);
+		ioffice_sha256_bytes("", 0, out);
 		return;
 	}
 	while (n > 1)
@@ -182,7 +170,7 @@ merkle_root(uint8 (*level)[HASH_LEN], int n, uint8 *out)
 			node[0] = 1;
 			memcpy(node + 1, level[i], HASH_LEN);
 			memcpy(node + 1 + HASH_LEN, level[i + 1], HASH_LEN);
-			sha256(node, sizeof(node), level[m++]);
+			ioffice_sha256_bytes(node, sizeof(node), level[m++]);
 		}
 		if (i < n)
 			memmove(level[m++], level[i], HASH_LEN);
@@ -204,7 +192,7 @@ checkpoint_hash(int64 id, TimestampTz at, int32 chains, int64 records, const uin
 	appendBinaryStringInfo(&buf, (const char *) root, HASH_LEN);
 	if (prev)
 		appendBinaryStringInfo(&buf, (const char *) prev, HASH_LEN);
-	sha256((uint8 *) buf.data, buf.len, out);
+	ioffice_sha256_bytes(buf.data, buf.len, out);
 	pfree(buf.data);
 }
 
@@ -224,14 +212,11 @@ get_hash(HeapTuple tup, TupleDesc desc, int col, uint8 *out)
 	return true;
 }
 
+/* a hash as a bytea */
 static bytea *
 to_bytea(const uint8 *h)
 {
-	bytea	   *b = palloc(VARHDRSZ + HASH_LEN);
-
-	SET_VARSIZE(b, VARHDRSZ + HASH_LEN);
-	memcpy(VARDATA(b), h, HASH_LEN);
-	return b;
+	return ioffice_bytea(h, HASH_LEN);
 }
 
 /*

@@ -102,7 +102,6 @@ ioffice_x509_info(PG_FUNCTION_ARGS)
 	char	   *hex;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen;
-	bytea	   *fp;
 	char	   *nb,
 			   *na;
 	uint32_t	ku;
@@ -126,10 +125,7 @@ ioffice_x509_info(PG_FUNCTION_ARGS)
 	v[4] = na ? ioffice_datetime_in(na, TIMESTAMPTZOID) : (Datum) 0;
 	n[4] = na == NULL;
 	X509_digest(x, EVP_sha256(), md, &mdlen);
-	fp = palloc(VARHDRSZ + mdlen);
-	SET_VARSIZE(fp, VARHDRSZ + mdlen);
-	memcpy(VARDATA(fp), md, mdlen);
-	v[5] = PointerGetDatum(fp);
+	v[5] = PointerGetDatum(ioffice_bytea(md, mdlen));
 	v[6] = BoolGetDatum(X509_check_ca(x) > 0);
 	ku = X509_get_key_usage(x);
 	v[7] = BoolGetDatum((ku & (KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION)) != 0);
@@ -527,9 +523,7 @@ ioffice_signature_p7s(PG_FUNCTION_ARGS)
 		if (i2d_CMS_bio(out, base) == 1)
 		{
 			BIO_get_mem_ptr(out, &mem);
-			result = SPI_palloc(VARHDRSZ + mem->length);
-			SET_VARSIZE(result, VARHDRSZ + mem->length);
-			memcpy(VARDATA(result), mem->data, mem->length);
+			result = ioffice_spi_bytea(mem->data, mem->length);
 		}
 		else
 			failed = true;

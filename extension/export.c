@@ -244,7 +244,6 @@ static bytea *
 export_csv(const ExportTable *t)
 {
 	StringInfo	buf = makeStringInfo();
-	bytea	   *result;
 	int			i,
 				c;
 
@@ -261,10 +260,7 @@ export_csv(const ExportTable *t)
 		CHECK_FOR_INTERRUPTS();
 	}
 
-	result = SPI_palloc(VARHDRSZ + buf->len);
-	memcpy(VARDATA(result), buf->data, buf->len);
-	SET_VARSIZE(result, VARHDRSZ + buf->len);
-	return result;
+	return ioffice_spi_bytea(buf->data, buf->len);
 }
 
 /* --------------------------------------------------------------- XLSX */

@@ -12,8 +12,6 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "common/cryptohash.h"
-#include "common/sha2.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
@@ -182,22 +180,6 @@ ioffice_check_file_content(text *name_t, bytea *content)
 						ext ? ext : "nothing"),
 				 errhint("Name the file with the extension .%s.", kind)));
 	return kind;
-}
-
-bytea *
-ioffice_sha256(bytea *content)
-{
-	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
-	bytea	   *digest = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-
-	if (pg_cryptohash_init(ctx) < 0 ||
-		pg_cryptohash_update(ctx, (const uint8 *) VARDATA_ANY(content),
-							 VARSIZE_ANY_EXHDR(content)) < 0 ||
-		pg_cryptohash_final(ctx, (uint8 *) VARDATA(digest), PG_SHA256_DIGEST_LENGTH) < 0)
-		elog(ERROR, "ioffice: could not compute SHA-256: %s", pg_cryptohash_error(ctx));
-	pg_cryptohash_free(ctx);
-	SET_VARSIZE(digest, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-	return digest;
 }
 
 /*

@@ -86,6 +86,13 @@ extern void ioffice_jsonb_add_jsonb(JsonbBuild *b, const char *key, Jsonb *value
 extern Jsonb *ioffice_jsonb_end(JsonbBuild *b);
 extern bool ioffice_numeric_to_int64(Numeric n, int64 *out);
 
+/* bytes.c: SHA-256 and bytea values */
+extern void ioffice_sha256_bytes(const void *data, size_t len, uint8 *out);
+extern bytea *ioffice_sha256(bytea *content);
+extern bytea *ioffice_bytea(const void *data, size_t len);
+extern bytea *ioffice_spi_bytea(const void *data, size_t len);
+extern text *ioffice_spi_text(const char *s);
+
 /* dates.c: every date and time read from text */
 extern bool ioffice_parse_iso_date(const char *s, int len, DateADT *out);
 extern Datum ioffice_datetime_in(const char *s, Oid type);
@@ -95,7 +102,6 @@ extern bool ioffice_try_datetime_in(const char *s, Oid type, Datum *out);
 extern void ioffice_check_file_name(text *name);
 extern const char *ioffice_check_file_content(text *name, bytea *content);
 extern bool ioffice_kind_interconnectable(const char *kind);
-extern bytea *ioffice_sha256(bytea *content);
 extern int64 ioffice_add_document_file(int64 doc, text *name, bytea *content, const char *kind,
 									   int64 actor, const char *action);
 

@@ -760,9 +760,7 @@ ioffice_build_symbol(PG_FUNCTION_ARGS)
 		elog(ERROR, "ioffice: SPI_connect failed");
 	symbol = ioffice_symbol_for(PG_GETARG_INT32(0), text_to_cstring(PG_GETARG_TEXT_PP(1)),
 								PG_GETARG_INT64(2), PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3));
-	result = (text *) SPI_palloc(VARHDRSZ + strlen(symbol));
-	SET_VARSIZE(result, VARHDRSZ + strlen(symbol));
-	memcpy(VARDATA(result), symbol, strlen(symbol));
+	result = ioffice_spi_text(symbol);
 	SPI_finish();
 	PG_RETURN_TEXT_P(result);
 }
@@ -798,7 +796,6 @@ ioffice_number_record_hash(PG_FUNCTION_ARGS)
 	int64		actor;
 	Jsonb	   *detail;
 	uint8		hash[PG_SHA256_DIGEST_LENGTH];
-	bytea	   *out;
 
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3) || PG_ARGISNULL(4))
 		ereport(ERROR,
@@ -813,8 +810,5 @@ ioffice_number_record_hash(PG_FUNCTION_ARGS)
 					   GetUserNameFromId(GetSessionUserId(), false), "register", true, reg,
 					   "take_number", NULL, NULL,
 					   JsonbToCString(NULL, &detail->root, VARSIZE(detail)), hash);
-	out = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-	SET_VARSIZE(out, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-	memcpy(VARDATA(out), hash, PG_SHA256_DIGEST_LENGTH);
-	PG_RETURN_BYTEA_P(out);
+	PG_RETURN_BYTEA_P(ioffice_bytea(hash, PG_SHA256_DIGEST_LENGTH));
 }
