@@ -22,6 +22,7 @@ OBJS = \
 	extension/trail_export.o \
 	extension/register_export.o \
 	triggers/rule_triggers.o \
+	triggers/trigger_util.o \
 	extension/certificates.o \
 	extension/calendar.o \
 	workers/worker.o \

@@ -524,7 +524,7 @@ PG_FUNCTION_INFO_V1(ioffice_file_frozen);
 Datum
 ioffice_file_frozen(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerData *trigdata = ioffice_trigger_data(fcinfo, "_file_frozen");
 	TupleDesc	desc;
 	HeapTuple	row;
 	Datum		values[1];
@@ -533,10 +533,6 @@ ioffice_file_frozen(PG_FUNCTION_ARGS)
 	bool		frozen = false;
 	static const char *const fixed[] = {"document_id", "content", "sha256", "size", "kind"};
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("_file_frozen must be called as a trigger")));
 	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
 	{
 		if (ioffice_restoring_dump())
@@ -556,8 +552,7 @@ ioffice_file_frozen(PG_FUNCTION_ARGS)
 	}
 
 	/* the row that goes ahead: the new one, or the one deleted */
-	row = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
-		: trigdata->tg_trigtuple;
+	row = ioffice_trigger_row(trigdata);
 	if (ioffice_restoring_dump())
 		return PointerGetDatum(row);
 	desc = trigdata->tg_relation->rd_att;

@@ -75,6 +75,13 @@ extern void ioffice_audit_hash(const char *chain, int64 seq, bytea *prev_hash, T
 							   const char *state_after, const char *detail_text,
 							   uint8 *out);
 
+/* trigger_util.c (triggers/): what every C trigger function checks first */
+struct TriggerData;
+extern struct TriggerData *ioffice_trigger_data(FunctionCallInfo fcinfo, const char *name);
+extern HeapTuple ioffice_trigger_row(struct TriggerData *trigdata);
+extern const char *ioffice_trigger_rows(struct TriggerData *trigdata, HeapTuple *old_tup,
+										HeapTuple *new_tup);
+
 /* jsonb_util.c: reading act() options and building details */
 typedef struct JsonbBuild JsonbBuild;
 extern JsonbValue *ioffice_jsonb_get(Jsonb *jb, const char *key);

@@ -33,12 +33,8 @@ PG_FUNCTION_INFO_V1(ioffice_audit_append_only);
 Datum
 ioffice_audit_append_only(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerData *trigdata = ioffice_trigger_data(fcinfo, "_audit_append_only");
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("_audit_append_only must be called as a trigger")));
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("table %s is append-only: its records cannot be %s",
@@ -78,13 +74,13 @@ PG_FUNCTION_INFO_V1(ioffice_audit_direct);
 Datum
 ioffice_audit_direct(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerData *trigdata = ioffice_trigger_data(fcinfo, "_audit_direct");
 	Relation	rel;
 	TupleDesc	desc;
 	const char *table;
 	const char *doc_column;
-	HeapTuple	old_tup = NULL;
-	HeapTuple	new_tup = NULL;
+	HeapTuple	old_tup;
+	HeapTuple	new_tup;
 	HeapTuple	any;
 	const char *action;
 	int64		id = 0;
@@ -92,10 +88,6 @@ ioffice_audit_direct(PG_FUNCTION_ARGS)
 	char	   *chain;
 	JsonbBuild *b;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("_audit_direct must be called as a trigger")));
 	/*
 	 * The engine audits its own changes, with their meaning.  A dump being
 	 * loaded brings its audit records along.
@@ -108,24 +100,7 @@ ioffice_audit_direct(PG_FUNCTION_ARGS)
 	table = RelationGetRelationName(rel);
 	doc_column = trigdata->tg_trigger->tgnargs > 0 ? trigdata->tg_trigger->tgargs[0] : NULL;
 
-	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
-		action = "direct_truncate";
-	else if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-	{
-		new_tup = trigdata->tg_trigtuple;
-		action = "direct_insert";
-	}
-	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-	{
-		old_tup = trigdata->tg_trigtuple;
-		new_tup = trigdata->tg_newtuple;
-		action = "direct_update";
-	}
-	else
-	{
-		old_tup = trigdata->tg_trigtuple;
-		action = "direct_delete";
-	}
+	action = psprintf("direct_%s", ioffice_trigger_rows(trigdata, &old_tup, &new_tup));
 	any = new_tup ? new_tup : old_tup;
 
 	if (SPI_connect() != SPI_OK_CONNECT)

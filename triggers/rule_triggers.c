@@ -29,15 +29,6 @@
 
 #include "workflow.h"
 
-static void
-require_trigger(FunctionCallInfo fcinfo, const char *name)
-{
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s must be called as a trigger", name)));
-}
-
 static char *
 tuple_text(HeapTuple tup, TupleDesc desc, const char *column)
 {
@@ -118,7 +109,7 @@ PG_FUNCTION_INFO_V1(ioffice_rule_check_names);
 Datum
 ioffice_rule_check_names(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerData *trigdata = ioffice_trigger_data(fcinfo, "_rule_check_names");
 	HeapTuple	tup;
 	TupleDesc	desc;
 	char	   *taken_by;
@@ -126,9 +117,7 @@ ioffice_rule_check_names(PG_FUNCTION_ARGS)
 	WfTakenBy	taken_by_value;
 	WfReceiver	receiver_value;
 
-	require_trigger(fcinfo, "_rule_check_names");
-	tup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
-		: trigdata->tg_trigtuple;
+	tup = ioffice_trigger_row(trigdata);
 	desc = trigdata->tg_relation->rd_att;
 
 	taken_by = tuple_text(tup, desc, "taken_by");
@@ -156,12 +145,11 @@ PG_FUNCTION_INFO_V1(ioffice_rule_check_graph);
 Datum
 ioffice_rule_check_graph(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerData *trigdata = ioffice_trigger_data(fcinfo, "_rule_check_graph");
 	HeapTuple	tup;
 	char	   *name;
 	Workflow   *wf;
 
-	require_trigger(fcinfo, "_rule_check_graph");
 
 	/*
 	 * A dump being loaded (a superuser session with check_function_bodies
@@ -178,9 +166,7 @@ ioffice_rule_check_graph(PG_FUNCTION_ARGS)
 	if (ioffice_restoring_dump())
 		return PointerGetDatum(NULL);
 
-	tup = TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ? trigdata->tg_trigtuple
-		: (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
-		   : trigdata->tg_trigtuple);
+	tup = ioffice_trigger_row(trigdata);
 	name = tuple_text(tup, trigdata->tg_relation->rd_att, "workflow");
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -196,9 +182,8 @@ PG_FUNCTION_INFO_V1(ioffice_rule_invalidate);
 Datum
 ioffice_rule_invalidate(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerData *trigdata = ioffice_trigger_data(fcinfo, "_rule_invalidate");
 
-	require_trigger(fcinfo, "_rule_invalidate");
 	/* delivered to every backend at commit, and to this one at once */
 	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
 	ioffice_workflow_invalidate();
@@ -209,34 +194,18 @@ PG_FUNCTION_INFO_V1(ioffice_rule_audit);
 Datum
 ioffice_rule_audit(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerData *trigdata = ioffice_trigger_data(fcinfo, "_rule_audit");
 	TupleDesc	desc;
-	HeapTuple	old_tup = NULL;
-	HeapTuple	new_tup = NULL;
+	HeapTuple	old_tup;
+	HeapTuple	new_tup;
 	const char *action;
 	JsonbBuild *b;
 
-	require_trigger(fcinfo, "_rule_audit");
 	/* a dump being loaded brings its own audit records */
 	if (ioffice_restoring_dump())
 		return PointerGetDatum(NULL);
 	desc = trigdata->tg_relation->rd_att;
-	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-	{
-		new_tup = trigdata->tg_trigtuple;
-		action = "insert";
-	}
-	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-	{
-		old_tup = trigdata->tg_trigtuple;
-		new_tup = trigdata->tg_newtuple;
-		action = "update";
-	}
-	else
-	{
-		old_tup = trigdata->tg_trigtuple;
-		action = "delete";
-	}
+	action = ioffice_trigger_rows(trigdata, &old_tup, &new_tup);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
