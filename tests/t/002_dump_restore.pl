@@ -9,19 +9,12 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+use IofficeTest;
+
 my $node = PostgreSQL::Test::Cluster->new('dump_restore');
 $node->init(extra => [ '--encoding=UTF8', '--no-locale' ]);
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'ioffice'\n");
 $node->start;
-
-# one step of the workflow, as the person $login (the superuser running the
-# test is a member of ioffice_app, so SET LOCAL ioffice.actor is honoured)
-sub as_actor
-{
-	my ($db, $login, $sql) = @_;
-	return $node->safe_psql($db,
-		"BEGIN;\nSET LOCAL ioffice.actor = '$login';\n$sql;\nCOMMIT;");
-}
 
 # a small PDF whose bytes also hold NUL and high bytes, so that any mangling
 # of bytea on the way through the dump shows
@@ -53,18 +46,18 @@ $node->safe_psql('src',
 	  ('2024-04-29', 'Nghỉ hoán đổi', false), ('2024-05-04', 'Làm bù cho 29/4', true)});
 
 # document 1: the whole outgoing flow up to issue
-my $doc1 = as_actor('src', 'chuyenvien',
+my $doc1 = as_actor($node, 'src', 'chuyenvien',
 	q{SELECT ioffice.create_outgoing('CV', 'Về việc thử sao lưu và phục hồi',
 	   '{"urgency": "urgent", "signer": "lanhdao", "page_count": 2, "recipients": ["Bộ Nội vụ"]}')});
 like($doc1, qr/^\d+$/, 'document 1 created');
-as_actor('src', 'chuyenvien', qq{SELECT ioffice.attach($doc1, 'du_thao.pdf', $pdf_sql)});
-is(as_actor('src', 'chuyenvien',
+as_actor($node, 'src', 'chuyenvien', qq{SELECT ioffice.attach($doc1, 'du_thao.pdf', $pdf_sql)});
+is(as_actor($node, 'src', 'chuyenvien',
 		qq{SELECT ioffice.act($doc1, 'submit', 'lanhdao', 'Kính trình lãnh đạo')}),
 	'reviewing', 'document 1 submitted');
-is(as_actor('src', 'lanhdao',
+is(as_actor($node, 'src', 'lanhdao',
 		qq{SELECT ioffice.act($doc1, 'approve', 'vanthu', 'Đồng ý, phát hành')}),
 	'awaiting_issue', 'document 1 approved');
-is(as_actor('src', 'vanthu', qq{SELECT ioffice.act($doc1, 'issue')}),
+is(as_actor($node, 'src', 'vanthu', qq{SELECT ioffice.act($doc1, 'issue')}),
 	'issued', 'document 1 issued');
 my $symbol1 = $node->safe_psql('src', "SELECT symbol FROM ioffice.document WHERE id = $doc1");
 like($symbol1, qr{^01/}, "document 1 took number 01 ($symbol1)");
@@ -72,14 +65,14 @@ like($symbol1, qr{^01/}, "document 1 took number 01 ($symbol1)");
 # a number taken by an external system: the register's numbers chain, whose
 # end the register row keeps, must survive the round trip and go on
 my $reg = $node->safe_psql('src', "SELECT register_id FROM ioffice.document WHERE id = $doc1");
-is(as_actor('src', 'vanthu', qq{SELECT number FROM ioffice.take_number($reg, 'CV')}),
+is(as_actor($node, 'src', 'vanthu', qq{SELECT number FROM ioffice.take_number($reg, 'CV')}),
 	'2', 'number 02 taken by take_number()');
 
 # document 2, of the DBA's own type, stopped half-way
-my $doc2 = as_actor('src', 'chuyenvien',
+my $doc2 = as_actor($node, 'src', 'chuyenvien',
 	q{SELECT ioffice.create_outgoing('CVx', 'Văn bản dừng giữa chừng')});
-as_actor('src', 'chuyenvien', qq{SELECT ioffice.attach($doc2, 'b.pdf', $pdf_sql)});
-is(as_actor('src', 'chuyenvien', qq{SELECT ioffice.act($doc2, 'submit', 'lanhdao')}),
+as_actor($node, 'src', 'chuyenvien', qq{SELECT ioffice.attach($doc2, 'b.pdf', $pdf_sql)});
+is(as_actor($node, 'src', 'chuyenvien', qq{SELECT ioffice.act($doc2, 'submit', 'lanhdao')}),
 	'reviewing', 'document 2 submitted');
 
 # --- dump and restore ------------------------------------------------------
@@ -103,22 +96,12 @@ is($err, '', 'pg_restore writes nothing on stderr');
 
 # --- same data ---------------------------------------------------------------
 
-# the count and a digest of every row's text, in a fixed order (run as
-# superuser, which is not subject to the tables' row-level security)
-sub table_digest
-{
-	my ($db, $table) = @_;
-	return $node->safe_psql($db,
-		    "SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '-') "
-		  . "FROM ioffice.$table t");
-}
-
 for my $table (
 	qw(unit person person_role document file task register audit doc_type
 	workflow workflow_state workflow_transition document_link delegation signature holiday))
 {
-	my $src = table_digest('src', $table);
-	my $dst = table_digest('dst', $table);
+	my $src = table_digest($node, 'src', $table);
+	my $dst = table_digest($node, 'dst', $table);
 	is($dst, $src, "table $table restored identically ($src)");
 	if ($src ne $dst)
 	{
@@ -159,9 +142,9 @@ for my $seq (
 }
 
 my $trail_sql = "SELECT t::text FROM ioffice.trail($doc1) t";
-my $trail_src = as_actor('src', 'vanthu', $trail_sql);
+my $trail_src = as_actor($node, 'src', 'vanthu', $trail_sql);
 isnt($trail_src, '', 'trail of document 1 is not empty');
-is(as_actor('dst', 'vanthu', $trail_sql), $trail_src, 'trail of document 1 restored identically');
+is(as_actor($node, 'dst', 'vanthu', $trail_sql), $trail_src, 'trail of document 1 restored identically');
 is($node->safe_psql('src', 'SELECT count(*) FROM ioffice.audit_verify()'), '0',
 	'the audit trail of the source is intact');
 is($node->safe_psql('dst', 'SELECT count(*) FROM ioffice.audit_verify()'), '0',
@@ -172,22 +155,22 @@ is($node->safe_psql('dst', 'SELECT count(*) FROM ioffice.audit_verify()'), '0',
 my $max_src = $node->safe_psql('src', 'SELECT max(id) FROM ioffice.document');
 my $max_audit = $node->safe_psql('src', 'SELECT max(id) FROM ioffice.audit');
 
-my $doc3 = as_actor('dst', 'chuyenvien',
+my $doc3 = as_actor($node, 'dst', 'chuyenvien',
 	q{SELECT ioffice.create_outgoing('CV', 'Văn bản sau phục hồi')});
 ok($doc3 > $max_src, "new document id $doc3 follows the restored ones (max $max_src)");
-as_actor('dst', 'chuyenvien', qq{SELECT ioffice.attach($doc3, 'c.pdf', $pdf_sql)});
-is(as_actor('dst', 'chuyenvien', qq{SELECT ioffice.act($doc3, 'submit', 'lanhdao')}),
+as_actor($node, 'dst', 'chuyenvien', qq{SELECT ioffice.attach($doc3, 'c.pdf', $pdf_sql)});
+is(as_actor($node, 'dst', 'chuyenvien', qq{SELECT ioffice.act($doc3, 'submit', 'lanhdao')}),
 	'reviewing', 'new document submitted in dst');
-is(as_actor('dst', 'lanhdao', qq{SELECT ioffice.act($doc3, 'approve', 'vanthu')}),
+is(as_actor($node, 'dst', 'lanhdao', qq{SELECT ioffice.act($doc3, 'approve', 'vanthu')}),
 	'awaiting_issue', 'new document approved in dst');
-is(as_actor('dst', 'vanthu', qq{SELECT ioffice.act($doc3, 'issue')}),
+is(as_actor($node, 'dst', 'vanthu', qq{SELECT ioffice.act($doc3, 'issue')}),
 	'issued', 'new document issued in dst');
 
 my ($number3, $symbol3) = split /\|/,
   $node->safe_psql('dst', "SELECT number, symbol FROM ioffice.document WHERE id = $doc3");
 is($number3, 3, 'register number continues after the restored ones');
 like($symbol3, qr{^03/}, "symbol of the new document starts with 03/ ($symbol3)");
-is(as_actor('dst', 'vanthu', qq{SELECT number FROM ioffice.take_number($reg, 'CV')}),
+is(as_actor($node, 'dst', 'vanthu', qq{SELECT number FROM ioffice.take_number($reg, 'CV')}),
 	'4', 'take_number() goes on in dst');
 is($node->safe_psql('dst',
 		"SELECT string_agg(seq || ':' || (detail->>'number'), ',' ORDER BY seq) FROM ioffice.audit WHERE chain = 'numbers:$reg'"),
@@ -198,10 +181,10 @@ is($node->safe_psql('dst', 'SELECT count(*) FROM ioffice.audit_verify()'), '0',
 is($node->safe_psql('dst',
 		"SELECT count(*) > 0 AND min(id) > $max_audit FROM ioffice.audit WHERE entity = 'document' AND entity_id = $doc3"),
 	't', 'the new document is audited with ids after the restored audit rows');
-is(as_actor('dst', 'lanhdao',
+is(as_actor($node, 'dst', 'lanhdao',
 		"SELECT count(*) FILTER (WHERE status = 'Đang xử lý') FROM ioffice.trail($doc2)"),
 	'1', 'the half-way document is still held by someone in dst');
-is(as_actor('dst', 'lanhdao', qq{SELECT ioffice.act($doc2, 'approve', 'vanthu')}),
+is(as_actor($node, 'dst', 'lanhdao', qq{SELECT ioffice.act($doc2, 'approve', 'vanthu')}),
 	'awaiting_issue', 'the half-way document can go on in dst');
 
 # the source is untouched by all this

@@ -6,30 +6,21 @@
 use strict;
 use warnings;
 
-use IPC::Run;
 use JSON::PP;
 use Time::HiRes qw(gettimeofday tv_interval);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-# Debian's python3-openpyxl is installed for the system interpreter
-my ($python) = grep { -x $_ } ('/usr/bin/python3', '/usr/local/bin/python3');
-$python //= 'python3';
-plan skip_all => 'python3 with openpyxl is not installed'
-  unless system($python, '-c', 'import openpyxl') == 0;
+use IofficeTest;
+
+my $python = python_with_openpyxl();
+plan skip_all => 'python3 with openpyxl is not installed' unless defined $python;
 
 my $node = PostgreSQL::Test::Cluster->new('trail_export');
 $node->init(extra => [ '--encoding=UTF8', '--no-locale' ]);
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'ioffice'\n");
 $node->start;
-
-sub as_actor
-{
-	my ($login, $sql) = @_;
-	return $node->safe_psql('postgres',
-		"BEGIN;\nSET LOCAL ioffice.actor = '$login';\n$sql;\nCOMMIT;");
-}
 
 my $pdf_sql = q{convert_to('%PDF-1.4 Sốp Cộp', 'UTF8')};
 
@@ -50,31 +41,27 @@ $node->safe_psql(
 # Case B's shape: submitted with a deadline and a note that needs care,
 # forwarded, approved by a delegate ("thay"), issued.
 my $abstract = 'Kế hoạch tuyên truyền chuyển đổi số năm 2026, "đợt 1"';
-my $doc = as_actor('regress_luan', qq{SELECT ioffice.create_outgoing('KH', '$abstract')});
-as_actor('regress_luan', qq{SELECT ioffice.attach($doc, 'ke_hoach.pdf', $pdf_sql)});
-as_actor('regress_luan',
+my $doc = as_actor($node, 'postgres', 'regress_luan', qq{SELECT ioffice.create_outgoing('KH', '$abstract')});
+as_actor($node, 'postgres', 'regress_luan', qq{SELECT ioffice.attach($doc, 'ke_hoach.pdf', $pdf_sql)});
+as_actor($node, 'postgres', 'regress_luan',
 	qq{SELECT ioffice.act($doc, 'submit', 'dai', E'Kính trình anh Đại, xem "dự thảo"\\nrồi cho ý kiến', '{"deadline": "2030-12-31"}')}
 );
-as_actor('dai', qq{SELECT ioffice.act($doc, 'forward', 'loi', 'Kính chuyển Chủ tịch; đã thẩm định')});
-as_actor('loi', q{SELECT ioffice.delegate('kien', now() - interval '1 hour', now() + interval '1 day')});
-as_actor('kien', qq{SELECT ioffice.act($doc, 'approve', 'regress_thuy', 'Đồng ý phát hành')});
-is(as_actor('regress_thuy', qq{SELECT ioffice.act($doc, 'issue')}), 'issued', 'document issued');
+as_actor($node, 'postgres', 'dai', qq{SELECT ioffice.act($doc, 'forward', 'loi', 'Kính chuyển Chủ tịch; đã thẩm định')});
+as_actor($node, 'postgres', 'loi', q{SELECT ioffice.delegate('kien', now() - interval '1 hour', now() + interval '1 day')});
+as_actor($node, 'postgres', 'kien', qq{SELECT ioffice.act($doc, 'approve', 'regress_thuy', 'Đồng ý phát hành')});
+is(as_actor($node, 'postgres', 'regress_thuy', qq{SELECT ioffice.act($doc, 'issue')}), 'issued', 'document issued');
 my $symbol = $node->safe_psql('postgres', "SELECT symbol FROM ioffice.document WHERE id = $doc");
 
-my $draft = as_actor('regress_luan', q{SELECT ioffice.create_outgoing('CV', 'Dự thảo chưa phát hành')});
-as_actor('regress_luan', qq{SELECT ioffice.attach($draft, 'du_thao.pdf', $pdf_sql)});
-as_actor('regress_luan', qq{SELECT ioffice.act($draft, 'submit', 'dai')});
+my $draft = as_actor($node, 'postgres', 'regress_luan', q{SELECT ioffice.create_outgoing('CV', 'Dự thảo chưa phát hành')});
+as_actor($node, 'postgres', 'regress_luan', qq{SELECT ioffice.attach($draft, 'du_thao.pdf', $pdf_sql)});
+as_actor($node, 'postgres', 'regress_luan', qq{SELECT ioffice.act($draft, 'submit', 'dai')});
 
 # the export as bytes in a file, then the workbook as openpyxl sees it
 sub export_xlsx
 {
 	my ($login, $id) = @_;
-	my $hex = as_actor($login, "SELECT encode(ioffice.trail_export($id, 'xlsx'), 'hex')");
-	my $path = "$PostgreSQL::Test::Utils::tmp_check/trail_$id.xlsx";
-	open(my $fh, '>:raw', $path) or die "cannot write $path: $!";
-	print $fh pack('H*', $hex);
-	close($fh);
-	return $path;
+	return bytea_to_file($node, 'postgres', $login, "ioffice.trail_export($id, 'xlsx')",
+		"trail_$id.xlsx");
 }
 
 my $reader = <<'PY';
@@ -100,10 +87,7 @@ PY
 sub read_xlsx
 {
 	my ($path) = @_;
-	my ($out, $err);
-	IPC::Run::run([ $python, '-c', $reader, $path ], '>', \$out, '2>', \$err)
-	  or die "openpyxl could not read $path: $err";
-	return JSON::PP->new->decode($out);
+	return python_json($python, $reader, $path);
 }
 
 my $book = read_xlsx(export_xlsx('regress_thuy', $doc));
@@ -129,7 +113,7 @@ is_deeply(
 is($book->{freeze}, 'A' . ($h + 2), 'panes frozen below the headings');
 
 # what trail() says, times in ioffice.timezone to the second
-my $trail_json = as_actor(
+my $trail_json = as_actor($node, 'postgres', 
 	'regress_thuy', qq{SELECT json_agg(json_build_array(step, sender, request, receiver,
 	    to_char(received_at AT TIME ZONE ioffice.timezone(), 'YYYY-MM-DD HH24:MI:SS'),
 	    processing_note, to_char(deadline, 'YYYY-MM-DD') || ' 00:00:00',

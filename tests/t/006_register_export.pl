@@ -7,29 +7,20 @@
 use strict;
 use warnings;
 
-use IPC::Run;
 use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-# Debian's python3-openpyxl is installed for the system interpreter
-my ($python) = grep { -x $_ } ('/usr/bin/python3', '/usr/local/bin/python3');
-$python //= 'python3';
-plan skip_all => 'python3 with openpyxl is not installed'
-  unless system($python, '-c', 'import openpyxl') == 0;
+use IofficeTest;
+
+my $python = python_with_openpyxl();
+plan skip_all => 'python3 with openpyxl is not installed' unless defined $python;
 
 my $node = PostgreSQL::Test::Cluster->new('register_export');
 $node->init(extra => [ '--encoding=UTF8', '--no-locale' ]);
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'ioffice'\n");
 $node->start;
-
-sub as_actor
-{
-	my ($login, $sql) = @_;
-	return $node->safe_psql('postgres',
-		"BEGIN;\nSET LOCAL ioffice.actor = '$login';\n$sql;\nCOMMIT;");
-}
 
 my $pdf_sql = q{convert_to('%PDF-1.4 Sốp Cộp', 'UTF8')};
 
@@ -58,12 +49,12 @@ my ($reg, $secret) = split /\|/, $node->safe_psql(
 sub issue
 {
 	my ($type, $abstract, $details) = @_;
-	my $doc = as_actor('regress_luan',
+	my $doc = as_actor($node, 'postgres', 'regress_luan',
 		"SELECT ioffice.create_outgoing('$type', \$a\$$abstract\$a\$, \$d\$$details\$d\$)");
-	as_actor('regress_luan', qq{SELECT ioffice.attach($doc, 'van_ban.pdf', $pdf_sql)});
-	as_actor('regress_luan', qq{SELECT ioffice.act($doc, 'submit', 'dai')});
-	as_actor('dai', qq{SELECT ioffice.act($doc, 'approve', 'regress_thuy')});
-	is(as_actor('regress_thuy', qq{SELECT ioffice.act($doc, 'issue')}), 'issued', "$type issued");
+	as_actor($node, 'postgres', 'regress_luan', qq{SELECT ioffice.attach($doc, 'van_ban.pdf', $pdf_sql)});
+	as_actor($node, 'postgres', 'regress_luan', qq{SELECT ioffice.act($doc, 'submit', 'dai')});
+	as_actor($node, 'postgres', 'dai', qq{SELECT ioffice.act($doc, 'approve', 'regress_thuy')});
+	is(as_actor($node, 'postgres', 'regress_thuy', qq{SELECT ioffice.act($doc, 'issue')}), 'issued', "$type issued");
 	return $doc;
 }
 
@@ -74,7 +65,7 @@ issue('CV', "V/v in sổ \"đăng ký\", đóng quyển\nvà lưu trữ",
 issue('QĐ', $long, '{"signer": "dai", "copies": 12}');
 # numbers taken by another system, past 99: the book must follow the numbers,
 # not the text of the symbols
-as_actor('regress_thuy',
+as_actor($node, 'postgres', 'regress_thuy',
 	"DO \$\$ BEGIN FOR i IN 1..110 LOOP PERFORM ioffice.take_number($reg, 'TB'); END LOOP; END \$\$");
 issue('KH', 'Kế hoạch sau các số lấy ngoài', '{}');
 issue('CV', 'Văn bản mật về sổ', '{"confidentiality": "confidential", "copies": 2}');
@@ -84,12 +75,8 @@ sub export_xlsx
 {
 	my ($login, $id, $name, $yr) = @_;
 	$yr //= $year;
-	my $hex = as_actor($login, "SELECT encode(ioffice.register_export($id, $yr, 'xlsx'), 'hex')");
-	my $path = "$PostgreSQL::Test::Utils::tmp_check/$name.xlsx";
-	open(my $fh, '>:raw', $path) or die "cannot write $path: $!";
-	print $fh pack('H*', $hex);
-	close($fh);
-	return $path;
+	return bytea_to_file($node, 'postgres', $login,
+		"ioffice.register_export($id, $yr, 'xlsx')", "$name.xlsx");
 }
 
 my $reader = <<'PY';
@@ -133,17 +120,14 @@ PY
 sub read_xlsx
 {
 	my ($path) = @_;
-	my ($out, $err);
-	IPC::Run::run([ $python, '-c', $reader, $path ], '>', \$out, '2>', \$err)
-	  or die "openpyxl could not read $path: $err";
-	return JSON::PP->new->decode($out);
+	return python_json($python, $reader, $path);
 }
 
 # the view's rows of a register and year, as the workbook should hold them
 sub view_rows
 {
 	my ($code) = @_;
-	my $json = as_actor(
+	my $json = as_actor($node, 'postgres', 
 		'regress_thuy', qq{SELECT coalesce(json_agg(json_build_array(symbol,
 		    to_char(issued_on, 'YYYY-MM-DD') || ' 00:00:00', type_and_abstract, signer,
 		    recipients, archive_unit, copies, to_char(sent_on, 'YYYY-MM-DD') || ' 00:00:00',

@@ -11,15 +11,14 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+use IofficeTest;
+
 my $pki = PostgreSQL::Test::Utils::tempdir;
 my $keystore = PostgreSQL::Test::Utils::tempdir;
 my $make_pki = dirname(__FILE__) . '/../pki/make_pki';
 system_or_bail('bash', $make_pki, $pki);
 copy("$pki/person_rsa.key", "$keystore/person_rsa.key") or die "copy person_rsa.key: $!";
 chmod 0600, "$keystore/person_rsa.key";
-
-sub slurp { my ($f) = @_; open my $fh, '<', $f or die "$f: $!"; local $/; my $s = <$fh>; close $fh; return $s; }
-sub sqlq { my ($s) = @_; $s =~ s/'/''/g; return "'$s'"; }
 
 my $worker_conf = qq{
 shared_preload_libraries = 'ioffice'
@@ -34,7 +33,7 @@ $primary->init(allows_streaming => 1);
 $primary->append_conf('postgresql.conf', $worker_conf);
 $primary->start;
 
-my $chain = slurp("$pki/intermediate.pem");
+my $chain = slurp_file("$pki/intermediate.pem");
 $primary->safe_psql('postgres', qq{
 CREATE EXTENSION ioffice;
 SELECT ioffice.add_agency('UBND huyện Sốp Cộp', 'UBND', '000.00.32.H41');
@@ -42,9 +41,9 @@ SELECT ioffice.add_department(1, 'Văn phòng HĐND-UBND', 'VP');
 SELECT ioffice.add_person('regress_luan', 'Tòng Văn Luân', 'Chuyên viên', 2, '{specialist}');
 SELECT ioffice.add_person('dai', 'Trần Văn Đại', 'Chánh Văn phòng', 2, '{leader}');
 SELECT ioffice.add_person('regress_thuy', 'Tòng Văn Thủy', 'Văn thư', 1, '{clerk}');
-SELECT ioffice.add_trust_anchor(@{[ sqlq(slurp("$pki/root.pem")) ]});
-SELECT ioffice.add_crl(@{[ sqlq(slurp("$pki/intermediate.crl.pem")) ]});
-SELECT ioffice.register_certificate('personal', 'dai', @{[ sqlq(slurp("$pki/person_rsa.pem") . $chain) ]}, 'person_rsa.key');
+SELECT ioffice.add_trust_anchor(@{[ sql_literal(slurp_file("$pki/root.pem")) ]});
+SELECT ioffice.add_crl(@{[ sql_literal(slurp_file("$pki/intermediate.crl.pem")) ]});
+SELECT ioffice.register_certificate('personal', 'dai', @{[ sql_literal(slurp_file("$pki/person_rsa.pem") . $chain) ]}, 'person_rsa.key');
 });
 
 # the standby: from a backup, streaming, with the same settings (its
@@ -61,19 +60,12 @@ $primary->restart;
 is($primary->safe_psql('postgres', "SELECT count(*) FROM ioffice.worker_status"), '0',
 	'the primary serves no database: no worker');
 
-sub as_actor
-{
-	my ($node, $who, $sql) = @_;
-	return $node->safe_psql('postgres', "BEGIN; SET LOCAL ioffice.actor = '$who'; $sql; COMMIT;");
-}
-
+# a document dai signs: its job is queued
 sub new_doc
 {
 	my ($node, $abstract) = @_;
-	my $doc = as_actor($node, 'regress_luan', "SELECT ioffice.create_outgoing('CV', '$abstract')");
-	as_actor($node, 'regress_luan', "SELECT ioffice.attach($doc, 'du_thao.pdf', convert_to('%PDF-1.4 $abstract', 'UTF8'))");
-	as_actor($node, 'regress_luan', "SELECT ioffice.act($doc, 'submit', 'dai', NULL, '{\"request_signature\": true}')");
-	as_actor($node, 'dai', "SELECT ioffice.act($doc, 'sign', NULL, NULL, '{\"mode\": \"vgca\"}')");
+	my $doc = new_doc_to_sign($node, 'postgres', $abstract);
+	as_actor($node, 'postgres', 'dai', "SELECT ioffice.act($doc, 'sign', NULL, NULL, '{\"mode\": \"vgca\"}')");
 	return $doc;
 }
 
@@ -127,9 +119,9 @@ ok($standby->poll_query_until('postgres', "SELECT state = 'idle' AND jobs_done >
 is($standby->safe_psql('postgres', "SELECT pid FROM ioffice.worker_status"), $pid,
 	'it was the worker that waited on the standby, not a new one');
 my $file = $standby->safe_psql('postgres', "SELECT id FROM ioffice.file WHERE document_id = $doc");
-is(as_actor($standby, 'dai', "SELECT string_agg(kind || ':' || valid || ':' || coalesce(reason, '-'), ',') FROM ioffice.verify($file)"),
+is(as_actor($standby, 'postgres', 'dai', "SELECT string_agg(kind || ':' || valid || ':' || coalesce(reason, '-'), ',') FROM ioffice.verify($file)"),
 	'personal:true:-', 'verify(): the signature made on the promoted node is valid');
-is(as_actor($standby, 'dai', "SELECT ioffice.act($doc, 'approve', 'regress_thuy')"), 'awaiting_issue',
+is(as_actor($standby, 'postgres', 'dai', "SELECT ioffice.act($doc, 'approve', 'regress_thuy')"), 'awaiting_issue',
 	'approve goes through on the promoted node');
 is($standby->safe_psql('postgres', "SELECT count(*) FROM ioffice.audit_verify()"), '0',
 	'the audit trail is intact after promotion');

@@ -1,20 +1,93 @@
-# Helpers shared by the worker's TAP tests (011, 012): a node with the test
-# PKI and a signer, documents that request a signature, and a tiny HTTP
-# listener that either answers 200 at once or accepts and never answers.
+# Helpers shared by the TAP tests of ioffice ("use IofficeTest;", the test
+# runner passes -I tests/t): acting as a person, comparing tables, quoting
+# SQL, reading back the files the exports build; for the worker's tests
+# (011, 012) a node with the test PKI and a signer, documents that request a
+# signature, and a tiny HTTP listener that either answers 200 at once or
+# accepts and never answers.
 package IofficeTest;
 use strict;
 use warnings;
 use Exporter 'import';
 use File::Basename qw(dirname);
 use File::Copy qw(copy);
+use IPC::Run;
+use JSON::PP;
 use Time::HiRes qw(usleep);
 use PostgreSQL::Test::Utils;
 
-our @EXPORT = qw(make_keystore signing_setup as_actor new_doc_to_sign
+our @EXPORT = qw(as_actor try_as_actor table_digest sql_literal python_with_openpyxl
+  bytea_to_file python_json make_keystore signing_setup new_doc_to_sign
   listener_start listener_stop listener_accepted);
 
-sub slurp { my ($f) = @_; open my $fh, '<', $f or die "$f: $!"; local $/; my $s = <$fh>; close $fh; return $s; }
-sub sqlq { my ($s) = @_; $s =~ s/'/''/g; return "'$s'"; }
+# One transaction of $sql in database $db of $node, as the person $login:
+# the superuser running the test is a member of ioffice_app, so SET LOCAL
+# ioffice.actor is honoured.  Returns what safe_psql returns (dies on error).
+sub as_actor
+{
+	my ($node, $db, $login, $sql) = @_;
+	return $node->safe_psql($db,
+		"BEGIN;\nSET LOCAL ioffice.actor = '$login';\n$sql;\nCOMMIT;");
+}
+
+# The same for $sql that may be refused: returns ($ret, $stdout, $stderr) of
+# $node->psql, to which %params go (extra_params => [...]).
+sub try_as_actor
+{
+	my ($node, $db, $login, $sql, %params) = @_;
+	return $node->psql($db,
+		"BEGIN;\nSET LOCAL ioffice.actor = '$login';\n$sql;\nCOMMIT;", %params);
+}
+
+# The count and a digest of every row's text of table ioffice.$table, in a
+# fixed order: equal digests, equal rows.  Run as the superuser, which row-
+# level security does not filter.
+sub table_digest
+{
+	my ($node, $db, $table) = @_;
+	return $node->safe_psql($db,
+		    "SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '-') "
+		  . "FROM ioffice.$table t");
+}
+
+# $text as a SQL string literal (PEM files, paths)
+sub sql_literal
+{
+	my ($text) = @_;
+	$text =~ s/'/''/g;
+	return "'$text'";
+}
+
+# The system's python3 when it has openpyxl (Debian's python3-openpyxl is
+# installed for the system interpreter), else undef: a test then skips.
+sub python_with_openpyxl
+{
+	my ($python) = grep { -x $_ } ('/usr/bin/python3', '/usr/local/bin/python3');
+	$python //= 'python3';
+	return system($python, '-c', 'import openpyxl') == 0 ? $python : undef;
+}
+
+# The bytea the SQL expression $bytea_sql gives, computed as $login, written
+# to the file $name in the test's scratch directory; returns its path.
+sub bytea_to_file
+{
+	my ($node, $db, $login, $bytea_sql, $name) = @_;
+	my $hex = as_actor($node, $db, $login, "SELECT encode($bytea_sql, 'hex')");
+	my $path = "$PostgreSQL::Test::Utils::tmp_check/$name";
+	open(my $fh, '>:raw', $path) or die "cannot write $path: $!";
+	print $fh pack('H*', $hex);
+	close($fh);
+	return $path;
+}
+
+# Runs the Python $script with @args and decodes the JSON it prints.
+sub python_json
+{
+	my ($python, $script, @args) = @_;
+	my ($out, $err);
+	IPC::Run::run([ $python, '-c', $script, @args ], '>', \$out, '2>', \$err)
+	  or die "python could not read @args: $err";
+	return JSON::PP->new->decode($out);
+}
 
 # the test PKI and a keystore holding dai's key: returns ($pki, $keystore)
 sub make_keystore
@@ -32,23 +105,17 @@ sub make_keystore
 sub signing_setup
 {
 	my ($node, $db, $pki) = @_;
-	my $chain = slurp("$pki/intermediate.pem");
+	my $chain = slurp_file("$pki/intermediate.pem");
 	$node->safe_psql($db, qq{
 CREATE EXTENSION ioffice;
 SELECT ioffice.add_agency('UBND huyện Sốp Cộp', 'UBND', '000.00.32.H41');
 SELECT ioffice.add_department(1, 'Văn phòng HĐND-UBND', 'VP');
 SELECT ioffice.add_person('regress_luan', 'Tòng Văn Luân', 'Chuyên viên', 2, '{specialist}');
 SELECT ioffice.add_person('dai', 'Trần Văn Đại', 'Chánh Văn phòng', 2, '{leader}');
-SELECT ioffice.add_trust_anchor(@{[ sqlq(slurp("$pki/root.pem")) ]});
-SELECT ioffice.register_certificate('personal', 'dai', @{[ sqlq(slurp("$pki/person_rsa.pem") . $chain) ]}, 'person_rsa.key');
+SELECT ioffice.add_trust_anchor(@{[ sql_literal(slurp_file("$pki/root.pem")) ]});
+SELECT ioffice.register_certificate('personal', 'dai', @{[ sql_literal(slurp_file("$pki/person_rsa.pem") . $chain) ]}, 'person_rsa.key');
 });
 	return;
-}
-
-sub as_actor
-{
-	my ($node, $db, $who, $sql) = @_;
-	return $node->safe_psql($db, "BEGIN; SET LOCAL ioffice.actor = '$who'; $sql; COMMIT;");
 }
 
 # a draft with one file, submitted to dai: ready for his 'sign'
@@ -109,7 +176,7 @@ sub listener_start
 		usleep(50_000);
 	}
 	die "the listener did not start" unless -s "$dir/port";
-	my $port = slurp("$dir/port");
+	my $port = slurp_file("$dir/port");
 	return { pid => $pid, port => $port, dir => $dir };
 }
 
@@ -117,7 +184,7 @@ sub listener_accepted
 {
 	my ($l) = @_;
 	return 0 unless -e "$l->{dir}/accepted";
-	my @lines = split /\n/, slurp("$l->{dir}/accepted");
+	my @lines = split /\n/, slurp_file("$l->{dir}/accepted");
 	return scalar @lines;
 }
 
