@@ -547,6 +547,36 @@ begin_detail(ActContext *ctx)
 	ioffice_jsonb_add_jsonb(ctx->detail, "options", ctx->options);
 }
 
+/*
+ * The first eight parameters of a new task of the subject, in the order
+ * every task insert takes them (the subjects' task_open, the cooperators'
+ * in effects.c): the subject, the step, the action, the sender and the
+ * holder they stand in for, the note as request, the receiver, and the
+ * deadline (a date option already checked, or NULL).
+ */
+void
+ioffice_task_params(const ActContext *ctx, int32 step, int64 receiver, JsonbValue *deadline,
+					Datum *values, char *nulls)
+{
+	DateADT		due;
+
+	memset(nulls, ' ', 8);
+	values[0] = Int64GetDatum(ctx->doc);
+	values[1] = Int32GetDatum(step);
+	values[2] = CStringGetTextDatum(ctx->tr->action);
+	values[3] = Int64GetDatum(ctx->actor);
+	values[4] = Int64GetDatum(ctx->on_behalf_of);
+	nulls[4] = ctx->on_behalf_of ? ' ' : 'n';
+	values[5] = ctx->note ? CStringGetTextDatum(ctx->note) : (Datum) 0;
+	nulls[5] = ctx->note ? ' ' : 'n';
+	values[6] = Int64GetDatum(receiver);
+	if (deadline != NULL && deadline->type == jbvString &&
+		ioffice_parse_iso_date(deadline->val.string.val, deadline->val.string.len, &due))
+		values[7] = DateADTGetDatum(due);
+	else
+		nulls[7] = 'n';
+}
+
 /* The subject's new state. */
 static void
 move_subject(ActContext *ctx)
@@ -584,26 +614,12 @@ open_receiver_task(ActContext *ctx)
 {
 	Datum		values[9];
 	char		nulls[9];
-	JsonbValue *deadline = ioffice_jsonb_get(ctx->options, "deadline");
-	DateADT		due;
 
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = Int64GetDatum(ctx->doc);
-	values[1] = Int32GetDatum(ctx->last_step + 1);
-	values[2] = CStringGetTextDatum(ctx->tr->action);
-	values[3] = Int64GetDatum(ctx->actor);
-	values[4] = Int64GetDatum(ctx->on_behalf_of);
-	nulls[4] = ctx->on_behalf_of ? ' ' : 'n';
-	values[5] = ctx->note ? CStringGetTextDatum(ctx->note) : (Datum) 0;
-	nulls[5] = ctx->note ? ' ' : 'n';
-	values[6] = Int64GetDatum(ctx->receiver);
 	/* check_options() refused a deadline that is not a date */
-	if (deadline != NULL && deadline->type == jbvString &&
-		ioffice_parse_iso_date(deadline->val.string.val, deadline->val.string.len, &due))
-		values[7] = DateADTGetDatum(due);
-	else
-		nulls[7] = 'n';
+	ioffice_task_params(ctx, ctx->last_step + 1, ctx->receiver,
+						ioffice_jsonb_get(ctx->options, "deadline"), values, nulls);
 	values[8] = JsonbPGetDatum(ctx->options);
+	nulls[8] = ' ';
 	ioffice_exec(ctx->subject->task_open, values, nulls, 0);
 	ctx->last_step++;
 	notify_receiver(ctx);

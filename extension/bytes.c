@@ -40,15 +40,20 @@ ioffice_sha256(bytea *content)
 	return ioffice_bytea(digest, PG_SHA256_DIGEST_LENGTH);
 }
 
+/* len bytes at data into b, allocated VARHDRSZ + len bytes long */
+static bytea *
+fill_bytea(bytea *b, const void *data, size_t len)
+{
+	SET_VARSIZE(b, VARHDRSZ + len);
+	memcpy(VARDATA(b), data, len);
+	return b;
+}
+
 /* len bytes at data as a bytea, in the current memory context */
 bytea *
 ioffice_bytea(const void *data, size_t len)
 {
-	bytea	   *b = palloc(VARHDRSZ + len);
-
-	SET_VARSIZE(b, VARHDRSZ + len);
-	memcpy(VARDATA(b), data, len);
-	return b;
+	return fill_bytea(palloc(VARHDRSZ + len), data, len);
 }
 
 /*
@@ -58,11 +63,7 @@ ioffice_bytea(const void *data, size_t len)
 bytea *
 ioffice_spi_bytea(const void *data, size_t len)
 {
-	bytea	   *b = SPI_palloc(VARHDRSZ + len);
-
-	SET_VARSIZE(b, VARHDRSZ + len);
-	memcpy(VARDATA(b), data, len);
-	return b;
+	return fill_bytea(SPI_palloc(VARHDRSZ + len), data, len);
 }
 
 /* a C string as a text result that outlives SPI_finish() */

@@ -202,7 +202,6 @@ effect_assign_cooperators(ActContext *ctx)
 		char		nulls[8];
 		int64		person = 0;
 		ListCell   *lc;
-		DateADT		due;
 
 		if (tok != WJB_ELEM)
 			continue;
@@ -242,22 +241,9 @@ effect_assign_cooperators(ActContext *ctx)
 						 errmsg("\"%s\" is asked to cooperate twice", login)));
 		seen = lappend(seen, login);
 
-		memset(nulls, ' ', sizeof(nulls));
-		values[0] = Int64GetDatum(ctx->doc);
-		values[1] = Int32GetDatum(++ctx->last_step);
-		values[2] = CStringGetTextDatum(ctx->tr->action);
-		values[3] = Int64GetDatum(ctx->actor);
-		values[4] = Int64GetDatum(ctx->on_behalf_of);
-		nulls[4] = ctx->on_behalf_of ? ' ' : 'n';
-		values[5] = ctx->note ? CStringGetTextDatum(ctx->note) : (Datum) 0;
-		nulls[5] = ctx->note ? ' ' : 'n';
-		values[6] = Int64GetDatum(person);
 		/* both deadlines were checked: the common one by act(), this one above */
-		if (deadline != NULL && deadline->type == jbvString &&
-			ioffice_parse_iso_date(deadline->val.string.val, deadline->val.string.len, &due))
-			values[7] = DateADTGetDatum(due);
-		else
-			nulls[7] = 'n';
+		ctx->last_step++;
+		ioffice_task_params(ctx, ctx->last_step, person, deadline, values, nulls);
 		ioffice_exec(&cooperation_open, values, nulls, 0);
 		count++;
 	}

@@ -174,6 +174,8 @@ extern void ioffice_workflow_invalidate(void);
 
 /* act.c: the engine shared by act() and dossier_act() */
 extern Datum ioffice_act_run(const WfSubject *subject, Datum key, FunctionCallInfo fcinfo);
+extern void ioffice_task_params(const ActContext *ctx, int32 step, int64 receiver,
+								JsonbValue *deadline, Datum *values, char *nulls);
 extern const WfSubject ioffice_document_subject;
 
 /* registers.c */

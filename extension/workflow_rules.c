@@ -110,34 +110,38 @@ StaticAssertDecl(lengthof(taken_by_names) == WF_TAKEN_BY_COOPERATOR + 1,
 StaticAssertDecl(lengthof(receiver_names) == WF_RECEIVER_UNKNOWN,
 				 "receiver_names does not match WfReceiver");
 
+/* the position of name in names[n], or -1 (NULL or unknown) */
+static int
+name_index(const char *const *names, int n, const char *name)
+{
+	int			i;
+
+	for (i = 0; name != NULL && i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return i;
+	return -1;
+}
+
 /* workflow_transition.taken_by as its enum; false for NULL or an unknown name */
 bool
 ioffice_parse_taken_by(const char *name, WfTakenBy *out)
 {
-	int			i;
+	int			i = name_index(taken_by_names, lengthof(taken_by_names), name);
 
-	for (i = 0; name != NULL && i < lengthof(taken_by_names); i++)
-		if (strcmp(taken_by_names[i], name) == 0)
-		{
-			*out = (WfTakenBy) i;
-			return true;
-		}
-	return false;
+	if (i >= 0)
+		*out = (WfTakenBy) i;
+	return i >= 0;
 }
 
 /* workflow_transition.receiver as its enum; false for NULL or an unknown name */
 bool
 ioffice_parse_receiver(const char *name, WfReceiver *out)
 {
-	int			i;
+	int			i = name_index(receiver_names, lengthof(receiver_names), name);
 
-	for (i = 0; name != NULL && i < lengthof(receiver_names); i++)
-		if (strcmp(receiver_names[i], name) == 0)
-		{
-			*out = (WfReceiver) i;
-			return true;
-		}
-	return false;
+	if (i >= 0)
+		*out = (WfReceiver) i;
+	return i >= 0;
 }
 
 /* the name of a receiver in the rules, for messages */
