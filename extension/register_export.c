@@ -108,23 +108,162 @@ static IofficePlan register_of_year = {
 	4, {INT8OID, TEXTOID, INT4OID, TEXTOID}
 };
 
+/*
+ * What one register_export() call knows, passed to each of its steps: the
+ * register and year asked for, what its rows say, and what the caller may
+ * see of it.
+ */
+typedef struct RegisterExport
+{
+	int64		reg;
+	int32		year;
+	int64		agency;
+	char	   *agency_name;	/* UTF-8, for the workbook */
+	char	   *code;
+	char	   *name;			/* the year's row's, UTF-8 */
+	bool		confidential;	/* the row given, or the year's row */
+	bool		every_row;		/* a clerk of its agency or an admin */
+	const RegisterBook *book;
+} RegisterExport;
+
+/* The register given: its agency, code, name and book; unknown is 42704. */
+static void
+read_register(RegisterExport *rx)
+{
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(rx->reg);
+	ioffice_exec(&register_info, values, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown register %lld", (long long) rx->reg)));
+	ioffice_get_int64(0, 1, &rx->agency);
+	rx->book = strcmp(ioffice_get_text(0, 2), "incoming") == 0 ? &books[1] : &books[0];
+	rx->code = ioffice_get_text(0, 3);
+	rx->name = export_spi_text(0, 4);
+	ioffice_get_bool(0, 5, &rx->confidential);
+	rx->agency_name = export_spi_text(0, 6);
+}
+
+/* The row of the year asked for, when there is one: its name, and its secrecy too. */
+static void
+read_year_row(RegisterExport *rx)
+{
+	Datum		values[4];
+
+	values[0] = Int64GetDatum(rx->agency);
+	values[1] = CStringGetTextDatum(rx->code);
+	values[2] = Int32GetDatum(rx->year);
+	values[3] = CStringGetTextDatum(rx->book->direction);
+	ioffice_exec(&register_of_year, values, NULL, 1);
+	if (SPI_processed > 0)
+	{
+		bool		year_confidential = false;
+
+		rx->name = export_spi_text(0, 1);
+		/* the year's row decides: a DBA may have made it confidential alone */
+		ioffice_get_bool(0, 2, &year_confidential);
+		rx->confidential |= year_confidential;
+	}
+}
+
+/* Is the outer role (not the owner of this SECURITY DEFINER function) a reader? */
+static bool
+outer_role_is_reader(void)
+{
+	Oid			outer = GetOuterUserId();
+	Oid			reader = get_role_oid("ioffice_reader", true);
+
+	/*
+	 * A superuser holds every role's privileges; only a real grant makes it
+	 * a reader, or any superuser connection naming any person in
+	 * ioffice.actor would get the book.
+	 */
+	if (!OidIsValid(reader))
+		return false;
+	if (superuser_arg(outer))
+		return is_member_of_role_nosuper(outer, reader);
+	return has_privs_of_role(outer, reader);
+}
+
+/*
+ * Who may export the book: a clerk of its agency or an admin (every row),
+ * or a reader (an ordinary register's ordinary rows).
+ */
+static void
+check_exporter(RegisterExport *rx)
+{
+	int64		person = ioffice_resolve_actor(true);
+
+	rx->every_row = person != 0 &&
+		(ioffice_person_is_clerk_of(person, rx->agency) || ioffice_person_has_role(person, "admin"));
+	if (rx->every_row)
+		return;
+	if (!outer_role_is_reader())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("not allowed to export register %lld", (long long) rx->reg),
+				 errdetail("A register is exported by a clerk of its agency, an admin "
+						   "or a member of ioffice_reader.")));
+	if (rx->confidential)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("not allowed to export confidential register %lld", (long long) rx->reg),
+				 errdetail("A confidential register is exported by a clerk of its agency "
+						   "or an admin.")));
+}
+
+/* The book's table: Decree 30's columns, and its title lines (agency, register, year). */
+static ExportTable *
+book_table(const RegisterExport *rx)
+{
+	ExportTable *t = palloc0(sizeof(ExportTable));
+
+	t->name = "register";
+	t->what = "the register workbook";
+	t->context = psprintf("building the register workbook of register %lld, year %d",
+						  (long long) rx->reg, rx->year);
+	t->sheet = rx->book->sheet;
+	t->doc_title = rx->book->sheet;
+	t->doc_subject = psprintf("%s, %s, năm %d", rx->name, rx->agency_name, rx->year);
+	t->footer = "&CTrang &P/&N";
+	t->columns = rx->book->columns;
+	t->ncolumns = rx->book->ncolumns;
+	t->ntitles = 4;
+	t->titles = palloc0(sizeof(ExportTitle) * t->ntitles);
+	t->titles[0].text = rx->book->title;
+	t->titles[0].big = true;
+	t->titles[0].height = 24;
+	t->titles[1].text = psprintf("Cơ quan: %s", rx->agency_name);
+	/* merged cells are not fitted: about 150 characters a line across the table */
+	t->titles[1].height = 16.0 * (1 + export_utf8_chars(t->titles[1].text) / 150);
+	t->titles[2].text = psprintf("Sổ văn bản: %s", rx->name);
+	t->titles[2].height = 16.0 * (1 + export_utf8_chars(t->titles[2].text) / 150);
+	t->titles[3].text = psprintf("Năm: %d", rx->year);
+	return t;
+}
+
+/* The view's rows of the register's year, those the caller may see. */
+static void
+add_book_rows(const RegisterExport *rx, ExportTable *t)
+{
+	Datum		args[4];
+
+	args[0] = Int64GetDatum(rx->agency);
+	args[1] = CStringGetTextDatum(rx->code);
+	args[2] = Int32GetDatum(rx->year);
+	args[3] = BoolGetDatum(rx->every_row);
+	ioffice_exec(rx->book->rows, args, NULL, 0);
+	export_add_spi_rows(t);
+}
+
 PG_FUNCTION_INFO_V1(ioffice_register_export);
 Datum
 ioffice_register_export(PG_FUNCTION_ARGS)
 {
-	int64		reg;
-	int32		year;
+	RegisterExport rx;
 	ExportFormat format;
-	int64		agency = 0;
-	char	   *direction;
-	char	   *code;
-	char	   *reg_name;
-	bool		confidential = false;
-	char	   *agency_name;
-	int64		person;
-	bool		every_row;
-	Datum		values[4];
-	const RegisterBook *book;
 	ExportTable *t;
 	bytea	   *result;
 
@@ -132,117 +271,24 @@ ioffice_register_export(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("register, year and format must not be NULL")));
-	reg = PG_GETARG_INT64(0);
-	year = PG_GETARG_INT32(1);
+	memset(&rx, 0, sizeof(rx));
+	rx.reg = PG_GETARG_INT64(0);
+	rx.year = PG_GETARG_INT32(1);
 	format = export_parse_format(text_to_cstring(PG_GETARG_TEXT_PP(2)));
-	if (year < 1900 || year > 9999)
+	if (rx.year < 1900 || rx.year > 9999)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("year %d is out of range", year),
+				 errmsg("year %d is out of range", rx.year),
 				 errhint("Registers are kept for the years 1900 to 9999.")));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
+	read_register(&rx);
+	read_year_row(&rx);
+	check_exporter(&rx);
 
-	values[0] = Int64GetDatum(reg);
-	ioffice_exec(&register_info, values, NULL, 1);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("unknown register %lld", (long long) reg)));
-	ioffice_get_int64(0, 1, &agency);
-	direction = ioffice_get_text(0, 2);
-	code = ioffice_get_text(0, 3);
-	reg_name = export_spi_text(0, 4);
-	ioffice_get_bool(0, 5, &confidential);
-	agency_name = export_spi_text(0, 6);
-
-	book = strcmp(direction, "incoming") == 0 ? &books[1] : &books[0];
-
-	person = ioffice_resolve_actor(true);
-	every_row = person != 0 &&
-		(ioffice_person_is_clerk_of(person, agency) || ioffice_person_has_role(person, "admin"));
-	values[0] = Int64GetDatum(agency);
-	values[1] = CStringGetTextDatum(code);
-	values[2] = Int32GetDatum(year);
-	values[3] = CStringGetTextDatum(book->direction);
-	ioffice_exec(&register_of_year, values, NULL, 1);
-	if (SPI_processed > 0)
-	{
-		bool		year_confidential = false;
-
-		reg_name = export_spi_text(0, 1);
-		/* the year's row decides: a DBA may have made it confidential alone */
-		ioffice_get_bool(0, 2, &year_confidential);
-		confidential |= year_confidential;
-	}
-
-	if (!every_row)
-	{
-		/* the outer role: not the owner of this SECURITY DEFINER function */
-		Oid			outer = GetOuterUserId();
-		Oid			reader = get_role_oid("ioffice_reader", true);
-		bool		is_reader;
-
-		/*
-		 * A superuser holds every role's privileges; only a real grant makes
-		 * it a reader, or any superuser connection naming any person in
-		 * ioffice.actor would get the book.
-		 */
-		if (!OidIsValid(reader))
-			is_reader = false;
-		else if (superuser_arg(outer))
-			is_reader = is_member_of_role_nosuper(outer, reader);
-		else
-			is_reader = has_privs_of_role(outer, reader);
-		if (!is_reader)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("not allowed to export register %lld", (long long) reg),
-					 errdetail("A register is exported by a clerk of its agency, an admin "
-							   "or a member of ioffice_reader.")));
-		if (confidential)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("not allowed to export confidential register %lld", (long long) reg),
-					 errdetail("A confidential register is exported by a clerk of its agency "
-							   "or an admin.")));
-	}
-
-	t = palloc0(sizeof(ExportTable));
-	t->name = "register";
-	t->what = "the register workbook";
-	t->context = psprintf("building the register workbook of register %lld, year %d",
-						  (long long) reg, year);
-	t->sheet = book->sheet;
-	t->doc_title = book->sheet;
-	t->doc_subject = psprintf("%s, %s, năm %d", reg_name, agency_name, year);
-	t->footer = "&CTrang &P/&N";
-	t->columns = book->columns;
-	t->ncolumns = book->ncolumns;
-	t->ntitles = 4;
-	t->titles = palloc0(sizeof(ExportTitle) * t->ntitles);
-	t->titles[0].text = book->title;
-	t->titles[0].big = true;
-	t->titles[0].height = 24;
-	t->titles[1].text = psprintf("Cơ quan: %s", agency_name);
-	/* merged cells are not fitted: about 150 characters a line across the table */
-	t->titles[1].height = 16.0 * (1 + export_utf8_chars(t->titles[1].text) / 150);
-	t->titles[2].text = psprintf("Sổ văn bản: %s", reg_name);
-	t->titles[2].height = 16.0 * (1 + export_utf8_chars(t->titles[2].text) / 150);
-	t->titles[3].text = psprintf("Năm: %d", year);
-
-	{
-		Datum		args[4];
-
-		args[0] = Int64GetDatum(agency);
-		args[1] = CStringGetTextDatum(code);
-		args[2] = Int32GetDatum(year);
-		args[3] = BoolGetDatum(every_row);
-		ioffice_exec(book->rows, args, NULL, 0);
-		export_add_spi_rows(t);
-	}
-
+	t = book_table(&rx);
+	add_book_rows(&rx, t);
 	result = export_table(t, format);
 	SPI_finish();
 	PG_RETURN_BYTEA_P(result);

@@ -186,6 +186,86 @@ col_bool(HeapTuple tup, TupleDesc desc, int col)
 	return !isnull && DatumGetBool(d);
 }
 
+/* The states of wf from workflow_state, in target (the cache's context, or the caller's). */
+static void
+load_states(Workflow *wf, MemoryContext target)
+{
+	Datum		arg[1];
+	Oid			argtype[1] = {TEXTOID};
+	MemoryContext old;
+	uint64		i;
+
+	arg[0] = CStringGetTextDatum(wf->name);
+	if (SPI_execute_with_args("SELECT state, initial, final FROM ioffice.workflow_state "
+							  "WHERE workflow = $1 ORDER BY state",
+							  1, argtype, arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not read table workflow_state");
+	old = MemoryContextSwitchTo(target);
+	wf->nstates = (int) SPI_processed;
+	wf->states = palloc0(sizeof(WfState) * Max(wf->nstates, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		wf->states[i].name = col_text(tup, desc, 1);
+		wf->states[i].initial = col_bool(tup, desc, 2);
+		wf->states[i].final = col_bool(tup, desc, 3);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* One row of workflow_transition (the query of load_transitions) into t. */
+static void
+read_transition(HeapTuple tup, TupleDesc desc, WfTransition *t)
+{
+	bool		isnull;
+
+	t->action = col_text(tup, desc, 1);
+	t->from_state = col_text(tup, desc, 2);
+	t->to_state = col_text(tup, desc, 3);
+	t->label = col_text(tup, desc, 4);
+
+	/*
+	 * The trigger _rule_check_names refuses other names; a row written past
+	 * it is read as act() always read it: taken by the holder, going to
+	 * nobody.
+	 */
+	if (!ioffice_parse_taken_by(col_text(tup, desc, 5), &t->taken_by))
+		t->taken_by = WF_TAKEN_BY_HOLDER;
+	if (!ioffice_parse_receiver(col_text(tup, desc, 6), &t->receiver))
+		t->receiver = WF_RECEIVER_UNKNOWN;
+	t->receiver_role = col_text(tup, desc, 7);
+	t->guards = text_array_to_list(SPI_getbinval(tup, desc, 8, &isnull));
+	t->effects = text_array_to_list(SPI_getbinval(tup, desc, 9, &isnull));
+	t->options = text_array_to_list(SPI_getbinval(tup, desc, 10, &isnull));
+	t->delegable = col_bool(tup, desc, 11);
+}
+
+/* The transitions of wf from workflow_transition, in target. */
+static void
+load_transitions(Workflow *wf, MemoryContext target)
+{
+	Datum		arg[1];
+	Oid			argtype[1] = {TEXTOID};
+	MemoryContext old;
+	uint64		i;
+
+	arg[0] = CStringGetTextDatum(wf->name);
+	if (SPI_execute_with_args("SELECT action, from_state, to_state, label, taken_by, receiver, "
+							  "receiver_role, guards, effects, options, delegable "
+							  "FROM ioffice.workflow_transition WHERE workflow = $1 "
+							  "ORDER BY action, from_state",
+							  1, argtype, arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not read table workflow_transition");
+	old = MemoryContextSwitchTo(target);
+	wf->ntransitions = (int) SPI_processed;
+	wf->transitions = palloc0(sizeof(WfTransition) * Max(wf->ntransitions, 1));
+	for (i = 0; i < SPI_processed; i++)
+		read_transition(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &wf->transitions[i]);
+	MemoryContextSwitchTo(old);
+}
+
 /*
  * Read the rules of one workflow (name) or of all (NULL) into the current
  * memory context.  Returns a List of Workflow *.  The caller is connected to
@@ -221,65 +301,8 @@ load_workflows(const char *only)
 
 	foreach(lc, result)
 	{
-		Workflow   *wf = lfirst(lc);
-		Datum		wfarg[1];
-		MemoryContext old;
-
-		wfarg[0] = CStringGetTextDatum(wf->name);
-		if (SPI_execute_with_args("SELECT state, initial, final FROM ioffice.workflow_state "
-								  "WHERE workflow = $1 ORDER BY state",
-								  1, argtype, wfarg, NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "ioffice: could not read table workflow_state");
-		old = MemoryContextSwitchTo(target);
-		wf->nstates = (int) SPI_processed;
-		wf->states = palloc0(sizeof(WfState) * Max(wf->nstates, 1));
-		for (i = 0; i < SPI_processed; i++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-
-			wf->states[i].name = col_text(tup, desc, 1);
-			wf->states[i].initial = col_bool(tup, desc, 2);
-			wf->states[i].final = col_bool(tup, desc, 3);
-		}
-		MemoryContextSwitchTo(old);
-
-		if (SPI_execute_with_args("SELECT action, from_state, to_state, label, taken_by, receiver, "
-								  "receiver_role, guards, effects, options, delegable "
-								  "FROM ioffice.workflow_transition WHERE workflow = $1 "
-								  "ORDER BY action, from_state",
-								  1, argtype, wfarg, NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "ioffice: could not read table workflow_transition");
-		old = MemoryContextSwitchTo(target);
-		wf->ntransitions = (int) SPI_processed;
-		wf->transitions = palloc0(sizeof(WfTransition) * Max(wf->ntransitions, 1));
-		for (i = 0; i < SPI_processed; i++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			WfTransition *t = &wf->transitions[i];
-			bool		isnull;
-
-			t->action = col_text(tup, desc, 1);
-			t->from_state = col_text(tup, desc, 2);
-			t->to_state = col_text(tup, desc, 3);
-			t->label = col_text(tup, desc, 4);
-			/*
-			 * The trigger _rule_check_names refuses other names; a row
-			 * written past it is read as act() always read it: taken by
-			 * the holder, going to nobody.
-			 */
-			if (!ioffice_parse_taken_by(col_text(tup, desc, 5), &t->taken_by))
-				t->taken_by = WF_TAKEN_BY_HOLDER;
-			if (!ioffice_parse_receiver(col_text(tup, desc, 6), &t->receiver))
-				t->receiver = WF_RECEIVER_UNKNOWN;
-			t->receiver_role = col_text(tup, desc, 7);
-			t->guards = text_array_to_list(SPI_getbinval(tup, desc, 8, &isnull));
-			t->effects = text_array_to_list(SPI_getbinval(tup, desc, 9, &isnull));
-			t->options = text_array_to_list(SPI_getbinval(tup, desc, 10, &isnull));
-			t->delegable = col_bool(tup, desc, 11);
-		}
-		MemoryContextSwitchTo(old);
+		load_states(lfirst(lc), target);
+		load_transitions(lfirst(lc), target);
 	}
 	return result;
 }
@@ -439,6 +462,82 @@ add_problem(List **problems, int sqlerrcode, char *message, char *detail, char *
 	*problems = lappend(*problems, p);
 }
 
+/* every transition joins two states of the workflow */
+static void
+check_transition_states(const Workflow *wf, List **problems)
+{
+	int			i;
+
+	for (i = 0; i < wf->ntransitions; i++)
+	{
+		const WfTransition *t = &wf->transitions[i];
+
+		if (state_index(wf, t->from_state) < 0 || state_index(wf, t->to_state) < 0)
+			add_problem(problems, ERRCODE_FOREIGN_KEY_VIOLATION,
+						psprintf("transition \"%s\" from \"%s\" of workflow \"%s\" joins a state it does not have",
+								 t->action, t->from_state, wf->name),
+						psprintf("It leads from \"%s\" to \"%s\".", t->from_state, t->to_state),
+						pstrdup("Add the missing state to workflow_state, or remove the transition."));
+	}
+}
+
+/* an initial and a final state; false when either is missing (the graph check is then moot) */
+static bool
+check_ends(const Workflow *wf, List **problems)
+{
+	bool		any_initial = false;
+	bool		any_final = false;
+	int			i;
+
+	for (i = 0; i < wf->nstates; i++)
+	{
+		any_initial |= wf->states[i].initial;
+		any_final |= wf->states[i].final;
+	}
+	if (!any_initial)
+		add_problem(problems, ERRCODE_CHECK_VIOLATION,
+					psprintf("workflow \"%s\" has no initial state", wf->name), NULL,
+					pstrdup("Mark one state of workflow_state as initial."));
+	if (!any_final)
+		add_problem(problems, ERRCODE_CHECK_VIOLATION,
+					psprintf("workflow \"%s\" has no final state", wf->name), NULL,
+					pstrdup("Mark at least one state of workflow_state as final."));
+	return any_initial && any_final;
+}
+
+/*
+ * Which states reach a final state, and which an initial state reaches:
+ * fixed points over the transitions (few states, so plain iteration).
+ */
+static void
+reachability(const Workflow *wf, bool *reaches_final, bool *reachable)
+{
+	bool		changed;
+	int			i;
+
+	for (i = 0; i < wf->nstates; i++)
+	{
+		reaches_final[i] = wf->states[i].final;
+		reachable[i] = wf->states[i].initial;
+	}
+	do
+	{
+		changed = false;
+		for (i = 0; i < wf->ntransitions; i++)
+		{
+			int			from = state_index(wf, wf->transitions[i].from_state);
+			int			to = state_index(wf, wf->transitions[i].to_state);
+
+			if (from < 0 || to < 0)
+				continue;		/* reported by check_transition_states */
+			if (reaches_final[to] && !reaches_final[from])
+				reaches_final[from] = changed = true;
+			if (reachable[from] && !reachable[to])
+				reachable[to] = changed = true;
+		}
+	} while (changed);
+}
+
 /*
  * The problems of a workflow's shape, in the order they are reported (a List
  * of WfProblem *, NIL when sound): every transition joins two states of the
@@ -453,68 +552,18 @@ ioffice_workflow_problems(const Workflow *wf)
 	List	   *problems = NIL;
 	bool	   *reaches_final;
 	bool	   *reachable;
-	bool		changed;
-	bool		any_initial = false;
-	bool		any_final = false;
 	int			i;
 
 	if (wf->nstates == 0)
 		return NIL;				/* a workflow being built or dropped */
 
-	for (i = 0; i < wf->ntransitions; i++)
-	{
-		const WfTransition *t = &wf->transitions[i];
-
-		if (state_index(wf, t->from_state) < 0 || state_index(wf, t->to_state) < 0)
-			add_problem(&problems, ERRCODE_FOREIGN_KEY_VIOLATION,
-						psprintf("transition \"%s\" from \"%s\" of workflow \"%s\" joins a state it does not have",
-								 t->action, t->from_state, wf->name),
-						psprintf("It leads from \"%s\" to \"%s\".", t->from_state, t->to_state),
-						pstrdup("Add the missing state to workflow_state, or remove the transition."));
-	}
-
-	for (i = 0; i < wf->nstates; i++)
-	{
-		any_initial |= wf->states[i].initial;
-		any_final |= wf->states[i].final;
-	}
-	if (!any_initial)
-		add_problem(&problems, ERRCODE_CHECK_VIOLATION,
-					psprintf("workflow \"%s\" has no initial state", wf->name), NULL,
-					pstrdup("Mark one state of workflow_state as initial."));
-	if (!any_final)
-		add_problem(&problems, ERRCODE_CHECK_VIOLATION,
-					psprintf("workflow \"%s\" has no final state", wf->name), NULL,
-					pstrdup("Mark at least one state of workflow_state as final."));
-	if (!any_initial || !any_final)
+	check_transition_states(wf, &problems);
+	if (!check_ends(wf, &problems))
 		return problems;
 
 	reaches_final = palloc0(sizeof(bool) * wf->nstates);
 	reachable = palloc0(sizeof(bool) * wf->nstates);
-	for (i = 0; i < wf->nstates; i++)
-	{
-		reaches_final[i] = wf->states[i].final;
-		reachable[i] = wf->states[i].initial;
-	}
-
-	/* fixed points over the transitions: few states, so plain iteration */
-	do
-	{
-		changed = false;
-		for (i = 0; i < wf->ntransitions; i++)
-		{
-			int			from = state_index(wf, wf->transitions[i].from_state);
-			int			to = state_index(wf, wf->transitions[i].to_state);
-
-			if (from < 0 || to < 0)
-				continue;		/* reported above */
-			if (reaches_final[to] && !reaches_final[from])
-				reaches_final[from] = changed = true;
-			if (reachable[from] && !reachable[to])
-				reachable[to] = changed = true;
-		}
-	} while (changed);
-
+	reachability(wf, reaches_final, reachable);
 	for (i = 0; i < wf->nstates; i++)
 	{
 		if (!reaches_final[i])
