@@ -186,20 +186,27 @@ col_bool(HeapTuple tup, TupleDesc desc, int col)
 	return !isnull && DatumGetBool(d);
 }
 
+/* The rows of rule table table for wf ($1 of sql is its name), in SPI_tuptable. */
+static void
+read_rule_rows(const Workflow *wf, const char *sql, const char *table)
+{
+	Datum		arg[1];
+	Oid			argtype[1] = {TEXTOID};
+
+	arg[0] = CStringGetTextDatum(wf->name);
+	if (SPI_execute_with_args(sql, 1, argtype, arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not read table %s", table);
+}
+
 /* The states of wf from workflow_state, in target (the cache's context, or the caller's). */
 static void
 load_states(Workflow *wf, MemoryContext target)
 {
-	Datum		arg[1];
-	Oid			argtype[1] = {TEXTOID};
 	MemoryContext old;
 	uint64		i;
 
-	arg[0] = CStringGetTextDatum(wf->name);
-	if (SPI_execute_with_args("SELECT state, initial, final FROM ioffice.workflow_state "
-							  "WHERE workflow = $1 ORDER BY state",
-							  1, argtype, arg, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "ioffice: could not read table workflow_state");
+	read_rule_rows(wf, "SELECT state, initial, final FROM ioffice.workflow_state "
+				   "WHERE workflow = $1 ORDER BY state", "workflow_state");
 	old = MemoryContextSwitchTo(target);
 	wf->nstates = (int) SPI_processed;
 	wf->states = palloc0(sizeof(WfState) * Max(wf->nstates, 1));
@@ -246,18 +253,13 @@ read_transition(HeapTuple tup, TupleDesc desc, WfTransition *t)
 static void
 load_transitions(Workflow *wf, MemoryContext target)
 {
-	Datum		arg[1];
-	Oid			argtype[1] = {TEXTOID};
 	MemoryContext old;
 	uint64		i;
 
-	arg[0] = CStringGetTextDatum(wf->name);
-	if (SPI_execute_with_args("SELECT action, from_state, to_state, label, taken_by, receiver, "
-							  "receiver_role, guards, effects, options, delegable "
-							  "FROM ioffice.workflow_transition WHERE workflow = $1 "
-							  "ORDER BY action, from_state",
-							  1, argtype, arg, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "ioffice: could not read table workflow_transition");
+	read_rule_rows(wf, "SELECT action, from_state, to_state, label, taken_by, receiver, "
+				   "receiver_role, guards, effects, options, delegable "
+				   "FROM ioffice.workflow_transition WHERE workflow = $1 "
+				   "ORDER BY action, from_state", "workflow_transition");
 	old = MemoryContextSwitchTo(target);
 	wf->ntransitions = (int) SPI_processed;
 	wf->transitions = palloc0(sizeof(WfTransition) * Max(wf->ntransitions, 1));
