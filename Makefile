@@ -35,11 +35,12 @@ OBJS = \
 	extension/bytes.o \
 	workers/outbox_delivery.o
 
-# The install script is built from its parts, one concern per file, in the
-# order of their numbers; so is each upgrade script, from sql/upgrade/FROM--TO/.
-DATA_built = sql/ioffice--0.2.sql sql/ioffice--0.1--0.2.sql
+# The install script of the current version is built from its parts, one
+# concern per file, in the order of their numbers; each upgrade script is a
+# file of its own, carrying every schema change since the version it starts at.
+DATA_built = sql/ioffice--0.2.sql
+DATA = sql/ioffice--0.1--0.2.sql
 SQL_PARTS = $(sort $(wildcard $(srcdir)/sql/parts/*.sql))
-UPGRADE_0_1_PARTS = $(sort $(wildcard $(srcdir)/sql/upgrade/0.1--0.2/*.sql))
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/extension -I$(srcdir)/workers
@@ -95,8 +96,6 @@ installcheck-tap:
 sql/ioffice--0.2.sql: $(SQL_PARTS)
 	cat $(SQL_PARTS) > $@
 
-sql/ioffice--0.1--0.2.sql: $(UPGRADE_0_1_PARTS)
-	cat $(UPGRADE_0_1_PARTS) > $@
 
 .PHONY: test demo
 test:

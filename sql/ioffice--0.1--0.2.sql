@@ -1,3 +1,23 @@
+/* ioffice--0.1--0.2.sql: brings an installed ioffice 0.1 to 0.2.  Every schema
+ * change of 0.2 is here, one concern per section, in the same words as in
+ * sql/parts/ (which build the fresh install script, ioffice--0.2.sql), so that
+ * an upgraded database has exactly a fresh install's schema:
+ * tests/t/010_upgrade.pl compares the two object by object. */
+
+\echo Use "ALTER EXTENSION ioffice UPDATE TO '0.2'" to load this file. \quit
+
+-- ===========================================================================
+-- admin grants
+-- ===========================================================================
+
+-- A DBA (ioffice_admin) may add registers (their ids come from the sequence)
+-- and keep people's names, positions, phones and e-mail addresses.
+GRANT USAGE ON SEQUENCE register_id_seq TO ioffice_admin;
+GRANT UPDATE (full_name, position, phone, email, active) ON person TO ioffice_admin;
+
+-- ===========================================================================
+-- files frozen
+-- ===========================================================================
 -- Files frozen once a leader approved; the seal only on what the leader
 -- signed (extension/files.c, extension/guards.c).
 
@@ -267,3 +287,176 @@ BEGIN
     RETURN v_id;
 END
 $$;
+
+-- ===========================================================================
+-- worker
+-- ===========================================================================
+-- The background worker is two processes per database, a signer and a
+-- deliverer, so that signing never waits for the network; worker_status
+-- shows both, a database the workers cannot connect to, and each database's
+-- own queue depths.  The view is made again over the new _worker_slots().
+DROP VIEW worker_status;
+DROP FUNCTION _worker_slots();
+
+-- one row per served database: its signer's and its deliverer's processes
+-- (pid, state and started_at of the row are the signer's; state shows the
+-- deliverer's when the signer is idle), and its connection failures
+CREATE FUNCTION _worker_slots(OUT database text, OUT pid int, OUT state text, OUT started_at timestamptz,
+                              OUT last_batch_at timestamptz, OUT batches bigint, OUT jobs_done bigint,
+                              OUT jobs_failed bigint, OUT deliveries bigint, OUT deliveries_failed bigint,
+                              OUT last_error text, OUT last_error_at timestamptz,
+                              OUT signer_pid int, OUT signer_state text,
+                              OUT delivery_pid int, OUT delivery_state text,
+                              OUT delivery_started_at timestamptz,
+                              OUT connect_failures int, OUT next_connect_at timestamptz)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'ioffice_worker_slots_sql' LANGUAGE C VOLATILE;
+-- last_error may quote another system's answer or a signing failure: DBAs only
+REVOKE ALL ON FUNCTION _worker_slots() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _worker_slots() TO ioffice_admin;
+
+-- worker_status, now with the outbox: its depth, what is due, dead letters
+-- and the last of them.  The queues are read in the current database: the
+-- other databases' rows show NULL there (query the view in each database).
+CREATE VIEW worker_status AS
+SELECT w.database, w.pid, w.state, w.started_at, w.last_batch_at, w.batches, w.jobs_done,
+       w.jobs_failed, w.deliveries, w.deliveries_failed, w.last_error, w.last_error_at,
+       CASE WHEN w.database = current_database() THEN
+       (SELECT count(*) FROM ioffice.signature s WHERE s.status = 'pending') END AS signatures_pending,
+       CASE WHEN w.database = current_database() THEN
+       (SELECT count(*) FROM ioffice.signature s WHERE s.status = 'failed') END AS signatures_failed,
+       CASE WHEN w.database = current_database() THEN
+       (SELECT count(*) FROM ioffice.outbox o WHERE o.status = 'pending') END AS outbox_pending,
+       CASE WHEN w.database = current_database() THEN
+       (SELECT count(*) FROM ioffice.outbox o
+         WHERE o.status = 'pending' AND o.next_attempt_at <= now()) END AS outbox_due,
+       CASE WHEN w.database = current_database() THEN
+       (SELECT count(*) FROM ioffice.outbox o WHERE o.status = 'dead') END AS outbox_dead,
+       CASE WHEN w.database = current_database() THEN
+       (SELECT format('event %s to %s: %s', o.id, e.name, o.last_error)
+          FROM ioffice.outbox o JOIN ioffice.endpoint e ON e.id = o.endpoint_id
+         WHERE o.status = 'dead' ORDER BY o.id DESC LIMIT 1) END AS outbox_last_dead,
+       w.signer_pid, w.signer_state, w.delivery_pid, w.delivery_state, w.delivery_started_at,
+       w.connect_failures, w.next_connect_at
+FROM ioffice._worker_slots() AS w;
+GRANT SELECT ON worker_status TO ioffice_admin;
+COMMENT ON VIEW worker_status IS 'What the background workers (a signer and a deliverer per database) are doing, the current database''s queue depths (signatures, outbox), the last error and when';
+
+-- each endpoint's queue, for the deliverer's turns between endpoints
+CREATE INDEX outbox_endpoint_due_idx ON outbox (endpoint_id, next_attempt_at, id) WHERE status = 'pending';
+
+-- ===========================================================================
+-- secrecy restore
+-- ===========================================================================
+-- Secrecy of confidential registers, and rules that survive a restore.
+--
+-- A confidential register (register.confidential) and its entries are seen by
+-- the agency's clerks and the admins only, by every path: the register's own
+-- row (RLS on register; ioffice_admin keeps them all), the numbers other
+-- systems took (number_taken), the documents numbered there (a reader's
+-- policy leaves out the confidential registers), the register views (an
+-- entry is confidential when its document or its register is).
+CREATE FUNCTION keeps_registers(agency bigint) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM ioffice.person_role r
+                   WHERE r.person_id = ioffice.current_person()
+                     AND ((r.role = 'clerk' AND r.unit_id = agency) OR r.role = 'admin'))
+$$;
+
+ALTER TABLE register ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visible ON register FOR SELECT
+    USING (NOT confidential OR ioffice.keeps_registers(agency_id));
+CREATE POLICY dba ON register TO ioffice_admin USING (true) WITH CHECK (true);
+
+ALTER POLICY visible ON document
+    USING ((confidentiality = 'normal' AND pg_catalog.pg_has_role('ioffice_reader', 'USAGE')
+            AND (register_id IS NULL
+                 OR register_id IN (SELECT r.id FROM ioffice.register r WHERE NOT r.confidential)))
+           OR ioffice.can_see(id));
+ALTER POLICY visible ON number_taken
+    USING (register_id IN (
+        SELECT r.id FROM ioffice.register r
+        WHERE (NOT r.confidential AND pg_catalog.pg_has_role('ioffice_reader', 'USAGE'))
+           OR ioffice.keeps_registers(r.agency_id)));
+
+CREATE OR REPLACE VIEW outgoing_register WITH (security_invoker = true) AS
+SELECT d.agency_id, d.register_id, r.code AS register_code, d.register_year AS year,
+       d.number, d.symbol, d.issued_on, d.doc_type,
+       t.name || ' ' || d.abstract AS type_and_abstract,
+       s.full_name AS signer,
+       (SELECT string_agg(coalesce(e->>'name', e->>'place'), '; ')
+          FROM jsonb_array_elements(d.recipients) AS e) AS recipients,
+       du.name AS archive_unit,
+       d.copies,
+       (d.issued_at AT TIME ZONE ioffice.timezone())::date AS sent_on,
+       NULL::text AS receipt,
+       d.comment AS note,
+       r.confidential OR d.confidentiality <> 'normal' AS confidential,
+       d.identifier,
+       d.id AS document_id
+FROM ioffice.document d
+JOIN ioffice.register r ON r.id = d.register_id
+JOIN ioffice.doc_type t ON t.code = d.doc_type
+JOIN ioffice.unit du ON du.id = d.drafting_unit_id
+LEFT JOIN ioffice.person s ON s.id = d.signer_id
+WHERE d.direction = 'outgoing' AND d.number IS NOT NULL
+UNION ALL
+SELECT r.agency_id, n.register_id, r.code, r.year,
+       n.number, n.symbol, n.taken_on, n.doc_type,
+       t.name, NULL, NULL, du.name, NULL, NULL, NULL,
+       'số lấy từ hệ thống khác' , r.confidential, NULL, NULL
+FROM ioffice.number_taken n
+JOIN ioffice.register r ON r.id = n.register_id
+JOIN ioffice.doc_type t ON t.code = n.doc_type
+LEFT JOIN ioffice.unit du ON du.id = n.drafting_unit_id
+WHERE n.document_id IS NULL;
+
+CREATE OR REPLACE VIEW incoming_register WITH (security_invoker = true) AS
+SELECT d.agency_id, d.register_id, r.code AS register_code, d.register_year AS year,
+       (d.received_at AT TIME ZONE ioffice.timezone())::date AS received_on,
+       d.number,
+       coalesce(sa.name, d.sender_name) AS sender,
+       coalesce(d.sender_symbol, src.symbol) AS sender_symbol,
+       coalesce(d.sender_date, src.issued_on) AS sender_date,
+       t.name || ' ' || d.abstract AS type_and_abstract,
+       (SELECT string_agg(p.full_name || CASE tk.kind WHEN 'main' THEN ' (chủ trì)' ELSE ' (phối hợp)' END,
+                          '; ' ORDER BY tk.kind DESC, tk.step)
+          FROM ioffice.task tk JOIN ioffice.person p ON p.id = tk.receiver_id
+         WHERE tk.document_id = d.id AND tk.action = 'assign') AS handlers,
+       (SELECT (min(tk.received_at) AT TIME ZONE ioffice.timezone())::date
+          FROM ioffice.task tk WHERE tk.document_id = d.id AND tk.action = 'assign') AS assigned_on,
+       NULL::text AS receipt,
+       d.comment AS note,
+       d.doc_type,
+       r.confidential OR d.confidentiality <> 'normal' AS confidential,
+       d.state,
+       d.id AS document_id,
+       d.source_document_id
+FROM ioffice.document d
+JOIN ioffice.register r ON r.id = d.register_id
+JOIN ioffice.doc_type t ON t.code = d.doc_type
+LEFT JOIN ioffice.unit sa ON sa.id = d.sender_agency_id
+LEFT JOIN ioffice.document src ON src.id = d.source_document_id
+WHERE d.direction = 'incoming' AND d.number IS NOT NULL;
+
+-- The commit-time check of the rules' shape is skipped while a dump is
+-- loaded (triggers/rule_triggers.c); workflow_check() reports it afterwards,
+-- and act() checks it when it loads the rules.
+CREATE FUNCTION workflow_check(name text DEFAULT NULL)
+    RETURNS TABLE (workflow text, problem text)
+    AS 'MODULE_PATHNAME', 'ioffice_workflow_check' LANGUAGE C STABLE;
+COMMENT ON FUNCTION workflow_check(text) IS
+  'Every problem of the shape of the workflows (or of one): a state with no way out to a final state, a final state out of reach, a missing initial or final state, a transition joining an unknown state; no rows means sound';
+
+-- ===========================================================================
+-- refactor
+-- ===========================================================================
+-- One parser for every date and time the extension reads from text
+-- (extension/dates.c): the details' dates and times, read in PL/pgSQL in
+-- 0.1, are read by C, with the same messages.  CREATE OR REPLACE keeps the
+-- functions' privileges (REVOKE ALL FROM PUBLIC).
+CREATE OR REPLACE FUNCTION _time_detail(details jsonb, key text) RETURNS timestamptz
+    AS 'MODULE_PATHNAME', 'ioffice_time_detail' LANGUAGE C STABLE STRICT;
+CREATE OR REPLACE FUNCTION _date_detail(details jsonb, key text) RETURNS date
+    AS 'MODULE_PATHNAME', 'ioffice_date_detail' LANGUAGE C STABLE STRICT;
