@@ -225,63 +225,265 @@ varlena_array(Datum *v, bool *isnull, int n, Oid type)
 }
 
 /*
- * Every outcome of the batch with one UPDATE; the audit records, one per
- * job in its document's chain, with one INSERT after the first record of
- * each chain (written by audit.c, which locks the chain and reads its
- * head): the batch holds the chain's lock from then on, so the records that
- * follow are chained here, from the head, in job order.
+ * The arguments of the batch's one UPDATE, one array per unnest() column,
+ * in job order.  Gathered in one place so that the statement's five
+ * parameters are built from one fill and cannot drift apart.
  */
-static void
-record_batch(SignJob *jobs, int n)
+typedef struct BatchColumns
 {
-	Datum	   *ids = palloc(sizeof(Datum) * n);
-	Datum	   *oks = palloc(sizeof(Datum) * n);
-	Datum	   *reasons = palloc(sizeof(Datum) * n);
-	bool	   *reason_nulls = palloc(sizeof(bool) * n);
-	Datum	   *cmss = palloc(sizeof(Datum) * n);
-	bool	   *cms_nulls = palloc(sizeof(bool) * n);
-	Datum	   *certs = palloc(sizeof(Datum) * n);
-	bool	   *cert_nulls = palloc(sizeof(bool) * n);
-	Datum		values[10];
-	bool	   *audited = palloc0(sizeof(bool) * n);
-	int			rest = 0;
-	/* the records chained here */
-	Datum	   *a_id = palloc(sizeof(Datum) * n);
-	Datum	   *a_action = palloc(sizeof(Datum) * n);
-	Datum	   *a_after = palloc(sizeof(Datum) * n);
-	Datum	   *a_detail = palloc(sizeof(Datum) * n);
-	Datum	   *a_chain = palloc(sizeof(Datum) * n);
-	Datum	   *a_seq = palloc(sizeof(Datum) * n);
-	Datum	   *a_prev = palloc(sizeof(Datum) * n);
-	bool	   *a_prev_null = palloc(sizeof(bool) * n);
-	Datum	   *a_hash = palloc(sizeof(Datum) * n);
-	TimestampTz at = GetCurrentTransactionStartTimestamp();
-	char	   *db_role = GetUserNameFromId(GetSessionUserId(), false);
+	int			n;
+	Datum	   *ids;
+	Datum	   *oks;
+	Datum	   *reasons;
+	bool	   *reason_nulls;
+	Datum	   *cmss;
+	bool	   *cms_nulls;
+	Datum	   *certs;
+	bool	   *cert_nulls;
+} BatchColumns;
 
+/*
+ * The audit records chained here (every record of a document after its
+ * first), one array per unnest() column of audit_batch_plan, so that they
+ * are written with one INSERT; at and db_role are the same for all of
+ * them, as audit.c would have written them in this transaction.
+ */
+typedef struct AuditColumns
+{
+	int			n;				/* records gathered so far */
+	Datum	   *id;
+	Datum	   *action;
+	Datum	   *after;
+	Datum	   *detail;
+	Datum	   *chain;
+	Datum	   *seq;
+	Datum	   *prev;
+	bool	   *prev_null;
+	Datum	   *hash;
+	TimestampTz at;
+	char	   *db_role;
+} AuditColumns;
+
+/*
+ * A document's chain as this batch continues it: its name, and the seq and
+ * hash of its last record, read from the table only once a second record
+ * of the same document needs them (prev == NULL until then).
+ */
+typedef struct ChainHead
+{
+	char	   *chain;
+	int64		seq;
+	bytea	   *prev;
+} ChainHead;
+
+/* The UPDATE's columns from the jobs' outcomes; counts the failures. */
+static void
+batch_columns_fill(BatchColumns *c, SignJob *jobs, int n)
+{
+	c->n = n;
+	c->ids = palloc(sizeof(Datum) * n);
+	c->oks = palloc(sizeof(Datum) * n);
+	c->reasons = palloc(sizeof(Datum) * n);
+	c->reason_nulls = palloc(sizeof(bool) * n);
+	c->cmss = palloc(sizeof(Datum) * n);
+	c->cms_nulls = palloc(sizeof(bool) * n);
+	c->certs = palloc(sizeof(Datum) * n);
+	c->cert_nulls = palloc(sizeof(bool) * n);
 	for (int i = 0; i < n; i++)
 	{
 		SignJob    *job = &jobs[i];
 
-		ids[i] = Int64GetDatum(job->id);
-		oks[i] = BoolGetDatum(job->ok);
-		reason_nulls[i] = job->reason == NULL;
-		reasons[i] = job->reason ? CStringGetTextDatum(job->reason) : (Datum) 0;
-		cms_nulls[i] = job->cms == NULL;
-		cmss[i] = PointerGetDatum(job->cms);
-		cert_nulls[i] = job->cert == 0;
-		certs[i] = Int64GetDatum(job->cert);
+		c->ids[i] = Int64GetDatum(job->id);
+		c->oks[i] = BoolGetDatum(job->ok);
+		c->reason_nulls[i] = job->reason == NULL;
+		c->reasons[i] = job->reason ? CStringGetTextDatum(job->reason) : (Datum) 0;
+		c->cms_nulls[i] = job->cms == NULL;
+		c->cmss[i] = PointerGetDatum(job->cms);
+		c->cert_nulls[i] = job->cert == 0;
+		c->certs[i] = Int64GetDatum(job->cert);
 		if (!job->ok)
 			batch_failed++;
 	}
-	values[0] = PointerGetDatum(int8_array(ids, n));
-	values[1] = PointerGetDatum(construct_array(oks, n, BOOLOID, 1, true, TYPALIGN_CHAR));
-	values[2] = PointerGetDatum(varlena_array(reasons, reason_nulls, n, TEXTOID));
-	values[3] = PointerGetDatum(varlena_array(cmss, cms_nulls, n, BYTEAOID));
-	values[4] = PointerGetDatum(construct_md_array(certs, cert_nulls, 1, (int[]) {n}, (int[]) {1},
+}
+
+/*
+ * Every outcome of the batch with one UPDATE from unnest(): one statement
+ * instead of one per job is what makes the worker fast.  Each job is still
+ * pending (its row is locked by the batch), so anything but n rows updated
+ * is an error that sends the batch job by job.
+ */
+static void
+update_outcomes(BatchColumns *c)
+{
+	Datum		values[5];
+	int			n = c->n;
+
+	values[0] = PointerGetDatum(int8_array(c->ids, n));
+	values[1] = PointerGetDatum(construct_array(c->oks, n, BOOLOID, 1, true, TYPALIGN_CHAR));
+	values[2] = PointerGetDatum(varlena_array(c->reasons, c->reason_nulls, n, TEXTOID));
+	values[3] = PointerGetDatum(varlena_array(c->cmss, c->cms_nulls, n, BYTEAOID));
+	/* certificate ids can be NULL (no certificate): construct_array has no nulls */
+	values[4] = PointerGetDatum(construct_md_array(c->certs, c->cert_nulls, 1, (int[]) {n}, (int[]) {1},
 												   INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	if (ioffice_exec(&batch_plan, values, NULL, 0) != SPI_OK_UPDATE || SPI_processed != (uint64) n)
 		elog(ERROR, "ioffice: could not record the signatures of a batch (%llu of %d)",
 			 (unsigned long long) SPI_processed, n);
+}
+
+/* Room for up to n chained records, stamped as audit.c stamps its own. */
+static void
+audit_columns_init(AuditColumns *a, int n)
+{
+	a->n = 0;
+	a->id = palloc(sizeof(Datum) * n);
+	a->action = palloc(sizeof(Datum) * n);
+	a->after = palloc(sizeof(Datum) * n);
+	a->detail = palloc(sizeof(Datum) * n);
+	a->chain = palloc(sizeof(Datum) * n);
+	a->seq = palloc(sizeof(Datum) * n);
+	a->prev = palloc(sizeof(Datum) * n);
+	a->prev_null = palloc(sizeof(bool) * n);
+	a->hash = palloc(sizeof(Datum) * n);
+	a->at = GetCurrentTransactionStartTimestamp();
+	a->db_role = GetUserNameFromId(GetSessionUserId(), false);
+}
+
+/*
+ * The chain's head as audit.c just wrote it: read once per document, and
+ * only when a second record follows, so that a batch of one job per
+ * document costs no extra statement.  The chain is locked by then.
+ */
+static void
+chain_head_read(ChainHead *h)
+{
+	Datum		arg[1];
+	bool		isnull;
+
+	arg[0] = CStringGetTextDatum(h->chain);
+	if (ioffice_exec(&chain_head_plan, arg, NULL, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1 ||
+		!ioffice_get_int64(0, 1, &h->seq))
+		elog(ERROR, "ioffice: the audit chain %s has no head", h->chain);
+	h->prev = DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 2, &isnull));
+	if (isnull)
+		elog(ERROR, "ioffice: the head of audit chain %s has no hash", h->chain);
+}
+
+/*
+ * A job's record as the next link of the chain: hashed here exactly as
+ * audit.c would hash it (same fields, same order), so that the chain
+ * verifies as if audit.c had written every record; the head moves on.
+ */
+static void
+chain_append(AuditColumns *a, ChainHead *h, SignJob *job)
+{
+	Jsonb	   *detail;
+	uint8		hash[32];
+	bytea	   *b;
+	int			k = a->n;
+
+	if (h->prev == NULL)
+		chain_head_read(h);
+	h->seq++;
+	detail = job_detail(job);
+	ioffice_audit_hash(h->chain, h->seq, h->prev, a->at, false, 0, false, 0, a->db_role, "signature",
+					   true, job->id, job->ok ? "signed" : "signing_failed", "pending",
+					   job->ok ? "done" : "failed",
+					   JsonbToCString(NULL, &detail->root, VARSIZE(detail)), hash);
+	b = palloc(VARHDRSZ + sizeof(hash));
+	SET_VARSIZE(b, VARHDRSZ + sizeof(hash));
+	memcpy(VARDATA(b), hash, sizeof(hash));
+
+	a->id[k] = Int64GetDatum(job->id);
+	a->action[k] = CStringGetTextDatum(job->ok ? "signed" : "signing_failed");
+	a->after[k] = CStringGetTextDatum(job->ok ? "done" : "failed");
+	a->detail[k] = JsonbPGetDatum(detail);
+	a->chain[k] = CStringGetTextDatum(h->chain);
+	a->seq[k] = Int64GetDatum(h->seq);
+	a->prev[k] = PointerGetDatum(h->prev);
+	a->prev_null[k] = false;
+	a->hash[k] = PointerGetDatum(b);
+	a->n++;
+	h->prev = b;
+}
+
+/*
+ * The records of jobs[first]'s document: the first through audit.c, which
+ * locks the chain and reads its head; the batch holds that lock from then
+ * on, so the document's later jobs are chained here, in job order.
+ */
+static void
+audit_document(SignJob *jobs, int n, int first, bool *audited, AuditColumns *a)
+{
+	ChainHead	head = {NULL, 0, NULL};
+
+	head.chain = ioffice_document_chain(jobs[first].document);
+	audit_one(&jobs[first]);
+	audited[first] = true;
+	for (int j = first + 1; j < n; j++)
+	{
+		if (audited[j] || jobs[j].document != jobs[first].document)
+			continue;
+		chain_append(a, &head, &jobs[j]);
+		audited[j] = true;
+	}
+}
+
+/* The records chained here, all with one INSERT from unnest(). */
+static void
+insert_audit_columns(AuditColumns *a)
+{
+	Datum		values[10];
+	int			n = a->n;
+
+	values[0] = TimestampTzGetDatum(a->at);
+	values[1] = CStringGetTextDatum(a->db_role);
+	values[2] = PointerGetDatum(int8_array(a->id, n));
+	values[3] = PointerGetDatum(varlena_array(a->action, NULL, n, TEXTOID));
+	values[4] = PointerGetDatum(varlena_array(a->after, NULL, n, TEXTOID));
+	values[5] = PointerGetDatum(varlena_array(a->detail, NULL, n, JSONBOID));
+	values[6] = PointerGetDatum(varlena_array(a->chain, NULL, n, TEXTOID));
+	values[7] = PointerGetDatum(int8_array(a->seq, n));
+	values[8] = PointerGetDatum(varlena_array(a->prev, a->prev_null, n, BYTEAOID));
+	values[9] = PointerGetDatum(varlena_array(a->hash, NULL, n, BYTEAOID));
+	if (ioffice_exec(&audit_batch_plan, values, NULL, 0) != SPI_OK_INSERT ||
+		SPI_processed != (uint64) n)
+		elog(ERROR, "ioffice: could not write the audit records of a batch");
+}
+
+/*
+ * The batch's audit records, one per job in its document's chain: each
+ * document's first through audit.c, the rest chained here and written
+ * with one INSERT.
+ */
+static void
+audit_batch(SignJob *jobs, int n)
+{
+	AuditColumns a;
+	bool	   *audited = palloc0(sizeof(bool) * n);
+
+	audit_columns_init(&a, n);
+	for (int i = 0; i < n; i++)
+	{
+		if (!audited[i])
+			audit_document(jobs, n, i, audited, &a);
+	}
+	if (a.n > 0)
+		insert_audit_columns(&a);
+}
+
+/*
+ * Every outcome of the batch with one UPDATE, then its audit records
+ * (audit_batch).
+ */
+static void
+record_batch(SignJob *jobs, int n)
+{
+	BatchColumns c;
+
+	batch_columns_fill(&c, jobs, n);
+	update_outcomes(&c);
 
 	if (!ioffice_audit_chaining)
 	{
@@ -290,82 +492,7 @@ record_batch(SignJob *jobs, int n)
 			audit_one(&jobs[i]);
 		return;
 	}
-
-	for (int i = 0; i < n; i++)
-	{
-		char	   *chain;
-		int64		seq = 0;
-		bytea	   *prev = NULL;
-		Datum		head_arg[1];
-		bool		isnull;
-
-		if (audited[i])
-			continue;
-		/* the document's first record: audit.c locks the chain, reads its head */
-		chain = ioffice_document_chain(jobs[i].document);
-		audit_one(&jobs[i]);
-		audited[i] = true;
-		for (int j = i + 1; j < n; j++)
-		{
-			SignJob    *job = &jobs[j];
-			Jsonb	   *detail;
-			uint8		hash[32];
-			bytea	   *h;
-
-			if (audited[j] || job->document != jobs[i].document)
-				continue;
-			if (prev == NULL)
-			{
-				/* the head, as audit.c just wrote it */
-				head_arg[0] = CStringGetTextDatum(chain);
-				if (ioffice_exec(&chain_head_plan, head_arg, NULL, 1) != SPI_OK_SELECT ||
-					SPI_processed != 1 ||
-					!ioffice_get_int64(0, 1, &seq))
-					elog(ERROR, "ioffice: the audit chain %s has no head", chain);
-				prev = DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[0],
-														SPI_tuptable->tupdesc, 2, &isnull));
-				if (isnull)
-					elog(ERROR, "ioffice: the head of audit chain %s has no hash", chain);
-			}
-			seq++;
-			detail = job_detail(job);
-			ioffice_audit_hash(chain, seq, prev, at, false, 0, false, 0, db_role, "signature",
-							   true, job->id, job->ok ? "signed" : "signing_failed", "pending",
-							   job->ok ? "done" : "failed",
-							   JsonbToCString(NULL, &detail->root, VARSIZE(detail)), hash);
-			h = palloc(VARHDRSZ + sizeof(hash));
-			SET_VARSIZE(h, VARHDRSZ + sizeof(hash));
-			memcpy(VARDATA(h), hash, sizeof(hash));
-
-			a_id[rest] = Int64GetDatum(job->id);
-			a_action[rest] = CStringGetTextDatum(job->ok ? "signed" : "signing_failed");
-			a_after[rest] = CStringGetTextDatum(job->ok ? "done" : "failed");
-			a_detail[rest] = JsonbPGetDatum(detail);
-			a_chain[rest] = CStringGetTextDatum(chain);
-			a_seq[rest] = Int64GetDatum(seq);
-			a_prev[rest] = PointerGetDatum(prev);
-			a_prev_null[rest] = false;
-			a_hash[rest] = PointerGetDatum(h);
-			rest++;
-			prev = h;
-			audited[j] = true;
-		}
-	}
-	if (rest == 0)
-		return;
-	values[0] = TimestampTzGetDatum(at);
-	values[1] = CStringGetTextDatum(db_role);
-	values[2] = PointerGetDatum(int8_array(a_id, rest));
-	values[3] = PointerGetDatum(varlena_array(a_action, NULL, rest, TEXTOID));
-	values[4] = PointerGetDatum(varlena_array(a_after, NULL, rest, TEXTOID));
-	values[5] = PointerGetDatum(varlena_array(a_detail, NULL, rest, JSONBOID));
-	values[6] = PointerGetDatum(varlena_array(a_chain, NULL, rest, TEXTOID));
-	values[7] = PointerGetDatum(int8_array(a_seq, rest));
-	values[8] = PointerGetDatum(varlena_array(a_prev, a_prev_null, rest, BYTEAOID));
-	values[9] = PointerGetDatum(varlena_array(a_hash, NULL, rest, BYTEAOID));
-	if (ioffice_exec(&audit_batch_plan, values, NULL, 0) != SPI_OK_INSERT ||
-		SPI_processed != (uint64) rest)
-		elog(ERROR, "ioffice: could not write the audit records of a batch");
+	audit_batch(jobs, n);
 }
 
 /*
@@ -402,10 +529,15 @@ in_subtransaction(SubxactStep fn, void *arg)
 	return edata;
 }
 
+/*
+ * One batch: its jobs, read from the queue into the transaction's memory,
+ * and the context each signing attempt allocates in and is reset after.
+ */
 typedef struct Batch
 {
 	SignJob    *jobs;
 	int			n;
+	MemoryContext job_cxt;
 } Batch;
 
 static void
@@ -483,15 +615,105 @@ sign_jobs_one_by_one(SignJob *jobs, int n, MemoryContext job_cxt)
 	return left;
 }
 
+/*
+ * One job from a row of jobs_plan, copied into the transaction's memory:
+ * the jobs outlive SPI's tuple table (the signing and recording run
+ * statements of their own) and every subtransaction attempt.
+ */
+static void
+job_from_tuple(SignJob *job, HeapTuple tup, TupleDesc desc)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	bool		isnull;
+	Datum		d;
+
+	job->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	job->document = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+	job->file = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+	job->kind = SPI_getvalue(tup, desc, 4);
+	d = SPI_getbinval(tup, desc, 5, &isnull);
+	job->cert = isnull ? 0 : DatumGetInt64(d);
+	job->pem = SPI_getvalue(tup, desc, 6);
+	job->key_file = SPI_getvalue(tup, desc, 7);
+	job->not_usable = SPI_getvalue(tup, desc, 8);
+	d = SPI_getbinval(tup, desc, 9, &isnull);
+	job->sha256 = isnull ? NULL : DatumGetByteaPCopy(d);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The next pending jobs, locked for this transaction (SKIP LOCKED: another
+ * worker's batch is left alone), with their certificates.
+ */
+static void
+read_jobs(Batch *b, int limit)
+{
+	Datum		arg[1];
+	uint64		n;
+
+	arg[0] = Int32GetDatum(limit);
+	if (ioffice_exec(&jobs_plan, arg, NULL, 0) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not read the signature queue");
+	n = SPI_processed;
+	b->jobs = MemoryContextAllocZero(TopTransactionContext, sizeof(SignJob) * Max(n, 1));
+	for (uint64 i = 0; i < n; i++)
+		job_from_tuple(&b->jobs[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+	b->n = (int) n;
+}
+
+/*
+ * The whole batch at once, in one subtransaction: the fast way.  Returns
+ * false (its writes rolled back, the row locks kept) when anything in it
+ * raised an error.
+ */
+static bool
+sign_batch_at_once(Batch *b)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(b->job_cxt);
+	ErrorData  *edata = in_subtransaction(sign_and_record_batch, b);
+
+	MemoryContextSwitchTo(oldcxt);
+	if (edata != NULL)
+		elog(LOG, "ioffice worker: a batch of %d signatures failed (%s); doing it job by job",
+			 b->n, edata->message);
+	MemoryContextReset(b->job_cxt);
+	return edata == NULL;
+}
+
+/*
+ * Sign and record the batch's jobs: at once, and on an error again job by
+ * job so that the error stays with its job.  Returns how many jobs stay
+ * pending.
+ */
+static int
+sign_jobs(Batch *b)
+{
+	int			left = 0;
+
+	ioffice_worker_set_state("signing");
+	pgstat_report_activity(STATE_RUNNING, "ioffice worker: signing");
+	b->job_cxt = AllocSetContextCreate(TopTransactionContext, "ioffice signing job",
+									   ALLOCSET_DEFAULT_SIZES);
+	ioffice_engine_enter();
+	if (!sign_batch_at_once(b))
+	{
+		/* the failures counted by the rolled-back attempt are not recorded */
+		batch_failed = 0;
+		left = sign_jobs_one_by_one(b->jobs, b->n, b->job_cxt);
+	}
+	ioffice_engine_leave();
+	return left;
+}
+
+/*
+ * One batch in one transaction of its own: a crash loses nothing and signs
+ * nothing twice.  Returns how many jobs were recorded (done or failed);
+ * *failed says how many of them failed.
+ */
 int
 ioffice_worker_sign_batch(int limit, int64 *failed)
 {
-	SignJob    *jobs;
-	uint64		n;
-	uint64		i;
-	Datum		arg[1];
-	MemoryContext job_cxt;
-	bool		batch_ok;
+	Batch		b = {NULL, 0, NULL};
 	int			left = 0;
 
 	*failed = 0;
@@ -503,68 +725,14 @@ ioffice_worker_sign_batch(int limit, int64 *failed)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "ioffice worker: looking for jobs");
 
-	arg[0] = Int32GetDatum(limit);
-	if (ioffice_exec(&jobs_plan, arg, NULL, 0) != SPI_OK_SELECT)
-		elog(ERROR, "ioffice: could not read the signature queue");
-	n = SPI_processed;
-	jobs = MemoryContextAllocZero(TopTransactionContext, sizeof(SignJob) * Max(n, 1));
-	for (i = 0; i < n; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-		bool		isnull;
-		Datum		d;
+	read_jobs(&b, limit);
+	if (b.n > 0)
+		left = sign_jobs(&b);
 
-		jobs[i].id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		jobs[i].document = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-		jobs[i].file = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-		jobs[i].kind = SPI_getvalue(tup, desc, 4);
-		d = SPI_getbinval(tup, desc, 5, &isnull);
-		jobs[i].cert = isnull ? 0 : DatumGetInt64(d);
-		jobs[i].pem = SPI_getvalue(tup, desc, 6);
-		jobs[i].key_file = SPI_getvalue(tup, desc, 7);
-		jobs[i].not_usable = SPI_getvalue(tup, desc, 8);
-		d = SPI_getbinval(tup, desc, 9, &isnull);
-		jobs[i].sha256 = isnull ? NULL : DatumGetByteaPCopy(d);
-		MemoryContextSwitchTo(old);
-	}
-	if (n == 0)
-		goto finish;
-	ioffice_worker_set_state("signing");
-	pgstat_report_activity(STATE_RUNNING, "ioffice worker: signing");
-
-	job_cxt = AllocSetContextCreate(TopTransactionContext, "ioffice signing job",
-									ALLOCSET_DEFAULT_SIZES);
-	ioffice_engine_enter();
-
-	/* the whole batch at once */
-	{
-		Batch		batch = {jobs, (int) n};
-		MemoryContext oldcxt = MemoryContextSwitchTo(job_cxt);
-		ErrorData  *edata = in_subtransaction(sign_and_record_batch, &batch);
-
-		MemoryContextSwitchTo(oldcxt);
-		batch_ok = edata == NULL;
-		if (!batch_ok)
-			elog(LOG, "ioffice worker: a batch of %d signatures failed (%s); doing it job by job",
-				 (int) n, edata->message);
-		MemoryContextReset(job_cxt);
-	}
-
-	/* an error somewhere: again, job by job, so that it stays with its job */
-	if (!batch_ok)
-	{
-		batch_failed = 0;
-		left = sign_jobs_one_by_one(jobs, (int) n, job_cxt);
-	}
-	ioffice_engine_leave();
-
-finish:
 	*failed = batch_failed;
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
-	return (int) n - left;
+	return b.n - left;
 }

@@ -194,40 +194,39 @@ remember_checked(CachedKey *entry, const char *path, TimestampTz now)
 	last_checked = now;
 }
 
-/* The private key of a key file of the keystore, or NULL with *reason set. */
-static EVP_PKEY *
-load_key(const char *key_file, uint64 *generation, char **reason)
+/*
+ * The key file's path in the keystore into path (MAXPGPATH), or false with
+ * *reason set: only a plain name of a file in the keystore is accepted, so
+ * that a certificate row cannot make the worker read anything else.
+ */
+static bool
+key_file_path(const char *key_file, char *path, char **reason)
 {
-	char		path[MAXPGPATH];
-	struct stat st;
-	int			fd;
-	CachedKey  *entry;
-	bool		found;
-	BIO		   *bio;
-	EVP_PKEY   *key;
-	char		name[MAXPGPATH];
-	TimestampTz now;
-
 	if (ioffice_keystore == NULL || ioffice_keystore[0] == '\0')
 	{
 		*reason = pstrdup("no keystore: ioffice.keystore is not set");
-		return NULL;
+		return false;
 	}
 	if (key_file == NULL || key_file[0] == '\0' || strchr(key_file, '/') != NULL ||
 		strcmp(key_file, "..") == 0 || strcmp(key_file, ".") == 0 || strlen(key_file) >= MAXPGPATH)
 	{
 		*reason = psprintf("key file name \"%s\" is not a plain file name of the keystore",
 						   key_file ? key_file : "");
-		return NULL;
+		return false;
 	}
-	snprintf(path, sizeof(path), "%s/%s", ioffice_keystore, key_file);
+	snprintf(path, MAXPGPATH, "%s/%s", ioffice_keystore, key_file);
+	return true;
+}
 
-	/*
-	 * The file was checked (owner, mode, unchanged) less than a second ago:
-	 * a batch signs with the same key again and again, and open() and
-	 * fstat() for each job cost more than the rest of the bookkeeping.
-	 */
-	now = GetCurrentTimestamp();
+/*
+ * The key of path when the file was checked (owner, mode, unchanged) less
+ * than a second ago, else NULL: a batch signs with the same key again and
+ * again, and open() and fstat() for each job cost more than the rest of
+ * the bookkeeping.
+ */
+static EVP_PKEY *
+recently_checked_key(const char *path, TimestampTz now, uint64 *generation)
+{
 	if (last_entry != NULL && last_entry->key != NULL && strcmp(last_path, path) == 0 &&
 		now >= last_checked && now - last_checked < USECS_PER_SEC)
 	{
@@ -235,27 +234,45 @@ load_key(const char *key_file, uint64 *generation, char **reason)
 		return last_entry->key;
 	}
 	last_entry = NULL;
+	return NULL;
+}
 
-	/* O_NOFOLLOW: a link could point anywhere on the server */
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+/*
+ * The key file opened, or -1 with *reason set: it must be a regular file
+ * (O_NOFOLLOW: a link could point anywhere on the server) owned by the
+ * server's user and readable by nobody else.  *st is what fstat() said.
+ */
+static int
+open_key_file(const char *key_file, const char *path, struct stat *st, char **reason)
+{
+	int			fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
 	if (fd < 0)
 	{
 		*reason = psprintf("key file \"%s\" cannot be opened: %m", key_file);
-		return NULL;
+		return -1;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode))
 	{
 		close(fd);
 		*reason = psprintf("key file \"%s\" is not a regular file", key_file);
-		return NULL;
+		return -1;
 	}
-	if (st.st_uid != geteuid() || (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+	if (st->st_uid != geteuid() || (st->st_mode & (S_IRWXG | S_IRWXO)) != 0)
 	{
 		close(fd);
 		*reason = psprintf("key file \"%s\" may be read by others than the server's user (mode %04o); "
-						   "it is not used", key_file, (unsigned) (st.st_mode & 07777));
-		return NULL;
+						   "it is not used", key_file, (unsigned) (st->st_mode & 07777));
+		return -1;
 	}
+	return fd;
+}
+
+/* The cache entry of a key file, made on first use; *found says if it was there. */
+static CachedKey *
+key_cache_entry(const char *key_file, bool *found)
+{
+	char		name[MAXPGPATH];
 
 	if (key_cache == NULL)
 	{
@@ -268,21 +285,23 @@ load_key(const char *key_file, uint64 *generation, char **reason)
 		key_cache = hash_create("ioffice signing keys", 16, &ctl,
 								HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
+	/* zero-filled: the whole key is compared */
 	memset(name, 0, sizeof(name));
 	strlcpy(name, key_file, sizeof(name));
-	entry = hash_search(key_cache, name, HASH_ENTER, &found);
-	if (found && entry->key != NULL && same_file(entry, &st))
-	{
-		close(fd);
-		*generation = entry->generation;
-		remember_checked(entry, path, now);
-		return entry->key;
-	}
-	if (found && entry->key != NULL)
-		EVP_PKEY_free(entry->key);
-	entry->key = NULL;
+	return hash_search(key_cache, name, HASH_ENTER, found);
+}
 
-	bio = BIO_new_fd(fd, BIO_CLOSE);
+/*
+ * Read the private key from fd (closed here) into entry, with the file's
+ * identity as fstat() saw it, so that any later change reloads it; a new
+ * generation, so that the certificate check and the template are redone.
+ */
+static EVP_PKEY *
+read_key(CachedKey *entry, int fd, const struct stat *st, const char *key_file, char **reason)
+{
+	BIO		   *bio = BIO_new_fd(fd, BIO_CLOSE);
+	EVP_PKEY   *key;
+
 	if (bio == NULL)
 	{
 		close(fd);
@@ -297,12 +316,50 @@ load_key(const char *key_file, uint64 *generation, char **reason)
 		return NULL;
 	}
 	entry->key = key;
-	entry->mtime = st.st_mtim;
-	entry->ctime = st.st_ctim;
-	entry->size = st.st_size;
-	entry->inode = st.st_ino;
-	entry->device = st.st_dev;
+	entry->mtime = st->st_mtim;
+	entry->ctime = st->st_ctim;
+	entry->size = st->st_size;
+	entry->inode = st->st_ino;
+	entry->device = st->st_dev;
 	entry->generation = ++key_loads;
+	return key;
+}
+
+/* The private key of a key file of the keystore, or NULL with *reason set. */
+static EVP_PKEY *
+load_key(const char *key_file, uint64 *generation, char **reason)
+{
+	char		path[MAXPGPATH];
+	struct stat st;
+	int			fd;
+	CachedKey  *entry;
+	bool		found;
+	EVP_PKEY   *key;
+	TimestampTz now;
+
+	if (!key_file_path(key_file, path, reason))
+		return NULL;
+	now = GetCurrentTimestamp();
+	if ((key = recently_checked_key(path, now, generation)) != NULL)
+		return key;
+	if ((fd = open_key_file(key_file, path, &st, reason)) < 0)
+		return NULL;
+
+	entry = key_cache_entry(key_file, &found);
+	if (found && entry->key != NULL && same_file(entry, &st))
+	{
+		/* unchanged since it was loaded */
+		close(fd);
+		*generation = entry->generation;
+		remember_checked(entry, path, now);
+		return entry->key;
+	}
+	if (found && entry->key != NULL)
+		EVP_PKEY_free(entry->key);
+	entry->key = NULL;
+
+	if ((key = read_key(entry, fd, &st, key_file, reason)) == NULL)
+		return NULL;
 	*generation = entry->generation;
 	remember_checked(entry, path, now);
 	return key;
@@ -467,120 +524,170 @@ reference_der(EVP_PKEY *key, const char *content, const char *utctime, int *len,
 	return der;
 }
 
-static void
-template_build(EVP_PKEY *key, uint64 key_generation)
+/* the two contents and times the template is made from and proven on */
+static const char *const tpl_content[2] = {"ioffice template 1", "ioffice template, 2nd"};
+static const char *const tpl_times[2] = {"250102030405Z", "310607080910Z"};
+
+/*
+ * Where the messageDigest, the signingTime and the signature are in der
+ * (made from tpl_content[0] at tpl_times[0]), each found by its value; false
+ * when one is missing.
+ */
+static bool
+template_locate_fields(SignTemplate *t, const unsigned char *der, int len, CMS_ContentInfo *cms)
 {
-	static const char *const content[2] = {"ioffice template 1", "ioffice template, 2nd"};
-	static const char *const times[2] = {"250102030405Z", "310607080910Z"};
-	/* the contentType attribute (id-data), the first of the signed attributes in DER order */
-	static const unsigned char content_type[] = {
-		0x30, 0x18, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x03,
-		0x31, 0x0B, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x01};
-	CMS_ContentInfo *cms = NULL;
-	unsigned char *der = NULL;
-	int			len = 0;
 	unsigned char digest[SHA256_LEN];
 	unsigned char time_tlv[2 + UTCTIME_LEN];
 	const unsigned char *p;
-	const unsigned char *ct;
 	ASN1_OCTET_STRING *sig;
-	bool		ok = false;
 
-	if (cur->tpl.der)
-		pfree(cur->tpl.der);
-	EVP_PKEY_CTX_free(cur->tpl.ctx);
-	memset(&cur->tpl, 0, sizeof(cur->tpl));
-	cur->tpl.cert_parse = cur->parse_id;
-	cur->tpl.key_generation = key_generation;
-	cur->tpl.usable = false;
-	if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA)
-		return;					/* ECDSA and others: randomised signatures */
-
-	der = reference_der(key, content[0], times[0], &len, &cms);
-	if (der == NULL)
-		goto done;
-	if (EVP_Digest(content[0], strlen(content[0]), digest, NULL, EVP_sha256(), NULL) != 1)
-		goto done;
+	if (EVP_Digest(tpl_content[0], strlen(tpl_content[0]), digest, NULL, EVP_sha256(), NULL) != 1)
+		return false;
 	time_tlv[0] = 0x17;			/* UTCTime */
 	time_tlv[1] = UTCTIME_LEN;
-	memcpy(time_tlv + 2, times[0], UTCTIME_LEN);
+	memcpy(time_tlv + 2, tpl_times[0], UTCTIME_LEN);
 	sig = CMS_SignerInfo_get0_signature(sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0));
 
-	/* where the fields are; each must be found exactly where expected, once */
 	if ((p = find_bytes(der, len, digest, SHA256_LEN)) == NULL)
-		goto done;
-	cur->tpl.digest_off = p - der;
+		return false;
+	t->digest_off = p - der;
 	if ((p = find_bytes(der, len, time_tlv, sizeof(time_tlv))) == NULL)
-		goto done;
-	cur->tpl.time_off = p - der + 2;
+		return false;
+	t->time_off = p - der + 2;
 	if (sig == NULL || (p = find_bytes(der, len, ASN1_STRING_get0_data(sig),
 									   ASN1_STRING_length(sig))) == NULL)
-		goto done;
-	cur->tpl.sig_off = p - der;
-	cur->tpl.sig_len = ASN1_STRING_length(sig);
+		return false;
+	t->sig_off = p - der;
+	t->sig_len = ASN1_STRING_length(sig);
+	return true;
+}
+
+/*
+ * Where the signed attributes are: the [0] IMPLICIT header just before the
+ * contentType attribute (the first of them in DER order), whatever the
+ * length's form; then the digest and the time must lie inside them and
+ * the signature after them, or the template would patch the wrong bytes.
+ */
+static bool
+template_locate_attrs(SignTemplate *t, const unsigned char *der, int len)
+{
+	/* the contentType attribute (id-data) */
+	static const unsigned char content_type[] = {
+		0x30, 0x18, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x03,
+		0x31, 0x0B, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x01};
+	const unsigned char *ct;
+
 	if ((ct = find_bytes(der, len, content_type, sizeof(content_type))) == NULL)
-		goto done;
-	/* the [0] header just before: A0 len, A0 81 len or A0 82 len len */
+		return false;
+	/* A0 len, A0 81 len or A0 82 len len */
 	if (ct - der >= 2 && ct[-2] == 0xA0 && ct[-1] < 0x80)
 	{
-		cur->tpl.attrs_off = ct - der - 2;
-		cur->tpl.attrs_len = 2 + ct[-1];
+		t->attrs_off = ct - der - 2;
+		t->attrs_len = 2 + ct[-1];
 	}
 	else if (ct - der >= 3 && ct[-3] == 0xA0 && ct[-2] == 0x81)
 	{
-		cur->tpl.attrs_off = ct - der - 3;
-		cur->tpl.attrs_len = 3 + ct[-1];
+		t->attrs_off = ct - der - 3;
+		t->attrs_len = 3 + ct[-1];
 	}
 	else if (ct - der >= 4 && ct[-4] == 0xA0 && ct[-3] == 0x82)
 	{
-		cur->tpl.attrs_off = ct - der - 4;
-		cur->tpl.attrs_len = 4 + (ct[-2] << 8) + ct[-1];
+		t->attrs_off = ct - der - 4;
+		t->attrs_len = 4 + (ct[-2] << 8) + ct[-1];
 	}
 	else
-		goto done;
-	if (cur->tpl.digest_off < cur->tpl.attrs_off || cur->tpl.time_off < cur->tpl.attrs_off ||
-		cur->tpl.digest_off + SHA256_LEN > cur->tpl.attrs_off + cur->tpl.attrs_len ||
-		cur->tpl.time_off + UTCTIME_LEN > cur->tpl.attrs_off + cur->tpl.attrs_len ||
-		cur->tpl.attrs_off + cur->tpl.attrs_len > cur->tpl.sig_off ||
-		cur->tpl.sig_off + cur->tpl.sig_len > len)
-		goto done;
+		return false;
+	return !(t->digest_off < t->attrs_off || t->time_off < t->attrs_off ||
+			 t->digest_off + SHA256_LEN > t->attrs_off + t->attrs_len ||
+			 t->time_off + UTCTIME_LEN > t->attrs_off + t->attrs_len ||
+			 t->attrs_off + t->attrs_len > t->sig_off ||
+			 t->sig_off + t->sig_len > len);
+}
 
-	cur->tpl.der = MemoryContextAlloc(TopMemoryContext, len);
-	memcpy(cur->tpl.der, der, len);
-	cur->tpl.len = len;
-	cur->tpl.ctx = EVP_PKEY_CTX_new(key, NULL);
-	if (cur->tpl.ctx == NULL || EVP_PKEY_sign_init(cur->tpl.ctx) != 1 ||
-		EVP_PKEY_CTX_set_rsa_padding(cur->tpl.ctx, RSA_PKCS1_PADDING) != 1 ||
-		EVP_PKEY_CTX_set_signature_md(cur->tpl.ctx, EVP_sha256()) != 1)
-		goto done;
+/*
+ * Keep der as the template (in TopMemoryContext: it serves every later
+ * batch) and prepare the key's signing context once, for RSA PKCS#1 v1.5
+ * over SHA-256, as CMS signs.
+ */
+static bool
+template_keep(SignTemplate *t, EVP_PKEY *key, const unsigned char *der, int len)
+{
+	t->der = MemoryContextAlloc(TopMemoryContext, len);
+	memcpy(t->der, der, len);
+	t->len = len;
+	t->ctx = EVP_PKEY_CTX_new(key, NULL);
+	return !(t->ctx == NULL || EVP_PKEY_sign_init(t->ctx) != 1 ||
+			 EVP_PKEY_CTX_set_rsa_padding(t->ctx, RSA_PKCS1_PADDING) != 1 ||
+			 EVP_PKEY_CTX_set_signature_md(t->ctx, EVP_sha256()) != 1);
+}
 
-	/* the proof: both contents at both times, byte for byte as OpenSSL makes them */
-	ok = true;
+/*
+ * The proof that the template may be trusted: both contents at both times
+ * (other than the one it was made at), byte for byte as OpenSSL makes them.
+ */
+static bool
+template_prove(EVP_PKEY *key)
+{
+	bool		ok = true;
+
 	for (int i = 0; i < 2 && ok; i++)
 	{
+		unsigned char digest[SHA256_LEN];
 		unsigned char *ref;
 		int			ref_len;
 		bytea	   *mine;
 
-		if (EVP_Digest(content[i], strlen(content[i]), digest, NULL, EVP_sha256(), NULL) != 1)
+		if (EVP_Digest(tpl_content[i], strlen(tpl_content[i]), digest, NULL, EVP_sha256(), NULL) != 1)
 		{
 			ok = false;
 			break;
 		}
-		ref = reference_der(key, content[i], times[1 - i], &ref_len, NULL);
-		mine = ref ? template_fill(digest, times[1 - i]) : NULL;
+		ref = reference_der(key, tpl_content[i], tpl_times[1 - i], &ref_len, NULL);
+		mine = ref ? template_fill(digest, tpl_times[1 - i]) : NULL;
 		ok = mine != NULL && ref_len == cur->tpl.len && VARSIZE(mine) - VARHDRSZ == cur->tpl.len &&
 			memcmp(VARDATA(mine), ref, ref_len) == 0;
 		OPENSSL_free(ref);
 		if (mine)
 			pfree(mine);
 	}
+	return ok;
+}
 
-done:
+/*
+ * The current certificate's template for this key: made from what OpenSSL
+ * makes, then proven; when any step fails, it is not usable and the jobs
+ * are signed with OpenSSL's CMS functions (the same DER, slower).
+ */
+static void
+template_build(EVP_PKEY *key, uint64 key_generation)
+{
+	SignTemplate *t = &cur->tpl;
+	CMS_ContentInfo *cms = NULL;
+	unsigned char *der = NULL;
+	int			len = 0;
+	bool		ok;
+
+	if (t->der)
+		pfree(t->der);
+	EVP_PKEY_CTX_free(t->ctx);
+	memset(t, 0, sizeof(*t));
+	t->cert_parse = cur->parse_id;
+	t->key_generation = key_generation;
+	t->usable = false;
+	if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA)
+		return;					/* ECDSA and others: randomised signatures */
+
+	der = reference_der(key, tpl_content[0], tpl_times[0], &len, &cms);
+	ok = der != NULL &&
+		template_locate_fields(t, der, len, cms) &&
+		template_locate_attrs(t, der, len) &&
+		template_keep(t, key, der, len) &&
+		template_prove(key);
+
 	ERR_clear_error();
 	OPENSSL_free(der);
 	CMS_ContentInfo_free(cms);
-	cur->tpl.usable = ok;
+	t->usable = ok;
 	if (!ok)
 		elog(LOG, "ioffice worker: no fast signing template for this certificate; "
 			 "signing with OpenSSL's CMS functions");
