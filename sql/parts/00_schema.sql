@@ -363,6 +363,9 @@ CREATE UNIQUE INDEX task_one_open_idx ON task (document_id) WHERE status = 'open
 CREATE INDEX task_receiver_open_idx ON task (receiver_id) WHERE status = 'open';
 CREATE INDEX task_sender_idx ON task (sender_id);
 CREATE INDEX task_receiver_idx ON task (receiver_id);
+-- who processed a task in its receiver's name (delegation): what row-level
+-- security looks up for that person (_task_documents())
+CREATE INDEX task_processed_by_idx ON task (processed_by) WHERE processed_by <> receiver_id;
 COMMENT ON TABLE task IS 'Hand-overs of a document between people: the processing trail (quá trình xử lý)';
 
 -- Certificates (public only: private keys stay in the worker's keystore,

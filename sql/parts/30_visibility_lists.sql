@@ -55,6 +55,54 @@ AS $$
                      AND ((r.role = 'clerk' AND r.unit_id = agency) OR r.role = 'admin'))
 $$;
 
+-- Row-level security the planner can use.  A policy that calls can_see(id)
+-- on every row rules out every index and costs a function call per row (a
+-- leader's count(*) over 40,000 documents took 16 s).  The policies below
+-- say the same as can_see() with sets: the acting person's id, the
+-- documents they hold or held a task on, the agencies whose clerk they are,
+-- each computed once per statement (an uncorrelated sub-select, an
+-- InitPlan) and compared with indexed columns (drafter_id, id, agency_id),
+-- so that the planner can combine the indexes (BitmapOr) or hash the set.
+-- can_see() stays for the functions that check one id.
+
+-- The documents the current person holds or held a task on, as its
+-- receiver, its sender or the one who processed it in the receiver's name,
+-- and those whose open task is held by someone who delegates to them now:
+-- read from the task indexes on those people.  SECURITY DEFINER, as
+-- can_see(), so that the policies of document and task do not call each
+-- other.
+CREATE FUNCTION _task_documents() RETURNS bigint[]
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH me AS MATERIALIZED (SELECT ioffice.current_person() AS id)
+    SELECT coalesce(array_agg(DISTINCT x.document_id), '{}') FROM (
+        SELECT t.document_id FROM ioffice.task t WHERE t.receiver_id = (SELECT id FROM me)
+        UNION ALL
+        SELECT t.document_id FROM ioffice.task t WHERE t.sender_id = (SELECT id FROM me)
+        UNION ALL
+        SELECT t.document_id FROM ioffice.task t
+         WHERE t.processed_by = (SELECT id FROM me) AND t.processed_by <> t.receiver_id
+        UNION ALL
+        SELECT t.document_id FROM ioffice.delegation g
+          JOIN ioffice.task t ON t.receiver_id = g.from_person AND t.status = 'open'
+         WHERE g.to_person = (SELECT id FROM me)
+           AND now() >= g.valid_from AND now() < g.valid_until) x
+$$;
+
+-- The agencies whose documents the current person sees as their clerk; for
+-- an admin, who sees every document, every unit (a document's agency_id is
+-- one): one indexed test for both.
+CREATE FUNCTION _clerk_agencies() RETURNS bigint[]
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH me AS MATERIALIZED (SELECT ioffice.current_person() AS id)
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM ioffice.person_role r
+                             WHERE r.person_id = (SELECT id FROM me) AND r.role = 'admin')
+                THEN (SELECT coalesce(array_agg(u.id), '{}') FROM ioffice.unit u)
+                ELSE (SELECT coalesce(array_agg(r.unit_id), '{}') FROM ioffice.person_role r
+                       WHERE r.person_id = (SELECT id FROM me) AND r.role = 'clerk') END
+$$;
+
 ALTER TABLE document ENABLE ROW LEVEL SECURITY;
 ALTER TABLE file ENABLE ROW LEVEL SECURITY;
 ALTER TABLE task ENABLE ROW LEVEL SECURITY;
@@ -71,17 +119,23 @@ CREATE POLICY visible ON register FOR SELECT
     USING (NOT confidential OR ioffice.keeps_registers(agency_id));
 CREATE POLICY dba ON register TO ioffice_admin USING (true) WITH CHECK (true);
 
+-- A person sees the documents can_see() lets them see: three indexed tests,
+-- each against a value or a set computed once per statement.
+CREATE POLICY visible ON document FOR SELECT
+    USING (drafter_id = (SELECT ioffice.current_person())
+           OR id = ANY ((SELECT ioffice._task_documents())::bigint[])
+           OR agency_id = ANY ((SELECT ioffice._clerk_agencies())::bigint[]));
 -- reporting tools (ioffice_reader) read the registers: every document that
 -- is not confidential and not numbered in a confidential register (a DBA
 -- may make a register confidential after it numbered ordinary documents).
--- One policy, the cheap tests first: a reader scanning a register must not
--- pay for can_see() on every row, and the ordinary registers are read once
--- per query (an uncorrelated subquery, hashed).
-CREATE POLICY visible ON document FOR SELECT
-    USING ((confidentiality = 'normal' AND pg_catalog.pg_has_role('ioffice_reader', 'USAGE')
-            AND (register_id IS NULL
-                 OR register_id IN (SELECT r.id FROM ioffice.register r WHERE NOT r.confidential)))
-           OR ioffice.can_see(id));
+-- A policy of its own, for the role: the other roles' policy keeps only
+-- indexed tests, which the planner can combine.  The role is also checked
+-- when the statement runs (a plan made before a REVOKE sees nothing more),
+-- and the ordinary registers are read once per statement (hashed).
+CREATE POLICY reader ON document FOR SELECT TO ioffice_reader
+    USING (confidentiality = 'normal' AND (SELECT pg_catalog.pg_has_role('ioffice_reader', 'USAGE'))
+           AND (register_id IS NULL
+                OR register_id IN (SELECT r.id FROM ioffice.register r WHERE NOT r.confidential)));
 -- numbers taken by other systems: the reporting tools read those of the
 -- ordinary registers; a register's keepers read all of its own
 ALTER TABLE number_taken ENABLE ROW LEVEL SECURITY;
@@ -90,12 +144,47 @@ CREATE POLICY visible ON number_taken FOR SELECT
         SELECT r.id FROM ioffice.register r
         WHERE (NOT r.confidential AND pg_catalog.pg_has_role('ioffice_reader', 'USAGE'))
            OR ioffice.keeps_registers(r.agency_id)));
-CREATE POLICY visible ON file FOR SELECT USING (ioffice.can_see(document_id));
-CREATE POLICY visible ON task FOR SELECT USING (ioffice.can_see(document_id));
-CREATE POLICY visible ON signature FOR SELECT USING (ioffice.can_see(document_id));
-CREATE POLICY visible ON document_link FOR SELECT USING (ioffice.can_see(document_id));
+-- The rows of a document (files, tasks, signatures, links, audit records)
+-- are seen by whoever can_see() the document (a reader who is no person of
+-- it does not): an admin; a document of the person's tasks (a hashed set);
+-- one they drafted or keep as its agency's clerk (its row, by the primary
+-- key, or all of them hashed: the planner chooses by the rows to check).
+CREATE POLICY visible ON file FOR SELECT
+    USING ((SELECT ioffice.is_admin())
+           OR file.document_id IN (SELECT unnest(ioffice._task_documents()))
+           OR EXISTS (SELECT 1 FROM ioffice.document d
+                      WHERE d.id = file.document_id
+                        AND (d.drafter_id = (SELECT ioffice.current_person())
+                             OR d.agency_id = ANY ((SELECT ioffice._clerk_agencies())::bigint[]))));
+CREATE POLICY visible ON task FOR SELECT
+    USING ((SELECT ioffice.is_admin())
+           OR task.document_id IN (SELECT unnest(ioffice._task_documents()))
+           OR EXISTS (SELECT 1 FROM ioffice.document d
+                      WHERE d.id = task.document_id
+                        AND (d.drafter_id = (SELECT ioffice.current_person())
+                             OR d.agency_id = ANY ((SELECT ioffice._clerk_agencies())::bigint[]))));
+CREATE POLICY visible ON signature FOR SELECT
+    USING ((SELECT ioffice.is_admin())
+           OR signature.document_id IN (SELECT unnest(ioffice._task_documents()))
+           OR EXISTS (SELECT 1 FROM ioffice.document d
+                      WHERE d.id = signature.document_id
+                        AND (d.drafter_id = (SELECT ioffice.current_person())
+                             OR d.agency_id = ANY ((SELECT ioffice._clerk_agencies())::bigint[]))));
+CREATE POLICY visible ON document_link FOR SELECT
+    USING ((SELECT ioffice.is_admin())
+           OR document_link.document_id IN (SELECT unnest(ioffice._task_documents()))
+           OR EXISTS (SELECT 1 FROM ioffice.document d
+                      WHERE d.id = document_link.document_id
+                        AND (d.drafter_id = (SELECT ioffice.current_person())
+                             OR d.agency_id = ANY ((SELECT ioffice._clerk_agencies())::bigint[]))));
 CREATE POLICY visible ON audit FOR SELECT
-    USING (ioffice.is_admin() OR (entity = 'document' AND ioffice.can_see(entity_id)));
+    USING ((SELECT ioffice.is_admin())
+           OR (audit.entity = 'document'
+               AND (audit.entity_id IN (SELECT unnest(ioffice._task_documents()))
+                    OR EXISTS (SELECT 1 FROM ioffice.document d
+                               WHERE d.id = audit.entity_id
+                                 AND (d.drafter_id = (SELECT ioffice.current_person())
+                                      OR d.agency_id = ANY ((SELECT ioffice._clerk_agencies())::bigint[]))))));
 CREATE POLICY visible ON delegation FOR SELECT
     USING (from_person = ioffice.current_person() OR to_person = ioffice.current_person()
            OR ioffice.is_admin());
