@@ -494,34 +494,40 @@ $$;
 -- units they lead; every person for an admin, who sees every dossier), and
 -- the dossiers with a task of one of them, by the dossier_task indexes.
 CREATE FUNCTION _dossier_people() RETURNS bigint[]
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH me AS MATERIALIZED (SELECT ioffice.current_person() AS id)
-    SELECT CASE WHEN EXISTS (SELECT 1 FROM ioffice.person_role r
-                             WHERE r.person_id = (SELECT id FROM me) AND r.role = 'admin')
-                THEN (SELECT coalesce(array_agg(p.id), '{}') FROM ioffice.person p)
-                ELSE (SELECT coalesce(array_agg(DISTINCT x.id), '{}') FROM (
-                          SELECT me.id FROM me WHERE me.id IS NOT NULL
-                          UNION ALL
-                          SELECT p.id FROM ioffice.person_role r
-                            JOIN ioffice.person p ON p.unit_id = r.unit_id
-                           WHERE r.person_id = (SELECT id FROM me) AND r.role = 'leader') x) END
+DECLARE
+    v_me bigint := ioffice.current_person();
+BEGIN
+    IF EXISTS (SELECT 1 FROM ioffice.person_role r WHERE r.person_id = v_me AND r.role = 'admin') THEN
+        RETURN (SELECT coalesce(array_agg(p.id), '{}') FROM ioffice.person p);
+    END IF;
+    RETURN (SELECT coalesce(array_agg(DISTINCT x.id), '{}') FROM (
+                SELECT v_me AS id WHERE v_me IS NOT NULL
+                UNION ALL
+                SELECT p.id FROM ioffice.person_role r
+                  JOIN ioffice.person p ON p.unit_id = r.unit_id
+                 WHERE r.person_id = v_me AND r.role = 'leader') x);
+END
 $$;
 CREATE FUNCTION _task_dossiers() RETURNS bigint[]
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH people AS MATERIALIZED (SELECT ioffice._dossier_people() AS ids)
-    SELECT CASE WHEN ioffice.is_admin() THEN '{}'
-                ELSE (SELECT coalesce(array_agg(DISTINCT x.dossier_id), '{}') FROM (
-                          SELECT t.dossier_id FROM ioffice.dossier_task t
-                           WHERE t.receiver_id = ANY ((SELECT ids FROM people)::bigint[])
-                          UNION ALL
-                          SELECT t.dossier_id FROM ioffice.dossier_task t
-                           WHERE t.sender_id = ANY ((SELECT ids FROM people)::bigint[])
-                          UNION ALL
-                          SELECT t.dossier_id FROM ioffice.dossier_task t
-                           WHERE t.processed_by = ANY ((SELECT ids FROM people)::bigint[])
-                             AND t.processed_by <> t.receiver_id) x) END
+DECLARE
+    v_people bigint[];
+BEGIN
+    IF ioffice.is_admin() THEN
+        RETURN '{}';
+    END IF;
+    v_people := ioffice._dossier_people();
+    RETURN (SELECT coalesce(array_agg(DISTINCT x.dossier_id), '{}') FROM (
+                SELECT t.dossier_id FROM ioffice.dossier_task t WHERE t.receiver_id = ANY (v_people)
+                UNION ALL
+                SELECT t.dossier_id FROM ioffice.dossier_task t WHERE t.sender_id = ANY (v_people)
+                UNION ALL
+                SELECT t.dossier_id FROM ioffice.dossier_task t
+                 WHERE t.processed_by = ANY (v_people) AND t.processed_by <> t.receiver_id) x);
+END
 $$;
 
 ALTER TABLE dossier ENABLE ROW LEVEL SECURITY;

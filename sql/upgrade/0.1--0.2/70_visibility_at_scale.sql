@@ -21,37 +21,43 @@ CREATE INDEX dossier_task_processed_by_idx ON dossier_task (processed_by)
 -- and those whose open task is held by someone who delegates to them now:
 -- read from the task indexes on those people.  SECURITY DEFINER, as
 -- can_see(), so that the policies of document and task do not call each
--- other.
+-- other; plpgsql, so that its plans are made once per session, not on
+-- every statement that reads a table under its policy.
 CREATE FUNCTION _task_documents() RETURNS bigint[]
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH me AS MATERIALIZED (SELECT ioffice.current_person() AS id)
-    SELECT coalesce(array_agg(DISTINCT x.document_id), '{}') FROM (
-        SELECT t.document_id FROM ioffice.task t WHERE t.receiver_id = (SELECT id FROM me)
+DECLARE
+    v_me bigint := ioffice.current_person();
+BEGIN
+    RETURN (SELECT coalesce(array_agg(DISTINCT x.document_id), '{}') FROM (
+        SELECT t.document_id FROM ioffice.task t WHERE t.receiver_id = v_me
         UNION ALL
-        SELECT t.document_id FROM ioffice.task t WHERE t.sender_id = (SELECT id FROM me)
+        SELECT t.document_id FROM ioffice.task t WHERE t.sender_id = v_me
         UNION ALL
         SELECT t.document_id FROM ioffice.task t
-         WHERE t.processed_by = (SELECT id FROM me) AND t.processed_by <> t.receiver_id
+         WHERE t.processed_by = v_me AND t.processed_by <> t.receiver_id
         UNION ALL
         SELECT t.document_id FROM ioffice.delegation g
           JOIN ioffice.task t ON t.receiver_id = g.from_person AND t.status = 'open'
-         WHERE g.to_person = (SELECT id FROM me)
-           AND now() >= g.valid_from AND now() < g.valid_until) x
+         WHERE g.to_person = v_me AND now() >= g.valid_from AND now() < g.valid_until) x);
+END
 $$;
 
 -- The agencies whose documents the current person sees as their clerk; for
 -- an admin, who sees every document, every unit (a document's agency_id is
 -- one): one indexed test for both.
 CREATE FUNCTION _clerk_agencies() RETURNS bigint[]
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH me AS MATERIALIZED (SELECT ioffice.current_person() AS id)
-    SELECT CASE WHEN EXISTS (SELECT 1 FROM ioffice.person_role r
-                             WHERE r.person_id = (SELECT id FROM me) AND r.role = 'admin')
-                THEN (SELECT coalesce(array_agg(u.id), '{}') FROM ioffice.unit u)
-                ELSE (SELECT coalesce(array_agg(r.unit_id), '{}') FROM ioffice.person_role r
-                       WHERE r.person_id = (SELECT id FROM me) AND r.role = 'clerk') END
+DECLARE
+    v_me bigint := ioffice.current_person();
+BEGIN
+    IF EXISTS (SELECT 1 FROM ioffice.person_role r WHERE r.person_id = v_me AND r.role = 'admin') THEN
+        RETURN (SELECT coalesce(array_agg(u.id), '{}') FROM ioffice.unit u);
+    END IF;
+    RETURN (SELECT coalesce(array_agg(r.unit_id), '{}') FROM ioffice.person_role r
+             WHERE r.person_id = v_me AND r.role = 'clerk');
+END
 $$;
 
 -- The same as sets, for the policies (see _task_documents()): the people
@@ -59,34 +65,40 @@ $$;
 -- units they lead; every person for an admin, who sees every dossier), and
 -- the dossiers with a task of one of them, by the dossier_task indexes.
 CREATE FUNCTION _dossier_people() RETURNS bigint[]
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH me AS MATERIALIZED (SELECT ioffice.current_person() AS id)
-    SELECT CASE WHEN EXISTS (SELECT 1 FROM ioffice.person_role r
-                             WHERE r.person_id = (SELECT id FROM me) AND r.role = 'admin')
-                THEN (SELECT coalesce(array_agg(p.id), '{}') FROM ioffice.person p)
-                ELSE (SELECT coalesce(array_agg(DISTINCT x.id), '{}') FROM (
-                          SELECT me.id FROM me WHERE me.id IS NOT NULL
-                          UNION ALL
-                          SELECT p.id FROM ioffice.person_role r
-                            JOIN ioffice.person p ON p.unit_id = r.unit_id
-                           WHERE r.person_id = (SELECT id FROM me) AND r.role = 'leader') x) END
+DECLARE
+    v_me bigint := ioffice.current_person();
+BEGIN
+    IF EXISTS (SELECT 1 FROM ioffice.person_role r WHERE r.person_id = v_me AND r.role = 'admin') THEN
+        RETURN (SELECT coalesce(array_agg(p.id), '{}') FROM ioffice.person p);
+    END IF;
+    RETURN (SELECT coalesce(array_agg(DISTINCT x.id), '{}') FROM (
+                SELECT v_me AS id WHERE v_me IS NOT NULL
+                UNION ALL
+                SELECT p.id FROM ioffice.person_role r
+                  JOIN ioffice.person p ON p.unit_id = r.unit_id
+                 WHERE r.person_id = v_me AND r.role = 'leader') x);
+END
 $$;
 CREATE FUNCTION _task_dossiers() RETURNS bigint[]
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH people AS MATERIALIZED (SELECT ioffice._dossier_people() AS ids)
-    SELECT CASE WHEN ioffice.is_admin() THEN '{}'
-                ELSE (SELECT coalesce(array_agg(DISTINCT x.dossier_id), '{}') FROM (
-                          SELECT t.dossier_id FROM ioffice.dossier_task t
-                           WHERE t.receiver_id = ANY ((SELECT ids FROM people)::bigint[])
-                          UNION ALL
-                          SELECT t.dossier_id FROM ioffice.dossier_task t
-                           WHERE t.sender_id = ANY ((SELECT ids FROM people)::bigint[])
-                          UNION ALL
-                          SELECT t.dossier_id FROM ioffice.dossier_task t
-                           WHERE t.processed_by = ANY ((SELECT ids FROM people)::bigint[])
-                             AND t.processed_by <> t.receiver_id) x) END
+DECLARE
+    v_people bigint[];
+BEGIN
+    IF ioffice.is_admin() THEN
+        RETURN '{}';
+    END IF;
+    v_people := ioffice._dossier_people();
+    RETURN (SELECT coalesce(array_agg(DISTINCT x.dossier_id), '{}') FROM (
+                SELECT t.dossier_id FROM ioffice.dossier_task t WHERE t.receiver_id = ANY (v_people)
+                UNION ALL
+                SELECT t.dossier_id FROM ioffice.dossier_task t WHERE t.sender_id = ANY (v_people)
+                UNION ALL
+                SELECT t.dossier_id FROM ioffice.dossier_task t
+                 WHERE t.processed_by = ANY (v_people) AND t.processed_by <> t.receiver_id) x);
+END
 $$;
 
 -- A person sees the documents can_see() lets them see: three indexed tests,
