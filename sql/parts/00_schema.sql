@@ -260,7 +260,8 @@ CREATE TABLE document (
     CHECK (direction = 'incoming' OR drafter_id IS NOT NULL),
     CHECK (direction = 'incoming' OR (number IS NULL) = (symbol IS NULL))
 );
-CREATE INDEX document_drafter_idx ON document (drafter_id);
+-- (with the id: a person's own documents newest first, a page of a list)
+CREATE INDEX document_drafter_idx ON document (drafter_id, id);
 -- the same document of a sender registered twice by one agency (Decree 30)
 CREATE UNIQUE INDEX document_incoming_once_idx
     ON document (agency_id, coalesce(sender_agency_id::text, sender_name), sender_symbol, sender_year)
@@ -268,7 +269,8 @@ CREATE UNIQUE INDEX document_incoming_once_idx
 CREATE UNIQUE INDEX document_delivered_once_idx ON document (agency_id, source_document_id)
     WHERE source_document_id IS NOT NULL;
 CREATE INDEX document_received_at_idx ON document (received_at) WHERE direction = 'incoming';
-CREATE INDEX document_agency_state_idx ON document (agency_id, state);
+-- an agency's documents in one state, newest first: the clerk's tabs
+CREATE INDEX document_agency_state_idx ON document (agency_id, state, id);
 -- Decree 30: a number and symbol are unique within the agency and year
 CREATE UNIQUE INDEX document_number_symbol_idx ON document (agency_id, register_year, number, symbol)
     WHERE number IS NOT NULL AND direction = 'outgoing';
@@ -361,8 +363,20 @@ CREATE TABLE task (
 -- one holder at a time: the outgoing flow is sequential
 CREATE UNIQUE INDEX task_one_open_idx ON task (document_id) WHERE status = 'open' AND kind = 'main';
 CREATE INDEX task_receiver_open_idx ON task (receiver_id) WHERE status = 'open';
-CREATE INDEX task_sender_idx ON task (sender_id);
-CREATE INDEX task_receiver_idx ON task (receiver_id);
+-- a person's tasks, by document (newest first: a page of a list); and the
+-- tasks each tab of the lists starts from, so that none reads a person's
+-- whole history to find a few rows
+CREATE INDEX task_sender_idx ON task (sender_id, document_id);
+CREATE INDEX task_receiver_idx ON task (receiver_id, document_id);
+CREATE INDEX task_sender_open_idx ON task (sender_id) WHERE status = 'open';
+CREATE INDEX task_sender_for_idx ON task (sender_for) WHERE sender_for IS NOT NULL;
+CREATE INDEX task_forwarded_idx ON task (receiver_id, document_id) WHERE closed_by_action = 'forward';
+CREATE INDEX task_approved_idx ON task (receiver_id, document_id)
+    WHERE closed_by_action IN ('approve', 'quick_approve');
+CREATE INDEX task_assigned_idx ON task (processed_by, document_id) WHERE closed_by_action = 'assign';
+-- who processed a task in its receiver's name (delegation): what row-level
+-- security looks up for that person (_task_documents())
+CREATE INDEX task_processed_by_idx ON task (processed_by) WHERE processed_by <> receiver_id;
 COMMENT ON TABLE task IS 'Hand-overs of a document between people: the processing trail (quá trình xử lý)';
 
 -- Certificates (public only: private keys stay in the worker's keystore,
