@@ -16,19 +16,19 @@ DECLARE
     v_today date := (now() AT TIME ZONE ioffice.timezone())::date;
 BEGIN
     FOR i IN 1..3 LOOP
-        PERFORM set_config('ioffice.actor', 'luan', true);
+        PERFORM set_config('ioffice.actor', 'regress_luan', true);
         v_doc := ioffice.create_outgoing('CV', 'Văn bản trả lại ' || i);
         PERFORM ioffice.attach(v_doc, 'tra_lai.pdf', (SELECT content FROM pdf));
         PERFORM ioffice.act(v_doc, 'submit', 'dai', 'Kính trình');
         PERFORM set_config('ioffice.actor', 'dai', true);
         PERFORM ioffice.act(v_doc, 'return', NULL, 'Đề nghị sửa lại');
-        PERFORM set_config('ioffice.actor', 'luan', true);
+        PERFORM set_config('ioffice.actor', 'regress_luan', true);
         v_doc := ioffice.create_outgoing('CV', 'Văn bản chuyển tiếp ' || i);
         PERFORM ioffice.attach(v_doc, 'chuyen.pdf', (SELECT content FROM pdf));
         PERFORM ioffice.act(v_doc, 'submit', 'dai', 'Kính trình');
         PERFORM set_config('ioffice.actor', 'dai', true);
         PERFORM ioffice.act(v_doc, 'forward', 'loi', 'Kính trình Chủ tịch');
-        PERFORM set_config('ioffice.actor', 'thuy', true);
+        PERFORM set_config('ioffice.actor', 'regress_thuy', true);
         v_doc := ioffice.register_incoming('CV', 'Văn bản đến chờ phân công ' || i, 'Sở Nội vụ tỉnh',
                                            i || '/SNV-TRANG', v_today - 1);
         PERFORM ioffice.act(v_doc, 'submit', 'loi', 'Kính trình');
@@ -36,10 +36,10 @@ BEGIN
                                            (10 + i) || '/SNV-TRANG', v_today - 1);
         PERFORM ioffice.act(v_doc, 'submit', 'loi', 'Kính trình');
         PERFORM set_config('ioffice.actor', 'loi', true);
-        PERFORM ioffice.act(v_doc, 'assign', 'tuan', 'Chủ trì',
+        PERFORM ioffice.act(v_doc, 'assign', 'regress_tuan', 'Chủ trì',
             jsonb_build_object('deadline', to_char(v_today + 1, 'YYYY-MM-DD'),
                                'cooperate', jsonb_build_array(jsonb_build_object(
-                                   'login', 'luan', 'deadline', to_char(v_today - 1, 'YYYY-MM-DD')))));
+                                   'login', 'regress_luan', 'deadline', to_char(v_today - 1, 'YYYY-MM-DD')))));
     END LOOP;
     PERFORM set_config('ioffice.actor', '', true);
 END
@@ -306,16 +306,18 @@ SELECT direction, tab, bool_and(paged = whole) AS pages_give_the_list,
 FROM pages GROUP BY direction, tab ORDER BY direction DESC, tab;
 
 -- a page is asked for with at least one row
-SET ioffice.actor = 'thuy';
+SET ioffice.actor = 'regress_thuy';
 SELECT document FROM ioffice.outgoing_list('issued', NULL, 0);
 \echo :SQLSTATE
 SELECT document FROM ioffice.incoming_list('processed', NULL, -1);
 \echo :SQLSTATE
 -- and the tabs' queries are no one's to call for another person
-SET SESSION AUTHORIZATION luan;
+CREATE ROLE regress_list_caller LOGIN;
+SET SESSION AUTHORIZATION regress_list_caller;
 SELECT count(*) FROM ioffice._outgoing_tab('issued', 1);
 \echo :SQLSTATE
 SELECT count(*) FROM ioffice._incoming_tab('processed', 1);
 \echo :SQLSTATE
 RESET SESSION AUTHORIZATION;
+DROP ROLE regress_list_caller;
 RESET ioffice.actor;

@@ -10,7 +10,7 @@ SET client_min_messages = warning;
 
 -- a delegate who processed a task in the holder's name (processed_by is not
 -- the receiver), and a delegation in force over an open task
-SET ioffice.actor = 'luan';
+SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('CV', 'Văn bản cho phép thử tập hợp') AS doc \gset
 SELECT ioffice.attach(:doc, 'tap_hop.pdf', content) IS NOT NULL AS attached FROM pdf;
 SELECT ioffice.act(:doc, 'submit', 'dai', 'Trình Chánh Văn phòng') IS NOT NULL AS submitted;
