@@ -24,6 +24,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
@@ -159,7 +160,8 @@ read_detail(FunctionCallInfo fcinfo, Oid type, const char *what)
 	if (!ioffice_try_datetime_in(s, type, &v))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("details.%s \"%s\" is not a %s", key, s, what)));
+				 errmsg("details.%s \"%.*s\" is not a %s", key,
+						pg_mbcliplen(s, strlen(s), 60), s, what)));
 	finite = type == DATEOID ? !DATE_NOT_FINITE(DatumGetDateADT(v))
 		: !TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(v));
 	if (!finite)

@@ -21,6 +21,7 @@
 #include "funcapi.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -626,7 +627,7 @@ ioffice_workflow_check(PG_FUNCTION_ARGS)
 	if (only != NULL && workflows == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("unknown workflow \"%s\"", only)));
+				 errmsg("unknown workflow \"%.*s\"", pg_mbcliplen(only, strlen(only), 60), only)));
 	foreach(lc, workflows)
 	{
 		Workflow   *wf = lfirst(lc);

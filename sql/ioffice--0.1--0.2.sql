@@ -871,7 +871,7 @@ DECLARE
 BEGIN
     IF tab IS NULL OR tab NOT IN ('awaiting_approval', 'awaiting_specialist', 'awaiting_other_leader',
                                   'awaiting_issue', 'issued', 'delegated') THEN
-        RAISE EXCEPTION 'unknown tab "%"', tab USING ERRCODE = '22023',
+        RAISE EXCEPTION 'unknown tab "%"', left(tab, 60) USING ERRCODE = '22023',
               HINT = 'Tabs are awaiting_approval, awaiting_specialist, awaiting_other_leader, awaiting_issue, issued, delegated.';
     END IF;
     IF v_limit < 1 THEN
@@ -913,7 +913,7 @@ DECLARE
 BEGIN
     IF tab IS NULL OR tab NOT IN ('unprocessed', 'awaiting_approval', 'in_progress', 'processed',
                                   'due', 'overdue', 'delegated', 'transferred') THEN
-        RAISE EXCEPTION 'unknown tab "%"', tab USING ERRCODE = '22023',
+        RAISE EXCEPTION 'unknown tab "%"', left(tab, 60) USING ERRCODE = '22023',
               HINT = 'Tabs are unprocessed, awaiting_approval, in_progress, processed, due, overdue, delegated, transferred.';
     END IF;
     IF v_limit < 1 THEN

@@ -32,3 +32,9 @@ END
 $$;
 SELECT ioffice._date_detail('{"d": "2026-12-31"}', 'd') IS NOT NULL AS still_usable;
 COMMIT;
+-- what a caller sent is echoed at most 60 characters long in a message
+SET ioffice.actor = 'regress_luan';
+SELECT regress_error(format($q$SELECT ioffice.create_outgoing('CV', 'x', '{"due_date": "%s"}')$q$, repeat('9', 100000)), 0);
+SELECT regress_error(format($q$SELECT * FROM ioffice.outgoing_list(%L)$q$, repeat('x', 100000)), 0);
+SELECT regress_error(format($q$SELECT * FROM ioffice.workflow_check(%L)$q$, repeat('x', 100000)), 0);
+RESET ioffice.actor;
