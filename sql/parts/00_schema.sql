@@ -363,6 +363,10 @@ CREATE TABLE task (
 -- one holder at a time: the outgoing flow is sequential
 CREATE UNIQUE INDEX task_one_open_idx ON task (document_id) WHERE status = 'open' AND kind = 'main';
 CREATE INDEX task_receiver_open_idx ON task (receiver_id) WHERE status = 'open';
+-- the open tasks of a document with their deadlines: what a report of the
+-- overdue ones joins to (without it the planner AND-ed a whole partial
+-- index of open tasks into every document's lookup)
+CREATE INDEX task_open_deadline_idx ON task (document_id, deadline) WHERE status = 'open';
 -- a person's tasks, by document (newest first: a page of a list); and the
 -- tasks each tab of the lists starts from, so that none reads a person's
 -- whole history to find a few rows

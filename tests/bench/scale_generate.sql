@@ -9,8 +9,9 @@
 -- in the incoming register, submitted, assigned with a deadline to a lead
 -- handler and cooperators, completed); their files, their tasks, their
 -- signatures; delegations in force.  Documents of the last 30 days are
--- still on their way, older ones are finished.  No audit records (the
--- benchmark reads none) and no dossiers.
+-- still on their way, older ones are finished.  Dossiers of administrative
+-- procedures, one for every five documents (see below).  No audit records
+-- (the benchmark reads none).
 --
 -- psql -v docs=N -v agencies=A -v depts=D -v specialists=S -v seed=X
 --   N documents (60% outgoing, 40% incoming); A agencies of D departments,
@@ -352,7 +353,81 @@ INSERT INTO ioffice.signature (document_id, file_id, signer_id, kind, status, re
 SELECT o.id, o.id, o.receivers[o.n], 'personal', 'pending', o.c + o.gap * o.n
   FROM og o WHERE o.state = 'reviewing' AND o.leader_signed;
 
+-- ---------------------------------------------------------------------------
+-- Dossiers (one for every five documents): received at the one-stop desk
+-- (each agency's second clerk is its one-stop officer) over the three
+-- years, with the statutory days of common procedures.  Those of the last
+-- 60 days are under way (still with the officer, with a department's head,
+-- or with a specialist); older ones are finished, generated as refused at
+-- reception (the shortest path the API writes: their results and trails
+-- are not what the benchmark reads, dossier_due reads unfinished ones only).
+-- Codes are <agency code>-YYMMDD-NNNN of the day in ioffice.timezone.
+-- ---------------------------------------------------------------------------
+CREATE TEMP TABLE dg AS
+SELECT g, a, k, j, c, days, r,
+       CASE WHEN c < t1 - interval '60 days' THEN 'rejected'
+            WHEN r < 0.05 THEN 'rejected' WHEN r < 0.25 THEN 'received'
+            WHEN r < 0.45 THEN 'assigning' ELSE 'processing' END AS state,
+       least(interval '1 day', (t1 - c) / 4) AS gap
+  FROM (SELECT g, 1 + floor(random() * a_n)::int AS a, floor(random() * d_n)::int AS k,
+               floor(random() * s_n)::int AS j,
+               -- (t0 is a timestamp without zone: the column's, as the
+               -- session's zone reads it)
+               (t0 + (t1 - t0) * ((g - random()) / ceil(docs * 0.2)))::timestamptz AS c,
+               (ARRAY[1, 3, 5, 5, 7, 10, 15, 20])[1 + floor(random() * 8)::int] AS days,
+               random() AS r, t1
+          FROM gen, generate_series(1, ceil(docs * 0.2)::bigint) g) x;
+ALTER TABLE dg ADD officer bigint, ADD head bigint, ADD specialist bigint, ADD unit_code text,
+               ADD day date, ADD seq int;
+UPDATE dg SET officer = (a - 1) * p_n + 2,
+              head = (a - 1) * p_n + 5 + k * (1 + s_n),
+              specialist = (a - 1) * p_n + 5 + k * (1 + s_n) + 1 + j,
+              unit_code = u.code, day = (c AT TIME ZONE ioffice.timezone())::date
+  FROM gen, ioffice.unit u WHERE u.id = dg.a;
+UPDATE dg SET seq = x.seq
+  FROM (SELECT g, row_number() OVER (PARTITION BY unit_code, day ORDER BY c) AS seq FROM dg) x
+ WHERE x.g = dg.g;
+INSERT INTO ioffice.person_role (person_id, role, unit_id)
+SELECT (a - 1) * p_n + 2, 'one_stop', a FROM gen, generate_series(1, a_n) a;
+INSERT INTO ioffice.dossier_counter (unit_code, day, last)
+SELECT unit_code, day, max(seq) FROM dg GROUP BY unit_code, day;
+INSERT INTO ioffice.dossier (id, code, workflow, state, procedure_code, procedure_name, applicant,
+                             agency_id, unit_code, received_by, received_at, statutory_days, deadline,
+                             how_received, finished_at, updated_at)
+SELECT g, unit_code || '-' || to_char(day, 'YYMMDD') || '-' || lpad(seq::text, 4, '0'),
+       'dossier', state, '1.000001.000.00.00.H41', 'Thủ tục mẫu', '{"name": "Công dân"}',
+       a, unit_code, officer, c, days, ioffice.add_working_days(c, days), 'direct',
+       CASE WHEN state = 'rejected' THEN c + gap END,
+       c + gap * CASE state WHEN 'received' THEN 0 WHEN 'assigning' THEN 1 WHEN 'processing' THEN 2 ELSE 1 END
+  FROM dg;
+-- the trail: received by the officer, refused or transferred to the head,
+-- assigned to a specialist; each step closed by the next one's action
+INSERT INTO ioffice.dossier_task (dossier_id, step, action, sender_id, request, receiver_id, received_at,
+                                  status, processing_note, processed_at, processed_by, closed_by_action)
+SELECT g, 1, 'receive', officer, 'Tiếp nhận hồ sơ', officer, c,
+       CASE WHEN state = 'received' THEN 'open' ELSE 'done' END,
+       CASE state WHEN 'received' THEN NULL WHEN 'rejected' THEN 'Hồ sơ không đủ thành phần'
+                  ELSE 'Chuyển phòng chuyên môn' END,
+       CASE WHEN state <> 'received' THEN c + gap END,
+       CASE WHEN state <> 'received' THEN officer END,
+       CASE state WHEN 'received' THEN NULL WHEN 'rejected' THEN 'reject' ELSE 'transfer' END
+  FROM dg;
+INSERT INTO ioffice.dossier_task (dossier_id, step, action, sender_id, request, receiver_id, received_at,
+                                  status, processing_note, processed_at, processed_by, closed_by_action)
+SELECT g, 2, 'transfer', officer, 'Chuyển phòng chuyên môn', head, c + gap,
+       CASE WHEN state = 'assigning' THEN 'open' ELSE 'done' END,
+       CASE WHEN state = 'processing' THEN 'Giao chuyên viên xử lý' END,
+       CASE WHEN state = 'processing' THEN c + gap * 2 END,
+       CASE WHEN state = 'processing' THEN head END,
+       CASE WHEN state = 'processing' THEN 'assign' END
+  FROM dg WHERE state IN ('assigning', 'processing');
+INSERT INTO ioffice.dossier_task (dossier_id, step, action, sender_id, request, receiver_id, received_at)
+SELECT g, 3, 'assign', head, 'Giao chuyên viên xử lý', specialist, c + gap * 2
+  FROM dg WHERE state = 'processing';
+
 RESET session_replication_role;
+SELECT setval('ioffice.dossier_id_seq', (SELECT max(id) FROM ioffice.dossier));
+SELECT setval('ioffice.dossier_task_id_seq', (SELECT max(id) FROM ioffice.dossier_task));
 SELECT setval('ioffice.unit_id_seq', (SELECT max(id) FROM ioffice.unit));
 SELECT setval('ioffice.person_id_seq', (SELECT max(id) FROM ioffice.person));
 SELECT setval('ioffice.document_id_seq', (SELECT max(id) FROM ioffice.document));

@@ -14,7 +14,7 @@ SELECT ioffice.add_agency('Sở số 2', 'S2', '000.00.01.H41') AS a2 \gset
 SELECT ioffice.add_department(:a1, 'Phòng 1 Sở số 1', 'P1') AS d1 \gset
 SELECT ioffice.add_department(:a2, 'Phòng 1 Sở số 2', 'P1') AS d2 \gset
 SELECT ioffice.add_person('vt1', 'Văn thư 1', 'Văn thư', :a1, '{clerk}'),
-       ioffice.add_person('vt2', 'Văn thư 2', 'Văn thư', :a1, '{clerk}'),
+       ioffice.add_person('vt2', 'Văn thư 2', 'Văn thư', :a1, '{clerk,one_stop}'),
        ioffice.add_person('ld1', 'Lãnh đạo 1', 'Giám đốc', :a1, '{leader}'),
        ioffice.add_person('ld2', 'Lãnh đạo 2', 'Giám đốc', :a1, '{leader}'),
        ioffice.add_person('tp1', 'Trưởng phòng 1', 'Trưởng phòng', :d1, '{leader}'),
@@ -207,4 +207,24 @@ SELECT count(pg_temp.incoming_case(dl, st, coop, done, due)) AS incoming_cases
  WHERE (st <> 'received' OR dl)
    AND (coop = 0 OR st IN ('in_progress', 'processed')) AND (NOT done OR (coop > 0 AND st = 'in_progress'))
    AND (NOT due OR NOT dl);
+COMMIT;
+
+-- every dossier path the generator takes: the second clerk is also the
+-- one-stop officer; a dossier is refused at reception, or stays with the
+-- officer, or goes to the department's head, or on to a specialist
+BEGIN;
+SET LOCAL ioffice.actor = 'vt2';
+SELECT ioffice.dossier_act(ioffice.receive_dossier('1.000001.000.00.00.H41', 'Thủ tục mẫu',
+                                                   '{"name": "Công dân"}', 5),
+                           'reject', NULL, 'Hồ sơ không đủ thành phần') AS rejected;
+SELECT ioffice.receive_dossier('1.000001.000.00.00.H41', 'Thủ tục mẫu', '{"name": "Công dân"}', 5)
+       IS NOT NULL AS received;
+SELECT ioffice.receive_dossier('1.000001.000.00.00.H41', 'Thủ tục mẫu', '{"name": "Công dân"}', 5)
+       AS transferred \gset
+SELECT ioffice.dossier_act(:'transferred', 'transfer', 'tp1', 'Chuyển phòng chuyên môn');
+SELECT ioffice.receive_dossier('1.000001.000.00.00.H41', 'Thủ tục mẫu', '{"name": "Công dân"}', 5)
+       AS assigned \gset
+SELECT ioffice.dossier_act(:'assigned', 'transfer', 'tp1', 'Chuyển phòng chuyên môn');
+SET LOCAL ioffice.actor = 'tp1';
+SELECT ioffice.dossier_act(:'assigned', 'assign', 'cv1', 'Giao chuyên viên xử lý');
 COMMIT;

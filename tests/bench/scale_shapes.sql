@@ -7,11 +7,17 @@
 -- code, the issue date and the symbol), its workflow state and action.
 -- Every shape of the province must be one the API writes.
 -- psql -v mod=M: only the documents whose id is a multiple of M, and their
--- tasks, files and signatures (a province has too many to look at all).
+-- tasks, files and signatures, and likewise the dossiers (a province has
+-- too many to look at all).
 \pset format unaligned
 \pset tuples_only on
 SET client_min_messages = warning;
-WITH doc AS (
+-- the files of the documents looked at, read once (file has no index on
+-- document_id for all versions: a lookup per row read the whole table)
+WITH fs AS MATERIALIZED (
+    SELECT f.document_id, array_agg(f.id) AS ids FROM ioffice.file f
+     WHERE f.document_id % :mod = 0 GROUP BY f.document_id
+), doc AS (
     SELECT d.*, r.agency_id AS r_agency, r.direction AS r_direction, r.year AS r_year,
            r.confidential AS r_confidential, u.code AS a_code,
            EXISTS (SELECT 1 FROM ioffice.person_role x WHERE x.person_id = d.drafter_id AND x.role = 'clerk'
@@ -69,10 +75,10 @@ SELECT format('document %s/%s state=%s nulls=%s recipients=%s unit=%s drafter=%s
                                           d.received_at = s.issued_at, s.doc_type = d.doc_type,
                                           s.recipients @> jsonb_build_array(jsonb_build_object('agency', d.agency_id)))
                            FROM ioffice.document s WHERE s.id = d.source_document_id) END,
-              (SELECT count(*) FROM ioffice.file f WHERE f.document_id = d.id),
+              coalesce(cardinality(fs.ids), 0),
               (SELECT coalesce(min(t.step), 1) = 1 AND coalesce(max(t.step), 0) = count(*)
                  FROM ioffice.task t WHERE t.document_id = d.id))
-  FROM doc d WHERE d.id % :mod = 0
+  FROM doc d LEFT JOIN fs ON fs.document_id = d.id WHERE d.id % :mod = 0
 UNION
 SELECT format('task %s/%s %s kind=%s status=%s closed_by=%s nulls=%s processed_by=%s sender=%s options=%s files=%s times=%s',
               d.direction, d.state, t.action, t.kind, t.status, coalesce(t.closed_by_action, '-'),
@@ -94,10 +100,11 @@ SELECT format('task %s/%s %s kind=%s status=%s closed_by=%s nulls=%s processed_b
                    ELSE 'other' END,
               (SELECT coalesce(string_agg(k, '+' ORDER BY k), '-') FROM jsonb_object_keys(t.options) k),
               CASE WHEN cardinality(t.file_ids) = 0 THEN 'none'
-                   WHEN t.file_ids <@ (SELECT array_agg(f.id) FROM ioffice.file f WHERE f.document_id = t.document_id)
+                   WHEN t.file_ids <@ fs.ids
                    THEN 'of_document' ELSE 'other' END,
               CASE WHEN t.processed_at IS NULL OR t.processed_at >= t.received_at THEN 'ordered' ELSE 'disordered' END)
   FROM ioffice.task t JOIN ioffice.document d ON d.id = t.document_id
+  LEFT JOIN fs ON fs.document_id = t.document_id
   LEFT JOIN LATERAL (SELECT q.* FROM ioffice.task q
                       WHERE q.document_id = t.document_id AND q.kind = 'main' AND q.step < t.step
                       ORDER BY q.step DESC LIMIT 1) p ON true
@@ -130,13 +137,57 @@ SELECT format('signature %s %s on=%s signer=%s file=%s nulls=%s',
                    WHEN s.kind = 'personal'
                         AND s.signer_id IN (SELECT t.receiver_id FROM ioffice.task t WHERE t.document_id = d.id)
                    THEN 'a_holder' ELSE 'other' END,
-              s.file_id IN (SELECT f.id FROM ioffice.file f WHERE f.document_id = d.id),
+              coalesce(s.file_id = ANY (fs.ids), false),
               concat_ws(',', CASE WHEN s.signed_at IS NULL THEN 'signed_at' END,
                         CASE WHEN s.cms IS NULL THEN 'cms' END,
                         CASE WHEN s.certificate_id IS NULL THEN 'certificate' END,
                         CASE WHEN s.reason IS NULL THEN 'reason' END))
   FROM ioffice.signature s JOIN ioffice.document d ON d.id = s.document_id
+  LEFT JOIN fs ON fs.document_id = s.document_id
  WHERE s.document_id % :mod = 0
+UNION
+-- a dossier: its state, which columns are empty, its code made of its
+-- agency's code and the day of its reception, its deadline the statutory
+-- working days after it, received by a one-stop officer of its agency
+SELECT format('dossier %s nulls=%s code=%s deadline=%s officer=%s tasks_from_1=%s open_tasks=%s',
+              x.state,
+              concat_ws(',', CASE WHEN x.result_delivery IS NULL THEN 'result_delivery' END,
+                        CASE WHEN x.paused_at IS NULL THEN 'paused_at' END,
+                        CASE WHEN x.abstract IS NULL THEN 'abstract' END,
+                        CASE WHEN x.result_document_id IS NULL THEN 'result_document' END,
+                        CASE WHEN x.finished_at IS NULL THEN 'finished_at' END),
+              x.code ~ ('^' || replace(u.code, '.', '\.') || '-'
+                        || to_char(x.received_at AT TIME ZONE ioffice.timezone(), 'YYMMDD') || '-[0-9]{4}$')
+                AND x.unit_code = u.code,
+              x.deadline = ioffice.add_working_days(x.received_at, x.statutory_days + x.paused_days),
+              EXISTS (SELECT 1 FROM ioffice.person_role r WHERE r.person_id = x.received_by
+                         AND r.role = 'one_stop' AND r.unit_id = x.agency_id),
+              (SELECT min(t.step) = 1 AND max(t.step) = count(*) FROM ioffice.dossier_task t
+                WHERE t.dossier_id = x.id),
+              (SELECT count(*) FROM ioffice.dossier_task t WHERE t.dossier_id = x.id AND t.status = 'open'))
+  FROM ioffice.dossier x JOIN ioffice.unit u ON u.id = x.agency_id
+ WHERE x.id % :mod = 0
+UNION
+SELECT format('dossier_task %s %s status=%s closed_by=%s nulls=%s processed_by=%s sender=%s options=%s files=%s times=%s',
+              x.state, t.action, t.status, coalesce(t.closed_by_action, '-'),
+              concat_ws(',', CASE WHEN t.sender_for IS NULL THEN 'sender_for' END,
+                        CASE WHEN t.request IS NULL THEN 'request' END,
+                        CASE WHEN t.deadline IS NULL THEN 'deadline' END,
+                        CASE WHEN t.processing_note IS NULL THEN 'processing_note' END,
+                        CASE WHEN t.processed_at IS NULL THEN 'processed_at' END,
+                        CASE WHEN t.processed_by IS NULL THEN 'processed_by' END),
+              CASE WHEN t.processed_by IS NULL THEN '-' WHEN t.processed_by = t.receiver_id THEN 'receiver'
+                   ELSE 'delegate' END,
+              CASE WHEN p.id IS NULL THEN CASE WHEN t.sender_id = t.receiver_id THEN 'first_self' ELSE 'first' END
+                   WHEN p.processed_by = t.sender_id AND p.processed_by = p.receiver_id THEN 'previous_holder'
+                   ELSE 'other' END,
+              (SELECT coalesce(string_agg(k, '+' ORDER BY k), '-') FROM jsonb_object_keys(t.options) k),
+              cardinality(t.file_ids),
+              CASE WHEN (t.processed_at IS NULL OR t.processed_at >= t.received_at)
+                        AND (p.id IS NULL OR t.received_at >= p.processed_at) THEN 'ordered' ELSE 'disordered' END)
+  FROM ioffice.dossier_task t JOIN ioffice.dossier x ON x.id = t.dossier_id
+  LEFT JOIN ioffice.dossier_task p ON p.dossier_id = t.dossier_id AND p.step = t.step - 1
+ WHERE t.dossier_id % :mod = 0
 UNION
 SELECT format('register %s/%s confidential=%s suffix=%s', r.direction, r.code, r.confidential,
               coalesce(r.symbol_suffix, '-'))

@@ -48,7 +48,9 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = 
             THEN 'SELECT * FROM ioffice.%s_list(%L, NULL, 20)'
             ELSE 'SELECT * FROM ioffice.%s_list(%L) LIMIT 20' END AS page \gset
 
--- what is asked: %agency% is the actor's agency, %year% last year
+-- what is asked: %agency% is the actor's agency, %year% last year, %today%
+-- the agency's today (a literal: a function call would mark a query as
+-- needing no floor)
 CREATE TABLE bench.query (name text, kind text, sql text, ord serial, floor boolean DEFAULT false);
 INSERT INTO bench.query (name, kind, sql)
 SELECT 'dashboard()', k, 'SELECT * FROM ioffice.dashboard()'
@@ -70,7 +72,26 @@ SELECT 'outgoing_register agency-year', k,
   FROM unnest(ARRAY['clerk', 'reader']) k
 UNION ALL
 SELECT 'count(*) FROM document', k, 'SELECT count(*) FROM ioffice.document'
-  FROM unnest(ARRAY['leader', 'reader']) k;
+  FROM unnest(ARRAY['leader', 'reader']) k
+UNION ALL
+SELECT 'dossier_due first page', k, 'SELECT * FROM ioffice.dossier_due ORDER BY deadline LIMIT 20'
+  FROM unnest(ARRAY['clerk', 'head', 'specialist']) k
+UNION ALL
+-- the reports a reporting tool runs on the tables and views, per agency:
+-- issued documents by type and month of a year (Decree 30's yearly
+-- statistics), incoming documents overdue by the handler's unit
+SELECT 'report: outgoing by type and month', k,
+       'SELECT doc_type, extract(month FROM issued_on) AS month, count(*) FROM ioffice.outgoing_register '
+       'WHERE agency_id = %agency% AND year = %year% GROUP BY 1, 2'
+  FROM unnest(ARRAY['clerk', 'reader']) k
+UNION ALL
+SELECT 'report: incoming overdue by unit', k,
+       'SELECT u.name, count(*) FROM ioffice.document d '
+       'JOIN ioffice.task t ON t.document_id = d.id AND t.status = ''open'' '
+       'JOIN ioffice.person p ON p.id = t.receiver_id JOIN ioffice.unit u ON u.id = p.unit_id '
+       'WHERE d.agency_id = %agency% AND d.direction = ''incoming'' '
+       'AND t.deadline < %today% GROUP BY u.name'
+  FROM unnest(ARRAY['clerk', 'reader']) k;
 UPDATE bench.query SET floor = true WHERE sql !~ 'ioffice\.[a-z_]+\(';
 DELETE FROM bench.query WHERE :'only' <> '' AND name !~ :'only';
 
@@ -98,8 +119,9 @@ END
 $$;
 
 CREATE FUNCTION bench.stmt(q bench.query, a bench.actor) RETURNS text LANGUAGE sql AS $$
-    SELECT replace(replace(q.sql, '%agency%', a.agency::text),
-                   '%year%', (extract(year FROM now() AT TIME ZONE ioffice.timezone())::int - 1)::text)
+    SELECT replace(replace(replace(q.sql, '%agency%', a.agency::text),
+                   '%year%', (extract(year FROM now() AT TIME ZONE ioffice.timezone())::int - 1)::text),
+                   '%today%', quote_literal((now() AT TIME ZONE ioffice.timezone())::date) || '::date')
 $$;
 
 -- every query, each call followed by its floor; a transaction per query
