@@ -322,6 +322,21 @@ choose_given_receiver(ActContext *ctx, const char *to_login)
 						ctx->subject->entity),
 				 errdetail("\"%s\" goes to a person with role %s.", tr->label,
 						   tr->receiver_role)));
+	/*
+	 * With the rule's role, or without one (an incoming document's
+	 * assignment): a hand-over stays inside the agency that holds the
+	 * subject.  Its receiver reads it and its files, a confidential one
+	 * included; a person of another agency receives a document only as the
+	 * agency's own incoming copy (delivery).  (The rule's role, held, is
+	 * held in that agency.)
+	 */
+	if (!has_role && !ioffice_person_of_agency(ctx->receiver, ctx->agency))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" is not a person of the %s's agency", to_login,
+						ctx->subject->entity),
+				 errdetail("\"%s\" goes to a person of the agency that holds the %s.", tr->label,
+						   ctx->subject->entity)));
 }
 
 /* the rule decides the receiver; a different name given by the caller is a mistake */

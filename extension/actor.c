@@ -43,6 +43,18 @@ static IofficePlan clerk_of = {
 	2, {INT8OID, INT8OID}
 };
 
+/* a person of an agency: of one of its units, or holding a role in one */
+static IofficePlan person_of_agency = {
+	NULL,
+	"SELECT 1 FROM ioffice.person p JOIN ioffice.unit u ON u.id = p.unit_id "
+	" WHERE p.id = $1 AND u.agency_id = $2 "
+	"UNION ALL "
+	"SELECT 1 FROM ioffice.person_role r JOIN ioffice.unit u ON u.id = r.unit_id "
+	" WHERE r.person_id = $1 AND u.agency_id = $2 "
+	"LIMIT 1",
+	2, {INT8OID, INT8OID}
+};
+
 static IofficePlan document_visible = {
 	NULL, "SELECT ioffice.can_see($1)", 1, {INT8OID}
 };
@@ -175,6 +187,22 @@ ioffice_person_is_clerk_of(int64 person, int64 agency)
 	values[0] = Int64GetDatum(person);
 	values[1] = Int64GetDatum(agency);
 	ioffice_exec(&clerk_of, values, NULL, 1);
+	return SPI_processed > 0;
+}
+
+/*
+ * Does the person work for the agency: belong to one of its units, or hold a
+ * role scoped to one (a clerk serving it)?  What a document or dossier is
+ * handed to, or shared with, must be: its files and trail are the agency's.
+ */
+bool
+ioffice_person_of_agency(int64 person, int64 agency)
+{
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(person);
+	values[1] = Int64GetDatum(agency);
+	ioffice_exec(&person_of_agency, values, NULL, 1);
 	return SPI_processed > 0;
 }
 
