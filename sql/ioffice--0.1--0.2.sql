@@ -980,3 +980,210 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dashboard() IS 'The home page counters (Trang chủ) for the actor';
+
+-- ==== incoming ====
+-- Issue 17, findings 4, 6 and 8: an incoming document's received files never
+-- change, its assignment stays inside the agency, its arrival date is a
+-- day of the register's year not before its own date; an issued document's
+-- links are frozen; a file change racing an act judges the state it left.
+
+-- handed on by its clerk, a received document is what the leader and the
+-- handlers read: its files are those it arrived with (extension/files.c;
+-- they are never replaced or removed in any state).  The rules' graph check
+-- runs at the end of this UPDATE rather than at commit (see "files frozen").
+SET CONSTRAINTS check_graph IMMEDIATE;
+UPDATE workflow_state SET files_frozen = true
+ WHERE workflow = 'incoming' AND state IN ('awaiting_assignment', 'in_progress') AND builtin;
+SET CONSTRAINTS check_graph DEFERRED;
+
+-- Whoever writes a link (văn bản liên quan), link_documents() or a role with
+-- the privilege: no link of a document in a final state is added or removed,
+-- an issued document keeps the links it was issued with (extension/files.c).
+-- SECURITY DEFINER: it reads the document past row-level security.
+CREATE FUNCTION _link_frozen() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'ioffice_link_frozen' LANGUAGE C
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+CREATE TRIGGER frozen BEFORE INSERT OR UPDATE OR DELETE ON document_link
+    FOR EACH ROW EXECUTE FUNCTION _link_frozen();
+CREATE TRIGGER frozen_truncate BEFORE TRUNCATE ON document_link
+    FOR EACH STATEMENT EXECUTE FUNCTION _link_frozen();
+
+-- link_documents: no link of a document in a final state; register_incoming:
+-- the arrival date.  CREATE OR REPLACE keeps their comments and privileges.
+CREATE OR REPLACE FUNCTION link_documents(doc bigint, related bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+    v_state text;
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF doc IS NULL OR related IS NULL THEN
+        RAISE EXCEPTION 'link_documents needs two documents' USING ERRCODE = '22023';
+    END IF;
+    PERFORM ioffice._require_document(doc);
+    PERFORM ioffice._require_document(related);
+    IF doc = related THEN
+        RAISE EXCEPTION 'a document cannot be related to itself' USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.document d WHERE d.id = doc AND d.drafter_id = v_actor)
+       AND NOT EXISTS (SELECT 1 FROM ioffice.task t
+                       WHERE t.document_id = doc AND t.status = 'open' AND t.receiver_id = v_actor) THEN
+        RAISE EXCEPTION 'only the drafter or the current holder may link documents'
+            USING ERRCODE = '42501';
+    END IF;
+    -- an issued (or otherwise final) document keeps the links it had: wait
+    -- for an act under way on it, then judge the state it left (the trigger
+    -- on document_link says the same to every other writer)
+    PERFORM 1 FROM ioffice.document d WHERE d.id = doc FOR NO KEY UPDATE;
+    SELECT d.state INTO v_state FROM ioffice.document d
+      JOIN ioffice.workflow_state s ON s.workflow = d.workflow AND s.state = d.state
+     WHERE d.id = doc AND s.final;
+    IF FOUND THEN
+        RAISE EXCEPTION 'document % is %: its related documents can no longer change', doc, v_state
+            USING ERRCODE = '55000',
+                  DETAIL = 'A document in a final state keeps the links it was issued or closed with.',
+                  HINT = 'Link the related document from a new document instead.';
+    END IF;
+    INSERT INTO ioffice.document_link (document_id, related_id) VALUES (doc, related)
+    ON CONFLICT DO NOTHING;
+    PERFORM ioffice._audit('document', doc, 'link', NULL, NULL,
+                           jsonb_build_object('related', related));
+    PERFORM ioffice._engine_leave();
+END
+$$;
+
+CREATE OR REPLACE FUNCTION register_incoming(doc_type text, abstract text, sender text, sender_symbol text,
+                                  sender_date date, details jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+    v_agency bigint;
+    v_sender_agency bigint;
+    v_sender_name text;
+    v_details jsonb := coalesce(details, '{}');
+    v_urgency text;
+    v_conf text;
+    v_due date;
+    v_received timestamptz := now();
+    v_arrival date;
+    v_register bigint;
+    v_pages int;
+    v_existing bigint;
+    v_id bigint;
+    v_number int;
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF doc_type IS NULL OR abstract IS NULL OR sender IS NULL OR sender_symbol IS NULL
+       OR sender_date IS NULL THEN
+        RAISE EXCEPTION 'an incoming document needs its type, abstract, sender, the sender''s number and symbol, and its date'
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT u.agency_id INTO v_agency FROM ioffice.person p JOIN ioffice.unit u ON u.id = p.unit_id
+    WHERE p.id = v_actor;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.person_role r
+                   WHERE r.person_id = v_actor AND r.role = 'clerk' AND r.unit_id = v_agency) THEN
+        RAISE EXCEPTION 'only a clerk registers incoming documents' USING ERRCODE = '42501';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.doc_type t WHERE t.code = register_incoming.doc_type) THEN
+        RAISE EXCEPTION 'unknown document type "%"', doc_type USING ERRCODE = '42704';
+    END IF;
+    IF length(btrim(abstract)) = 0 OR length(abstract) > 500 THEN
+        RAISE EXCEPTION 'the abstract must be 1 to 500 characters (it has %)', length(abstract)
+            USING ERRCODE = '22023';
+    END IF;
+    IF length(btrim(sender)) = 0 OR length(sender) > 500 THEN
+        RAISE EXCEPTION 'the sender must be an agency code or a name of 1 to 500 characters'
+            USING ERRCODE = '22023';
+    END IF;
+    IF length(btrim(sender_symbol)) = 0 OR length(sender_symbol) > 100 THEN
+        RAISE EXCEPTION 'the sender''s number and symbol must be 1 to 100 characters'
+            USING ERRCODE = '22023';
+    END IF;
+    IF sender_date > (now() AT TIME ZONE ioffice.timezone())::date OR sender_date < '1900-01-01' THEN
+        RAISE EXCEPTION 'the document''s date % is not a date it can have been issued on', sender_date
+            USING ERRCODE = '22023';
+    END IF;
+    PERFORM ioffice._check_details(v_details,
+        '{"urgency": "string", "confidentiality": "string", "due_date": "string",
+          "received_at": "string", "field": "string", "comment": "string",
+          "page_count": "number", "register": "number"}');
+    v_urgency := coalesce(v_details->>'urgency', 'normal');
+    IF v_urgency NOT IN ('normal', 'urgent', 'very_urgent', 'flash') THEN
+        RAISE EXCEPTION 'unknown urgency "%"', v_urgency USING ERRCODE = '22023';
+    END IF;
+    v_conf := coalesce(v_details->>'confidentiality', 'normal');
+    IF v_conf NOT IN ('normal', 'confidential', 'secret', 'top_secret') THEN
+        RAISE EXCEPTION 'unknown confidentiality "%"', v_conf USING ERRCODE = '22023';
+    END IF;
+    IF length(v_details->>'field') > 200 THEN
+        RAISE EXCEPTION 'details.field must be at most 200 characters' USING ERRCODE = '22023';
+    END IF;
+    IF length(v_details->>'comment') > 2000 THEN
+        RAISE EXCEPTION 'details.comment must be at most 2000 characters' USING ERRCODE = '22023';
+    END IF;
+    v_due := ioffice._date_detail(v_details, 'due_date');
+    v_received := ioffice._time_detail(v_details, 'received_at');
+    IF v_received IS NOT NULL THEN
+        IF v_received > now() THEN
+            RAISE EXCEPTION 'details.received_at is in the future' USING ERRCODE = '22023';
+        END IF;
+    END IF;
+    -- the arrival date (Ngày đến, in ioffice.timezone) is a day of the year
+    -- whose register numbers it (this year's: _take_arrival), and not before
+    -- the document's own date
+    v_arrival := (coalesce(v_received, now()) AT TIME ZONE ioffice.timezone())::date;
+    IF v_arrival < sender_date THEN
+        RAISE EXCEPTION 'details.received_at is before the document''s own date'
+            USING ERRCODE = '22023',
+                  DETAIL = format('It arrived on %s; it is dated %s.', v_arrival, sender_date);
+    END IF;
+    IF extract(year FROM v_arrival)
+       <> extract(year FROM (now() AT TIME ZONE ioffice.timezone())::date) THEN
+        RAISE EXCEPTION 'details.received_at is not in the year of the register that numbers it'
+            USING ERRCODE = '22023',
+                  DETAIL = format('It arrived on %s; arrival numbers run from 1 January to 31 December, in order of receipt.',
+                                  v_arrival),
+                  HINT = 'A document is registered on the day it arrives.';
+    END IF;
+    v_pages := ioffice._whole_detail(v_details, 'page_count', 1, 100000);
+    v_register := ioffice._whole_detail(v_details, 'register', 1, 9223372036854775807);
+
+    -- the sender: an agency of this database by its code, or a name
+    SELECT u.id INTO v_sender_agency FROM ioffice.unit u
+    WHERE u.code = register_incoming.sender AND u.kind = 'agency';
+    IF v_sender_agency IS NULL THEN
+        v_sender_name := sender;
+    END IF;
+    SELECT d.id, d.number INTO v_existing, v_number FROM ioffice.document d
+    WHERE d.direction = 'incoming' AND d.agency_id = v_agency
+      AND coalesce(d.sender_agency_id::text, d.sender_name) = coalesce(v_sender_agency::text, v_sender_name)
+      AND d.sender_symbol = register_incoming.sender_symbol
+      AND d.sender_year = extract(year FROM register_incoming.sender_date);
+    IF FOUND THEN
+        RAISE EXCEPTION 'document % of % was already registered (arrival number %)',
+            sender_symbol, sender, v_number
+            USING ERRCODE = '23505', DETAIL = format('Incoming document %s.', v_existing);
+    END IF;
+
+    INSERT INTO ioffice.document (workflow, direction, doc_type, abstract, state, urgency,
+                                  confidentiality, field, agency_id, drafting_unit_id, drafter_id,
+                                  page_count, due_date, comment, sender_agency_id, sender_name,
+                                  sender_symbol, sender_date, received_at)
+    VALUES ('incoming', 'incoming', register_incoming.doc_type, register_incoming.abstract,
+            'registered', v_urgency, v_conf, v_details->>'field', v_agency, v_agency, v_actor,
+            v_pages, v_due, v_details->>'comment', v_sender_agency, v_sender_name,
+            register_incoming.sender_symbol, register_incoming.sender_date, v_received)
+    RETURNING id INTO v_id;
+    -- the arrival number last: the register row stays locked to commit
+    v_number := ioffice._take_arrival(v_id, v_register);
+    PERFORM ioffice._audit('document', v_id, 'register_incoming', NULL, 'registered',
+                           jsonb_build_object('arrival_number', v_number, 'sender', sender,
+                                              'sender_symbol', sender_symbol,
+                                              'sender_date', sender_date, 'details', v_details));
+    PERFORM ioffice._engine_leave();
+    RETURN v_id;
+END
+$$;

@@ -144,7 +144,9 @@ CREATE TABLE workflow_state (
     builtin     boolean NOT NULL DEFAULT false,
     -- a document's files can no longer change in this state (nor in a final
     -- one): outgoing awaiting_issue, where the clerk issues what the leader
-    -- approved and signed (extension/files.c, trigger frozen on file)
+    -- approved and signed; incoming awaiting_assignment and in_progress,
+    -- where the leader and the handlers read what arrived (extension/files.c,
+    -- trigger frozen on file)
     files_frozen boolean NOT NULL DEFAULT false,
     PRIMARY KEY (workflow, state),
     CHECK (NOT (initial AND final))

@@ -372,6 +372,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_actor bigint := ioffice.actor();
+    v_state text;
 BEGIN
     PERFORM ioffice._engine_enter();
     IF doc IS NULL OR related IS NULL THEN
@@ -387,6 +388,19 @@ BEGIN
                        WHERE t.document_id = doc AND t.status = 'open' AND t.receiver_id = v_actor) THEN
         RAISE EXCEPTION 'only the drafter or the current holder may link documents'
             USING ERRCODE = '42501';
+    END IF;
+    -- an issued (or otherwise final) document keeps the links it had: wait
+    -- for an act under way on it, then judge the state it left (the trigger
+    -- on document_link says the same to every other writer)
+    PERFORM 1 FROM ioffice.document d WHERE d.id = doc FOR NO KEY UPDATE;
+    SELECT d.state INTO v_state FROM ioffice.document d
+      JOIN ioffice.workflow_state s ON s.workflow = d.workflow AND s.state = d.state
+     WHERE d.id = doc AND s.final;
+    IF FOUND THEN
+        RAISE EXCEPTION 'document % is %: its related documents can no longer change', doc, v_state
+            USING ERRCODE = '55000',
+                  DETAIL = 'A document in a final state keeps the links it was issued or closed with.',
+                  HINT = 'Link the related document from a new document instead.';
     END IF;
     INSERT INTO ioffice.document_link (document_id, related_id) VALUES (doc, related)
     ON CONFLICT DO NOTHING;
@@ -415,6 +429,7 @@ DECLARE
     v_conf text;
     v_due date;
     v_received timestamptz := now();
+    v_arrival date;
     v_register bigint;
     v_pages int;
     v_existing bigint;
@@ -476,6 +491,23 @@ BEGIN
         IF v_received > now() THEN
             RAISE EXCEPTION 'details.received_at is in the future' USING ERRCODE = '22023';
         END IF;
+    END IF;
+    -- the arrival date (Ngày đến, in ioffice.timezone) is a day of the year
+    -- whose register numbers it (this year's: _take_arrival), and not before
+    -- the document's own date
+    v_arrival := (coalesce(v_received, now()) AT TIME ZONE ioffice.timezone())::date;
+    IF v_arrival < sender_date THEN
+        RAISE EXCEPTION 'details.received_at is before the document''s own date'
+            USING ERRCODE = '22023',
+                  DETAIL = format('It arrived on %s; it is dated %s.', v_arrival, sender_date);
+    END IF;
+    IF extract(year FROM v_arrival)
+       <> extract(year FROM (now() AT TIME ZONE ioffice.timezone())::date) THEN
+        RAISE EXCEPTION 'details.received_at is not in the year of the register that numbers it'
+            USING ERRCODE = '22023',
+                  DETAIL = format('It arrived on %s; arrival numbers run from 1 January to 31 December, in order of receipt.',
+                                  v_arrival),
+                  HINT = 'A document is registered on the day it arrives.';
     END IF;
     v_pages := ioffice._whole_detail(v_details, 'page_count', 1, 100000);
     v_register := ioffice._whole_detail(v_details, 'register', 1, 9223372036854775807);
