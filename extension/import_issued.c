@@ -344,10 +344,23 @@ require_application(void)
 				 errmsg("only an application (member of ioffice_app) may import issued results")));
 }
 
-/* The clerk acting, of the named agency; the signer; a known document type. */
+/* a leader (or deputy) of a unit of the agency */
+static IofficePlan leader_of_agency = {
+	NULL,
+	"SELECT 1 FROM ioffice.person_role r JOIN ioffice.unit u ON u.id = r.unit_id "
+	" WHERE r.person_id = $1 AND r.role IN ('leader', 'deputy') AND u.agency_id = $2 LIMIT 1",
+	2, {INT8OID, INT8OID}
+};
+
+/*
+ * The clerk acting, of the named agency; the signer, a leader of that agency
+ * (not a name the payload makes up, nor the clerk); a known document type.
+ */
 static void
 resolve_parties(ImportState *st)
 {
+	Datum		values[2];
+
 	st->actor = ioffice_resolve_actor(false);
 	st->agency = agency_of_code(st->p.agency_code);
 	if (!ioffice_person_is_clerk_of(st->actor, st->agency))
@@ -356,6 +369,15 @@ resolve_parties(ImportState *st)
 				 errmsg("only a clerk of agency %s may register its issued results",
 						st->p.agency_code)));
 	st->signer = ioffice_person_id(st->p.signer);
+	values[0] = Int64GetDatum(st->signer);
+	values[1] = Int64GetDatum(st->agency);
+	ioffice_exec(&leader_of_agency, values, NULL, 1);
+	if (SPI_processed == 0 || st->signer == st->actor)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("payload.signer \"%s\" is not a leader of agency %s",
+						st->p.signer, st->p.agency_code),
+				 errdetail("The signer in the register (Người ký) is the leader who signed the result, never the clerk who registers it.")));
 	ioffice_check_doc_type(st->p.doc_type);
 }
 

@@ -531,6 +531,15 @@ ioffice_issue_number(IssueRequest *req)
 	req->identifier = identifier;
 }
 
+/* the document's signer, and who handed it to the holder (in whose name) */
+static IofficePlan signer_and_approver = {
+	NULL,
+	"SELECT d.signer_id, (SELECT coalesce(t.sender_for, t.sender_id) FROM ioffice.task t "
+	"                      WHERE t.id = $2 AND t.document_id = $1) "
+	"  FROM ioffice.document d WHERE d.id = $1",
+	2, {INT8OID, INT8OID}
+};
+
 /*
  * Effect number_and_issue: the document's agency, whose clerk holds the
  * task, issues it under the next number of its register.
@@ -539,6 +548,26 @@ void
 ioffice_number_and_issue(ActContext *ctx)
 {
 	IssueRequest req;
+	Datum		values[2];
+	int64		signer = 0;
+	int64		approver = 0;
+
+	/*
+	 * What is registered as signed was approved by its signer: the leader
+	 * who handed it to the issuing clerk (in whose name, under delegation),
+	 * as the approval recorded it (act.c).  A DBA's rules that bring a
+	 * document here another way do not make a signer of anybody.
+	 */
+	values[0] = Int64GetDatum(ctx->doc);
+	values[1] = Int64GetDatum(ctx->task_id);
+	ioffice_exec(&signer_and_approver, values, NULL, 1);
+	if (!ioffice_get_int64(0, 1, &signer) ||
+		(ioffice_get_int64(0, 2, &approver) && approver != signer))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s has no signer who approved it", ctx->name),
+				 errdetail("The signer in the register (Người ký) is the leader whose approval handed it to the clerk."),
+				 errhint("Return it (action \"return\") to be approved again.")));
 
 	memset(&req, 0, sizeof(req));
 	req.doc = ctx->doc;

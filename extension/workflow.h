@@ -18,6 +18,8 @@ typedef struct WfState
 	char	   *name;
 	bool		initial;
 	bool		final;
+	/* approved: files, signer, type and abstract no longer change (act.c) */
+	bool		files_frozen;
 } WfState;
 
 /*

@@ -1187,3 +1187,341 @@ BEGIN
     RETURN v_id;
 END
 $$;
+
+
+-- ==== signers ====
+-- Issue 17, findings 1 to 3: the signer in the register is the leader who
+-- approved (and signed); what was approved is frozen; delegation has limits
+-- and can be revoked.
+
+-- delegation: revocation, one at a time
+ALTER TABLE delegation ADD COLUMN revoked_at timestamptz,
+                       ADD COLUMN revoked_by bigint REFERENCES person;
+ALTER TABLE delegation DROP CONSTRAINT delegation_check;
+ALTER TABLE delegation ADD CONSTRAINT delegation_check
+    CHECK (valid_until > valid_from OR (revoked_at IS NOT NULL AND valid_until >= valid_from));
+-- Delegations of 0.1 may overlap: each one that overlaps an earlier one of
+-- the same delegator ends before it began (an empty period, revoked by the
+-- upgrade), so that one delegation at a time holds; the change is audited
+-- as a direct one (trigger audit_direct) with the period it had.
+DO $overlaps$
+DECLARE
+    v_g record;
+BEGIN
+    FOR v_g IN SELECT g.id, g.from_person FROM ioffice.delegation g ORDER BY g.id LOOP
+        UPDATE ioffice.delegation g SET valid_until = g.valid_from, revoked_at = now()
+         WHERE g.id = v_g.id
+           AND EXISTS (SELECT 1 FROM ioffice.delegation e
+                        WHERE e.from_person = g.from_person AND e.id < g.id
+                          AND tstzrange(e.valid_from, e.valid_until)
+                              && tstzrange(g.valid_from, g.valid_until));
+    END LOOP;
+END
+$overlaps$;
+ALTER TABLE delegation ADD CONSTRAINT delegation_one_at_a_time EXCLUDE USING gist
+    (int8range(from_person, from_person, '[]') WITH &&, tstzrange(valid_from, valid_until) WITH &&);
+
+-- Does person lead unit: hold the role leader (or deputy) in it or in a unit
+-- above it within its agency (the chairman leads the departments)?  Who may
+-- approve a document of the unit, and so sign it in the register.
+CREATE FUNCTION _leads(person bigint, unit bigint) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE up (id, parent_id, agency_id, depth) AS (
+        SELECT u.id, u.parent_id, u.agency_id, 1 FROM ioffice.unit u WHERE u.id = _leads.unit
+        UNION ALL
+        SELECT p.id, p.parent_id, p.agency_id, up.depth + 1
+          FROM ioffice.unit p JOIN up ON p.id = up.parent_id
+         WHERE p.agency_id = up.agency_id AND up.depth < 100)
+    SELECT EXISTS (SELECT 1 FROM ioffice.person_role r JOIN up ON up.id = r.unit_id
+                   WHERE r.person_id = _leads.person AND r.role IN ('leader', 'deputy'))
+$$;
+REVOKE ALL ON FUNCTION _leads(bigint, bigint) FROM PUBLIC;
+
+-- Approval delegation (ủy quyền duyệt): from now or later (a start up to a
+-- minute in the past, an application's clock, is taken as now: the record
+-- never says it began before it was made), to a leader or deputy of the
+-- delegator's own unit, one at a time (constraint delegation_one_at_a_time),
+-- until revoke_delegation() ends it.  Nobody approves what they drafted,
+-- delegate or not (extension/act.c).
+CREATE OR REPLACE FUNCTION delegate(to_login text, valid_from timestamptz, valid_until timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_from bigint := ioffice.actor();
+    v_to bigint;
+    v_start timestamptz;
+    v_other bigint;
+    v_id bigint;
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF to_login IS NULL OR valid_from IS NULL OR valid_until IS NULL THEN
+        RAISE EXCEPTION 'delegate needs a person and a period' USING ERRCODE = '22023';
+    END IF;
+    IF isfinite(valid_from) IS NOT TRUE OR isfinite(valid_until) IS NOT TRUE THEN
+        RAISE EXCEPTION 'a delegation is for a finite period' USING ERRCODE = '22023',
+              HINT = 'Decree 30 authorisations are time-limited.';
+    END IF;
+    IF valid_from < now() - interval '1 minute' THEN
+        RAISE EXCEPTION 'a delegation starts now or later, not in the past' USING ERRCODE = '22023',
+              HINT = 'Acts already done cannot be delegated after the fact: give valid_from as now() or later.';
+    END IF;
+    v_start := greatest(valid_from, now());
+    IF valid_until <= v_start THEN
+        RAISE EXCEPTION 'the delegation must end after it starts' USING ERRCODE = '22023';
+    END IF;
+    SELECT p.id INTO v_to FROM ioffice.person p WHERE p.login = to_login AND p.active;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown person "%"', left(to_login, 60) USING ERRCODE = '42704';
+    END IF;
+    IF v_to = v_from THEN
+        RAISE EXCEPTION 'a person cannot delegate to themselves' USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.person f JOIN ioffice.person_role r ON r.unit_id = f.unit_id
+                   WHERE f.id = v_from AND r.person_id = v_to AND r.role IN ('leader', 'deputy')) THEN
+        RAISE EXCEPTION '"%" is not a leader or deputy of the delegator''s unit', left(to_login, 60)
+            USING ERRCODE = '22023',
+                  DETAIL = 'Approval is delegated to a leader or deputy of the same unit only.';
+    END IF;
+    SELECT g.id INTO v_other FROM ioffice.delegation g
+    WHERE g.from_person = v_from
+      AND tstzrange(g.valid_from, g.valid_until) && tstzrange(v_start, delegate.valid_until)
+    ORDER BY g.id LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'another delegation of the same person covers part of this period'
+            USING ERRCODE = '55000', DETAIL = format('Delegation %s.', v_other),
+                  HINT = 'One delegation at a time: revoke it with ioffice.revoke_delegation() first.';
+    END IF;
+    BEGIN
+        INSERT INTO ioffice.delegation (from_person, to_person, valid_from, valid_until)
+        VALUES (v_from, v_to, v_start, delegate.valid_until)
+        RETURNING id INTO v_id;
+    EXCEPTION WHEN exclusion_violation THEN
+        -- a concurrent delegate() of the same person committed first
+        RAISE EXCEPTION 'another delegation of the same person covers part of this period'
+            USING ERRCODE = '55000',
+                  HINT = 'One delegation at a time: revoke it with ioffice.revoke_delegation() first.';
+    END;
+    PERFORM ioffice._audit('delegation', v_id, 'delegate', NULL, NULL,
+                           jsonb_build_object('to', to_login, 'valid_from', v_start,
+                                              'valid_until', valid_until));
+    PERFORM ioffice._engine_leave();
+    RETURN v_id;
+END
+$$;
+
+-- The delegator ends a delegation now (or cancels one not yet started).
+CREATE FUNCTION revoke_delegation(id bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+    v_g ioffice.delegation;
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF revoke_delegation.id IS NULL THEN
+        RAISE EXCEPTION 'revoke_delegation needs a delegation' USING ERRCODE = '22023';
+    END IF;
+    SELECT g.* INTO v_g FROM ioffice.delegation g WHERE g.id = revoke_delegation.id FOR UPDATE;
+    IF NOT FOUND OR (v_actor NOT IN (v_g.from_person, v_g.to_person) AND NOT ioffice.is_admin()) THEN
+        RAISE EXCEPTION 'unknown delegation %', revoke_delegation.id USING ERRCODE = '42704';
+    END IF;
+    IF v_g.from_person <> v_actor THEN
+        RAISE EXCEPTION 'only the person who delegated may revoke delegation %', revoke_delegation.id
+            USING ERRCODE = '42501';
+    END IF;
+    IF v_g.revoked_at IS NOT NULL THEN
+        RAISE EXCEPTION 'delegation % was already revoked', revoke_delegation.id USING ERRCODE = '55000';
+    END IF;
+    IF v_g.valid_until <= now() THEN
+        RAISE EXCEPTION 'delegation % has already ended', revoke_delegation.id USING ERRCODE = '55000';
+    END IF;
+    UPDATE ioffice.delegation g
+       SET revoked_at = now(), revoked_by = v_actor, valid_until = greatest(g.valid_from, now())
+     WHERE g.id = revoke_delegation.id;
+    PERFORM ioffice._audit('delegation', revoke_delegation.id, 'revoke', NULL, NULL,
+                           jsonb_build_object('valid_from', v_g.valid_from,
+                                              'valid_until_given', v_g.valid_until));
+    PERFORM ioffice._engine_leave();
+END
+$$;
+COMMENT ON FUNCTION revoke_delegation(bigint) IS
+  'The delegator ends an approval delegation now (or cancels one not yet started); audited';
+
+CREATE OR REPLACE FUNCTION create_outgoing(doc_type text, abstract text, details jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+    v_unit bigint;
+    v_agency bigint;
+    v_state text;
+    v_signer bigint;
+    v_id bigint;
+    v_related bigint[];
+    v_item jsonb;
+    v_recipients jsonb := '[]';
+    v_details jsonb := coalesce(details, '{}');
+    v_urgency text;
+    v_conf text;
+    v_flash_at timestamptz;
+    v_due date;
+    v_pages int;
+    v_copies int;
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF doc_type IS NULL OR abstract IS NULL THEN
+        RAISE EXCEPTION 'a document needs a type and an abstract' USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.doc_type t WHERE t.code = create_outgoing.doc_type) THEN
+        RAISE EXCEPTION 'unknown document type "%"', doc_type USING ERRCODE = '42704',
+              HINT = 'Document types are the codes of table ioffice.doc_type (CV, QĐ, KH, BC, TB, TTr, GM, …).';
+    END IF;
+    IF length(btrim(abstract)) = 0 OR length(abstract) > 500 THEN
+        RAISE EXCEPTION 'the abstract must be 1 to 500 characters (it has %)', length(abstract)
+            USING ERRCODE = '22023';
+    END IF;
+    PERFORM ioffice._check_details(v_details,
+        '{"urgency": "string", "flash_at": "string", "confidentiality": "string", "field": "string",
+          "signer": "string", "comment": "string", "due_date": "string", "page_count": "number",
+          "copies": "number", "recipients": "array", "related": "array"}');
+
+    v_urgency := coalesce(v_details->>'urgency', 'normal');
+    IF v_urgency NOT IN ('normal', 'urgent', 'very_urgent', 'flash', 'flash_timed') THEN
+        RAISE EXCEPTION 'unknown urgency "%"', v_urgency USING ERRCODE = '22023',
+              HINT = 'Urgency is normal, urgent, very_urgent, flash or flash_timed.';
+    END IF;
+    IF v_urgency = 'flash_timed' THEN
+        IF v_details->>'flash_at' IS NULL THEN
+            RAISE EXCEPTION 'urgency flash_timed needs details.flash_at' USING ERRCODE = '22023';
+        END IF;
+        v_flash_at := ioffice._time_detail(v_details, 'flash_at');
+    ELSIF v_details->>'flash_at' IS NOT NULL THEN
+        RAISE EXCEPTION 'details.flash_at only goes with urgency flash_timed' USING ERRCODE = '22023';
+    END IF;
+    v_conf := coalesce(v_details->>'confidentiality', 'normal');
+    IF v_conf NOT IN ('normal', 'confidential', 'secret', 'top_secret') THEN
+        RAISE EXCEPTION 'unknown confidentiality "%"', v_conf USING ERRCODE = '22023',
+              HINT = 'Confidentiality is normal, confidential, secret or top_secret.';
+    END IF;
+    IF length(v_details->>'field') > 200 THEN
+        RAISE EXCEPTION 'details.field must be at most 200 characters' USING ERRCODE = '22023';
+    END IF;
+    IF length(v_details->>'comment') > 2000 THEN
+        RAISE EXCEPTION 'details.comment must be at most 2000 characters' USING ERRCODE = '22023';
+    END IF;
+    v_pages := ioffice._whole_detail(v_details, 'page_count', 1, 100000);
+    v_copies := ioffice._whole_detail(v_details, 'copies', 1, 100000);
+    v_due := ioffice._date_detail(v_details, 'due_date');
+    SELECT p.unit_id, u.agency_id INTO v_unit, v_agency
+    FROM ioffice.person p JOIN ioffice.unit u ON u.id = p.unit_id
+    WHERE p.id = v_actor;
+    -- the signer the drafter proposes: a leader of the drafting unit (or
+    -- above) other than the drafter; the approval replaces it with the
+    -- leader who approves (extension/act.c)
+    IF v_details->>'signer' IS NOT NULL THEN
+        SELECT p.id INTO v_signer FROM ioffice.person p
+        WHERE p.login = v_details->>'signer' AND p.active;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'unknown signer "%"', left(v_details->>'signer', 60) USING ERRCODE = '42704';
+        END IF;
+        IF v_signer = v_actor OR NOT ioffice._leads(v_signer, v_unit) THEN
+            RAISE EXCEPTION 'signer "%" is not a leader of the drafting unit other than the drafter',
+                left(v_details->>'signer', 60)
+                USING ERRCODE = '22023',
+                      DETAIL = 'The signer (Người ký) is the leader who approves the document; nobody names himself.';
+        END IF;
+    END IF;
+    IF jsonb_typeof(v_details->'recipients') = 'array' THEN
+        FOR v_item IN SELECT jsonb_array_elements(v_details->'recipients') LOOP
+            IF jsonb_typeof(v_item) <> 'string' OR length(v_item #>> '{}') NOT BETWEEN 1 AND 500 THEN
+                RAISE EXCEPTION 'each recipient must be an agency code or a place of 1 to 500 characters'
+                    USING ERRCODE = '22023';
+            END IF;
+            -- an agency of this database is kept with its id, a free-text place as text
+            v_recipients := v_recipients || jsonb_build_array(
+                coalesce((SELECT jsonb_build_object('agency', u.id, 'code', u.code, 'name', u.name)
+                          FROM ioffice.unit u
+                          WHERE u.code = v_item #>> '{}' AND u.kind = 'agency'),
+                         jsonb_build_object('place', v_item #>> '{}')));
+        END LOOP;
+    END IF;
+    IF jsonb_typeof(v_details->'related') = 'array' THEN
+        FOR v_item IN SELECT jsonb_array_elements(v_details->'related') LOOP
+            IF jsonb_typeof(v_item) <> 'number'
+               OR (v_item #>> '{}')::numeric <> trunc((v_item #>> '{}')::numeric)
+               OR (v_item #>> '{}')::numeric NOT BETWEEN 1 AND 9223372036854775807 THEN
+                RAISE EXCEPTION 'each related document must be a document id' USING ERRCODE = '22023';
+            END IF;
+            IF NOT ioffice.can_see((v_item #>> '{}')::bigint) THEN
+                RAISE EXCEPTION 'unknown related document %', v_item #>> '{}' USING ERRCODE = '42704';
+            END IF;
+            v_related := v_related || (v_item #>> '{}')::bigint;
+        END LOOP;
+    END IF;
+
+    SELECT s.state INTO v_state FROM ioffice.workflow_state s
+    WHERE s.workflow = 'outgoing' AND s.initial
+    ORDER BY s.state LIMIT 1;
+
+    INSERT INTO ioffice.document (workflow, doc_type, abstract, state, urgency, flash_at,
+                                  confidentiality, field, agency_id, drafting_unit_id, drafter_id,
+                                  signer_id, page_count, copies, recipients, due_date, comment)
+    VALUES ('outgoing', create_outgoing.doc_type, create_outgoing.abstract, v_state, v_urgency,
+            v_flash_at, v_conf, v_details->>'field', v_agency, v_unit, v_actor, v_signer,
+            v_pages, v_copies, v_recipients, v_due, v_details->>'comment')
+    RETURNING id INTO v_id;
+    INSERT INTO ioffice.document_link (document_id, related_id)
+    SELECT DISTINCT v_id, r FROM unnest(v_related) AS r;
+    PERFORM ioffice._audit('document', v_id, 'create', NULL, v_state,
+                           jsonb_build_object('doc_type', create_outgoing.doc_type,
+                                              'abstract', create_outgoing.abstract,
+                                              'details', v_details));
+    PERFORM ioffice._engine_leave();
+    RETURN v_id;
+END
+$$;
+
+-- Whoever writes a document (the engine, or a role through a foreign key's
+-- cascade): once approved (its state freezes the files or is final, or it
+-- is a dossier's result, made signed), its signer, type and abstract are
+-- what was approved and no longer change; and an outgoing document gets its
+-- number only with a signer who leads a unit of its agency and did not draft
+-- it.  SECURITY DEFINER: it reads the rules and roles past any privilege.
+CREATE FUNCTION _document_approved() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF (NEW.signer_id IS DISTINCT FROM OLD.signer_id OR NEW.doc_type IS DISTINCT FROM OLD.doc_type
+        OR NEW.abstract IS DISTINCT FROM OLD.abstract)
+       AND (OLD.number IS NOT NULL OR OLD.workflow = 'dossier_result'
+            OR EXISTS (SELECT 1 FROM ioffice.workflow_state s
+                       WHERE s.workflow = OLD.workflow AND s.state = OLD.state
+                         AND (s.files_frozen OR s.final))) THEN
+        RAISE EXCEPTION 'document % is approved: its signer, type and abstract can no longer change', OLD.id
+            USING ERRCODE = '55000',
+                  HINT = 'What the leader approved and signed is what is issued; return it to be approved again before it is issued.';
+    END IF;
+    IF OLD.number IS NULL AND NEW.number IS NOT NULL
+       AND (NEW.signer_id IS NULL OR NEW.signer_id = NEW.drafter_id
+            OR NOT EXISTS (SELECT 1 FROM ioffice.person_role r JOIN ioffice.unit u ON u.id = r.unit_id
+                           WHERE r.person_id = NEW.signer_id AND r.role IN ('leader', 'deputy')
+                             AND u.agency_id = NEW.agency_id)) THEN
+        RAISE EXCEPTION 'document % has no signer who may sign it', NEW.id
+            USING ERRCODE = '55000',
+                  DETAIL = 'The signer in the register (Người ký) is a leader of the agency who approved it, never its drafter.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+REVOKE ALL ON FUNCTION _document_approved() FROM PUBLIC;
+CREATE TRIGGER approved_frozen BEFORE UPDATE ON document
+    FOR EACH ROW WHEN (NEW.direction = 'outgoing'
+                       AND (OLD.signer_id IS DISTINCT FROM NEW.signer_id
+                            OR OLD.doc_type IS DISTINCT FROM NEW.doc_type
+                            OR OLD.abstract IS DISTINCT FROM NEW.abstract
+                            OR (OLD.number IS NULL AND NEW.number IS NOT NULL)))
+    EXECUTE FUNCTION _document_approved();
+

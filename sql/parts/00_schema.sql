@@ -79,8 +79,19 @@ CREATE TABLE delegation (
     valid_from   timestamptz NOT NULL,
     valid_until  timestamptz NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
-    CHECK (valid_until > valid_from),
-    CHECK (from_person <> to_person)
+    -- revoke_delegation(): when and by whom; the delegation then ended at
+    -- revoked_at (valid_until moves there, or to valid_from for one that had
+    -- not started: an empty period), so that every test of "in force now"
+    -- holds it ended; the audit record keeps the end it was given
+    revoked_at   timestamptz,
+    revoked_by   bigint REFERENCES person,
+    CONSTRAINT delegation_check
+        CHECK (valid_until > valid_from OR (revoked_at IS NOT NULL AND valid_until >= valid_from)),
+    CHECK (from_person <> to_person),
+    -- one delegation of a person at a time: periods of the same delegator
+    -- never overlap (ranges, so that no extension is needed for the person)
+    CONSTRAINT delegation_one_at_a_time EXCLUDE USING gist
+        (int8range(from_person, from_person, '[]') WITH &&, tstzrange(valid_from, valid_until) WITH &&)
 );
 CREATE INDEX delegation_to_idx ON delegation (to_person, from_person);
 COMMENT ON TABLE delegation IS 'Approval delegations (ủy quyền duyệt): to_person may approve in from_person''s name';
