@@ -28,7 +28,7 @@
 static IofficePlan doc_lock = {
 	NULL,
 	"SELECT workflow, state, drafter_id, agency_id, drafting_unit_id, doc_type, "
-	"       confidentiality, signature_requested "
+	"       confidentiality, signature_requested, direction = 'outgoing' "
 	"  FROM ioffice.document WHERE id = $1 FOR NO KEY UPDATE",
 	1, {INT8OID}
 };
@@ -424,18 +424,21 @@ check_not_to_self(ActContext *ctx)
 }
 
 /*
- * Is this act the approval of a document: does it take it from a state
- * where its files may change into one where they are frozen (outgoing
- * reviewing to awaiting_issue: approve, quick_approve, or any step a DBA's
- * rules lead there)?  Read from the states, not from the action's name, so
- * that no edit of the rules makes an approval that escapes what follows.
+ * Is this act the approval of a document: does it take an outgoing
+ * document from a state where its files may change into one where they are
+ * frozen (reviewing to awaiting_issue: approve, quick_approve, or any step a
+ * DBA's rules lead there)?  Read from the states, not from the action's
+ * name, so that no edit of the rules makes an approval that escapes what
+ * follows.  An incoming document's files freeze too when its clerk hands it
+ * on (they are what arrived), but nobody here signs it: no approval.
  */
 static bool
 is_approval(ActContext *ctx, const WfState *to_state)
 {
 	const WfState *from_state;
 
-	if (ctx->subject != &ioffice_document_subject || !to_state->files_frozen || to_state->final)
+	if (ctx->subject != &ioffice_document_subject || !ctx->outgoing ||
+		!to_state->files_frozen || to_state->final)
 		return false;
 	from_state = ioffice_workflow_state(ctx->workflow, ctx->state_before);
 	return from_state != NULL && !from_state->files_frozen && !from_state->final;
@@ -806,6 +809,7 @@ document_lock(ActContext *ctx, Datum key)
 	ctx->doc_type = ioffice_get_text(0, 6);
 	ctx->confidentiality = ioffice_get_text(0, 7);
 	ioffice_get_bool(0, 8, &ctx->signature_requested);
+	ioffice_get_bool(0, 9, &ctx->outgoing);
 	return ioffice_get_text(0, 1);
 }
 

@@ -127,6 +127,7 @@ typedef struct ActContext
 	char	   *doc_type;
 	char	   *confidentiality;
 	bool		signature_requested;
+	bool		outgoing;		/* a document of direction outgoing */
 	int64		task_id;		/* the open task, or 0 */
 	int64		holder;			/* its receiver, or 0 */
 	int64		sender;			/* who handed it to the holder, or 0 */
