@@ -24,9 +24,13 @@ import subprocess
 import sys
 import time
 
-import uno
-from com.sun.star.beans import PropertyValue
-from com.sun.star.connection import NoConnectException
+try:
+    import uno
+    from com.sun.star.beans import PropertyValue
+    from com.sun.star.connection import NoConnectException
+    UNO_MISSING = None
+except ImportError as e:
+    UNO_MISSING = 'this Python cannot import uno (install python3-uno, or set ioffice.convert_python): %s' % e
 
 SOFFICE_CANDIDATES = ('/usr/lib/libreoffice/program/soffice.bin',)
 START_TIMEOUT = 60
@@ -167,6 +171,9 @@ def main():
             say('error', 'bad request')
             continue
         source, output, name = fields
+        if UNO_MISSING:
+            say('error', UNO_MISSING)
+            continue
         try:
             test_hook(name)
             office.convert(source, output)

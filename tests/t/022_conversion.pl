@@ -167,6 +167,41 @@ ok(soffice_alive($pid), 'and it still runs');
 is(sql1("SELECT conversions_done, conversions_failed, conversions_pending FROM ioffice.worker_status"),
 	'3|0|0', 'worker_status: three conversions, none failed, none waiting');
 
+# --- an OpenDocument text (.odt), when the DBA allows the type --------------
+system_or_bail('/usr/bin/python3', '-c', q{
+import sys, zipfile
+ns = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+      'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"')
+z = zipfile.ZipFile(sys.argv[1], 'w')
+z.writestr(zipfile.ZipInfo('mimetype'), 'application/vnd.oasis.opendocument.text')
+z.writestr('META-INF/manifest.xml', '<?xml version="1.0" encoding="UTF-8"?>'
+  '<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.3">'
+  '<manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.text"/>'
+  '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>',
+  zipfile.ZIP_DEFLATED)
+z.writestr('content.xml', '<?xml version="1.0" encoding="UTF-8"?><office:document-content ' + ns +
+  ' office:version="1.3"><office:body><office:text><text:p>Tờ trình về việc ký số văn bản điện tử</text:p>'
+  '</office:text></office:body></office:document-content>', zipfile.ZIP_DEFLATED)
+z.close()
+}, "$dir/to_trinh.odt");
+my $odt_hex = unpack('H*', slurp_file("$dir/to_trinh.odt"));
+my $odt_doc = as_actor($node, 'postgres', 'regress_luan', "SELECT ioffice.create_outgoing('CV', 'Tờ trình ODT')");
+my ($odt_rc, $odt_out, $odt_err) = try_as_actor($node, 'postgres', 'regress_luan',
+	"SELECT ioffice.attach($odt_doc, 'to_trinh.odt', decode('$odt_hex', 'hex'))");
+like($odt_err, qr/file type odt is not allowed/, 'attach() recognises an .odt, refused by default');
+as_actor($node, 'postgres', 'regress_luan', "SET LOCAL ioffice.allowed_file_types = 'pdf,docx,odt';
+	SELECT ioffice.attach($odt_doc, 'to_trinh.odt', decode('$odt_hex', 'hex'));
+	SELECT ioffice.act($odt_doc, 'submit', 'dai', NULL, '{\"request_signature\": true}')");
+sign($odt_doc);
+ok(settled($odt_doc), 'the .odt document was signed');
+is(sql1("SELECT s.status, f.name FROM ioffice.signature s JOIN ioffice.file f ON f.id = s.file_id WHERE s.document_id = $odt_doc"),
+	'done|to_trinh.pdf', 'the .odt became a PDF, which was signed');
+my $odt_pdf = bytea_to_file($node, 'postgres', 'dai',
+	"(SELECT content FROM ioffice.file WHERE document_id = $odt_doc AND kind = 'pdf')", 'to_trinh.pdf');
+($text) = run_command([ 'pdftotext', $odt_pdf, '-' ]);
+like($text, qr/Tờ trình về việc ký số văn bản điện tử/, 'its text is in the PDF');
+is(soffice_pid(), $pid, 'by the same soffice');
+
 # --- a corrupt .docx fails its job with the reason ---------------------------
 my $bad = new_doc('hong.docx', $corrupt_hex);
 sign($bad);
