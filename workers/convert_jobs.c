@@ -56,7 +56,7 @@
 #include "worker.h"
 
 int			ioffice_convert_timeout = 60;
-int			ioffice_convert_memory_limit = 0;
+int			ioffice_convert_memory_limit = 2048;
 char	   *ioffice_convert_python = NULL;
 
 /* the file being converted, while this process records its PDF (files.c) */
@@ -100,9 +100,9 @@ ioffice_convert_init(void)
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("ioffice.convert_memory_limit",
 							"Address space, in MB, of the converter process and its LibreOffice (0: no limit).",
-							"Applies when the converter starts (after a failure, or a restart of the worker).",
+							"Each of its processes (LibreOffice maps about 750 MB converting a letter); applies when the converter starts (at the first file, after a failure, or a restart of the worker).",
 							&ioffice_convert_memory_limit,
-							0, 0, 1024 * 1024,
+							2048, 0, 1024 * 1024,
 							PGC_SIGHUP,
 							GUC_UNIT_MB,
 							NULL, NULL, NULL);

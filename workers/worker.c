@@ -324,6 +324,9 @@ worker_detach(int code, Datum arg)
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
 	my_proc->latch = NULL;
 	my_proc->pid = 0;
+	/* the signer's converter goes with it (converter.c) */
+	if (my_role == IOFFICE_SIGNER)
+		my_slot->converter_pid = my_slot->soffice_pid = 0;
 	/* a process that could not connect leaves "unreachable" */
 	if (connected)
 		strlcpy(my_proc->state, "stopped", sizeof(my_proc->state));
@@ -502,8 +505,6 @@ signer_loop(void)
 			PG_TRY();
 			{
 				signed_jobs = ioffice_worker_sign_batch(ioffice_worker_batch, &failed);
-				if (signed_jobs > 0)
-					ioffice_worker_count(signed_jobs - failed, failed);
 				converted = ioffice_worker_convert_step();
 			}
 			PG_CATCH();
@@ -516,6 +517,8 @@ signer_loop(void)
 				PG_RE_THROW();
 			}
 			PG_END_TRY();
+			if (signed_jobs > 0)
+				ioffice_worker_count(signed_jobs - failed, failed);
 			set_state(ioffice_worker_convert_socket() != PGINVALID_SOCKET ? "converting" : "idle");
 		}
 
