@@ -87,6 +87,19 @@ typedef struct Conversion
 static Conversion conv;
 static bool soffice_up = false;
 
+/*
+ * What a step allocates outside its transactions (the helper's answers,
+ * reasons kept past a commit), reset at each step
+ */
+static MemoryContext step_cxt = NULL;
+
+/* a reason made inside a transaction, kept for after its commit */
+static char *
+keep(const char *s)
+{
+	return s ? MemoryContextStrdup(step_cxt, s) : NULL;
+}
+
 void
 ioffice_convert_init(void)
 {
@@ -458,6 +471,7 @@ record_in_subtransaction(Outcome *o)
 	{
 		ioffice_worker_note_error(edata->message);
 		o->ok = false;
+		o->reason = edata->message;
 		o->recorded = true;
 		o->failed = fail_jobs(conv.doc, conv.file,
 							  psprintf("conversion to PDF failed: %s", edata->message));
@@ -479,6 +493,7 @@ finish(bool ok, const char *reason)
 	ioffice_engine_enter();
 	record_in_subtransaction(&o);
 	ioffice_engine_leave();
+	o.reason = keep(o.reason);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -600,6 +615,7 @@ start_next(void)
 			failed = fail_jobs(conv.doc, conv.file, psprintf("conversion to PDF failed: %s", reason));
 			ioffice_engine_leave();
 			(void) unlink(conv.in_path);
+			reason = keep(reason);
 		}
 		else
 		{
@@ -697,9 +713,17 @@ poll_answer(void)
 bool
 ioffice_worker_convert_step(void)
 {
-	if (conv.active)
-		return poll_answer();
-	return start_next();
+	MemoryContext old;
+	bool		recorded;
+
+	if (step_cxt == NULL)
+		step_cxt = AllocSetContextCreate(TopMemoryContext, "ioffice conversion",
+										 ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(step_cxt);
+	old = MemoryContextSwitchTo(step_cxt);
+	recorded = conv.active ? poll_answer() : start_next();
+	MemoryContextSwitchTo(old);
+	return recorded;
 }
 
 /* how long the signer may sleep: not past the conversion's deadline */
