@@ -28,6 +28,8 @@ OBJS = \
 	workers/worker.o \
 	workers/sign_jobs.o \
 	workers/signer.o \
+	workers/convert_jobs.o \
+	workers/converter.o \
 	extension/outbox.o \
 	extension/dossier.o \
 	extension/import_issued.o \
@@ -40,6 +42,8 @@ OBJS = \
 # file of its own, carrying every schema change since the version it starts at.
 DATA_built = sql/ioffice--0.2.sql
 DATA = sql/ioffice--0.1--0.2.sql
+# the converter helper the signing worker runs (workers/converter.c)
+DATA += workers/ioffice_convert.py
 SQL_PARTS = $(sort $(wildcard $(srcdir)/sql/parts/*.sql))
 
 PG_CONFIG ?= pg_config

@@ -550,6 +550,42 @@ column_unchanged(HeapTuple a, HeapTuple b, TupleDesc desc, const char *column)
 		memcmp(VARDATA_ANY(va), VARDATA_ANY(vb), VARSIZE_ANY_EXHDR(va)) == 0;
 }
 
+/* an int8 column of a row, 0 when NULL */
+static int64
+row_int8(HeapTuple row, TupleDesc desc, const char *column)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(row, SPI_fnumber(desc, column), desc, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * The signing worker's conversion of a Word or Excel file to PDF
+ * (workers/convert_jobs.c) is the one change a frozen or final document's
+ * files may still have: the PDF made from the exact bytes that were to be
+ * signed becomes the version that is signed and issued.  Only that C code
+ * sets ioffice_conversion_source (the file converted), and only around its
+ * two statements: the INSERT of the PDF that names the file in
+ * converted_from, and the UPDATE that marks the file superseded.  No SQL
+ * can set it.
+ */
+static bool
+is_conversion(TriggerData *trigdata, TupleDesc desc)
+{
+	char	   *kind;
+
+	if (ioffice_conversion_source == 0)
+		return false;
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		return row_int8(trigdata->tg_trigtuple, desc, "id") == ioffice_conversion_source;
+	if (!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		return false;
+	kind = SPI_getvalue(trigdata->tg_trigtuple, desc, SPI_fnumber(desc, "kind"));
+	return row_int8(trigdata->tg_trigtuple, desc, "converted_from") == ioffice_conversion_source &&
+		kind != NULL && strcmp(kind, "pdf") == 0;
+}
+
 /*
  * _file_frozen(): BEFORE INSERT, UPDATE or DELETE (row) and TRUNCATE
  * (statement) on table file.  Every change of a file row meets
@@ -561,7 +597,8 @@ column_unchanged(HeapTuple a, HeapTuple b, TupleDesc desc, const char *column)
  * version instead; only the marks of a replacement or removal, and the
  * name, may change).  The file of an incoming document changes in no way
  * at all (refuse_incoming_change): only new files join it.  A superuser
- * loading a dump brings the rows as they were.
+ * loading a dump brings the rows as they were.  The worker's PDF of a Word
+ * file is let through (is_conversion).
  */
 PG_FUNCTION_INFO_V1(ioffice_file_frozen);
 Datum
@@ -617,7 +654,7 @@ ioffice_file_frozen(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum(doc);
 	ioffice_exec(&doc_files_state, values, NULL, 1);
 	/* no such document: the foreign key says so */
-	if (SPI_processed > 0)
+	if (SPI_processed > 0 && !is_conversion(trigdata, desc))
 	{
 		ioffice_get_bool(0, 3, &final);
 		ioffice_get_bool(0, 5, &frozen);

@@ -114,6 +114,12 @@ extern bool ioffice_kind_interconnectable(const char *kind);
 extern int64 ioffice_add_document_file(int64 doc, text *name, bytea *content, const char *kind,
 									   int64 actor, const char *action);
 
+/*
+ * workers/convert_jobs.c: the file whose PDF the signing worker is recording,
+ * the one new version a frozen document's files may get (files.c); 0 else
+ */
+extern int64 ioffice_conversion_source;
+
 /* filetype.c */
 extern const char *ioffice_detect_file_kind(const unsigned char *data, size_t len);
 

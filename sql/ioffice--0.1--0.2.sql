@@ -1525,3 +1525,54 @@ CREATE TRIGGER approved_frozen BEFORE UPDATE ON document
                             OR (OLD.number IS NULL AND NEW.number IS NOT NULL)))
     EXECUTE FUNCTION _document_approved();
 
+
+
+-- ==== convert ====
+-- Word and Excel files become PDFs before they are signed (issue 12, item
+-- 1): the signing worker converts them with LibreOffice in a helper process
+-- (workers/convert_jobs.c, workers/converter.c); the PDF replaces the file
+-- it was made from and names it.
+ALTER TABLE file ADD COLUMN converted_from bigint;
+ALTER TABLE file ADD CONSTRAINT file_converted_from_check
+    CHECK (converted_from IS NULL OR (converted_from = replaces_id AND kind = 'pdf'));
+COMMENT ON COLUMN file.converted_from IS
+  'The Word or Excel file this PDF was converted from (by the signing worker, before signing it); the PDF replaces it';
+
+-- one row per served database: its signer's converter of Word and Excel
+-- files to PDF (the helper's and its LibreOffice's pids, NULL when not
+-- running), the files converted and the signatures failed in conversion
+CREATE FUNCTION _converter_slots(OUT database text, OUT converter_pid int, OUT soffice_pid int,
+                                 OUT conversions_done bigint, OUT conversions_failed bigint)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'ioffice_converter_slots_sql' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION _converter_slots() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _converter_slots() TO ioffice_admin;
+
+CREATE OR REPLACE VIEW worker_status AS
+SELECT w.database, w.pid, w.state, w.started_at, w.last_batch_at, w.batches, w.jobs_done,
+       w.jobs_failed, w.deliveries, w.deliveries_failed, w.last_error, w.last_error_at,
+       CASE WHEN w.database = current_database() THEN
+       (SELECT count(*) FROM ioffice.signature s WHERE s.status = 'pending') END AS signatures_pending,
+       CASE WHEN w.database = current_database() THEN
+       (SELECT count(*) FROM ioffice.signature s WHERE s.status = 'failed') END AS signatures_failed,
+       CASE WHEN w.database = current_database() THEN
+       (SELECT count(*) FROM ioffice.outbox o WHERE o.status = 'pending') END AS outbox_pending,
+       CASE WHEN w.database = current_database() THEN
+       (SELECT count(*) FROM ioffice.outbox o
+         WHERE o.status = 'pending' AND o.next_attempt_at <= now()) END AS outbox_due,
+       CASE WHEN w.database = current_database() THEN
+       (SELECT count(*) FROM ioffice.outbox o WHERE o.status = 'dead') END AS outbox_dead,
+       CASE WHEN w.database = current_database() THEN
+       (SELECT format('event %s to %s: %s', o.id, e.name, o.last_error)
+          FROM ioffice.outbox o JOIN ioffice.endpoint e ON e.id = o.endpoint_id
+         WHERE o.status = 'dead' ORDER BY o.id DESC LIMIT 1) END AS outbox_last_dead,
+       w.signer_pid, w.signer_state, w.delivery_pid, w.delivery_state, w.delivery_started_at,
+       w.connect_failures, w.next_connect_at,
+       CASE WHEN w.database = current_database() THEN
+       (SELECT count(*) FROM ioffice.signature s JOIN ioffice.file f ON f.id = s.file_id
+         WHERE s.status = 'pending'
+           AND f.kind IN ('doc', 'docx', 'xls', 'xlsx', 'odt', 'ods')) END AS conversions_pending,
+       c.conversions_done, c.conversions_failed, c.converter_pid, c.soffice_pid
+FROM ioffice._worker_slots() AS w
+LEFT JOIN ioffice._converter_slots() AS c ON c.database = w.database;
+COMMENT ON VIEW worker_status IS 'What the background workers (a signer and a deliverer per database) are doing, the current database''s queue depths (signatures, outbox, files waiting to become PDFs), the signer''s converter (LibreOffice), the last error and when';

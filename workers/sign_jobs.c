@@ -14,7 +14,9 @@
  * written per document chain; only when that raises an error is the batch
  * done again job by job, each in a subtransaction of its own, so that one
  * bad job never blocks the others.  Everything is in the batch's
- * transaction: a crash loses nothing and signs nothing twice.
+ * transaction: a crash loses nothing and signs nothing twice.  A job whose
+ * file is a Word or Excel file is left to the conversion (convert_jobs.c),
+ * which moves it to the PDF it makes: the next batch signs that.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -31,6 +33,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "convert.h"
 #include "ioffice.h"
 #include "worker.h"
 
@@ -63,6 +66,8 @@ static IofficePlan jobs_plan = {
 	NULL,
 	"WITH next AS ("
 	"  SELECT s.id FROM ioffice.signature s WHERE s.status = 'pending' "
+	"     AND NOT EXISTS (SELECT 1 FROM ioffice.file f WHERE f.id = s.file_id "
+	"                     AND f.kind IN " IOFFICE_CONVERTIBLE_KINDS_SQL ") "
 	"   ORDER BY s.id LIMIT $1 FOR UPDATE SKIP LOCKED) "
 	"SELECT s.id, s.document_id, s.file_id, s.kind, c.id, c.pem, c.key_file, "
 	"       CASE WHEN c.id IS NULL THEN 'no ' || s.kind || ' certificate is registered for the signer' "

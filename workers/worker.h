@@ -53,6 +53,11 @@ typedef struct IofficeWorkerSlot
 	int			connect_failures;
 	TimestampTz connect_retry_at;
 	char		connect_error[IOFFICE_ERROR_LEN];	/* the last failure's message */
+	/* the signer's converter of Word and Excel files (convert_jobs.c) */
+	pid_t		converter_pid;	/* the helper process; 0: not running */
+	pid_t		soffice_pid;	/* its LibreOffice; 0: not started */
+	int64		conversions_done;
+	int64		conversions_failed;	/* signatures failed by a conversion */
 } IofficeWorkerSlot;
 
 /* settings */
@@ -79,6 +84,8 @@ extern void ioffice_worker_note_error(const char *message);
 extern void ioffice_worker_set_state(const char *state);
 extern void ioffice_worker_count(int64 done, int64 failed);
 extern bool ioffice_worker_reload(void);
+extern void ioffice_worker_note_converter(pid_t helper, pid_t soffice);
+extern void ioffice_worker_note_conversion(bool ok, int jobs_failed);
 
 /* signer.c: one implementation of signing; PAdES or a remote service would be others */
 typedef struct IofficeSignResult

@@ -340,8 +340,16 @@ CREATE TABLE file (
     -- stays, so the history (and what was signed) is kept
     superseded_at timestamptz,
     removed_at    timestamptz,
-    removed_by    bigint REFERENCES person
+    removed_by    bigint REFERENCES person,
+    -- the Word or Excel file this PDF was made from by the signing worker
+    -- (workers/convert_jobs.c), from its exact bytes, when a signature of
+    -- it was asked for; it is also the version this one replaces
+    converted_from bigint,
+    CONSTRAINT file_converted_from_check
+        CHECK (converted_from IS NULL OR (converted_from = replaces_id AND kind = 'pdf'))
 );
+COMMENT ON COLUMN file.converted_from IS
+  'The Word or Excel file this PDF was converted from (by the signing worker, before signing it); the PDF replaces it';
 -- compressing PDFs and zips (DOCX/XLSX) wins nothing and costs time
 ALTER TABLE file ALTER COLUMN content SET STORAGE EXTERNAL;
 CREATE INDEX file_current_idx ON file (document_id)

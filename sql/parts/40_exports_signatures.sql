@@ -197,6 +197,16 @@ CREATE FUNCTION _worker_slots(OUT database text, OUT pid int, OUT state text, OU
 REVOKE ALL ON FUNCTION _worker_slots() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION _worker_slots() TO ioffice_admin;
 
+-- one row per served database: its signer's converter of Word and Excel
+-- files to PDF (the helper's and its LibreOffice's pids, NULL when not
+-- running), the files converted and the signatures failed in conversion
+CREATE FUNCTION _converter_slots(OUT database text, OUT converter_pid int, OUT soffice_pid int,
+                                 OUT conversions_done bigint, OUT conversions_failed bigint)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'ioffice_converter_slots_sql' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION _converter_slots() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _converter_slots() TO ioffice_admin;
+
 CREATE FUNCTION signature_p7s(file bigint) RETURNS bytea
     AS 'MODULE_PATHNAME', 'ioffice_signature_p7s'
     LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
