@@ -700,9 +700,9 @@ static IofficePlan clock_pause = {
 
 /*
  * pause_clock: waiting for the applicant (status 5, 6) does not count.
- * The one-stop rules (Decree 61/2018, art. 19-20) stop the clock only for
- * a request the applicant must answer: it says what is asked (the note),
- * and it is made within the time allowed.  A dossier already late cannot
+ * The one-stop rules (Decree 61/2018) stop the clock only for a request
+ * the applicant must answer: it says what is asked (the note), and it is
+ * made within the time allowed.  A dossier already late cannot
  * be paused: its lateness is the agency's, and a pause would erase it when
  * the deadline is computed again at resume.  Enforced here, in the effect,
  * whatever guards a DBA gives the transition.
@@ -722,8 +722,8 @@ ioffice_effect_pause_clock(ActContext *ctx)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("%s is past its deadline: its clock cannot be paused", ctx->name),
-				 errdetail("Time asked of the applicant is not counted only when asked within the "
-						   "time allowed; a late dossier stays late.")));
+				 errdetail("Only a request made within the time allowed stops the clock; "
+						   "a late dossier stays late.")));
 }
 
 /*

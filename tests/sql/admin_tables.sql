@@ -8,9 +8,9 @@
 SET client_min_messages = warning;
 \set VERBOSITY terse
 SELECT ioffice.add_agency('UBND xã Thử Quản Trị', 'UBND', '000.00.44.H41') AS at \gset
-SELECT ioffice.add_person('at_spec', 'Chuyên viên QT', 'Chuyên viên', :at, '{specialist}');
-SELECT ioffice.add_person('at_lead', 'Chủ tịch QT', 'Chủ tịch', :at, '{leader}');
-SELECT ioffice.add_person('at_clerk', 'Văn thư QT', 'Văn thư', :at, '{clerk}');
+SELECT ioffice.add_person('at_spec', 'Chuyên viên QT', 'Chuyên viên', :at, '{specialist}') > 0
+   AND ioffice.add_person('at_lead', 'Chủ tịch QT', 'Chủ tịch', :at, '{leader}') > 0
+   AND ioffice.add_person('at_clerk', 'Văn thư QT', 'Văn thư', :at, '{clerk}') > 0 AS people_added;
 SELECT extract(year FROM now() AT TIME ZONE ioffice.timezone())::int AS year \gset
 SELECT id AS reg FROM ioffice.register
 WHERE agency_id = :at AND direction = 'outgoing' AND code = 'outgoing' AND year = :year \gset

@@ -6,9 +6,9 @@
 SET client_min_messages = warning;
 \set VERBOSITY terse
 SELECT ioffice.add_agency('UBND xã Thử Hồ Sơ', 'UBND', '000.00.43.H41') AS dp \gset
-SELECT ioffice.add_person('dp_mc', 'Một cửa Hồ Sơ', 'Công chức một cửa', :dp, '{one_stop}');
-SELECT ioffice.add_person('dp_lead', 'Chủ tịch Hồ Sơ', 'Chủ tịch', :dp, '{leader}');
-SELECT ioffice.add_person('dp_cv', 'Chuyên viên Hồ Sơ', 'Chuyên viên', :dp, '{specialist}');
+SELECT ioffice.add_person('dp_mc', 'Một cửa Hồ Sơ', 'Công chức một cửa', :dp, '{one_stop}') > 0
+   AND ioffice.add_person('dp_lead', 'Chủ tịch Hồ Sơ', 'Chủ tịch', :dp, '{leader}') > 0
+   AND ioffice.add_person('dp_cv', 'Chuyên viên Hồ Sơ', 'Chuyên viên', :dp, '{specialist}') > 0 AS people_added;
 CREATE FUNCTION pg_temp.sqlstate_of(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE q;

@@ -6,9 +6,9 @@
 SET client_min_messages = warning;
 \set VERBOSITY terse
 SELECT ioffice.add_agency('UBND xã Thử Số', 'UBND', '000.00.42.H41') AS na \gset
-SELECT ioffice.add_person('na_lead', 'Chủ tịch Số', 'Chủ tịch', :na, '{leader}');
-SELECT ioffice.add_person('na_clerk', 'Văn thư Số', 'Văn thư', :na, '{clerk}');
-SELECT ioffice.add_person('na_spec', 'Chuyên viên Số', 'Chuyên viên', :na, '{specialist}');
+SELECT ioffice.add_person('na_lead', 'Chủ tịch Số', 'Chủ tịch', :na, '{leader}') > 0
+   AND ioffice.add_person('na_clerk', 'Văn thư Số', 'Văn thư', :na, '{clerk}') > 0
+   AND ioffice.add_person('na_spec', 'Chuyên viên Số', 'Chuyên viên', :na, '{specialist}') > 0 AS people_added;
 SELECT extract(year FROM now() AT TIME ZONE ioffice.timezone())::int AS year \gset
 SELECT id AS reg FROM ioffice.register
 WHERE agency_id = :na AND direction = 'outgoing' AND code = 'outgoing' AND year = :year \gset

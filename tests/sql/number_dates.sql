@@ -7,9 +7,9 @@
 SET client_min_messages = warning;
 \set VERBOSITY terse
 SELECT ioffice.add_agency('UBND xã Thử Ngày', 'UBND', '000.00.41.H41') AS nd \gset
-SELECT ioffice.add_person('nd_spec', 'Chuyên viên Ngày', 'Chuyên viên', :nd, '{specialist}');
-SELECT ioffice.add_person('nd_lead', 'Chủ tịch Ngày', 'Chủ tịch', :nd, '{leader}');
-SELECT ioffice.add_person('nd_clerk', 'Văn thư Ngày', 'Văn thư', :nd, '{clerk}');
+SELECT ioffice.add_person('nd_spec', 'Chuyên viên Ngày', 'Chuyên viên', :nd, '{specialist}') > 0
+   AND ioffice.add_person('nd_lead', 'Chủ tịch Ngày', 'Chủ tịch', :nd, '{leader}') > 0
+   AND ioffice.add_person('nd_clerk', 'Văn thư Ngày', 'Văn thư', :nd, '{clerk}') > 0 AS people_added;
 SELECT (now() AT TIME ZONE ioffice.timezone())::date AS today \gset
 SELECT id AS reg FROM ioffice.register
 WHERE agency_id = :nd AND direction = 'outgoing' AND code = 'outgoing'
