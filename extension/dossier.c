@@ -723,24 +723,58 @@ ioffice_effect_keep_abstract(ActContext *ctx)
 	ioffice_exec(&abstract_keep, values, NULL, 0);
 }
 
+/*
+ * A dossier already paused keeps the moment it was first paused; one past
+ * its deadline is not paused at all (no row: see pause_clock).
+ */
 static IofficePlan clock_pause = {
-	NULL, "UPDATE ioffice.dossier SET paused_at = now() WHERE id = $1", 1, {INT8OID}
+	NULL,
+	"UPDATE ioffice.dossier SET paused_at = coalesce(paused_at, now()) "
+	" WHERE id = $1 AND deadline >= now() RETURNING 1",
+	1, {INT8OID}
 };
 
-/* pause_clock: waiting for the applicant (status 5, 6) does not count */
+/*
+ * pause_clock: waiting for the applicant (status 5, 6) does not count.
+ * The one-stop rules (Decree 61/2018) stop the clock only for a request
+ * the applicant must answer: it says what is asked (the note), and it is
+ * made within the time allowed.  A dossier already late cannot
+ * be paused: its lateness is the agency's, and a pause would erase it when
+ * the deadline is computed again at resume.  Enforced here, in the effect,
+ * whatever guards a DBA gives the transition.
+ */
 void
 ioffice_effect_pause_clock(ActContext *ctx)
 {
 	Datum		values[1];
 
+	if (ctx->note == NULL || strspn(ctx->note, " \t\r\n") == strlen(ctx->note))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s: a pause needs a note saying what the applicant is asked for", ctx->name)));
 	values[0] = Int64GetDatum(ctx->doc);
-	ioffice_exec(&clock_pause, values, NULL, 0);
+	ioffice_exec(&clock_pause, values, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s is past its deadline: its clock cannot be paused", ctx->name),
+				 errdetail("Only a request made within the time allowed stops the clock; "
+						   "a late dossier stays late.")));
 }
 
+/*
+ * The working days a pause lasted are the whole ones: n such that n working
+ * days after the pause (add_working_days, as deadlines count) is not after
+ * now.  A pause from one evening to the next morning is none, though it
+ * spans a date: counting dates would give a day to every overnight pause.
+ */
 static IofficePlan clock_resume = {
 	NULL,
-	"WITH p AS (SELECT coalesce(greatest(ioffice.working_days_between(paused_at, now()), 0), 0) AS n "
-	"             FROM ioffice.dossier WHERE id = $1) "
+	"WITH w AS (SELECT paused_at, "
+	"                  coalesce(greatest(ioffice.working_days_between(paused_at, now()), 0), 0) AS n "
+	"             FROM ioffice.dossier WHERE id = $1), "
+	"     p AS (SELECT CASE WHEN n > 0 AND ioffice.add_working_days(paused_at, n) > now() "
+	"                       THEN n - 1 ELSE n END AS n FROM w) "
 	"UPDATE ioffice.dossier d SET paused_days = d.paused_days + p.n, paused_at = NULL, "
 	"       deadline = ioffice.add_working_days(d.received_at, d.statutory_days + d.paused_days + p.n) "
 	"  FROM p WHERE d.id = $1 "

@@ -46,6 +46,7 @@ typedef struct ImportPayload
 	char	   *abstract;
 	char	   *signer;
 	int64		register_id;
+	int32		number;			/* a number taken with take_number(), or 0 */
 	char	   *issued_on;
 	char	   *dossier_code;
 	List	   *files;			/* of ImportFile * */
@@ -53,8 +54,8 @@ typedef struct ImportPayload
 } ImportPayload;
 
 static const char *const known_keys[] = {
-	"external_id", "agency_code", "doc_type", "abstract", "signer", "register", "issued_on",
-	"dossier_code", "files", "trail"
+	"external_id", "agency_code", "doc_type", "abstract", "signer", "register", "number",
+	"issued_on", "dossier_code", "files", "trail"
 };
 
 static void
@@ -196,7 +197,7 @@ check_fields(Jsonb *payload)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown field payload.%s", (char *) lfirst(lc)),
-					 errhint("Fields: external_id, agency_code, doc_type, abstract, signer, register, issued_on, dossier_code, files, trail.")));
+					 errhint("Fields: external_id, agency_code, doc_type, abstract, signer, register, number, issued_on, dossier_code, files, trail.")));
 	}
 }
 
@@ -253,6 +254,19 @@ read_payload(Jsonb *payload, ImportPayload *p)
 		if (v->type != jbvNumeric || !ioffice_numeric_to_int64(v->val.numeric, &p->register_id) ||
 			p->register_id <= 0)
 			bad("register", "must be a register id");
+	}
+	/* the number the TTHC system took for this result with take_number() */
+	v = ioffice_jsonb_get(payload, "number");
+	if (v != NULL && v->type != jbvNull)
+	{
+		int64		n = 0;
+
+		if (v->type != jbvNumeric || !ioffice_numeric_to_int64(v->val.numeric, &n) ||
+			n < 1 || n > PG_INT32_MAX)
+			bad("number", "must be a register number taken with take_number");
+		if (p->register_id == 0)
+			bad("register", "is missing: payload.number is a number of a register");
+		p->number = (int32) n;
 	}
 
 	p->files = read_files(payload);
@@ -493,7 +507,11 @@ issue_document(ImportState *st)
 	req->given_register = st->p.register_id;
 	req->issued_on = st->p.issued_on;
 	req->detail = detail;
-	ioffice_issue_number(req);
+	/* a number the TTHC system took: the result accounts for it */
+	if (st->p.number != 0)
+		ioffice_issue_taken_number(req, st->p.number);
+	else
+		ioffice_issue_number(req);
 	values[0] = Int64GetDatum(st->doc);
 	ioffice_exec(&import_issued_state, values, NULL, 0);
 	ioffice_audit(st->actor, 0, "document", st->doc, "issue", "awaiting_issue", "issued",

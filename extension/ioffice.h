@@ -22,6 +22,7 @@ extern int	ioffice_max_file_name_length;
 extern char *ioffice_allowed_file_types;
 extern bool ioffice_audit_chaining;
 extern int	ioffice_due_soon_days;
+extern int	ioffice_dossier_backdating_days;
 
 /* spi_util.c: prepared plans kept for the life of the backend */
 typedef struct IofficePlan

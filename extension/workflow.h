@@ -199,6 +199,7 @@ typedef struct IssueRequest
 	char	   *identifier;
 } IssueRequest;
 extern void ioffice_issue_number(IssueRequest *req);
+extern void ioffice_issue_taken_number(IssueRequest *req, int32 taken);
 extern int64 ioffice_register_option(Jsonb *options);
 extern void ioffice_number_and_issue(ActContext *ctx);
 extern void ioffice_register_arrival(ActContext *ctx);

@@ -1576,3 +1576,416 @@ SELECT w.database, w.pid, w.state, w.started_at, w.last_batch_at, w.batches, w.j
 FROM ioffice._worker_slots() AS w
 LEFT JOIN ioffice._converter_slots() AS c ON c.database = w.database;
 COMMENT ON VIEW worker_status IS 'What the background workers (a signer and a deliverer per database) are doing, the current database''s queue depths (signatures, outbox, files waiting to become PDFs), the signer''s converter (LibreOffice), the last error and when';
+
+
+-- ==== numbers ====
+-- Issue 17 (findings 5 and 7, and the also-check): numbers follow their
+-- dates, every taken number is accounted for, a registered entry is kept as
+-- it was, dossier pauses and receptions bounded.  The new columns are
+-- filled from what the registers already hold, inside the engine's scope so
+-- that the backfill is not recorded as DBAs' hand edits, and before the
+-- triggers that refuse hand edits of those columns exist.
+SELECT _engine_enter();
+ALTER TABLE register ADD COLUMN last_issued_on date;
+ALTER TABLE document ADD COLUMN doc_type_name text;
+ALTER TABLE number_taken ADD COLUMN doc_type_name text;
+ALTER TABLE number_taken ADD COLUMN void_reason text CHECK (length(void_reason) BETWEEN 1 AND 500);
+ALTER TABLE number_taken ADD COLUMN accounted_by bigint REFERENCES person;
+ALTER TABLE number_taken ADD COLUMN accounted_at timestamptz;
+ALTER TABLE number_taken ADD CONSTRAINT number_taken_used_or_void
+    CHECK (document_id IS NULL OR void_reason IS NULL);
+ALTER TABLE number_taken ADD CONSTRAINT number_taken_accounted
+    CHECK ((accounted_at IS NULL) = (document_id IS NULL AND void_reason IS NULL));
+COMMENT ON COLUMN number_taken.void_reason IS 'Why the number was not used (void_number); the number stays in the register';
+-- the names the entries were registered with: today's (no earlier name is known)
+UPDATE document d SET doc_type_name = t.name FROM doc_type t
+ WHERE t.code = d.doc_type AND d.number IS NOT NULL AND d.direction = 'outgoing';
+UPDATE number_taken n SET doc_type_name = t.name FROM doc_type t WHERE t.code = n.doc_type;
+-- an outgoing register's last date: that of its last entry
+UPDATE register r SET last_issued_on = x.last
+  FROM (SELECT register_id, max(day) AS last FROM (
+            SELECT d.register_id, d.issued_on AS day FROM document d
+             WHERE d.direction = 'outgoing' AND d.number IS NOT NULL
+            UNION ALL
+            SELECT n.register_id, n.taken_on FROM number_taken n) e
+         GROUP BY register_id) x
+ WHERE x.register_id = r.id AND r.direction = 'outgoing';
+SELECT _engine_leave();
+
+CREATE OR REPLACE FUNCTION receive_dossier(procedure_code text, procedure_name text, applicant jsonb,
+                                statutory_days int, details jsonb DEFAULT '{}')
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+    v_details jsonb := coalesce(details, '{}');
+    v_agency bigint;
+    v_unit_code text;
+    v_at timestamptz := now();
+    v_day date;
+    v_seq int;
+    v_code text;
+    v_state text;
+    v_id bigint;
+    v_key text;
+    v_how text;
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF procedure_code IS NULL OR procedure_name IS NULL OR applicant IS NULL
+       OR statutory_days IS NULL THEN
+        RAISE EXCEPTION 'receive_dossier needs a procedure code and name, an applicant and the statutory days'
+            USING ERRCODE = '22023';
+    END IF;
+    IF procedure_code !~ '^[A-Za-z0-9._-]{1,60}$' THEN
+        RAISE EXCEPTION 'procedure code "%" is not a procedure code', left(procedure_code, 60)
+            USING ERRCODE = '22023', HINT = 'Procedure codes look like 2.002166.000.00.00.H41.';
+    END IF;
+    IF length(procedure_name) NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'the procedure name must be 1 to 1000 characters' USING ERRCODE = '22023';
+    END IF;
+    IF statutory_days NOT BETWEEN 0 AND 365 THEN
+        RAISE EXCEPTION 'statutory_days must be from 0 to 365 working days, not %', statutory_days
+            USING ERRCODE = '22023';
+    END IF;
+
+    -- the applicant: {name, phone, email, address}
+    IF jsonb_typeof(applicant) <> 'object' THEN
+        RAISE EXCEPTION 'applicant must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    FOR v_key IN SELECT jsonb_object_keys(applicant) LOOP
+        IF v_key NOT IN ('name', 'phone', 'email', 'address') THEN
+            RAISE EXCEPTION 'unknown applicant field "%"', v_key USING ERRCODE = '22023',
+                  HINT = 'An applicant has name, phone, email and address.';
+        END IF;
+        IF jsonb_typeof(applicant->v_key) <> 'string' THEN
+            RAISE EXCEPTION 'applicant.% must be a string', v_key USING ERRCODE = '22023';
+        END IF;
+    END LOOP;
+    IF coalesce(length(btrim(applicant->>'name')), 0) NOT BETWEEN 1 AND 200 THEN
+        RAISE EXCEPTION 'applicant.name is required (1 to 200 characters)' USING ERRCODE = '22023';
+    END IF;
+    IF applicant ? 'phone' AND (applicant->>'phone') !~ '^\+?[0-9][0-9 .]{5,19}$' THEN
+        RAISE EXCEPTION 'applicant.phone "%" is not a phone number', left(applicant->>'phone', 40)
+            USING ERRCODE = '22023';
+    END IF;
+    IF applicant ? 'email' AND (applicant->>'email') !~ '^[^@\s]{1,100}@[^@\s]{1,100}$' THEN
+        RAISE EXCEPTION 'applicant.email "%" is not an e-mail address', left(applicant->>'email', 60)
+            USING ERRCODE = '22023';
+    END IF;
+    IF length(applicant->>'address') > 500 THEN
+        RAISE EXCEPTION 'applicant.address is longer than 500 characters' USING ERRCODE = '22023';
+    END IF;
+
+    PERFORM ioffice._check_details(v_details,
+        '{"how_received": "string", "result_delivery": "string", "received_at": "string"}');
+    v_how := coalesce(v_details->>'how_received', 'direct');
+    IF v_how NOT IN ('direct', 'online', 'postal') THEN
+        RAISE EXCEPTION 'details.how_received must be direct, online or postal' USING ERRCODE = '22023';
+    END IF;
+    IF length(v_details->>'result_delivery') NOT BETWEEN 1 AND 500 THEN
+        RAISE EXCEPTION 'details.result_delivery must be 1 to 500 characters' USING ERRCODE = '22023';
+    END IF;
+    -- a dossier received earlier (paper, online out of hours) is entered with its time; never
+    -- in the future, nor older than the DBA's ioffice.dossier_backdating_days (it starts the clock)
+    IF v_details ? 'received_at' THEN
+        v_at := coalesce(ioffice._time_detail(v_details, 'received_at'), now());
+        IF v_at > now() OR v_at < greatest('2000-01-01', now() - make_interval(days => current_setting('ioffice.dossier_backdating_days')::int)) THEN
+            RAISE EXCEPTION 'details.received_at must be a past time, at most % days ago (ioffice.dossier_backdating_days)', current_setting('ioffice.dossier_backdating_days') USING ERRCODE = '22023';
+        END IF;
+    END IF;
+
+    -- the one-stop officer receives for their agency, whose code names the dossier
+    SELECT u.agency_id, a.code INTO v_agency, v_unit_code
+      FROM ioffice.person p JOIN ioffice.unit u ON u.id = p.unit_id
+      JOIN ioffice.unit a ON a.id = u.agency_id WHERE p.id = v_actor;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.person_role r
+                   WHERE r.person_id = v_actor AND r.role = 'one_stop' AND r.unit_id = v_agency) THEN
+        RAISE EXCEPTION 'only a one-stop officer (bộ phận một cửa) may receive dossiers'
+            USING ERRCODE = '42501';
+    END IF;
+    IF v_unit_code IS NULL THEN
+        RAISE EXCEPTION 'the receiving agency has no agency code' USING ERRCODE = '55000',
+              HINT = 'Dossier codes start with the agency code (DDD.DD.DD.LDD): set unit.code.';
+    END IF;
+    SELECT s.state INTO v_state FROM ioffice.workflow_state s
+     WHERE s.workflow = 'dossier' AND s.initial ORDER BY s.state LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'workflow dossier has no initial state' USING ERRCODE = '55000';
+    END IF;
+
+    -- the sequence of the unit's day: the counter row stays locked to commit
+    v_day := (v_at AT TIME ZONE ioffice.timezone())::date;
+    INSERT INTO ioffice.dossier_counter AS c (unit_code, day, last)
+    VALUES (v_unit_code, v_day, 1)
+    ON CONFLICT (unit_code, day) DO UPDATE SET last = c.last + 1
+    WHERE c.last < 9999
+    RETURNING c.last INTO v_seq;
+    IF v_seq IS NULL THEN
+        RAISE EXCEPTION 'unit % has received 9999 dossiers on %', v_unit_code, v_day
+            USING ERRCODE = '54000', DETAIL = 'Dossier codes have four digits of sequence.';
+    END IF;
+    v_code := v_unit_code || '-' || to_char(v_day, 'YYMMDD') || '-' || lpad(v_seq::text, 4, '0');
+
+    INSERT INTO ioffice.dossier (code, workflow, state, procedure_code, procedure_name, applicant,
+                                 agency_id, unit_code, received_by, received_at, statutory_days,
+                                 deadline, how_received, result_delivery)
+    VALUES (v_code, 'dossier', v_state, procedure_code, procedure_name, applicant,
+            v_agency, v_unit_code, v_actor, v_at, statutory_days,
+            ioffice.add_working_days(v_at, statutory_days), v_how, v_details->>'result_delivery')
+    RETURNING id INTO v_id;
+    -- the receiving officer holds it first
+    INSERT INTO ioffice.dossier_task (dossier_id, step, action, sender_id, request, receiver_id, received_at)
+    VALUES (v_id, 1, 'receive', v_actor, 'Tiếp nhận hồ sơ', v_actor, v_at);
+
+    PERFORM ioffice._audit('dossier', v_id, 'receive', NULL, v_state,
+                           jsonb_build_object('code', v_code, 'procedure_code', procedure_code,
+                                              'statutory_days', statutory_days,
+                                              'how_received', v_how),
+                           NULL, 'dossier:' || v_id);
+    PERFORM ioffice._emit('dossier.status', ioffice._dossier_event(v_id));
+    PERFORM ioffice._engine_leave();
+    RETURN v_code;
+END
+$$;
+
+CREATE OR REPLACE VIEW outgoing_register WITH (security_invoker = true) AS
+SELECT d.agency_id, d.register_id, r.code AS register_code, d.register_year AS year,
+       d.number, d.symbol, d.issued_on, d.doc_type,
+       coalesce(d.doc_type_name, t.name) || ' ' || d.abstract AS type_and_abstract,
+       s.full_name AS signer,
+       (SELECT string_agg(coalesce(e->>'name', e->>'place'), '; ')
+          FROM jsonb_array_elements(d.recipients) AS e) AS recipients,
+       du.name AS archive_unit,
+       d.copies,
+       (d.issued_at AT TIME ZONE ioffice.timezone())::date AS sent_on,
+       NULL::text AS receipt,
+       d.comment AS note,
+       r.confidential OR d.confidentiality <> 'normal' AS confidential,
+       d.identifier,
+       d.id AS document_id
+FROM ioffice.document d
+JOIN ioffice.register r ON r.id = d.register_id
+JOIN ioffice.doc_type t ON t.code = d.doc_type
+JOIN ioffice.unit du ON du.id = d.drafting_unit_id
+LEFT JOIN ioffice.person s ON s.id = d.signer_id
+WHERE d.direction = 'outgoing' AND d.number IS NOT NULL
+UNION ALL
+SELECT r.agency_id, n.register_id, r.code, r.year,
+       n.number, n.symbol, n.taken_on, n.doc_type,
+       coalesce(n.doc_type_name, t.name), NULL, NULL, du.name, NULL, NULL, NULL,
+       CASE WHEN n.void_reason IS NULL THEN 'số lấy từ hệ thống khác'
+            ELSE 'số không sử dụng, đã hủy: ' || n.void_reason END,
+       r.confidential, NULL, NULL
+FROM ioffice.number_taken n
+JOIN ioffice.register r ON r.id = n.register_id
+JOIN ioffice.doc_type t ON t.code = n.doc_type
+LEFT JOIN ioffice.unit du ON du.id = n.drafting_unit_id
+WHERE n.document_id IS NULL;
+
+-- ---------------------------------------------------------------------------
+-- Every number accounted for; a register entry, once made, kept as it was
+-- (issue 17)
+-- ---------------------------------------------------------------------------
+
+-- A number taken with take_number() and not used: its taker (a clerk of the
+-- register's agency) voids it with a reason.  The number stays in the
+-- register (gapless), its entry says it was voided and why; the act is in the
+-- audit trail of the register.  A number used by the document it served is
+-- accounted for by import_issued(payload.number).
+CREATE FUNCTION void_number(register bigint, number int, reason text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+    v_agency bigint;
+    v_symbol text;
+    v_done boolean;
+    v_secret boolean;
+    v_clerk boolean;
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF register IS NULL OR number IS NULL THEN
+        RAISE EXCEPTION 'void_number needs a register and a number' USING ERRCODE = '22023';
+    END IF;
+    IF reason IS NULL OR btrim(reason) = '' THEN
+        RAISE EXCEPTION 'void_number needs the reason the number was not used' USING ERRCODE = '22023';
+    END IF;
+    IF length(reason) > 500 THEN
+        RAISE EXCEPTION 'the reason is longer than 500 characters' USING ERRCODE = '22023';
+    END IF;
+    -- the number's row is locked: an import using it waits, then finds it voided
+    SELECT r.agency_id, n.symbol, n.document_id IS NOT NULL OR n.void_reason IS NOT NULL, r.confidential
+      INTO v_agency, v_symbol, v_done, v_secret
+      FROM ioffice.number_taken n JOIN ioffice.register r ON r.id = n.register_id
+     WHERE n.register_id = void_number.register AND n.number = void_number.number
+       FOR UPDATE OF n;
+    -- a register's numbers are its agency's clerks' (a confidential one's
+    -- are not even named to others)
+    v_clerk := EXISTS (SELECT 1 FROM ioffice.person_role pr
+                       WHERE pr.person_id = v_actor AND pr.role = 'clerk' AND pr.unit_id = v_agency);
+    IF v_agency IS NULL OR (v_secret AND NOT v_clerk) THEN
+        RAISE EXCEPTION 'number % of register % was not taken with take_number', number, register
+            USING ERRCODE = '42704';
+    END IF;
+    IF NOT v_clerk THEN
+        RAISE EXCEPTION 'only a clerk of the register''s agency may void its numbers'
+            USING ERRCODE = '42501';
+    END IF;
+    IF v_done THEN
+        RAISE EXCEPTION 'number % is already accounted for (used or voided)', v_symbol
+            USING ERRCODE = '55000';
+    END IF;
+    UPDATE ioffice.number_taken n
+       SET void_reason = void_number.reason, accounted_by = v_actor, accounted_at = now()
+     WHERE n.register_id = void_number.register AND n.number = void_number.number;
+    PERFORM ioffice._audit('register', register, 'void_number', NULL, NULL,
+                           jsonb_build_object('number', number, 'symbol', v_symbol,
+                                              'reason', reason),
+                           NULL, NULL);
+    PERFORM ioffice._engine_leave();
+END
+$$;
+COMMENT ON FUNCTION void_number(bigint, int, text) IS
+  'A clerk voids a number taken with take_number and not used, with the reason; it stays in the register';
+
+-- The numbers taken with take_number() that no document carries and nobody
+-- voided: what the register's clerks must still account for.  security_invoker:
+-- the row-level security of number_taken and register applies (a confidential
+-- register's numbers are seen by its agency's clerks only).
+CREATE VIEW numbers_unaccounted WITH (security_invoker = true) AS
+SELECT r.agency_id, n.register_id, r.code AS register_code, r.year, n.number, n.symbol,
+       n.doc_type, n.taken_on, n.taken_at, p.login AS taken_by, r.confidential
+FROM ioffice.number_taken n
+JOIN ioffice.register r ON r.id = n.register_id
+JOIN ioffice.person p ON p.id = n.taken_by
+WHERE n.document_id IS NULL AND n.void_reason IS NULL;
+COMMENT ON VIEW numbers_unaccounted IS
+  'Numbers taken with take_number that no document carries and nobody voided (void_number)';
+GRANT SELECT ON numbers_unaccounted TO PUBLIC;
+
+-- A document's register entry, once it has its number, stays what was
+-- registered, whoever writes the row: the engine, a role with the privilege,
+-- or a foreign key's cascade (a DBA renaming a document type's code).  For
+-- an outgoing document, the columns of the outgoing register and of its
+-- identifier; for an incoming one, its number and register.
+CREATE FUNCTION _register_entry_frozen() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF (OLD.direction, OLD.doc_type, OLD.register_id, OLD.register_year, OLD.number)
+           IS DISTINCT FROM (NEW.direction, NEW.doc_type, NEW.register_id, NEW.register_year, NEW.number)
+       OR (OLD.direction = 'outgoing'
+           AND (OLD.doc_type_name, OLD.abstract, OLD.signer_id, OLD.agency_id, OLD.drafting_unit_id,
+                OLD.symbol, OLD.issued_on, OLD.issued_at, OLD.identifier,
+                OLD.recipients, OLD.copies)
+               IS DISTINCT FROM
+               (NEW.doc_type_name, NEW.abstract, NEW.signer_id, NEW.agency_id, NEW.drafting_unit_id,
+                NEW.symbol, NEW.issued_on, NEW.issued_at, NEW.identifier,
+                NEW.recipients, NEW.copies)) THEN
+        RAISE EXCEPTION 'document % is entered in its register as number %: its register entry cannot change',
+              OLD.id, coalesce(OLD.symbol, OLD.number::text)
+            USING ERRCODE = '55000',
+                  DETAIL = 'Type, abstract, signer, number, symbol, date and recipients are what was registered.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER register_entry_frozen BEFORE UPDATE ON document
+    FOR EACH ROW WHEN (OLD.number IS NOT NULL) EXECUTE FUNCTION _register_entry_frozen();
+
+-- What a DBA (ioffice_admin writes register, doc_type and workflow_state) may
+-- no longer change once numbers were given.  SECURITY DEFINER: the checks
+-- read the documents past row-level security.
+--   register: the counter, its audit chain and last date are the engine's
+--   alone (a counter set by hand skips or repeats numbers); the identity of
+--   a register that gave numbers (agency, direction, code, year, series
+--   suffix) is in its entries; and a confidential register that numbered
+--   something stays confidential (its entries would be shown to readers).
+--   A new register starts at 1 (a dump being restored, by a superuser with
+--   check_function_bodies off, brings its counters).
+CREATE FUNCTION _register_guard() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF (NEW.next_number, NEW.numbers_seq) <> (1, 0)
+           OR (NEW.numbers_prev, NEW.numbers_head, NEW.last_issued_on) IS DISTINCT FROM (NULL, NULL, NULL)
+        THEN
+            IF current_setting('check_function_bodies') = 'off'
+               AND (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = session_user) THEN
+                RETURN NEW;
+            END IF;
+            RAISE EXCEPTION 'a new register starts at number 1' USING ERRCODE = '42501',
+                  HINT = 'Numbers are taken by issue and take_number, never set by hand.';
+        END IF;
+        RETURN NEW;
+    END IF;
+    IF (OLD.next_number, OLD.numbers_seq, OLD.numbers_prev, OLD.numbers_head, OLD.last_issued_on)
+           IS DISTINCT FROM
+       (NEW.next_number, NEW.numbers_seq, NEW.numbers_prev, NEW.numbers_head, NEW.last_issued_on) THEN
+        RAISE EXCEPTION 'the counter of register % is written by the engine only', OLD.id
+            USING ERRCODE = '42501',
+                  HINT = 'Numbers are taken by issue and take_number, never set by hand.';
+    END IF;
+    IF OLD.next_number > 1
+       OR EXISTS (SELECT 1 FROM ioffice.document d WHERE d.register_id = OLD.id)
+       OR EXISTS (SELECT 1 FROM ioffice.number_taken n WHERE n.register_id = OLD.id) THEN
+        IF (OLD.agency_id, OLD.direction, OLD.code, OLD.year, OLD.symbol_suffix)
+               IS DISTINCT FROM (NEW.agency_id, NEW.direction, NEW.code, NEW.year, NEW.symbol_suffix)
+           OR (OLD.confidential AND NOT NEW.confidential) THEN
+            RAISE EXCEPTION 'register % has given numbers: its agency, direction, code, year, series and secrecy are in its entries',
+                  OLD.id
+                USING ERRCODE = '55000',
+                      HINT = 'Add a new register for the new series; its name and document types may change.';
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER register_guard BEFORE INSERT OR UPDATE ON register
+    FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _register_guard();
+
+--   doc_type: the code of a type that registers hold (a document numbered
+--   or a number taken under it) cannot change: its cascade would rewrite
+--   them.  Its name may: entries keep the name they were registered with.
+CREATE FUNCTION _doc_type_guard() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF OLD.code IS DISTINCT FROM NEW.code
+       AND (EXISTS (SELECT 1 FROM ioffice.document d
+                    WHERE d.doc_type = OLD.code AND d.number IS NOT NULL)
+            OR EXISTS (SELECT 1 FROM ioffice.number_taken n WHERE n.doc_type = OLD.code)) THEN
+        RAISE EXCEPTION 'document type % is in the registers: its code cannot change', OLD.code
+            USING ERRCODE = '55000',
+                  HINT = 'Add a type with the new code; rename this one''s name if needed.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER doc_type_guard BEFORE UPDATE ON doc_type
+    FOR EACH ROW EXECUTE FUNCTION _doc_type_guard();
+
+--   workflow_state: a state holding numbered documents keeps its name (its
+--   cascade would move them), and stays final, and keeps its files frozen
+--   (made editable, an issued document's files could be replaced).
+CREATE FUNCTION _workflow_state_guard() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF ((OLD.workflow, OLD.state) IS DISTINCT FROM (NEW.workflow, NEW.state)
+        OR (OLD.final AND NOT NEW.final)
+        OR (OLD.files_frozen AND NOT NEW.files_frozen))
+       AND EXISTS (SELECT 1 FROM ioffice.document d
+                   WHERE d.workflow = OLD.workflow AND d.state = OLD.state AND d.number IS NOT NULL) THEN
+        RAISE EXCEPTION 'state % of workflow % holds documents entered in a register', OLD.state, OLD.workflow
+            USING ERRCODE = '55000',
+                  DETAIL = 'Its name, its being final and its frozen files are what those documents were registered under.',
+                  HINT = 'Labels may change; add a new state for new documents.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER workflow_state_guard BEFORE UPDATE ON workflow_state
+    FOR EACH ROW EXECUTE FUNCTION _workflow_state_guard();

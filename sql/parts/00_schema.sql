@@ -219,7 +219,11 @@ CREATE TABLE register (
     numbers_seq  bigint NOT NULL DEFAULT 0 CHECK (numbers_seq >= 0),
     numbers_prev bytea,
     numbers_head bytea,
-    UNIQUE (agency_id, direction, code, year)
+    UNIQUE (agency_id, direction, code, year),
+    -- the date of the last number given (an outgoing register's numbers
+    -- follow their dates): kept here, so that the numbering UPDATE checks a
+    -- new date against it under the row's lock (extension/registers.c)
+    last_issued_on date
 );
 COMMENT ON TABLE register IS 'Numbering registers (sổ văn bản), one row per register and year';
 
@@ -271,7 +275,10 @@ CREATE TABLE document (
     source_document_id bigint,
     received_at     timestamptz,
     CHECK (direction = 'incoming' OR drafter_id IS NOT NULL),
-    CHECK (direction = 'incoming' OR (number IS NULL) = (symbol IS NULL))
+    CHECK (direction = 'incoming' OR (number IS NULL) = (symbol IS NULL)),
+    -- the name of the type as it was registered (the register entry keeps
+    -- it when a DBA renames the type later); set at issue
+    doc_type_name   text
 );
 -- (with the id: a person's own documents newest first, a page of a list)
 CREATE INDEX document_drafter_idx ON document (drafter_id, id);
@@ -309,10 +316,22 @@ CREATE TABLE number_taken (
     taken_at         timestamptz NOT NULL DEFAULT now(),
     taken_on         date NOT NULL,         -- in ioffice.timezone: the register's date
     document_id      bigint REFERENCES document,
-    PRIMARY KEY (register_id, number)
+    PRIMARY KEY (register_id, number),
+    -- the type's name when the number was taken (see document.doc_type_name)
+    doc_type_name    text,
+    -- a number is accounted for when the document it served carries it
+    -- (document_id: import_issued with payload.number) or when it is voided
+    -- with a reason (void_number); who did either, and when
+    void_reason      text CHECK (length(void_reason) BETWEEN 1 AND 500),
+    accounted_by     bigint REFERENCES person,
+    accounted_at     timestamptz,
+    CONSTRAINT number_taken_used_or_void CHECK (document_id IS NULL OR void_reason IS NULL),
+    CONSTRAINT number_taken_accounted
+        CHECK ((accounted_at IS NULL) = (document_id IS NULL AND void_reason IS NULL))
 );
 CREATE INDEX number_taken_taken_on_idx ON number_taken (taken_on);
 COMMENT ON TABLE number_taken IS 'Register numbers taken by external systems (take_number)';
+COMMENT ON COLUMN number_taken.void_reason IS 'Why the number was not used (void_number); the number stays in the register';
 
 CREATE TABLE document_link (
     document_id bigint NOT NULL REFERENCES document,
