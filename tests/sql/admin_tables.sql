@@ -78,7 +78,7 @@ SELECT (SELECT count(*) FROM ioffice.document WHERE doc_type = 'QĐ' AND agency_
 
 -- a numbered document's register columns, by hand: refused; a draft's: not
 SELECT regress_sqlstate(format($$UPDATE ioffice.document SET abstract = 'V/v khác' WHERE id = %s$$, :doc)) AS abstract,
-       regress_sqlstate(format($$UPDATE ioffice.document SET signer_id = (SELECT id FROM ioffice.person WHERE login = 'at_lead') WHERE id = %s$$, :doc)) AS signer,
+       regress_sqlstate(format($$UPDATE ioffice.document SET signer_id = (SELECT id FROM ioffice.person WHERE login = 'at_clerk') WHERE id = %s$$, :doc)) AS signer,
        regress_sqlstate(format($$UPDATE ioffice.document SET recipients = '["Nơi khác"]' WHERE id = %s$$, :doc)) AS recipients,
        regress_sqlstate(format($$UPDATE ioffice.document SET doc_type_name = 'Chỉ thị' WHERE id = %s$$, :doc)) AS type_name,
        regress_sqlstate(format($$UPDATE ioffice.document SET abstract = 'V/v dự thảo (2)' WHERE id = %s$$, :draft)) AS draft_abstract;
