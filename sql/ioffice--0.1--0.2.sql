@@ -980,3 +980,18 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dashboard() IS 'The home page counters (Trang chủ) for the actor';
+
+-- ==== pdf_sign ====
+-- PDF signatures (PAdES) are embedded: the signed PDF is a new version of
+-- the file, which the signature row names.
+ALTER TABLE signature ADD COLUMN signed_file_id bigint REFERENCES file;
+CREATE UNIQUE INDEX signature_signed_file_idx ON signature (signed_file_id);
+-- verify() reports embedded signatures with their revision and what came after
+DROP FUNCTION verify(bigint);
+CREATE FUNCTION verify(file bigint)
+    RETURNS TABLE (signer text, kind text, signed_at timestamptz, subject text, valid boolean, reason text,
+                   revision int, after_signing text)
+    AS 'MODULE_PATHNAME', 'ioffice_verify'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION verify(bigint) IS
+  'Every signature on a file, detached or embedded in a PDF (revision, and what later revisions added: none, signatures, or content), checked against the registered trust anchors and revocation lists (Kiểm tra VB đã ký)';

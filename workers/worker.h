@@ -91,4 +91,22 @@ typedef struct IofficeSignResult
 extern IofficeSignResult ioffice_sign_detached_digest(const char *cert_pem, const char *key_file,
 													  const unsigned char *sha256);
 
+/* signer.c: the CMS of a PAdES signature (no signing-time attribute) */
+extern bytea *ioffice_sign_pades_digest(const char *cert_pem, const char *key_file,
+										const unsigned char *sha256, char **reason);
+
+/* pdf_sign.c: a PAdES signature as an incremental update of a PDF */
+typedef struct IofficePdfSigned
+{
+	bool		ok;
+	bool		not_pdf;		/* the helper cannot read it: sign detached */
+	char	   *reason;
+	bytea	   *cms;
+	int64		signed_file;	/* the new version of the file */
+} IofficePdfSigned;
+
+extern IofficePdfSigned ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem,
+										 const char *key_file, const char *signer_name,
+										 const char *kind);
+
 #endif
