@@ -74,7 +74,14 @@ static IofficePlan jobs_plan = {
 	"            WHEN c.not_before > now() THEN 'the certificate is not valid before ' || c.not_before "
 	"            WHEN c.revoked_at IS NOT NULL THEN 'the certificate was revoked on ' || c.revoked_at "
 	"            WHEN c.key_file IS NULL THEN 'certificate ' || c.id || ' has no key file registered' "
-	"       END, f.sha256, f.kind = 'pdf', s.signer_id, "
+	"       END, f.sha256, "
+	/*
+	 * a PDF that ends as PDFs end (startxref in its last KiB, read as a
+	 * slice of the uncompressed TOAST value) is signed inside, by the
+	 * helper; other "PDFs" (a header and no body) are not worth a process
+	 */
+	"       f.kind = 'pdf' AND position('startxref'::bytea IN "
+	"           substring(f.content FROM greatest(1, f.size - 1023))) > 0, s.signer_id, "
 	"       CASE s.kind WHEN 'personal' THEN p.full_name ELSE u.name END "
 	"  FROM next JOIN ioffice.signature s ON s.id = next.id "
 	"  JOIN ioffice.document d ON d.id = s.document_id "
