@@ -127,6 +127,8 @@ extern int	ioffice_pdf_helper_timeout;
 extern void ioffice_pdf_helper_init(void);
 extern char *ioffice_pdf_helper_run(char **argv, const char *in, size_t in_len,
 									StringInfo out, int *exit_code);
+extern char *ioffice_pdf_helper_serve(const char *header, const char *in, size_t in_len,
+									  StringInfo out, int *status);
 
 /* filetype.c */
 extern const char *ioffice_detect_file_kind(const unsigned char *data, size_t len);

@@ -21,6 +21,9 @@
  *     then the prepared file's <length> bytes.  The caller signs the bytes
  *     of the /ByteRange and writes the CMS's hex into the placeholder.
  *
+ *   ioffice_pdf serve CPU_SECONDS
+ *     Many "prepare" requests in one process, for the worker (see serve()).
+ *
  *   ioffice_pdf signatures
  *     One line per signature dictionary found:
  *     "sig\t<revision>\t<b0> <b1> <b2> <b3>\t<subfilter>\t<M>\t<name>\t
@@ -50,6 +53,7 @@
 #include <new>
 #include <string>
 #include <vector>
+#include <sys/resource.h>
 #include <unistd.h>
 
 using namespace PoDoFo;
@@ -439,15 +443,122 @@ signatures(const std::string &pdf)
 	return 0;
 }
 
+/* one command on one PDF: its answer on stdout, and the status */
+static int
+run_one(const std::string &command, const std::string &pdf, const PrepareOptions &opt,
+		bool *fatal)
+{
+	*fatal = false;
+	try
+	{
+		test_hooks(pdf);
+		if (command == "prepare")
+			return prepare(pdf, opt);
+		return signatures(pdf);
+	}
+	catch (const PdfError &e)
+	{
+		printf("error\tthe PDF cannot be read: %s\n", PdfError::ErrorMessage(e.GetError()));
+		return 2;
+	}
+	catch (const std::bad_alloc &)
+	{
+		/* the heap may be in pieces: answer, then end (serve mode) */
+		fputs("error\tout of memory\n", stdout);
+		*fatal = true;
+		return 1;
+	}
+	catch (const std::exception &e)
+	{
+		printf("error\t%s\n", e.what());
+		return 1;
+	}
+}
+
+/* a field of a serve request's header: up to the next tab */
+static std::string
+field(const std::string &line, size_t &at)
+{
+	size_t		tab = line.find('\t', at);
+	std::string f = line.substr(at, tab == std::string::npos ? std::string::npos : tab - at);
+
+	at = tab == std::string::npos ? line.size() : tab + 1;
+	return f;
+}
+
+/*
+ * serve: many requests, one process (the worker keeps it between jobs:
+ * starting a process costs more than preparing a small PDF).  A request is
+ * "prepare\t<length>\t<time>\t<room>\t<name>\t<reason>\n" and <length>
+ * bytes; the answer is what "prepare" prints, then "status <n>\n".  The
+ * CPU limit is renewed per request (what it used so far plus the budget),
+ * below the hard limit its parent set; the wall clock is the parent's.
+ */
+static int
+serve(rlim_t budget)
+{
+	char		line[8192];
+
+	while (fgets(line, sizeof(line), stdin) != NULL)
+	{
+		std::string header(line);
+		size_t		at = 0;
+		PrepareOptions opt;
+		std::string command;
+		size_t		len;
+		std::string pdf;
+		bool		fatal;
+		int			status;
+		struct rusage ru;
+		struct rlimit rl;
+
+		if (!header.empty() && header.back() == '\n')
+			header.pop_back();
+		command = field(header, at);
+		len = (size_t) atoll(field(header, at).c_str());
+		opt.when = (time_t) atoll(field(header, at).c_str());
+		opt.room = (size_t) atoll(field(header, at).c_str());
+		opt.name = field(header, at);
+		opt.reason = field(header, at);
+		if (command != "prepare" && command != "signatures")
+			return 1;
+		try
+		{
+			pdf.resize(len);
+		}
+		catch (const std::bad_alloc &)
+		{
+			return 1;
+		}
+		if (len > 0 && fread(&pdf[0], 1, len, stdin) != len)
+			return 1;
+		if (getrusage(RUSAGE_SELF, &ru) == 0 && getrlimit(RLIMIT_CPU, &rl) == 0)
+		{
+			rlim_t		used = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1;
+			rlim_t		want = used + budget;
+
+			rl.rlim_cur = (rl.rlim_max == RLIM_INFINITY || want < rl.rlim_max) ? want : rl.rlim_max;
+			setrlimit(RLIMIT_CPU, &rl);
+		}
+		status = run_one(command, pdf, opt, &fatal);
+		printf("status %d\n", status);
+		fflush(stdout);
+		if (fatal)
+			return 1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	std::string command = argc > 1 ? argv[1] : "";
 	PrepareOptions opt;
+	bool		fatal;
 
 	PdfError::EnableDebug(false);
 	PdfError::EnableLogging(false);
-	for (int i = 2; i + 1 < argc; i += 2)
+	for (int i = 2; command != "serve" && i + 1 < argc; i += 2)
 	{
 		std::string k = argv[i];
 
@@ -467,29 +578,16 @@ main(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (command == "serve")
+		return serve(argc > 2 && atoll(argv[2]) > 0 ? (rlim_t) atoll(argv[2]) : 30);
 	if (command != "prepare" && command != "signatures")
 	{
-		fputs("error\tusage: ioffice_pdf prepare|signatures < in.pdf\n", stdout);
+		fputs("error\tusage: ioffice_pdf prepare|signatures|serve < in.pdf\n", stdout);
 		return 1;
 	}
 	try
 	{
-		std::string pdf = read_stdin();
-
-		test_hooks(pdf);
-		if (command == "prepare")
-			return prepare(pdf, opt);
-		return signatures(pdf);
-	}
-	catch (const PdfError &e)
-	{
-		printf("error\tthe PDF cannot be read: %s\n", PdfError::ErrorMessage(e.GetError()));
-		return 2;
-	}
-	catch (const std::bad_alloc &)
-	{
-		fputs("error\tout of memory\n", stdout);
-		return 1;
+		return run_one(command, read_stdin(), opt, &fatal);
 	}
 	catch (const std::exception &e)
 	{

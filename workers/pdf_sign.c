@@ -124,7 +124,7 @@ ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key
 	bytea	   *content;
 	bool		current = false;
 	StringInfoData out;
-	char	   *argv[12];
+	char	   *header;
 	char		when[32];
 	char		room[32];
 	int			exit_code;
@@ -156,26 +156,18 @@ ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key
 	snprintf(when, sizeof(when), "%lld", (long long) time(NULL));
 	snprintf(room, sizeof(room), "%d", PADES_ROOM);
 	{
-		int			n = 0;
+		/* the served helper's request: fields without tabs or newlines */
+		char	   *clean = pstrdup(signer_name ? signer_name : "");
 
-		argv[n++] = NULL;		/* the helper's path, set by the runner */
-		argv[n++] = "prepare";
-		argv[n++] = "--name";
-		argv[n++] = (char *) signer_name;
-		argv[n++] = "--time";
-		argv[n++] = when;
-		argv[n++] = "--room";
-		argv[n++] = room;
-		if (strcmp(kind, "organisation") == 0)
-		{
-			argv[n++] = "--reason";
-			argv[n++] = "Ký số văn thư";
-		}
-		argv[n] = NULL;
+		for (char *c = clean; *c; c++)
+			if (*c == '\t' || *c == '\n' || *c == '\r')
+				*c = ' ';
+		header = psprintf("prepare\t%zu\t%s\t%s\t%s\t%s\n", VARSIZE_ANY_EXHDR(content), when, room,
+						  clean, strcmp(kind, "organisation") == 0 ? "Ký số văn thư" : "");
 	}
 	initStringInfo(&out);
-	r.reason = ioffice_pdf_helper_run(argv, VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content),
-									  &out, &exit_code);
+	r.reason = ioffice_pdf_helper_serve(header, VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content),
+										&out, &exit_code);
 	if (r.reason != NULL)
 		return r;
 	if (exit_code == 2)
