@@ -22,7 +22,11 @@
  *     of the /ByteRange and writes the CMS's hex into the placeholder.
  *
  *   ioffice_pdf serve CPU_SECONDS
- *     Many "prepare" requests in one process, for the worker (see serve()).
+ *     Many "prepare" requests in one process, for the worker (see serve()),
+ *     which may carry a PNG: the signer's signature image, centred on a
+ *     given point or in the usual place of the signature block, or the
+ *     agency's seal at its real size over the left third of the latest
+ *     visible signature (place()).
  *
  *   ioffice_pdf signatures
  *     One line per signature dictionary found:
@@ -156,7 +160,114 @@ struct PrepareOptions
 	std::string location;
 	time_t		when = time(NULL);
 	size_t		room = 16384;
+	/* the visible signature: an image (PNG), and for a seal its diameter */
+	std::string image;
+	double		seal_mm = 0;
+	int			page = 0;		/* 1-based; 0: not given */
+	double		x = 0;			/* the image's centre, points from bottom left */
+	double		y = 0;
 };
+
+/* where the widget goes: a page and a rectangle; zero size: invisible */
+struct Placement
+{
+	int			page = 0;		/* 0-based */
+	PdfRect		rect = PdfRect(0, 0, 0, 0);
+};
+
+/* the page index of a page object, or -1 */
+static int
+page_index(PdfMemDocument &doc, const PdfReference &ref)
+{
+	for (int i = 0; i < doc.GetPageCount(); i++)
+		if (doc.GetPage(i)->GetObject()->Reference() == ref)
+			return i;
+	return -1;
+}
+
+/*
+ * The visible signature image of the latest earlier signature: the widget
+ * of a signature field with the highest object number and a non-empty
+ * /Rect (the leader's, when the clerk seals).
+ */
+static bool
+latest_visible_signature(PdfMemDocument &doc, Placement &found)
+{
+	bool		any = false;
+	unsigned long best = 0;
+
+	for (PdfObject *o : doc.GetObjects())
+	{
+		if (!o->IsDictionary())
+			continue;
+		const PdfDictionary &d = o->GetDictionary();
+		const PdfObject *ft = d.GetKey("FT");
+		const PdfObject *rect = d.GetKey("Rect");
+		const PdfObject *pg = d.GetKey("P");
+
+		if (ft == NULL || !ft->IsName() || ft->GetName() != PdfName("Sig") ||
+			rect == NULL || !rect->IsArray() || rect->GetArray().size() != 4 ||
+			pg == NULL || !pg->IsReference())
+			continue;
+		PdfRect r(rect->GetArray());
+
+		if (r.GetWidth() <= 0 || r.GetHeight() <= 0 || o->Reference().ObjectNumber() < best)
+			continue;
+		int			idx = page_index(doc, pg->GetReference());
+
+		if (idx < 0)
+			continue;
+		best = o->Reference().ObjectNumber();
+		found.page = idx;
+		found.rect = r;
+		any = true;
+	}
+	return any;
+}
+
+/*
+ * Where the image goes (Decree 30, Appendix I, II.7d and 8): a person's
+ * signature image 50 pt high, centred on the given point, or else in the
+ * signature block's usual place on the last page (right half, a quarter up
+ * from the bottom); a seal at its real diameter, its right edge a third of
+ * the way into the latest visible signature image, centred on its height.
+ */
+static Placement
+place(PdfMemDocument &doc, const PrepareOptions &opt, double img_w, double img_h)
+{
+	Placement	p;
+	int			pages = doc.GetPageCount();
+
+	if (opt.image.empty() || img_w <= 0 || img_h <= 0)
+		return p;
+	if (opt.seal_mm > 0)
+	{
+		double		d = opt.seal_mm * 72.0 / 25.4;
+		Placement	sig;
+
+		if (latest_visible_signature(doc, sig))
+		{
+			p.page = sig.page;
+			p.rect = PdfRect(sig.rect.GetLeft() + sig.rect.GetWidth() / 3 - d,
+							 sig.rect.GetBottom() + sig.rect.GetHeight() / 2 - d / 2, d, d);
+			return p;
+		}
+		img_h = d;
+		img_w = d;
+	}
+	else
+	{
+		img_w = img_w * 50.0 / img_h;
+		img_h = 50.0;
+	}
+	p.page = (opt.page >= 1 && opt.page <= pages) ? opt.page - 1 : pages - 1;
+	PdfRect		box = doc.GetPage(p.page)->GetPageSize();
+	double		cx = opt.page >= 1 ? opt.x : box.GetLeft() + box.GetWidth() * 0.72;
+	double		cy = opt.page >= 1 ? opt.y : box.GetBottom() + box.GetHeight() * 0.25;
+
+	p.rect = PdfRect(cx - img_w / 2, cy - img_h / 2, img_w, img_h);
+	return p;
+}
 
 /* the next free field name Signature<n> */
 static std::string
@@ -191,8 +302,10 @@ prepare(const std::string &pdf, const PrepareOptions &opt)
 	{
 		PdfOutputDevice dev(&out);
 		PdfSignOutputDevice signer(&dev);
-		PdfPage    *page = doc.GetPage(0);
 		PdfAcroForm *form = doc.GetAcroForm(true, ePdfAcroFormDefaultAppearance_None);
+		PdfImage   *img = NULL;
+		PdfXObject *look = NULL;
+		Placement	where;
 		PdfSignatureField *field;
 		PdfObject  *sig;
 		PdfArray	range;
@@ -200,7 +313,27 @@ prepare(const std::string &pdf, const PrepareOptions &opt)
 		/* signatures exist and the file is append-only (PDF 32000 12.7.2) */
 		form->GetObject()->GetDictionary().AddKey("SigFlags", PdfObject((pdf_int64) 3));
 		signer.SetSignatureSize(opt.room);
-		field = new PdfSignatureField(page, PdfRect(0, 0, 0, 0), &doc);
+		if (!opt.image.empty())
+		{
+			img = new PdfImage(&doc);
+			img->LoadFromPngData((const unsigned char *) opt.image.data(), (pdf_long) opt.image.size());
+			where = place(doc, opt, img->GetWidth(), img->GetHeight());
+		}
+		field = new PdfSignatureField(doc.GetPage(where.page), where.rect, &doc);
+		if (img != NULL && where.rect.GetWidth() > 0)
+		{
+			PdfPainter	painter;
+
+			/* the widget's appearance: the image filling its rectangle */
+			look = new PdfXObject(PdfRect(0, 0, where.rect.GetWidth(), where.rect.GetHeight()), &doc);
+			painter.SetPage(look);
+			painter.DrawImage(0, 0, img, where.rect.GetWidth() / img->GetWidth(),
+							  where.rect.GetHeight() / img->GetHeight());
+			painter.FinishPage();
+			field->SetAppearanceStream(look);
+			/* printed, as the paper copy shows it */
+			field->GetWidgetAnnotation()->SetFlags(ePdfAnnotationFlags_Print);
+		}
 		field->SetFieldName(PdfString(new_field_name(doc)));
 		if (!opt.reason.empty())
 			field->SetSignatureReason(PdfString((const pdf_utf8 *) opt.reason.c_str()));
@@ -221,6 +354,8 @@ prepare(const std::string &pdf, const PrepareOptions &opt)
 		range = signer.AdjustByteRange();
 		signer.Flush();
 		delete field;
+		delete look;
+		delete img;
 
 		if (range.size() != 4)
 			throw PdfError(ePdfError_InternalLogic);
@@ -489,8 +624,8 @@ field(const std::string &line, size_t &at)
 /*
  * serve: many requests, one process (the worker keeps it between jobs:
  * starting a process costs more than preparing a small PDF).  A request is
- * "prepare\t<length>\t<time>\t<room>\t<name>\t<reason>\n" and <length>
- * bytes; the answer is what "prepare" prints, then "status <n>\n".  The
+ * "prepare\t<length>\t<time>\t<room>\t<name>\t<reason>\t<image length>\t
+ * <seal mm>\t<page>\t<x>\t<y>\n", <length> bytes of PDF, <image length> of PNG; the answer is what "prepare" prints, then "status <n>\n".  The
  * CPU limit is renewed per request (what it used so far plus the budget),
  * below the hard limit its parent set; the wall clock is the parent's.
  */
@@ -520,6 +655,12 @@ serve(rlim_t budget)
 		opt.room = (size_t) atoll(field(header, at).c_str());
 		opt.name = field(header, at);
 		opt.reason = field(header, at);
+		size_t		image_len = (size_t) atoll(field(header, at).c_str());
+
+		opt.seal_mm = atof(field(header, at).c_str());
+		opt.page = atoi(field(header, at).c_str());
+		opt.x = atof(field(header, at).c_str());
+		opt.y = atof(field(header, at).c_str());
 		if (command != "prepare" && command != "signatures")
 			return 1;
 		try
@@ -531,6 +672,11 @@ serve(rlim_t budget)
 			return 1;
 		}
 		if (len > 0 && fread(&pdf[0], 1, len, stdin) != len)
+			return 1;
+		if (image_len > 16 << 20)
+			return 1;
+		opt.image.resize(image_len);
+		if (image_len > 0 && fread(&opt.image[0], 1, image_len, stdin) != image_len)
 			return 1;
 		if (getrusage(RUSAGE_SELF, &ru) == 0 && getrlimit(RLIMIT_CPU, &rl) == 0)
 		{

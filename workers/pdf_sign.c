@@ -113,7 +113,7 @@ check_prepared(const char *pdf, size_t len, const char *orig, size_t orig_len, c
 
 IofficePdfSigned
 ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key_file,
-				 const char *signer_name, const char *kind)
+				 const char *signer_name, const char *kind, const IofficePdfLook *look)
 {
 	IofficePdfSigned r = {false, false, NULL, NULL, 0};
 	Datum		values[7];
@@ -162,12 +162,29 @@ ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key
 		for (char *c = clean; *c; c++)
 			if (*c == '\t' || *c == '\n' || *c == '\r')
 				*c = ' ';
-		header = psprintf("prepare\t%zu\t%s\t%s\t%s\t%s\n", VARSIZE_ANY_EXHDR(content), when, room,
-						  clean, strcmp(kind, "organisation") == 0 ? "Ký số văn thư" : "");
+		header = psprintf("prepare\t%zu\t%s\t%s\t%s\t%s\t%zu\t%g\t%d\t%g\t%g\n",
+						  VARSIZE_ANY_EXHDR(content), when, room, clean,
+						  strcmp(kind, "organisation") == 0 ? "Ký số văn thư" : "",
+						  look->image ? VARSIZE_ANY_EXHDR(look->image) : 0,
+						  look->seal_mm, look->page, look->x, look->y);
 	}
 	initStringInfo(&out);
-	r.reason = ioffice_pdf_helper_serve(header, VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content),
-										&out, &exit_code);
+	{
+		/* the request's body: the PDF, then the image */
+		StringInfoData body;
+		const char *in = VARDATA_ANY(content);
+		size_t		in_len = VARSIZE_ANY_EXHDR(content);
+
+		if (look->image != NULL)
+		{
+			initStringInfo(&body);
+			appendBinaryStringInfo(&body, in, in_len);
+			appendBinaryStringInfo(&body, VARDATA_ANY(look->image), VARSIZE_ANY_EXHDR(look->image));
+			in = body.data;
+			in_len = body.len;
+		}
+		r.reason = ioffice_pdf_helper_serve(header, in, in_len, &out, &exit_code);
+	}
 	if (r.reason != NULL)
 		return r;
 	if (exit_code == 2)

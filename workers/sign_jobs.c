@@ -49,6 +49,7 @@ typedef struct SignJob
 	bool		pdf;			/* a PDF: signed inside it (pdf_sign.c) */
 	int64		signer;
 	char	   *signer_name;	/* the PDF signature's /Name */
+	IofficePdfLook look;		/* its image and where it goes */
 	/* the outcome */
 	bool		ok;
 	char	   *reason;
@@ -82,12 +83,17 @@ static IofficePlan jobs_plan = {
 	 */
 	"       f.kind = 'pdf' AND position('startxref'::bytea IN "
 	"           substring(f.content FROM greatest(1, f.size - 1023))) > 0, s.signer_id, "
-	"       CASE s.kind WHEN 'personal' THEN p.full_name ELSE u.name END "
+	"       CASE s.kind WHEN 'personal' THEN p.full_name ELSE u.name END, "
+	"       CASE s.kind WHEN 'personal' THEN si.png ELSE se.png END, se.diameter_mm::float8, "
+	"       CASE WHEN s.options->>'mode' = 'position' THEN (s.options->>'page')::int END, "
+	"       (s.options->>'x')::float8, (s.options->>'y')::float8 "
 	"  FROM next JOIN ioffice.signature s ON s.id = next.id "
 	"  JOIN ioffice.document d ON d.id = s.document_id "
 	"  LEFT JOIN ioffice.file f ON f.id = s.file_id "
 	"  JOIN ioffice.person p ON p.id = s.signer_id "
 	"  JOIN ioffice.unit u ON u.id = d.agency_id "
+	"  LEFT JOIN ioffice.signature_image si ON si.person_id = s.signer_id AND s.kind = 'personal' "
+	"  LEFT JOIN ioffice.seal_image se ON se.agency_id = d.agency_id AND s.kind = 'organisation' "
 	"  LEFT JOIN LATERAL ( "
 	"       SELECT c.* FROM ioffice.certificate c "
 	"        WHERE c.kind = s.kind "
@@ -224,7 +230,7 @@ sign_job(SignJob *job)
 	if (job->pdf)
 	{
 		IofficePdfSigned p = ioffice_pdf_sign(job->file, job->signer, job->pem, job->key_file,
-											  job->signer_name, job->kind);
+											  job->signer_name, job->kind, &job->look);
 
 		if (!p.not_pdf)
 		{
@@ -683,6 +689,16 @@ job_from_tuple(SignJob *job, HeapTuple tup, TupleDesc desc)
 	job->pdf = !isnull && DatumGetBool(d);
 	job->signer = DatumGetInt64(SPI_getbinval(tup, desc, 11, &isnull));
 	job->signer_name = SPI_getvalue(tup, desc, 12);
+	d = SPI_getbinval(tup, desc, 13, &isnull);
+	job->look.image = isnull ? NULL : DatumGetByteaPCopy(d);
+	d = SPI_getbinval(tup, desc, 14, &isnull);
+	job->look.seal_mm = isnull ? 0 : DatumGetFloat8(d);
+	d = SPI_getbinval(tup, desc, 15, &isnull);
+	job->look.page = isnull ? 0 : DatumGetInt32(d);
+	d = SPI_getbinval(tup, desc, 16, &isnull);
+	job->look.x = isnull ? 0 : DatumGetFloat8(d);
+	d = SPI_getbinval(tup, desc, 17, &isnull);
+	job->look.y = isnull ? 0 : DatumGetFloat8(d);
 	MemoryContextSwitchTo(old);
 }
 

@@ -254,5 +254,57 @@ check_issued('plain', $file, $issued);
 		'verify(): a page changed after the signature is a change of content, not a signature');
 }
 
+# --- the images: the leader's signature, the seal at real size over its left third ---
+SKIP:
+{
+	skip 'pdftoppm or python3 is not installed', 9
+	  if system('command -v pdftoppm >/dev/null && command -v python3 >/dev/null') != 0;
+	my $make_png = dirname(__FILE__) . '/../pdf/make_png.py';
+	system_or_bail('python3', $make_png, 'signature', "$dir/sig.png");
+	system_or_bail('python3', $make_png, 'seal', "$dir/seal.png");
+	my ($rc, $out, $err) = $node->psql('postgres',
+		"SELECT ioffice.set_seal_image(1, convert_to('not a png', 'UTF8'), 35)");
+	like($err, qr/a seal image must be a PNG/, 'set_seal_image refuses what is not a PNG');
+	$node->safe_psql('postgres',
+		"SELECT ioffice.set_signature_image('dai', decode('" . file_hex("$dir/sig.png") . "', 'hex'));"
+		. "SELECT ioffice.set_seal_image(1, decode('" . file_hex("$dir/seal.png") . "', 'hex'), 35)");
+	my ($idoc, $ifile, $iissued) = issue_pdf('images', "$dir/two.pdf");
+	my ($sigout) = run_command([ 'pdfsig', $iissued ]);
+	my @valid = $sigout =~ /Signature Validation: Signature is Valid/g;
+	is(scalar @valid, 2, 'images: pdfsig lists two valid signatures') or diag($sigout);
+
+	# page 2 at 72 dpi: one pixel a point
+	system_or_bail('pdftoppm', '-r', '72', '-f', '2', '-l', '2', $iissued, "$dir/page");
+	my ($ppm) = glob("$dir/page*.ppm");
+	my $img = slurp_file($ppm);
+	my ($w, $h, $data) = $img =~ /\AP6\s+(\d+)\s+(\d+)\s+255\s(.*)\z/s or die 'not a PPM';
+	my (%blue, %red);
+	for my $y (0 .. $h - 1)
+	{
+		for my $x (0 .. $w - 1)
+		{
+			my ($r, $g, $b) = unpack('C3', substr($data, ($y * $w + $x) * 3, 3));
+			my $box = ($b > 150 && $r < 100 && $g < 120) ? \%blue : ($r > 150 && $g < 100 && $b < 100) ? \%red : undef;
+			next unless $box;
+			$box->{x0} = $x if !defined $box->{x0} || $x < $box->{x0};
+			$box->{x1} = $x if !defined $box->{x1} || $x > $box->{x1};
+			$box->{y0} = $y if !defined $box->{y0} || $y < $box->{y0};
+			$box->{y1} = $y if !defined $box->{y1} || $y > $box->{y1};
+		}
+	}
+	ok(defined $blue{x0}, 'the leader\'s signature image is on the last page, in blue');
+	ok(defined $red{x0}, 'the seal is on the last page, in red');
+	my $d = 35 * 72 / 25.4;
+	my $seal_w = $red{x1} - $red{x0} + 1;
+	ok(abs($seal_w - $d) < 0.05 * $d, "the seal is at its real size, 35 mm ($seal_w px, expected about @{[ int $d ]})");
+	my $blue_w = $blue{x1} - $blue{x0} + 1;
+	my $covered = ($red{x1} - $blue{x0} + 1) / $blue_w;
+	ok($red{x0} < $blue{x0}, 'the seal stands out on the left of the signature');
+	ok($covered > 0.2 && $covered < 0.45, sprintf('the seal covers about a third of the signature image (%.2f)', $covered));
+	my $dy = abs(($red{y0} + $red{y1}) / 2 - ($blue{y0} + $blue{y1}) / 2);
+	ok($dy < 15, "the seal is centred on the signature's height ($dy px apart)");
+	ok($blue{y0} > $h / 2, 'the signature is in the lower half of the page (the signature block\'s usual place)');
+}
+
 $node->stop;
 done_testing();
