@@ -399,8 +399,9 @@ pdf_text(const char *s)
 
 	if (!pg_verifymbstr(copy, strlen(copy), true))
 	{
+		/* not valid text: its ASCII, the rest as '?' */
 		pg_clean_ascii(copy);
-		return copy;
+		return pnstrdup(copy, Min(strlen(copy), 60));
 	}
 	return pnstrdup(copy, pg_mbcliplen(copy, strlen(copy), 60));
 }
