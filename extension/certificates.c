@@ -478,20 +478,22 @@ contents_der(const char *hex)
 	return ioffice_bytea(raw, (p - raw) + body);
 }
 
-/* who made this CMS, when it is one the worker recorded */
+/* who made this CMS, when it is one the worker recorded for the file's document */
 static void
-recorded_signer(VerifyRow *row, bytea *der)
+recorded_signer(VerifyRow *row, bytea *der, int64 file)
 {
-	Datum		arg[1];
-	Oid			type[1] = {BYTEAOID};
+	Datum		arg[2];
+	Oid			type[2] = {BYTEAOID, INT8OID};
 	bool		isnull;
 
 	arg[0] = PointerGetDatum(der);
+	arg[1] = Int64GetDatum(file);
 	if (SPI_execute_with_args("SELECT p.full_name, s.kind, s.signed_at FROM ioffice.signature s "
 							  "  JOIN ioffice.person p ON p.id = s.signer_id "
-							  " WHERE s.cms = $1 AND s.status = 'done' AND s.signed_file_id IS NOT NULL "
+							  " WHERE s.document_id = (SELECT f.document_id FROM ioffice.file f WHERE f.id = $2) "
+							  "   AND s.cms = $1 AND s.status = 'done' AND s.signed_file_id IS NOT NULL "
 							  " ORDER BY s.id LIMIT 1",
-							  1, type, arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed == 0)
+							  2, type, arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed == 0)
 		return;
 	row->signer = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	row->kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
@@ -505,7 +507,7 @@ recorded_signer(VerifyRow *row, bytea *der)
  * /Name, what came after, the /Contents hex.
  */
 static void
-embedded_row(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content, char *line)
+embedded_row(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content, int64 file, char *line)
 {
 	char	   *f[8];
 	int			nf = 0;
@@ -560,7 +562,7 @@ embedded_row(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content, char *lin
 		put_row(rsinfo, &row);
 		return;
 	}
-	recorded_signer(&row, der);
+	recorded_signer(&row, der, file);
 	initStringInfo(&signed_bytes);
 	appendBinaryStringInfo(&signed_bytes, pdf, br[1]);
 	appendBinaryStringInfo(&signed_bytes, pdf + br[2], br[3]);
@@ -579,7 +581,7 @@ embedded_row(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content, char *lin
  * the library cannot read at all gives no row unless it names a /ByteRange.
  */
 static void
-embedded_rows(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content)
+embedded_rows(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content, int64 file)
 {
 	char	   *argv[3] = {NULL, "signatures", NULL};
 	StringInfoData out;
@@ -614,7 +616,7 @@ embedded_rows(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content)
 		if (next)
 			*next++ = '\0';
 		if (strncmp(line, "sig\t", 4) == 0)
-			embedded_row(rsinfo, store, content, line);
+			embedded_row(rsinfo, store, content, file, line);
 	}
 }
 
@@ -670,7 +672,7 @@ ioffice_verify(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		if (is_pdf)
-			embedded_rows(rsinfo, store, content);
+			embedded_rows(rsinfo, store, content, file);
 		for (i = 0; i < nsigs; i++)
 		{
 			HeapTuple	tup = sigs->vals[i];
