@@ -242,7 +242,9 @@ ioffice_guard_has_opinion_file(ActContext *ctx)
 
 /*
  * Per current file of the result: is the leader's signature pending, is it
- * missing (not done); the reason of a failed one; how many files.
+ * missing (not done: neither detached on it nor embedded in it, a PDF
+ * whose signature made this version); the reason of a failed one; how many
+ * files.
  */
 static IofficePlan result_signatures = {
 	NULL,
@@ -251,7 +253,8 @@ static IofficePlan result_signatures = {
 	"                   WHERE s.file_id = f.id AND s.kind = 'personal' "
 	"                     AND s.signer_id = r.signer_id AND s.status = 'pending')), "
 	"       count(f.id) FILTER (WHERE NOT EXISTS (SELECT 1 FROM ioffice.signature s "
-	"                   WHERE s.file_id = f.id AND s.kind = 'personal' "
+	"                   WHERE ((s.file_id = f.id AND s.signed_file_id IS NULL) "
+	"                          OR s.signed_file_id = f.id) AND s.kind = 'personal' "
 	"                     AND s.signer_id = r.signer_id AND s.status = 'done')), "
 	"       max(fs.reason), count(f.id) "
 	"  FROM ioffice.dossier d "

@@ -60,6 +60,15 @@ static IofficePlan any_file_frozen = {
  * Read after the lock, in its own statement: a subquery of the locking
  * statement would see the tasks as they were before we waited.
  */
+bool		ioffice_signed_version_allowed = false;
+
+/* the version a signed PDF replaces, for the trigger's check */
+static IofficePlan replaced_version = {
+	NULL,
+	"SELECT document_id, content FROM ioffice.file WHERE id = $1",
+	1, {INT8OID}
+};
+
 static IofficePlan doc_holder = {
 	NULL,
 	"SELECT receiver_id FROM ioffice.task WHERE document_id = $1 AND status = 'open'",
@@ -587,6 +596,44 @@ is_conversion(TriggerData *trigdata, TupleDesc desc)
 }
 
 /*
+ * The signer's one exception to frozen files (workers/pdf_sign.c): a PDF
+ * signature makes new bytes, which become the next version of the file it
+ * signed, even after approval or issue.  Only when the signer's flag is set
+ * (no SQL can set it), and only a version that provably is the signed file
+ * plus an appended update: same document, a PDF, replacing the version
+ * whose bytes it begins with.  Marking the signed version replaced is the
+ * other write it makes (the fixed columns stay checked below).
+ */
+static void
+check_signed_version(TriggerData *trigdata, TupleDesc desc, int64 doc)
+{
+	HeapTuple	row = trigdata->tg_trigtuple;
+	bool		isnull;
+	Datum		replaces;
+	Datum		values[1];
+	bytea	   *old;
+	bytea	   *new;
+	int64		old_doc = 0;
+
+	if (!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		return;
+	replaces = heap_getattr(row, SPI_fnumber(desc, "replaces_id"), desc, &isnull);
+	if (isnull)
+		elog(ERROR, "ioffice: a signed PDF must replace the version it signed");
+	values[0] = replaces;
+	ioffice_exec(&replaced_version, values, NULL, 1);
+	if (SPI_processed != 1 || !ioffice_get_int64(0, 1, &old_doc) || old_doc != doc)
+		elog(ERROR, "ioffice: a signed PDF must replace a version of the same document");
+	old = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	new = DatumGetByteaPP(heap_getattr(row, SPI_fnumber(desc, "content"), desc, &isnull));
+	if (VARSIZE_ANY_EXHDR(new) <= VARSIZE_ANY_EXHDR(old) ||
+		memcmp(VARDATA_ANY(new), VARDATA_ANY(old), VARSIZE_ANY_EXHDR(old)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a signed PDF must begin with the bytes of the version it signed")));
+}
+
+/*
  * _file_frozen(): BEFORE INSERT, UPDATE or DELETE (row) and TRUNCATE
  * (statement) on table file.  Every change of a file row meets
  * check_files_open(), whoever makes it: the engine's effects and a role that
@@ -654,7 +701,9 @@ ioffice_file_frozen(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum(doc);
 	ioffice_exec(&doc_files_state, values, NULL, 1);
 	/* no such document: the foreign key says so */
-	if (SPI_processed > 0 && !is_conversion(trigdata, desc))
+	if (ioffice_signed_version_allowed)
+		check_signed_version(trigdata, desc, doc);
+	else if (SPI_processed > 0 && !is_conversion(trigdata, desc))
 	{
 		ioffice_get_bool(0, 3, &final);
 		ioffice_get_bool(0, 5, &frozen);

@@ -139,6 +139,7 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	/* the worker's settings too, before the prefix is reserved */
+	ioffice_pdf_helper_init();
 	ioffice_worker_init();
 	MarkGUCPrefixReserved("ioffice");
 	ioffice_engine_scope_init();

@@ -10,6 +10,7 @@
 
 #include "access/htup.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "utils/jsonb.h"
 #include "utils/date.h"
 #include "utils/numeric.h"
@@ -120,6 +121,23 @@ extern int64 ioffice_add_document_file(int64 doc, text *name, bytea *content, co
  * the one new version a frozen document's files may get (files.c); 0 else
  */
 extern int64 ioffice_conversion_source;
+
+/*
+ * files.c: set only by the signer around writing a signed PDF as the new
+ * version of the file it signed; the trigger on table file then lets that
+ * one version in even where files are frozen (see ioffice_file_frozen)
+ */
+extern bool ioffice_signed_version_allowed;
+
+/* pdf_helper.c: the PDF helper process, with its limits */
+extern int	ioffice_pdf_helper_memory;
+extern int	ioffice_pdf_helper_cpu;
+extern int	ioffice_pdf_helper_timeout;
+extern void ioffice_pdf_helper_init(void);
+extern char *ioffice_pdf_helper_run(char **argv, const char *in, size_t in_len,
+									StringInfo out, int *exit_code);
+extern char *ioffice_pdf_helper_serve(const char *header, const char *in, size_t in_len,
+									  StringInfo out, int *status);
 
 /* filetype.c */
 extern const char *ioffice_detect_file_kind(const unsigned char *data, size_t len);

@@ -98,4 +98,31 @@ typedef struct IofficeSignResult
 extern IofficeSignResult ioffice_sign_detached_digest(const char *cert_pem, const char *key_file,
 													  const unsigned char *sha256);
 
+/* signer.c: the CMS of a PAdES signature (no signing-time attribute) */
+extern bytea *ioffice_sign_pades_digest(const char *cert_pem, const char *key_file,
+										const unsigned char *sha256, char **reason);
+
+/* pdf_sign.c: a PAdES signature as an incremental update of a PDF */
+typedef struct IofficePdfLook
+{
+	bytea	   *image;			/* PNG: the signer's signature or the seal; NULL: invisible */
+	double		seal_mm;		/* > 0: a seal of this diameter */
+	int			page;			/* > 0: centred on (x, y) of this page */
+	double		x;
+	double		y;
+} IofficePdfLook;
+
+typedef struct IofficePdfSigned
+{
+	bool		ok;
+	bool		not_pdf;		/* the helper cannot read it: sign detached */
+	char	   *reason;
+	bytea	   *cms;
+	int64		signed_file;	/* the new version of the file */
+} IofficePdfSigned;
+
+extern IofficePdfSigned ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem,
+										 const char *key_file, const char *signer_name,
+										 const char *kind, const IofficePdfLook *look);
+
 #endif

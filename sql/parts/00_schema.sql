@@ -475,10 +475,15 @@ CREATE TABLE signature (
     signed_at     timestamptz,
     reason        text,
     certificate_id bigint REFERENCES certificate,
-    cms           bytea             -- detached CMS SignedData (CAdES-BES), DER
+    cms           bytea,            -- CMS SignedData, DER: detached (CAdES-BES), or the one
+                                    -- embedded in signed_file's PDF (PAdES)
+    -- a PDF signature: the version of the file it made (the PDF that carries
+    -- it, replacing the version it signed); NULL for a detached signature
+    signed_file_id bigint REFERENCES file
 );
 CREATE INDEX signature_file_idx ON signature (file_id);
 CREATE INDEX signature_document_idx ON signature (document_id);
+CREATE UNIQUE INDEX signature_signed_file_idx ON signature (signed_file_id);
 CREATE UNIQUE INDEX signature_one_pending_idx ON signature (file_id, signer_id, kind)
     WHERE status = 'pending';
 -- the worker's queue, in order

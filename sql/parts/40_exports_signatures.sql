@@ -174,11 +174,12 @@ CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON crl
     FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 
 CREATE FUNCTION verify(file bigint)
-    RETURNS TABLE (signer text, kind text, signed_at timestamptz, subject text, valid boolean, reason text)
+    RETURNS TABLE (signer text, kind text, signed_at timestamptz, subject text, valid boolean, reason text,
+                   revision int, after_signing text)
     AS 'MODULE_PATHNAME', 'ioffice_verify'
     LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION verify(bigint) IS
-  'Every signature on a file, checked against the registered trust anchors and revocation lists (Kiểm tra VB đã ký)';
+  'Every signature on a file, detached or embedded in a PDF (revision, and what later revisions added: none, signatures, or content), checked against the registered trust anchors and revocation lists (Kiểm tra VB đã ký)';
 
 -- one row per served database: its signer's and its deliverer's processes
 -- (pid, state and started_at of the row are the signer's; state shows the
