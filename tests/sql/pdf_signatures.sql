@@ -44,7 +44,7 @@ END
 $$;
 
 SET ioffice.actor = 'regress_luan';
-SELECT ioffice.create_outgoing('QĐ', 'Quyết định ký trong tệp PDF') AS doc \gset
+SELECT ioffice.create_outgoing('TB', 'Thông báo ký trong tệp PDF') AS doc \gset
 SELECT ioffice.attach(:doc, 'quyet_dinh.pdf', content) AS draft FROM pdf \gset
 SELECT ioffice.act(:doc, 'submit', 'dai', 'Trình ký', '{"request_signature": true}');
 SET ioffice.actor = 'dai';
