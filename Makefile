@@ -28,6 +28,10 @@ OBJS = \
 	workers/worker.o \
 	workers/sign_jobs.o \
 	workers/signer.o \
+	workers/convert_jobs.o \
+	workers/converter.o \
+	workers/pdf_sign.o \
+	extension/pdf_helper.o \
 	extension/outbox.o \
 	extension/dossier.o \
 	extension/import_issued.o \
@@ -40,6 +44,8 @@ OBJS = \
 # file of its own, carrying every schema change since the version it starts at.
 DATA_built = sql/ioffice--0.2.sql
 DATA = sql/ioffice--0.1--0.2.sql
+# the converter helper the signing worker runs (workers/converter.c)
+DATA += workers/ioffice_convert.py
 SQL_PARTS = $(sort $(wildcard $(srcdir)/sql/parts/*.sql))
 
 PG_CONFIG ?= pg_config
@@ -81,6 +87,24 @@ PROVE_TESTS = $(or $(TAP),tests/t/*.pl)
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# The PDF helper: every PDF is read and written by this program, in a
+# process of its own with limits (extension/pdf_helper.c), never inside a
+# backend or the worker.  C++ against PoDoFo (Debian libpodofo-dev, LGPL).
+PDF_HELPER = helpers/ioffice_pdf
+PODOFO_CFLAGS = $(shell pkg-config --cflags libpodofo 2>/dev/null || echo -I/usr/include/podofo)
+PODOFO_LIBS = $(shell pkg-config --libs libpodofo 2>/dev/null || echo -lpodofo)
+all: $(PDF_HELPER)
+$(PDF_HELPER): helpers/ioffice_pdf.cpp
+	$(CXX) -O2 -Wall -Wextra -Werror -o $@ $< $(PODOFO_CFLAGS) $(PODOFO_LIBS)
+install: install-pdf-helper
+.PHONY: install-pdf-helper
+install-pdf-helper: $(PDF_HELPER) installdirs
+	$(INSTALL_PROGRAM) $(PDF_HELPER) '$(DESTDIR)$(pkglibdir)/ioffice_pdf'
+clean: clean-pdf-helper
+.PHONY: clean-pdf-helper
+clean-pdf-helper:
+	rm -f $(PDF_HELPER)
 
 # (after the include, which empties it)
 PROVE_FLAGS = -I tests/t -v

@@ -28,7 +28,7 @@
 static IofficePlan doc_lock = {
 	NULL,
 	"SELECT workflow, state, drafter_id, agency_id, drafting_unit_id, doc_type, "
-	"       confidentiality, signature_requested "
+	"       confidentiality, signature_requested, direction = 'outgoing' "
 	"  FROM ioffice.document WHERE id = $1 FOR NO KEY UPDATE",
 	1, {INT8OID}
 };
@@ -63,6 +63,12 @@ static IofficePlan default_clerk = {
 	"SELECT r.person_id FROM ioffice.person_role r JOIN ioffice.person p ON p.id = r.person_id "
 	" WHERE r.role = 'clerk' AND r.unit_id = $1 AND p.active ORDER BY r.person_id LIMIT 1",
 	1, {INT8OID}
+};
+
+static IofficePlan record_signer = {
+	NULL,
+	"UPDATE ioffice.document SET signer_id = $2, updated_at = now() WHERE id = $1",
+	2, {INT8OID, INT8OID}
 };
 
 static IofficePlan doc_move = {
@@ -322,6 +328,21 @@ choose_given_receiver(ActContext *ctx, const char *to_login)
 						ctx->subject->entity),
 				 errdetail("\"%s\" goes to a person with role %s.", tr->label,
 						   tr->receiver_role)));
+	/*
+	 * With the rule's role, or without one (an incoming document's
+	 * assignment): a hand-over stays inside the agency that holds the
+	 * subject.  Its receiver reads it and its files, a confidential one
+	 * included; a person of another agency receives a document only as the
+	 * agency's own incoming copy (delivery).  (The rule's role, held, is
+	 * held in that agency.)
+	 */
+	if (!has_role && !ioffice_person_of_agency(ctx->receiver, ctx->agency))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" is not a person of the %s's agency", to_login,
+						ctx->subject->entity),
+				 errdetail("\"%s\" goes to a person of the agency that holds the %s.", tr->label,
+						   ctx->subject->entity)));
 }
 
 /* the rule decides the receiver; a different name given by the caller is a mistake */
@@ -384,6 +405,78 @@ choose_receiver(ActContext *ctx, const char *to_login)
 	}
 	if (to_login != NULL)
 		check_named_receiver(ctx, to_login);
+}
+
+/*
+ * A step never goes to its own actor, nor back to the holder the actor acts
+ * for: whatever the rule's receiver (a given login, the drafter, the default
+ * clerk), handing a document to oneself is no hand-over, and submitting
+ * one's own draft to oneself is how a leader would approve his own.
+ */
+static void
+check_not_to_self(ActContext *ctx)
+{
+	if (ctx->receiver != 0 &&
+		(ctx->receiver == ctx->actor || ctx->receiver == ctx->on_behalf_of))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" must go to another person", ctx->tr->label)));
+}
+
+/*
+ * Is this act the approval of a document: does it take an outgoing
+ * document from a state where its files may change into one where they are
+ * frozen (reviewing to awaiting_issue: approve, quick_approve, or any step a
+ * DBA's rules lead there)?  Read from the states, not from the action's
+ * name, so that no edit of the rules makes an approval that escapes what
+ * follows.  An incoming document's files freeze too when its clerk hands it
+ * on (they are what arrived), but nobody here signs it: no approval.
+ */
+static bool
+is_approval(ActContext *ctx, const WfState *to_state)
+{
+	const WfState *from_state;
+
+	if (ctx->subject != &ioffice_document_subject || !ctx->outgoing ||
+		!to_state->files_frozen || to_state->final)
+		return false;
+	from_state = ioffice_workflow_state(ctx->workflow, ctx->state_before);
+	return from_state != NULL && !from_state->files_frozen && !from_state->final;
+}
+
+/*
+ * The approval makes the signer (Người ký) of the register: the leader in
+ * whose name it is approved (the holder; under delegation the holder the
+ * delegate acts for, whose own signature guard own_signature requires when
+ * one was requested).  Nobody approves a document they drafted, in their
+ * own name or as a delegate; the approver leads the drafting unit or a unit
+ * above it.  Whatever signer the drafter proposed is replaced.  Written
+ * before the state moves: once approved, the signer is frozen (trigger
+ * approved_frozen on document).
+ */
+static void
+approve_as_signer(ActContext *ctx)
+{
+	int64		approver = ctx->on_behalf_of ? ctx->on_behalf_of : ctx->actor;
+	Datum		values[2];
+
+	if (ctx->actor == ctx->drafter || approver == ctx->drafter)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("nobody may \"%s\" a document they drafted", ctx->tr->label),
+				 errdetail("%s was drafted by the person approving it%s.", ctx->name,
+						   ctx->on_behalf_of ? " (or by the holder they act for)" : ""),
+				 errhint("Hand it to another leader (\"forward\") to approve and sign it.")));
+	if (!ioffice_person_leads(approver, ctx->drafting_unit))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only a leader of the drafting unit or of a unit above it may \"%s\" %s",
+						ctx->tr->label, ctx->name),
+				 errdetail("Who approves it signs it in the register (Người ký).")));
+	values[0] = Int64GetDatum(ctx->doc);
+	values[1] = Int64GetDatum(approver);
+	ioffice_exec(&record_signer, values, NULL, 0);
+	ioffice_jsonb_add_int(ctx->detail, "signer", approver);
 }
 
 static void
@@ -658,9 +751,12 @@ ioffice_act_run(const WfSubject *subject, Datum key, FunctionCallInfo fcinfo)
 		ctx.options = ioffice_jsonb_end(ioffice_jsonb_begin());
 	check_options(&ctx);
 	choose_receiver(&ctx, to_login);
+	check_not_to_self(&ctx);
 	begin_detail(&ctx);
 
 	run_steps(&ctx, ctx.tr->guards, ioffice_guards, "guard");
+	if (is_approval(&ctx, to_state))
+		approve_as_signer(&ctx);
 	move_subject(&ctx);
 
 	/*
@@ -713,6 +809,7 @@ document_lock(ActContext *ctx, Datum key)
 	ctx->doc_type = ioffice_get_text(0, 6);
 	ctx->confidentiality = ioffice_get_text(0, 7);
 	ioffice_get_bool(0, 8, &ctx->signature_requested);
+	ioffice_get_bool(0, 9, &ctx->outgoing);
 	return ioffice_get_text(0, 1);
 }
 

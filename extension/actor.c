@@ -25,11 +25,24 @@ static IofficePlan person_by_login = {
 	NULL, "SELECT id FROM ioffice.person WHERE login = $1 AND active", 1, {TEXTOID}
 };
 
+/*
+ * A delegation in force now (a revoked one ended when it was revoked), to a
+ * person who leads the delegator's own unit: one made before delegate()
+ * checked that (version 0.1) no longer lets a specialist or a leader of
+ * another unit act in the delegator's name.
+ */
 static IofficePlan delegation_valid = {
 	NULL,
-	"SELECT 1 FROM ioffice.delegation WHERE from_person = $1 AND to_person = $2 "
-	"AND now() >= valid_from AND now() < valid_until LIMIT 1",
+	"SELECT 1 FROM ioffice.delegation g JOIN ioffice.person f ON f.id = g.from_person "
+	" WHERE g.from_person = $1 AND g.to_person = $2 "
+	"   AND now() >= g.valid_from AND now() < g.valid_until "
+	"   AND EXISTS (SELECT 1 FROM ioffice.person_role r WHERE r.person_id = g.to_person "
+	"                  AND r.role IN ('leader', 'deputy') AND r.unit_id = f.unit_id) LIMIT 1",
 	2, {INT8OID, INT8OID}
+};
+
+static IofficePlan person_leads = {
+	NULL, "SELECT ioffice._leads($1, $2)", 2, {INT8OID, INT8OID}
 };
 
 static IofficePlan role_held = {
@@ -40,6 +53,18 @@ static IofficePlan role_held = {
 static IofficePlan clerk_of = {
 	NULL,
 	"SELECT 1 FROM ioffice.person_role WHERE person_id = $1 AND role = 'clerk' AND unit_id = $2",
+	2, {INT8OID, INT8OID}
+};
+
+/* a person of an agency: of one of its units, or holding a role in one */
+static IofficePlan person_of_agency = {
+	NULL,
+	"SELECT 1 FROM ioffice.person p JOIN ioffice.unit u ON u.id = p.unit_id "
+	" WHERE p.id = $1 AND u.agency_id = $2 "
+	"UNION ALL "
+	"SELECT 1 FROM ioffice.person_role r JOIN ioffice.unit u ON u.id = r.unit_id "
+	" WHERE r.person_id = $1 AND u.agency_id = $2 "
+	"LIMIT 1",
 	2, {INT8OID, INT8OID}
 };
 
@@ -167,6 +192,24 @@ ioffice_person_has_role(int64 person, const char *role)
 	return SPI_processed > 0;
 }
 
+/*
+ * Does person lead unit: a leader (or deputy) of it or of a unit above it
+ * (the agency's chairman leads its departments)?  What an approval, and so a
+ * signature in the register, needs (ioffice._leads).
+ */
+bool
+ioffice_person_leads(int64 person, int64 unit)
+{
+	Datum		values[2];
+	bool		leads = false;
+
+	values[0] = Int64GetDatum(person);
+	values[1] = Int64GetDatum(unit);
+	ioffice_exec(&person_leads, values, NULL, 1);
+	ioffice_get_bool(0, 1, &leads);
+	return leads;
+}
+
 bool
 ioffice_person_is_clerk_of(int64 person, int64 agency)
 {
@@ -175,6 +218,22 @@ ioffice_person_is_clerk_of(int64 person, int64 agency)
 	values[0] = Int64GetDatum(person);
 	values[1] = Int64GetDatum(agency);
 	ioffice_exec(&clerk_of, values, NULL, 1);
+	return SPI_processed > 0;
+}
+
+/*
+ * Does the person work for the agency: belong to one of its units, or hold a
+ * role scoped to one (a clerk serving it)?  What a document or dossier is
+ * handed to, or shared with, must be: its files and trail are the agency's.
+ */
+bool
+ioffice_person_of_agency(int64 person, int64 agency)
+{
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(person);
+	values[1] = Int64GetDatum(agency);
+	ioffice_exec(&person_of_agency, values, NULL, 1);
 	return SPI_processed > 0;
 }
 

@@ -25,6 +25,7 @@
 #include <openssl/x509v3.h>
 
 #include "catalog/pg_type.h"
+#include "common/string.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
@@ -340,9 +341,290 @@ done:
 	return v;
 }
 
+/* ------------------------------------------------------------------------
+ * Signatures embedded in a PDF (PAdES)
+ *
+ * The PDF is parsed by the helper process only (pdf_helper.c); it lists
+ * each signature dictionary: its revision, /ByteRange, /SubFilter, /M,
+ * /Name, the raw /Contents, and what later revisions changed.  Here, with
+ * the file's bytes the backend already holds, the ByteRange is checked
+ * (it spans the whole revision but the "<hex>" of /Contents, and that hex
+ * is what the helper read) and the CMS verified over the ByteRange's bytes.
+ * ------------------------------------------------------------------------
+ */
+#define VERIFY_COLUMNS 8
+
+typedef struct VerifyRow
+{
+	char	   *signer;
+	char	   *kind;
+	bool		has_time;
+	TimestampTz signed_at;
+	Verdict		verdict;
+	bool		embedded;
+	int			revision;
+	char	   *after;
+} VerifyRow;
+
+static void
+put_row(ReturnSetInfo *rsinfo, VerifyRow *r)
+{
+	Datum		v[VERIFY_COLUMNS];
+	bool		n[VERIFY_COLUMNS];
+
+	memset(n, 0, sizeof(n));
+	v[0] = r->signer ? CStringGetTextDatum(r->signer) : (Datum) 0;
+	n[0] = r->signer == NULL;
+	v[1] = r->kind ? CStringGetTextDatum(r->kind) : (Datum) 0;
+	n[1] = r->kind == NULL;
+	v[2] = TimestampTzGetDatum(r->signed_at);
+	n[2] = !r->has_time;
+	v[3] = r->verdict.subject ? CStringGetTextDatum(r->verdict.subject) : (Datum) 0;
+	n[3] = r->verdict.subject == NULL;
+	v[4] = BoolGetDatum(r->verdict.valid);
+	v[5] = r->verdict.reason ? CStringGetTextDatum(r->verdict.reason) : (Datum) 0;
+	n[5] = r->verdict.reason == NULL;
+	v[6] = Int32GetDatum(r->revision);
+	n[6] = !r->embedded || r->revision <= 0;
+	v[7] = r->after ? CStringGetTextDatum(r->after) : (Datum) 0;
+	n[7] = r->after == NULL;
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+}
+
+/* text from the PDF: valid in the database's encoding, at most 60 characters */
+static char *
+pdf_text(const char *s)
+{
+	char	   *copy = pstrdup(s);
+
+	if (!pg_verifymbstr(copy, strlen(copy), true))
+	{
+		/* not valid text: its ASCII, the rest as '?' */
+		pg_clean_ascii(copy);
+		return pnstrdup(copy, Min(strlen(copy), 60));
+	}
+	return pnstrdup(copy, pg_mbcliplen(copy, strlen(copy), 60));
+}
+
+/* /M as a timestamptz: D:YYYYMMDDHHmmSS then Z, or +HH'mm' / -HH'mm' */
+static bool
+pdf_date(const char *m, TimestampTz *out)
+{
+	char		buf[64];
+	Datum		d;
+	const char *tz;
+
+	if (strncmp(m, "D:", 2) == 0)
+		m += 2;
+	if (strlen(m) < 14 || strspn(m, "0123456789") < 14)
+		return false;
+	tz = m + 14;
+	if (*tz == '+' || *tz == '-')
+	{
+		if (strlen(tz) < 3 || !isdigit((unsigned char) tz[1]) || !isdigit((unsigned char) tz[2]))
+			return false;
+		snprintf(buf, sizeof(buf), "%.4s-%.2s-%.2s %.2s:%.2s:%.2s%c%.2s:%.2s", m, m + 4, m + 6,
+				 m + 8, m + 10, m + 12, tz[0], tz + 1,
+				 (strlen(tz) >= 6 && tz[3] == '\'' && isdigit((unsigned char) tz[4])) ? tz + 4 : "00");
+	}
+	else
+		snprintf(buf, sizeof(buf), "%.4s-%.2s-%.2s %.2s:%.2s:%.2s+00", m, m + 4, m + 6,
+				 m + 8, m + 10, m + 12);
+	if (!ioffice_try_datetime_in(buf, TIMESTAMPTZOID, &d))
+		return false;
+	*out = DatumGetTimestampTz(d);
+	return true;
+}
+
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* the DER of the CMS in /Contents, without the placeholder's zero padding */
+static bytea *
+contents_der(const char *hex)
+{
+	size_t		len = strlen(hex) / 2;
+	unsigned char *raw = palloc(len + 1);
+	const unsigned char *p = raw;
+	long		body;
+	int			tag,
+				xclass;
+
+	for (size_t i = 0; i < len; i++)
+	{
+		int			hi = hex_value(hex[2 * i]);
+		int			lo = hex_value(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return NULL;
+		raw[i] = (unsigned char) (hi << 4 | lo);
+	}
+	if (ASN1_get_object(&p, &body, &tag, &xclass, (long) len) & 0x80)
+	{
+		ERR_clear_error();
+		return NULL;
+	}
+	if ((size_t) (p - raw) + body > len)
+		return NULL;
+	return ioffice_bytea(raw, (p - raw) + body);
+}
+
+/* who made this CMS, when it is one the worker recorded for the file's document */
+static void
+recorded_signer(VerifyRow *row, bytea *der, int64 file)
+{
+	Datum		arg[2];
+	Oid			type[2] = {BYTEAOID, INT8OID};
+	bool		isnull;
+
+	arg[0] = PointerGetDatum(der);
+	arg[1] = Int64GetDatum(file);
+	if (SPI_execute_with_args("SELECT p.full_name, s.kind, s.signed_at FROM ioffice.signature s "
+							  "  JOIN ioffice.person p ON p.id = s.signer_id "
+							  " WHERE s.document_id = (SELECT f.document_id FROM ioffice.file f WHERE f.id = $2) "
+							  "   AND s.cms = $1 AND s.status = 'done' AND s.signed_file_id IS NOT NULL "
+							  " ORDER BY s.id LIMIT 1",
+							  2, type, arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed == 0)
+		return;
+	row->signer = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	row->kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	row->signed_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc, 3, &isnull));
+	row->has_time = !isnull;
+}
+
 /*
- * verify(file) → (signer, kind, signed_at, subject, valid, reason): every
- * signature made on the file (the leader's, the organisation's).
+ * One "sig" line of the helper: revision, byte range, SubFilter, /M,
+ * /Name, what came after, the /Contents hex.
+ */
+static void
+embedded_row(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content, int64 file, char *line)
+{
+	char	   *f[8];
+	int			nf = 0;
+	VerifyRow	row;
+	long long	br[4];
+	const char *pdf = VARDATA_ANY(content);
+	long long	len = VARSIZE_ANY_EXHDR(content);
+	bytea	   *der;
+	StringInfoData signed_bytes;
+
+	memset(&row, 0, sizeof(row));
+	row.embedded = true;
+	for (char *p = line; nf < 8; nf++)
+	{
+		f[nf] = p;
+		p = strchr(p, '\t');
+		if (p == NULL)
+		{
+			nf++;
+			break;
+		}
+		*p++ = '\0';
+	}
+	if (nf < 8)
+		return;
+	row.revision = atoi(f[1]);
+	row.after = pdf_text(f[6]);
+	if (f[5][0] != '\0')
+		row.signer = pdf_text(f[5]);
+	row.has_time = pdf_date(f[4], &row.signed_at);
+
+	if (sscanf(f[2], "%lld %lld %lld %lld", &br[0], &br[1], &br[2], &br[3]) != 4 ||
+		br[0] != 0 || br[1] < 0 || br[2] < br[1] + 2 || br[3] < 0 || br[2] + br[3] > len ||
+		pdf[br[1]] != '<' || pdf[br[2] - 1] != '>' ||
+		br[2] - br[1] - 2 != (long long) strlen(f[7]) ||
+		pg_strncasecmp(pdf + br[1] + 1, f[7], strlen(f[7])) != 0)
+	{
+		row.verdict.reason = "the byte range does not cover the whole revision but its /Contents";
+		put_row(rsinfo, &row);
+		return;
+	}
+	if (strcmp(f[3], "ETSI.CAdES.detached") != 0 && strcmp(f[3], "adbe.pkcs7.detached") != 0)
+	{
+		row.verdict.reason = psprintf("unsupported /SubFilter %s", pdf_text(f[3]));
+		put_row(rsinfo, &row);
+		return;
+	}
+	der = contents_der(f[7]);
+	if (der == NULL)
+	{
+		row.verdict.reason = "the signature in /Contents cannot be read";
+		put_row(rsinfo, &row);
+		return;
+	}
+	recorded_signer(&row, der, file);
+	initStringInfo(&signed_bytes);
+	appendBinaryStringInfo(&signed_bytes, pdf, br[1]);
+	appendBinaryStringInfo(&signed_bytes, pdf + br[2], br[3]);
+	row.verdict = verify_one(store, der, ioffice_bytea(signed_bytes.data, signed_bytes.len));
+	if (row.verdict.valid && strncmp(row.after, "content", 7) == 0)
+	{
+		row.verdict.valid = false;
+		row.verdict.reason = "the document was changed after this signature";
+	}
+	put_row(rsinfo, &row);
+}
+
+/*
+ * The signatures the PDF carries, as rows; a helper that crashed, hung or
+ * hit a limit gives one row that says so (the server is unharmed).  A file
+ * the library cannot read at all gives no row unless it names a /ByteRange.
+ */
+static void
+embedded_rows(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content, int64 file)
+{
+	char	   *argv[3] = {NULL, "signatures", NULL};
+	StringInfoData out;
+	int			exit_code;
+	char	   *failure;
+	VerifyRow	row;
+	char	   *line;
+	char	   *next;
+
+	memset(&row, 0, sizeof(row));
+	row.embedded = true;
+	initStringInfo(&out);
+	failure = ioffice_pdf_helper_run(argv, VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content),
+									 &out, &exit_code);
+	if (failure == NULL && exit_code != 0)
+	{
+		if (exit_code == 2 &&
+			memmem(VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content), "/ByteRange", 10) == NULL)
+			return;
+		failure = (strncmp(out.data, "error\t", 6) == 0)
+			? pnstrdup(out.data + 6, strcspn(out.data + 6, "\n")) : "the helper failed";
+	}
+	if (failure != NULL)
+	{
+		row.verdict.reason = psprintf("the PDF's signatures cannot be checked: %s", failure);
+		put_row(rsinfo, &row);
+		return;
+	}
+	for (line = out.data; line && *line; line = next)
+	{
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (strncmp(line, "sig\t", 4) == 0)
+			embedded_row(rsinfo, store, content, file, line);
+	}
+}
+
+/*
+ * verify(file) → (signer, kind, signed_at, subject, valid, reason,
+ * revision, after_signing): every signature a PDF carries (revision and
+ * what came after it set), then every detached signature made on the file
+ * (the leader's, the organisation's).
  */
 PG_FUNCTION_INFO_V1(ioffice_verify);
 Datum
@@ -358,6 +640,7 @@ ioffice_verify(PG_FUNCTION_ARGS)
 	uint64		i;
 	bytea	   *content;
 	bool		isnull;
+	bool		is_pdf;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -371,48 +654,46 @@ ioffice_verify(PG_FUNCTION_ARGS)
 	(void) ioffice_resolve_actor(false);
 	(void) ioffice_require_file(file);
 	args[0] = Int64GetDatum(file);
-	if (SPI_execute_with_args("SELECT content FROM ioffice.file WHERE id = $1",
+	if (SPI_execute_with_args("SELECT content, kind = 'pdf' FROM ioffice.file WHERE id = $1",
 							  1, types, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed == 0)
 		elog(ERROR, "ioffice: could not read file %lld", (long long) file);
 	content = DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	is_pdf = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 
 	store = build_store();
 	if (SPI_execute_with_args("SELECT p.full_name, s.kind, s.signed_at, s.cms FROM ioffice.signature s "
 							  "  JOIN ioffice.person p ON p.id = s.signer_id "
-							  " WHERE s.file_id = $1 AND s.status = 'done' ORDER BY s.signed_at, s.id",
+							  " WHERE s.file_id = $1 AND s.status = 'done' AND s.signed_file_id IS NULL "
+							  " ORDER BY s.signed_at, s.id",
 							  1, types, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "ioffice: could not read the signatures");
 	sigs = SPI_tuptable;
 	nsigs = SPI_processed;
 	PG_TRY();
 	{
+		if (is_pdf)
+			embedded_rows(rsinfo, store, content, file);
 		for (i = 0; i < nsigs; i++)
 		{
 			HeapTuple	tup = sigs->vals[i];
-			Datum		v[6];
-			bool		n[6] = {false, false, false, false, false, false};
-			Verdict		verdict;
-
+			VerifyRow	row;
 			Datum		der = SPI_getbinval(tup, sigs->tupdesc, 4, &isnull);
 
+			memset(&row, 0, sizeof(row));
 			if (isnull)
 			{
 				/* a "done" row without its CMS: only a hand edit makes one */
-				verdict.valid = false;
-				verdict.reason = "no signature data is recorded";
-				verdict.subject = NULL;
+				row.verdict.valid = false;
+				row.verdict.reason = "no signature data is recorded";
+				row.verdict.subject = NULL;
 			}
 			else
-				verdict = verify_one(store, DatumGetByteaPP(der), content);
-			v[0] = SPI_getbinval(tup, sigs->tupdesc, 1, &isnull);
-			v[1] = SPI_getbinval(tup, sigs->tupdesc, 2, &isnull);
-			v[2] = SPI_getbinval(tup, sigs->tupdesc, 3, &n[2]);
-			v[3] = verdict.subject ? CStringGetTextDatum(verdict.subject) : (Datum) 0;
-			n[3] = verdict.subject == NULL;
-			v[4] = BoolGetDatum(verdict.valid);
-			v[5] = verdict.reason ? CStringGetTextDatum(verdict.reason) : (Datum) 0;
-			n[5] = verdict.reason == NULL;
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+				row.verdict = verify_one(store, DatumGetByteaPP(der), content);
+			row.signer = SPI_getvalue(tup, sigs->tupdesc, 1);
+			row.kind = SPI_getvalue(tup, sigs->tupdesc, 2);
+			row.signed_at = DatumGetTimestampTz(SPI_getbinval(tup, sigs->tupdesc, 3, &isnull));
+			row.has_time = !isnull;
+			put_row(rsinfo, &row);
 		}
 	}
 	PG_FINALLY();
@@ -468,6 +749,7 @@ ioffice_signature_p7s(PG_FUNCTION_ARGS)
 	args[0] = Int64GetDatum(file);
 	if (SPI_execute_with_args("SELECT cms FROM ioffice.signature "
 							  " WHERE file_id = $1 AND status = 'done' AND cms IS NOT NULL "
+							  "   AND signed_file_id IS NULL "
 							  " ORDER BY signed_at, id",
 							  1, types, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "ioffice: could not read the signatures");

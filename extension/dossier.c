@@ -242,7 +242,9 @@ ioffice_guard_has_opinion_file(ActContext *ctx)
 
 /*
  * Per current file of the result: is the leader's signature pending, is it
- * missing (not done); the reason of a failed one; how many files.
+ * missing (not done: neither detached on it nor embedded in it, a PDF
+ * whose signature made this version); the reason of a failed one; how many
+ * files.
  */
 static IofficePlan result_signatures = {
 	NULL,
@@ -251,7 +253,8 @@ static IofficePlan result_signatures = {
 	"                   WHERE s.file_id = f.id AND s.kind = 'personal' "
 	"                     AND s.signer_id = r.signer_id AND s.status = 'pending')), "
 	"       count(f.id) FILTER (WHERE NOT EXISTS (SELECT 1 FROM ioffice.signature s "
-	"                   WHERE s.file_id = f.id AND s.kind = 'personal' "
+	"                   WHERE ((s.file_id = f.id AND s.signed_file_id IS NULL) "
+	"                          OR s.signed_file_id = f.id) AND s.kind = 'personal' "
 	"                     AND s.signer_id = r.signer_id AND s.status = 'done')), "
 	"       max(fs.reason), count(f.id) "
 	"  FROM ioffice.dossier d "
@@ -335,6 +338,10 @@ static IofficePlan result_insert = {
 	5, {TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID}
 };
 
+static IofficePlan proposer_unit = {
+	NULL, "SELECT unit_id FROM ioffice.person WHERE id = $1", 1, {INT8OID}
+};
+
 static IofficePlan result_link = {
 	NULL, "UPDATE ioffice.dossier SET result_document_id = $2 WHERE id = $1", 2, {INT8OID, INT8OID}
 };
@@ -378,6 +385,7 @@ ioffice_effect_make_result(ActContext *ctx)
 	char	   *abstract;
 	int64		existing = 0;
 	int64		proposer = 0;
+	int64		proposer_unit_id = 0;
 	int64		doc = 0;
 	int64		file;
 	JsonbBuild *sig_options;
@@ -430,6 +438,21 @@ ioffice_effect_make_result(ActContext *ctx)
 						(long long) existing)));
 	if (!ioffice_get_int64(0, 3, &proposer))
 		proposer = ctx->sender ? ctx->sender : ctx->actor;
+	/* the leader signs what another drafted, for the unit they lead */
+	if (proposer == ctx->actor)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("nobody may \"%s\" a result they proposed", ctx->tr->label),
+				 errhint("Hand it to another leader (\"forward\") to sign it.")));
+	values[0] = Int64GetDatum(proposer);
+	ioffice_exec(&proposer_unit, values, NULL, 1);
+	ioffice_get_int64(0, 1, &proposer_unit_id);
+	if (!ioffice_person_leads(ctx->actor, proposer_unit_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only a leader of the proposer's unit or of a unit above it may \"%s\" the result of %s",
+						ctx->tr->label, ctx->name),
+				 errdetail("Who signs the result is its signer in the register (Người ký).")));
 
 	values[0] = CStringGetTextDatum(doc_type);
 	values[1] = CStringGetTextDatum(abstract);
@@ -465,18 +488,11 @@ ioffice_effect_make_result(ActContext *ctx)
 
 static IofficePlan result_of = {
 	NULL,
-	"SELECT d.result_document_id, r.doc_type, r.drafting_unit_id "
+	"SELECT d.result_document_id, r.doc_type, r.drafting_unit_id, r.signer_id, r.abstract, "
+	"       (SELECT p.login FROM ioffice.person p WHERE p.id = r.signer_id) "
 	"  FROM ioffice.dossier d JOIN ioffice.document r ON r.id = d.result_document_id "
 	" WHERE d.id = $1 FOR UPDATE OF r",
 	1, {INT8OID}
-};
-
-static IofficePlan result_update = {
-	NULL,
-	"UPDATE ioffice.document SET doc_type = coalesce($2, doc_type), "
-	"       signer_id = coalesce($3, signer_id), abstract = coalesce($4, abstract), "
-	"       updated_at = now() WHERE id = $1",
-	4, {INT8OID, TEXTOID, INT8OID, TEXTOID}
 };
 
 static IofficePlan result_issued = {
@@ -535,20 +551,43 @@ dossier_trail_xlsx(const char *code)
 }
 
 /*
- * issue_result (the clerk's "Văn bản liên thông iOffice"): options doc_type,
- * signer, abstract complete the result's metadata (its files, doc, docx,
- * xls, xlsx or pdf, were checked when it was made and cannot change since);
- * the dossier's trail is attached
- * as a workbook; the organisation's seal of every file is queued; the
- * register number is taken last (its lock is held to commit).
+ * An option of the clerk's issue that names what the leader signed: the
+ * same value is accepted (the clerk's form repeats it), another is refused.
+ * The value is well-formed (it was checked above); it is the signed result
+ * that cannot take it: 55000, not possible in the current state.
+ */
+static void
+refuse_change(ActContext *ctx, const char *option, const char *given, const char *signed_value)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("the result of %s is signed: option \"%s\" cannot change its %s",
+					ctx->name, option, strcmp(option, "doc_type") == 0 ? "type" : option),
+			 errdetail("Signed: \"%.*s\"; given: \"%.*s\".",
+					   pg_mbcliplen(signed_value, strlen(signed_value), 60), signed_value,
+					   pg_mbcliplen(given, strlen(given), 60), given),
+			 errhint("The clerk numbers and issues what the leader signed; to change it, return the dossier to the leader (\"return_to_leader\").")));
+}
+
+/*
+ * issue_result (the clerk's "Văn bản liên thông iOffice"): the result is
+ * issued as the leader signed it.  Options doc_type, signer and abstract
+ * may repeat its type, signer and abstract, never change them (finding 1 of
+ * issue 17: the clerk registered a type, an abstract and a signer nobody
+ * signed).  Its files (doc, docx, xls, xlsx or pdf) were checked when it
+ * was made and cannot change since; the dossier's trail is attached as a
+ * workbook; the organisation's seal of every file is queued; the register
+ * number is taken last (its lock is held to commit).
  */
 void
 ioffice_effect_issue_result(ActContext *ctx)
 {
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Datum		values[1];
 	int64		doc = 0;
 	int64		drafting_unit = 0;
+	int64		signed_by = 0;
+	char	   *signed_abstract;
+	char	   *signed_login;
 	char	   *doc_type;
 	const char *code = dossier_code(ctx);
 	const char *day_and_seq = code + strlen(code);
@@ -571,28 +610,28 @@ ioffice_effect_issue_result(ActContext *ctx)
 				 errmsg("%s has no result document yet", ctx->name)));
 	doc_type = ioffice_get_text(0, 2);
 	ioffice_get_int64(0, 3, &drafting_unit);
+	ioffice_get_int64(0, 4, &signed_by);
+	signed_abstract = ioffice_get_text(0, 5);
+	signed_login = ioffice_get_text(0, 6);
 
 	if (opt_type)
 	{
 		ioffice_check_doc_type(opt_type);
-		doc_type = opt_type;
+		if (strcmp(opt_type, doc_type) != 0)
+			refuse_change(ctx, "doc_type", opt_type, doc_type);
 	}
 	if (opt_signer)
 	{
 		signer = ioffice_person_id(opt_signer);
+		if (signer != signed_by)
+			refuse_change(ctx, "signer", opt_signer, signed_login ? signed_login : "");
 	}
 	if (opt_abstract && strspn(opt_abstract, " ") == strlen(opt_abstract))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"abstract\" is empty")));
-	values[0] = Int64GetDatum(doc);
-	values[1] = opt_type ? CStringGetTextDatum(opt_type) : (Datum) 0;
-	nulls[1] = opt_type ? ' ' : 'n';
-	values[2] = Int64GetDatum(signer);
-	nulls[2] = signer ? ' ' : 'n';
-	values[3] = opt_abstract ? CStringGetTextDatum(opt_abstract) : (Datum) 0;
-	nulls[3] = opt_abstract ? ' ' : 'n';
-	ioffice_exec(&result_update, values, nulls, 0);
+	if (opt_abstract && strcmp(opt_abstract, signed_abstract) != 0)
+		refuse_change(ctx, "abstract", opt_abstract, signed_abstract);
 
 	/*
 	 * The trail, up to this hand-over, named within the file-name limit by
@@ -687,24 +726,58 @@ ioffice_effect_keep_abstract(ActContext *ctx)
 	ioffice_exec(&abstract_keep, values, NULL, 0);
 }
 
+/*
+ * A dossier already paused keeps the moment it was first paused; one past
+ * its deadline is not paused at all (no row: see pause_clock).
+ */
 static IofficePlan clock_pause = {
-	NULL, "UPDATE ioffice.dossier SET paused_at = now() WHERE id = $1", 1, {INT8OID}
+	NULL,
+	"UPDATE ioffice.dossier SET paused_at = coalesce(paused_at, now()) "
+	" WHERE id = $1 AND deadline >= now() RETURNING 1",
+	1, {INT8OID}
 };
 
-/* pause_clock: waiting for the applicant (status 5, 6) does not count */
+/*
+ * pause_clock: waiting for the applicant (status 5, 6) does not count.
+ * The one-stop rules (Decree 61/2018) stop the clock only for a request
+ * the applicant must answer: it says what is asked (the note), and it is
+ * made within the time allowed.  A dossier already late cannot
+ * be paused: its lateness is the agency's, and a pause would erase it when
+ * the deadline is computed again at resume.  Enforced here, in the effect,
+ * whatever guards a DBA gives the transition.
+ */
 void
 ioffice_effect_pause_clock(ActContext *ctx)
 {
 	Datum		values[1];
 
+	if (ctx->note == NULL || strspn(ctx->note, " \t\r\n") == strlen(ctx->note))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s: a pause needs a note saying what the applicant is asked for", ctx->name)));
 	values[0] = Int64GetDatum(ctx->doc);
-	ioffice_exec(&clock_pause, values, NULL, 0);
+	ioffice_exec(&clock_pause, values, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s is past its deadline: its clock cannot be paused", ctx->name),
+				 errdetail("Only a request made within the time allowed stops the clock; "
+						   "a late dossier stays late.")));
 }
 
+/*
+ * The working days a pause lasted are the whole ones: n such that n working
+ * days after the pause (add_working_days, as deadlines count) is not after
+ * now.  A pause from one evening to the next morning is none, though it
+ * spans a date: counting dates would give a day to every overnight pause.
+ */
 static IofficePlan clock_resume = {
 	NULL,
-	"WITH p AS (SELECT coalesce(greatest(ioffice.working_days_between(paused_at, now()), 0), 0) AS n "
-	"             FROM ioffice.dossier WHERE id = $1) "
+	"WITH w AS (SELECT paused_at, "
+	"                  coalesce(greatest(ioffice.working_days_between(paused_at, now()), 0), 0) AS n "
+	"             FROM ioffice.dossier WHERE id = $1), "
+	"     p AS (SELECT CASE WHEN n > 0 AND ioffice.add_working_days(paused_at, n) > now() "
+	"                       THEN n - 1 ELSE n END AS n FROM w) "
 	"UPDATE ioffice.dossier d SET paused_days = d.paused_days + p.n, paused_at = NULL, "
 	"       deadline = ioffice.add_working_days(d.received_at, d.statutory_days + d.paused_days + p.n) "
 	"  FROM p WHERE d.id = $1 "

@@ -230,6 +230,12 @@ effect_assign_cooperators(ActContext *ctx)
 					 errmsg("each cooperator is a login, or an object with a login and a deadline")));
 
 		person = ioffice_person_id(login);
+		/* a cooperator reads the document and its files: one of its agency's people */
+		if (!ioffice_person_of_agency(person, ctx->agency))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("\"%s\" is not a person of the document's agency", login),
+					 errdetail("Cooperators are people of the agency that holds the document.")));
 		if (person == ctx->receiver)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

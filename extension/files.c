@@ -21,19 +21,24 @@
 
 #include "ioffice.h"
 
-static IofficePlan doc_for_files = {
+/*
+ * The document's row lock, alone: a lock taken by a statement that joins
+ * the document to its state row would, after waiting for an act that moved
+ * the document, recheck the join against the old state row, find nothing
+ * and call the document unknown.  Its state is read after the lock, by the
+ * statement below, which sees what that act left.
+ */
+static IofficePlan doc_lock_for_files = {
 	NULL,
-	"SELECT d.state, d.drafter_id, s.final, d.workflow = 'dossier_result', s.files_frozen "
-	"  FROM ioffice.document d "
-	"  JOIN ioffice.workflow_state s ON s.workflow = d.workflow AND s.state = d.state "
-	" WHERE d.id = $1 FOR NO KEY UPDATE OF d",
+	"SELECT 1 FROM ioffice.document WHERE id = $1 FOR NO KEY UPDATE",
 	1, {INT8OID}
 };
 
-/* the same, unlocked, for the trigger on table file */
+/* after the lock (the functions), or unlocked (the trigger on table file) */
 static IofficePlan doc_files_state = {
 	NULL,
-	"SELECT d.state, s.final, s.files_frozen "
+	"SELECT d.state, d.drafter_id, s.final, d.workflow = 'dossier_result', s.files_frozen, "
+	"       d.direction = 'incoming' "
 	"  FROM ioffice.document d "
 	"  JOIN ioffice.workflow_state s ON s.workflow = d.workflow AND s.state = d.state "
 	" WHERE d.id = $1",
@@ -42,10 +47,10 @@ static IofficePlan doc_files_state = {
 
 static IofficePlan any_file_frozen = {
 	NULL,
-	"SELECT d.id, d.state, s.final, s.files_frozen "
+	"SELECT d.id, d.state, s.final, s.files_frozen, d.direction = 'incoming' "
 	"  FROM ioffice.document d "
 	"  JOIN ioffice.workflow_state s ON s.workflow = d.workflow AND s.state = d.state "
-	" WHERE (s.final OR s.files_frozen) "
+	" WHERE (s.final OR s.files_frozen OR d.direction = 'incoming') "
 	"   AND EXISTS (SELECT 1 FROM ioffice.file f WHERE f.document_id = d.id) "
 	" ORDER BY d.id LIMIT 1",
 	0, {InvalidOid}
@@ -55,6 +60,15 @@ static IofficePlan any_file_frozen = {
  * Read after the lock, in its own statement: a subquery of the locking
  * statement would see the tasks as they were before we waited.
  */
+bool		ioffice_signed_version_allowed = false;
+
+/* the version a signed PDF replaces, for the trigger's check */
+static IofficePlan replaced_version = {
+	NULL,
+	"SELECT document_id, content FROM ioffice.file WHERE id = $1",
+	1, {INT8OID}
+};
+
 static IofficePlan doc_holder = {
 	NULL,
 	"SELECT receiver_id FROM ioffice.task WHERE document_id = $1 AND status = 'open'",
@@ -190,16 +204,25 @@ ioffice_check_file_content(text *name_t, bytea *content)
  * approval freezes them (awaiting_issue): the clerk seals and issues what the
  * leader approved and signed, so a file changed after it would be issued
  * under a seal the leader never saw, with the leader's signature left on the
- * superseded version.
+ * superseded version.  An incoming document's files freeze once its clerk
+ * hands it on (awaiting_assignment, in_progress): what the leader and the
+ * handlers read is what arrived.
  */
 static void
-check_files_open(int64 doc, const char *state, bool final, bool frozen)
+check_files_open(int64 doc, const char *state, bool final, bool frozen, bool incoming)
 {
 	if (final)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("document %lld is %s: its files can no longer change",
 						(long long) doc, state)));
+	if (frozen && incoming)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("document %lld is %s: the files it was received with can no longer change",
+						(long long) doc, state),
+				 errdetail("A received document is kept as it arrived: it is the evidence of what the sender sent."),
+				 errhint("Its clerk adds a missing part while registering it, or after it is returned (action \"return\").")));
 	if (frozen)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -210,13 +233,32 @@ check_files_open(int64 doc, const char *state, bool final, bool frozen)
 }
 
 /*
+ * A file of an incoming document is never replaced, removed or altered, in
+ * any state and by anyone, its registering clerk included: it is what the
+ * sender sent (for a document delivered here, the sender's signed file), or
+ * the clerk's scan of the paper original.  A part that is missing is added
+ * beside it (attach) while the clerk holds the document.
+ */
+static void
+refuse_incoming_change(int64 doc)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("document %lld is an incoming document: its files are never replaced or removed",
+					(long long) doc),
+			 errdetail("A received document is kept as it arrived: it is the evidence of what the sender sent."),
+			 errhint("Attach what is missing beside it while the clerk holds the document.")));
+}
+
+/*
  * Lock the document and check that the actor may change its files: the
  * drafter while it is with them (draft, returned), or the current holder
  * (a leader swaps the file under review, seed 000 part V).  A document the
- * actor may not see is unknown to them.
+ * actor may not see is unknown to them.  replacing: the change supersedes
+ * or removes a file (replace_file, remove_file), not only adds one.
  */
 static void
-check_may_change_files(int64 doc, int64 actor)
+check_may_change_files(int64 doc, int64 actor, bool replacing)
 {
 	Datum		values[1];
 	int64		drafter = 0;
@@ -224,21 +266,28 @@ check_may_change_files(int64 doc, int64 actor)
 	bool		final = false;
 	bool		dossier_result = false;
 	bool		frozen = false;
+	bool		incoming = false;
 	bool		has_holder;
 	char	   *state;
 
 	ioffice_require_document(doc);
 	values[0] = Int64GetDatum(doc);
-	ioffice_exec(&doc_for_files, values, NULL, 1);
+	ioffice_exec(&doc_lock_for_files, values, NULL, 1);
+	/* documents are never deleted: seen a moment ago, it is there */
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("unknown document %lld", (long long) doc)));
+	/* read under the lock, in its own statement: the state a concurrent act left */
+	ioffice_exec(&doc_files_state, values, NULL, 1);
+	if (SPI_processed == 0)
+		elog(ERROR, "ioffice: document %lld has no state of its workflow", (long long) doc);
 	state = ioffice_get_text(0, 1);
 	ioffice_get_int64(0, 2, &drafter);
 	ioffice_get_bool(0, 3, &final);
 	ioffice_get_bool(0, 4, &dossier_result);
 	ioffice_get_bool(0, 5, &frozen);
+	ioffice_get_bool(0, 6, &incoming);
 	/* the signed result travels with its dossier: no file changes under it */
 	if (dossier_result)
 		ereport(ERROR,
@@ -249,7 +298,9 @@ check_may_change_files(int64 doc, int64 actor)
 	ioffice_exec(&doc_holder, values, NULL, 1);
 	has_holder = ioffice_get_int64(0, 1, &holder);
 
-	check_files_open(doc, state, final, frozen);
+	check_files_open(doc, state, final, frozen, incoming);
+	if (replacing && incoming)
+		refuse_incoming_change(doc);
 	if (has_holder ? holder != actor : drafter != actor)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -354,7 +405,7 @@ ioffice_attach(PG_FUNCTION_ARGS)
 		elog(ERROR, "ioffice: SPI_connect failed");
 	ioffice_engine_enter();
 	actor = ioffice_resolve_actor(false);
-	check_may_change_files(doc, actor);
+	check_may_change_files(doc, actor, false);
 	ioffice_check_file_name(name);
 	kind = ioffice_check_file_content(name, content);
 	digest = ioffice_sha256(content);
@@ -378,7 +429,7 @@ current_file_document(int64 file, int64 actor)
 	bool		current = false;
 
 	doc = ioffice_require_file(file);
-	check_may_change_files(doc, actor);
+	check_may_change_files(doc, actor, true);
 
 	/* read under the document's lock (fresh snapshot): a concurrent change may have won */
 	values[0] = Int64GetDatum(file);
@@ -508,6 +559,80 @@ column_unchanged(HeapTuple a, HeapTuple b, TupleDesc desc, const char *column)
 		memcmp(VARDATA_ANY(va), VARDATA_ANY(vb), VARSIZE_ANY_EXHDR(va)) == 0;
 }
 
+/* an int8 column of a row, 0 when NULL */
+static int64
+row_int8(HeapTuple row, TupleDesc desc, const char *column)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(row, SPI_fnumber(desc, column), desc, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * The signing worker's conversion of a Word or Excel file to PDF
+ * (workers/convert_jobs.c) is the one change a frozen or final document's
+ * files may still have: the PDF made from the exact bytes that were to be
+ * signed becomes the version that is signed and issued.  Only that C code
+ * sets ioffice_conversion_source (the file converted), and only around its
+ * two statements: the INSERT of the PDF that names the file in
+ * converted_from, and the UPDATE that marks the file superseded.  No SQL
+ * can set it.
+ */
+static bool
+is_conversion(TriggerData *trigdata, TupleDesc desc)
+{
+	char	   *kind;
+
+	if (ioffice_conversion_source == 0)
+		return false;
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		return row_int8(trigdata->tg_trigtuple, desc, "id") == ioffice_conversion_source;
+	if (!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		return false;
+	kind = SPI_getvalue(trigdata->tg_trigtuple, desc, SPI_fnumber(desc, "kind"));
+	return row_int8(trigdata->tg_trigtuple, desc, "converted_from") == ioffice_conversion_source &&
+		kind != NULL && strcmp(kind, "pdf") == 0;
+}
+
+/*
+ * The signer's one exception to frozen files (workers/pdf_sign.c): a PDF
+ * signature makes new bytes, which become the next version of the file it
+ * signed, even after approval or issue.  Only when the signer's flag is set
+ * (no SQL can set it), and only a version that provably is the signed file
+ * plus an appended update: same document, a PDF, replacing the version
+ * whose bytes it begins with.  Marking the signed version replaced is the
+ * other write it makes (the fixed columns stay checked below).
+ */
+static void
+check_signed_version(TriggerData *trigdata, TupleDesc desc, int64 doc)
+{
+	HeapTuple	row = trigdata->tg_trigtuple;
+	bool		isnull;
+	Datum		replaces;
+	Datum		values[1];
+	bytea	   *old;
+	bytea	   *new;
+	int64		old_doc = 0;
+
+	if (!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		return;
+	replaces = heap_getattr(row, SPI_fnumber(desc, "replaces_id"), desc, &isnull);
+	if (isnull)
+		elog(ERROR, "ioffice: a signed PDF must replace the version it signed");
+	values[0] = replaces;
+	ioffice_exec(&replaced_version, values, NULL, 1);
+	if (SPI_processed != 1 || !ioffice_get_int64(0, 1, &old_doc) || old_doc != doc)
+		elog(ERROR, "ioffice: a signed PDF must replace a version of the same document");
+	old = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	new = DatumGetByteaPP(heap_getattr(row, SPI_fnumber(desc, "content"), desc, &isnull));
+	if (VARSIZE_ANY_EXHDR(new) <= VARSIZE_ANY_EXHDR(old) ||
+		memcmp(VARDATA_ANY(new), VARDATA_ANY(old), VARSIZE_ANY_EXHDR(old)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a signed PDF must begin with the bytes of the version it signed")));
+}
+
 /*
  * _file_frozen(): BEFORE INSERT, UPDATE or DELETE (row) and TRUNCATE
  * (statement) on table file.  Every change of a file row meets
@@ -517,8 +642,10 @@ column_unchanged(HeapTuple a, HeapTuple b, TupleDesc desc, const char *column)
  * they belong to: a signature names the file row, so other bytes under the
  * same id would inherit signatures made on these (replace_file() makes a new
  * version instead; only the marks of a replacement or removal, and the
- * name, may change).  A superuser loading a dump brings the rows as they
- * were.
+ * name, may change).  The file of an incoming document changes in no way
+ * at all (refuse_incoming_change): only new files join it.  A superuser
+ * loading a dump brings the rows as they were.  The worker's PDF of a Word
+ * file is let through (is_conversion).
  */
 PG_FUNCTION_INFO_V1(ioffice_file_frozen);
 Datum
@@ -531,6 +658,7 @@ ioffice_file_frozen(PG_FUNCTION_ARGS)
 	int64		doc = 0;
 	bool		final = false;
 	bool		frozen = false;
+	bool		incoming = false;
 	static const char *const fixed[] = {"document_id", "content", "sha256", "size", "kind"};
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
@@ -545,7 +673,9 @@ ioffice_file_frozen(PG_FUNCTION_ARGS)
 			ioffice_get_int64(0, 1, &doc);
 			ioffice_get_bool(0, 3, &final);
 			ioffice_get_bool(0, 4, &frozen);
-			check_files_open(doc, ioffice_get_text(0, 2), final, frozen);
+			ioffice_get_bool(0, 5, &incoming);
+			check_files_open(doc, ioffice_get_text(0, 2), final, frozen, incoming);
+			refuse_incoming_change(doc);
 		}
 		SPI_finish();
 		return PointerGetDatum(NULL);
@@ -571,11 +701,16 @@ ioffice_file_frozen(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum(doc);
 	ioffice_exec(&doc_files_state, values, NULL, 1);
 	/* no such document: the foreign key says so */
-	if (SPI_processed > 0)
+	if (ioffice_signed_version_allowed)
+		check_signed_version(trigdata, desc, doc);
+	else if (SPI_processed > 0 && !is_conversion(trigdata, desc))
 	{
-		ioffice_get_bool(0, 2, &final);
-		ioffice_get_bool(0, 3, &frozen);
-		check_files_open(doc, ioffice_get_text(0, 1), final, frozen);
+		ioffice_get_bool(0, 3, &final);
+		ioffice_get_bool(0, 5, &frozen);
+		ioffice_get_bool(0, 6, &incoming);
+		check_files_open(doc, ioffice_get_text(0, 1), final, frozen, incoming);
+		if (incoming && !TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+			refuse_incoming_change(doc);
 	}
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{
@@ -588,6 +723,104 @@ ioffice_file_frozen(PG_FUNCTION_ARGS)
 											 SPI_fnumber(desc, "id"))),
 						 errdetail("Signatures name the file: other bytes under the same file would carry them."),
 						 errhint("Use replace_file(), which keeps this version and adds a new one.")));
+	}
+	SPI_finish();
+	return PointerGetDatum(row);
+}
+
+/*
+ * The links of a document (văn bản liên quan) are part of what it says once
+ * it is done: an issued document, or any in a final state, keeps the links
+ * it had.  For link_documents() and for the trigger on table document_link.
+ */
+static IofficePlan doc_final_state = {
+	NULL,
+	"SELECT d.state, s.final "
+	"  FROM ioffice.document d "
+	"  JOIN ioffice.workflow_state s ON s.workflow = d.workflow AND s.state = d.state "
+	" WHERE d.id = $1",
+	1, {INT8OID}
+};
+
+static IofficePlan any_link_final = {
+	NULL,
+	"SELECT d.id, d.state "
+	"  FROM ioffice.document d "
+	"  JOIN ioffice.workflow_state s ON s.workflow = d.workflow AND s.state = d.state "
+	" WHERE s.final AND EXISTS (SELECT 1 FROM ioffice.document_link l WHERE l.document_id = d.id) "
+	" ORDER BY d.id LIMIT 1",
+	0, {InvalidOid}
+};
+
+static void
+refuse_final_links(int64 doc, const char *state)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("document %lld is %s: its related documents can no longer change",
+					(long long) doc, state),
+			 errdetail("A document in a final state keeps the links it was issued or closed with."),
+			 errhint("Link the related document from a new document instead.")));
+}
+
+/* the document of a link row (old or new), refused when it is in a final state */
+static void
+check_links_open(HeapTuple tuple, TupleDesc desc)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tuple, SPI_fnumber(desc, "document_id"), desc, &isnull);
+	Datum		values[1];
+	bool		final = false;
+
+	if (isnull)
+		return;
+	values[0] = d;
+	ioffice_exec(&doc_final_state, values, NULL, 1);
+	/* no such document: the foreign key says so */
+	if (SPI_processed > 0 && ioffice_get_bool(0, 2, &final) && final)
+		refuse_final_links(DatumGetInt64(d), ioffice_get_text(0, 1));
+}
+
+/*
+ * _link_frozen(): BEFORE INSERT, UPDATE or DELETE (row) and TRUNCATE
+ * (statement) on table document_link: whoever writes it, link_documents(),
+ * the engine or a role with the privilege, adds or removes no link of a
+ * document in a final state.  A superuser loading a dump brings the rows
+ * as they were.
+ */
+PG_FUNCTION_INFO_V1(ioffice_link_frozen);
+Datum
+ioffice_link_frozen(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = ioffice_trigger_data(fcinfo, "_link_frozen");
+	HeapTuple	row = NULL;
+
+	if (!TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		row = ioffice_trigger_row(trigdata);
+	if (ioffice_restoring_dump())
+		return PointerGetDatum(row);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+	{
+		ioffice_exec(&any_link_final, NULL, NULL, 1);
+		if (SPI_processed > 0)
+		{
+			int64		doc = 0;
+
+			ioffice_get_int64(0, 1, &doc);
+			refuse_final_links(doc, ioffice_get_text(0, 2));
+		}
+	}
+	else
+	{
+		TupleDesc	desc = trigdata->tg_relation->rd_att;
+
+		/* the row as it was (UPDATE, DELETE), and as it will be (INSERT, UPDATE) */
+		if (!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+			check_links_open(trigdata->tg_trigtuple, desc);
+		if (!TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+			check_links_open(row, desc);
 	}
 	SPI_finish();
 	return PointerGetDatum(row);

@@ -9,6 +9,9 @@
  *              xl/workbook.xml (Office Open XML)
  *   doc/xls    an OLE2 compound file with a WordDocument, or a Workbook/Book,
  *              directory entry
+ *   odt/ods    a zip whose first entry, "mimetype", names an OpenDocument
+ *              text or spreadsheet (accepted when ioffice.allowed_file_types
+ *              lists them; the signing worker converts them to PDF)
  * Anything else is "zip", "ole2" or NULL (unknown).  Every read is bounds
  * checked: the input is whatever a client sent.
  *-------------------------------------------------------------------------
@@ -32,6 +35,33 @@ le32(const unsigned char *p)
 	return (uint32) p[0] | ((uint32) p[1] << 8) | ((uint32) p[2] << 16) | ((uint32) p[3] << 24);
 }
 
+/*
+ * OpenDocument: the zip's first entry is "mimetype", stored uncompressed,
+ * holding the document's media type (ODF 1.2, part 3, 3.3).
+ */
+static const char *
+odf_kind(const unsigned char *data, size_t len)
+{
+	static const char odt[] = "application/vnd.oasis.opendocument.text";
+	static const char ods[] = "application/vnd.oasis.opendocument.spreadsheet";
+	size_t		name_len,
+				size,
+				start;
+
+	if (len < 30 || le16(data + 8) != 0)
+		return NULL;
+	name_len = le16(data + 26);
+	size = le32(data + 18);
+	start = 30 + name_len + le16(data + 28);
+	if (name_len != 8 || memcmp(data + 30, "mimetype", 8) != 0 || start > len || len - start < size)
+		return NULL;
+	if (size == strlen(odt) && memcmp(data + start, odt, size) == 0)
+		return "odt";
+	if (size == strlen(ods) && memcmp(data + start, ods, size) == 0)
+		return "ods";
+	return NULL;
+}
+
 static const char *
 zip_kind(const unsigned char *data, size_t len)
 {
@@ -44,6 +74,8 @@ zip_kind(const unsigned char *data, size_t len)
 	/* the end-of-central-directory record is in the last 22 + 65535 bytes */
 	if (len < 22)
 		return "zip";
+	if (odf_kind(data, len) != NULL)
+		return odf_kind(data, len);
 	lowest = len > 22 + 65535 ? len - 22 - 65535 : 0;
 	for (eocd = len - 22;; eocd--)
 	{

@@ -29,12 +29,26 @@ static IofficePlan pending_signature = {
 	2, {INT8OID, INT8OID}
 };
 
+/*
+ * A current file without the personal signature of $2: detached on it, or
+ * embedded in it (PAdES).  A PDF carries the signatures of the versions
+ * that later signatures appended to (carried_from: the file, then back
+ * through replaces_id while each version was made by a signature).
+ */
 static IofficePlan unsigned_file = {
 	NULL,
+	"WITH RECURSIVE carried_from(start, id, replaces) AS ("
+	"  SELECT f.id, f.id, f.replaces_id FROM ioffice.file f "
+	"   WHERE f.document_id = $1 AND f.superseded_at IS NULL AND f.removed_at IS NULL "
+	"  UNION ALL "
+	"  SELECT c.start, f.id, f.replaces_id FROM carried_from c JOIN ioffice.file f ON f.id = c.replaces "
+	"   WHERE EXISTS (SELECT 1 FROM ioffice.signature s WHERE s.signed_file_id = c.id)) "
 	"SELECT f.name FROM ioffice.file f "
 	" WHERE f.document_id = $1 AND f.superseded_at IS NULL AND f.removed_at IS NULL "
-	"   AND NOT EXISTS (SELECT 1 FROM ioffice.signature s WHERE s.file_id = f.id "
-	"                   AND s.signer_id = $2 AND s.kind = 'personal' AND s.status = 'done') "
+	"   AND NOT EXISTS (SELECT 1 FROM ioffice.signature s "
+	"                    WHERE s.signer_id = $2 AND s.kind = 'personal' AND s.status = 'done' "
+	"                      AND ((s.file_id = f.id AND s.signed_file_id IS NULL) "
+	"                           OR s.signed_file_id IN (SELECT c.id FROM carried_from c WHERE c.start = f.id))) "
 	" ORDER BY f.id LIMIT 1",
 	2, {INT8OID, INT8OID}
 };

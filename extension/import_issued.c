@@ -46,6 +46,7 @@ typedef struct ImportPayload
 	char	   *abstract;
 	char	   *signer;
 	int64		register_id;
+	int32		number;			/* a number taken with take_number(), or 0 */
 	char	   *issued_on;
 	char	   *dossier_code;
 	List	   *files;			/* of ImportFile * */
@@ -53,8 +54,8 @@ typedef struct ImportPayload
 } ImportPayload;
 
 static const char *const known_keys[] = {
-	"external_id", "agency_code", "doc_type", "abstract", "signer", "register", "issued_on",
-	"dossier_code", "files", "trail"
+	"external_id", "agency_code", "doc_type", "abstract", "signer", "register", "number",
+	"issued_on", "dossier_code", "files", "trail"
 };
 
 static void
@@ -196,7 +197,7 @@ check_fields(Jsonb *payload)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown field payload.%s", (char *) lfirst(lc)),
-					 errhint("Fields: external_id, agency_code, doc_type, abstract, signer, register, issued_on, dossier_code, files, trail.")));
+					 errhint("Fields: external_id, agency_code, doc_type, abstract, signer, register, number, issued_on, dossier_code, files, trail.")));
 	}
 }
 
@@ -253,6 +254,19 @@ read_payload(Jsonb *payload, ImportPayload *p)
 		if (v->type != jbvNumeric || !ioffice_numeric_to_int64(v->val.numeric, &p->register_id) ||
 			p->register_id <= 0)
 			bad("register", "must be a register id");
+	}
+	/* the number the TTHC system took for this result with take_number() */
+	v = ioffice_jsonb_get(payload, "number");
+	if (v != NULL && v->type != jbvNull)
+	{
+		int64		n = 0;
+
+		if (v->type != jbvNumeric || !ioffice_numeric_to_int64(v->val.numeric, &n) ||
+			n < 1 || n > PG_INT32_MAX)
+			bad("number", "must be a register number taken with take_number");
+		if (p->register_id == 0)
+			bad("register", "is missing: payload.number is a number of a register");
+		p->number = (int32) n;
 	}
 
 	p->files = read_files(payload);
@@ -344,10 +358,23 @@ require_application(void)
 				 errmsg("only an application (member of ioffice_app) may import issued results")));
 }
 
-/* The clerk acting, of the named agency; the signer; a known document type. */
+/* a leader (or deputy) of a unit of the agency */
+static IofficePlan leader_of_agency = {
+	NULL,
+	"SELECT 1 FROM ioffice.person_role r JOIN ioffice.unit u ON u.id = r.unit_id "
+	" WHERE r.person_id = $1 AND r.role IN ('leader', 'deputy') AND u.agency_id = $2 LIMIT 1",
+	2, {INT8OID, INT8OID}
+};
+
+/*
+ * The clerk acting, of the named agency; the signer, a leader of that agency
+ * (not a name the payload makes up, nor the clerk); a known document type.
+ */
 static void
 resolve_parties(ImportState *st)
 {
+	Datum		values[2];
+
 	st->actor = ioffice_resolve_actor(false);
 	st->agency = agency_of_code(st->p.agency_code);
 	if (!ioffice_person_is_clerk_of(st->actor, st->agency))
@@ -356,6 +383,15 @@ resolve_parties(ImportState *st)
 				 errmsg("only a clerk of agency %s may register its issued results",
 						st->p.agency_code)));
 	st->signer = ioffice_person_id(st->p.signer);
+	values[0] = Int64GetDatum(st->signer);
+	values[1] = Int64GetDatum(st->agency);
+	ioffice_exec(&leader_of_agency, values, NULL, 1);
+	if (SPI_processed == 0 || st->signer == st->actor)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("payload.signer \"%s\" is not a leader of agency %s",
+						st->p.signer, st->p.agency_code),
+				 errdetail("The signer in the register (Người ký) is the leader who signed the result, never the clerk who registers it.")));
 	ioffice_check_doc_type(st->p.doc_type);
 }
 
@@ -471,7 +507,11 @@ issue_document(ImportState *st)
 	req->given_register = st->p.register_id;
 	req->issued_on = st->p.issued_on;
 	req->detail = detail;
-	ioffice_issue_number(req);
+	/* a number the TTHC system took: the result accounts for it */
+	if (st->p.number != 0)
+		ioffice_issue_taken_number(req, st->p.number);
+	else
+		ioffice_issue_number(req);
 	values[0] = Int64GetDatum(st->doc);
 	ioffice_exec(&import_issued_state, values, NULL, 0);
 	ioffice_audit(st->actor, 0, "document", st->doc, "issue", "awaiting_issue", "issued",

@@ -22,6 +22,7 @@ int			ioffice_max_file_name_length = 30;
 char	   *ioffice_allowed_file_types = NULL;
 bool		ioffice_audit_chaining = true;
 int			ioffice_due_soon_days = 3;
+int			ioffice_dossier_backdating_days = 30;
 
 void		_PG_init(void);
 
@@ -123,7 +124,22 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
+	/*
+	 * How far back receive_dossier() accepts a reception time: the
+	 * reception starts a dossier's statutory time, so only a DBA widens it.
+	 */
+	DefineCustomIntVariable("ioffice.dossier_backdating_days",
+							"Days before now that a dossier's reception time may be given.",
+							"receive_dossier(details.received_at): a dossier received on paper or "
+							"online outside office hours is entered with its time, at most this late.",
+							&ioffice_dossier_backdating_days,
+							30, 0, 36500,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
 	/* the worker's settings too, before the prefix is reserved */
+	ioffice_pdf_helper_init();
 	ioffice_worker_init();
 	MarkGUCPrefixReserved("ioffice");
 	ioffice_engine_scope_init();

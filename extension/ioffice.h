@@ -10,6 +10,7 @@
 
 #include "access/htup.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "utils/jsonb.h"
 #include "utils/date.h"
 #include "utils/numeric.h"
@@ -22,6 +23,7 @@ extern int	ioffice_max_file_name_length;
 extern char *ioffice_allowed_file_types;
 extern bool ioffice_audit_chaining;
 extern int	ioffice_due_soon_days;
+extern int	ioffice_dossier_backdating_days;
 
 /* spi_util.c: prepared plans kept for the life of the backend */
 typedef struct IofficePlan
@@ -47,6 +49,8 @@ extern int64 ioffice_person_id(const char *login);
 extern bool ioffice_has_delegation(int64 from_person, int64 to_person);
 extern bool ioffice_person_has_role(int64 person, const char *role);
 extern bool ioffice_person_is_clerk_of(int64 person, int64 agency);
+extern bool ioffice_person_of_agency(int64 person, int64 agency);
+extern bool ioffice_person_leads(int64 person, int64 unit);
 extern void ioffice_require_document(int64 doc);
 extern int64 ioffice_require_file(int64 file);
 extern int64 ioffice_require_dossier(const char *code, bool delegate_of_holder);
@@ -111,6 +115,29 @@ extern const char *ioffice_check_file_content(text *name, bytea *content);
 extern bool ioffice_kind_interconnectable(const char *kind);
 extern int64 ioffice_add_document_file(int64 doc, text *name, bytea *content, const char *kind,
 									   int64 actor, const char *action);
+
+/*
+ * workers/convert_jobs.c: the file whose PDF the signing worker is recording,
+ * the one new version a frozen document's files may get (files.c); 0 else
+ */
+extern int64 ioffice_conversion_source;
+
+/*
+ * files.c: set only by the signer around writing a signed PDF as the new
+ * version of the file it signed; the trigger on table file then lets that
+ * one version in even where files are frozen (see ioffice_file_frozen)
+ */
+extern bool ioffice_signed_version_allowed;
+
+/* pdf_helper.c: the PDF helper process, with its limits */
+extern int	ioffice_pdf_helper_memory;
+extern int	ioffice_pdf_helper_cpu;
+extern int	ioffice_pdf_helper_timeout;
+extern void ioffice_pdf_helper_init(void);
+extern char *ioffice_pdf_helper_run(char **argv, const char *in, size_t in_len,
+									StringInfo out, int *exit_code);
+extern char *ioffice_pdf_helper_serve(const char *header, const char *in, size_t in_len,
+									  StringInfo out, int *status);
 
 /* filetype.c */
 extern const char *ioffice_detect_file_kind(const unsigned char *data, size_t len);

@@ -36,6 +36,7 @@ typedef struct SymbolParts
 	char	   *unit_abbr;		/* NULL when the agency drafted it itself */
 	char	   *suffix;			/* of the register's series, or NULL */
 	int64		unit_agency;	/* the drafting unit's agency; 0: no such unit */
+	char	   *type_name;		/* what the register entry keeps (doc_type_name) */
 } SymbolParts;
 
 /* A register row of the current year, with what numbering needs. */
@@ -55,7 +56,8 @@ static IofficePlan symbol_parts = {
 	"       (SELECT abbr FROM ioffice.unit WHERE id = $2), "
 	"       (SELECT abbr FROM ioffice.unit WHERE id = $3 AND id <> $2), "
 	"       EXISTS (SELECT 1 FROM ioffice.doc_type WHERE code = $1), "
-	"       (SELECT agency_id FROM ioffice.unit WHERE id = $3)",
+	"       (SELECT agency_id FROM ioffice.unit WHERE id = $3), "
+	"       (SELECT name FROM ioffice.doc_type WHERE code = $1)",
 	3, {TEXTOID, INT8OID, INT8OID}
 };
 
@@ -111,11 +113,34 @@ static IofficePlan take_next = {
 	1, {INT8OID}
 };
 
+/*
+ * An outgoing number with its date: numbers follow their dates, so the date
+ * may not be before the last one the register gave.  The test is in the
+ * UPDATE's own WHERE: when the row was locked by another clerk, PostgreSQL
+ * evaluates it again on the row that clerk committed, so two sessions that
+ * number at once cannot both pass it with dates out of order.  No row: the
+ * date is too early (or the register is gone: see date_refused()).
+ */
+static IofficePlan take_next_dated = {
+	NULL,
+	"UPDATE ioffice.register SET next_number = next_number + 1, last_issued_on = $2 "
+	" WHERE id = $1 AND (last_issued_on IS NULL OR last_issued_on <= $2) "
+	"RETURNING next_number - 1",
+	2, {INT8OID, DATEOID}
+};
+
+static IofficePlan last_date_of = {
+	NULL,
+	"SELECT to_char(last_issued_on, 'YYYY/MM/DD'), next_number - 1 FROM ioffice.register WHERE id = $1",
+	1, {INT8OID}
+};
+
 static IofficePlan mark_issued = {
 	NULL,
 	"UPDATE ioffice.document SET register_id = $2, register_year = $3, number = $4, symbol = $5, "
-	"       issued_on = $6, issued_at = now(), identifier = $7, agency_id = $8 WHERE id = $1",
-	8, {INT8OID, INT8OID, INT4OID, INT4OID, TEXTOID, DATEOID, TEXTOID, INT8OID}
+	"       issued_on = $6, issued_at = now(), identifier = $7, agency_id = $8, "
+	"       doc_type_name = $9 WHERE id = $1",
+	9, {INT8OID, INT8OID, INT4OID, INT4OID, TEXTOID, DATEOID, TEXTOID, INT8OID, TEXTOID}
 };
 
 /*
@@ -143,21 +168,22 @@ static IofficePlan take_and_record = {
 	"         numbers_head = CASE WHEN $7 THEN ioffice._number_record_hash("
 	"                            r.numbers_head, r.numbers_seq + 1, r.id, $5, "
 	"                            ioffice._number_detail(r.next_number, $2, $3)) "
-	"                        ELSE r.numbers_head END "
-	"   WHERE r.id = $1 "
+	"                        ELSE r.numbers_head END, "
+	"         last_issued_on = $6 "
+	"   WHERE r.id = $1 AND (r.last_issued_on IS NULL OR r.last_issued_on <= $6) "
 	"  RETURNING r.next_number - 1 AS number, r.numbers_seq AS seq, r.numbers_prev AS prev, "
 	"            r.numbers_head AS head), "
 	"d AS (SELECT n.*, ioffice._number_detail(n.number, $2, $3) AS detail FROM n), "
 	"e AS (INSERT INTO ioffice.number_taken (register_id, number, symbol, doc_type, "
-	"                                        drafting_unit_id, taken_by, taken_on) "
-	"      SELECT $1, d.number, d.detail->>'symbol', $3, $4, $5, $6 FROM d) "
+	"                                        drafting_unit_id, taken_by, taken_on, doc_type_name) "
+	"      SELECT $1, d.number, d.detail->>'symbol', $3, $4, $5, $6, $8 FROM d) "
 	"INSERT INTO ioffice.audit (at, actor_id, db_role, entity, entity_id, action, detail, "
 	"                           chain, seq, prev_hash, hash) "
 	"SELECT now(), $5, session_user, 'register', $1, 'take_number', d.detail, "
 	"       CASE WHEN $7 THEN 'numbers:' || $1 END, CASE WHEN $7 THEN d.seq END, "
 	"       CASE WHEN $7 THEN d.prev END, CASE WHEN $7 THEN d.head END FROM d "
 	"RETURNING (detail->>'number')::int, detail->>'symbol'",
-	7, {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, DATEOID, BOOLOID}
+	8, {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, DATEOID, BOOLOID, TEXTOID}
 };
 
 static IofficePlan mark_arrived = {
@@ -211,6 +237,7 @@ read_symbol_parts(const char *doc_type, int64 agency, int64 drafting_unit, Symbo
 	parts->suffix = NULL;
 	parts->unit_agency = 0;
 	ioffice_get_int64(0, 5, &parts->unit_agency);
+	parts->type_name = ioffice_get_text(0, 6);
 	ioffice_get_bool(0, 4, &type_known);
 	if (!type_known)
 		ereport(ERROR,
@@ -411,6 +438,69 @@ take_next_number(int64 register_id)
 	return number;
 }
 
+/*
+ * Why the numbering UPDATE of a dated number found no row: the register's
+ * last date is after the date asked (a given date is a bad value, 22023;
+ * today's date, a register dated in the future before this rule, 55000), or
+ * the register row is gone.
+ */
+static void
+date_refused(int64 register_id, const char *date_text, bool given)
+{
+	Datum		values[1];
+	char	   *last;
+	int32		last_number = 0;
+
+	values[0] = Int64GetDatum(register_id);
+	ioffice_exec(&last_date_of, values, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("register %lld was removed while its number was being taken",
+						(long long) register_id)));
+	last = ioffice_get_text(0, 1);
+	ioffice_get_int32(0, 2, &last_number);
+	ereport(ERROR,
+			(errcode(given ? ERRCODE_INVALID_PARAMETER_VALUE : ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("date %s is before %s, the date of number %s of register %lld",
+					date_text, last ? last : "?", ioffice_format_number_str(Max(last_number, 1)),
+					(long long) register_id),
+			 errdetail("Within a register, numbers follow their dates (no back-dating)."),
+			 given ? 0 : errhint("The register holds a date later than today: check ioffice.timezone "
+								 "and the register's last entries.")));
+}
+
+/*
+ * The next outgoing number, dated: the row lock is taken here and held to
+ * commit, and the date checked against the register's last one under it.
+ */
+static int32
+take_next_dated_number(int64 register_id, Datum date, const char *date_text, bool given)
+{
+	Datum		values[2];
+	int32		number = 0;
+
+	values[0] = Int64GetDatum(register_id);
+	values[1] = date;
+	ioffice_exec(&take_next_dated, values, NULL, 1);
+	if (SPI_processed == 0)
+		date_refused(register_id, date_text, given);
+	ioffice_get_int32(0, 1, &number);
+	return number;
+}
+
+/* A given date of issue, of the register's year: never after today. */
+static void
+check_given_date(const char *given_text, DateADT given, Datum today, const char *today_text)
+{
+	if (given > DatumGetDateADT(today))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("issued_on %s is in the future (today is %s in %s)", given_text,
+						today_text, ioffice_timezone_setting),
+				 errdetail("A number is dated the day it is given, or a day before it (no future-dating).")));
+}
+
 /* option "register" of an action: a register id, or 0 */
 int64
 ioffice_register_option(Jsonb *options)
@@ -436,11 +526,71 @@ ioffice_register_option(Jsonb *options)
  * the document and the document.issued event.  Used by the issue effect of
  * act(), by the dossier's result and by import_issued().
  */
+/*
+ * What an issue writes once the number is known: the identifier, the
+ * register columns of the document, the audit detail and the
+ * document.issued event (a confidential document is never announced).
+ */
+static void
+finish_issue(IssueRequest *req, int64 register_id, int32 register_year, int32 number,
+			 char *symbol, Datum issued_on, const char *date_text, const char *agency_code,
+			 bool confidential, const char *type_name)
+{
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	char	   *identifier = NULL;
+
+	/*
+	 * The identifier is the document's name on the national interconnection
+	 * axis.  Confidential documents never travel there, so they get none.
+	 */
+	if (agency_code != NULL && !confidential)
+		identifier = psprintf("%s,%s,%s", agency_code, date_text, symbol);
+
+	values[0] = Int64GetDatum(req->doc);
+	values[1] = Int64GetDatum(register_id);
+	values[2] = Int32GetDatum(register_year);
+	values[3] = Int32GetDatum(number);
+	values[4] = CStringGetTextDatum(symbol);
+	values[5] = issued_on;
+	values[6] = identifier ? CStringGetTextDatum(identifier) : (Datum) 0;
+	nulls[6] = identifier ? ' ' : 'n';
+	values[7] = Int64GetDatum(req->agency);
+	values[8] = type_name ? CStringGetTextDatum(type_name) : (Datum) 0;
+	nulls[8] = type_name ? ' ' : 'n';
+	ioffice_exec(&mark_issued, values, nulls, 0);
+
+	if (req->detail)
+	{
+		ioffice_jsonb_add_int(req->detail, "register", register_id);
+		ioffice_jsonb_add_int(req->detail, "number", number);
+		ioffice_jsonb_add_text(req->detail, "symbol", symbol);
+		ioffice_jsonb_add_text(req->detail, "identifier", identifier);
+	}
+
+	if (!confidential)
+	{
+		JsonbBuild *event = ioffice_jsonb_begin();
+
+		ioffice_jsonb_add_int(event, "document", req->doc);
+		ioffice_jsonb_add_text(event, "agency_code", agency_code);
+		ioffice_jsonb_add_text(event, "doc_type", req->doc_type);
+		ioffice_jsonb_add_int(event, "register", register_id);
+		ioffice_jsonb_add_int(event, "number", number);
+		ioffice_jsonb_add_text(event, "symbol", symbol);
+		ioffice_jsonb_add_text(event, "identifier", identifier);
+		ioffice_jsonb_add_text(event, "issued_on", date_text);
+		ioffice_outbox_enqueue("document.issued", ioffice_jsonb_end(event));
+	}
+	req->number = number;
+	req->symbol = symbol;
+	req->identifier = identifier;
+}
+
 void
 ioffice_issue_number(IssueRequest *req)
 {
-	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[1];
 	int64		agency = req->agency;
 	char	   *agency_code;
 	int32		year = 0;
@@ -451,7 +601,6 @@ ioffice_issue_number(IssueRequest *req)
 	bool		confidential = strcmp(req->confidentiality, "normal") != 0;
 	int32		number;
 	char	   *symbol;
-	char	   *identifier = NULL;
 
 	values[0] = Int64GetDatum(agency);
 	ioffice_exec(&agency_code_of, values, NULL, 1);
@@ -468,6 +617,7 @@ ioffice_issue_number(IssueRequest *req)
 		if (!ioffice_parse_iso_date(req->issued_on, strlen(req->issued_on), &given))
 			elog(ERROR, "ioffice: issued_on \"%s\" is not a date", req->issued_on);
 		day_parts(given, &given_year, &given_text, &given_date);
+		check_given_date(req->issued_on, given, issued_on, date_text);
 		if (given_year != year)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -482,54 +632,139 @@ ioffice_issue_number(IssueRequest *req)
 	read_symbol_parts(req->doc_type, agency, req->drafting_unit, &parts);
 	parts.suffix = reg.suffix;
 
-	number = take_next_number(reg.id);
+	number = take_next_dated_number(reg.id, issued_on, date_text, req->issued_on != NULL);
 	symbol = compose_symbol(number, &parts);
-
-	/*
-	 * The identifier is the document's name on the national interconnection
-	 * axis.  Confidential documents never travel there, so they get none.
-	 */
-	if (agency_code != NULL && !confidential)
-		identifier = psprintf("%s,%s,%s", agency_code, date_text, symbol);
-
-	values[0] = Int64GetDatum(req->doc);
-	values[1] = Int64GetDatum(reg.id);
-	values[2] = Int32GetDatum(reg.year);
-	values[3] = Int32GetDatum(number);
-	values[4] = CStringGetTextDatum(symbol);
-	values[5] = issued_on;
-	values[6] = identifier ? CStringGetTextDatum(identifier) : (Datum) 0;
-	nulls[6] = identifier ? ' ' : 'n';
-	values[7] = Int64GetDatum(agency);
-	ioffice_exec(&mark_issued, values, nulls, 0);
-
-	if (req->detail)
-	{
-		ioffice_jsonb_add_int(req->detail, "register", reg.id);
-		ioffice_jsonb_add_int(req->detail, "number", number);
-		ioffice_jsonb_add_text(req->detail, "symbol", symbol);
-		ioffice_jsonb_add_text(req->detail, "identifier", identifier);
-	}
-
-	/* other systems learn of it; a confidential document is never announced */
-	if (!confidential)
-	{
-		JsonbBuild *event = ioffice_jsonb_begin();
-
-		ioffice_jsonb_add_int(event, "document", req->doc);
-		ioffice_jsonb_add_text(event, "agency_code", agency_code);
-		ioffice_jsonb_add_text(event, "doc_type", req->doc_type);
-		ioffice_jsonb_add_int(event, "register", reg.id);
-		ioffice_jsonb_add_int(event, "number", number);
-		ioffice_jsonb_add_text(event, "symbol", symbol);
-		ioffice_jsonb_add_text(event, "identifier", identifier);
-		ioffice_jsonb_add_text(event, "issued_on", date_text);
-		ioffice_outbox_enqueue("document.issued", ioffice_jsonb_end(event));
-	}
-	req->number = number;
-	req->symbol = symbol;
-	req->identifier = identifier;
+	finish_issue(req, reg.id, reg.year, number, symbol, issued_on, date_text, agency_code,
+				 confidential, parts.type_name);
 }
+
+/*
+ * The number a clerk took with take_number(), now carried by the document
+ * it served (import_issued with payload.number): the number's row is locked
+ * (a second import of it, or a void_number, waits and then finds it
+ * accounted for), checked to fit the document (same agency, type, date),
+ * and the document issued under it, on the date it was taken: the
+ * register's order of numbers and dates is the one the number already has.
+ */
+static IofficePlan taken_number_row = {
+	NULL,
+	"SELECT n.symbol, n.doc_type, to_char(n.taken_on, 'YYYY/MM/DD'), n.taken_on, "
+	"       n.document_id IS NOT NULL OR n.void_reason IS NOT NULL, r.agency_id, r.confidential, "
+	"       r.year, n.doc_type_name, to_char(n.taken_on, 'YYYY-MM-DD'), r.id "
+	"  FROM ioffice.register g "
+	"  JOIN ioffice.register r ON r.agency_id = g.agency_id AND r.direction = g.direction "
+	"       AND r.code = g.code AND r.year IN (g.year, $3) "
+	"  JOIN ioffice.number_taken n ON n.register_id = r.id AND n.number = $2 "
+	" WHERE g.id = $1 "
+	" ORDER BY r.year = g.year DESC LIMIT 1 FOR UPDATE OF n",
+	3, {INT8OID, INT4OID, INT4OID}
+};
+
+static IofficePlan taken_number_used = {
+	NULL,
+	"UPDATE ioffice.number_taken SET document_id = $3, accounted_by = $4, accounted_at = now() "
+	" WHERE register_id = $1 AND number = $2",
+	4, {INT8OID, INT4OID, INT8OID, INT8OID}
+};
+
+void
+ioffice_issue_taken_number(IssueRequest *req, int32 taken)
+{
+	Datum		values[4];
+	char	   *agency_code;
+	char	   *symbol;
+	char	   *doc_type;
+	char	   *date_text;
+	Datum		taken_on;
+	bool		isnull;
+	bool		accounted = false;
+	int64		reg_agency = 0;
+	bool		reg_confidential = false;
+	int32		reg_year = 0;
+	char	   *type_name;
+	JsonbBuild *detail;
+	int64		register_id = 0;
+	int32		year = 0;
+	char	   *today_text;
+	Datum		today;
+
+	if (req->given_register == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("payload.number needs payload.register, the register the number was taken from")));
+	read_today(&year, &today_text, &today);
+	values[0] = Int64GetDatum(req->given_register);
+	values[1] = Int32GetDatum(taken);
+	values[2] = Int32GetDatum(year);
+	ioffice_exec(&taken_number_row, values, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("number %d of register %lld was not taken with take_number",
+						taken, (long long) req->given_register)));
+	symbol = ioffice_get_text(0, 1);
+	doc_type = ioffice_get_text(0, 2);
+	date_text = ioffice_get_text(0, 3);
+	taken_on = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
+	ioffice_get_bool(0, 5, &accounted);
+	ioffice_get_int64(0, 6, &reg_agency);
+	ioffice_get_bool(0, 7, &reg_confidential);
+	ioffice_get_int32(0, 8, &reg_year);
+	type_name = ioffice_get_text(0, 9);
+	ioffice_get_int64(0, 11, &register_id);
+	if (accounted)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("number %s of register %lld is already accounted for (used or voided)",
+						symbol, (long long) req->given_register)));
+	if (reg_agency != req->agency)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("register %lld is not a register of the issuing agency",
+						(long long) req->given_register)));
+	if (reg_confidential || strcmp(req->confidentiality, "normal") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("number %s is of a confidential series: an imported result is an ordinary document",
+						symbol)));
+	if (strcmp(doc_type, req->doc_type) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("number %s was taken for type %s, not %s", symbol, doc_type, req->doc_type)));
+	if (req->issued_on != NULL && strcmp(req->issued_on, ioffice_get_text(0, 10)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("issued_on %s is not %s, the date number %s was taken on", req->issued_on,
+						ioffice_get_text(0, 10), symbol),
+				 errdetail("Within a register, numbers follow their dates: a taken number keeps its date.")));
+
+	values[0] = Int64GetDatum(register_id);
+	values[2] = Int64GetDatum(req->doc);
+	values[3] = Int64GetDatum(req->actor);
+	ioffice_exec(&taken_number_used, values, NULL, 0);
+
+	detail = ioffice_jsonb_begin();
+	ioffice_jsonb_add_int(detail, "number", taken);
+	ioffice_jsonb_add_text(detail, "symbol", symbol);
+	ioffice_jsonb_add_int(detail, "document", req->doc);
+	ioffice_audit(req->actor, 0, "register", register_id, "number_used", NULL, NULL,
+				  ioffice_jsonb_end(detail));
+
+	values[0] = Int64GetDatum(req->agency);
+	ioffice_exec(&agency_code_of, values, NULL, 1);
+	agency_code = ioffice_get_text(0, 1);
+	finish_issue(req, register_id, reg_year, taken, symbol, taken_on, date_text,
+				 agency_code, false, type_name);
+}
+
+/* the document's signer, and who handed it to the holder (in whose name) */
+static IofficePlan signer_and_approver = {
+	NULL,
+	"SELECT d.signer_id, (SELECT coalesce(t.sender_for, t.sender_id) FROM ioffice.task t "
+	"                      WHERE t.id = $2 AND t.document_id = $1) "
+	"  FROM ioffice.document d WHERE d.id = $1",
+	2, {INT8OID, INT8OID}
+};
 
 /*
  * Effect number_and_issue: the document's agency, whose clerk holds the
@@ -539,6 +774,26 @@ void
 ioffice_number_and_issue(ActContext *ctx)
 {
 	IssueRequest req;
+	Datum		values[2];
+	int64		signer = 0;
+	int64		approver = 0;
+
+	/*
+	 * What is registered as signed was approved by its signer: the leader
+	 * who handed it to the issuing clerk (in whose name, under delegation),
+	 * as the approval recorded it (act.c).  A DBA's rules that bring a
+	 * document here another way do not make a signer of anybody.
+	 */
+	values[0] = Int64GetDatum(ctx->doc);
+	values[1] = Int64GetDatum(ctx->task_id);
+	ioffice_exec(&signer_and_approver, values, NULL, 1);
+	if (!ioffice_get_int64(0, 1, &signer) ||
+		(ioffice_get_int64(0, 2, &approver) && approver != signer))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s has no signer who approved it", ctx->name),
+				 errdetail("The signer in the register (Người ký) is the leader whose approval handed it to the clerk."),
+				 errhint("Return it (action \"return\") to be approved again.")));
 
 	memset(&req, 0, sizeof(req));
 	req.doc = ctx->doc;
@@ -647,8 +902,8 @@ ioffice_take_number(PG_FUNCTION_ARGS)
 	SymbolParts parts;
 	int32		number;
 	char	   *symbol;
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	Datum		out[2];
 	bool		out_nulls[2] = {false, false};
 
@@ -700,12 +955,12 @@ ioffice_take_number(PG_FUNCTION_ARGS)
 	values[4] = Int64GetDatum(actor);
 	values[5] = date;
 	values[6] = BoolGetDatum(ioffice_audit_chaining);
+	values[7] = parts.type_name ? CStringGetTextDatum(parts.type_name) : (Datum) 0;
+	nulls[7] = parts.type_name ? ' ' : 'n';
 	ioffice_exec(&take_and_record, values, nulls, 0);
+	/* no row: the register's last date is after today, or the row is gone */
 	if (SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("register %lld was removed while its number was being taken",
-						(long long) reg.id)));
+		date_refused(reg.id, date_text, false);
 	ioffice_get_int32(0, 1, &number);
 	symbol = ioffice_get_text(0, 2);
 	if (!reg.confidential)

@@ -18,6 +18,8 @@ typedef struct WfState
 	char	   *name;
 	bool		initial;
 	bool		final;
+	/* approved: files, signer, type and abstract no longer change (act.c) */
+	bool		files_frozen;
 } WfState;
 
 /*
@@ -125,6 +127,7 @@ typedef struct ActContext
 	char	   *doc_type;
 	char	   *confidentiality;
 	bool		signature_requested;
+	bool		outgoing;		/* a document of direction outgoing */
 	int64		task_id;		/* the open task, or 0 */
 	int64		holder;			/* its receiver, or 0 */
 	int64		sender;			/* who handed it to the holder, or 0 */
@@ -196,6 +199,7 @@ typedef struct IssueRequest
 	char	   *identifier;
 } IssueRequest;
 extern void ioffice_issue_number(IssueRequest *req);
+extern void ioffice_issue_taken_number(IssueRequest *req, int32 taken);
 extern int64 ioffice_register_option(Jsonb *options);
 extern void ioffice_number_and_issue(ActContext *ctx);
 extern void ioffice_register_arrival(ActContext *ctx);

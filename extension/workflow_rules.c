@@ -206,7 +206,7 @@ load_states(Workflow *wf, MemoryContext target)
 	MemoryContext old;
 	uint64		i;
 
-	read_rule_rows(wf, "SELECT state, initial, final FROM ioffice.workflow_state "
+	read_rule_rows(wf, "SELECT state, initial, final, files_frozen FROM ioffice.workflow_state "
 				   "WHERE workflow = $1 ORDER BY state", "workflow_state");
 	old = MemoryContextSwitchTo(target);
 	wf->nstates = (int) SPI_processed;
@@ -219,6 +219,7 @@ load_states(Workflow *wf, MemoryContext target)
 		wf->states[i].name = col_text(tup, desc, 1);
 		wf->states[i].initial = col_bool(tup, desc, 2);
 		wf->states[i].final = col_bool(tup, desc, 3);
+		wf->states[i].files_frozen = col_bool(tup, desc, 4);
 	}
 	MemoryContextSwitchTo(old);
 }

@@ -71,7 +71,8 @@ CREATE FUNCTION pg_temp.signed(doc bigint)
 RETURNS TABLE ("Tệp" text, "Người ký" text, "Loại" text, "Chứng thư" text, "Hợp lệ" text)
 LANGUAGE plpgsql AS $$
 BEGIN
-    FOR i IN 1..150 LOOP
+    -- (a Word file is converted to PDF first: LibreOffice's first start takes seconds)
+    FOR i IN 1..600 LOOP
         EXIT WHEN NOT EXISTS (SELECT 1 FROM ioffice.signature s
                               WHERE s.document_id = doc AND s.status = 'pending');
         PERFORM pg_sleep(0.2);
@@ -158,11 +159,9 @@ SELECT ioffice.create_outgoing('CV',
                      "Các đơn vị sự nghiệp thuộc UBND huyện",
                      "Ủy ban nhân dân các xã"],
       "comment": "Thay thế Công văn số 1842/UBND-VP ngày 08/5/2019"}') AS doc_a \gset
--- a small PDF: attach() recognises the type from the bytes, not the name
-SELECT ioffice.attach(:doc_a, 'huong_dan_ky_so.pdf', convert_to(
-    E'%PDF-1.4\n1 0 obj <</Type /Catalog /Pages 2 0 R>> endobj\n'
-    '2 0 obj <</Type /Pages /Kids [] /Count 0>> endobj\n'
-    'trailer <</Root 1 0 R>>\n%%EOF\n', 'UTF8')) AS file_a \gset
+-- the draft is a Word file (scripts/demo made it with LibreOffice): attach()
+-- recognises the type from the bytes, not the name
+SELECT ioffice.attach(:doc_a, 'huong_dan_ky_so.docx', decode(:'letter_docx', 'base64')) AS file_a \gset
 SELECT d.id AS "Mã VB (id)", t.name AS "Loại văn bản", d.abstract AS "Trích yếu",
        ioffice.person_label(d.signer_id) AS "Người ký", u.name AS "Phòng ban soạn",
        s.label AS "Trạng thái"
@@ -198,8 +197,13 @@ BEGIN;
 SET LOCAL ioffice.actor = 'dai.tv';
 SELECT pg_temp.st(ioffice.act(:doc_a, 'sign', NULL, NULL, '{"mode": "vgca"}')) AS "Trạng thái mới / new state";
 COMMIT;
-\echo '    (the background worker signs it with OpenSSL; Kiểm tra VB đã ký / verification:)'
+\echo '    (the background worker converts the Word file to PDF with LibreOffice, then signs the PDF'
+\echo '     with OpenSSL; Kiểm tra VB đã ký / verification:)'
 SELECT * FROM pg_temp.signed(:doc_a);
+SELECT f.name AS "Tệp hiện hành / current file", f.kind AS "Loại", w.name AS "Chuyển từ / converted from",
+       f.size AS "Cỡ (byte)", left(encode(w.sha256, 'hex'), 16) || '…' AS "SHA-256 của tệp Word"
+FROM ioffice.file f JOIN ioffice.file w ON w.id = f.converted_from
+WHERE f.document_id = :doc_a AND f.superseded_at IS NULL AND f.removed_at IS NULL;
 BEGIN;
 SET LOCAL ioffice.actor = 'dai.tv';
 SELECT pg_temp.st(ioffice.act(:doc_a, 'approve', 'thuy.tv', 'Đề nghị văn thư phát hành',

@@ -72,10 +72,11 @@ LANGUAGE sql AS $$
     JOIN ioffice.dossier_status ns ON ns.code = ss.status
     WHERE d.code = status.code
 $$;
--- wait (at most 30 s) for the worker's signatures on a document
+-- wait (at most 2 minutes) for the worker's signatures on a document (a Word
+-- result is converted to PDF first: LibreOffice's first start takes seconds)
 CREATE FUNCTION pg_temp.wait_signed(doc bigint) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    FOR i IN 1..150 LOOP
+    FOR i IN 1..600 LOOP
         EXIT WHEN NOT EXISTS (SELECT 1 FROM ioffice.signature s
                               WHERE s.document_id = doc AND s.status = 'pending');
         PERFORM pg_sleep(0.2);

@@ -14,7 +14,9 @@
  * written per document chain; only when that raises an error is the batch
  * done again job by job, each in a subtransaction of its own, so that one
  * bad job never blocks the others.  Everything is in the batch's
- * transaction: a crash loses nothing and signs nothing twice.
+ * transaction: a crash loses nothing and signs nothing twice.  A job whose
+ * file is a Word or Excel file is left to the conversion (convert_jobs.c),
+ * which moves it to the PDF it makes: the next batch signs that.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -31,6 +33,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "convert.h"
 #include "ioffice.h"
 #include "worker.h"
 
@@ -46,10 +49,15 @@ typedef struct SignJob
 	char	   *key_file;
 	char	   *not_usable;		/* why the certificate cannot sign now, or NULL */
 	bytea	   *sha256;			/* of the file's content; NULL: the file is gone */
+	bool		pdf;			/* a PDF: signed inside it (pdf_sign.c) */
+	int64		signer;
+	char	   *signer_name;	/* the PDF signature's /Name */
+	IofficePdfLook look;		/* its image and where it goes */
 	/* the outcome */
 	bool		ok;
 	char	   *reason;
 	bytea	   *cms;
+	int64		signed_file;	/* the signed PDF, a new version; 0: none */
 } SignJob;
 
 /*
@@ -63,6 +71,8 @@ static IofficePlan jobs_plan = {
 	NULL,
 	"WITH next AS ("
 	"  SELECT s.id FROM ioffice.signature s WHERE s.status = 'pending' "
+	"     AND NOT EXISTS (SELECT 1 FROM ioffice.file f WHERE f.id = s.file_id "
+	"                     AND f.kind IN " IOFFICE_CONVERTIBLE_KINDS_SQL ") "
 	"   ORDER BY s.id LIMIT $1 FOR UPDATE SKIP LOCKED) "
 	"SELECT s.id, s.document_id, s.file_id, s.kind, c.id, c.pem, c.key_file, "
 	"       CASE WHEN c.id IS NULL THEN 'no ' || s.kind || ' certificate is registered for the signer' "
@@ -70,10 +80,25 @@ static IofficePlan jobs_plan = {
 	"            WHEN c.not_before > now() THEN 'the certificate is not valid before ' || c.not_before "
 	"            WHEN c.revoked_at IS NOT NULL THEN 'the certificate was revoked on ' || c.revoked_at "
 	"            WHEN c.key_file IS NULL THEN 'certificate ' || c.id || ' has no key file registered' "
-	"       END, f.sha256 "
+	"       END, f.sha256, "
+	/*
+	 * a PDF that ends as PDFs end (startxref in its last KiB, read as a
+	 * slice of the uncompressed TOAST value) is signed inside, by the
+	 * helper; other "PDFs" (a header and no body) are not worth a process
+	 */
+	"       f.kind = 'pdf' AND position('startxref'::bytea IN "
+	"           substring(f.content FROM greatest(1, f.size - 1023))) > 0, s.signer_id, "
+	"       CASE s.kind WHEN 'personal' THEN p.full_name ELSE u.name END, "
+	"       CASE s.kind WHEN 'personal' THEN si.png ELSE se.png END, se.diameter_mm::float8, "
+	"       CASE WHEN s.options->>'mode' = 'position' THEN (s.options->>'page')::int END, "
+	"       (s.options->>'x')::float8, (s.options->>'y')::float8 "
 	"  FROM next JOIN ioffice.signature s ON s.id = next.id "
 	"  JOIN ioffice.document d ON d.id = s.document_id "
 	"  LEFT JOIN ioffice.file f ON f.id = s.file_id "
+	"  JOIN ioffice.person p ON p.id = s.signer_id "
+	"  JOIN ioffice.unit u ON u.id = d.agency_id "
+	"  LEFT JOIN ioffice.signature_image si ON si.person_id = s.signer_id AND s.kind = 'personal' "
+	"  LEFT JOIN ioffice.seal_image se ON se.agency_id = d.agency_id AND s.kind = 'organisation' "
 	"  LEFT JOIN LATERAL ( "
 	"       SELECT c.* FROM ioffice.certificate c "
 	"        WHERE c.kind = s.kind "
@@ -122,8 +147,8 @@ static IofficePlan audit_batch_plan = {
 static IofficePlan done_plan = {
 	NULL,
 	"UPDATE ioffice.signature SET status = 'done', cms = $3, certificate_id = $4, "
-	"       signed_at = clock_timestamp(), reason = $2 WHERE id = $1",
-	4, {INT8OID, TEXTOID, BYTEAOID, INT8OID}
+	"       signed_at = clock_timestamp(), reason = $2, signed_file_id = $5 WHERE id = $1",
+	5, {INT8OID, TEXTOID, BYTEAOID, INT8OID, INT8OID}
 };
 
 static IofficePlan failed_plan = {
@@ -147,6 +172,8 @@ job_detail(SignJob *job)
 		ioffice_jsonb_add_int(b, "certificate", job->cert);
 	if (job->reason)
 		ioffice_jsonb_add_text(b, "reason", job->reason);
+	if (job->signed_file)
+		ioffice_jsonb_add_int(b, "signed_file", job->signed_file);
 	return ioffice_jsonb_end(b);
 }
 
@@ -162,8 +189,8 @@ audit_one(SignJob *job)
 static void
 record(SignJob *job)
 {
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 
 	values[0] = Int64GetDatum(job->id);
 	values[1] = job->reason ? CStringGetTextDatum(job->reason) : (Datum) 0;
@@ -172,6 +199,8 @@ record(SignJob *job)
 	nulls[2] = job->cms ? ' ' : 'n';
 	values[3] = Int64GetDatum(job->cert);
 	nulls[3] = job->cert ? ' ' : 'n';
+	values[4] = Int64GetDatum(job->signed_file);
+	nulls[4] = job->signed_file ? ' ' : 'n';
 	if (ioffice_exec(job->ok ? &done_plan : &failed_plan, values, nulls, 0) != SPI_OK_UPDATE ||
 		SPI_processed != 1)
 		elog(ERROR, "ioffice: could not record signature %lld", (long long) job->id);
@@ -187,6 +216,7 @@ sign_job(SignJob *job)
 	job->ok = false;
 	job->cms = NULL;
 	job->reason = NULL;
+	job->signed_file = 0;
 	if (job->not_usable != NULL)
 	{
 		job->reason = job->not_usable;
@@ -201,6 +231,28 @@ sign_job(SignJob *job)
 	{
 		job->reason = "the file's SHA-256 is not 32 bytes";
 		return;
+	}
+	if (job->pdf)
+	{
+		IofficePdfSigned p = ioffice_pdf_sign(job->file, job->signer, job->pem, job->key_file,
+											  job->signer_name, job->kind, &job->look);
+
+		if (!p.not_pdf)
+		{
+			job->ok = p.ok;
+			job->reason = p.ok ? NULL : p.reason;
+			job->cms = p.cms;
+			job->signed_file = p.signed_file;
+			return;
+		}
+
+		/*
+		 * Not a PDF the library can read (a crash, a hang or a limit is a
+		 * failure instead, above): it is signed as any other file, with a
+		 * detached CMS, as before PAdES.
+		 */
+		elog(LOG, "ioffice worker: file %lld is signed detached: %s",
+			 (long long) job->file, p.reason);
 	}
 	r = ioffice_sign_detached_digest(job->pem, job->key_file,
 									 (const unsigned char *) VARDATA_ANY(job->sha256));
@@ -638,6 +690,20 @@ job_from_tuple(SignJob *job, HeapTuple tup, TupleDesc desc)
 	job->not_usable = SPI_getvalue(tup, desc, 8);
 	d = SPI_getbinval(tup, desc, 9, &isnull);
 	job->sha256 = isnull ? NULL : DatumGetByteaPCopy(d);
+	d = SPI_getbinval(tup, desc, 10, &isnull);
+	job->pdf = !isnull && DatumGetBool(d);
+	job->signer = DatumGetInt64(SPI_getbinval(tup, desc, 11, &isnull));
+	job->signer_name = SPI_getvalue(tup, desc, 12);
+	d = SPI_getbinval(tup, desc, 13, &isnull);
+	job->look.image = isnull ? NULL : DatumGetByteaPCopy(d);
+	d = SPI_getbinval(tup, desc, 14, &isnull);
+	job->look.seal_mm = isnull ? 0 : DatumGetFloat8(d);
+	d = SPI_getbinval(tup, desc, 15, &isnull);
+	job->look.page = isnull ? 0 : DatumGetInt32(d);
+	d = SPI_getbinval(tup, desc, 16, &isnull);
+	job->look.x = isnull ? 0 : DatumGetFloat8(d);
+	d = SPI_getbinval(tup, desc, 17, &isnull);
+	job->look.y = isnull ? 0 : DatumGetFloat8(d);
 	MemoryContextSwitchTo(old);
 }
 
@@ -695,11 +761,32 @@ sign_jobs(Batch *b)
 	b->job_cxt = AllocSetContextCreate(TopTransactionContext, "ioffice signing job",
 									   ALLOCSET_DEFAULT_SIZES);
 	ioffice_engine_enter();
-	if (!sign_batch_at_once(b))
+
+	/*
+	 * PDFs are signed one by one, each in its subtransaction, after the
+	 * others: each makes a new version of its file, which a later job on
+	 * the same file (the seal after the leader's signature) must see.
+	 */
 	{
-		/* the failures counted by the rolled-back attempt are not recorded */
-		batch_failed = 0;
-		left = sign_jobs_one_by_one(b->jobs, b->n, b->job_cxt);
+		Batch		detached = {palloc(sizeof(SignJob) * b->n), 0, b->job_cxt};
+		SignJob    *pdfs = palloc(sizeof(SignJob) * b->n);
+		int			npdf = 0;
+
+		for (int i = 0; i < b->n; i++)
+		{
+			if (b->jobs[i].pdf)
+				pdfs[npdf++] = b->jobs[i];
+			else
+				detached.jobs[detached.n++] = b->jobs[i];
+		}
+		if (detached.n > 0 && !sign_batch_at_once(&detached))
+		{
+			/* the failures counted by the rolled-back attempt are not recorded */
+			batch_failed = 0;
+			left = sign_jobs_one_by_one(detached.jobs, detached.n, b->job_cxt);
+		}
+		if (npdf > 0)
+			left += sign_jobs_one_by_one(pdfs, npdf, b->job_cxt);
 	}
 	ioffice_engine_leave();
 	return left;

@@ -755,3 +755,159 @@ ioffice_sign_detached_digest(const char *cert_pem, const char *key_file,
 	result.ok = true;
 	return result;
 }
+
+/*
+ * PAdES (ETSI EN 319 142-1, baseline B-B): the CMS of a PDF signature
+ * carries contentType, messageDigest and ESS signingCertificateV2, and no
+ * signing-time attribute (the claimed time is the signature dictionary's
+ * /M).  OpenSSL's CMS_SignerInfo_sign() always adds a signing time, so the
+ * attribute is taken out afterwards and the signed attributes are signed
+ * again here: their DER as the SET OF they are signed as (DER orders a SET
+ * OF by the encodings of its members), digested and signed with the key.
+ */
+static int
+der_compare(const void *a, const void *b)
+{
+	const ASN1_STRING *x = *(const ASN1_STRING *const *) a;
+	const ASN1_STRING *y = *(const ASN1_STRING *const *) b;
+	int			n = Min(x->length, y->length);
+	int			c = memcmp(x->data, y->data, n);
+
+	return c != 0 ? c : x->length - y->length;
+}
+
+static bool
+resign_without_time(CMS_SignerInfo *si, EVP_PKEY *key, char **reason)
+{
+	int			idx = CMS_signed_get_attr_by_NID(si, NID_pkcs9_signingTime, -1);
+	int			n;
+	ASN1_STRING **enc = NULL;
+	int			total = 0;
+	unsigned char *set = NULL;
+	unsigned char *p;
+	unsigned char *sig = NULL;
+	size_t		siglen = 0;
+	EVP_MD_CTX *md = NULL;
+	bool		ok = false;
+
+	if (idx >= 0)
+		X509_ATTRIBUTE_free(CMS_signed_delete_attr(si, idx));
+	n = CMS_signed_get_attr_count(si);
+	enc = palloc0(sizeof(ASN1_STRING *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		unsigned char *der = NULL;
+		int			len = i2d_X509_ATTRIBUTE(CMS_signed_get_attr(si, i), &der);
+
+		if (len <= 0)
+			goto done;
+		enc[i] = ASN1_STRING_new();
+		ASN1_STRING_set(enc[i], der, len);
+		OPENSSL_free(der);
+		total += len;
+	}
+	qsort(enc, n, sizeof(ASN1_STRING *), der_compare);
+	/* SET OF: tag 0x31, the length in DER's shortest form */
+	set = palloc(total + 6);
+	p = set;
+	*p++ = 0x31;
+	if (total < 0x80)
+		*p++ = (unsigned char) total;
+	else if (total < 0x100)
+	{
+		*p++ = 0x81;
+		*p++ = (unsigned char) total;
+	}
+	else if (total < 0x10000)
+	{
+		*p++ = 0x82;
+		*p++ = (unsigned char) (total >> 8);
+		*p++ = (unsigned char) total;
+	}
+	else
+		goto done;
+	for (int i = 0; i < n; i++)
+	{
+		memcpy(p, enc[i]->data, enc[i]->length);
+		p += enc[i]->length;
+	}
+	md = EVP_MD_CTX_new();
+	if (md == NULL || EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
+		EVP_DigestSign(md, NULL, &siglen, set, p - set) != 1)
+		goto done;
+	sig = OPENSSL_malloc(siglen);
+	if (sig == NULL || EVP_DigestSign(md, sig, &siglen, set, p - set) != 1)
+		goto done;
+	if (ASN1_STRING_set(CMS_SignerInfo_get0_signature(si), sig, (int) siglen) != 1)
+		goto done;
+	ok = true;
+done:
+	if (!ok)
+		*reason = openssl_reason("the PAdES signature could not be made");
+	for (int i = 0; i < n; i++)
+		ASN1_STRING_free(enc[i]);
+	OPENSSL_free(sig);
+	EVP_MD_CTX_free(md);
+	return ok;
+}
+
+/*
+ * The CMS of a PAdES signature over bytes whose SHA-256 is DIGEST (the
+ * /ByteRange of a prepared PDF), signed with the certificate (its chain
+ * carried along) and the key in the keystore: DER, or NULL and *reason.
+ */
+bytea *
+ioffice_sign_pades_digest(const char *cert_pem, const char *key_file,
+						  const unsigned char *digest, char **reason)
+{
+	const unsigned int flags = CMS_DETACHED | CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP;
+	CMS_ContentInfo *cms = NULL;
+	CMS_SignerInfo *si;
+	EVP_PKEY   *key;
+	uint64		generation = 0;
+	unsigned char *der;
+	int			len;
+	bytea	   *out = NULL;
+
+	ERR_clear_error();
+	key = load_key(key_file, &generation, reason);
+	if (key == NULL)
+		return NULL;
+	if (!parse_certificate(cert_pem, reason))
+		return NULL;
+	if (cur->checked_key != generation)
+	{
+		if (X509_check_private_key(cached_cert, key) != 1)
+		{
+			ERR_clear_error();
+			*reason = pstrdup("the key file does not hold the certificate's private key");
+			return NULL;
+		}
+		cur->checked_key = generation;
+	}
+	cms = CMS_sign(NULL, NULL, cached_chain, NULL, flags);
+	if (cms == NULL ||
+		(si = CMS_add1_signer(cms, cached_cert, key, EVP_sha256(), flags | CMS_CADES)) == NULL ||
+		CMS_signed_add1_attr_by_NID(si, NID_pkcs9_messageDigest, V_ASN1_OCTET_STRING,
+									digest, SHA256_LEN) != 1 ||
+		CMS_signed_add1_attr_by_NID(si, NID_pkcs9_contentType, V_ASN1_OBJECT,
+									OBJ_nid2obj(NID_pkcs7_data), -1) != 1 ||
+		CMS_SignerInfo_sign(si) != 1)
+	{
+		*reason = openssl_reason("signing failed");
+		CMS_ContentInfo_free(cms);
+		return NULL;
+	}
+	if (resign_without_time(si, key, reason) && (der = cms_der(cms, &len)) != NULL)
+	{
+		out = palloc(VARHDRSZ + len);
+		SET_VARSIZE(out, VARHDRSZ + len);
+		memcpy(VARDATA(out), der, len);
+		OPENSSL_free(der);
+	}
+	else if (*reason == NULL)
+		*reason = openssl_reason("the signature cannot be encoded");
+	CMS_ContentInfo_free(cms);
+	ERR_clear_error();
+	return out;
+}

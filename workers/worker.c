@@ -54,6 +54,7 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
+#include "convert.h"
 #include "ioffice.h"
 #include "worker.h"
 
@@ -206,6 +207,7 @@ ioffice_worker_init(void)
 							NULL, NULL, NULL);
 
 	ioffice_outbox_delivery_init();
+	ioffice_convert_init();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
@@ -322,6 +324,9 @@ worker_detach(int code, Datum arg)
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
 	my_proc->latch = NULL;
 	my_proc->pid = 0;
+	/* the signer's converter goes with it (converter.c) */
+	if (my_role == IOFFICE_SIGNER)
+		my_slot->converter_pid = my_slot->soffice_pid = 0;
 	/* a process that could not connect leaves "unreachable" */
 	if (connected)
 		strlcpy(my_proc->state, "stopped", sizeof(my_proc->state));
@@ -464,7 +469,11 @@ extension_present(void)
 	return present;
 }
 
-/* the signer: a batch of jobs whenever woken, and every naptime */
+/*
+ * the signer: a batch of jobs whenever woken, and every naptime; between
+ * batches, a step of the conversion of Word files to PDF, whose answer it
+ * waits for on the converter's pipe as well as on its latch (convert_jobs.c)
+ */
 static void signer_loop(void) pg_attribute_noreturn();
 
 static void
@@ -473,6 +482,8 @@ signer_loop(void)
 	for (;;)
 	{
 		int			signed_jobs = 0;
+		bool		converted = false;
+		pgsocket	converter;
 
 		CHECK_FOR_INTERRUPTS();
 		(void) ioffice_worker_reload();
@@ -494,6 +505,7 @@ signer_loop(void)
 			PG_TRY();
 			{
 				signed_jobs = ioffice_worker_sign_batch(ioffice_worker_batch, &failed);
+				converted = ioffice_worker_convert_step();
 			}
 			PG_CATCH();
 			{
@@ -507,14 +519,21 @@ signer_loop(void)
 			PG_END_TRY();
 			if (signed_jobs > 0)
 				ioffice_worker_count(signed_jobs - failed, failed);
-			set_state("idle");
+			set_state(ioffice_worker_convert_socket() != PGINVALID_SOCKET ? "converting" : "idle");
 		}
 
-		/* a full batch: there may be more waiting, go on at once */
-		if (signed_jobs >= ioffice_worker_batch)
+		/*
+		 * a full batch: there may be more waiting, go on at once; likewise
+		 * after a conversion (its PDF waits to be signed)
+		 */
+		if (signed_jobs >= ioffice_worker_batch || converted)
 			continue;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 ioffice_worker_naptime * 1000L, PG_WAIT_EXTENSION);
+		converter = ioffice_worker_convert_socket();
+		(void) WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH |
+								 (converter != PGINVALID_SOCKET ? WL_SOCKET_READABLE : 0),
+								 converter,
+								 ioffice_worker_convert_wait_ms(ioffice_worker_naptime * 1000L),
+								 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
@@ -604,6 +623,66 @@ ioffice_worker_count(int64 done, int64 failed)
 	}
 	my_slot->last_batch_at = GetCurrentTimestamp();
 	LWLockRelease(shared->lock);
+}
+
+/* the converter's processes, for worker_status (0: not running) */
+void
+ioffice_worker_note_converter(pid_t helper, pid_t soffice)
+{
+	if (my_slot == NULL)
+		return;
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	my_slot->converter_pid = helper;
+	my_slot->soffice_pid = soffice;
+	LWLockRelease(shared->lock);
+}
+
+/* a conversion's outcome: a PDF made, or the signatures it failed */
+void
+ioffice_worker_note_conversion(bool ok, int jobs_failed)
+{
+	if (my_slot == NULL)
+		return;
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	if (ok)
+		my_slot->conversions_done++;
+	my_slot->conversions_failed += jobs_failed;
+	my_slot->jobs_failed += jobs_failed;
+	LWLockRelease(shared->lock);
+}
+
+/*
+ * _converter_slots(): the converter of each database's signer, for the
+ * worker_status view: the helper's and its LibreOffice's pids, the files
+ * converted and the signatures that failed in conversion.
+ */
+PG_FUNCTION_INFO_V1(ioffice_converter_slots_sql);
+Datum
+ioffice_converter_slots_sql(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (shared == NULL)
+		return (Datum) 0;
+	LWLockAcquire(shared->lock, LW_SHARED);
+	for (int i = 0; i < shared->nslots; i++)
+	{
+		IofficeWorkerSlot *s = &shared->slots[i];
+		Datum		v[5];
+		bool		n[5] = {false, false, false, false, false};
+
+		v[0] = CStringGetTextDatum(s->dbname);
+		v[1] = Int32GetDatum(s->converter_pid);
+		n[1] = s->converter_pid == 0;
+		v[2] = Int32GetDatum(s->soffice_pid);
+		n[2] = s->soffice_pid == 0;
+		v[3] = Int64GetDatum(s->conversions_done);
+		v[4] = Int64GetDatum(s->conversions_failed);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+	}
+	LWLockRelease(shared->lock);
+	return (Datum) 0;
 }
 
 /*

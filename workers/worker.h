@@ -53,6 +53,11 @@ typedef struct IofficeWorkerSlot
 	int			connect_failures;
 	TimestampTz connect_retry_at;
 	char		connect_error[IOFFICE_ERROR_LEN];	/* the last failure's message */
+	/* the signer's converter of Word and Excel files (convert_jobs.c) */
+	pid_t		converter_pid;	/* the helper process; 0: not running */
+	pid_t		soffice_pid;	/* its LibreOffice; 0: not started */
+	int64		conversions_done;
+	int64		conversions_failed;	/* signatures failed by a conversion */
 } IofficeWorkerSlot;
 
 /* settings */
@@ -79,6 +84,8 @@ extern void ioffice_worker_note_error(const char *message);
 extern void ioffice_worker_set_state(const char *state);
 extern void ioffice_worker_count(int64 done, int64 failed);
 extern bool ioffice_worker_reload(void);
+extern void ioffice_worker_note_converter(pid_t helper, pid_t soffice);
+extern void ioffice_worker_note_conversion(bool ok, int jobs_failed);
 
 /* signer.c: one implementation of signing; PAdES or a remote service would be others */
 typedef struct IofficeSignResult
@@ -90,5 +97,32 @@ typedef struct IofficeSignResult
 
 extern IofficeSignResult ioffice_sign_detached_digest(const char *cert_pem, const char *key_file,
 													  const unsigned char *sha256);
+
+/* signer.c: the CMS of a PAdES signature (no signing-time attribute) */
+extern bytea *ioffice_sign_pades_digest(const char *cert_pem, const char *key_file,
+										const unsigned char *sha256, char **reason);
+
+/* pdf_sign.c: a PAdES signature as an incremental update of a PDF */
+typedef struct IofficePdfLook
+{
+	bytea	   *image;			/* PNG: the signer's signature or the seal; NULL: invisible */
+	double		seal_mm;		/* > 0: a seal of this diameter */
+	int			page;			/* > 0: centred on (x, y) of this page */
+	double		x;
+	double		y;
+} IofficePdfLook;
+
+typedef struct IofficePdfSigned
+{
+	bool		ok;
+	bool		not_pdf;		/* the helper cannot read it: sign detached */
+	char	   *reason;
+	bytea	   *cms;
+	int64		signed_file;	/* the new version of the file */
+} IofficePdfSigned;
+
+extern IofficePdfSigned ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem,
+										 const char *key_file, const char *signer_name,
+										 const char *kind, const IofficePdfLook *look);
 
 #endif

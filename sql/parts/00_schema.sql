@@ -79,8 +79,19 @@ CREATE TABLE delegation (
     valid_from   timestamptz NOT NULL,
     valid_until  timestamptz NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
-    CHECK (valid_until > valid_from),
-    CHECK (from_person <> to_person)
+    -- revoke_delegation(): when and by whom; the delegation then ended at
+    -- revoked_at (valid_until moves there, or to valid_from for one that had
+    -- not started: an empty period), so that every test of "in force now"
+    -- holds it ended; the audit record keeps the end it was given
+    revoked_at   timestamptz,
+    revoked_by   bigint REFERENCES person,
+    CONSTRAINT delegation_check
+        CHECK (valid_until > valid_from OR (revoked_at IS NOT NULL AND valid_until >= valid_from)),
+    CHECK (from_person <> to_person),
+    -- one delegation of a person at a time: periods of the same delegator
+    -- never overlap (ranges, so that no extension is needed for the person)
+    CONSTRAINT delegation_one_at_a_time EXCLUDE USING gist
+        (int8range(from_person, from_person, '[]') WITH &&, tstzrange(valid_from, valid_until) WITH &&)
 );
 CREATE INDEX delegation_to_idx ON delegation (to_person, from_person);
 COMMENT ON TABLE delegation IS 'Approval delegations (ủy quyền duyệt): to_person may approve in from_person''s name';
@@ -144,7 +155,9 @@ CREATE TABLE workflow_state (
     builtin     boolean NOT NULL DEFAULT false,
     -- a document's files can no longer change in this state (nor in a final
     -- one): outgoing awaiting_issue, where the clerk issues what the leader
-    -- approved and signed (extension/files.c, trigger frozen on file)
+    -- approved and signed; incoming awaiting_assignment and in_progress,
+    -- where the leader and the handlers read what arrived (extension/files.c,
+    -- trigger frozen on file)
     files_frozen boolean NOT NULL DEFAULT false,
     PRIMARY KEY (workflow, state),
     CHECK (NOT (initial AND final))
@@ -206,7 +219,11 @@ CREATE TABLE register (
     numbers_seq  bigint NOT NULL DEFAULT 0 CHECK (numbers_seq >= 0),
     numbers_prev bytea,
     numbers_head bytea,
-    UNIQUE (agency_id, direction, code, year)
+    UNIQUE (agency_id, direction, code, year),
+    -- the date of the last number given (an outgoing register's numbers
+    -- follow their dates): kept here, so that the numbering UPDATE checks a
+    -- new date against it under the row's lock (extension/registers.c)
+    last_issued_on date
 );
 COMMENT ON TABLE register IS 'Numbering registers (sổ văn bản), one row per register and year';
 
@@ -258,7 +275,10 @@ CREATE TABLE document (
     source_document_id bigint,
     received_at     timestamptz,
     CHECK (direction = 'incoming' OR drafter_id IS NOT NULL),
-    CHECK (direction = 'incoming' OR (number IS NULL) = (symbol IS NULL))
+    CHECK (direction = 'incoming' OR (number IS NULL) = (symbol IS NULL)),
+    -- the name of the type as it was registered (the register entry keeps
+    -- it when a DBA renames the type later); set at issue
+    doc_type_name   text
 );
 -- (with the id: a person's own documents newest first, a page of a list)
 CREATE INDEX document_drafter_idx ON document (drafter_id, id);
@@ -296,10 +316,22 @@ CREATE TABLE number_taken (
     taken_at         timestamptz NOT NULL DEFAULT now(),
     taken_on         date NOT NULL,         -- in ioffice.timezone: the register's date
     document_id      bigint REFERENCES document,
-    PRIMARY KEY (register_id, number)
+    PRIMARY KEY (register_id, number),
+    -- the type's name when the number was taken (see document.doc_type_name)
+    doc_type_name    text,
+    -- a number is accounted for when the document it served carries it
+    -- (document_id: import_issued with payload.number) or when it is voided
+    -- with a reason (void_number); who did either, and when
+    void_reason      text CHECK (length(void_reason) BETWEEN 1 AND 500),
+    accounted_by     bigint REFERENCES person,
+    accounted_at     timestamptz,
+    CONSTRAINT number_taken_used_or_void CHECK (document_id IS NULL OR void_reason IS NULL),
+    CONSTRAINT number_taken_accounted
+        CHECK ((accounted_at IS NULL) = (document_id IS NULL AND void_reason IS NULL))
 );
 CREATE INDEX number_taken_taken_on_idx ON number_taken (taken_on);
 COMMENT ON TABLE number_taken IS 'Register numbers taken by external systems (take_number)';
+COMMENT ON COLUMN number_taken.void_reason IS 'Why the number was not used (void_number); the number stays in the register';
 
 CREATE TABLE document_link (
     document_id bigint NOT NULL REFERENCES document,
@@ -327,8 +359,16 @@ CREATE TABLE file (
     -- stays, so the history (and what was signed) is kept
     superseded_at timestamptz,
     removed_at    timestamptz,
-    removed_by    bigint REFERENCES person
+    removed_by    bigint REFERENCES person,
+    -- the Word or Excel file this PDF was made from by the signing worker
+    -- (workers/convert_jobs.c), from its exact bytes, when a signature of
+    -- it was asked for; it is also the version this one replaces
+    converted_from bigint,
+    CONSTRAINT file_converted_from_check
+        CHECK (converted_from IS NULL OR (converted_from = replaces_id AND kind = 'pdf'))
 );
+COMMENT ON COLUMN file.converted_from IS
+  'The Word or Excel file this PDF was converted from (by the signing worker, before signing it); the PDF replaces it';
 -- compressing PDFs and zips (DOCX/XLSX) wins nothing and costs time
 ALTER TABLE file ALTER COLUMN content SET STORAGE EXTERNAL;
 CREATE INDEX file_current_idx ON file (document_id)
@@ -439,10 +479,15 @@ CREATE TABLE signature (
     signed_at     timestamptz,
     reason        text,
     certificate_id bigint REFERENCES certificate,
-    cms           bytea             -- detached CMS SignedData (CAdES-BES), DER
+    cms           bytea,            -- CMS SignedData, DER: detached (CAdES-BES), or the one
+                                    -- embedded in signed_file's PDF (PAdES)
+    -- a PDF signature: the version of the file it made (the PDF that carries
+    -- it, replacing the version it signed); NULL for a detached signature
+    signed_file_id bigint REFERENCES file
 );
 CREATE INDEX signature_file_idx ON signature (file_id);
 CREATE INDEX signature_document_idx ON signature (document_id);
+CREATE UNIQUE INDEX signature_signed_file_idx ON signature (signed_file_id);
 CREATE UNIQUE INDEX signature_one_pending_idx ON signature (file_id, signer_id, kind)
     WHERE status = 'pending';
 -- the worker's queue, in order

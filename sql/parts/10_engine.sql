@@ -152,6 +152,18 @@ CREATE TRIGGER frozen BEFORE INSERT OR UPDATE OR DELETE ON file
 CREATE TRIGGER frozen_truncate BEFORE TRUNCATE ON file
     FOR EACH STATEMENT EXECUTE FUNCTION _file_frozen();
 
+-- Whoever writes a link (văn bản liên quan), link_documents() or a role with
+-- the privilege: no link of a document in a final state is added or removed,
+-- an issued document keeps the links it was issued with (extension/files.c).
+-- SECURITY DEFINER: it reads the document past row-level security.
+CREATE FUNCTION _link_frozen() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'ioffice_link_frozen' LANGUAGE C
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+CREATE TRIGGER frozen BEFORE INSERT OR UPDATE OR DELETE ON document_link
+    FOR EACH ROW EXECUTE FUNCTION _link_frozen();
+CREATE TRIGGER frozen_truncate BEFORE TRUNCATE ON document_link
+    FOR EACH STATEMENT EXECUTE FUNCTION _link_frozen();
+
 CREATE FUNCTION act(doc bigint, action text, to_login text DEFAULT NULL,
                     note text DEFAULT NULL, options jsonb DEFAULT '{}')
     RETURNS text
@@ -295,6 +307,11 @@ INSERT INTO workflow_state (workflow, state, label, initial, final, builtin) VAL
     ('incoming', 'returned',            'Trả lại văn thư',   false, false, true),
     ('incoming', 'in_progress',         'Đang xử lý',        false, false, true),
     ('incoming', 'processed',           'Đã xử lý',          false, true,  true);
+-- handed on by its clerk, a received document is what the leader and the
+-- handlers read: its files are those it arrived with (extension/files.c;
+-- they are never replaced or removed in any state)
+UPDATE workflow_state SET files_frozen = true
+ WHERE workflow = 'incoming' AND state IN ('awaiting_assignment', 'in_progress');
 
 INSERT INTO workflow_transition
     (workflow, action, from_state, to_state, label, taken_by, receiver, receiver_role,

@@ -142,6 +142,29 @@ GRANT EXECUTE ON FUNCTION add_agency(text, text, text, bigint) TO ioffice_admin;
 GRANT EXECUTE ON FUNCTION add_department(bigint, text, text) TO ioffice_admin;
 GRANT EXECUTE ON FUNCTION add_person(text, text, text, bigint, text[]) TO ioffice_admin;
 
+-- Does person lead unit: hold the role leader (or deputy) in it or in a unit
+-- above it within its agency (the chairman leads the departments)?  Who may
+-- approve a document of the unit, and so sign it in the register.
+CREATE FUNCTION _leads(person bigint, unit bigint) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE up (id, parent_id, agency_id, depth) AS (
+        SELECT u.id, u.parent_id, u.agency_id, 1 FROM ioffice.unit u WHERE u.id = _leads.unit
+        UNION ALL
+        SELECT p.id, p.parent_id, p.agency_id, up.depth + 1
+          FROM ioffice.unit p JOIN up ON p.id = up.parent_id
+         WHERE p.agency_id = up.agency_id AND up.depth < 100)
+    SELECT EXISTS (SELECT 1 FROM ioffice.person_role r JOIN up ON up.id = r.unit_id
+                   WHERE r.person_id = _leads.person AND r.role IN ('leader', 'deputy'))
+$$;
+REVOKE ALL ON FUNCTION _leads(bigint, bigint) FROM PUBLIC;
+
+-- Approval delegation (ủy quyền duyệt): from now or later (a start up to a
+-- minute in the past, an application's clock, is taken as now: the record
+-- never says it began before it was made), to a leader or deputy of the
+-- delegator's own unit, one at a time (constraint delegation_one_at_a_time),
+-- until revoke_delegation() ends it.  Nobody approves what they drafted,
+-- delegate or not (extension/act.c).
 CREATE FUNCTION delegate(to_login text, valid_from timestamptz, valid_until timestamptz)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -149,36 +172,103 @@ AS $$
 DECLARE
     v_from bigint := ioffice.actor();
     v_to bigint;
+    v_start timestamptz;
+    v_other bigint;
     v_id bigint;
 BEGIN
     PERFORM ioffice._engine_enter();
     IF to_login IS NULL OR valid_from IS NULL OR valid_until IS NULL THEN
         RAISE EXCEPTION 'delegate needs a person and a period' USING ERRCODE = '22023';
     END IF;
-    IF valid_until <= valid_from THEN
-        RAISE EXCEPTION 'the delegation must end after it starts' USING ERRCODE = '22023';
-    END IF;
     IF isfinite(valid_from) IS NOT TRUE OR isfinite(valid_until) IS NOT TRUE THEN
         RAISE EXCEPTION 'a delegation is for a finite period' USING ERRCODE = '22023',
               HINT = 'Decree 30 authorisations are time-limited.';
     END IF;
+    IF valid_from < now() - interval '1 minute' THEN
+        RAISE EXCEPTION 'a delegation starts now or later, not in the past' USING ERRCODE = '22023',
+              HINT = 'Acts already done cannot be delegated after the fact: give valid_from as now() or later.';
+    END IF;
+    v_start := greatest(valid_from, now());
+    IF valid_until <= v_start THEN
+        RAISE EXCEPTION 'the delegation must end after it starts' USING ERRCODE = '22023';
+    END IF;
     SELECT p.id INTO v_to FROM ioffice.person p WHERE p.login = to_login AND p.active;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown person "%"', to_login USING ERRCODE = '42704';
+        RAISE EXCEPTION 'unknown person "%"', left(to_login, 60) USING ERRCODE = '42704';
     END IF;
     IF v_to = v_from THEN
         RAISE EXCEPTION 'a person cannot delegate to themselves' USING ERRCODE = '22023';
     END IF;
-    INSERT INTO ioffice.delegation (from_person, to_person, valid_from, valid_until)
-    VALUES (v_from, v_to, valid_from, valid_until)
-    RETURNING id INTO v_id;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.person f JOIN ioffice.person_role r ON r.unit_id = f.unit_id
+                   WHERE f.id = v_from AND r.person_id = v_to AND r.role IN ('leader', 'deputy')) THEN
+        RAISE EXCEPTION '"%" is not a leader or deputy of the delegator''s unit', left(to_login, 60)
+            USING ERRCODE = '22023',
+                  DETAIL = 'Approval is delegated to a leader or deputy of the same unit only.';
+    END IF;
+    SELECT g.id INTO v_other FROM ioffice.delegation g
+    WHERE g.from_person = v_from
+      AND tstzrange(g.valid_from, g.valid_until) && tstzrange(v_start, delegate.valid_until)
+    ORDER BY g.id LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'another delegation of the same person covers part of this period'
+            USING ERRCODE = '55000', DETAIL = format('Delegation %s.', v_other),
+                  HINT = 'One delegation at a time: revoke it with ioffice.revoke_delegation() first.';
+    END IF;
+    BEGIN
+        INSERT INTO ioffice.delegation (from_person, to_person, valid_from, valid_until)
+        VALUES (v_from, v_to, v_start, delegate.valid_until)
+        RETURNING id INTO v_id;
+    EXCEPTION WHEN exclusion_violation THEN
+        -- a concurrent delegate() of the same person committed first
+        RAISE EXCEPTION 'another delegation of the same person covers part of this period'
+            USING ERRCODE = '55000',
+                  HINT = 'One delegation at a time: revoke it with ioffice.revoke_delegation() first.';
+    END;
     PERFORM ioffice._audit('delegation', v_id, 'delegate', NULL, NULL,
-                           jsonb_build_object('to', to_login, 'valid_from', valid_from,
+                           jsonb_build_object('to', to_login, 'valid_from', v_start,
                                               'valid_until', valid_until));
     PERFORM ioffice._engine_leave();
     RETURN v_id;
 END
 $$;
+
+-- The delegator ends a delegation now (or cancels one not yet started).
+CREATE FUNCTION revoke_delegation(id bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+    v_g ioffice.delegation;
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF revoke_delegation.id IS NULL THEN
+        RAISE EXCEPTION 'revoke_delegation needs a delegation' USING ERRCODE = '22023';
+    END IF;
+    SELECT g.* INTO v_g FROM ioffice.delegation g WHERE g.id = revoke_delegation.id FOR UPDATE;
+    IF NOT FOUND OR (v_actor NOT IN (v_g.from_person, v_g.to_person) AND NOT ioffice.is_admin()) THEN
+        RAISE EXCEPTION 'unknown delegation %', revoke_delegation.id USING ERRCODE = '42704';
+    END IF;
+    IF v_g.from_person <> v_actor THEN
+        RAISE EXCEPTION 'only the person who delegated may revoke delegation %', revoke_delegation.id
+            USING ERRCODE = '42501';
+    END IF;
+    IF v_g.revoked_at IS NOT NULL THEN
+        RAISE EXCEPTION 'delegation % was already revoked', revoke_delegation.id USING ERRCODE = '55000';
+    END IF;
+    IF v_g.valid_until <= now() THEN
+        RAISE EXCEPTION 'delegation % has already ended', revoke_delegation.id USING ERRCODE = '55000';
+    END IF;
+    UPDATE ioffice.delegation g
+       SET revoked_at = now(), revoked_by = v_actor, valid_until = greatest(g.valid_from, now())
+     WHERE g.id = revoke_delegation.id;
+    PERFORM ioffice._audit('delegation', revoke_delegation.id, 'revoke', NULL, NULL,
+                           jsonb_build_object('valid_from', v_g.valid_from,
+                                              'valid_until_given', v_g.valid_until));
+    PERFORM ioffice._engine_leave();
+END
+$$;
+COMMENT ON FUNCTION revoke_delegation(bigint) IS
+  'The delegator ends an approval delegation now (or cancels one not yet started); audited';
 
 -- ---------------------------------------------------------------------------
 -- Documents
@@ -307,11 +397,23 @@ BEGIN
     v_pages := ioffice._whole_detail(v_details, 'page_count', 1, 100000);
     v_copies := ioffice._whole_detail(v_details, 'copies', 1, 100000);
     v_due := ioffice._date_detail(v_details, 'due_date');
+    SELECT p.unit_id, u.agency_id INTO v_unit, v_agency
+    FROM ioffice.person p JOIN ioffice.unit u ON u.id = p.unit_id
+    WHERE p.id = v_actor;
+    -- the signer the drafter proposes: a leader of the drafting unit (or
+    -- above) other than the drafter; the approval replaces it with the
+    -- leader who approves (extension/act.c)
     IF v_details->>'signer' IS NOT NULL THEN
         SELECT p.id INTO v_signer FROM ioffice.person p
         WHERE p.login = v_details->>'signer' AND p.active;
         IF NOT FOUND THEN
-            RAISE EXCEPTION 'unknown signer "%"', v_details->>'signer' USING ERRCODE = '42704';
+            RAISE EXCEPTION 'unknown signer "%"', left(v_details->>'signer', 60) USING ERRCODE = '42704';
+        END IF;
+        IF v_signer = v_actor OR NOT ioffice._leads(v_signer, v_unit) THEN
+            RAISE EXCEPTION 'signer "%" is not a leader of the drafting unit other than the drafter',
+                left(v_details->>'signer', 60)
+                USING ERRCODE = '22023',
+                      DETAIL = 'The signer (Người ký) is the leader who approves the document; nobody names himself.';
         END IF;
     END IF;
     IF jsonb_typeof(v_details->'recipients') = 'array' THEN
@@ -342,9 +444,6 @@ BEGIN
         END LOOP;
     END IF;
 
-    SELECT p.unit_id, u.agency_id INTO v_unit, v_agency
-    FROM ioffice.person p JOIN ioffice.unit u ON u.id = p.unit_id
-    WHERE p.id = v_actor;
     SELECT s.state INTO v_state FROM ioffice.workflow_state s
     WHERE s.workflow = 'outgoing' AND s.initial
     ORDER BY s.state LIMIT 1;
@@ -367,11 +466,53 @@ BEGIN
 END
 $$;
 
+-- Whoever writes a document (the engine, or a role through a foreign key's
+-- cascade): once approved (its state freezes the files or is final, or it
+-- is a dossier's result, made signed), its signer, type and abstract are
+-- what was approved and no longer change; and an outgoing document gets its
+-- number only with a signer who leads a unit of its agency and did not draft
+-- it.  SECURITY DEFINER: it reads the rules and roles past any privilege.
+CREATE FUNCTION _document_approved() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF (NEW.signer_id IS DISTINCT FROM OLD.signer_id OR NEW.doc_type IS DISTINCT FROM OLD.doc_type
+        OR NEW.abstract IS DISTINCT FROM OLD.abstract)
+       AND (OLD.number IS NOT NULL OR OLD.workflow = 'dossier_result'
+            OR EXISTS (SELECT 1 FROM ioffice.workflow_state s
+                       WHERE s.workflow = OLD.workflow AND s.state = OLD.state
+                         AND (s.files_frozen OR s.final))) THEN
+        RAISE EXCEPTION 'document % is approved: its signer, type and abstract can no longer change', OLD.id
+            USING ERRCODE = '55000',
+                  HINT = 'What the leader approved and signed is what is issued; return it to be approved again before it is issued.';
+    END IF;
+    IF OLD.number IS NULL AND NEW.number IS NOT NULL
+       AND (NEW.signer_id IS NULL OR NEW.signer_id = NEW.drafter_id
+            OR NOT EXISTS (SELECT 1 FROM ioffice.person_role r JOIN ioffice.unit u ON u.id = r.unit_id
+                           WHERE r.person_id = NEW.signer_id AND r.role IN ('leader', 'deputy')
+                             AND u.agency_id = NEW.agency_id)) THEN
+        RAISE EXCEPTION 'document % has no signer who may sign it', NEW.id
+            USING ERRCODE = '55000',
+                  DETAIL = 'The signer in the register (Người ký) is a leader of the agency who approved it, never its drafter.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+REVOKE ALL ON FUNCTION _document_approved() FROM PUBLIC;
+CREATE TRIGGER approved_frozen BEFORE UPDATE ON document
+    FOR EACH ROW WHEN (NEW.direction = 'outgoing'
+                       AND (OLD.signer_id IS DISTINCT FROM NEW.signer_id
+                            OR OLD.doc_type IS DISTINCT FROM NEW.doc_type
+                            OR OLD.abstract IS DISTINCT FROM NEW.abstract
+                            OR (OLD.number IS NULL AND NEW.number IS NOT NULL)))
+    EXECUTE FUNCTION _document_approved();
+
 CREATE FUNCTION link_documents(doc bigint, related bigint) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_actor bigint := ioffice.actor();
+    v_state text;
 BEGIN
     PERFORM ioffice._engine_enter();
     IF doc IS NULL OR related IS NULL THEN
@@ -387,6 +528,19 @@ BEGIN
                        WHERE t.document_id = doc AND t.status = 'open' AND t.receiver_id = v_actor) THEN
         RAISE EXCEPTION 'only the drafter or the current holder may link documents'
             USING ERRCODE = '42501';
+    END IF;
+    -- an issued (or otherwise final) document keeps the links it had: wait
+    -- for an act under way on it, then judge the state it left (the trigger
+    -- on document_link says the same to every other writer)
+    PERFORM 1 FROM ioffice.document d WHERE d.id = doc FOR NO KEY UPDATE;
+    SELECT d.state INTO v_state FROM ioffice.document d
+      JOIN ioffice.workflow_state s ON s.workflow = d.workflow AND s.state = d.state
+     WHERE d.id = doc AND s.final;
+    IF FOUND THEN
+        RAISE EXCEPTION 'document % is %: its related documents can no longer change', doc, v_state
+            USING ERRCODE = '55000',
+                  DETAIL = 'A document in a final state keeps the links it was issued or closed with.',
+                  HINT = 'Link the related document from a new document instead.';
     END IF;
     INSERT INTO ioffice.document_link (document_id, related_id) VALUES (doc, related)
     ON CONFLICT DO NOTHING;
@@ -415,6 +569,7 @@ DECLARE
     v_conf text;
     v_due date;
     v_received timestamptz := now();
+    v_arrival date;
     v_register bigint;
     v_pages int;
     v_existing bigint;
@@ -476,6 +631,23 @@ BEGIN
         IF v_received > now() THEN
             RAISE EXCEPTION 'details.received_at is in the future' USING ERRCODE = '22023';
         END IF;
+    END IF;
+    -- the arrival date (Ngày đến, in ioffice.timezone) is a day of the year
+    -- whose register numbers it (this year's: _take_arrival), and not before
+    -- the document's own date
+    v_arrival := (coalesce(v_received, now()) AT TIME ZONE ioffice.timezone())::date;
+    IF v_arrival < sender_date THEN
+        RAISE EXCEPTION 'details.received_at is before the document''s own date'
+            USING ERRCODE = '22023',
+                  DETAIL = format('It arrived on %s; it is dated %s.', v_arrival, sender_date);
+    END IF;
+    IF extract(year FROM v_arrival)
+       <> extract(year FROM (now() AT TIME ZONE ioffice.timezone())::date) THEN
+        RAISE EXCEPTION 'details.received_at is not in the year of the register that numbers it'
+            USING ERRCODE = '22023',
+                  DETAIL = format('It arrived on %s; arrival numbers run from 1 January to 31 December, in order of receipt.',
+                                  v_arrival),
+                  HINT = 'A document is registered on the day it arrives.';
     END IF;
     v_pages := ioffice._whole_detail(v_details, 'page_count', 1, 100000);
     v_register := ioffice._whole_detail(v_details, 'register', 1, 9223372036854775807);

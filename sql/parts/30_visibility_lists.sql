@@ -201,11 +201,14 @@ CREATE POLICY visible ON delegation FOR SELECT
 -- issued documents and numbers taken by external systems.  security_invoker,
 -- so a reader sees what the row-level security of the tables lets them see:
 -- the rows of a confidential register go with the register's own row.  An
--- entry is confidential when its document or its register is.
+-- entry is confidential when its document or its register is.  The type's
+-- name is the one the entry was registered with (doc_type_name, kept at
+-- issue: a DBA's later renaming of the type does not rewrite the register);
+-- a number voided by its taker stays, with the reason, in the note.
 CREATE VIEW outgoing_register WITH (security_invoker = true) AS
 SELECT d.agency_id, d.register_id, r.code AS register_code, d.register_year AS year,
        d.number, d.symbol, d.issued_on, d.doc_type,
-       t.name || ' ' || d.abstract AS type_and_abstract,
+       coalesce(d.doc_type_name, t.name) || ' ' || d.abstract AS type_and_abstract,
        s.full_name AS signer,
        (SELECT string_agg(coalesce(e->>'name', e->>'place'), '; ')
           FROM jsonb_array_elements(d.recipients) AS e) AS recipients,
@@ -226,8 +229,10 @@ WHERE d.direction = 'outgoing' AND d.number IS NOT NULL
 UNION ALL
 SELECT r.agency_id, n.register_id, r.code, r.year,
        n.number, n.symbol, n.taken_on, n.doc_type,
-       t.name, NULL, NULL, du.name, NULL, NULL, NULL,
-       'số lấy từ hệ thống khác' , r.confidential, NULL, NULL
+       coalesce(n.doc_type_name, t.name), NULL, NULL, du.name, NULL, NULL, NULL,
+       CASE WHEN n.void_reason IS NULL THEN 'số lấy từ hệ thống khác'
+            ELSE 'số không sử dụng, đã hủy: ' || n.void_reason END,
+       r.confidential, NULL, NULL
 FROM ioffice.number_taken n
 JOIN ioffice.register r ON r.id = n.register_id
 JOIN ioffice.doc_type t ON t.code = n.doc_type

@@ -174,11 +174,12 @@ CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON crl
     FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
 
 CREATE FUNCTION verify(file bigint)
-    RETURNS TABLE (signer text, kind text, signed_at timestamptz, subject text, valid boolean, reason text)
+    RETURNS TABLE (signer text, kind text, signed_at timestamptz, subject text, valid boolean, reason text,
+                   revision int, after_signing text)
     AS 'MODULE_PATHNAME', 'ioffice_verify'
     LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION verify(bigint) IS
-  'Every signature on a file, checked against the registered trust anchors and revocation lists (Kiểm tra VB đã ký)';
+  'Every signature on a file, detached or embedded in a PDF (revision, and what later revisions added: none, signatures, or content), checked against the registered trust anchors and revocation lists (Kiểm tra VB đã ký)';
 
 -- one row per served database: its signer's and its deliverer's processes
 -- (pid, state and started_at of the row are the signer's; state shows the
@@ -196,6 +197,16 @@ CREATE FUNCTION _worker_slots(OUT database text, OUT pid int, OUT state text, OU
 -- last_error may quote another system's answer or a signing failure: DBAs only
 REVOKE ALL ON FUNCTION _worker_slots() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION _worker_slots() TO ioffice_admin;
+
+-- one row per served database: its signer's converter of Word and Excel
+-- files to PDF (the helper's and its LibreOffice's pids, NULL when not
+-- running), the files converted and the signatures failed in conversion
+CREATE FUNCTION _converter_slots(OUT database text, OUT converter_pid int, OUT soffice_pid int,
+                                 OUT conversions_done bigint, OUT conversions_failed bigint)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'ioffice_converter_slots_sql' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION _converter_slots() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _converter_slots() TO ioffice_admin;
 
 CREATE FUNCTION signature_p7s(file bigint) RETURNS bytea
     AS 'MODULE_PATHNAME', 'ioffice_signature_p7s'

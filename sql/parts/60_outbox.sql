@@ -125,8 +125,11 @@ CREATE FUNCTION _wake_worker() RETURNS void
 REVOKE ALL ON FUNCTION _wake_worker() FROM PUBLIC;
 
 -- worker_status, now with the outbox: its depth, what is due, dead letters
--- and the last of them.  The queues are read in the current database: the
--- other databases' rows show NULL there (query the view in each database).
+-- and the last of them; and the conversions of Word files to PDF before
+-- signing: signatures waiting for one, files converted, signatures failed
+-- in conversion, the converter's and its LibreOffice's pids.  The queues
+-- are read in the current database: the other databases' rows show NULL
+-- there (query the view in each database).
 CREATE OR REPLACE VIEW worker_status AS
 SELECT w.database, w.pid, w.state, w.started_at, w.last_batch_at, w.batches, w.jobs_done,
        w.jobs_failed, w.deliveries, w.deliveries_failed, w.last_error, w.last_error_at,
@@ -146,10 +149,16 @@ SELECT w.database, w.pid, w.state, w.started_at, w.last_batch_at, w.batches, w.j
           FROM ioffice.outbox o JOIN ioffice.endpoint e ON e.id = o.endpoint_id
          WHERE o.status = 'dead' ORDER BY o.id DESC LIMIT 1) END AS outbox_last_dead,
        w.signer_pid, w.signer_state, w.delivery_pid, w.delivery_state, w.delivery_started_at,
-       w.connect_failures, w.next_connect_at
-FROM ioffice._worker_slots() AS w;
+       w.connect_failures, w.next_connect_at,
+       CASE WHEN w.database = current_database() THEN
+       (SELECT count(*) FROM ioffice.signature s JOIN ioffice.file f ON f.id = s.file_id
+         WHERE s.status = 'pending'
+           AND f.kind IN ('doc', 'docx', 'xls', 'xlsx', 'odt', 'ods')) END AS conversions_pending,
+       c.conversions_done, c.conversions_failed, c.converter_pid, c.soffice_pid
+FROM ioffice._worker_slots() AS w
+LEFT JOIN ioffice._converter_slots() AS c ON c.database = w.database;
 GRANT SELECT ON worker_status TO ioffice_admin;
-COMMENT ON VIEW worker_status IS 'What the background workers (a signer and a deliverer per database) are doing, the current database''s queue depths (signatures, outbox), the last error and when';
+COMMENT ON VIEW worker_status IS 'What the background workers (a signer and a deliverer per database) are doing, the current database''s queue depths (signatures, outbox, files waiting to become PDFs), the signer''s converter (LibreOffice), the last error and when';
 
 -- An endpoint enabled or repaired (URL, secret) is tried at once, not at
 -- the worker's next nap.

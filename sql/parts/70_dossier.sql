@@ -296,6 +296,8 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION _dossier_event(bigint) FROM PUBLIC;
 
+-- Statutory days are bounded to 365 working days: the procedures' catalogue
+-- gives days to weeks, more is a typing mistake, not a procedure's time.
 CREATE FUNCTION receive_dossier(procedure_code text, procedure_name text, applicant jsonb,
                                 statutory_days int, details jsonb DEFAULT '{}')
 RETURNS text
@@ -328,8 +330,8 @@ BEGIN
     IF length(procedure_name) NOT BETWEEN 1 AND 1000 THEN
         RAISE EXCEPTION 'the procedure name must be 1 to 1000 characters' USING ERRCODE = '22023';
     END IF;
-    IF statutory_days NOT BETWEEN 0 AND 3650 THEN
-        RAISE EXCEPTION 'statutory_days must be from 0 to 3650 working days, not %', statutory_days
+    IF statutory_days NOT BETWEEN 0 AND 365 THEN
+        RAISE EXCEPTION 'statutory_days must be from 0 to 365 working days, not %', statutory_days
             USING ERRCODE = '22023';
     END IF;
 
@@ -370,12 +372,12 @@ BEGIN
     IF length(v_details->>'result_delivery') NOT BETWEEN 1 AND 500 THEN
         RAISE EXCEPTION 'details.result_delivery must be 1 to 500 characters' USING ERRCODE = '22023';
     END IF;
-    -- a dossier received earlier (on paper, or online before the office
-    -- opened) is entered with its time; never one in the future
+    -- a dossier received earlier (paper, online out of hours) is entered with its time; never
+    -- in the future, nor older than the DBA's ioffice.dossier_backdating_days (it starts the clock)
     IF v_details ? 'received_at' THEN
         v_at := coalesce(ioffice._time_detail(v_details, 'received_at'), now());
-        IF v_at > now() OR v_at < '2000-01-01' THEN
-            RAISE EXCEPTION 'details.received_at must be a past time' USING ERRCODE = '22023';
+        IF v_at > now() OR v_at < greatest('2000-01-01', now() - make_interval(days => current_setting('ioffice.dossier_backdating_days')::int)) THEN
+            RAISE EXCEPTION 'details.received_at must be a past time, at most % days ago (ioffice.dossier_backdating_days)', current_setting('ioffice.dossier_backdating_days') USING ERRCODE = '22023';
         END IF;
     END IF;
 

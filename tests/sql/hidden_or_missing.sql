@@ -92,18 +92,20 @@ FROM (VALUES ('dossier_trail', 'SELECT * FROM ioffice.dossier_trail(%L)'),
              ('dossier_attach', $$SELECT ioffice.dossier_attach(%L, 'x.pdf', content) FROM pdf$$)) AS p(call, template)
 CROSS JOIN (VALUES ('xa_ct'), ('regress_tuan')) AS who(login)
 ORDER BY p.call, who.login;
--- a delegate of a dossier's holder acts in the holder's name, seeing it or not
+-- a delegate of a dossier's holder (a leader of the holder's unit, who sees
+-- it) acts in the holder's name; the delegator then revokes the delegation
 SET ioffice.actor = 'tam';
 SELECT ioffice.receive_dossier('1.000004.000.00.00.H41', 'Thủ tục thử ủy quyền', '{"name": "D"}', 5) AS delegated_dossier \gset
-SELECT ioffice.dossier_act(:'delegated_dossier', 'transfer', 'minhtuan');
-SET ioffice.actor = 'minhtuan';
-SELECT ioffice.delegate('regress_tuan', now() - interval '1 hour', now() + interval '1 day') IS NOT NULL AS delegated;
-SET ioffice.actor = 'regress_tuan';
+SELECT ioffice.dossier_act(:'delegated_dossier', 'transfer', 'kien');
+SET ioffice.actor = 'kien';
+SELECT ioffice.delegate('loi', now(), now() + interval '12 hours') AS delegation \gset
+SET ioffice.actor = 'loi';
 SELECT pg_temp.refusal(format($$SELECT * FROM ioffice.dossier_trail(%L)$$, :'delegated_dossier'),
                        :'delegated_dossier') AS delegate_reads_trail;
 SELECT ioffice.dossier_act(:'delegated_dossier', 'assign', 'chauanh', 'Giao thay lãnh đạo phòng');
-SET ioffice.actor = 'minhtuan';
+SET ioffice.actor = 'kien';
 SELECT sender, receiver FROM ioffice.dossier_trail(:'delegated_dossier') WHERE step = 3;
+SELECT ioffice.revoke_delegation(:delegation);
 
 -- those who may see it still do
 SET ioffice.actor = 'regress_luan';

@@ -145,13 +145,20 @@ RESET ioffice.actor;
 SELECT id AS cv2 FROM ioffice.document WHERE abstract = 'V/v đôn đốc áp dụng chữ ký số' \gset
 -- (terse: the key's detail holds the year and the issue date)
 \set VERBOSITY terse
+-- (an issued document's register entry is frozen by a trigger, tested in
+-- number_dates; set aside here, in a transaction, to reach the indexes)
+BEGIN;
+ALTER TABLE ioffice.document DISABLE TRIGGER register_entry_frozen;
+SAVEPOINT duplicate;
 UPDATE ioffice.document SET number = (SELECT number FROM ioffice.document WHERE id = 1),
        symbol = (SELECT symbol FROM ioffice.document WHERE id = 1)
 WHERE id = :cv2;
 \echo :SQLSTATE
+ROLLBACK TO duplicate;
 UPDATE ioffice.document SET identifier = (SELECT identifier FROM ioffice.document WHERE id = 1)
 WHERE id = :cv2;
 \echo :SQLSTATE
+ROLLBACK;
 \set VERBOSITY default
 
 -- the outgoing register, as a reporting tool reads it

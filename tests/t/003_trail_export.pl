@@ -47,7 +47,7 @@ as_actor($node, 'postgres', 'regress_luan',
 	qq{SELECT ioffice.act($doc, 'submit', 'dai', E'Kính trình anh Đại, xem "dự thảo"\\nrồi cho ý kiến', '{"deadline": "2030-12-31"}')}
 );
 as_actor($node, 'postgres', 'dai', qq{SELECT ioffice.act($doc, 'forward', 'loi', 'Kính chuyển Chủ tịch; đã thẩm định')});
-as_actor($node, 'postgres', 'loi', q{SELECT ioffice.delegate('kien', now() - interval '1 hour', now() + interval '1 day')});
+as_actor($node, 'postgres', 'loi', q{SELECT ioffice.delegate('kien', now(), now() + interval '1 day')});
 as_actor($node, 'postgres', 'kien', qq{SELECT ioffice.act($doc, 'approve', 'regress_thuy', 'Đồng ý phát hành')});
 is(as_actor($node, 'postgres', 'regress_thuy', qq{SELECT ioffice.act($doc, 'issue')}), 'issued', 'document issued');
 my $symbol = $node->safe_psql('postgres', "SELECT symbol FROM ioffice.document WHERE id = $doc");

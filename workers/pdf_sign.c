@@ -1,0 +1,272 @@
+/*-------------------------------------------------------------------------
+ * pdf_sign.c
+ *	  A PAdES signature inside a PDF, as an incremental update.
+ *
+ * The worker holds the key and never parses the PDF: the helper process
+ * (pdf_helper.c) appends the update (a signature field, its dictionary with
+ * /ByteRange and a /Contents placeholder) and says where the ByteRange is;
+ * here the prepared bytes are checked (they begin with the exact bytes of
+ * the file that was signed before, the placeholder is where the ByteRange
+ * says), the CMS is made over the ByteRange's bytes and its hex written
+ * into the placeholder.  The signed PDF becomes the next version of the
+ * file (replaces_id, uploaded by the signer); the signature row names the
+ * file it was asked for (file_id) and the version it made (signed_file_id).
+ *
+ * A signature asked for a version that an earlier signature already
+ * replaced signs the newest version of that chain: the organisation's
+ * seal goes on the PDF that carries the leader's signature, after it.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/cryptohash.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+
+#include "ioffice.h"
+#include "worker.h"
+
+/* the room for the CMS in the placeholder, bytes (hex takes twice that) */
+#define PADES_ROOM 8192
+
+/*
+ * The version to sign: FILE, or the newest version made from it by
+ * signatures (each step a signed_file_id), and whether it is current.
+ */
+static IofficePlan target_plan = {
+	NULL,
+	"WITH RECURSIVE v(id, depth) AS ("
+	"  SELECT $1::bigint, 0 "
+	"  UNION ALL "
+	"  SELECT f.id, v.depth + 1 FROM v JOIN ioffice.file f ON f.replaces_id = v.id "
+	"   WHERE EXISTS (SELECT 1 FROM ioffice.signature s WHERE s.signed_file_id = f.id)) "
+	"SELECT f.id, f.document_id, f.name, f.content, "
+	"       f.superseded_at IS NULL AND f.removed_at IS NULL "
+	"  FROM ioffice.file f WHERE f.id = (SELECT id FROM v ORDER BY depth DESC LIMIT 1)",
+	1, {INT8OID}
+};
+
+static IofficePlan insert_version = {
+	NULL,
+	"INSERT INTO ioffice.file (document_id, name, kind, size, sha256, content, replaces_id, "
+	"uploaded_by) VALUES ($1, $2, 'pdf', $3, $4, $5, $6, $7) RETURNING id",
+	7, {INT8OID, TEXTOID, INT4OID, BYTEAOID, BYTEAOID, INT8OID, INT8OID}
+};
+
+static IofficePlan supersede = {
+	NULL,
+	"UPDATE ioffice.file SET superseded_at = now() WHERE id = $1 AND superseded_at IS NULL",
+	1, {INT8OID}
+};
+
+/* "ok b0 b1 b2 b3 len\n" then len bytes: the prepared PDF */
+static bool
+parse_prepared(StringInfo out, int64 br[4], const char **pdf, size_t *len)
+{
+	char	   *nl = memchr(out->data, '\n', Min(out->len, 200));
+	long long	v[5];
+
+	if (nl == NULL || strncmp(out->data, "ok ", 3) != 0)
+		return false;
+	*nl = '\0';
+	if (sscanf(out->data + 3, "%lld %lld %lld %lld %lld", &v[0], &v[1], &v[2], &v[3], &v[4]) != 5)
+		return false;
+	*pdf = nl + 1;
+	*len = out->len - (nl + 1 - out->data);
+	if (v[4] < 0 || (size_t) v[4] != *len)
+		return false;
+	for (int i = 0; i < 4; i++)
+		br[i] = v[i];
+	return true;
+}
+
+/* the helper's "error\t..." line, or a default */
+static char *
+helper_error(StringInfo out, const char *otherwise)
+{
+	if (out->len > 6 && strncmp(out->data, "error\t", 6) == 0)
+	{
+		char	   *nl = strchr(out->data, '\n');
+
+		return pnstrdup(out->data + 6, nl ? nl - out->data - 6 : out->len - 6);
+	}
+	return pstrdup(otherwise);
+}
+
+/*
+ * The prepared update is the signed file plus appended bytes, and the
+ * placeholder lies in the appended part exactly where the ByteRange says:
+ * [0, b1) and [b2, b2 + b3) cover the whole file but "<...>".
+ */
+static const char *
+check_prepared(const char *pdf, size_t len, const char *orig, size_t orig_len, const int64 br[4])
+{
+	if (len <= orig_len || memcmp(pdf, orig, orig_len) != 0)
+		return "the prepared update does not begin with the file that was signed";
+	if (br[0] != 0 || br[1] <= (int64) orig_len || br[2] <= br[1] + 2 ||
+		br[2] + br[3] != (int64) len || pdf[br[1]] != '<' || pdf[br[2] - 1] != '>' ||
+		br[2] - br[1] - 2 < 2 * PADES_ROOM)
+		return "the prepared update's byte range is not where its placeholder is";
+	return NULL;
+}
+
+IofficePdfSigned
+ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key_file,
+				 const char *signer_name, const char *kind, const IofficePdfLook *look)
+{
+	IofficePdfSigned r = {false, false, NULL, NULL, 0};
+	Datum		values[7];
+	bool		isnull;
+	int64		target;
+	int64		doc;
+	char	   *name;
+	bytea	   *content;
+	bool		current = false;
+	StringInfoData out;
+	char	   *header;
+	char		when[32];
+	char		room[32];
+	int			exit_code;
+	const char *pdf;
+	size_t		len;
+	int64		br[4];
+	uint8		digest[32];
+	char	   *signed_pdf;
+	const char *problem;
+
+	values[0] = Int64GetDatum(file);
+	if (ioffice_exec(&target_plan, values, NULL, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	{
+		r.reason = "the file is gone";
+		return r;
+	}
+	ioffice_get_int64(0, 1, &target);
+	ioffice_get_int64(0, 2, &doc);
+	name = ioffice_get_text(0, 3);
+	content = DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	ioffice_get_bool(0, 5, &current);
+	if (!current)
+	{
+		r.reason = "the file was replaced or removed before it was signed";
+		return r;
+	}
+
+	/* the helper appends the update */
+	snprintf(when, sizeof(when), "%lld", (long long) time(NULL));
+	snprintf(room, sizeof(room), "%d", PADES_ROOM);
+	{
+		/* the served helper's request: fields without tabs or newlines */
+		char	   *clean = pstrdup(signer_name ? signer_name : "");
+
+		for (char *c = clean; *c; c++)
+			if (*c == '\t' || *c == '\n' || *c == '\r')
+				*c = ' ';
+		header = psprintf("prepare\t%zu\t%s\t%s\t%s\t%s\t%zu\t%g\t%d\t%g\t%g\n",
+						  VARSIZE_ANY_EXHDR(content), when, room, clean,
+						  strcmp(kind, "organisation") == 0 ? "Ký số văn thư" : "",
+						  look->image ? VARSIZE_ANY_EXHDR(look->image) : 0,
+						  look->seal_mm, look->page, look->x, look->y);
+	}
+	initStringInfo(&out);
+	{
+		/* the request's body: the PDF, then the image */
+		StringInfoData body;
+		const char *in = VARDATA_ANY(content);
+		size_t		in_len = VARSIZE_ANY_EXHDR(content);
+
+		if (look->image != NULL)
+		{
+			initStringInfo(&body);
+			appendBinaryStringInfo(&body, in, in_len);
+			appendBinaryStringInfo(&body, VARDATA_ANY(look->image), VARSIZE_ANY_EXHDR(look->image));
+			in = body.data;
+			in_len = body.len;
+		}
+		r.reason = ioffice_pdf_helper_serve(header, in, in_len, &out, &exit_code);
+	}
+	if (r.reason != NULL)
+		return r;
+	if (exit_code == 2)
+	{
+		r.not_pdf = true;
+		r.reason = helper_error(&out, "the PDF cannot be read");
+		return r;
+	}
+	if (exit_code != 0 || !parse_prepared(&out, br, &pdf, &len))
+	{
+		r.reason = helper_error(&out, "the PDF helper gave no prepared update");
+		return r;
+	}
+	problem = check_prepared(pdf, len, VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content), br);
+	if (problem != NULL)
+	{
+		r.reason = (char *) problem;
+		return r;
+	}
+
+	/* the CMS over the ByteRange's bytes */
+	{
+		pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+
+		if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
+			pg_cryptohash_update(ctx, (const uint8 *) pdf, br[1]) < 0 ||
+			pg_cryptohash_update(ctx, (const uint8 *) pdf + br[2], br[3]) < 0 ||
+			pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+			elog(ERROR, "ioffice: SHA-256 failed");
+		pg_cryptohash_free(ctx);
+	}
+	r.cms = ioffice_sign_pades_digest(cert_pem, key_file, digest, &r.reason);
+	if (r.cms == NULL)
+		return r;
+	if (VARSIZE_ANY_EXHDR(r.cms) * 2 > (size_t) (br[2] - br[1] - 2))
+	{
+		r.reason = psprintf("the signature (%zu bytes) does not fit the room of the PDF (%d bytes)",
+							VARSIZE_ANY_EXHDR(r.cms), PADES_ROOM);
+		r.cms = NULL;
+		return r;
+	}
+	signed_pdf = palloc(len);
+	memcpy(signed_pdf, pdf, len);
+	{
+		static const char hexd[] = "0123456789abcdef";
+		const unsigned char *c = (const unsigned char *) VARDATA_ANY(r.cms);
+		char	   *p = signed_pdf + br[1] + 1;
+
+		memset(p, '0', br[2] - br[1] - 2);
+		for (size_t i = 0; i < VARSIZE_ANY_EXHDR(r.cms); i++)
+		{
+			*p++ = hexd[c[i] >> 4];
+			*p++ = hexd[c[i] & 15];
+		}
+	}
+
+	/* the signed PDF: the next version of the file */
+	{
+		bytea	   *bytes = ioffice_bytea(signed_pdf, len);
+
+		values[0] = Int64GetDatum(doc);
+		values[1] = CStringGetTextDatum(name);
+		values[2] = Int32GetDatum((int32) len);
+		values[3] = PointerGetDatum(ioffice_sha256(bytes));
+		values[4] = PointerGetDatum(bytes);
+		values[5] = Int64GetDatum(target);
+		values[6] = Int64GetDatum(signer);
+		ioffice_signed_version_allowed = true;
+		PG_TRY();
+		{
+			if (ioffice_exec(&supersede, &values[5], NULL, 0) != SPI_OK_UPDATE || SPI_processed != 1)
+				elog(ERROR, "ioffice: file %lld could not be marked replaced", (long long) target);
+			if (ioffice_exec(&insert_version, values, NULL, 0) != SPI_OK_INSERT_RETURNING ||
+				!ioffice_get_int64(0, 1, &r.signed_file))
+				elog(ERROR, "ioffice: the signed PDF could not be stored");
+		}
+		PG_FINALLY();
+		{
+			ioffice_signed_version_allowed = false;
+		}
+		PG_END_TRY();
+	}
+	r.ok = true;
+	return r;
+}
