@@ -587,7 +587,12 @@ JOIN ioffice.dossier_state_status x ON x.workflow = d.workflow AND x.state = d.s
 JOIN ioffice.dossier_status s ON s.code = x.status
 LEFT JOIN ioffice.dossier_task t ON t.dossier_id = d.id AND t.status = 'open'
 LEFT JOIN ioffice.person h ON h.id = t.receiver_id
-WHERE NOT ws.final AND d.paused_at IS NULL
+WHERE NOT ws.final AND d.finished_at IS NULL AND d.paused_at IS NULL
+  -- a bound the index of unfinished deadlines answers, computed once: what
+  -- is due within N working days ends before N + 1 working days from now
+  -- (regress dossier_due_bound proves it), so that the test below is made
+  -- only on the dossiers near their deadline, not on every open one
+  AND d.deadline < ioffice.add_working_days(now(), ioffice._due_soon_days() + 1)
   AND (d.deadline < now()
        OR ioffice.working_days_between(now(), d.deadline) <= ioffice._due_soon_days());
 COMMENT ON VIEW dossier_due IS 'Unfinished dossiers due soon (ioffice.due_soon_days working days) or overdue';
