@@ -2115,3 +2115,10 @@ WHERE NOT ws.final AND d.finished_at IS NULL AND d.paused_at IS NULL
   AND (d.deadline < now()
        OR ioffice.working_days_between(now(), d.deadline) <= ioffice._due_soon_days());
 COMMENT ON VIEW dossier_due IS 'Unfinished dossiers due soon (ioffice.due_soon_days working days) or overdue';
+-- the document policy tests a clerk's agencies before the documents of
+-- the person's tasks (an OR is tested in order, an InitPlan computed when
+-- first needed)
+ALTER POLICY visible ON document
+    USING (drafter_id = (SELECT ioffice.current_person())
+           OR agency_id = ANY ((SELECT ioffice._clerk_agencies())::bigint[])
+           OR id = ANY ((SELECT ioffice._task_documents())::bigint[]));
