@@ -119,11 +119,15 @@ my $word = sql1("SELECT id FROM ioffice.file WHERE document_id = $doc");
 sign($doc);
 ok(settled($doc), 'the signature was done');
 note(sprintf('first conversion, soffice started: %.1f s', time - $t0));
+# (the PDF's signature is inside it: the signed PDF is the next version of
+# the converted one, and the document's current file)
 is(sql1("SELECT s.status, f.kind, f.name, f.converted_from = $word, f.replaces_id = $word,
-             f.superseded_at IS NULL
-        FROM ioffice.signature s JOIN ioffice.file f ON f.id = s.file_id WHERE s.document_id = $doc"),
+             g.replaces_id = f.id AND g.superseded_at IS NULL
+        FROM ioffice.signature s JOIN ioffice.file f ON f.id = s.file_id
+        JOIN ioffice.file g ON g.id = s.signed_file_id WHERE s.document_id = $doc"),
 	"done|pdf|du_thao.pdf|t|t|t", 'the signature is of the PDF, which names the Word file it came from');
-my $pdf = sql1("SELECT id FROM ioffice.file WHERE document_id = $doc AND kind = 'pdf'");
+my $pdf = sql1("SELECT file_id FROM ioffice.signature WHERE document_id = $doc");
+my $signed = sql1("SELECT signed_file_id FROM ioffice.signature WHERE document_id = $doc");
 is(sql1("SELECT kind, superseded_at IS NOT NULL, removed_at IS NULL, content = decode('$docx_hex', 'hex')
         FROM ioffice.file WHERE id = $word"),
 	'docx|t|t|t', 'the Word file is kept, byte for byte, superseded by the PDF');
@@ -132,10 +136,13 @@ is(sql1("SELECT detail->>'source_sha256' = encode(w.sha256, 'hex') AND detail->>
        WHERE a.chain = 'document:$doc' AND a.action = 'convert' AND a.entity_id = $pdf
          AND w.id = $word AND p.id = $pdf"),
 	't', 'the audit record ties the PDF to the SHA-256 of the Word bytes the leader asked to sign');
-is(as_actor($node, 'postgres', 'dai', "SELECT string_agg(kind || ':' || valid, ',') FROM ioffice.verify($pdf)"),
+is(as_actor($node, 'postgres', 'dai', "SELECT string_agg(kind || ':' || valid, ',') FROM ioffice.verify($signed)"),
 	'personal:true', 'verify(): the leader\'s signature of the PDF is valid');
 
-my $pdf_path = bytea_to_file($node, 'postgres', 'dai', "(SELECT content FROM ioffice.file WHERE id = $pdf)", 'du_thao.pdf');
+my $pdf_path = bytea_to_file($node, 'postgres', 'dai', "(SELECT content FROM ioffice.file WHERE id = $signed)", 'du_thao.pdf');
+my ($sigs) = run_command([ 'pdfsig', $pdf_path ]);
+like($sigs, qr/Signature #1:.*?Signature Validation: Signature is Valid/s,
+	'pdfsig: the letter made from the Word file carries the leader\'s valid signature inside it');
 my ($text, $err) = run_command([ 'pdftotext', '-layout', $pdf_path, '-' ]);
 like($text, qr/ỦY BAN NHÂN DÂN/, 'the PDF\'s text: ỦY BAN NHÂN DÂN');
 like($text, qr/HUYỆN SỐP CỘP/, 'the PDF\'s text: HUYỆN SỐP CỘP');
@@ -197,7 +204,7 @@ ok(settled($odt_doc), 'the .odt document was signed');
 is(sql1("SELECT s.status, f.name FROM ioffice.signature s JOIN ioffice.file f ON f.id = s.file_id WHERE s.document_id = $odt_doc"),
 	'done|to_trinh.pdf', 'the .odt became a PDF, which was signed');
 my $odt_pdf = bytea_to_file($node, 'postgres', 'dai',
-	"(SELECT content FROM ioffice.file WHERE document_id = $odt_doc AND kind = 'pdf')", 'to_trinh.pdf');
+	"(SELECT content FROM ioffice.file WHERE document_id = $odt_doc AND kind = 'pdf' AND superseded_at IS NULL)", 'to_trinh.pdf');
 ($text) = run_command([ 'pdftotext', $odt_pdf, '-' ]);
 like($text, qr/Tờ trình về việc ký số văn bản điện tử/, 'its text is in the PDF');
 is(soffice_pid(), $pid, 'by the same soffice');
