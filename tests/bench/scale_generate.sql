@@ -234,7 +234,8 @@ UPDATE ioffice.register r SET next_number = 1 + x.m
 -- ---------------------------------------------------------------------------
 INSERT INTO ioffice.document (id, workflow, direction, doc_type, abstract, state, urgency,
        confidentiality, agency_id, drafting_unit_id, drafter_id, recipients, register_id,
-       register_year, number, symbol, issued_on, issued_at, identifier, created_at, updated_at)
+       register_year, number, symbol, issued_on, issued_at, identifier, created_at, updated_at,
+       signer_id, doc_type_name)
 SELECT o.id, 'outgoing', 'outgoing', o.doc_type, 'V/v công việc số ' || o.g || ' của ' || u.abbr, o.state,
        o.urgency, CASE WHEN o.secret THEN 'confidential' ELSE 'normal' END, o.a, o.unit, o.drafter,
        CASE WHEN d.id IS NOT NULL
@@ -246,7 +247,11 @@ SELECT o.id, 'outgoing', 'outgoing', o.doc_type, 'V/v công việc số ' || o.g
        CASE WHEN o.number IS NOT NULL AND NOT o.secret
             THEN u.code || ',' || to_char(o.issued_at AT TIME ZONE ioffice.timezone(), 'YYYY/MM/DD')
                  || ',' || o.symbol END,
-       o.c, coalesce(o.issued_at, o.c + o.gap * o.n)
+       o.c, coalesce(o.issued_at, o.c + o.gap * o.n),
+       -- the approval makes the holder (the leader a deputy approved for) the
+       -- signer; the number keeps the type's name
+       CASE WHEN o.state IN ('awaiting_issue', 'issued') THEN o.holder END,
+       CASE WHEN o.number IS NOT NULL THEN (SELECT t.name FROM ioffice.doc_type t WHERE t.code = o.doc_type) END
   FROM og o JOIN ioffice.unit u ON u.id = o.a
   LEFT JOIN LATERAL (SELECT i.a FROM ig i WHERE i.src = o.g LIMIT 1) dl ON true
   LEFT JOIN ioffice.unit d ON d.id = dl.a;
@@ -254,7 +259,7 @@ SELECT o.id, 'outgoing', 'outgoing', o.doc_type, 'V/v công việc số ' || o.g
 INSERT INTO ioffice.document (id, workflow, direction, doc_type, abstract, state, urgency,
        agency_id, drafting_unit_id, drafter_id, due_date, register_id, register_year, number,
        sender_agency_id, sender_name, sender_symbol, sender_date, source_document_id, received_at,
-       created_at, updated_at)
+       created_at, updated_at, signer_id)
 SELECT i.id, 'incoming', 'incoming', coalesce(o.doc_type, i.doc_type),
        CASE WHEN i.delivered THEN 'V/v công việc số ' || o.g || ' của ' || su.abbr
             ELSE 'V/v văn bản đến số ' || i.g END,
@@ -263,7 +268,9 @@ SELECT i.id, 'incoming', 'incoming', coalesce(o.doc_type, i.doc_type),
        o.a, CASE WHEN NOT i.delivered THEN 'Bộ ngành số ' || (i.g % 40) END,
        CASE WHEN NOT i.delivered THEN i.g || '/BN' || (i.g % 40) || '-VP' END,
        CASE WHEN NOT i.delivered THEN (i.c AT TIME ZONE ioffice.timezone())::date - 2 END,
-       o.id, i.c, i.c, i.c + i.gap * 3
+       o.id, i.c, i.c, i.c + i.gap * 3,
+       -- a delivered document carries its source's signer
+       CASE WHEN i.delivered THEN o.holder END
   FROM ig i LEFT JOIN og o ON o.g = i.src LEFT JOIN ioffice.unit su ON su.id = o.a;
 
 -- files: one per outgoing document (half the drafts have none yet); a
@@ -424,6 +431,12 @@ SELECT g, 2, 'transfer', officer, 'Chuyển phòng chuyên môn', head, c + gap,
 INSERT INTO ioffice.dossier_task (dossier_id, step, action, sender_id, request, receiver_id, received_at)
 SELECT g, 3, 'assign', head, 'Giao chuyên viên xử lý', specialist, c + gap * 2
   FROM dg WHERE state = 'processing';
+
+-- each outgoing register's last issue date (numbers follow their dates)
+UPDATE ioffice.register r SET last_issued_on = x.last
+  FROM (SELECT register_id, max(issued_on) AS last FROM ioffice.document
+         WHERE direction = 'outgoing' AND number IS NOT NULL GROUP BY register_id) x
+ WHERE x.register_id = r.id;
 
 RESET session_replication_role;
 SELECT setval('ioffice.dossier_id_seq', (SELECT max(id) FROM ioffice.dossier));

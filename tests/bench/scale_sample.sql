@@ -183,8 +183,10 @@ CREATE TEMP SEQUENCE paper;
 
 BEGIN;
 SET LOCAL ioffice.actor = 'ld1';
-SELECT ioffice.delegate('ld2', now() - interval '2 days', now() + interval '5 days') IS NOT NULL AS delegated;
-SELECT ioffice.delegate('ld2', now() - interval '200 days', now() - interval '190 days') IS NOT NULL AS expired;
+-- a delegation that ended (revoked), then the one in force (one at a
+-- time, from now on: the generator's are dated as if made days ago)
+SELECT ioffice.revoke_delegation(ioffice.delegate('ld2', now(), now() + interval '1 day')) IS NULL AS ended;
+SELECT ioffice.delegate('ld2', now(), now() + interval '5 days') IS NOT NULL AS delegated;
 -- every outgoing path the generator takes
 SELECT count(pg_temp.outgoing_case(st, ret, fwd, dep, sig, dl, sec)) AS outgoing_cases
   FROM unnest(ARRAY['draft', 'reviewing', 'returned', 'awaiting_issue', 'issued', 'completed']) st,
