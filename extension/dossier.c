@@ -817,15 +817,30 @@ ioffice_dossier_act(PG_FUNCTION_ARGS)
 	return ioffice_act_run(&dossier_subject, PG_GETARG_DATUM(0), fcinfo);
 }
 
+/*
+ * The dossier's row lock, alone (as doc_lock_for_files in files.c): a lock
+ * taken by a statement that joins the dossier to its state row would, after
+ * waiting for a dossier_act that moved the dossier, recheck the join against
+ * the old state row, find nothing and call the dossier unknown; and its
+ * subquery would name the holder from before the wait.  The state and the
+ * holder are read after the lock, by the next statement, which sees what
+ * that act left.
+ */
 static IofficePlan attach_lock = {
 	NULL,
-	"SELECT d.id, d.state, s.final, "
+	"SELECT id FROM ioffice.dossier WHERE code = $1 FOR NO KEY UPDATE",
+	1, {TEXTOID}
+};
+
+static IofficePlan attach_state = {
+	NULL,
+	"SELECT d.state, s.final, "
 	"       (SELECT t.receiver_id FROM ioffice.dossier_task t "
 	"         WHERE t.dossier_id = d.id AND t.status = 'open') "
 	"  FROM ioffice.dossier d "
 	"  JOIN ioffice.workflow_state s ON s.workflow = d.workflow AND s.state = d.state "
-	" WHERE d.code = $1 FOR NO KEY UPDATE OF d",
-	1, {TEXTOID}
+	" WHERE d.id = $1",
+	1, {INT8OID}
 };
 
 static IofficePlan dossier_file_insert = {
@@ -890,9 +905,13 @@ ioffice_dossier_attach(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("unknown dossier \"%.*s\"", pg_mbcliplen(code, strlen(code), 60), code)));
 	ioffice_get_int64(0, 1, &dossier);
-	state = ioffice_get_text(0, 2);
-	ioffice_get_bool(0, 3, &final);
-	ioffice_get_int64(0, 4, &holder);
+	values[0] = Int64GetDatum(dossier);
+	ioffice_exec(&attach_state, values, NULL, 1);
+	if (SPI_processed == 0)
+		elog(ERROR, "ioffice: dossier %s has no state row", code);
+	state = ioffice_get_text(0, 1);
+	ioffice_get_bool(0, 2, &final);
+	ioffice_get_int64(0, 3, &holder);
 	if (final)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -37,6 +37,7 @@ typedef struct SymbolParts
 	char	   *suffix;			/* of the register's series, or NULL */
 	int64		unit_agency;	/* the drafting unit's agency; 0: no such unit */
 	char	   *type_name;		/* what the register entry keeps (doc_type_name) */
+	char	   *unit_name;		/* the drafting unit's name, kept likewise */
 } SymbolParts;
 
 /* A register row of the current year, with what numbering needs. */
@@ -57,7 +58,8 @@ static IofficePlan symbol_parts = {
 	"       (SELECT abbr FROM ioffice.unit WHERE id = $3 AND id <> $2), "
 	"       EXISTS (SELECT 1 FROM ioffice.doc_type WHERE code = $1), "
 	"       (SELECT agency_id FROM ioffice.unit WHERE id = $3), "
-	"       (SELECT name FROM ioffice.doc_type WHERE code = $1)",
+	"       (SELECT name FROM ioffice.doc_type WHERE code = $1), "
+	"       (SELECT name FROM ioffice.unit WHERE id = $3)",
 	3, {TEXTOID, INT8OID, INT8OID}
 };
 
@@ -135,11 +137,19 @@ static IofficePlan last_date_of = {
 	1, {INT8OID}
 };
 
+/*
+ * The register entry keeps the names it shows as they are now (type,
+ * signer, drafting unit): the directory's later edits (an admin correcting
+ * a person's full_name, a unit renamed) do not rewrite an issued entry.
+ */
 static IofficePlan mark_issued = {
 	NULL,
-	"UPDATE ioffice.document SET register_id = $2, register_year = $3, number = $4, symbol = $5, "
+	"UPDATE ioffice.document d SET register_id = $2, register_year = $3, number = $4, symbol = $5, "
 	"       issued_on = $6, issued_at = now(), identifier = $7, agency_id = $8, "
-	"       doc_type_name = $9 WHERE id = $1",
+	"       doc_type_name = $9, "
+	"       signer_name = (SELECT p.full_name FROM ioffice.person p WHERE p.id = d.signer_id), "
+	"       drafting_unit_name = (SELECT u.name FROM ioffice.unit u WHERE u.id = d.drafting_unit_id) "
+	" WHERE d.id = $1",
 	9, {INT8OID, INT8OID, INT4OID, INT4OID, TEXTOID, DATEOID, TEXTOID, INT8OID, TEXTOID}
 };
 
@@ -175,15 +185,16 @@ static IofficePlan take_and_record = {
 	"            r.numbers_head AS head), "
 	"d AS (SELECT n.*, ioffice._number_detail(n.number, $2, $3) AS detail FROM n), "
 	"e AS (INSERT INTO ioffice.number_taken (register_id, number, symbol, doc_type, "
-	"                                        drafting_unit_id, taken_by, taken_on, doc_type_name) "
-	"      SELECT $1, d.number, d.detail->>'symbol', $3, $4, $5, $6, $8 FROM d) "
+	"                                        drafting_unit_id, taken_by, taken_on, doc_type_name, "
+	"                                        drafting_unit_name) "
+	"      SELECT $1, d.number, d.detail->>'symbol', $3, $4, $5, $6, $8, $9 FROM d) "
 	"INSERT INTO ioffice.audit (at, actor_id, db_role, entity, entity_id, action, detail, "
 	"                           chain, seq, prev_hash, hash) "
 	"SELECT now(), $5, session_user, 'register', $1, 'take_number', d.detail, "
 	"       CASE WHEN $7 THEN 'numbers:' || $1 END, CASE WHEN $7 THEN d.seq END, "
 	"       CASE WHEN $7 THEN d.prev END, CASE WHEN $7 THEN d.head END FROM d "
 	"RETURNING (detail->>'number')::int, detail->>'symbol'",
-	8, {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, DATEOID, BOOLOID, TEXTOID}
+	9, {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, DATEOID, BOOLOID, TEXTOID, TEXTOID}
 };
 
 static IofficePlan mark_arrived = {
@@ -238,6 +249,7 @@ read_symbol_parts(const char *doc_type, int64 agency, int64 drafting_unit, Symbo
 	parts->unit_agency = 0;
 	ioffice_get_int64(0, 5, &parts->unit_agency);
 	parts->type_name = ioffice_get_text(0, 6);
+	parts->unit_name = ioffice_get_text(0, 7);
 	ioffice_get_bool(0, 4, &type_known);
 	if (!type_known)
 		ereport(ERROR,
@@ -902,8 +914,8 @@ ioffice_take_number(PG_FUNCTION_ARGS)
 	SymbolParts parts;
 	int32		number;
 	char	   *symbol;
-	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	Datum		out[2];
 	bool		out_nulls[2] = {false, false};
 
@@ -957,6 +969,8 @@ ioffice_take_number(PG_FUNCTION_ARGS)
 	values[6] = BoolGetDatum(ioffice_audit_chaining);
 	values[7] = parts.type_name ? CStringGetTextDatum(parts.type_name) : (Datum) 0;
 	nulls[7] = parts.type_name ? ' ' : 'n';
+	values[8] = parts.unit_name ? CStringGetTextDatum(parts.unit_name) : (Datum) 0;
+	nulls[8] = parts.unit_name ? ' ' : 'n';
 	ioffice_exec(&take_and_record, values, nulls, 0);
 	/* no row: the register's last date is after today, or the row is gone */
 	if (SPI_processed != 1)

@@ -2122,3 +2122,81 @@ ALTER POLICY visible ON document
     USING (drafter_id = (SELECT ioffice.current_person())
            OR agency_id = ANY ((SELECT ioffice._clerk_agencies())::bigint[])
            OR id = ANY ((SELECT ioffice._task_documents())::bigint[]));
+
+-- ==== leftovers ====
+-- Issue 17 (what ioffice_admin's edits do to issued entries): the outgoing
+-- register keeps the signer's and the drafting unit's names it was entered
+-- with (an admin may correct people's full_name; a unit may be renamed).
+-- The numbered entries get today's names (no earlier one is known), inside
+-- the engine's scope (not recorded as a DBA's hand edits) and before the
+-- trigger that freezes those columns compares them.
+SELECT _engine_enter();
+ALTER TABLE document ADD COLUMN signer_name text;
+ALTER TABLE document ADD COLUMN drafting_unit_name text;
+ALTER TABLE number_taken ADD COLUMN drafting_unit_name text;
+UPDATE document d
+   SET signer_name = (SELECT p.full_name FROM person p WHERE p.id = d.signer_id),
+       drafting_unit_name = (SELECT u.name FROM unit u WHERE u.id = d.drafting_unit_id)
+ WHERE d.number IS NOT NULL AND d.direction = 'outgoing';
+UPDATE number_taken n SET drafting_unit_name = u.name FROM unit u WHERE u.id = n.drafting_unit_id;
+SELECT _engine_leave();
+
+CREATE OR REPLACE VIEW outgoing_register WITH (security_invoker = true) AS
+SELECT d.agency_id, d.register_id, r.code AS register_code, d.register_year AS year,
+       d.number, d.symbol, d.issued_on, d.doc_type,
+       coalesce(d.doc_type_name, t.name) || ' ' || d.abstract AS type_and_abstract,
+       coalesce(d.signer_name, s.full_name) AS signer,
+       (SELECT string_agg(coalesce(e->>'name', e->>'place'), '; ')
+          FROM jsonb_array_elements(d.recipients) AS e) AS recipients,
+       coalesce(d.drafting_unit_name, du.name) AS archive_unit,
+       d.copies,
+       (d.issued_at AT TIME ZONE ioffice.timezone())::date AS sent_on,
+       NULL::text AS receipt,
+       d.comment AS note,
+       r.confidential OR d.confidentiality <> 'normal' AS confidential,
+       d.identifier,
+       d.id AS document_id
+FROM ioffice.document d
+JOIN ioffice.register r ON r.id = d.register_id
+JOIN ioffice.doc_type t ON t.code = d.doc_type
+JOIN ioffice.unit du ON du.id = d.drafting_unit_id
+LEFT JOIN ioffice.person s ON s.id = d.signer_id
+WHERE d.direction = 'outgoing' AND d.number IS NOT NULL
+UNION ALL
+SELECT r.agency_id, n.register_id, r.code, r.year,
+       n.number, n.symbol, n.taken_on, n.doc_type,
+       coalesce(n.doc_type_name, t.name), NULL, NULL, coalesce(n.drafting_unit_name, du.name),
+       NULL, NULL, NULL,
+       CASE WHEN n.void_reason IS NULL THEN 'số lấy từ hệ thống khác'
+            ELSE 'số không sử dụng, đã hủy: ' || n.void_reason END,
+       r.confidential, NULL, NULL
+FROM ioffice.number_taken n
+JOIN ioffice.register r ON r.id = n.register_id
+JOIN ioffice.doc_type t ON t.code = n.doc_type
+LEFT JOIN ioffice.unit du ON du.id = n.drafting_unit_id
+WHERE n.document_id IS NULL;
+
+CREATE OR REPLACE FUNCTION _register_entry_frozen() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF (OLD.direction, OLD.doc_type, OLD.register_id, OLD.register_year, OLD.number)
+           IS DISTINCT FROM (NEW.direction, NEW.doc_type, NEW.register_id, NEW.register_year, NEW.number)
+       OR (OLD.direction = 'outgoing'
+           AND (OLD.doc_type_name, OLD.abstract, OLD.signer_id, OLD.signer_name,
+                OLD.agency_id, OLD.drafting_unit_id, OLD.drafting_unit_name,
+                OLD.symbol, OLD.issued_on, OLD.issued_at, OLD.identifier,
+                OLD.recipients, OLD.copies)
+               IS DISTINCT FROM
+               (NEW.doc_type_name, NEW.abstract, NEW.signer_id, NEW.signer_name,
+                NEW.agency_id, NEW.drafting_unit_id, NEW.drafting_unit_name,
+                NEW.symbol, NEW.issued_on, NEW.issued_at, NEW.identifier,
+                NEW.recipients, NEW.copies)) THEN
+        RAISE EXCEPTION 'document % is entered in its register as number %: its register entry cannot change',
+              OLD.id, coalesce(OLD.symbol, OLD.number::text)
+            USING ERRCODE = '55000',
+                  DETAIL = 'Type, abstract, signer, number, symbol, date and recipients are what was registered.';
+    END IF;
+    RETURN NEW;
+END
+$$;

@@ -278,7 +278,12 @@ CREATE TABLE document (
     CHECK (direction = 'incoming' OR (number IS NULL) = (symbol IS NULL)),
     -- the name of the type as it was registered (the register entry keeps
     -- it when a DBA renames the type later); set at issue
-    doc_type_name   text
+    doc_type_name   text,
+    -- the signer's and the drafting unit's names as they were registered
+    -- (Người ký, đơn vị nhận bản lưu): an admin correcting a person's name or
+    -- renaming a unit later does not rewrite the register; set at issue
+    signer_name     text,
+    drafting_unit_name text
 );
 -- (with the id: a person's own documents newest first, a page of a list)
 CREATE INDEX document_drafter_idx ON document (drafter_id, id);
@@ -325,6 +330,9 @@ CREATE TABLE number_taken (
     void_reason      text CHECK (length(void_reason) BETWEEN 1 AND 500),
     accounted_by     bigint REFERENCES person,
     accounted_at     timestamptz,
+    -- the drafting unit's name when the number was taken (see
+    -- document.drafting_unit_name)
+    drafting_unit_name text,
     CONSTRAINT number_taken_used_or_void CHECK (document_id IS NULL OR void_reason IS NULL),
     CONSTRAINT number_taken_accounted
         CHECK ((accounted_at IS NULL) = (document_id IS NULL AND void_reason IS NULL))

@@ -207,16 +207,19 @@ CREATE POLICY visible ON delegation FOR SELECT
 -- the rows of a confidential register go with the register's own row.  An
 -- entry is confidential when its document or its register is.  The type's
 -- name is the one the entry was registered with (doc_type_name, kept at
--- issue: a DBA's later renaming of the type does not rewrite the register);
--- a number voided by its taker stays, with the reason, in the note.
+-- issue: a DBA's later renaming of the type does not rewrite the register),
+-- and so are the signer's and the drafting unit's (signer_name,
+-- drafting_unit_name: an admin correcting a person's name later does not
+-- change who signed); a number voided by its taker stays, with the reason,
+-- in the note.
 CREATE VIEW outgoing_register WITH (security_invoker = true) AS
 SELECT d.agency_id, d.register_id, r.code AS register_code, d.register_year AS year,
        d.number, d.symbol, d.issued_on, d.doc_type,
        coalesce(d.doc_type_name, t.name) || ' ' || d.abstract AS type_and_abstract,
-       s.full_name AS signer,
+       coalesce(d.signer_name, s.full_name) AS signer,
        (SELECT string_agg(coalesce(e->>'name', e->>'place'), '; ')
           FROM jsonb_array_elements(d.recipients) AS e) AS recipients,
-       du.name AS archive_unit,
+       coalesce(d.drafting_unit_name, du.name) AS archive_unit,
        d.copies,
        (d.issued_at AT TIME ZONE ioffice.timezone())::date AS sent_on,
        NULL::text AS receipt,
@@ -233,7 +236,8 @@ WHERE d.direction = 'outgoing' AND d.number IS NOT NULL
 UNION ALL
 SELECT r.agency_id, n.register_id, r.code, r.year,
        n.number, n.symbol, n.taken_on, n.doc_type,
-       coalesce(n.doc_type_name, t.name), NULL, NULL, du.name, NULL, NULL, NULL,
+       coalesce(n.doc_type_name, t.name), NULL, NULL, coalesce(n.drafting_unit_name, du.name),
+       NULL, NULL, NULL,
        CASE WHEN n.void_reason IS NULL THEN 'số lấy từ hệ thống khác'
             ELSE 'số không sử dụng, đã hủy: ' || n.void_reason END,
        r.confidential, NULL, NULL

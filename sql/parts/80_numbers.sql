@@ -92,11 +92,13 @@ BEGIN
     IF (OLD.direction, OLD.doc_type, OLD.register_id, OLD.register_year, OLD.number)
            IS DISTINCT FROM (NEW.direction, NEW.doc_type, NEW.register_id, NEW.register_year, NEW.number)
        OR (OLD.direction = 'outgoing'
-           AND (OLD.doc_type_name, OLD.abstract, OLD.signer_id, OLD.agency_id, OLD.drafting_unit_id,
+           AND (OLD.doc_type_name, OLD.abstract, OLD.signer_id, OLD.signer_name,
+                OLD.agency_id, OLD.drafting_unit_id, OLD.drafting_unit_name,
                 OLD.symbol, OLD.issued_on, OLD.issued_at, OLD.identifier,
                 OLD.recipients, OLD.copies)
                IS DISTINCT FROM
-               (NEW.doc_type_name, NEW.abstract, NEW.signer_id, NEW.agency_id, NEW.drafting_unit_id,
+               (NEW.doc_type_name, NEW.abstract, NEW.signer_id, NEW.signer_name,
+                NEW.agency_id, NEW.drafting_unit_id, NEW.drafting_unit_name,
                 NEW.symbol, NEW.issued_on, NEW.issued_at, NEW.identifier,
                 NEW.recipients, NEW.copies)) THEN
         RAISE EXCEPTION 'document % is entered in its register as number %: its register entry cannot change',

@@ -137,6 +137,10 @@ sub table_digests
 	return $node->safe_psql($db, $sql);
 }
 my $before = table_digests('old');
+# the outgoing register's names (Người ký, bản lưu), kept by the upgrade
+my $names_sql = q{SELECT coalesce(string_agg(concat_ws('|', register_id, number, signer, archive_unit),
+	E'\n' ORDER BY register_id, number), '') FROM ioffice.outgoing_register};
+my $names_before = $node->safe_psql('old', $names_sql);
 # the register the seeds issued into, and the number it will give next
 my ($register, $next_number) = split /\|/, $node->safe_psql(
 	'old', q{
@@ -200,6 +204,16 @@ is(table_digests('old', 1), table_digests('fresh', 1),
 	'the builtin rule rows are those of a fresh install');
 is($node->safe_psql('old', 'SELECT count(*) FROM ioffice.audit_verify()'),
 	'0', 'audit_verify() clean after the upgrade');
+# the numbered entries were given the names they showed; the register reads
+# them, not the directory's names of today
+is($node->safe_psql(
+		'old', qq{
+	BEGIN;
+	UPDATE ioffice.person SET full_name = full_name || ' (sửa)';
+	UPDATE ioffice.unit SET name = name || ' (sửa)';
+	$names_sql;
+	ROLLBACK;}),
+	$names_before, 'the upgraded register keeps its signers and units when the directory changes');
 
 my $doc = $node->safe_psql(
 	'old', q{
