@@ -2332,12 +2332,15 @@ BEGIN
     UPDATE ioffice.document d SET state = 'issued' WHERE d.id = v_copy;
 
     -- the organisation's signature, without image, says the kind of copy,
-    -- the copying agency and the time (appendix I part II.3)
+    -- the copying agency and the time (appendix I part II.3): the worker
+    -- writes options.copy.reason as the signature's /Reason, its time is /M
     INSERT INTO ioffice.signature (document_id, file_id, signer_id, kind, options)
     SELECT v_copy, f.id, v_actor, 'organisation',
            jsonb_build_object('copy', jsonb_build_object('kind', v_kind, 'label', v_label,
                                                          'agency', v_agency.name,
-                                                         'symbol', v_symbol))
+                                                         'symbol', v_symbol,
+                                                         'reason', v_label || ' - ' || v_agency.name
+                                                                   || ' - Số: ' || v_symbol))
       FROM ioffice.file f WHERE f.document_id = v_copy;
     GET DIAGNOSTICS v_seals = ROW_COUNT;
 
