@@ -2211,7 +2211,10 @@ $$;
 -- signature), and it says which document it copies and how: a column rather
 -- than a document_link row, because a link is symmetric and untyped ("related
 -- documents") and cannot tell the original from the copy nor the kind.
-ALTER TABLE document ADD COLUMN copy_of bigint REFERENCES document;
+-- No foreign key to this table (see unit.parent_id: pg_dump warns that a
+-- data-only dump may not restore): copy_document is the only writer, and
+-- documents are never deleted.
+ALTER TABLE document ADD COLUMN copy_of bigint;
 ALTER TABLE document ADD COLUMN copy_kind text CHECK (copy_kind IN ('SY', 'SL', 'TrS'));
 ALTER TABLE document ADD CONSTRAINT document_copy_check CHECK ((copy_of IS NULL) = (copy_kind IS NULL));
 CREATE INDEX document_copy_of_idx ON document (copy_of) WHERE copy_of IS NOT NULL;
