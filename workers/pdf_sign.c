@@ -158,13 +158,17 @@ ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key
 	{
 		/* the served helper's request: fields without tabs or newlines */
 		char	   *clean = pstrdup(signer_name ? signer_name : "");
+		char	   *reason = pstrdup(look->reason ? look->reason :
+									 strcmp(kind, "organisation") == 0 ? "Ký số văn thư" : "");
 
 		for (char *c = clean; *c; c++)
 			if (*c == '\t' || *c == '\n' || *c == '\r')
 				*c = ' ';
+		for (char *c = reason; *c; c++)
+			if (*c == '\t' || *c == '\n' || *c == '\r')
+				*c = ' ';
 		header = psprintf("prepare\t%zu\t%s\t%s\t%s\t%s\t%zu\t%g\t%d\t%g\t%g\n",
-						  VARSIZE_ANY_EXHDR(content), when, room, clean,
-						  strcmp(kind, "organisation") == 0 ? "Ký số văn thư" : "",
+						  VARSIZE_ANY_EXHDR(content), when, room, clean, reason,
 						  look->image ? VARSIZE_ANY_EXHDR(look->image) : 0,
 						  look->seal_mm, look->page, look->x, look->y);
 	}

@@ -89,9 +89,12 @@ static IofficePlan jobs_plan = {
 	"       f.kind = 'pdf' AND position('startxref'::bytea IN "
 	"           substring(f.content FROM greatest(1, f.size - 1023))) > 0, s.signer_id, "
 	"       CASE s.kind WHEN 'personal' THEN p.full_name ELSE u.name END, "
-	"       CASE s.kind WHEN 'personal' THEN si.png ELSE se.png END, se.diameter_mm::float8, "
+	/* a copy's organisation signature shows no image (Decree 30 appendix I part II.3) */
+	"       CASE WHEN s.options ? 'copy' THEN NULL WHEN s.kind = 'personal' THEN si.png ELSE se.png END, "
+	"       CASE WHEN NOT s.options ? 'copy' THEN se.diameter_mm::float8 END, "
 	"       CASE WHEN s.options->>'mode' = 'position' THEN (s.options->>'page')::int END, "
-	"       (s.options->>'x')::float8, (s.options->>'y')::float8 "
+	"       (s.options->>'x')::float8, (s.options->>'y')::float8, "
+	"       s.options->'copy'->>'reason' "
 	"  FROM next JOIN ioffice.signature s ON s.id = next.id "
 	"  JOIN ioffice.document d ON d.id = s.document_id "
 	"  LEFT JOIN ioffice.file f ON f.id = s.file_id "
@@ -704,6 +707,7 @@ job_from_tuple(SignJob *job, HeapTuple tup, TupleDesc desc)
 	job->look.x = isnull ? 0 : DatumGetFloat8(d);
 	d = SPI_getbinval(tup, desc, 17, &isnull);
 	job->look.y = isnull ? 0 : DatumGetFloat8(d);
+	job->look.reason = SPI_getvalue(tup, desc, 18);
 	MemoryContextSwitchTo(old);
 }
 

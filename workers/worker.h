@@ -110,6 +110,8 @@ typedef struct IofficePdfLook
 	int			page;			/* > 0: centred on (x, y) of this page */
 	double		x;
 	double		y;
+	char	   *reason;			/* the signature's /Reason, when not the default
+								 * (a copy: its kind, agency and symbol) */
 } IofficePdfLook;
 
 typedef struct IofficePdfSigned
