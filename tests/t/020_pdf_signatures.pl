@@ -9,112 +9,22 @@
 use strict;
 use warnings;
 use File::Basename qw(dirname);
-use File::Copy qw(copy);
 use lib dirname(__FILE__);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
 use IofficeTest;
+use PdfSigning;
 
 for my $tool (qw(pdfsig qpdf openssl))
 {
 	plan skip_all => "$tool is not installed" if system("command -v $tool >/dev/null 2>&1") != 0;
 }
 
-my $pki = PostgreSQL::Test::Utils::tempdir;
-my $keystore = PostgreSQL::Test::Utils::tempdir;
+my ($node, $pki) = pdf_signing_node('pdf_signatures');
 my $dir = PostgreSQL::Test::Utils::tempdir;
 my $make_pdf = dirname(__FILE__) . '/../pdf/make_pdf.pl';
-system_or_bail('bash', dirname(__FILE__) . '/../pki/make_pki', $pki);
-for my $k (qw(person_rsa seal))
-{
-	copy("$pki/$k.key", "$keystore/$k.key") or die "copy $k: $!";
-	chmod 0600, "$keystore/$k.key";
-}
-
-my $node = PostgreSQL::Test::Cluster->new('pdf_signatures');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'ioffice'
-ioffice.worker_databases = 'postgres'
-ioffice.keystore = '$keystore'
-ioffice.worker_naptime = 1
-});
-$node->start;
-
-my $chain = slurp_file("$pki/intermediate.pem");
-$node->safe_psql('postgres', qq{
-CREATE EXTENSION ioffice;
-SELECT ioffice.add_agency('UBND huyện Sốp Cộp', 'UBND', '000.00.32.H41');
-SELECT ioffice.add_department(1, 'Văn phòng HĐND-UBND', 'VP');
-SELECT ioffice.add_person('regress_luan', 'Tòng Văn Luân', 'Chuyên viên', 2, '{specialist}');
-SELECT ioffice.add_person('dai', 'Trần Văn Đại', 'Chánh Văn phòng', 2, '{leader}');
-SELECT ioffice.add_person('regress_thuy', 'Tòng Văn Thủy', 'Văn thư', 1, '{clerk}');
-SELECT ioffice.add_trust_anchor(@{[ sql_literal(slurp_file("$pki/root.pem")) ]});
-SELECT ioffice.register_certificate('personal', 'dai', @{[ sql_literal(slurp_file("$pki/person_rsa.pem") . $chain) ]}, 'person_rsa.key');
-SELECT ioffice.register_certificate('organisation', '000.00.32.H41', @{[ sql_literal(slurp_file("$pki/seal.pem") . $chain) ]}, 'seal.key');
-});
-
-sub file_hex
-{
-	my ($path) = @_;
-	open my $fh, '<:raw', $path or die "$path: $!";
-	local $/;
-	my $bytes = <$fh>;
-	close $fh;
-	return unpack('H*', $bytes);
-}
-
-sub write_bytes
-{
-	my ($path, $bytes) = @_;
-	open my $fh, '>:raw', $path or die "$path: $!";
-	print $fh $bytes;
-	close $fh;
-	return $path;
-}
-
-sub wait_signatures
-{
-	my ($doc) = @_;
-	return $node->poll_query_until('postgres',
-		"SELECT count(*) = 0 FROM ioffice.signature WHERE document_id = $doc AND status = 'pending'");
-}
-
-sub current_file
-{
-	my ($doc) = @_;
-	return $node->safe_psql('postgres',
-		"SELECT id FROM ioffice.file WHERE document_id = $doc AND superseded_at IS NULL AND removed_at IS NULL");
-}
-
-# the whole flow: attach PATH, the leader signs and approves, the clerk
-# issues (the seal); returns (doc, issued file id, its path on disk)
-sub issue_pdf
-{
-	my ($label, $path) = @_;
-	my $doc = as_actor($node, 'postgres', 'regress_luan', "SELECT ioffice.create_outgoing('CV', 'Công văn $label')");
-	as_actor($node, 'postgres', 'regress_luan',
-		"SELECT ioffice.attach($doc, 'cong_van.pdf', decode('" . file_hex($path) . "', 'hex'))");
-	as_actor($node, 'postgres', 'regress_luan', "SELECT ioffice.act($doc, 'submit', 'dai', NULL, '{\"request_signature\": true}')");
-	as_actor($node, 'postgres', 'dai', "SELECT ioffice.act($doc, 'sign', NULL, NULL, '{\"mode\": \"auto\"}')");
-	ok(wait_signatures($doc), "$label: the leader's signature is made");
-	is($node->safe_psql('postgres', "SELECT status || ':' || coalesce(reason, '-') || ':' || (signed_file_id IS NOT NULL) FROM ioffice.signature WHERE document_id = $doc"),
-		'done:-:true', "$label: the leader's signature made a new version of the file");
-	is(as_actor($node, 'postgres', 'dai', "SELECT ioffice.act($doc, 'approve', 'regress_thuy')"), 'awaiting_issue',
-		"$label: approve sees the leader's signature in the signed PDF");
-	is(as_actor($node, 'postgres', 'regress_thuy', "SELECT ioffice.act($doc, 'issue')"), 'issued',
-		"$label: issue sees the approving leader's signature (approver_signature)");
-	ok(wait_signatures($doc), "$label: the organisation's signature is made");
-	is($node->safe_psql('postgres', "SELECT string_agg(kind || ':' || status || ':' || coalesce(reason, '-'), ',' ORDER BY id) FROM ioffice.signature WHERE document_id = $doc"),
-		'personal:done:-,organisation:done:-', "$label: both signatures are done");
-	my $file = current_file($doc);
-	is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.file WHERE document_id = $doc"), '3',
-		"$label: the draft, the leader's signed version, the sealed version");
-	my $out = bytea_to_file($node, 'postgres', 'dai', "(SELECT content FROM ioffice.file WHERE id = $file)", "$label-issued.pdf");
-	return ($doc, $file, $out);
-}
 
 # the /ByteRange and /Contents of every signature in the file, in order
 sub signatures_in
@@ -172,7 +82,7 @@ sub check_issued
 
 # --- a plain two-page PDF -----------------------------------------------------
 system_or_bail('perl', $make_pdf, 2, "$dir/two.pdf", 'Cong van hai trang');
-my ($doc, $file, $issued) = issue_pdf('plain', "$dir/two.pdf");
+my ($doc, $file, $issued) = issue_pdf($node, 'plain', "$dir/two.pdf");
 check_issued('plain', $file, $issued);
 {
 	my $draft = slurp_file("$dir/two.pdf");
@@ -214,7 +124,7 @@ check_issued('plain', $file, $issued);
 	write_bytes("$dir/updated.pdf", $bytes);
 	my ($out) = run_command([ 'qpdf', '--check', "$dir/updated.pdf" ]);
 	like($out, qr/No syntax or stream encoding errors/, 'the hand-made incremental update is sound');
-	my ($udoc, $ufile, $uissued) = issue_pdf('updated', "$dir/updated.pdf");
+	my ($udoc, $ufile, $uissued) = issue_pdf($node, 'updated', "$dir/updated.pdf");
 	my ($sigout) = run_command([ 'pdfsig', $uissued ]);
 	my @valid = $sigout =~ /Signature Validation: Signature is Valid/g;
 	is(scalar @valid, 2, 'a PDF with an earlier incremental update: pdfsig lists two valid signatures') or diag($sigout);
@@ -227,7 +137,7 @@ check_issued('plain', $file, $issued);
 {
 	system_or_bail('qpdf', '--object-streams=generate', "$dir/two.pdf", "$dir/objstm.pdf");
 	like(slurp_file("$dir/objstm.pdf"), qr/\/Type\s*\/ObjStm/, 'qpdf made a PDF with object streams');
-	my ($odoc, $ofile, $oissued) = issue_pdf('objstm', "$dir/objstm.pdf");
+	my ($odoc, $ofile, $oissued) = issue_pdf($node, 'objstm', "$dir/objstm.pdf");
 	check_issued('objstm', $ofile, $oissued);
 }
 
@@ -268,7 +178,7 @@ SKIP:
 	$node->safe_psql('postgres',
 		"SELECT ioffice.set_signature_image('dai', decode('" . file_hex("$dir/sig.png") . "', 'hex'));"
 		. "SELECT ioffice.set_seal_image(1, decode('" . file_hex("$dir/seal.png") . "', 'hex'), 35)");
-	my ($idoc, $ifile, $iissued) = issue_pdf('images', "$dir/two.pdf");
+	my ($idoc, $ifile, $iissued) = issue_pdf($node, 'images', "$dir/two.pdf");
 	my ($sigout) = run_command([ 'pdfsig', $iissued ]);
 	my @valid = $sigout =~ /Signature Validation: Signature is Valid/g;
 	is(scalar @valid, 2, 'images: pdfsig lists two valid signatures') or diag($sigout);
