@@ -97,18 +97,21 @@ RESET ioffice.actor;
 
 -- images of signatures: only PNGs, known people and agencies, real diameters
 SELECT pg_temp.refusal($$SELECT ioffice.set_signature_image('dai', convert_to('GIF89a', 'UTF8'))$$) AS not_png;
-SELECT pg_temp.refusal($$SELECT ioffice.set_signature_image('regress_nobody', '\x89504e470d0a1a0a'::bytea)$$) AS unknown_person;
+SELECT pg_temp.refusal($$SELECT ioffice.set_signature_image('dai', '\x89504e470d0a1a0a'::bytea)$$) AS signature_without_header;
+SELECT pg_temp.refusal($$SELECT ioffice.set_signature_image('dai',
+                         '\x89504e470d0a1a0a0000000d4948445200002000000000200806000000a1b2c3d4'::bytea)$$) AS too_wide;
+SELECT pg_temp.refusal($$SELECT ioffice.set_signature_image('regress_nobody', '\x89504e470d0a1a0a0000000d4948445200000040000000200806000000a1b2c3d4'::bytea)$$) AS unknown_person;
 SELECT pg_temp.refusal($$SELECT ioffice.set_seal_image((SELECT id FROM ioffice.unit WHERE code = '000.00.32.H41'),
-                         '\x89504e470d0a1a0a'::bytea, 5)$$) AS tiny_seal;
+                         '\x89504e470d0a1a0a0000000d4948445200000040000000200806000000a1b2c3d4'::bytea, 5)$$) AS tiny_seal;
 SELECT pg_temp.refusal($$SELECT ioffice.set_seal_image((SELECT id FROM ioffice.unit WHERE kind = 'department' LIMIT 1),
-                         '\x89504e470d0a1a0a'::bytea, 40)$$) AS department_seal;
+                         '\x89504e470d0a1a0a0000000d4948445200000040000000200806000000a1b2c3d4'::bytea, 40)$$) AS department_seal;
 SELECT count(*) AS seal_set FROM (SELECT ioffice.set_seal_image(
-    (SELECT id FROM ioffice.unit WHERE code = '000.00.32.H41'), '\x89504e470d0a1a0a'::bytea, 40)) AS s;
+    (SELECT id FROM ioffice.unit WHERE code = '000.00.32.H41'), '\x89504e470d0a1a0a0000000d4948445200000040000000200806000000a1b2c3d4'::bytea, 40)) AS s;
 SELECT diameter_mm FROM ioffice.seal_image;
 CREATE ROLE regress_pdf_outsider LOGIN;
 GRANT USAGE ON SCHEMA ioffice TO regress_pdf_outsider;
 SET ROLE regress_pdf_outsider;
-SELECT pg_temp.refusal($$SELECT ioffice.set_signature_image('dai', '\x89504e470d0a1a0a'::bytea)$$) AS not_admin;
+SELECT pg_temp.refusal($$SELECT ioffice.set_signature_image('dai', '\x89504e470d0a1a0a0000000d4948445200000040000000200806000000a1b2c3d4'::bytea)$$) AS not_admin;
 RESET ROLE;
 REVOKE USAGE ON SCHEMA ioffice FROM regress_pdf_outsider;
 DROP ROLE regress_pdf_outsider;
