@@ -126,6 +126,11 @@ SELECT ioffice.add_crl(:'crl_pem') \g /dev/null
 SELECT ioffice.register_certificate('personal', 'dai.tv', :'chief_pem', 'person_rsa.key') \g /dev/null
 SELECT ioffice.register_certificate('personal', 'loi.lt', :'chairman_pem', 'chairman.key') \g /dev/null
 SELECT ioffice.register_certificate('organisation', '000.00.15.H53', :'seal_pem', 'seal.key') \g /dev/null
+-- what the signatures look like on the page (Decree 30, Appendix I): each
+-- leader's signature image, the committee's seal at its real size (35 mm)
+SELECT ioffice.set_signature_image(login, decode(:'signature_png', 'base64'))
+FROM unnest(ARRAY['dai.tv', 'loi.lt']) AS login \g /dev/null
+SELECT ioffice.set_seal_image(:ubnd, decode(:'seal_png', 'base64'), 35) \g /dev/null
 SELECT CASE kind WHEN 'personal' THEN 'cá nhân' ELSE 'con dấu tổ chức' END AS "Chứng thư số",
        pg_temp.short(subject, 70) AS "Chủ thể", to_char(not_after, 'DD/MM/YYYY') AS "Hết hạn"
 FROM ioffice.certificate ORDER BY id;

@@ -41,6 +41,9 @@ SELECT ioffice.add_trust_anchor(:'root_pem') \g /dev/null
 SELECT ioffice.add_crl(:'crl_pem') \g /dev/null
 SELECT ioffice.register_certificate('personal', 'giamdoc', :'director_pem', 'director.key') \g /dev/null
 SELECT ioffice.register_certificate('organisation', '000.00.32.H41', :'seal2_pem', 'seal2.key') \g /dev/null
+-- the director's signature image and the department's seal (35 mm)
+SELECT ioffice.set_signature_image('giamdoc', decode(:'signature_png', 'base64')) \g /dev/null
+SELECT ioffice.set_seal_image(:sct, decode(:'seal_png', 'base64'), 35) \g /dev/null
 
 -- the TTHC system and the SMS/Zalo gateway: two endpoints of the outbox
 INSERT INTO ioffice.endpoint (name, url, secret, events, timeout_ms, max_attempts) VALUES
