@@ -658,12 +658,15 @@ AS $$
 DECLARE
     v_me bigint := ioffice.actor();
 BEGIN
-    -- the tabs' own rows, counted (a counter never disagrees with its tab)
+    -- the tabs' own rows, counted (a counter never disagrees with its
+    -- tab); the two that count history are kept by triggers
+    -- (95_dashboard_counts.sql, checked by dashboard_counts_check())
     RETURN QUERY
     SELECT
         (SELECT count(*) FROM ioffice._incoming_tab('unprocessed', v_me)),
         (SELECT count(*) FROM ioffice._incoming_tab('in_progress', v_me)),
-        (SELECT count(*) FROM ioffice._incoming_tab('processed', v_me)),
+        (SELECT greatest(max(c.n), 0) FROM ioffice.dashboard_count c
+          WHERE c.person_id = v_me AND c.counter = 'incoming_processed'),
         (SELECT count(*) FROM ioffice._incoming_tab('due', v_me)),
         (SELECT count(*) FROM ioffice._incoming_tab('overdue', v_me)),
         (SELECT count(*) FROM ioffice._incoming_tab('awaiting_approval', v_me)),
@@ -674,7 +677,8 @@ BEGIN
          WHERE t.status = 'open' AND t.receiver_id = v_me AND d.direction = 'outgoing'
            AND d.state IN ('returned', 'awaiting_issue')),
         (SELECT count(*) FROM ioffice._outgoing_tab('delegated', v_me)),
-        (SELECT count(*) FROM ioffice._outgoing_tab('issued', v_me));
+        (SELECT greatest(max(c.n), 0) FROM ioffice.dashboard_count c
+          WHERE c.person_id = v_me AND c.counter = 'outgoing_issued');
 END
 $$;
 COMMENT ON FUNCTION dashboard() IS 'The home page counters (Trang chủ) for the actor';

@@ -445,4 +445,6 @@ SELECT setval('ioffice.unit_id_seq', (SELECT max(id) FROM ioffice.unit));
 SELECT setval('ioffice.person_id_seq', (SELECT max(id) FROM ioffice.person));
 SELECT setval('ioffice.document_id_seq', (SELECT max(id) FROM ioffice.document));
 SELECT setval('ioffice.file_id_seq', (SELECT max(id) FROM ioffice.file));
+-- the home page's kept counters (the triggers were off for the bulk load)
+SELECT ioffice.dashboard_counts_rebuild();
 VACUUM ANALYZE;

@@ -132,6 +132,13 @@ is($node->safe_psql('dst',
 		q{SELECT ioffice.working_days_between('2024-04-27 08:00+07', '2024-05-06 08:00+07')}),
 	'5', 'the restored calendar counts: 29/4 off, Saturday 4/5 worked');
 
+# the home page's kept counters came with the dump, and the restore's
+# loading of documents and tasks did not count them a second time
+is($node->safe_psql('dst',
+		q{SELECT (SELECT count(*) FROM ioffice.dashboard_counts_check()) || ' '
+		  || (SELECT count(*) > 0 FROM ioffice.dashboard_count WHERE n > 0)}),
+	'0 true', 'restored dashboard counters agree with the tabs');
+
 # the sequences behind the tables were dumped with their positions
 for my $seq (
 	qw(unit_id_seq person_id_seq delegation_id_seq register_id_seq document_id_seq

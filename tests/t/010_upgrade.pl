@@ -204,6 +204,11 @@ is(table_digests('old', 1), table_digests('fresh', 1),
 	'the builtin rule rows are those of a fresh install');
 is($node->safe_psql('old', 'SELECT count(*) FROM ioffice.audit_verify()'),
 	'0', 'audit_verify() clean after the upgrade');
+# the home page's kept counters were counted from the documents already there
+is($node->safe_psql('old',
+		q{SELECT (SELECT count(*) FROM ioffice.dashboard_counts_check()) || ' '
+		  || (SELECT count(*) > 0 FROM ioffice.dashboard_count WHERE n > 0)}),
+	'0 true', 'dashboard counters filled by the upgrade, as the tabs count');
 # the numbered entries were given the names they showed; the register reads
 # them, not the directory's names of today
 is($node->safe_psql(
@@ -236,6 +241,8 @@ is($node->safe_psql('old', "SELECT number FROM ioffice.document WHERE id = $doc"
 	$next_number, 'the register goes on from its last number');
 is($node->safe_psql('old', 'SELECT count(*) FROM ioffice.audit_verify()'),
 	'0', 'audit_verify() clean after work on the upgraded database');
+is($node->safe_psql('old', 'SELECT count(*) FROM ioffice.dashboard_counts_check()'),
+	'0', 'dashboard counters kept after work on the upgraded database');
 
 $node->stop;
 done_testing();
