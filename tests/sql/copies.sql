@@ -83,7 +83,7 @@ JOIN ioffice.signature s ON s.file_id = f.id
 WHERE c.id IN (:sy, :trs) ORDER BY c.id;
 
 -- the copy is in the outgoing register, and the audit trail has both acts
-SELECT symbol FROM ioffice.outgoing_register WHERE agency_id = :cp ORDER BY number;
+SELECT symbol FROM ioffice.outgoing_register WHERE agency_id = :cp ORDER BY number, symbol;
 SELECT entity_id = :sy AS on_copy, action, state_after, detail ->> 'kind' AS kind,
        (detail ->> 'copy_of')::bigint = :doc AS of_original
 FROM ioffice.audit WHERE entity = 'document' AND entity_id IN (:sy, :doc) AND action IN ('copy', 'copied')
