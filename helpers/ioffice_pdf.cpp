@@ -14,7 +14,7 @@
  *
  *   ioffice_pdf prepare [--name N] [--reason R] [--location L] [--time T]
  *                       [--room BYTES] [--image PNG | --seal PNG]
- *                       [--number NN --date YYYY-MM-DD]
+ *                       [--number NN --date YYYY-MM-DD] [--corner TEXT]
  *     Appends an incremental update with a new signature field (an
  *     invisible widget on page 1), a signature dictionary with /SubFilter
  *     /ETSI.CAdES.detached, /M, /ByteRange and a /Contents placeholder of
@@ -181,6 +181,12 @@ struct PrepareOptions
 	std::string day;
 	std::string month;
 	std::string year;
+	/*
+	 * a signature without image shown as text at the top right of page 1
+	 * (an attachment in a file of its own, a copy): its lines, separated by
+	 * 0x1F; empty: none
+	 */
+	std::string corner;
 };
 
 /* where the widget goes: a page and a rectangle; zero size: invisible */
@@ -478,9 +484,19 @@ stamp_font(PdfMemDocument &doc, bool bold, bool italic)
 	std::string file = std::string(STAMP_FONT_DIR "LiberationSerif-") +
 		(bold && italic ? "BoldItalic" : bold ? "Bold" : italic ? "Italic" : "Regular") + ".ttf";
 
-	return doc.CreateFontSubset("Liberation Serif", bold, italic, false,
-								PdfEncodingFactory::GlobalIdentityEncodingInstance(),
-								access(file.c_str(), R_OK) == 0 ? file.c_str() : NULL);
+	/* the file, not a look-up that might find another font */
+	if (access(file.c_str(), R_OK) != 0)
+		return NULL;
+	try
+	{
+		return doc.CreateFontSubset("Liberation Serif", bold, italic, false,
+									PdfEncodingFactory::GlobalIdentityEncodingInstance(),
+									file.c_str());
+	}
+	catch (const PdfError &)
+	{
+		return NULL;
+	}
 }
 
 /* where the text of a blank goes: its box is from the page's words */
@@ -564,7 +580,8 @@ stamp_issue(PdfMemDocument &doc, const std::string &pdf, const PrepareOptions &o
 	std::vector<Word> words;
 	std::vector<Blank> blanks;
 	const Word *ngay = NULL;
-	std::string note;
+	std::string written;		/* what the job's note says */
+	std::string missing;
 
 	if (opt.number.empty())
 		return "";
@@ -582,7 +599,10 @@ stamp_issue(PdfMemDocument &doc, const std::string &pdf, const PrepareOptions &o
 			break;
 		}
 	}
-	note = blanks.empty() ? "no blank \"Số:   /…\" on page 1" : "the number";
+	if (blanks.empty())
+		missing = "no blank \"Số:   /…\" on page 1";
+	else
+		written = "the number";
 	for (const Word &w : words)
 		if (is_word(w, "ngày", "nga\xcc\x80y") && (ngay == NULL || w.y0 < ngay->y0))
 		{
@@ -603,22 +623,34 @@ stamp_issue(PdfMemDocument &doc, const std::string &pdf, const PrepareOptions &o
 			blanks.push_back({opt.month, thang->x1, nam->x0, 0, ngay});
 		if (next_on_line(words, *nam, 3 * nam->size) == NULL)
 			blanks.push_back({opt.year, nam->x1, nam->x1 + 3 * nam->size, -1, ngay});
-		note += blanks.size() > had ? (note == "the number" ? " and the date" : "; the date") :
-			"; the date line has no blanks";
+		if (blanks.size() > had)
+			written += written.empty() ? "the date" : " and the date";
+		else
+			missing += missing.empty() ? "the date line has no blanks" : "; the date line has no blanks";
 	}
 	else
-		note += "; no \"ngày … tháng … năm\" on page 1";
+		missing += std::string(missing.empty() ? "" : "; ") + "no \"ngày … tháng … năm\" on page 1";
 	if (blanks.empty())
-		return "nothing written: " + note;
+		return "nothing written: " + missing;
 
 	PdfPage    *page = doc.GetPage(0);
 	PdfRect		crop = page->GetCropBox();
 
 	if (crop.GetWidth() <= 0 || crop.GetHeight() <= 0)
 		crop = page->GetMediaBox();
+	/* every font first: a missing one writes nothing rather than a part */
+	std::vector<PdfFont *> fonts;
+
 	for (const Blank &b : blanks)
 	{
-		PdfFont    *font = stamp_font(doc, b.beside->bold, b.beside->italic);
+		fonts.push_back(stamp_font(doc, b.beside->bold, b.beside->italic));
+		if (fonts.back() == NULL)
+			return "nothing written: the font Liberation Serif (fonts-liberation2) is not installed";
+	}
+	for (size_t i = 0; i < blanks.size(); i++)
+	{
+		const Blank &b = blanks[i];
+		PdfFont    *font = fonts[i];
 		double		size = b.beside->size;
 		/* pdftotext parts words at gaps over about a tenth of the size */
 		double		space = 0.15 * size;
@@ -634,8 +666,6 @@ stamp_issue(PdfMemDocument &doc, const std::string &pdf, const PrepareOptions &o
 		 */
 		double		base = b.beside->y1 - 0.22 * (b.beside->y1 - b.beside->y0);
 
-		if (font == NULL)
-			return "nothing written: the font Liberation Serif is not installed";
 		font->SetFontSize((float) size);
 		font->SetFontScale(100);
 		w = font->GetFontMetrics()->StringWidth(PdfString((const pdf_utf8 *) b.text.c_str()));
@@ -649,7 +679,77 @@ stamp_issue(PdfMemDocument &doc, const std::string &pdf, const PrepareOptions &o
 		draw_text(doc, page, font, b.text, crop.GetLeft() + x,
 				  crop.GetBottom() + crop.GetHeight() - base, size, scale, owned);
 	}
-	return note + " written";
+	return written + " written" + (missing.empty() ? "" : "; " + missing);
+}
+
+/*
+ * The text of a signature without image at the top right of page 1
+ * (Decree 30, Appendix I, II.8b for attachments in files of their own and
+ * Part II.3 for copies): Times (its metric twin), 10 pt, upright, black,
+ * lines right-aligned 15 mm from the right edge, in the top margin (the
+ * first baseline 24 pt from the top edge: three lines end above 20 mm).
+ * One locked FreeText annotation, as the issue stamp.
+ */
+static std::string
+stamp_corner(PdfMemDocument &doc, const PrepareOptions &opt, std::vector<PdfXObject *> &owned)
+{
+	std::vector<std::string> lines;
+	size_t		at = 0;
+	const double size = 10;
+	const double leading = 11.5;
+	const double below = 0.25 * size;
+	PdfFont    *font = stamp_font(doc, false, false);
+	PdfPage    *page = doc.GetPage(0);
+	PdfRect		crop = page->GetCropBox();
+	double		w = 0;
+	double		h;
+	std::string contents;
+	PdfXObject *look;
+	PdfPainter	painter;
+	PdfAnnotation *annot;
+
+	if (font == NULL)
+		return "no text written: the font Liberation Serif (fonts-liberation2) is not installed";
+	if (crop.GetWidth() <= 0 || crop.GetHeight() <= 0)
+		crop = page->GetMediaBox();
+	while (at <= opt.corner.size())
+	{
+		size_t		sep = opt.corner.find('\x1f', at);
+
+		lines.push_back(opt.corner.substr(at, sep == std::string::npos ? std::string::npos : sep - at));
+		at = sep == std::string::npos ? opt.corner.size() + 1 : sep + 1;
+	}
+	font->SetFontSize((float) size);
+	font->SetFontScale(100);
+	for (const std::string &l : lines)
+	{
+		w = std::max(w, font->GetFontMetrics()->StringWidth(PdfString((const pdf_utf8 *) l.c_str())));
+		contents += (contents.empty() ? "" : "\n") + l;
+	}
+	h = (lines.size() - 1) * leading + 0.95 * size + below;
+	look = new PdfXObject(PdfRect(0, 0, w, h), &doc);
+	owned.push_back(look);
+	painter.SetPage(look);
+	painter.SetFont(font);
+	painter.SetColor(0, 0, 0);
+	for (size_t i = 0; i < lines.size(); i++)
+	{
+		PdfString	str((const pdf_utf8 *) lines[i].c_str());
+
+		painter.DrawText(w - font->GetFontMetrics()->StringWidth(str),
+						 h - 0.95 * size - i * leading, str);
+	}
+	painter.FinishPage();
+	annot = page->CreateAnnotation(ePdfAnnotation_FreeText,
+								   PdfRect(crop.GetLeft() + crop.GetWidth() - 15 * 72 / 25.4 - w,
+										   crop.GetBottom() + crop.GetHeight() - 24 - h + 0.95 * size,
+										   w, h));
+	annot->SetAppearanceStream(look);
+	annot->SetFlags(ePdfAnnotationFlags_Print | ePdfAnnotationFlags_ReadOnly |
+					ePdfAnnotationFlags_Locked | ePdfAnnotationFlags_LockedContents);
+	annot->SetContents(PdfString((const pdf_utf8 *) contents.c_str()));
+	annot->GetObject()->GetDictionary().AddKey("DA", PdfString("0 g /" + font->GetIdentifier().GetName() + " 10 Tf"));
+	return "the text at the top right of page 1 written";
 }
 
 /* the next free field name Signature<n> */
@@ -705,6 +805,8 @@ prepare(const std::string &pdf, const PrepareOptions &opt)
 			where = place(doc, pdf, opt, img->GetWidth(), img->GetHeight());
 		}
 		note = stamp_issue(doc, pdf, opt, stamps);
+		if (!opt.corner.empty())
+			note = stamp_corner(doc, opt, stamps);
 		field = new PdfSignatureField(doc.GetPage(where.page), where.rect, &doc);
 		if (img != NULL && where.rect.GetWidth() > 0)
 		{
@@ -1056,6 +1158,7 @@ serve(rlim_t budget)
 		opt.day = field(header, at);
 		opt.month = field(header, at);
 		opt.year = field(header, at);
+		opt.corner = field(header, at);
 		if (command != "prepare" && command != "signatures")
 			return 1;
 		try
@@ -1114,6 +1217,8 @@ main(int argc, char **argv)
 			opt.when = (time_t) atoll(argv[i + 1]);
 		else if (k == "--room")
 			opt.room = (size_t) atoll(argv[i + 1]);
+		else if (k == "--corner")
+			opt.corner = argv[i + 1];
 		else if (k == "--number")
 			opt.number = argv[i + 1];
 		else if (k == "--date" && strlen(argv[i + 1]) == 10)

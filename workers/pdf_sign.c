@@ -22,6 +22,7 @@
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "executor/spi.h"
+#include "pgtime.h"
 #include "utils/builtins.h"
 
 #include "ioffice.h"
@@ -126,6 +127,39 @@ stamp_field(const char *v)
 	return v;
 }
 
+/*
+ * The text at the top right of page 1 (the lines of look->corner, then the
+ * signing time WHEN in ISO 8601 with the offset of ioffice.timezone,
+ * "2026-02-05T09:30:00+07:00"), a field of the helper's request; "" when
+ * none.
+ */
+static char *
+corner_field(const char *corner, time_t when)
+{
+	const char *zone = ioffice_timezone_setting ? ioffice_timezone_setting : "Asia/Ho_Chi_Minh";
+	pg_tz	   *tz;
+	pg_time_t	t = (pg_time_t) when;
+	struct pg_tm *tm;
+	char		iso[64];
+	long		off;
+	char	   *out;
+
+	if (corner == NULL)
+		return "";
+	tz = pg_tzset(zone);
+	tm = tz ? pg_localtime(&t, tz) : NULL;
+	if (tm == NULL)
+		return "";
+	pg_strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%S", tm);
+	off = tm->tm_gmtoff;
+	out = psprintf("%s\x1f%s%c%02ld:%02ld", corner, iso, off < 0 ? '-' : '+',
+				   labs(off) / 3600, labs(off) % 3600 / 60);
+	for (char *c = out; *c; c++)
+		if (*c == '\t' || *c == '\n' || *c == '\r')
+			*c = ' ';
+	return out;
+}
+
 IofficePdfSigned
 ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key_file,
 				 const char *signer_name, const char *kind, const IofficePdfLook *look)
@@ -149,6 +183,7 @@ ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key
 	uint8		digest[32];
 	char	   *signed_pdf;
 	const char *problem;
+	time_t		now;
 
 	values[0] = Int64GetDatum(file);
 	if (ioffice_exec(&target_plan, values, NULL, 1) != SPI_OK_SELECT || SPI_processed != 1)
@@ -168,7 +203,8 @@ ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key
 	}
 
 	/* the helper appends the update */
-	snprintf(when, sizeof(when), "%lld", (long long) time(NULL));
+	now = time(NULL);
+	snprintf(when, sizeof(when), "%lld", (long long) now);
 	snprintf(room, sizeof(room), "%d", PADES_ROOM);
 	{
 		/* the served helper's request: fields without tabs or newlines */
@@ -182,12 +218,13 @@ ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key
 		for (char *c = reason; *c; c++)
 			if (*c == '\t' || *c == '\n' || *c == '\r')
 				*c = ' ';
-		header = psprintf("prepare\t%zu\t%s\t%s\t%s\t%s\t%zu\t%g\t%d\t%g\t%g\t%s\t%s\t%s\t%s\n",
+		header = psprintf("prepare\t%zu\t%s\t%s\t%s\t%s\t%zu\t%g\t%d\t%g\t%g\t%s\t%s\t%s\t%s\t%s\n",
 						  VARSIZE_ANY_EXHDR(content), when, room, clean, reason,
 						  look->image ? VARSIZE_ANY_EXHDR(look->image) : 0,
 						  look->seal_mm, look->page, look->x, look->y,
 						  stamp_field(look->number), stamp_field(look->day),
-						  stamp_field(look->month), stamp_field(look->year));
+						  stamp_field(look->month), stamp_field(look->year),
+						  corner_field(look->corner, now));
 	}
 	initStringInfo(&out);
 	{

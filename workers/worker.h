@@ -121,6 +121,11 @@ typedef struct IofficePdfLook
 	char	   *day;
 	char	   *month;
 	char	   *year;
+	/*
+	 * a signature without image, visible as text at the top right of page
+	 * 1: its lines (separated by 0x1F) before the signing time; NULL: none
+	 */
+	char	   *corner;
 } IofficePdfLook;
 
 typedef struct IofficePdfSigned

@@ -160,6 +160,95 @@ is($node->safe_psql('postgres',
 		'false:content changed,false:content changed', 'verify(): one changed byte, both signatures invalid');
 }
 
+# --- the font: Times' metric twin, embedded (a subset) ----------------------------------
+{
+	my ($fonts) = run_command([ 'pdffonts', $issued ]);
+	like($fonts, qr/^[A-Z]{6}\+LiberationSerif\s+CID TrueType\s+Identity-H\s+yes\s+yes\s+yes/m,
+		'pdffonts: the stamp\'s font is Liberation Serif, embedded as a subset, with a Unicode map');
+}
+
+# the words of page 1 at the top right (above 20 mm, right of the middle)
+sub top_right_words
+{
+	my ($path) = @_;
+	my ($bbox) = run_command([ 'pdftotext', '-bbox', '-f', '1', '-l', '1', $path, '-' ]);
+	my ($width) = $bbox =~ /<page width="([\d.]+)"/;
+	my @words;
+	while ($bbox =~ /<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)<\/word>/g)
+	{
+		push @words, $5 if $4 < 20 * 72 / 25.4 && $1 > $width / 2 && $3 < $width - 30;
+	}
+	return join(' ', @words);
+}
+
+# the page's red pixels (the seal image)
+sub red_pixels
+{
+	my ($path, $page) = @_;
+	unlink glob("$dir/red*.ppm");
+	system_or_bail('pdftoppm', '-r', '36', '-f', $page, '-l', $page, $path, "$dir/red");
+	my ($ppm) = glob("$dir/red*.ppm");
+	my ($w, $h, $data) = slurp_file($ppm) =~ /\AP6\s+(\d+)\s+(\d+)\s+255\s(.*)\z/s or die 'not a PPM';
+	my $n = 0;
+	for my $i (0 .. $w * $h - 1)
+	{
+		my ($r, $g, $b) = unpack('C3', substr($data, $i * 3, 3));
+		$n++ if $r > 150 && $g < 100 && $b < 100;
+	}
+	return $n;
+}
+
+# --- an attachment in a file of its own: the seal without image, its text at the top right ---
+{
+	system_or_bail('perl', dirname(__FILE__) . '/../pdf/make_pdf.pl', 2, "$dir/phu_luc.pdf", 'Phu luc');
+	my $adoc = as_actor($node, 'postgres', 'regress_luan', "SELECT ioffice.create_outgoing('CV', 'Công văn có phụ lục')");
+	as_actor($node, 'postgres', 'regress_luan',
+		"SELECT ioffice.attach($adoc, 'cong_van.pdf', decode('" . file_hex("$dir/cong_van.pdf") . "', 'hex'))");
+	as_actor($node, 'postgres', 'regress_luan',
+		"SELECT ioffice.attach($adoc, 'phu_luc.pdf', decode('" . file_hex("$dir/phu_luc.pdf") . "', 'hex'))");
+	as_actor($node, 'postgres', 'regress_luan', "SELECT ioffice.act($adoc, 'submit', 'dai', NULL, '{\"request_signature\": true}')");
+	as_actor($node, 'postgres', 'dai', "SELECT ioffice.act($adoc, 'sign', NULL, NULL, '{\"mode\": \"auto\"}')");
+	ok(wait_signatures($node, $adoc), 'two files: the leader\'s signatures are made');
+	as_actor($node, 'postgres', 'dai', "SELECT ioffice.act($adoc, 'approve', 'regress_thuy')");
+	is(as_actor($node, 'postgres', 'regress_thuy', "SELECT ioffice.act($adoc, 'issue')"), 'issued', 'two files: issued');
+	ok(wait_signatures($node, $adoc), 'two files: the organisation\'s signatures are made');
+	my ($symbol) = $node->safe_psql('postgres', "SELECT symbol FROM ioffice.document WHERE id = $adoc");
+	my @files = split /\n/, $node->safe_psql('postgres',
+		"SELECT id FROM ioffice.file WHERE document_id = $adoc AND superseded_at IS NULL AND removed_at IS NULL ORDER BY name");
+	my $main = bytea_to_file($node, 'postgres', 'dai', "(SELECT content FROM ioffice.file WHERE id = $files[0])", 'att-main.pdf');
+	my $annex = bytea_to_file($node, 'postgres', 'dai', "(SELECT content FROM ioffice.file WHERE id = $files[1])", 'att-annex.pdf');
+	my ($t) = run_command([ 'pdftotext', $main, '-' ]);
+	like($t, qr/Số: \Q$symbol\E/, "the main file carries the number ($symbol)");
+	ok(red_pixels($main, 1) > 100, 'the main file carries the seal image');
+	like(top_right_words($annex), qr/^\Q$symbol\E \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00$/,
+		'the attachment: its number and symbol and the signing time (ISO 8601, +07:00) at the top right of page 1');
+	is(red_pixels($annex, 1) + red_pixels($annex, 2), 0, 'the attachment\'s organisation signature shows no seal image');
+	my ($out) = run_command([ 'pdfsig', $annex ]);
+	my @valid = $out =~ /Signature Validation: Signature is Valid/g;
+	is(scalar @valid, 2, 'the attachment: pdfsig lists both signatures valid') or diag($out);
+	is(as_actor($node, 'postgres', 'dai',
+		"SELECT string_agg(concat_ws(':', kind, after_signing, valid), ',' ORDER BY revision) FROM ioffice.verify($files[1])"),
+		'personal:signatures:t,organisation:none:t', 'the attachment: verify() calls the text after the leader\'s signature no change of content');
+	is($node->safe_psql('postgres',
+		"SELECT string_agg(a.detail->>'stamp', ',' ORDER BY f.name) FROM ioffice.audit a JOIN ioffice.signature s ON s.id = a.entity_id "
+		. "JOIN ioffice.file f ON f.id = s.file_id "
+		. "WHERE a.entity = 'signature' AND a.action = 'signed' AND s.document_id = $adoc AND s.kind = 'organisation'"),
+		'the number and the date written,the text at the top right of page 1 written',
+		'the audit records of the seals say what each wrote');
+
+	# a copy: the kind of copy, the copying agency and the time, at the top right
+	my $copy = as_actor($node, 'postgres', 'regress_thuy', "SELECT ioffice.copy_document($adoc, 'SY')");
+	ok(wait_signatures($node, $copy), 'the copy\'s signatures are made');
+	my ($cfile) = $node->safe_psql('postgres',
+		"SELECT min(id) FROM ioffice.file WHERE document_id = $copy AND superseded_at IS NULL AND removed_at IS NULL");
+	my $cpdf = bytea_to_file($node, 'postgres', 'dai', "(SELECT content FROM ioffice.file WHERE id = $cfile)", 'copy.pdf');
+	like(top_right_words($cpdf), qr/^Sao y UBND huyện Sốp Cộp \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00$/,
+		'the copy: "Sao y", the copying agency and the signing time at the top right of page 1');
+	($out) = run_command([ 'pdfsig', $cpdf ]);
+	@valid = $out =~ /Signature Validation: Signature is Valid/g;
+	is(scalar @valid, 3, 'the copy: pdfsig lists its three signatures valid') or diag($out);
+}
+
 # --- a draft without a "Số:" line is issued all the same ---------------------------------
 {
 	system_or_bail('perl', dirname(__FILE__) . '/../pdf/make_pdf.pl', 1, "$dir/plain.pdf", 'Cong van khong so');
