@@ -18,16 +18,24 @@
  *     Appends an incremental update with a new signature field (an
  *     invisible widget on page 1), a signature dictionary with /SubFilter
  *     /ETSI.CAdES.detached, /M, /ByteRange and a /Contents placeholder of
- *     BYTES bytes (hex zeros).  Answers "ok <b0> <b1> <b2> <b3> <length>\n"
- *     then the prepared file's <length> bytes.  The caller signs the bytes
- *     of the /ByteRange and writes the CMS's hex into the placeholder.
+ *     BYTES bytes (hex zeros).  Answers "ok <b0> <b1> <b2> <b3> <length>
+ *     [<note>]\n" then the prepared file's <length> bytes.  The caller signs
+ *     the bytes of the /ByteRange and writes the CMS's hex into the
+ *     placeholder.  With --number and --date the same update writes the
+ *     number and the date into the blanks of page 1 (stamp_issue()), with
+ *     --corner the lines of TEXT (0x1F between them) at its top right
+ *     (stamp_corner()); the note says what was written.
  *
  *   ioffice_pdf serve CPU_SECONDS
  *     Many "prepare" requests in one process, for the worker (see serve()),
  *     which may carry a PNG: the signer's signature image, centred on a
- *     given point or in the usual place of the signature block, or the
+ *     given point, or between the signer's title and name found on the
+ *     last page, or else in the usual place of the signature block; or the
  *     agency's seal at its real size over the left third of the latest
  *     visible signature (place()).
+ *
+ * Words on a page are found with poppler's C++ API (page_words()), whose
+ * layout is the one pdftotext shows; everything written is PoDoFo's.
  *
  *   ioffice_pdf signatures
  *     One line per signature dictionary found:
