@@ -90,13 +90,18 @@ include $(PGXS)
 
 # The PDF helper: every PDF is read and written by this program, in a
 # process of its own with limits (extension/pdf_helper.c), never inside a
-# backend or the worker.  C++ against PoDoFo (Debian libpodofo-dev, LGPL).
+# backend or the worker.  C++ against PoDoFo (Debian libpodofo-dev, LGPL),
+# which writes; poppler's C++ API (libpoppler-cpp-dev, GPL) finds words on
+# a page: the signature block, the blanks of the number and the date.
 PDF_HELPER = helpers/ioffice_pdf
 PODOFO_CFLAGS = $(shell pkg-config --cflags libpodofo 2>/dev/null || echo -I/usr/include/podofo)
 PODOFO_LIBS = $(shell pkg-config --libs libpodofo 2>/dev/null || echo -lpodofo)
+POPPLER_CPP_CFLAGS = $(shell pkg-config --cflags poppler-cpp 2>/dev/null)
+POPPLER_CPP_LIBS = $(shell pkg-config --libs poppler-cpp 2>/dev/null || echo -lpoppler-cpp)
 all: $(PDF_HELPER)
 $(PDF_HELPER): helpers/ioffice_pdf.cpp
-	$(CXX) -O2 -Wall -Wextra -Werror -o $@ $< $(PODOFO_CFLAGS) $(PODOFO_LIBS)
+	$(CXX) -O2 -Wall -Wextra -Werror -o $@ $< $(PODOFO_CFLAGS) $(POPPLER_CPP_CFLAGS) \
+		$(PODOFO_LIBS) $(POPPLER_CPP_LIBS)
 install: install-pdf-helper
 .PHONY: install-pdf-helper
 install-pdf-helper: $(PDF_HELPER) installdirs

@@ -393,7 +393,8 @@ served_start(void)
 }
 
 /*
- * Is the answer complete?  "ok ... <len>\n", len bytes, "status 0\n"; or
+ * Is the answer complete?  "ok b0 b1 b2 b3 <len>[ note]\n", len bytes,
+ * "status 0\n"; or
  * lines ending with "status <n>\n".  Sets *status and cuts the status line.
  */
 static bool
@@ -408,13 +409,17 @@ served_answer_done(StringInfo out, int *status)
 	if (strncmp(out->data, "ok ", 3) == 0)
 	{
 		char	   *nl = memchr(out->data, '\n', out->len);
-		char	   *sp;
 
 		if (nl == NULL)
 			return false;
+		/* the fifth number (a note may follow it: the issue stamp's) */
 		*nl = '\0';
-		sp = strrchr(out->data, ' ');
-		len = sp ? atoll(sp + 1) : -1;
+		{
+			long long	b[4];
+
+			if (sscanf(out->data + 3, "%lld %lld %lld %lld %lld", &b[0], &b[1], &b[2], &b[3], &len) != 5)
+				len = -1;
+		}
 		*nl = '\n';
 		if (len < 0)
 			return false;

@@ -13,20 +13,29 @@
  * stdin and answers on stdout.
  *
  *   ioffice_pdf prepare [--name N] [--reason R] [--location L] [--time T]
- *                       [--room BYTES]
+ *                       [--room BYTES] [--image PNG | --seal PNG]
+ *                       [--number NN --date YYYY-MM-DD] [--corner TEXT]
  *     Appends an incremental update with a new signature field (an
  *     invisible widget on page 1), a signature dictionary with /SubFilter
  *     /ETSI.CAdES.detached, /M, /ByteRange and a /Contents placeholder of
- *     BYTES bytes (hex zeros).  Answers "ok <b0> <b1> <b2> <b3> <length>\n"
- *     then the prepared file's <length> bytes.  The caller signs the bytes
- *     of the /ByteRange and writes the CMS's hex into the placeholder.
+ *     BYTES bytes (hex zeros).  Answers "ok <b0> <b1> <b2> <b3> <length>
+ *     [<note>]\n" then the prepared file's <length> bytes.  The caller signs
+ *     the bytes of the /ByteRange and writes the CMS's hex into the
+ *     placeholder.  With --number and --date the same update writes the
+ *     number and the date into the blanks of page 1 (stamp_issue()), with
+ *     --corner the lines of TEXT (0x1F between them) at its top right
+ *     (stamp_corner()); the note says what was written.
  *
  *   ioffice_pdf serve CPU_SECONDS
  *     Many "prepare" requests in one process, for the worker (see serve()),
  *     which may carry a PNG: the signer's signature image, centred on a
- *     given point or in the usual place of the signature block, or the
+ *     given point, or between the signer's title and name found on the
+ *     last page, or else in the usual place of the signature block; or the
  *     agency's seal at its real size over the left third of the latest
  *     visible signature (place()).
+ *
+ * Words on a page are found with poppler's C++ API (page_words()), whose
+ * layout is the one pdftotext shows; everything written is PoDoFo's.
  *
  *   ioffice_pdf signatures
  *     One line per signature dictionary found:
@@ -48,12 +57,17 @@
  *-------------------------------------------------------------------------
  */
 #include <podofo/podofo.h>
+#include <poppler/cpp/poppler-document.h>
+#include <poppler/cpp/poppler-page.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
@@ -166,6 +180,21 @@ struct PrepareOptions
 	int			page = 0;		/* 1-based; 0: not given */
 	double		x = 0;			/* the image's centre, points from bottom left */
 	double		y = 0;
+	/*
+	 * the issue stamp (organisation's signature at issue): the number, and
+	 * the issue date's day, month and year as Decree 30 writes them, for
+	 * the blanks of "Số:    /UBND-VP" and "ngày   tháng   năm"; empty: none
+	 */
+	std::string number;
+	std::string day;
+	std::string month;
+	std::string year;
+	/*
+	 * a signature without image shown as text at the top right of page 1
+	 * (an attachment in a file of its own, a copy): its lines, separated by
+	 * 0x1F; empty: none
+	 */
+	std::string corner;
 };
 
 /* where the widget goes: a page and a rectangle; zero size: invisible */
@@ -225,6 +254,154 @@ latest_visible_signature(PdfMemDocument &doc, Placement &found)
 	return any;
 }
 
+/* ------------------------------------------------------------------------
+ * The page's words, read with poppler (its text layout is the one
+ * pdftotext shows): where the signature block and the blanks are.
+ * ------------------------------------------------------------------------
+ */
+
+/* a word and its box, points, origin top left of the crop box, as poppler gives them */
+struct Word
+{
+	std::string text;
+	double		x0,
+				y0,
+				x1,
+				y1;
+	double		size;			/* the font size */
+	bool		bold;			/* its font's name says Bold, Italic */
+	bool		italic;
+};
+
+static void
+quiet(const std::string &, void *)
+{
+}
+
+/* the words of page PAGE (0-based) of PDF; none when poppler cannot read it */
+static std::vector<Word>
+page_words(const std::string &pdf, int page)
+{
+	std::vector<Word> words;
+	std::unique_ptr<poppler::document> doc(
+		poppler::document::load_from_raw_data(pdf.data(), (int) pdf.size()));
+
+	if (!doc || doc->is_locked() || page < 0 || page >= doc->pages())
+		return words;
+	std::unique_ptr<poppler::page> pg(doc->create_page(page));
+
+	if (!pg)
+		return words;
+	for (const poppler::text_box &b : pg->text_list(poppler::page::text_list_include_font))
+	{
+		poppler::byte_array u = b.text().to_utf8();
+		poppler::rectf r = b.bbox();
+		Word		w;
+
+		w.text.assign(u.begin(), u.end());
+		w.x0 = r.x();
+		w.y0 = r.y();
+		w.x1 = r.x() + r.width();
+		w.y1 = r.y() + r.height();
+		w.size = b.get_font_size() > 0 ? b.get_font_size() : r.height() / 1.15;
+		w.bold = b.get_font_name().find("Bold") != std::string::npos;
+		w.italic = b.get_font_name().find("Italic") != std::string::npos ||
+			b.get_font_name().find("Oblique") != std::string::npos;
+		if (b.get_wmode() == poppler::text_box::horizontal_wmode && !w.text.empty())
+			words.push_back(w);
+	}
+	return words;
+}
+
+/* b is on a's line: their middles within a third of a's height */
+static bool
+same_line(const Word &a, const Word &b)
+{
+	return fabs((a.y0 + a.y1) / 2 - (b.y0 + b.y1) / 2) < (a.y1 - a.y0) / 3;
+}
+
+/* the nearest word right of w on its line, within LIMIT points; NULL: none */
+static const Word *
+next_on_line(const std::vector<Word> &words, const Word &w, double limit)
+{
+	const Word *best = NULL;
+
+	for (const Word &o : words)
+		if (&o != &w && same_line(w, o) && o.x0 >= w.x1 - 0.5 && o.x0 - w.x1 <= limit &&
+			(best == NULL || o.x0 < best->x0))
+			best = &o;
+	return best;
+}
+
+/* "Số:" whether its letters are composed or not */
+static bool
+is_word(const Word &w, const char *composed, const char *decomposed)
+{
+	return w.text == composed || (decomposed != NULL && w.text == decomposed);
+}
+
+/*
+ * The signer's full name on the page: its words one after the other on a
+ * line (the lowest such line: the signature block ends the page).  Its box
+ * goes to NAME and the box of the line right above it (the signer's title,
+ * the last line of the block's heading) to TITLE.
+ */
+static bool
+find_signer(const std::vector<Word> &words, const std::string &full_name, Word &name, Word &title)
+{
+	std::vector<std::string> parts;
+	bool		found = false;
+	size_t		at = 0;
+
+	while (at < full_name.size())
+	{
+		size_t		sp = full_name.find(' ', at);
+		std::string part = full_name.substr(at, sp == std::string::npos ? std::string::npos : sp - at);
+
+		if (!part.empty())
+			parts.push_back(part);
+		at = sp == std::string::npos ? full_name.size() : sp + 1;
+	}
+	if (parts.empty())
+		return false;
+	for (const Word &first : words)
+	{
+		const Word *w = &first;
+		Word		box = first;
+		size_t		i;
+
+		if (w->text != parts[0])
+			continue;
+		for (i = 1; i < parts.size(); i++)
+		{
+			w = next_on_line(words, *w, 2 * w->size);
+			if (w == NULL || w->text != parts[i])
+				break;
+			box.x1 = w->x1;
+			box.y0 = std::min(box.y0, w->y0);
+			box.y1 = std::max(box.y1, w->y1);
+		}
+		if (i < parts.size() || (found && box.y0 < name.y0))
+			continue;
+		name = box;
+		found = true;
+	}
+	if (!found)
+		return false;
+	/* the title: the nearest words above the name that overlap it across */
+	title = name;
+	title.y1 = -1;
+	for (const Word &w : words)
+		if (w.y1 <= name.y0 + 0.5 && w.x1 > name.x0 - name.size && w.x0 < name.x1 + name.size &&
+			w.y1 > title.y1)
+		{
+			title = w;
+		}
+	if (title.y1 < 0)
+		title.y1 = name.y0 - 50 - name.size;	/* no title: the image's height above */
+	return true;
+}
+
 /*
  * Where the image goes (Decree 30, Appendix I, II.7d and 8): a person's
  * signature image 50 pt high, centred on the given point, or else in the
@@ -233,7 +410,8 @@ latest_visible_signature(PdfMemDocument &doc, Placement &found)
  * the way into the latest visible signature image, centred on its height.
  */
 static Placement
-place(PdfMemDocument &doc, const PrepareOptions &opt, double img_w, double img_h)
+place(PdfMemDocument &doc, const std::string &pdf, const PrepareOptions &opt,
+	  double img_w, double img_h)
 {
 	Placement	p;
 	int			pages = doc.GetPageCount();
@@ -264,9 +442,322 @@ place(PdfMemDocument &doc, const PrepareOptions &opt, double img_w, double img_h
 	PdfRect		box = doc.GetPage(p.page)->GetPageSize();
 	double		cx = opt.page >= 1 ? opt.x : box.GetLeft() + box.GetWidth() * 0.72;
 	double		cy = opt.page >= 1 ? opt.y : box.GetBottom() + box.GetHeight() * 0.25;
+	Word		name,
+				title;
+
+	/*
+	 * A person's signature without a position: centred between the title
+	 * line and the signer's name in the signature block, when the name is
+	 * on the last page (poppler's words are from the top left of the crop
+	 * box); else the usual place above.
+	 */
+	if (opt.page < 1 && opt.seal_mm <= 0 && !opt.name.empty() &&
+		find_signer(page_words(pdf, p.page), opt.name, name, title))
+	{
+		PdfRect		crop = doc.GetPage(p.page)->GetCropBox();
+
+		cx = crop.GetLeft() + (name.x0 + name.x1) / 2;
+		cy = crop.GetBottom() + crop.GetHeight() - (title.y1 + name.y0) / 2;
+	}
 
 	p.rect = PdfRect(cx - img_w / 2, cy - img_h / 2, img_w, img_h);
 	return p;
+}
+
+/* ------------------------------------------------------------------------
+ * The issue stamp: the number and the date written into the document in
+ * the update that carries the organisation's signature (Decree 30, Appendix
+ * I, II.3 and 4; the seeds: "the clerk's step writes the number and date").
+ *
+ * The text is a FreeText annotation, locked, printed, whose appearance
+ * draws it in an embedded Times metric twin at the size of the words
+ * around it; the page's content is not touched.  That is why the leader's
+ * signature stays valid under it in the strict sense too: what comes after
+ * a signature is only annotations and a signature field, which verify()
+ * (changes_after) classifies as "signatures" -- a page's /Contents
+ * changed after the leader signed would be, rightly, "content".
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * Liberation Serif (fonts-liberation2): Times New Roman's metrics and
+ * Vietnamese glyphs; embedded, only the glyphs used (a subset), upright or
+ * italic, regular or bold like the words beside the blank.
+ */
+#define STAMP_FONT_DIR "/usr/share/fonts/truetype/liberation2/"
+
+static PdfFont *
+stamp_font(PdfMemDocument &doc, bool bold, bool italic)
+{
+	std::string file = std::string(STAMP_FONT_DIR "LiberationSerif-") +
+		(bold && italic ? "BoldItalic" : bold ? "Bold" : italic ? "Italic" : "Regular") + ".ttf";
+
+	/* the file, not a look-up that might find another font */
+	if (access(file.c_str(), R_OK) != 0)
+		return NULL;
+	try
+	{
+		return doc.CreateFontSubset("Liberation Serif", bold, italic, false,
+									PdfEncodingFactory::GlobalIdentityEncodingInstance(),
+									file.c_str());
+	}
+	catch (const PdfError &)
+	{
+		return NULL;
+	}
+}
+
+/* where the text of a blank goes: its box is from the page's words */
+struct Blank
+{
+	std::string text;
+	double		left;			/* the blank, points from the crop box's top left */
+	double		right;
+	int			align;			/* -1 left, 0 centred, 1 right (against the "/") */
+	const Word *beside;			/* the word whose line and size it takes */
+};
+
+/*
+ * One line of text, black, as a locked printed FreeText annotation on PAGE
+ * whose appearance draws it with its baseline at BASE (PDF coordinates).
+ */
+static void
+draw_text(PdfMemDocument &doc, PdfPage *page, PdfFont *font, const std::string &text,
+		  double x, double base, double size, double scale, std::vector<PdfXObject *> &owned)
+{
+	PdfString	str((const pdf_utf8 *) text.c_str());
+	double		w;
+	double		below = 0.25 * size;
+	double		above = 0.95 * size;
+	PdfXObject *look;
+	PdfPainter	painter;
+	PdfAnnotation *annot;
+
+	font->SetFontSize((float) size);
+	font->SetFontScale((float) (scale * 100));
+	w = font->GetFontMetrics()->StringWidth(str);
+	look = new PdfXObject(PdfRect(0, 0, w, below + above), &doc);
+	owned.push_back(look);
+	painter.SetPage(look);
+	painter.SetFont(font);
+	painter.SetColor(0, 0, 0);
+	painter.DrawText(0, below, str);
+	painter.FinishPage();
+	annot = page->CreateAnnotation(ePdfAnnotation_FreeText, PdfRect(x, base - below, w, below + above));
+	annot->SetAppearanceStream(look);
+	annot->SetFlags(ePdfAnnotationFlags_Print | ePdfAnnotationFlags_ReadOnly |
+					ePdfAnnotationFlags_Locked | ePdfAnnotationFlags_LockedContents);
+	annot->SetContents(str);
+	annot->GetObject()->GetDictionary().AddKey("DA", PdfString("0 g /" + font->GetIdentifier().GetName() +
+															   " " + std::to_string((int) size) + " Tf"));
+}
+
+/* the word TEXT right of w on its line, within LIMIT points */
+static const Word *
+right_of(const std::vector<Word> &words, const Word &w, const char *text, double limit)
+{
+	const Word *best = NULL;
+
+	for (const Word &o : words)
+		if (o.text == text && same_line(w, o) && o.x0 >= w.x1 - 0.5 && o.x0 - w.x1 <= limit &&
+			(best == NULL || o.x0 < best->x0))
+			best = &o;
+	return best;
+}
+
+/* a word of the line strictly between a and b (a blank has none) */
+static bool
+between(const std::vector<Word> &words, const Word &a, const Word &b)
+{
+	for (const Word &o : words)
+		if (&o != &a && &o != &b && same_line(a, o) && o.x0 >= a.x1 - 0.5 && o.x1 <= b.x0 + 0.5)
+			return true;
+	return false;
+}
+
+/*
+ * The blanks of page 1: after "Số:" when the next word begins with "/" (the
+ * number goes right against it), and between "ngày", "tháng", "năm" of the
+ * topmost line holding the three in order (each blank that has no word; the
+ * year when nothing follows "năm").  Returns what the job's note says.
+ */
+static std::string
+stamp_issue(PdfMemDocument &doc, const std::string &pdf, const PrepareOptions &opt,
+			std::vector<PdfXObject *> &owned)
+{
+	std::vector<Word> words;
+	std::vector<Blank> blanks;
+	const Word *ngay = NULL;
+	std::string written;		/* what the job's note says */
+	std::string missing;
+
+	if (opt.number.empty())
+		return "";
+	words = page_words(pdf, 0);
+	for (const Word &w : words)
+	{
+		const Word *next;
+
+		if (!is_word(w, "Số:", "So\xcc\x82\xcc\x81:"))
+			continue;
+		next = next_on_line(words, w, 20 * w.size);
+		if (next != NULL && next->text[0] == '/')
+		{
+			blanks.push_back({opt.number, w.x1, next->x0, 1, &w});
+			break;
+		}
+	}
+	if (blanks.empty())
+		missing = "no blank \"Số:   /…\" on page 1";
+	else
+		written = "the number";
+	for (const Word &w : words)
+		if (is_word(w, "ngày", "nga\xcc\x80y") && (ngay == NULL || w.y0 < ngay->y0))
+		{
+			const Word *t = right_of(words, w, "tháng", 12 * w.size);
+
+			if (t != NULL && right_of(words, *t, "năm", 12 * w.size) != NULL)
+				ngay = &w;
+		}
+	if (ngay != NULL)
+	{
+		const Word *thang = right_of(words, *ngay, "tháng", 12 * ngay->size);
+		const Word *nam = right_of(words, *thang, "năm", 12 * ngay->size);
+		size_t		had = blanks.size();
+
+		if (!between(words, *ngay, *thang))
+			blanks.push_back({opt.day, ngay->x1, thang->x0, 0, ngay});
+		if (!between(words, *thang, *nam))
+			blanks.push_back({opt.month, thang->x1, nam->x0, 0, ngay});
+		if (next_on_line(words, *nam, 3 * nam->size) == NULL)
+			blanks.push_back({opt.year, nam->x1, nam->x1 + 3 * nam->size, -1, ngay});
+		if (blanks.size() > had)
+			written += written.empty() ? "the date" : " and the date";
+		else
+			missing += missing.empty() ? "the date line has no blanks" : "; the date line has no blanks";
+	}
+	else
+		missing += std::string(missing.empty() ? "" : "; ") + "no \"ngày … tháng … năm\" on page 1";
+	if (blanks.empty())
+		return "nothing written: " + missing;
+
+	PdfPage    *page = doc.GetPage(0);
+	PdfRect		crop = page->GetCropBox();
+
+	if (crop.GetWidth() <= 0 || crop.GetHeight() <= 0)
+		crop = page->GetMediaBox();
+	/* every font first: a missing one writes nothing rather than a part */
+	std::vector<PdfFont *> fonts;
+
+	for (const Blank &b : blanks)
+	{
+		fonts.push_back(stamp_font(doc, b.beside->bold, b.beside->italic));
+		if (fonts.back() == NULL)
+			return "nothing written: the font Liberation Serif (fonts-liberation2) is not installed";
+	}
+	for (size_t i = 0; i < blanks.size(); i++)
+	{
+		const Blank &b = blanks[i];
+		PdfFont    *font = fonts[i];
+		double		size = b.beside->size;
+		/* pdftotext parts words at gaps over about a tenth of the size */
+		double		space = 0.15 * size;
+		double		room = b.right - b.left - (b.align == 1 ? space : 2 * space);
+		double		w;
+		double		scale = 1;
+		double		x;
+
+		/*
+		 * the baseline: poppler's box goes from the font's ascent to its
+		 * descent, for Times and its twins about 0.2 to 0.24 of its height
+		 * below the baseline
+		 */
+		double		base = b.beside->y1 - 0.22 * (b.beside->y1 - b.beside->y0);
+
+		font->SetFontSize((float) size);
+		font->SetFontScale(100);
+		w = font->GetFontMetrics()->StringWidth(PdfString((const pdf_utf8 *) b.text.c_str()));
+		if (w > room && room > 0)
+		{
+			/* a narrow blank: the text condensed, never over its neighbours */
+			scale = std::max(0.6, room / w);
+			w *= scale;
+		}
+		x = b.align == 1 ? b.right - w : b.align == 0 ? b.left + (b.right - b.left - w) / 2 : b.left + 0.25 * size;
+		draw_text(doc, page, font, b.text, crop.GetLeft() + x,
+				  crop.GetBottom() + crop.GetHeight() - base, size, scale, owned);
+	}
+	return written + " written" + (missing.empty() ? "" : "; " + missing);
+}
+
+/*
+ * The text of a signature without image at the top right of page 1
+ * (Decree 30, Appendix I, II.8b for attachments in files of their own and
+ * Part II.3 for copies): Times (its metric twin), 10 pt, upright, black,
+ * lines right-aligned 15 mm from the right edge, in the top margin (the
+ * first baseline 24 pt from the top edge: three lines end above 20 mm).
+ * One locked FreeText annotation, as the issue stamp.
+ */
+static std::string
+stamp_corner(PdfMemDocument &doc, const PrepareOptions &opt, std::vector<PdfXObject *> &owned)
+{
+	std::vector<std::string> lines;
+	size_t		at = 0;
+	const double size = 10;
+	const double leading = 11.5;
+	const double below = 0.25 * size;
+	PdfFont    *font = stamp_font(doc, false, false);
+	PdfPage    *page = doc.GetPage(0);
+	PdfRect		crop = page->GetCropBox();
+	double		w = 0;
+	double		h;
+	std::string contents;
+	PdfXObject *look;
+	PdfPainter	painter;
+	PdfAnnotation *annot;
+
+	if (font == NULL)
+		return "no text written: the font Liberation Serif (fonts-liberation2) is not installed";
+	if (crop.GetWidth() <= 0 || crop.GetHeight() <= 0)
+		crop = page->GetMediaBox();
+	while (at <= opt.corner.size())
+	{
+		size_t		sep = opt.corner.find('\x1f', at);
+
+		lines.push_back(opt.corner.substr(at, sep == std::string::npos ? std::string::npos : sep - at));
+		at = sep == std::string::npos ? opt.corner.size() + 1 : sep + 1;
+	}
+	font->SetFontSize((float) size);
+	font->SetFontScale(100);
+	for (const std::string &l : lines)
+	{
+		w = std::max(w, font->GetFontMetrics()->StringWidth(PdfString((const pdf_utf8 *) l.c_str())));
+		contents += (contents.empty() ? "" : "\n") + l;
+	}
+	h = (lines.size() - 1) * leading + 0.95 * size + below;
+	look = new PdfXObject(PdfRect(0, 0, w, h), &doc);
+	owned.push_back(look);
+	painter.SetPage(look);
+	painter.SetFont(font);
+	painter.SetColor(0, 0, 0);
+	for (size_t i = 0; i < lines.size(); i++)
+	{
+		PdfString	str((const pdf_utf8 *) lines[i].c_str());
+
+		painter.DrawText(w - font->GetFontMetrics()->StringWidth(str),
+						 h - 0.95 * size - i * leading, str);
+	}
+	painter.FinishPage();
+	annot = page->CreateAnnotation(ePdfAnnotation_FreeText,
+								   PdfRect(crop.GetLeft() + crop.GetWidth() - 15 * 72 / 25.4 - w,
+										   crop.GetBottom() + crop.GetHeight() - 24 - h + 0.95 * size,
+										   w, h));
+	annot->SetAppearanceStream(look);
+	annot->SetFlags(ePdfAnnotationFlags_Print | ePdfAnnotationFlags_ReadOnly |
+					ePdfAnnotationFlags_Locked | ePdfAnnotationFlags_LockedContents);
+	annot->SetContents(PdfString((const pdf_utf8 *) contents.c_str()));
+	annot->GetObject()->GetDictionary().AddKey("DA", PdfString("0 g /" + font->GetIdentifier().GetName() + " 10 Tf"));
+	return "the text at the top right of page 1 written";
 }
 
 /* the next free field name Signature<n> */
@@ -289,6 +780,7 @@ prepare(const std::string &pdf, const PrepareOptions &opt)
 {
 	PdfMemDocument doc;
 	PdfRefCountedBuffer out;
+	std::string note;
 
 	doc.LoadFromBuffer(pdf.data(), (long) pdf.size(), true);
 	if (doc.GetPageCount() < 1)
@@ -309,6 +801,7 @@ prepare(const std::string &pdf, const PrepareOptions &opt)
 		PdfSignatureField *field;
 		PdfObject  *sig;
 		PdfArray	range;
+		std::vector<PdfXObject *> stamps;
 
 		/* signatures exist and the file is append-only (PDF 32000 12.7.2) */
 		form->GetObject()->GetDictionary().AddKey("SigFlags", PdfObject((pdf_int64) 3));
@@ -317,8 +810,11 @@ prepare(const std::string &pdf, const PrepareOptions &opt)
 		{
 			img = new PdfImage(&doc);
 			img->LoadFromPngData((const unsigned char *) opt.image.data(), (pdf_long) opt.image.size());
-			where = place(doc, opt, img->GetWidth(), img->GetHeight());
+			where = place(doc, pdf, opt, img->GetWidth(), img->GetHeight());
 		}
+		note = stamp_issue(doc, pdf, opt, stamps);
+		if (!opt.corner.empty())
+			note = stamp_corner(doc, opt, stamps);
 		field = new PdfSignatureField(doc.GetPage(where.page), where.rect, &doc);
 		if (img != NULL && where.rect.GetWidth() > 0)
 		{
@@ -356,6 +852,8 @@ prepare(const std::string &pdf, const PrepareOptions &opt)
 		delete field;
 		delete look;
 		delete img;
+		for (PdfXObject *x : stamps)
+			delete x;
 
 		if (range.size() != 4)
 			throw PdfError(ePdfError_InternalLogic);
@@ -363,10 +861,10 @@ prepare(const std::string &pdf, const PrepareOptions &opt)
 		if (out.GetSize() <= pdf.size() || memcmp(out.GetBuffer(), pdf.data(), pdf.size()) != 0)
 			throw PdfError(ePdfError_InternalLogic, __FILE__, __LINE__,
 						   "the update does not begin with the input");
-		printf("ok %lld %lld %lld %lld %zu\n",
+		printf("ok %lld %lld %lld %lld %zu%s%s\n",
 			   (long long) range[0].GetNumber(), (long long) range[1].GetNumber(),
 			   (long long) range[2].GetNumber(), (long long) range[3].GetNumber(),
-			   (size_t) dev.GetLength());
+			   (size_t) dev.GetLength(), note.empty() ? "" : " ", one_line(note).c_str());
 		fflush(stdout);
 		write_all(out.GetBuffer(), dev.GetLength());
 	}
@@ -625,7 +1123,10 @@ field(const std::string &line, size_t &at)
  * serve: many requests, one process (the worker keeps it between jobs:
  * starting a process costs more than preparing a small PDF).  A request is
  * "prepare\t<length>\t<time>\t<room>\t<name>\t<reason>\t<image length>\t
- * <seal mm>\t<page>\t<x>\t<y>\n", <length> bytes of PDF, <image length> of PNG; the answer is what "prepare" prints, then "status <n>\n".  The
+ * <seal mm>\t<page>\t<x>\t<y>\t<number>\t<day>\t<month>\t<year>\n", <length>
+ * bytes of PDF, <image length> of PNG (the last four: the issue stamp,
+ * empty when none); the answer is what "prepare" prints, then
+ * "status <n>\n".  The
  * CPU limit is renewed per request (what it used so far plus the budget),
  * below the hard limit its parent set; the wall clock is the parent's.
  */
@@ -661,6 +1162,11 @@ serve(rlim_t budget)
 		opt.page = atoi(field(header, at).c_str());
 		opt.x = atof(field(header, at).c_str());
 		opt.y = atof(field(header, at).c_str());
+		opt.number = field(header, at);
+		opt.day = field(header, at);
+		opt.month = field(header, at);
+		opt.year = field(header, at);
+		opt.corner = field(header, at);
 		if (command != "prepare" && command != "signatures")
 			return 1;
 		try
@@ -704,6 +1210,7 @@ main(int argc, char **argv)
 
 	PdfError::EnableDebug(false);
 	PdfError::EnableLogging(false);
+	poppler::set_debug_error_function(quiet, NULL);
 	for (int i = 2; command != "serve" && i + 1 < argc; i += 2)
 	{
 		std::string k = argv[i];
@@ -718,6 +1225,37 @@ main(int argc, char **argv)
 			opt.when = (time_t) atoll(argv[i + 1]);
 		else if (k == "--room")
 			opt.room = (size_t) atoll(argv[i + 1]);
+		else if (k == "--corner")
+			opt.corner = argv[i + 1];
+		else if (k == "--number")
+			opt.number = argv[i + 1];
+		else if (k == "--date" && strlen(argv[i + 1]) == 10)
+		{
+			/* YYYY-MM-DD, written as Decree 30 writes a date */
+			std::string d = argv[i + 1];
+			int			month = atoi(d.substr(5, 2).c_str());
+
+			opt.year = d.substr(0, 4);
+			opt.month = month < 3 ? d.substr(5, 2) : std::to_string(month);
+			opt.day = d.substr(8, 2);
+		}
+		else if (k == "--image" || k == "--seal")
+		{
+			FILE	   *f = fopen(argv[i + 1], "rb");
+			char		buf[65536];
+			size_t		n;
+
+			if (f == NULL)
+			{
+				fprintf(stdout, "error\tcannot read %s\n", argv[i + 1]);
+				return 1;
+			}
+			while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+				opt.image.append(buf, n);
+			fclose(f);
+			if (k == "--seal")
+				opt.seal_mm = 35;
+		}
 		else
 		{
 			fprintf(stdout, "error\tunknown option %s\n", argv[i]);

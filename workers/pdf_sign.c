@@ -22,6 +22,7 @@
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "executor/spi.h"
+#include "pgtime.h"
 #include "utils/builtins.h"
 
 #include "ioffice.h"
@@ -60,18 +61,24 @@ static IofficePlan supersede = {
 	1, {INT8OID}
 };
 
-/* "ok b0 b1 b2 b3 len\n" then len bytes: the prepared PDF */
+/*
+ * "ok b0 b1 b2 b3 len[ note]\n" then len bytes: the prepared PDF; the note
+ * says what the issue stamp wrote
+ */
 static bool
-parse_prepared(StringInfo out, int64 br[4], const char **pdf, size_t *len)
+parse_prepared(StringInfo out, int64 br[4], const char **pdf, size_t *len, char **note)
 {
-	char	   *nl = memchr(out->data, '\n', Min(out->len, 200));
+	char	   *nl = memchr(out->data, '\n', Min(out->len, 1000));
 	long long	v[5];
+	int			end = 0;
 
 	if (nl == NULL || strncmp(out->data, "ok ", 3) != 0)
 		return false;
 	*nl = '\0';
-	if (sscanf(out->data + 3, "%lld %lld %lld %lld %lld", &v[0], &v[1], &v[2], &v[3], &v[4]) != 5)
+	if (sscanf(out->data + 3, "%lld %lld %lld %lld %lld%n", &v[0], &v[1], &v[2], &v[3], &v[4],
+			   &end) != 5)
 		return false;
+	*note = out->data[3 + end] == ' ' ? pstrdup(out->data + 3 + end + 1) : NULL;
 	*pdf = nl + 1;
 	*len = out->len - (nl + 1 - out->data);
 	if (v[4] < 0 || (size_t) v[4] != *len)
@@ -111,11 +118,53 @@ check_prepared(const char *pdf, size_t len, const char *orig, size_t orig_len, c
 	return NULL;
 }
 
+/* a field of the issue stamp in the helper's request: digits only, or empty */
+static const char *
+stamp_field(const char *v)
+{
+	if (v == NULL || strspn(v, "0123456789") != strlen(v) || strlen(v) > 10)
+		return "";
+	return v;
+}
+
+/*
+ * The text at the top right of page 1 (the lines of look->corner, then the
+ * signing time WHEN in ISO 8601 with the offset of ioffice.timezone,
+ * "2026-02-05T09:30:00+07:00"), a field of the helper's request; "" when
+ * none.
+ */
+static char *
+corner_field(const char *corner, time_t when)
+{
+	const char *zone = ioffice_timezone_setting ? ioffice_timezone_setting : "Asia/Ho_Chi_Minh";
+	pg_tz	   *tz;
+	pg_time_t	t = (pg_time_t) when;
+	struct pg_tm *tm;
+	char		iso[64];
+	long		off;
+	char	   *out;
+
+	if (corner == NULL)
+		return "";
+	tz = pg_tzset(zone);
+	tm = tz ? pg_localtime(&t, tz) : NULL;
+	if (tm == NULL)
+		return "";
+	pg_strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%S", tm);
+	off = tm->tm_gmtoff;
+	out = psprintf("%s\x1f%s%c%02ld:%02ld", corner, iso, off < 0 ? '-' : '+',
+				   labs(off) / 3600, labs(off) % 3600 / 60);
+	for (char *c = out; *c; c++)
+		if (*c == '\t' || *c == '\n' || *c == '\r')
+			*c = ' ';
+	return out;
+}
+
 IofficePdfSigned
 ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key_file,
 				 const char *signer_name, const char *kind, const IofficePdfLook *look)
 {
-	IofficePdfSigned r = {false, false, NULL, NULL, 0};
+	IofficePdfSigned r = {false, false, NULL, NULL, 0, NULL};
 	Datum		values[7];
 	bool		isnull;
 	int64		target;
@@ -134,6 +183,7 @@ ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key
 	uint8		digest[32];
 	char	   *signed_pdf;
 	const char *problem;
+	time_t		now;
 
 	values[0] = Int64GetDatum(file);
 	if (ioffice_exec(&target_plan, values, NULL, 1) != SPI_OK_SELECT || SPI_processed != 1)
@@ -153,7 +203,8 @@ ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key
 	}
 
 	/* the helper appends the update */
-	snprintf(when, sizeof(when), "%lld", (long long) time(NULL));
+	now = time(NULL);
+	snprintf(when, sizeof(when), "%lld", (long long) now);
 	snprintf(room, sizeof(room), "%d", PADES_ROOM);
 	{
 		/* the served helper's request: fields without tabs or newlines */
@@ -167,10 +218,13 @@ ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key
 		for (char *c = reason; *c; c++)
 			if (*c == '\t' || *c == '\n' || *c == '\r')
 				*c = ' ';
-		header = psprintf("prepare\t%zu\t%s\t%s\t%s\t%s\t%zu\t%g\t%d\t%g\t%g\n",
+		header = psprintf("prepare\t%zu\t%s\t%s\t%s\t%s\t%zu\t%g\t%d\t%g\t%g\t%s\t%s\t%s\t%s\t%s\n",
 						  VARSIZE_ANY_EXHDR(content), when, room, clean, reason,
 						  look->image ? VARSIZE_ANY_EXHDR(look->image) : 0,
-						  look->seal_mm, look->page, look->x, look->y);
+						  look->seal_mm, look->page, look->x, look->y,
+						  stamp_field(look->number), stamp_field(look->day),
+						  stamp_field(look->month), stamp_field(look->year),
+						  corner_field(look->corner, now));
 	}
 	initStringInfo(&out);
 	{
@@ -197,7 +251,7 @@ ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key
 		r.reason = helper_error(&out, "the PDF cannot be read");
 		return r;
 	}
-	if (exit_code != 0 || !parse_prepared(&out, br, &pdf, &len))
+	if (exit_code != 0 || !parse_prepared(&out, br, &pdf, &len, &r.note))
 	{
 		r.reason = helper_error(&out, "the PDF helper gave no prepared update");
 		return r;

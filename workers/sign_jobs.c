@@ -58,6 +58,7 @@ typedef struct SignJob
 	char	   *reason;
 	bytea	   *cms;
 	int64		signed_file;	/* the signed PDF, a new version; 0: none */
+	char	   *stamp;			/* what the issue stamp wrote, or NULL */
 } SignJob;
 
 /*
@@ -90,11 +91,32 @@ static IofficePlan jobs_plan = {
 	"           substring(f.content FROM greatest(1, f.size - 1023))) > 0, s.signer_id, "
 	"       CASE s.kind WHEN 'personal' THEN p.full_name ELSE u.name END, "
 	/* a copy's organisation signature shows no image (Decree 30 appendix I part II.3) */
-	"       CASE WHEN s.options ? 'copy' THEN NULL WHEN s.kind = 'personal' THEN si.png ELSE se.png END, "
-	"       CASE WHEN NOT s.options ? 'copy' THEN se.diameter_mm::float8 END, "
+	"       CASE WHEN s.options ? 'copy' OR st.attachment THEN NULL "
+	"            WHEN s.kind = 'personal' THEN si.png ELSE se.png END, "
+	"       CASE WHEN NOT s.options ? 'copy' AND st.attachment IS NOT TRUE THEN se.diameter_mm::float8 END, "
 	"       CASE WHEN s.options->>'mode' = 'position' THEN (s.options->>'page')::int END, "
 	"       (s.options->>'x')::float8, (s.options->>'y')::float8, "
-	"       s.options->'copy'->>'reason' "
+	"       s.options->'copy'->>'reason', "
+	/*
+	 * the issue stamp: the organisation's signature of an issued document
+	 * (not a copy's) writes its number and issue date (a date in
+	 * ioffice.timezone) into the blanks; Decree 30: a leading zero for
+	 * numbers and days under 10 and for months 1 and 2 only
+	 */
+	"       CASE WHEN NOT st.attachment THEN ioffice.format_number(st.number) END, "
+	"       to_char(st.issued_on, 'DD'), "
+	"       to_char(st.issued_on, CASE WHEN extract(month FROM st.issued_on) < 3 THEN 'MM' ELSE 'FMMM' END), "
+	"       to_char(st.issued_on, 'YYYY'), "
+	/*
+	 * the text at the top right of page 1 of a signature without image
+	 * (Appendix I, II.8b and Part II.3): an attachment in a file of its own
+	 * shows the document's number and symbol, a copy the kind of copy and
+	 * the copying agency; the worker adds the signing time
+	 */
+	"       CASE WHEN s.options ? 'copy' THEN concat_ws(E'\\x1f', "
+	"                 CASE s.options->'copy'->>'kind' WHEN 'SY' THEN 'Sao y' WHEN 'SL' THEN 'Sao lục' "
+	"                      WHEN 'TrS' THEN 'Trích sao' END, s.options->'copy'->>'agency') "
+	"            WHEN st.attachment THEN st.symbol END "
 	"  FROM next JOIN ioffice.signature s ON s.id = next.id "
 	"  JOIN ioffice.document d ON d.id = s.document_id "
 	"  LEFT JOIN ioffice.file f ON f.id = s.file_id "
@@ -102,6 +124,18 @@ static IofficePlan jobs_plan = {
 	"  JOIN ioffice.unit u ON u.id = d.agency_id "
 	"  LEFT JOIN ioffice.signature_image si ON si.person_id = s.signer_id AND s.kind = 'personal' "
 	"  LEFT JOIN ioffice.seal_image se ON se.agency_id = d.agency_id AND s.kind = 'organisation' "
+	/*
+	 * an issued document's organisation signature; an attachment in a file
+	 * of its own is a file outside the chain of versions of the document's
+	 * first file (versions have higher ids than what they replace)
+	 */
+	"  LEFT JOIN LATERAL ( "
+	"       WITH RECURSIVE v(id) AS ( "
+	"            SELECT min(x.id) FROM ioffice.file x WHERE x.document_id = d.id "
+	"            UNION ALL SELECT x.id FROM v JOIN ioffice.file x ON x.replaces_id = v.id) "
+	"       SELECT d.number, d.issued_on, d.symbol, s.file_id NOT IN (SELECT id FROM v) AS attachment "
+	"        WHERE s.kind = 'organisation' AND NOT s.options ? 'copy' "
+	"          AND d.number IS NOT NULL AND d.issued_on IS NOT NULL) st ON true "
 	"  LEFT JOIN LATERAL ( "
 	"       SELECT c.* FROM ioffice.certificate c "
 	"        WHERE c.kind = s.kind "
@@ -177,6 +211,8 @@ job_detail(SignJob *job)
 		ioffice_jsonb_add_text(b, "reason", job->reason);
 	if (job->signed_file)
 		ioffice_jsonb_add_int(b, "signed_file", job->signed_file);
+	if (job->stamp)
+		ioffice_jsonb_add_text(b, "stamp", job->stamp);
 	return ioffice_jsonb_end(b);
 }
 
@@ -220,6 +256,7 @@ sign_job(SignJob *job)
 	job->cms = NULL;
 	job->reason = NULL;
 	job->signed_file = 0;
+	job->stamp = NULL;
 	if (job->not_usable != NULL)
 	{
 		job->reason = job->not_usable;
@@ -246,6 +283,7 @@ sign_job(SignJob *job)
 			job->reason = p.ok ? NULL : p.reason;
 			job->cms = p.cms;
 			job->signed_file = p.signed_file;
+			job->stamp = p.ok ? p.note : NULL;
 			return;
 		}
 
@@ -708,6 +746,11 @@ job_from_tuple(SignJob *job, HeapTuple tup, TupleDesc desc)
 	d = SPI_getbinval(tup, desc, 17, &isnull);
 	job->look.y = isnull ? 0 : DatumGetFloat8(d);
 	job->look.reason = SPI_getvalue(tup, desc, 18);
+	job->look.number = SPI_getvalue(tup, desc, 19);
+	job->look.day = SPI_getvalue(tup, desc, 20);
+	job->look.month = SPI_getvalue(tup, desc, 21);
+	job->look.year = SPI_getvalue(tup, desc, 22);
+	job->look.corner = SPI_getvalue(tup, desc, 23);
 	MemoryContextSwitchTo(old);
 }
 

@@ -112,6 +112,20 @@ typedef struct IofficePdfLook
 	double		y;
 	char	   *reason;			/* the signature's /Reason, when not the default
 								 * (a copy: its kind, agency and symbol) */
+	/*
+	 * the issue stamp (the organisation's signature at issue): the number
+	 * and the issue date's day, month and year as Decree 30 writes them,
+	 * for the blanks of the document; NULL: none
+	 */
+	char	   *number;
+	char	   *day;
+	char	   *month;
+	char	   *year;
+	/*
+	 * a signature without image, visible as text at the top right of page
+	 * 1: its lines (separated by 0x1F) before the signing time; NULL: none
+	 */
+	char	   *corner;
 } IofficePdfLook;
 
 typedef struct IofficePdfSigned
@@ -121,6 +135,7 @@ typedef struct IofficePdfSigned
 	char	   *reason;
 	bytea	   *cms;
 	int64		signed_file;	/* the new version of the file */
+	char	   *note;			/* what the helper says it wrote (the issue stamp), or NULL */
 } IofficePdfSigned;
 
 extern IofficePdfSigned ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem,
