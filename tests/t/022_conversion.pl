@@ -148,7 +148,7 @@ like($text, qr/ỦY BAN NHÂN DÂN/, 'the PDF\'s text: ỦY BAN NHÂN DÂN');
 like($text, qr/HUYỆN SỐP CỘP/, 'the PDF\'s text: HUYỆN SỐP CỘP');
 like($text, qr/CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM/, 'the PDF\'s text: CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM');
 like($text, qr/Độc lập - Tự do - Hạnh phúc/, 'the PDF\'s text: Độc lập - Tự do - Hạnh phúc');
-like($text, qr/Tòng Thị Kiên/, 'the PDF\'s text: the signer\'s name');
+like($text, qr/Trần Văn Đại/, 'the PDF\'s text: the signer\'s name');
 my ($fonts) = run_command([ 'pdffonts', $pdf_path ]);
 like($fonts, qr/^\S+\+LiberationSerif\s.*\byes\s+yes\s+yes\b/m,
 	'pdffonts: Times New Roman is Liberation Serif, embedded (subset, with ToUnicode)');

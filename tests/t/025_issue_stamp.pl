@@ -37,9 +37,9 @@ my $dir = PostgreSQL::Test::Utils::tempdir;
 
 # --- the draft: the committed ND30 letter, with blanks and the leader's name ---
 my $fodt = slurp_file(dirname(__FILE__) . '/../docs_src/nd30_cong_van.fodt');
-ok($fodt =~ s/ngày<text:s text:c="4"\/>tháng<text:s text:c="4"\/>năm 2026/ngày<text:s text:c="8"\/>tháng<text:s text:c="8"\/>năm/,
-	'the letter\'s date line becomes "ngày … tháng … năm" with blanks');
-ok($fodt =~ s/Tòng Thị Kiên/Trần Văn Đại/, 'the signature block names the leader who signs');
+ok($fodt =~ /ngày<text:s text:c="8"\/>tháng<text:s text:c="8"\/>năm</,
+	'the letter\'s date line is "ngày … tháng … năm" with blanks');
+ok($fodt =~ /Trần Văn Đại/, 'the signature block names the leader who signs');
 ok($fodt =~ /Số:<text:s text:c="6"\/>\/UBND-VP/, 'the number line is "Số:      /UBND-VP"');
 write_bytes("$dir/cong_van.fodt", $fodt);
 system_or_bail($soffice, '--headless', '--norestore', "-env:UserInstallation=file://$dir/profile",
