@@ -177,10 +177,7 @@ ioffice_checkpoint_signature_check(bytea *cms_der, const char *content, int len,
 	}
 	else
 	{
-		char		buf[256];
-
-		X509_NAME_oneline(X509_get_subject_name(sk_X509_value(signers, 0)), buf, sizeof(buf));
-		*signer = pstrdup(buf);
+		*signer = ioffice_x509_subject_text(sk_X509_value(signers, 0));
 		result = IOFFICE_CP_SIG_OTHER_KEY;
 		sk_X509_free(signers);
 	}

@@ -866,16 +866,24 @@ read_last_checkpoint(SealState *ss)
 		ss->id = 0;
 }
 
-/* The heads now, of the chains whose head moved since it was last sealed. */
+/*
+ * The heads now, of the chains whose head moved on since it was last sealed.
+ * A chain that is shorter than sealed, or whose record at the sealed
+ * position is no longer the one sealed, is left as it is: sealing it again
+ * would cover the removal or the rewrite that audit_verify() reports
+ * against its last sealed head.
+ */
 static void
 read_moved_heads(SealState *ss)
 {
 	if (SPI_execute("SELECT h.chain, h.seq, h.hash, h.seq - coalesce(s.seq, 0) "
 					"  FROM (SELECT DISTINCT ON (chain) chain, seq, hash FROM ioffice.audit "
 					"         WHERE chain IS NOT NULL ORDER BY chain, seq DESC) h "
-					"  LEFT JOIN (SELECT DISTINCT ON (chain) chain, seq FROM ioffice.audit_checkpoint_head "
+					"  LEFT JOIN (SELECT DISTINCT ON (chain) chain, seq, hash FROM ioffice.audit_checkpoint_head "
 					"              ORDER BY chain, checkpoint_id DESC) s ON s.chain = h.chain "
-					" WHERE s.seq IS DISTINCT FROM h.seq "
+					" WHERE h.seq > coalesce(s.seq, 0) "
+					"   AND (s.chain IS NULL OR EXISTS (SELECT 1 FROM ioffice.audit a "
+					"         WHERE a.chain = s.chain AND a.seq = s.seq AND a.hash = s.hash)) "
 					" ORDER BY h.chain COLLATE \"C\"", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "ioffice: could not read the chain heads");
 	ss->moved = SPI_tuptable;

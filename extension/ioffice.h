@@ -94,6 +94,7 @@ typedef enum IofficeCheckpointSig
 	IOFFICE_CP_SIG_OTHER_KEY,
 	IOFFICE_CP_SIG_UNREADABLE
 } IofficeCheckpointSig;
+extern char *ioffice_x509_subject_text(const void *cert);	/* certificates.c */
 extern IofficeCheckpointSig ioffice_checkpoint_signature_check(bytea *cms_der, const char *content,
 															   int len, char **signer);
 

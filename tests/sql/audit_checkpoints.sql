@@ -61,6 +61,20 @@ SELECT count(*) FILTER (WHERE signature IS NULL) = count(*) AS all_unsigned
   FROM ioffice.audit_checkpoint WHERE id >= :cp_a;
 SELECT * FROM public.regress_cp_problems() EXCEPT ALL SELECT * FROM regress_cp_before;
 
+-- a chain cut short is not sealed again (that would cover the removal)
+SET ioffice.actor = 'regress_luan';
+SELECT ioffice.create_outgoing('CV', 'Niêm phong rồi cắt') AS cut \gset
+RESET ioffice.actor;
+UPDATE ioffice.document SET comment = 'Sẽ bị cắt' WHERE id = :cut;
+SELECT ioffice.audit_seal() = :cp_d + 1 AS sealed;
+SET session_replication_role = replica;
+DELETE FROM ioffice.audit WHERE chain = 'document:' || :cut
+   AND seq = (SELECT max(seq) FROM ioffice.audit WHERE chain = 'document:' || :cut);
+RESET session_replication_role;
+SELECT ioffice.audit_seal() = :cp_d + 1 AS nothing_sealed;
+SELECT count(*) AS cut_chain_found FROM ioffice.audit_verify('document', :cut);
+SELECT :cp_d + 1 AS cp_e \gset
+
 -- the witness's copies, as received
 SELECT jsonb_agg(public.regress_cp_event(c) ORDER BY c.id) AS copies
   FROM ioffice.audit_checkpoint c \gset
