@@ -2463,3 +2463,7 @@ COMMENT ON FUNCTION audit_verify_witness(jsonb) IS
   'The checkpoints that disagree with a witness''s copies (audit.checkpoint events it received): missing here, or a different root, link, hash, time, counts or signature; the first divergence marked';
 REVOKE ALL ON FUNCTION audit_verify_witness(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION audit_verify_witness(jsonb) TO ioffice_admin;
+
+-- a witness's answer to an audit.checkpoint event (workers/outbox_delivery.c)
+ALTER TABLE outbox ADD COLUMN receipt text;
+COMMENT ON COLUMN outbox.receipt IS 'The answer (2xx, up to 4 KiB of text) of the endpoint to an audit.checkpoint event: a witness''s receipt';

@@ -114,6 +114,11 @@ ok($node->poll_query_until('postgres', q{
 SELECT count(*) = (SELECT count(*) FROM ioffice.audit_checkpoint)
   FROM ioffice.outbox WHERE event = 'audit.checkpoint' AND status = 'delivered'}),
 	'every signed checkpoint was delivered to the witness');
+is($node->safe_psql('postgres', q{
+SELECT bool_and(receipt::jsonb = '{"ok": true}') FROM ioffice.outbox WHERE event = 'audit.checkpoint'}),
+	't', 'the witness\'s answers are kept as receipts');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM ioffice.outbox WHERE event <> 'audit.checkpoint' AND receipt IS NOT NULL}),
+	'0', 'no other event keeps its answer');
 
 # the signature is a CMS the openssl command verifies against the checkpoint's
 # canonical form, whose SHA-256 is the checkpoint's hash
@@ -230,12 +235,13 @@ UPDATE ioffice.audit a
  WHERE chain = 'document:$d4' AND seq = (SELECT max(seq) FROM ioffice.audit WHERE chain = 'document:$d4');
 UPDATE ioffice.audit_checkpoint_head h SET hash = a.hash FROM ioffice.audit a
  WHERE a.chain = h.chain AND a.seq = h.seq AND h.chain = 'document:$d4';
--- every checkpoint from the one that sealed it: root, link, hash
+-- every checkpoint from the one that sealed that record: root, link, hash
 DO \$\$
 DECLARE
     c record;
     prev bytea;
-    first_id bigint := (SELECT min(checkpoint_id) FROM ioffice.audit_checkpoint_head WHERE chain = 'document:$d4');
+    first_id bigint := (SELECT min(checkpoint_id) FROM ioffice.audit_checkpoint_head
+                         WHERE chain = 'document:$d4' AND seq = (SELECT max(seq) FROM ioffice.audit WHERE chain = 'document:$d4'));
 BEGIN
     SELECT hash INTO prev FROM ioffice.audit_checkpoint WHERE id = first_id - 1;
     FOR c IN SELECT * FROM ioffice.audit_checkpoint WHERE id >= first_id ORDER BY id LOOP
@@ -249,7 +255,8 @@ BEGIN
         prev := c.hash;
     END LOOP;
 END \$\$;
-SELECT min(checkpoint_id) FROM ioffice.audit_checkpoint_head WHERE chain = 'document:$d4';
+SELECT min(checkpoint_id) FROM ioffice.audit_checkpoint_head
+ WHERE chain = 'document:$d4' AND seq = (SELECT max(seq) FROM ioffice.audit WHERE chain = 'document:$d4');
 COMMIT;
 EOSQL
 $rewritten = (split /\n/, $rewritten)[-1];
