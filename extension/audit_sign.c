@@ -6,7 +6,9 @@
  * The certificate is named by a setting, ioffice.audit_certificate: the
  * SHA-256 fingerprints (hex, as certificate.fingerprint) of the certificates
  * whose signatures audit_verify() accepts, comma-separated; the first one
- * signs (the worker finds its row, and the row's key_file in the keystore).
+ * that the database has signs (the worker finds its row, and the row's
+ * key_file in the keystore; a server serving several agencies' databases
+ * lists each one's).
  * A setting rather than a table: the point of signing is to catch a
  * superuser who rewrites the audit tables, and a table naming the
  * certificate would be rewritten with them (a forger would register his own
@@ -74,7 +76,7 @@ ioffice_audit_sign_init(void)
 {
 	DefineCustomStringVariable("ioffice.audit_certificate",
 							   "Certificates that sign the audit trail's checkpoints (SHA-256 fingerprints, hex).",
-							   "Comma-separated; the first signs, all are accepted by audit_verify().  "
+							   "Comma-separated; the first one registered in the database signs, all are accepted by audit_verify().  "
 							   "Empty: checkpoints are not signed nor published.",
 							   &ioffice_audit_certificate,
 							   "",

@@ -5,15 +5,16 @@
  *	  publishing them to the witnesses.
  *
  * Sealing (audit_verify.c) writes a checkpoint of the chain heads that moved,
- * and nothing when none did; its advisory lock and gapless numbering make a
+ * and nothing when none did (an idle interval does not even look: see
+ * trail_may_have_moved()); its advisory lock and gapless numbering make a
  * concurrent audit_seal() in a backend harmless (the second finds nothing
  * moved, or fails on the number the first took).  On a hot standby nothing
  * runs (signer_loop() waits); once promoted, the process continues from the
  * last replicated checkpoint.
  *
- * A checkpoint is then signed with the certificate that
- * ioffice.audit_certificate names first (its key_file in the keystore; the
- * key never enters the database), in order, in the same transaction as the
+ * A checkpoint is then signed with the first certificate that
+ * ioffice.audit_certificate names and the database has (its key_file in the
+ * keystore; the key never enters the database), in order, in the same transaction as the
  * seal.  One written by audit_seal() in a backend, which has no key, waits
  * unsigned (signature IS NULL: the queue) until the worker's next look; the
  * backend wakes it when it commits.  Before signing, the worker checks that
@@ -42,6 +43,16 @@
 #define SIGN_BATCH 100
 
 static TimestampTz last_seal = 0;
+
+/*
+ * An idle interval costs no scan of the trail: the audit ids handed out
+ * (the sequence's last value) and whether any transaction was in flight,
+ * read just before the last seal.  When none was, every record with an id
+ * up to that value had committed or rolled back, and the seal saw them; if
+ * no id was handed out since, no record can have been written.
+ */
+static int64 quiet_last_id = -1;
+static bool quiet_in_flight = true;
 static char last_problem[IOFFICE_ERROR_LEN];
 
 /* the oldest unsigned checkpoints, each with the hash of the one before */
@@ -83,6 +94,30 @@ static IofficePlan signed_plan = {
 	"   'certificate', encode($3, 'hex'))",
 	3, {INT8OID, BYTEAOID, BYTEAOID}
 };
+
+/*
+ * Could the trail have moved since the last seal?  Reads the sequence and
+ * the snapshot (a few buffers), and remembers them for the next call.
+ */
+static bool
+trail_may_have_moved(void)
+{
+	bool		isnull;
+	int64		last_id;
+	bool		in_flight;
+	bool		moved;
+
+	if (SPI_execute("SELECT s.last_value, pg_catalog.pg_snapshot_xmin(c) <> pg_catalog.pg_snapshot_xmax(c) "
+					"  FROM ioffice.audit_id_seq s, pg_catalog.pg_current_snapshot() c",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "ioffice: could not read the audit sequence");
+	last_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	in_flight = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	moved = quiet_in_flight || last_id != quiet_last_id;
+	quiet_last_id = last_id;
+	quiet_in_flight = in_flight;
+	return moved;
+}
 
 /* a problem that stops signing: for worker_status, and logged once */
 static void
@@ -187,12 +222,22 @@ sign_checkpoints(void)
 	if (n == 0)
 		return 0;
 
-	args[0] = PointerGetDatum(ioffice_bytea(fingerprint, HASH_LEN));
-	ioffice_exec(&certificate_plan, args, NULL, 1);
-	if (SPI_processed == 0)
+	/*
+	 * The first certificate of the setting that this database has: the
+	 * setting is the server's, and each served database signs with its own
+	 * organisation's.
+	 */
+	for (int f = 0;; f++)
 	{
-		problem("no certificate with the fingerprint that ioffice.audit_certificate names is registered");
-		return 0;
+		if (!ioffice_audit_certificate_fingerprint(f, fingerprint))
+		{
+			problem("no certificate that ioffice.audit_certificate names is registered in this database");
+			return 0;
+		}
+		args[0] = PointerGetDatum(ioffice_bytea(fingerprint, HASH_LEN));
+		ioffice_exec(&certificate_plan, args, NULL, 1);
+		if (SPI_processed > 0)
+			break;
 	}
 	pem = ioffice_get_text(0, 1);
 	key_file = ioffice_get_text(0, 2);
@@ -265,7 +310,8 @@ ioffice_worker_audit_step(void)
 	{
 		bool		sealed;
 
-		(void) ioffice_audit_seal_internal(&sealed);
+		if (trail_may_have_moved())
+			(void) ioffice_audit_seal_internal(&sealed);
 		last_seal = now;
 	}
 	signed_now = sign_checkpoints();

@@ -315,6 +315,51 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.audit_verify() WHE
 	'0', 'with both certificates named, both keys are accepted');
 set_certificate($node, $seal_fp);
 
+# --- audit_seal() by an admin (no key in a backend): the worker signs it -------
+$node->safe_psql('postgres', "ALTER SYSTEM SET ioffice.audit_seal_interval = 0; SELECT pg_reload_conf();");
+sleep 1;
+my $d8 = new_doc($node, 'Niêm phong bằng tay');
+my ($by_hand, $unsigned) = split /\|/, $node->safe_psql('postgres', q{
+SELECT id, signature IS NULL FROM ioffice.audit_checkpoint WHERE id = ioffice.audit_seal()});
+is($unsigned, 't', "audit_seal() in a backend wrote checkpoint $by_hand, unsigned");
+ok($node->poll_query_until('postgres', qq{
+SELECT signature IS NOT NULL AND EXISTS (SELECT 1 FROM ioffice.outbox WHERE event = 'audit.checkpoint'
+                                          AND (body->'data'->>'sequence')::bigint = $by_hand)
+  FROM ioffice.audit_checkpoint WHERE id = $by_hand}),
+	'the worker signed and published it');
+$node->safe_psql('postgres', "ALTER SYSTEM SET ioffice.audit_seal_interval = 1; SELECT pg_reload_conf();");
+
+# --- the newest checkpoint removed with the records it covered ----------------
+# The tail of the log: nothing after it to contradict it, so audit_verify()
+# cannot see it; the witness, which received it, can.
+my $d7 = new_doc($node, 'Xóa cả điểm niêm phong cuối');
+ok(sealed_and_signed($node, "document:$d7"), 'the seventh document is sealed');
+ok($node->poll_query_until('postgres', q{
+SELECT count(*) = 0 FROM ioffice.outbox WHERE event = 'audit.checkpoint' AND status <> 'delivered'}),
+	'and its checkpoint reached the witness');
+my $problems_before = $node->safe_psql('postgres', 'SELECT count(*) FROM ioffice.audit_verify()');
+my $tail = $node->safe_psql('postgres', q{
+BEGIN;
+SELECT pg_advisory_xact_lock(1634, 1);
+SET LOCAL session_replication_role = replica;
+CREATE TEMP TABLE tail AS SELECT max(id) AS k FROM ioffice.audit_checkpoint;
+DELETE FROM ioffice.audit a USING ioffice.audit_checkpoint_head h, tail
+ WHERE h.checkpoint_id = tail.k AND a.chain = h.chain
+   AND a.seq > coalesce((SELECT max(p.seq) FROM ioffice.audit_checkpoint_head p
+                          WHERE p.chain = h.chain AND p.checkpoint_id < tail.k), 0);
+DELETE FROM ioffice.audit_checkpoint_head USING tail WHERE checkpoint_id = tail.k;
+DELETE FROM ioffice.audit_checkpoint USING tail WHERE id = tail.k;
+SELECT k FROM tail;
+COMMIT;
+});
+$tail = (split /
+/, $tail)[-1];
+sleep 2;
+is($node->safe_psql('postgres', 'SELECT count(*) FROM ioffice.audit_verify()'), $problems_before,
+	"the newest checkpoint ($tail) removed with its records: audit_verify() alone sees nothing new");
+is($node->safe_psql('postgres', "SELECT problem FROM ioffice.audit_verify_witness(" . sql_literal(witness_copies()) . ") WHERE sequence = $tail"),
+	"checkpoint $tail, which the witness holds, is missing here", 'the witness names it');
+
 # --- a streaming standby never seals; promoted, it continues the sequence ------
 $node->backup('backup');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
