@@ -319,8 +319,11 @@ set_certificate($node, $seal_fp);
 $node->safe_psql('postgres', "ALTER SYSTEM SET ioffice.audit_seal_interval = 0; SELECT pg_reload_conf();");
 sleep 1;
 my $d8 = new_doc($node, 'Niêm phong bằng tay');
-my ($by_hand, $unsigned) = split /\|/, $node->safe_psql('postgres', q{
-SELECT id, signature IS NULL FROM ioffice.audit_checkpoint WHERE id = ioffice.audit_seal()});
+my ($by_hand, $unsigned) = split /\n/, $node->safe_psql('postgres', q{
+BEGIN;
+SELECT ioffice.audit_seal();
+SELECT signature IS NULL FROM ioffice.audit_checkpoint ORDER BY id DESC LIMIT 1;
+COMMIT;});
 is($unsigned, 't', "audit_seal() in a backend wrote checkpoint $by_hand, unsigned");
 ok($node->poll_query_until('postgres', qq{
 SELECT signature IS NOT NULL AND EXISTS (SELECT 1 FROM ioffice.outbox WHERE event = 'audit.checkpoint'
