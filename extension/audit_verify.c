@@ -388,6 +388,7 @@ verify_checkpoints(VerifyState *vs, MemoryContext cxt, bool report_checkpoints)
 	SPITupleTable *cps;
 	uint64		ncps;
 	int64		prev_id = 0;
+	Portal		cursor;
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = CHAIN_KEY_LEN;
@@ -396,44 +397,58 @@ verify_checkpoints(VerifyState *vs, MemoryContext cxt, bool report_checkpoints)
 	heads = hash_create("ioffice sealed heads", 1024, &ctl,
 						HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 
-	if (SPI_execute("SELECT id, at, chains, records, root, prev_hash, hash, signature, "
-					"       max(id) FILTER (WHERE signature IS NOT NULL) OVER () "
-					"FROM ioffice.audit_checkpoint ORDER BY id", false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "ioffice: could not read audit_checkpoint");
-	cps = SPI_tuptable;
-	ncps = SPI_processed;
-	for (i = 0; i < ncps; i++)
+	/* through a cursor, a batch at a time: there is one every few seconds */
+	cursor = SPI_cursor_open_with_args(NULL,
+									   "SELECT id, at, chains, records, root, prev_hash, hash, signature, "
+									   "       max(id) FILTER (WHERE signature IS NOT NULL) OVER () "
+									   "FROM ioffice.audit_checkpoint ORDER BY id",
+									   0, NULL, NULL, NULL, true, CURSOR_OPT_NO_SCROLL);
+	for (;;)
 	{
-		uint8		stored_hash[HASH_LEN];
-		bool		isnull;
-		bool		none_signed;
-		int64		id = DatumGetInt64(SPI_getbinval(cps->vals[i], cps->tupdesc, 1, &isnull));
-		Datum		last_signed = SPI_getbinval(cps->vals[i], cps->tupdesc, 9, &none_signed);
+		SPI_cursor_fetch(cursor, true, FETCH_BATCH);
+		cps = SPI_tuptable;
+		ncps = SPI_processed;
+		if (ncps == 0)
+			break;
+		for (i = 0; i < ncps; i++)
+		{
+			uint8		stored_hash[HASH_LEN];
+			bool		isnull;
+			bool		none_signed;
+			int64		id = DatumGetInt64(SPI_getbinval(cps->vals[i], cps->tupdesc, 1, &isnull));
+			Datum		last_signed = SPI_getbinval(cps->vals[i], cps->tupdesc, 9, &none_signed);
+			MemoryContext old;
 
-		/*
-		 * Checkpoints are numbered 1, 2, 3... without gaps (audit_seal), so
-		 * a gap, or a first one that is not 1, is a checkpoint removed.
-		 */
-		if (report_checkpoints && id != prev_id + 1)
-			report(vs, false, 0, INT64_FORMAT " checkpoint(s) missing before checkpoint " INT64_FORMAT
-				   " (after checkpoint " INT64_FORMAT "): removed", id - prev_id - 1, id, prev_id);
+			/*
+			 * Checkpoints are numbered 1, 2, 3... without gaps (audit_seal),
+			 * so a gap, or a first one that is not 1, is a checkpoint
+			 * removed.
+			 */
+			if (report_checkpoints && id != prev_id + 1)
+				report(vs, false, 0, INT64_FORMAT " checkpoint(s) missing before checkpoint " INT64_FORMAT
+					   " (after checkpoint " INT64_FORMAT "): removed", id - prev_id - 1, id, prev_id);
 
-		/*
-		 * The worker signs them in order: an unsigned checkpoint before a
-		 * signed one lost its signature (set to NULL to hide a change).
-		 */
-		SPI_getbinval(cps->vals[i], cps->tupdesc, 8, &isnull);
-		if (report_checkpoints && isnull && !none_signed && DatumGetInt64(last_signed) > id)
-			report(vs, false, 0, "checkpoint " INT64_FORMAT " is not signed, but checkpoint "
-				   INT64_FORMAT " after it is: its signature was removed", id,
-				   DatumGetInt64(last_signed));
+			/*
+			 * The worker signs them in order: an unsigned checkpoint before a
+			 * signed one lost its signature (set to NULL to hide a change).
+			 */
+			SPI_getbinval(cps->vals[i], cps->tupdesc, 8, &isnull);
+			if (report_checkpoints && isnull && !none_signed && DatumGetInt64(last_signed) > id)
+				report(vs, false, 0, "checkpoint " INT64_FORMAT " is not signed, but checkpoint "
+					   INT64_FORMAT " after it is: its signature was removed", id,
+					   DatumGetInt64(last_signed));
 
-		verify_checkpoint(vs, cps->vals[i], cps->tupdesc, heads, i > 0 ? prev : NULL,
-						  report_checkpoints, stored_hash);
-		memcpy(prev, stored_hash, HASH_LEN);
-		prev_id = id;
+			old = MemoryContextSwitchTo(vs->row_cxt);
+			verify_checkpoint(vs, cps->vals[i], cps->tupdesc, heads, prev_id > 0 ? prev : NULL,
+							  report_checkpoints, stored_hash);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(vs->row_cxt);
+			memcpy(prev, stored_hash, HASH_LEN);
+			prev_id = id;
+		}
+		SPI_freetuptable(cps);
 	}
-	SPI_freetuptable(cps);
+	SPI_cursor_close(cursor);
 	return heads;
 }
 
