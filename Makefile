@@ -17,6 +17,7 @@ OBJS = \
 	extension/engine_scope.o \
 	extension/delivery.o \
 	extension/audit_verify.o \
+	extension/audit_sign.o \
 	triggers/audit_triggers.o \
 	extension/export.o \
 	extension/trail_export.o \
@@ -27,6 +28,7 @@ OBJS = \
 	extension/calendar.o \
 	workers/worker.o \
 	workers/sign_jobs.o \
+	workers/audit_jobs.o \
 	workers/signer.o \
 	workers/convert_jobs.o \
 	workers/converter.o \

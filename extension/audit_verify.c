@@ -32,6 +32,7 @@
 #include "utils/timestamp.h"
 
 #include "ioffice.h"
+#include "worker.h"
 
 #define HASH_LEN PG_SHA256_DIGEST_LENGTH
 #define FETCH_BATCH 10000
@@ -179,6 +180,30 @@ merkle_root(uint8 (*level)[HASH_LEN], int n, uint8 *out)
 	memcpy(out, level[0], HASH_LEN);
 }
 
+/*
+ * What a checkpoint's hash is taken over, and what its signature signs (the
+ * CMS is detached: its messageDigest is this hash):
+ *
+ *   "ioffice-checkpoint-1;" id ";" at ";" chains ";" records ";" root prev
+ *
+ * id is the checkpoint's sequence number (1, 2, 3, ... without gaps), at its
+ * time as PostgreSQL's microseconds since 2000-01-01 UTC, chains and records
+ * the number of chain heads it lists and of records they add, all in
+ * decimal; root is the 32 bytes of the Merkle root over the heads, prev the
+ * 32 bytes of the previous checkpoint's hash (absent for the first).  Every
+ * part has a fixed length or ends with ';', so no two checkpoints read alike.
+ */
+void
+ioffice_checkpoint_content(StringInfo buf, int64 id, TimestampTz at, int32 chains,
+						   int64 records, const uint8 *root, const uint8 *prev)
+{
+	appendStringInfo(buf, "ioffice-checkpoint-1;" INT64_FORMAT ";" INT64_FORMAT ";%d;" INT64_FORMAT ";",
+					 id, (int64) at, chains, records);
+	appendBinaryStringInfo(buf, (const char *) root, HASH_LEN);
+	if (prev)
+		appendBinaryStringInfo(buf, (const char *) prev, HASH_LEN);
+}
+
 /* the hash that links a checkpoint to the previous one, and that is signed */
 static void
 checkpoint_hash(int64 id, TimestampTz at, int32 chains, int64 records, const uint8 *root,
@@ -187,11 +212,7 @@ checkpoint_hash(int64 id, TimestampTz at, int32 chains, int64 records, const uin
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "ioffice-checkpoint-1;" INT64_FORMAT ";" INT64_FORMAT ";%d;" INT64_FORMAT ";",
-					 id, (int64) at, chains, records);
-	appendBinaryStringInfo(&buf, (const char *) root, HASH_LEN);
-	if (prev)
-		appendBinaryStringInfo(&buf, (const char *) prev, HASH_LEN);
+	ioffice_checkpoint_content(&buf, id, at, chains, records, root, prev);
 	ioffice_sha256_bytes(buf.data, buf.len, out);
 	pfree(buf.data);
 }
@@ -269,6 +290,48 @@ load_checkpoint_heads(HTAB *heads, int64 id, uint8 *root)
 }
 
 /*
+ * A checkpoint's signature (column 8), when it has one: made over what its
+ * columns say now (a checkpoint changed after it was signed no longer
+ * matches), with the key of a certificate ioffice.audit_certificate names
+ * (one re-signed with another key is named so).  Whether a checkpoint
+ * without one should have one is decided by the caller.
+ */
+static void
+check_checkpoint_signature(VerifyState *vs, HeapTuple tup, TupleDesc desc, int64 id,
+						   TimestampTz at, int32 chains, int64 records, const uint8 *root,
+						   const uint8 *prev)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, 8, &isnull);
+	StringInfoData content;
+	char	   *signer = NULL;
+
+	if (isnull)
+		return;
+	initStringInfo(&content);
+	ioffice_checkpoint_content(&content, id, at, chains, records, root, prev);
+	switch (ioffice_checkpoint_signature_check(DatumGetByteaPP(d), content.data, content.len,
+											   &signer))
+	{
+		case IOFFICE_CP_SIG_OK:
+			break;
+		case IOFFICE_CP_SIG_MISMATCH:
+			report(vs, false, 0, "checkpoint " INT64_FORMAT " does not match its signature: "
+				   "it was changed after it was signed", id);
+			break;
+		case IOFFICE_CP_SIG_OTHER_KEY:
+			report(vs, false, 0, "checkpoint " INT64_FORMAT " was signed with another key "
+				   "(certificate \"%s\", which ioffice.audit_certificate does not name)", id,
+				   signer ? signer : "?");
+			break;
+		case IOFFICE_CP_SIG_UNREADABLE:
+			report(vs, false, 0, "checkpoint " INT64_FORMAT " has a signature that cannot be read", id);
+			break;
+	}
+	pfree(content.data);
+}
+
+/*
  * One checkpoint (a row of audit_checkpoint): its link to the previous
  * checkpoint (prev, NULL before the first), its hash over its own columns,
  * the number of heads it lists and their Merkle root.  Its heads go into
@@ -292,6 +355,9 @@ verify_checkpoint(VerifyState *vs, HeapTuple tup, TupleDesc desc, HTAB *heads,
 
 	get_hash(tup, desc, 5, root);
 	get_hash(tup, desc, 7, stored_hash);
+	if (report_problems)
+		check_checkpoint_signature(vs, tup, desc, id, at, chains, records, root,
+								   has_prev ? stored_prev : NULL);
 
 	if (report_problems &&
 		((prev != NULL) != has_prev || (has_prev && memcmp(prev, stored_prev, HASH_LEN) != 0)))
@@ -321,6 +387,8 @@ verify_checkpoints(VerifyState *vs, MemoryContext cxt, bool report_checkpoints)
 	uint8		prev[HASH_LEN];
 	SPITupleTable *cps;
 	uint64		ncps;
+	int64		prev_id = 0;
+	Portal		cursor;
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = CHAIN_KEY_LEN;
@@ -329,20 +397,70 @@ verify_checkpoints(VerifyState *vs, MemoryContext cxt, bool report_checkpoints)
 	heads = hash_create("ioffice sealed heads", 1024, &ctl,
 						HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 
-	if (SPI_execute("SELECT id, at, chains, records, root, prev_hash, hash "
-					"FROM ioffice.audit_checkpoint ORDER BY id", false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "ioffice: could not read audit_checkpoint");
-	cps = SPI_tuptable;
-	ncps = SPI_processed;
-	for (i = 0; i < ncps; i++)
+	/* through a cursor, a batch at a time: there is one every few seconds */
+	cursor = SPI_cursor_open_with_args(NULL,
+									   "SELECT id, at, chains, records, root, prev_hash, hash, signature, "
+									   "       max(id) FILTER (WHERE signature IS NOT NULL) OVER () "
+									   "FROM ioffice.audit_checkpoint ORDER BY id",
+									   0, NULL, NULL, NULL, true, CURSOR_OPT_NO_SCROLL);
+	for (;;)
 	{
-		uint8		stored_hash[HASH_LEN];
+		SPI_cursor_fetch(cursor, true, FETCH_BATCH);
+		cps = SPI_tuptable;
+		ncps = SPI_processed;
+		if (ncps == 0)
+			break;
+		for (i = 0; i < ncps; i++)
+		{
+			uint8		stored_hash[HASH_LEN];
+			bool		isnull;
+			bool		none_signed;
+			int64		id = DatumGetInt64(SPI_getbinval(cps->vals[i], cps->tupdesc, 1, &isnull));
+			Datum		last_signed = SPI_getbinval(cps->vals[i], cps->tupdesc, 9, &none_signed);
+			MemoryContext old;
 
-		verify_checkpoint(vs, cps->vals[i], cps->tupdesc, heads, i > 0 ? prev : NULL,
-						  report_checkpoints, stored_hash);
-		memcpy(prev, stored_hash, HASH_LEN);
+			/*
+			 * Checkpoints are numbered 1, 2, 3... without gaps (audit_seal),
+			 * so a gap, or a first one that is not 1, is a checkpoint
+			 * removed -- unless this one links straight to the one before
+			 * the gap: 0.1 numbered them from a sequence, and a rolled-back
+			 * audit_seal() left a number unused, never a checkpoint.  (A
+			 * checkpoint removed from the middle and its successor re-linked
+			 * changes the successor's hash: its signature and the witnesses
+			 * say so.)
+			 */
+			if (report_checkpoints && id != prev_id + 1)
+			{
+				uint8		linked_to[HASH_LEN];
+				bool		linked = get_hash(cps->vals[i], cps->tupdesc, 6, linked_to);
+
+				/* (the first checkpoint links to nothing) */
+				if (prev_id == 0 ? linked : (!linked || memcmp(linked_to, prev, HASH_LEN) != 0))
+					report(vs, false, 0, INT64_FORMAT " checkpoint(s) missing before checkpoint " INT64_FORMAT
+						   " (after checkpoint " INT64_FORMAT "): removed", id - prev_id - 1, id, prev_id);
+			}
+
+			/*
+			 * The worker signs them in order: an unsigned checkpoint before a
+			 * signed one lost its signature (set to NULL to hide a change).
+			 */
+			SPI_getbinval(cps->vals[i], cps->tupdesc, 8, &isnull);
+			if (report_checkpoints && isnull && !none_signed && DatumGetInt64(last_signed) > id)
+				report(vs, false, 0, "checkpoint " INT64_FORMAT " is not signed, but checkpoint "
+					   INT64_FORMAT " after it is: its signature was removed", id,
+					   DatumGetInt64(last_signed));
+
+			old = MemoryContextSwitchTo(vs->row_cxt);
+			verify_checkpoint(vs, cps->vals[i], cps->tupdesc, heads, prev_id > 0 ? prev : NULL,
+							  report_checkpoints, stored_hash);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(vs->row_cxt);
+			memcpy(prev, stored_hash, HASH_LEN);
+			prev_id = id;
+		}
+		SPI_freetuptable(cps);
 	}
-	SPI_freetuptable(cps);
+	SPI_cursor_close(cursor);
 	return heads;
 }
 
@@ -775,16 +893,24 @@ read_last_checkpoint(SealState *ss)
 		ss->id = 0;
 }
 
-/* The heads now, of the chains whose head moved since it was last sealed. */
+/*
+ * The heads now, of the chains whose head moved on since it was last sealed.
+ * A chain that is shorter than sealed, or whose record at the sealed
+ * position is no longer the one sealed, is left as it is: sealing it again
+ * would cover the removal or the rewrite that audit_verify() reports
+ * against its last sealed head.
+ */
 static void
 read_moved_heads(SealState *ss)
 {
 	if (SPI_execute("SELECT h.chain, h.seq, h.hash, h.seq - coalesce(s.seq, 0) "
 					"  FROM (SELECT DISTINCT ON (chain) chain, seq, hash FROM ioffice.audit "
 					"         WHERE chain IS NOT NULL ORDER BY chain, seq DESC) h "
-					"  LEFT JOIN (SELECT DISTINCT ON (chain) chain, seq FROM ioffice.audit_checkpoint_head "
+					"  LEFT JOIN (SELECT DISTINCT ON (chain) chain, seq, hash FROM ioffice.audit_checkpoint_head "
 					"              ORDER BY chain, checkpoint_id DESC) s ON s.chain = h.chain "
-					" WHERE s.seq IS DISTINCT FROM h.seq "
+					" WHERE h.seq > coalesce(s.seq, 0) "
+					"   AND (s.chain IS NULL OR EXISTS (SELECT 1 FROM ioffice.audit a "
+					"         WHERE a.chain = s.chain AND a.seq = s.seq AND a.hash = s.hash)) "
 					" ORDER BY h.chain COLLATE \"C\"", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "ioffice: could not read the chain heads");
 	ss->moved = SPI_tuptable;
@@ -823,11 +949,16 @@ write_checkpoint(SealState *ss)
 	Datum		args[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	Oid			types[7] = {INT8OID, TIMESTAMPTZOID, INT4OID, INT8OID, BYTEAOID, BYTEAOID, BYTEAOID};
-	bool		isnull;
 
-	if (SPI_execute("SELECT nextval('ioffice.audit_checkpoint_id_seq')", false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "ioffice: could not number the checkpoint");
-	ss->id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	/*
+	 * The next number after the last checkpoint's, not the sequence's: a
+	 * rolled-back seal must leave no gap, so that a gap means a checkpoint
+	 * removed.  The sealer's lock makes it one at a time; a sealer reading
+	 * from an older snapshot (REPEATABLE READ) would take a number already
+	 * used, and fail on the primary key rather than seal the same heads
+	 * twice.
+	 */
+	ss->id = ss->id + 1;
 	checkpoint_hash(ss->id, ss->at, (int32) ss->n, ss->records, ss->root,
 					ss->has_prev ? ss->prev : NULL, ss->hash);
 
@@ -873,36 +1004,57 @@ write_checkpoint_heads(SealState *ss)
 }
 
 /*
- * audit_seal(): a checkpoint of the heads of the chains that moved since the
- * last one.  Returns its id, or the last checkpoint's when nothing moved.
- * One sealer at a time (advisory lock); concurrent writers are not blocked:
- * what they commit later goes into the next checkpoint.
+ * A checkpoint of the heads of the chains that moved since the last one, by
+ * audit_seal() and by the worker (workers/audit_jobs.c); the caller is
+ * connected to SPI.  Returns its id, or the last checkpoint's when nothing
+ * moved (0: none yet); *sealed says whether one was written.
+ *
+ * One sealer at a time (a transaction-level advisory lock that writers of
+ * the trail never take); writers are not blocked: sealing reads the audit
+ * table and inserts into the checkpoint tables only, and what writers
+ * commit later goes into the next checkpoint.
  */
-PG_FUNCTION_INFO_V1(ioffice_audit_seal);
-Datum
-ioffice_audit_seal(PG_FUNCTION_ARGS)
+int64
+ioffice_audit_seal_internal(bool *sealed)
 {
 	SealState	ss;
 
 	memset(&ss, 0, sizeof(ss));
+	*sealed = false;
 	ss.at = GetCurrentTransactionStartTimestamp();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "ioffice: SPI_connect failed");
 	if (SPI_execute("SELECT pg_catalog.pg_advisory_xact_lock(1634, 1)", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "ioffice: could not take the sealer's lock");
 
 	read_last_checkpoint(&ss);
 	read_moved_heads(&ss);
 	if (ss.n == 0)
-	{
-		SPI_finish();
-		if (ss.id == 0)
-			PG_RETURN_NULL();
-		PG_RETURN_INT64(ss.id);
-	}
+		return ss.id;
 	seal_root(&ss);
 	write_checkpoint(&ss);
 	write_checkpoint_heads(&ss);
+	*sealed = true;
+	return ss.id;
+}
+
+/*
+ * audit_seal(): a checkpoint now.  Returns its id, or the last checkpoint's
+ * when nothing moved.  The worker signs and publishes it after this
+ * transaction commits (it has the key; a backend has none).
+ */
+PG_FUNCTION_INFO_V1(ioffice_audit_seal);
+Datum
+ioffice_audit_seal(PG_FUNCTION_ARGS)
+{
+	int64		id;
+	bool		sealed;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	id = ioffice_audit_seal_internal(&sealed);
 	SPI_finish();
-	PG_RETURN_INT64(ss.id);
+	if (sealed)
+		ioffice_worker_wake_at_commit();
+	if (id == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(id);
 }

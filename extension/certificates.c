@@ -87,6 +87,13 @@ read_certificate(text *pem_t)
 	return x;
 }
 
+/* a certificate's subject as x509_name_text() gives it (for audit_sign.c) */
+char *
+ioffice_x509_subject_text(const void *cert)
+{
+	return x509_name_text(X509_get_subject_name((const X509 *) cert));
+}
+
 /*
  * _x509_info(pem) → (subject, issuer, serial, not_before, not_after,
  * fingerprint, is_ca, signs): what the registering SQL functions store.

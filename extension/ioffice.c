@@ -138,7 +138,8 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
-	/* the worker's settings too, before the prefix is reserved */
+	/* the audit checkpoints' and the worker's settings too, before the prefix is reserved */
+	ioffice_audit_sign_init();
 	ioffice_pdf_helper_init();
 	ioffice_worker_init();
 	MarkGUCPrefixReserved("ioffice");

@@ -79,6 +79,25 @@ extern void ioffice_audit_hash(const char *chain, int64 seq, bytea *prev_hash, T
 							   const char *state_after, const char *detail_text,
 							   uint8 *out);
 
+/* audit_verify.c, audit_sign.c: the checkpoints of the audit trail */
+extern char *ioffice_audit_certificate;
+extern int	ioffice_audit_seal_interval;
+extern void ioffice_audit_sign_init(void);
+extern void ioffice_checkpoint_content(StringInfo buf, int64 id, TimestampTz at, int32 chains,
+									   int64 records, const uint8 *root, const uint8 *prev);
+extern int64 ioffice_audit_seal_internal(bool *sealed);
+extern bool ioffice_audit_certificate_fingerprint(int n, uint8 *out);
+typedef enum IofficeCheckpointSig
+{
+	IOFFICE_CP_SIG_OK,
+	IOFFICE_CP_SIG_MISMATCH,
+	IOFFICE_CP_SIG_OTHER_KEY,
+	IOFFICE_CP_SIG_UNREADABLE
+} IofficeCheckpointSig;
+extern char *ioffice_x509_subject_text(const void *cert);	/* certificates.c */
+extern IofficeCheckpointSig ioffice_checkpoint_signature_check(bytea *cms_der, const char *content,
+															   int len, char **signer);
+
 /* trigger_util.c (triggers/): what every C trigger function checks first */
 struct TriggerData;
 extern struct TriggerData *ioffice_trigger_data(FunctionCallInfo fcinfo, const char *name);

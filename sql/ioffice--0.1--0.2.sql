@@ -2519,3 +2519,86 @@ $$;
 
 -- the counters of the documents already there
 SELECT ioffice.dashboard_counts_rebuild();
+-- ==== audit_witness ====
+-- Checkpoints sealed by the worker, signed with the organisation's key and
+-- published to witnesses (extension/audit_sign.c, workers/audit_jobs.c).
+CREATE INDEX audit_checkpoint_unsigned_idx ON audit_checkpoint (id) WHERE signature IS NULL;
+DROP TRIGGER append_only ON audit_checkpoint;
+-- a checkpoint gets its signature once, later (the worker has the key): an
+-- UPDATE that only fills a missing signature is the one change allowed
+CREATE TRIGGER append_only BEFORE DELETE ON audit_checkpoint
+    FOR EACH ROW EXECUTE FUNCTION _audit_append_only();
+CREATE TRIGGER append_only_but_signing BEFORE UPDATE ON audit_checkpoint
+    FOR EACH ROW WHEN (OLD.signature IS NOT NULL OR NEW.signature IS NULL
+                       OR (NEW.id, NEW.at, NEW.chains, NEW.records, NEW.root, NEW.prev_hash, NEW.hash)
+                          IS DISTINCT FROM
+                          (OLD.id, OLD.at, OLD.chains, OLD.records, OLD.root, OLD.prev_hash, OLD.hash))
+    EXECUTE FUNCTION _audit_append_only();
+COMMENT ON FUNCTION audit_seal() IS
+  'Writes a checkpoint of the audit chain heads that moved since the last one (the worker signs and publishes it); returns its id';
+
+-- The witnesses' copies of the checkpoints (audit.checkpoint events, as
+-- received: the whole request body, or its data) against the checkpoints
+-- here: one row per copy that disagrees, the lowest sequence marked as the
+-- first divergence.  A checkpoint the witness lacks is no disagreement (it
+-- may not have been delivered yet).
+CREATE FUNCTION audit_verify_witness(receipts jsonb)
+    RETURNS TABLE (sequence bigint, problem text, first_divergence boolean)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF receipts IS NULL OR jsonb_typeof(receipts) <> 'array' THEN
+        RAISE EXCEPTION 'audit_verify_witness needs a JSON array of audit.checkpoint events'
+            USING ERRCODE = '22023';
+    END IF;
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(receipts) e
+                WHERE jsonb_typeof(e) <> 'object'
+                   OR jsonb_typeof(CASE WHEN e ? 'data' THEN e->'data' ELSE e END->'sequence')
+                      IS DISTINCT FROM 'number') THEN
+        RAISE EXCEPTION 'every element of the receipts must be an audit.checkpoint event with a sequence'
+            USING ERRCODE = '22023',
+                  HINT = 'Give the events as the witness received them, or their "data" objects.';
+    END IF;
+    RETURN QUERY
+    WITH w AS (
+        SELECT (d->>'sequence')::numeric AS seq, d
+          FROM jsonb_array_elements(receipts) e,
+               LATERAL (SELECT CASE WHEN e ? 'data' THEN e->'data' ELSE e END AS d) x),
+    diff AS (
+        SELECT w.seq,
+               CASE WHEN c.id IS NULL THEN
+                        format('checkpoint %s, which the witness holds, is missing here', w.seq)
+                    ELSE format('checkpoint %s differs from the witness''s copy: %s', w.seq,
+                                concat_ws(', ',
+                                    CASE WHEN encode(c.root, 'hex') IS DISTINCT FROM w.d->>'root' THEN 'root' END,
+                                    CASE WHEN encode(c.prev_hash, 'hex') IS DISTINCT FROM w.d->>'previous' THEN 'previous' END,
+                                    CASE WHEN encode(c.hash, 'hex') IS DISTINCT FROM w.d->>'hash' THEN 'hash' END,
+                                    CASE WHEN to_char(c.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+                                              IS DISTINCT FROM w.d->>'at' THEN 'time' END,
+                                    CASE WHEN c.chains::text IS DISTINCT FROM w.d->>'chains'
+                                           OR c.records::text IS DISTINCT FROM w.d->>'records' THEN 'counts' END,
+                                    CASE WHEN translate(encode(c.signature, 'base64'), E'\n', '')
+                                              IS DISTINCT FROM w.d->>'signature' THEN 'signature' END))
+               END AS problem
+          FROM w LEFT JOIN ioffice.audit_checkpoint c ON c.id = w.seq
+         WHERE c.id IS NULL
+            OR encode(c.root, 'hex') IS DISTINCT FROM w.d->>'root'
+            OR encode(c.prev_hash, 'hex') IS DISTINCT FROM w.d->>'previous'
+            OR encode(c.hash, 'hex') IS DISTINCT FROM w.d->>'hash'
+            OR to_char(c.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') IS DISTINCT FROM w.d->>'at'
+            OR c.chains::text IS DISTINCT FROM w.d->>'chains'
+            OR c.records::text IS DISTINCT FROM w.d->>'records'
+            OR translate(encode(c.signature, 'base64'), E'\n', '') IS DISTINCT FROM w.d->>'signature')
+    SELECT DISTINCT diff.seq::bigint, diff.problem, diff.seq = min(diff.seq) OVER ()
+      FROM diff
+     ORDER BY 1, 2;
+END
+$$;
+COMMENT ON FUNCTION audit_verify_witness(jsonb) IS
+  'The checkpoints that disagree with a witness''s copies (audit.checkpoint events it received): missing here, or a different root, link, hash, time, counts or signature; the first divergence marked';
+REVOKE ALL ON FUNCTION audit_verify_witness(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION audit_verify_witness(jsonb) TO ioffice_admin;
+
+-- a witness's answer to an audit.checkpoint event (workers/outbox_delivery.c)
+ALTER TABLE outbox ADD COLUMN receipt text;
+COMMENT ON COLUMN outbox.receipt IS 'The answer (2xx, up to 4 KiB of text) of the endpoint to an audit.checkpoint event: a witness''s receipt';

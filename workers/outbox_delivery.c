@@ -62,6 +62,7 @@ int			ioffice_outbox_retry_max = 3600000; /* ms */
 int			ioffice_outbox_batch_seconds = 20;
 
 #define RESPONSE_KEEP 200		/* bytes of an error answer kept for last_error */
+#define RECEIPT_KEEP 4096		/* bytes of a witness's answer kept as its receipt */
 #define POLL_MS 100				/* while requests are in flight: latch looked at this often */
 #define GIVE_UP_CHECK_MS 1000	/* how often to ask whether others wait for a connection */
 
@@ -93,8 +94,10 @@ typedef struct Delivery
 	bool		ok;
 	long		http_status;	/* 0: no answer */
 	char	   *error;
-	char		answer[RESPONSE_KEEP + 1];
+	char		answer[RECEIPT_KEEP + 1];
 	size_t		answer_len;
+	bool		keeps_receipt;	/* an audit.checkpoint event: its answer is kept */
+	char	   *receipt;		/* the 2xx answer of one, NULL: none */
 	char		curl_error[CURL_ERROR_SIZE];
 } Delivery;
 
@@ -150,7 +153,7 @@ static IofficePlan record_plan = {
 	"               FOR UPDATE SKIP LOCKED) "
 	"UPDATE ioffice.outbox o "
 	"   SET attempts = o.attempts + 1, last_attempt_at = clock_timestamp(), "
-	"       last_status = r.http_status, last_error = r.error, "
+	"       last_status = r.http_status, last_error = r.error, receipt = r.receipt, "
 	"       status = CASE WHEN r.ok THEN 'delivered' "
 	"                     WHEN o.attempts + 1 >= e.max_attempts THEN 'dead' ELSE 'pending' END, "
 	"       delivered_at = CASE WHEN r.ok THEN clock_timestamp() END, "
@@ -158,12 +161,13 @@ static IofficePlan record_plan = {
 	"           ELSE clock_timestamp() + make_interval(secs => "
 	"                least($6::float8, $5::float8 * power(2::float8, least(o.attempts, 40))) "
 	"                * (0.5 + random()) / 1000.0) END "
-	"  FROM unnest($1::bigint[], $2::bool[], $3::int[], $4::text[], $7::int[]) "
-	"       AS r(id, ok, http_status, error, attempts), "
+	"  FROM unnest($1::bigint[], $2::bool[], $3::int[], $4::text[], $7::int[], $8::text[]) "
+	"       AS r(id, ok, http_status, error, attempts, receipt), "
 	"       ioffice.endpoint e "
 	" WHERE o.id = r.id AND e.id = o.endpoint_id AND o.id IN (SELECT id FROM mine) "
 	"   AND o.status = 'pending' AND o.attempts = r.attempts",
-	7, {INT8ARRAYOID, BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT4OID, INT4OID, INT4ARRAYOID}
+	8, {INT8ARRAYOID, BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT4OID, INT4OID, INT4ARRAYOID,
+	TEXTARRAYOID}
 };
 
 /* when the next pending event not in flight is due, in ms from now */
@@ -227,7 +231,7 @@ keep_answer(char *data, size_t size, size_t nmemb, void *arg)
 {
 	Delivery   *d = (Delivery *) arg;
 	size_t		len = size * nmemb;
-	size_t		room = RESPONSE_KEEP - d->answer_len;
+	size_t		room = (d->keeps_receipt ? RECEIPT_KEEP : RESPONSE_KEEP) - d->answer_len;
 
 	if (room > 0)
 	{
@@ -400,7 +404,16 @@ finish(Delivery *d, CURLcode result)
 													d->answer_len);
 
 		d->error = psprintf("HTTP %ld%s%.*s", d->http_status, valid ? ": " : "",
-							valid, d->answer);
+							pg_mbcliplen(d->answer, valid, RESPONSE_KEEP), d->answer);
+	}
+	else if (d->keeps_receipt && d->answer_len > 0)
+	{
+		/* a witness's receipt of a checkpoint: what it answered, if text */
+		int			valid = pg_encoding_verifymbstr(GetDatabaseEncoding(), d->answer,
+													d->answer_len);
+
+		if (valid > 0)
+			d->receipt = pnstrdup(d->answer, valid);
 	}
 	MemoryContextSwitchTo(old);
 	done(d);
@@ -504,9 +517,11 @@ record_outcomes(void)
 	Datum	   *attempts = palloc(sizeof(Datum) * n);
 	bool	   *error_nulls = palloc(sizeof(bool) * n);
 	bool	   *code_nulls = palloc(sizeof(bool) * n);
+	Datum	   *receipts = palloc(sizeof(Datum) * n);
+	bool	   *receipt_nulls = palloc(sizeof(bool) * n);
 	int			dims[1] = {n};
 	int			lbs[1] = {1};
-	Datum		arg[7];
+	Datum		arg[8];
 	Delivery   *last_failed = NULL;
 	int64		failed = 0;
 	int			k = 0;
@@ -525,6 +540,8 @@ record_outcomes(void)
 		error_nulls[k] = d->error == NULL;
 		errors[k] = d->error ? CStringGetTextDatum(d->error) : (Datum) 0;
 		attempts[k] = Int32GetDatum(d->attempts);
+		receipt_nulls[k] = d->receipt == NULL;
+		receipts[k] = d->receipt ? CStringGetTextDatum(d->receipt) : (Datum) 0;
 		if (!d->ok)
 		{
 			failed++;
@@ -546,6 +563,8 @@ record_outcomes(void)
 	arg[4] = Int32GetDatum(ioffice_outbox_retry_base);
 	arg[5] = Int32GetDatum(ioffice_outbox_retry_max);
 	arg[6] = PointerGetDatum(construct_array(attempts, n, INT4OID, 4, true, TYPALIGN_INT));
+	arg[7] = PointerGetDatum(construct_md_array(receipts, receipt_nulls, 1, dims, lbs,
+												TEXTOID, -1, false, TYPALIGN_INT));
 	if (ioffice_exec(&record_plan, arg, NULL, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "ioffice: could not record deliveries");
 	ioffice_worker_count(n - failed, failed);
@@ -605,6 +624,7 @@ prepare_requests(void)
 			event = SPI_getvalue(tup, desc, 7);
 			d->body = SPI_getvalue(tup, desc, 8);
 			d->body_len = strlen(d->body);
+			d->keeps_receipt = strcmp(event, "audit.checkpoint") == 0;
 			/* libcurl copies the header strings */
 			d->headers = curl_slist_append(NULL, "Content-Type: application/json");
 			d->headers = curl_slist_append(d->headers, "Expect:");	/* no 100-continue round trip */

@@ -18,7 +18,9 @@
  * seconds.  The signer takes jobs in batches with FOR UPDATE SKIP LOCKED
  * (sign_jobs.c); the batch commits at once, so a crash loses no job and
  * records no signature twice.  On a hot standby both wait; they start
- * working when the server is promoted.
+ * working when the server is promoted.  The signer also seals the audit
+ * trail every ioffice.audit_seal_interval seconds, and signs and publishes
+ * its checkpoints (audit_jobs.c).
  *
  * A database the processes cannot connect to (it does not exist, or takes
  * no connections) is tried again after 5 s, then twice as long each time,
@@ -470,6 +472,63 @@ extension_present(void)
 }
 
 /*
+ * the signer's batch of jobs, then a step of a conversion: an error escaping
+ * them ends the process; the postmaster starts it again after
+ * bgw_restart_time.  Remember it for worker_status first.
+ */
+static pg_noinline int
+sign_and_convert(int64 *failed, bool *converted)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	int			signed_jobs = 0;
+
+	PG_TRY();
+	{
+		signed_jobs = ioffice_worker_sign_batch(ioffice_worker_batch, failed);
+		*converted = ioffice_worker_convert_step();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		note_error(edata->message);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return signed_jobs;
+}
+
+/*
+ * the signer's step of the audit trail (audit_jobs.c): a checkpoint when
+ * one is due, the signatures of those waiting; an error escaping it ends
+ * the process like a batch's, remembered for worker_status first
+ */
+static pg_noinline bool
+audit_step(void)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	bool		more = false;
+
+	PG_TRY();
+	{
+		more = ioffice_worker_audit_step();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		note_error(edata->message);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return more;
+}
+
+/*
  * the signer: a batch of jobs whenever woken, and every naptime; between
  * batches, a step of the conversion of Word files to PDF, whose answer it
  * waits for on the converter's pipe as well as on its latch (convert_jobs.c)
@@ -483,6 +542,7 @@ signer_loop(void)
 	{
 		int			signed_jobs = 0;
 		bool		converted = false;
+		bool		audit_more = false;
 		pgsocket	converter;
 
 		CHECK_FOR_INTERRUPTS();
@@ -495,30 +555,11 @@ signer_loop(void)
 		else
 		{
 			int64		failed = 0;
-			MemoryContext oldcxt = CurrentMemoryContext;
 
-			/*
-			 * An error escaping a batch ends the process; the postmaster
-			 * starts it again after bgw_restart_time.  Remember it for
-			 * worker_status first.
-			 */
-			PG_TRY();
-			{
-				signed_jobs = ioffice_worker_sign_batch(ioffice_worker_batch, &failed);
-				converted = ioffice_worker_convert_step();
-			}
-			PG_CATCH();
-			{
-				ErrorData  *edata;
-
-				MemoryContextSwitchTo(oldcxt);
-				edata = CopyErrorData();
-				note_error(edata->message);
-				PG_RE_THROW();
-			}
-			PG_END_TRY();
+			signed_jobs = sign_and_convert(&failed, &converted);
 			if (signed_jobs > 0)
 				ioffice_worker_count(signed_jobs - failed, failed);
+			audit_more = audit_step();
 			set_state(ioffice_worker_convert_socket() != PGINVALID_SOCKET ? "converting" : "idle");
 		}
 
@@ -526,13 +567,13 @@ signer_loop(void)
 		 * a full batch: there may be more waiting, go on at once; likewise
 		 * after a conversion (its PDF waits to be signed)
 		 */
-		if (signed_jobs >= ioffice_worker_batch || converted)
+		if (signed_jobs >= ioffice_worker_batch || converted || audit_more)
 			continue;
 		converter = ioffice_worker_convert_socket();
 		(void) WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH |
 								 (converter != PGINVALID_SOCKET ? WL_SOCKET_READABLE : 0),
 								 converter,
-								 ioffice_worker_convert_wait_ms(ioffice_worker_naptime * 1000L),
+								 ioffice_worker_convert_wait_ms(ioffice_worker_audit_wait_ms(ioffice_worker_naptime * 1000L)),
 								 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}

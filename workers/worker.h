@@ -76,6 +76,13 @@ extern void ioffice_worker_wake_at_commit(void);
  */
 extern int	ioffice_worker_sign_batch(int limit, int64 *failed);
 
+/*
+ * audit_jobs.c: the signer's sealing, signing and publishing of the audit
+ * trail's checkpoints; true when more signing may wait
+ */
+extern bool ioffice_worker_audit_step(void);
+extern long ioffice_worker_audit_wait_ms(long max_ms);
+
 /* the deliverer's loop (outbox_delivery.c); returns never */
 extern void ioffice_deliverer_loop(void) pg_attribute_noreturn();
 

@@ -529,7 +529,9 @@ COMMENT ON TABLE audit IS 'What happened, by whom, in the same transaction as th
 
 -- Sealed checkpoints of the chain heads (audit_seal()): what a removed tail
 -- or a removed chain is found against.  hash links each to the previous one
--- and is what gets signed and published.
+-- and is what gets signed (signature: a detached CMS by the certificate
+-- ioffice.audit_certificate names, added by the worker) and published.
+-- id is the checkpoint's sequence number: 1, 2, 3, ... without gaps.
 CREATE TABLE audit_checkpoint (
     id          bigserial PRIMARY KEY,
     at          timestamptz NOT NULL,
@@ -548,6 +550,8 @@ CREATE TABLE audit_checkpoint_head (
     PRIMARY KEY (checkpoint_id, chain)
 );
 CREATE INDEX audit_checkpoint_head_chain_idx ON audit_checkpoint_head (chain, checkpoint_id);
+-- the worker's queue of checkpoints to sign (workers/audit_jobs.c)
+CREATE INDEX audit_checkpoint_unsigned_idx ON audit_checkpoint (id) WHERE signature IS NULL;
 
 -- ---------------------------------------------------------------------------
 -- pg_dump: user data is dumped with the data of the extension's tables.

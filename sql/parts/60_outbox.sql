@@ -44,7 +44,10 @@ CREATE TABLE outbox (
     last_status     int,                -- HTTP status of the last answer, NULL if none came
     last_error      text,
     delivered_at    timestamptz,
-    CHECK ((status = 'delivered') = (delivered_at IS NOT NULL))
+    CHECK ((status = 'delivered') = (delivered_at IS NOT NULL)),
+    -- what a witness answered (2xx) to an audit.checkpoint event, up to
+    -- 4 KiB of text: its receipt, signed if the witness signs them
+    receipt         text
 );
 -- the worker's queue, in order of due time
 CREATE INDEX outbox_due_idx ON outbox (next_attempt_at, id) WHERE status = 'pending';
@@ -53,6 +56,7 @@ CREATE INDEX outbox_endpoint_due_idx ON outbox (endpoint_id, next_attempt_at, id
 CREATE INDEX outbox_dead_idx ON outbox (endpoint_id, id) WHERE status = 'dead';
 CREATE INDEX outbox_created_at_idx ON outbox (created_at);
 COMMENT ON TABLE outbox IS 'Events to deliver over HTTP (one row per endpoint); pending, delivered, or dead after the last attempt';
+COMMENT ON COLUMN outbox.receipt IS 'The answer (2xx, up to 4 KiB of text) of the endpoint to an audit.checkpoint event: a witness''s receipt';
 
 SELECT pg_catalog.pg_extension_config_dump('endpoint', '');
 SELECT pg_catalog.pg_extension_config_dump('endpoint_id_seq', '');

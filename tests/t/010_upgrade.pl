@@ -111,6 +111,16 @@ is( $node->safe_psql(
 	WHERE NOT present}),
 	'',
 	'0.1 database holds issued documents, dossiers, signatures, outbox rows, numbers, audit');
+# 0.1 numbered checkpoints from a sequence: a rolled-back audit_seal()
+# leaves a number unused, which 0.2 must not take for a removed checkpoint
+$node->safe_psql('old', q{
+BEGIN; SELECT ioffice.audit_seal(); ROLLBACK;
+SELECT ioffice.audit_seal();
+INSERT INTO ioffice.holiday (day, name) VALUES ('2031-01-01', 'Tết Dương lịch');
+BEGIN; SELECT ioffice.audit_seal(); ROLLBACK;
+SELECT ioffice.audit_seal();});
+is($node->safe_psql('old', q{SELECT count(*) || ' ' || max(id) FROM ioffice.audit_checkpoint}),
+	'2 4', '0.1: two checkpoints, numbered with gaps (1 and 3 rolled back)');
 is($node->safe_psql('old', 'SELECT count(*) FROM ioffice.audit_verify()'),
 	'0', '0.1: audit_verify() clean before the upgrade');
 
