@@ -39,13 +39,14 @@ $ENV{IOFFICE_HA_NO_BUILD} = 1;
 
 sub ha { my @a = @_; my ($out, $err); run([ 'bash', "$src/scripts/ha", @a ], '>', \$out, '2>', \$err); return ($? == 0, $out // '', $err // ''); }
 
-# psql PORT SQL: the output, or undef when it failed
+# psql PORT SQL [USER PASSWORD]: the output, or undef when it failed
 sub psql
 {
-	my ($port, $sql) = @_;
+	my ($port, $sql, $user, $password) = @_;
 	my ($out, $err);
+	local $ENV{PGPASSWORD} = $password // $ENV{PGPASSWORD};
 	run([ 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', $port,
-		  '-U', 'postgres', '-d', 'ioffice', '-c', $sql ], '>', \$out, '2>', \$err);
+		  '-U', $user // 'postgres', '-d', 'ioffice', '-c', $sql ], '>', \$out, '2>', \$err);
 	return $out =~ s/\s+$//r if $? == 0;
 	note("psql on $port: $err");
 	return undef;
@@ -277,5 +278,21 @@ for my $round (1 .. $rounds)
 	stop_load();
 	check_after("freeze$round", $old);
 }
+
+# --- reports on the replicas: a reporting tool through HAProxy's read port
+ok(defined psql($write, q{CREATE ROLE regress_reporter LOGIN PASSWORD 'ha-reporter' IN ROLE ioffice_reader}),
+	'a reporting role (a member of ioffice_reader) on the leader');
+my $entries = psql($write, 'SELECT count(*) FROM ioffice.outgoing_register');
+ok($entries > 0, "the register has entries on the leader ($entries)");
+my @seen;
+ok(wait_until(60, 'the replicas to catch up', sub {
+		my $r = psql($read, q{SELECT pg_is_in_recovery() || ' ' || (SELECT count(*) FROM ioffice.outgoing_register)},
+			'regress_reporter', 'ha-reporter') // '';
+		push @seen, $r;
+		$r eq "true $entries" || $r eq "t $entries";
+	}), 'the reporting role reads the whole register on a replica') or diag("read port answered: @seen[-3..-1]");
+is(psql($read, q{SELECT string_agg(DISTINCT state, ',') FROM ioffice.worker_status}), 'standby',
+	'the worker waits on the replica that answered (it works only on the leader)');
+ok(!defined psql($read, q{UPDATE ioffice.holiday SET name = name}), 'the read port takes no writes');
 
 done_testing();
