@@ -10,8 +10,9 @@
 # idempotency key, audit_verify() clean, the old leader back as a standby
 # (pg_rewind), and the time without writes printed.
 # IOFFICE_HA_ROUNDS=N repeats the events N times; the second event runs only
-# with IOFFICE_HA_FREEZE=1 (the drill in docs/dba-guide.md: a frozen leader
-# thawed after the TTL does not yet come back as a standby every time).
+# with IOFFICE_HA_FREEZE=1 (the drill in docs/dba-guide.md, kept out of CI
+# for its minute).  It found that Patroni's etcd3 module let the thawed
+# leader take its key back: scripts/ha uses etcd's v2 API.
 use strict;
 use warnings;
 use File::Basename qw(dirname);
