@@ -163,6 +163,14 @@ ioffice_restoring_dump(void)
 	return !check_function_bodies && superuser_arg(GetSessionUserId());
 }
 
+/* the same, for the SQL triggers that stand aside in a restore too */
+PG_FUNCTION_INFO_V1(ioffice_restoring_dump_sql);
+Datum
+ioffice_restoring_dump_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(ioffice_restoring_dump());
+}
+
 /* "document:42": the chain of a document, its files, tasks and signatures */
 char *
 ioffice_document_chain(int64 doc)
