@@ -29,6 +29,7 @@ OBJS = \
 	workers/worker.o \
 	workers/sign_jobs.o \
 	workers/audit_jobs.o \
+	workers/count_jobs.o \
 	workers/signer.o \
 	workers/convert_jobs.o \
 	workers/converter.o \

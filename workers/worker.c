@@ -502,8 +502,9 @@ sign_and_convert(int64 *failed, bool *converted)
 
 /*
  * the signer's step of the audit trail (audit_jobs.c): a checkpoint when
- * one is due, the signatures of those waiting; an error escaping it ends
- * the process like a batch's, remembered for worker_status first
+ * one is due, the signatures of those waiting; then the home page's
+ * counters folded (count_jobs.c).  An error escaping them ends the process
+ * like a batch's, remembered for worker_status first
  */
 static pg_noinline bool
 audit_step(void)
@@ -514,6 +515,7 @@ audit_step(void)
 	PG_TRY();
 	{
 		more = ioffice_worker_audit_step();
+		ioffice_worker_fold_counts();
 	}
 	PG_CATCH();
 	{

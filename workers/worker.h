@@ -83,6 +83,9 @@ extern int	ioffice_worker_sign_batch(int limit, int64 *failed);
 extern bool ioffice_worker_audit_step(void);
 extern long ioffice_worker_audit_wait_ms(long max_ms);
 
+/* count_jobs.c: dashboard()'s counter deltas folded, about every second */
+extern void ioffice_worker_fold_counts(void);
+
 /* the deliverer's loop (outbox_delivery.c); returns never */
 extern void ioffice_deliverer_loop(void) pg_attribute_noreturn();
 

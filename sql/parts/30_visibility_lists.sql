@@ -665,8 +665,7 @@ BEGIN
     SELECT
         (SELECT count(*) FROM ioffice._incoming_tab('unprocessed', v_me)),
         (SELECT count(*) FROM ioffice._incoming_tab('in_progress', v_me)),
-        (SELECT greatest(max(c.n), 0) FROM ioffice.dashboard_count c
-          WHERE c.person_id = v_me AND c.counter = 'incoming_processed'),
+        greatest(ioffice._count_kept(v_me, 'incoming_processed'), 0),
         (SELECT count(*) FROM ioffice._incoming_tab('due', v_me)),
         (SELECT count(*) FROM ioffice._incoming_tab('overdue', v_me)),
         (SELECT count(*) FROM ioffice._incoming_tab('awaiting_approval', v_me)),
@@ -677,8 +676,7 @@ BEGIN
          WHERE t.status = 'open' AND t.receiver_id = v_me AND d.direction = 'outgoing'
            AND d.state IN ('returned', 'awaiting_issue')),
         (SELECT count(*) FROM ioffice._outgoing_tab('delegated', v_me)),
-        (SELECT greatest(max(c.n), 0) FROM ioffice.dashboard_count c
-          WHERE c.person_id = v_me AND c.counter = 'outgoing_issued');
+        greatest(ioffice._count_kept(v_me, 'outgoing_issued'), 0);
 END
 $$;
 COMMENT ON FUNCTION dashboard() IS 'The home page counters (Trang chủ) for the actor';

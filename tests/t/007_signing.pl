@@ -99,6 +99,15 @@ is(as_actor($node, 'postgres', 'dai', "SELECT string_agg(kind || ':' || valid ||
 	'personal:true:-,organisation:true:-', 'verify(): the leader\'s and the organisation\'s signatures are valid');
 like(as_actor($node, 'postgres', 'dai', "SELECT string_agg(subject, ' | ') FROM ioffice.verify($file)"),
 	qr/Trần Văn Đại.*UBND huyện Sốp Cộp/, 'verify() names the signers from their certificates');
+# the issue's deltas of the home page's counters (sql/parts/95_dashboard_counts.sql)
+# are folded by the worker into the counter rows, and change nothing
+ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM ioffice.dashboard_count_delta"),
+	'the worker folds the home page\'s counter deltas');
+is($node->safe_psql('postgres', "SELECT n FROM ioffice.dashboard_count c JOIN ioffice.person p ON p.id = c.person_id "
+		. "WHERE p.login = 'regress_thuy' AND c.counter = 'outgoing_issued'"), '1',
+	'the clerk\'s folded counter has the issued document');
+is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.dashboard_counts_check()"), '0',
+	'no counter drifts after folding');
 my $status = $node->safe_psql('postgres', "SELECT state, jobs_done >= 2, signatures_pending FROM ioffice.worker_status");
 like($status, qr/^(idle|signing)\|t\|0$/, "worker_status shows the work done ($status)");
 

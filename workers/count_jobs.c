@@ -1,0 +1,58 @@
+/*-------------------------------------------------------------------------
+ * count_jobs.c
+ *	  The signer process's part in dashboard()'s history counters: folding
+ *	  their deltas into the counter rows about every second.
+ *
+ * The triggers of sql/parts/95_dashboard_counts.sql only insert deltas, so
+ * that concurrent documents never wait for one another at a clerk's counter
+ * row; a counter is its row plus its deltas.  Folding keeps the deltas a home
+ * page sums few.  It is one short transaction of its own, which takes the
+ * counter rows' locks only for as long as it runs.  A database whose
+ * extension predates the deltas (0.1, not yet updated) has nothing to fold.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "pgstat.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "worker.h"
+
+#define FOLD_INTERVAL_MS 1000
+
+static TimestampTz last_fold = 0;
+
+void
+ioffice_worker_fold_counts(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!TimestampDifferenceExceeds(last_fold, now, FOLD_INTERVAL_MS))
+		return;
+	last_fold = now;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "ioffice worker: folding the home page's counters");
+
+	if (SPI_execute("SELECT pg_catalog.to_regprocedure('ioffice.dashboard_counts_fold()') IS NOT NULL",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "ioffice: could not look for dashboard_counts_fold()");
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+								   &(bool){false})))
+	{
+		if (SPI_execute("SELECT ioffice.dashboard_counts_fold()", false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "ioffice: could not fold the home page's counters");
+	}
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
