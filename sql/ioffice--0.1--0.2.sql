@@ -1019,16 +1019,20 @@ ALTER TABLE delegation ADD CONSTRAINT delegation_one_at_a_time EXCLUDE USING gis
 -- above it within its agency (the chairman leads the departments)?  Who may
 -- approve a document of the unit, and so sign it in the register.
 CREATE FUNCTION _leads(person bigint, unit bigint) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH RECURSIVE up (id, parent_id, agency_id, depth) AS (
-        SELECT u.id, u.parent_id, u.agency_id, 1 FROM ioffice.unit u WHERE u.id = _leads.unit
-        UNION ALL
-        SELECT p.id, p.parent_id, p.agency_id, up.depth + 1
-          FROM ioffice.unit p JOIN up ON p.id = up.parent_id
-         WHERE p.agency_id = up.agency_id AND up.depth < 100)
-    SELECT EXISTS (SELECT 1 FROM ioffice.person_role r JOIN up ON up.id = r.unit_id
-                   WHERE r.person_id = _leads.person AND r.role IN ('leader', 'deputy'))
+BEGIN
+    -- (PL/pgSQL for its plan kept across calls, as can_see())
+    RETURN EXISTS (
+        WITH RECURSIVE up (id, parent_id, agency_id, depth) AS (
+            SELECT u.id, u.parent_id, u.agency_id, 1 FROM ioffice.unit u WHERE u.id = _leads.unit
+            UNION ALL
+            SELECT p.id, p.parent_id, p.agency_id, up.depth + 1
+              FROM ioffice.unit p JOIN up ON p.id = up.parent_id
+             WHERE p.agency_id = up.agency_id AND up.depth < 100)
+        SELECT 1 FROM ioffice.person_role r JOIN up ON up.id = r.unit_id
+         WHERE r.person_id = _leads.person AND r.role IN ('leader', 'deputy'));
+END
 $$;
 REVOKE ALL ON FUNCTION _leads(bigint, bigint) FROM PUBLIC;
 
@@ -2192,23 +2196,27 @@ REVOKE ALL ON dashboard_count FROM PUBLIC;
 CREATE FUNCTION _count_members(counter text, doc bigint, direction text, state text,
                                drafter bigint, agency bigint, skip_task bigint)
 RETURNS SETOF bigint
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    -- (PL/pgSQL for its plans kept across calls: a SQL function's are made
+    -- again at every call, and every issue calls this four times)
+    IF NOT ((counter = 'outgoing_issued' AND direction = 'outgoing' AND state = 'issued')
+            OR (counter = 'incoming_processed' AND direction = 'incoming' AND state = 'processed')) THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
     SELECT drafter WHERE drafter IS NOT NULL
-       AND ((counter = 'outgoing_issued' AND direction = 'outgoing' AND state = 'issued')
-         OR (counter = 'incoming_processed' AND direction = 'incoming' AND state = 'processed'))
     UNION
     SELECT m.p FROM ioffice.task t
       CROSS JOIN LATERAL (VALUES (t.receiver_id),
                                  (CASE WHEN counter = 'outgoing_issued' THEN t.sender_id
                                        WHEN t.processed_by <> t.receiver_id THEN t.processed_by END)) m(p)
      WHERE t.document_id = doc AND t.id IS DISTINCT FROM skip_task AND m.p IS NOT NULL
-       AND ((counter = 'outgoing_issued' AND direction = 'outgoing' AND state = 'issued')
-         OR (counter = 'incoming_processed' AND direction = 'incoming' AND state = 'processed'))
     UNION
     SELECT r.person_id FROM ioffice.person_role r
-     WHERE counter = 'outgoing_issued' AND direction = 'outgoing' AND state = 'issued'
-       AND r.unit_id = agency AND r.role = 'clerk'
+     WHERE counter = 'outgoing_issued' AND r.unit_id = agency AND r.role = 'clerk';
+END
 $$;
 REVOKE ALL ON FUNCTION _count_members(text, bigint, text, text, bigint, bigint, bigint) FROM PUBLIC;
 
@@ -2230,14 +2238,17 @@ SELECT pg_catalog.pg_extension_config_dump('dashboard_count_delta', '');
 REVOKE ALL ON dashboard_count_delta FROM PUBLIC;
 
 CREATE FUNCTION _count_apply(counter text, plus bigint[], minus bigint[]) RETURNS void
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    -- (PL/pgSQL for its plan kept across calls, as _count_members())
     INSERT INTO ioffice.dashboard_count_delta (person_id, counter, d)
-    SELECT x.p, counter, sum(x.d) FROM (
+    SELECT x.p, _count_apply.counter, sum(x.d) FROM (
         SELECT p, 1 AS d FROM unnest(plus) p
         UNION ALL
         SELECT p, -1 FROM unnest(minus) p) x
     GROUP BY x.p HAVING sum(x.d) <> 0;
+END
 $$;
 REVOKE ALL ON FUNCTION _count_apply(text, bigint[], bigint[]) FROM PUBLIC;
 
@@ -2245,14 +2256,16 @@ REVOKE ALL ON FUNCTION _count_apply(text, bigint[], bigint[]) FROM PUBLIC;
 -- below zero means drift (dashboard_counts_check() names it); the home page
 -- shows zero rather than a negative number.
 CREATE FUNCTION _count_kept(person bigint, counter text) RETURNS bigint
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(sum(k.n), 0)::bigint FROM (
+BEGIN
+    RETURN (SELECT coalesce(sum(k.n), 0)::bigint FROM (
         SELECT c.n FROM ioffice.dashboard_count c
-         WHERE c.person_id = person AND c.counter = _count_kept.counter
+         WHERE c.person_id = _count_kept.person AND c.counter = _count_kept.counter
         UNION ALL
         SELECT x.d FROM ioffice.dashboard_count_delta x
-         WHERE x.person_id = person AND x.counter = _count_kept.counter) k
+         WHERE x.person_id = _count_kept.person AND x.counter = _count_kept.counter) k);
+END
 $$;
 REVOKE ALL ON FUNCTION _count_kept(bigint, text) FROM PUBLIC;
 
@@ -2674,3 +2687,35 @@ GRANT EXECUTE ON FUNCTION audit_verify_witness(jsonb) TO ioffice_admin;
 -- a witness's answer to an audit.checkpoint event (workers/outbox_delivery.c)
 ALTER TABLE outbox ADD COLUMN receipt text;
 COMMENT ON COLUMN outbox.receipt IS 'The answer (2xx, up to 4 KiB of text) of the endpoint to an audit.checkpoint event: a witness''s receipt';
+
+-- ==== plan_kept_checks ====
+-- can_see() keeps its plan for the session (PL/pgSQL, not SQL)
+CREATE OR REPLACE FUNCTION can_see(doc bigint) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_me bigint := ioffice.current_person();
+BEGIN
+    IF v_me IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (
+        SELECT 1 FROM ioffice.document d
+        WHERE d.id = can_see.doc
+          AND (d.drafter_id = v_me
+               OR EXISTS (SELECT 1 FROM ioffice.task t
+                          WHERE t.document_id = d.id
+                            AND (t.receiver_id = v_me OR t.sender_id = v_me
+                                 OR t.processed_by = v_me))
+               OR EXISTS (SELECT 1 FROM ioffice.task t
+                          JOIN ioffice.delegation g ON g.from_person = t.receiver_id
+                          WHERE t.document_id = d.id AND t.status = 'open'
+                            AND g.to_person = v_me
+                            AND now() >= g.valid_from AND now() < g.valid_until)
+               OR EXISTS (SELECT 1 FROM ioffice.person_role r
+                          WHERE r.person_id = v_me
+                            AND ((r.role = 'clerk' AND r.unit_id = d.agency_id)
+                                 OR r.role = 'admin'))));
+END
+$$;
+

@@ -146,16 +146,20 @@ GRANT EXECUTE ON FUNCTION add_person(text, text, text, bigint, text[]) TO ioffic
 -- above it within its agency (the chairman leads the departments)?  Who may
 -- approve a document of the unit, and so sign it in the register.
 CREATE FUNCTION _leads(person bigint, unit bigint) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH RECURSIVE up (id, parent_id, agency_id, depth) AS (
-        SELECT u.id, u.parent_id, u.agency_id, 1 FROM ioffice.unit u WHERE u.id = _leads.unit
-        UNION ALL
-        SELECT p.id, p.parent_id, p.agency_id, up.depth + 1
-          FROM ioffice.unit p JOIN up ON p.id = up.parent_id
-         WHERE p.agency_id = up.agency_id AND up.depth < 100)
-    SELECT EXISTS (SELECT 1 FROM ioffice.person_role r JOIN up ON up.id = r.unit_id
-                   WHERE r.person_id = _leads.person AND r.role IN ('leader', 'deputy'))
+BEGIN
+    -- (PL/pgSQL for its plan kept across calls, as can_see())
+    RETURN EXISTS (
+        WITH RECURSIVE up (id, parent_id, agency_id, depth) AS (
+            SELECT u.id, u.parent_id, u.agency_id, 1 FROM ioffice.unit u WHERE u.id = _leads.unit
+            UNION ALL
+            SELECT p.id, p.parent_id, p.agency_id, up.depth + 1
+              FROM ioffice.unit p JOIN up ON p.id = up.parent_id
+             WHERE p.agency_id = up.agency_id AND up.depth < 100)
+        SELECT 1 FROM ioffice.person_role r JOIN up ON up.id = r.unit_id
+         WHERE r.person_id = _leads.person AND r.role IN ('leader', 'deputy'));
+END
 $$;
 REVOKE ALL ON FUNCTION _leads(bigint, bigint) FROM PUBLIC;
 

@@ -44,23 +44,27 @@ REVOKE ALL ON dashboard_count FROM PUBLIC;
 CREATE FUNCTION _count_members(counter text, doc bigint, direction text, state text,
                                drafter bigint, agency bigint, skip_task bigint)
 RETURNS SETOF bigint
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    -- (PL/pgSQL for its plans kept across calls: a SQL function's are made
+    -- again at every call, and every issue calls this four times)
+    IF NOT ((counter = 'outgoing_issued' AND direction = 'outgoing' AND state = 'issued')
+            OR (counter = 'incoming_processed' AND direction = 'incoming' AND state = 'processed')) THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
     SELECT drafter WHERE drafter IS NOT NULL
-       AND ((counter = 'outgoing_issued' AND direction = 'outgoing' AND state = 'issued')
-         OR (counter = 'incoming_processed' AND direction = 'incoming' AND state = 'processed'))
     UNION
     SELECT m.p FROM ioffice.task t
       CROSS JOIN LATERAL (VALUES (t.receiver_id),
                                  (CASE WHEN counter = 'outgoing_issued' THEN t.sender_id
                                        WHEN t.processed_by <> t.receiver_id THEN t.processed_by END)) m(p)
      WHERE t.document_id = doc AND t.id IS DISTINCT FROM skip_task AND m.p IS NOT NULL
-       AND ((counter = 'outgoing_issued' AND direction = 'outgoing' AND state = 'issued')
-         OR (counter = 'incoming_processed' AND direction = 'incoming' AND state = 'processed'))
     UNION
     SELECT r.person_id FROM ioffice.person_role r
-     WHERE counter = 'outgoing_issued' AND direction = 'outgoing' AND state = 'issued'
-       AND r.unit_id = agency AND r.role = 'clerk'
+     WHERE counter = 'outgoing_issued' AND r.unit_id = agency AND r.role = 'clerk';
+END
 $$;
 REVOKE ALL ON FUNCTION _count_members(text, bigint, text, text, bigint, bigint, bigint) FROM PUBLIC;
 
@@ -82,14 +86,17 @@ SELECT pg_catalog.pg_extension_config_dump('dashboard_count_delta', '');
 REVOKE ALL ON dashboard_count_delta FROM PUBLIC;
 
 CREATE FUNCTION _count_apply(counter text, plus bigint[], minus bigint[]) RETURNS void
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    -- (PL/pgSQL for its plan kept across calls, as _count_members())
     INSERT INTO ioffice.dashboard_count_delta (person_id, counter, d)
-    SELECT x.p, counter, sum(x.d) FROM (
+    SELECT x.p, _count_apply.counter, sum(x.d) FROM (
         SELECT p, 1 AS d FROM unnest(plus) p
         UNION ALL
         SELECT p, -1 FROM unnest(minus) p) x
     GROUP BY x.p HAVING sum(x.d) <> 0;
+END
 $$;
 REVOKE ALL ON FUNCTION _count_apply(text, bigint[], bigint[]) FROM PUBLIC;
 
@@ -97,14 +104,16 @@ REVOKE ALL ON FUNCTION _count_apply(text, bigint[], bigint[]) FROM PUBLIC;
 -- below zero means drift (dashboard_counts_check() names it); the home page
 -- shows zero rather than a negative number.
 CREATE FUNCTION _count_kept(person bigint, counter text) RETURNS bigint
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(sum(k.n), 0)::bigint FROM (
+BEGIN
+    RETURN (SELECT coalesce(sum(k.n), 0)::bigint FROM (
         SELECT c.n FROM ioffice.dashboard_count c
-         WHERE c.person_id = person AND c.counter = _count_kept.counter
+         WHERE c.person_id = _count_kept.person AND c.counter = _count_kept.counter
         UNION ALL
         SELECT x.d FROM ioffice.dashboard_count_delta x
-         WHERE x.person_id = person AND x.counter = _count_kept.counter) k
+         WHERE x.person_id = _count_kept.person AND x.counter = _count_kept.counter) k);
+END
 $$;
 REVOKE ALL ON FUNCTION _count_kept(bigint, text) FROM PUBLIC;
 
