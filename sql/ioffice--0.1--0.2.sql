@@ -2606,11 +2606,14 @@ COMMENT ON COLUMN outbox.receipt IS 'The answer (2xx, up to 4 KiB of text) of th
 -- The request a signer's tool answers: the prepared PDF revision (with the
 -- reserved /Contents) and the digests it was asked to sign, one per pending
 -- signature, replaced by a new request, gone once the signature is made.
--- Only the extension's functions read or write it.
+-- Only the extension's functions read or write it.  No foreign keys to
+-- signature and file: a request is read only joined with its live rows, and
+-- the guards that refuse a TRUNCATE of those tables must still be the ones
+-- that speak (not "referenced in a foreign key constraint").
 CREATE TABLE token_request (
-    signature_id   bigint PRIMARY KEY REFERENCES signature,
-    certificate_id bigint NOT NULL REFERENCES certificate,
-    file_id        bigint NOT NULL REFERENCES file,
+    signature_id   bigint PRIMARY KEY,
+    certificate_id bigint NOT NULL,
+    file_id        bigint NOT NULL,
     prepared       bytea,
     byte_range     bigint[] CHECK (byte_range IS NULL OR cardinality(byte_range) = 4),
     content_digest bytea NOT NULL,
