@@ -48,10 +48,15 @@
  *
  * Refusals raise an error (22023 bad bytes or signature, 42501 wrong
  * person or certificate, 55000 not pending, expired, stale), and the error
- * rolls back whatever the call wrote: an audit record of a refusal would
- * vanish with it.  So a refusal is written to the server log (LOG, with
- * the signature, the person and the reason), and the audit chain records
- * each request and each accepted submission.
+ * rolls back whatever the call wrote: an audit record of a refusal written
+ * here would vanish with it.  So a refusal of a known signature is handed
+ * to the database's signing worker through shared memory
+ * (ioffice_worker_note_refusal()), which writes it into the document's
+ * audit chain ("signing_refused", by the person refused) in a transaction
+ * of its own a moment later; it is also in the server log (LOG), which is
+ * all there is when no worker serves the database or its queue (64
+ * refusals) is full.  The audit chain thus records each request, each
+ * accepted submission and each refusal.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -224,10 +229,17 @@ hex_of(const uint8 *b, size_t n)
 static void
 refuse(TokenSignature *s, const char *what, int sqlstate, const char *msg, const char *detail)
 {
+	bool		queued;
+
+	queued = ioffice_worker_note_refusal(s->id, s->document, s->actor,
+										 strcmp(what, "the submission") == 0 ? "submit_signature"
+										 : "signing_request",
+										 unpack_sql_state(sqlstate), msg);
 	ereport(LOG,
 			(errmsg("ioffice: %s of signature %lld by person %lld refused: %s%s%s",
 					what, (long long) s->id, (long long) s->actor, msg,
-					detail ? ": " : "", detail ? detail : "")));
+					detail ? ": " : "", detail ? detail : ""),
+			 queued ? 0 : errdetail("The refusal is not in the audit chain: no signing worker serves this database, or its queue is full.")));
 	ereport(ERROR,
 			(errcode(sqlstate),
 			 errmsg("%s", msg),

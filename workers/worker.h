@@ -69,6 +69,9 @@ extern int	ioffice_worker_batch;
 extern void ioffice_worker_init(void);	/* from _PG_init */
 extern void ioffice_outbox_delivery_init(void); /* its settings */
 extern void ioffice_worker_wake_at_commit(void);
+extern bool ioffice_worker_note_refusal(int64 signature, int64 document, int64 actor,
+										const char *what, const char *sqlstate,
+										const char *message);
 
 /*
  * the signer's batch: returns the jobs whose outcome it recorded (*failed of

@@ -96,18 +96,37 @@ sub submit_sql
 	return "SELECT ioffice.submit_signature($sig, decode('" . unpack('H*', $bytes) . "', 'hex'))";
 }
 
-# what a refusal must leave as it was
+# what a refusal must leave as it was (the worker adds the refusal's own
+# audit record, "signing_refused", a moment later)
 sub state_digest
 {
-	return join(' / ', map { table_digest($node, 'postgres', $_) } qw(signature file token_request audit));
+	return join(' / ', (map { table_digest($node, 'postgres', $_) } qw(signature file token_request)),
+		$node->safe_psql('postgres', "SELECT count(*) || ' ' || md5(string_agg(a::text, '|' ORDER BY a.id)) "
+			. "FROM ioffice.audit a WHERE action <> 'signing_refused'"));
 }
 
+sub refusals_recorded
+{
+	return $node->safe_psql('postgres', "SELECT count(*) FROM ioffice.audit WHERE action = 'signing_refused'");
+}
+
+# refused as $login with $state, nothing changed, and the refusal in the
+# document's audit chain, by $login, with the SQLSTATE
 sub refused
 {
 	my ($label, $login, $sql, $state) = @_;
 	my $before = state_digest();
+	my $recorded = refusals_recorded();
 	is(sqlstate_of($login, $sql), $state, "$label: refused with $state");
 	is(state_digest(), $before, "$label: nothing changed");
+	ok($node->poll_query_until('postgres',
+		"SELECT count(*) = " . ($recorded + 1) . " FROM ioffice.audit WHERE action = 'signing_refused'"),
+		"$label: the worker recorded the refusal in the audit trail");
+	is($node->safe_psql('postgres',
+		"SELECT p.login || ':' || (a.detail->>'sqlstate') || ':' || (a.chain = 'document:' || s.document_id) "
+		. "FROM ioffice.audit a JOIN ioffice.person p ON p.id = a.actor_id JOIN ioffice.signature s ON s.id = a.entity_id "
+		. "WHERE a.action = 'signing_refused' ORDER BY a.id DESC LIMIT 1"),
+		"$login:$state:true", "$label: the refusal's record names the person and the SQLSTATE, in the document's chain");
 	return;
 }
 
@@ -202,10 +221,13 @@ is($node->safe_psql('postgres', "SELECT status || ':' || coalesce(reason, '-') F
 	is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.token_request"), '0', '(i) the request is gone');
 	is($node->safe_psql('postgres',
 		"SELECT string_agg(action || ':' || coalesce(actor_id::text, '-') || ':' || coalesce(detail->>'form', '-'), ',' ORDER BY seq) "
-		. "FROM ioffice.audit WHERE entity = 'signature' AND entity_id = $sig1"),
+		. "FROM ioffice.audit WHERE entity = 'signature' AND entity_id = $sig1 AND action <> 'signing_refused'"),
 		'signing_requested:' . $node->safe_psql('postgres', "SELECT id FROM ioffice.person WHERE login = 'dai'") . ':-,signed:'
 		. $node->safe_psql('postgres', "SELECT id FROM ioffice.person WHERE login = 'dai'") . ':value',
 		'(i) the audit chain has the request and the signature, by the signer');
+	is($node->safe_psql('postgres', "SELECT string_agg(detail->>'call' || ':' || (detail->>'sqlstate'), ',' ORDER BY seq) FROM ioffice.audit WHERE entity = 'signature' AND entity_id = $sig1 AND action = 'signing_refused'"),
+		'signing_request:42501,submit_signature:22023,submit_signature:42501,submit_signature:22023,submit_signature:42501,submit_signature:55000',
+		'(i) every refusal is in the chain, in order');
 	is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.audit_verify()"), '0', '(i) the audit trail verifies');
 	issue_and_check('(i)', $doc1);
 }
