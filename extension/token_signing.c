@@ -159,6 +159,20 @@ static IofficePlan keep_request_plan = {
 	8, {INT8OID, INT8OID, INT8OID, BYTEAOID, INT8ARRAYOID, BYTEAOID, BYTEAOID, INT4OID}
 };
 
+/*
+ * requests no longer of use: their signature is no longer pending (done,
+ * failed, withdrawn), or they expired a day ago; a table of prepared PDFs
+ * does not grow with signatures that were never answered
+ */
+static IofficePlan sweep_requests_plan = {
+	NULL,
+	"DELETE FROM ioffice.token_request t WHERE t.signature_id <> $1 "
+	"   AND (t.expires_at < now() - interval '1 day' "
+	"        OR NOT EXISTS (SELECT 1 FROM ioffice.signature s "
+	"                        WHERE s.id = t.signature_id AND s.status = 'pending'))",
+	1, {INT8OID}
+};
+
 static IofficePlan read_request_plan = {
 	NULL,
 	"SELECT t.certificate_id, t.file_id, t.prepared, t.byte_range[1], t.byte_range[2], "
@@ -684,6 +698,7 @@ keep_request(TokenSignature *s, Prepared *pr)
 	v[5] = PointerGetDatum(ioffice_bytea(pr->content_digest, SHA256_LEN));
 	v[6] = PointerGetDatum(ioffice_bytea(pr->attrs_digest, SHA256_LEN));
 	v[7] = Int32GetDatum(ioffice_signing_request_ttl);
+	ioffice_exec(&sweep_requests_plan, v, NULL, 0);
 	if (ioffice_exec(&keep_request_plan, v, n, 0) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "ioffice: the signing request could not be kept");
 	return ioffice_get_text(0, 1);

@@ -52,9 +52,11 @@ SELECT ioffice.add_department(1, 'Văn phòng HĐND-UBND', 'VP');
 SELECT ioffice.add_person('regress_luan', 'Tòng Văn Luân', 'Chuyên viên', 2, '{specialist}');
 SELECT ioffice.add_person('dai', 'Trần Văn Đại', 'Chánh Văn phòng', 2, '{leader}');
 SELECT ioffice.add_person('regress_thuy', 'Tòng Văn Thủy', 'Văn thư', 1, '{clerk}');
+SELECT ioffice.add_person('regress_kha', 'Lò Văn Kha', 'Phó Chánh Văn phòng', 2, '{leader}');
 SELECT ioffice.add_trust_anchor(@{[ sql_literal(slurp_file("$pki/root.pem")) ]});
 SELECT ioffice.register_certificate('personal', 'dai', @{[ sql_literal(slurp_file("$pki/person_rsa.pem") . $chain) ]});
-SELECT ioffice.register_certificate('personal', 'regress_luan', @{[ sql_literal(slurp_file("$pki/person_ec.pem") . $chain) ]});
+SELECT ioffice.register_certificate('personal', 'regress_luan', @{[ sql_literal(slurp_file("$pki/clientauth.pem") . $chain) ]});
+SELECT ioffice.register_certificate('personal', 'regress_kha', @{[ sql_literal(slurp_file("$pki/person_ec.pem") . $chain) ]});
 SELECT ioffice.register_certificate('organisation', '000.00.32.H41', @{[ sql_literal(slurp_file("$pki/seal.pem") . $chain) ]}, 'seal.key');
 });
 system_or_bail('perl', dirname(__FILE__) . '/../pdf/make_pdf.pl', 2, "$dir/draft.pdf", 'Cong van ky bang token');
@@ -62,20 +64,21 @@ system_or_bail('perl', dirname(__FILE__) . '/../pdf/make_pdf.pl', 2, "$dir/draft
 # a draft PDF submitted to dai, who asks to sign it: the signature's id
 sub pending_signature
 {
-	my ($label) = @_;
+	my ($label, $leader) = @_;
+	$leader //= 'dai';
 	my $doc = as_actor($node, 'postgres', 'regress_luan', "SELECT ioffice.create_outgoing('CV', 'Công văn $label')");
 	as_actor($node, 'postgres', 'regress_luan',
 		"SELECT ioffice.attach($doc, 'cong_van.pdf', decode('" . file_hex("$dir/draft.pdf") . "', 'hex'))");
-	as_actor($node, 'postgres', 'regress_luan', "SELECT ioffice.act($doc, 'submit', 'dai', NULL, '{\"request_signature\": true}')");
-	as_actor($node, 'postgres', 'dai', "SELECT ioffice.act($doc, 'sign', NULL, NULL, '{\"mode\": \"auto\"}')");
+	as_actor($node, 'postgres', 'regress_luan', "SELECT ioffice.act($doc, 'submit', '$leader', NULL, '{\"request_signature\": true}')");
+	as_actor($node, 'postgres', $leader, "SELECT ioffice.act($doc, 'sign', NULL, NULL, '{\"mode\": \"auto\"}')");
 	my $sig = $node->safe_psql('postgres', "SELECT id FROM ioffice.signature WHERE document_id = $doc");
 	return ($doc, $sig);
 }
 
 sub request
 {
-	my ($sig, $prefix) = @_;
-	my $json = as_actor($node, 'postgres', 'dai', ($prefix // '') . "SELECT ioffice.signing_request($sig)");
+	my ($sig, $prefix, $leader) = @_;
+	my $json = as_actor($node, 'postgres', $leader // 'dai', ($prefix // '') . "SELECT ioffice.signing_request($sig)");
 	my $r = JSON::PP->new->decode($json);
 	$r->{pdf_bytes} = decode_base64($r->{pdf}) if $r->{pdf};
 	return $r;
@@ -201,7 +204,7 @@ is($node->safe_psql('postgres', "SELECT status || ':' || coalesce(reason, '-') F
 	# refused before the right answer
 	refused('wrong person asks', 'regress_luan', "SELECT ioffice.signing_request($sig1)", '42501');
 	refused('garbage bytes', 'dai', submit_sql($sig1, "not a signature at all"), '22023');
-	my $ec_cms = openssl_cms(range_bytes($r), 'person_ec', 'other');
+	my $ec_cms = openssl_cms(range_bytes($r), 'clientauth', 'other');
 	refused("another person's certificate", 'dai', submit_sql($sig1, $ec_cms), '42501');
 	{
 		my $pdf = signed_pdf($r, openssl_cms(range_bytes($r), 'person_rsa', 'changed'));
@@ -251,6 +254,25 @@ is($node->safe_psql('postgres', "SELECT status || ':' || coalesce(reason, '-') F
 	like($out, qr/Signature is Valid/, '(iii) pdfsig accepts what the tool made');
 	is(as_actor($node, 'postgres', 'dai', submit_sql($sig, $pdf)), 'done', '(iii) the signed PDF is accepted');
 	issue_and_check('(iii)', $doc);
+}
+
+# --- (i) with ECDSA: the DER ECDSA-Sig-Value over the digest ------------------------------
+{
+	my ($doc, $sig) = pending_signature('ECDSA', 'regress_kha');
+	my $r = request($sig, undef, 'regress_kha');
+	is($r->{algorithm}, 'ecdsa-with-SHA256', 'ECDSA: the algorithm');
+	write_bytes("$dir/digest-ec.bin", pack('H*', $r->{digest}));
+	system_or_bail('openssl', 'pkeyutl', '-sign', '-inkey', "$pki/person_ec.key", '-pkeyopt', 'digest:sha256',
+		'-in', "$dir/digest-ec.bin", '-out', "$dir/value-ec.bin");
+	is(as_actor($node, 'postgres', 'regress_kha', submit_sql($sig, slurp_file("$dir/value-ec.bin"))), 'done',
+		'ECDSA: the bare DER value is accepted');
+	my $file = current_file($node, $doc);
+	is(as_actor($node, 'postgres', 'regress_kha',
+		"SELECT string_agg(concat_ws(':', kind, valid, coalesce(reason, '-')), ',') FROM ioffice.verify($file)"),
+		'personal:t:-', 'ECDSA: verify() accepts it');
+	my $path = bytea_to_file($node, 'postgres', 'regress_kha', "(SELECT content FROM ioffice.file WHERE id = $file)", "ec-signed.pdf");
+	my ($out) = run_command([ 'pdfsig', $path ]);
+	like($out, qr/Signature is Valid/, 'ECDSA: pdfsig accepts it');
 }
 
 # --- an expired request ---------------------------------------------------------------------
