@@ -35,6 +35,7 @@ OBJS = \
 	workers/converter.o \
 	workers/pdf_sign.o \
 	extension/pdf_helper.o \
+	extension/token_signing.o \
 	extension/outbox.o \
 	extension/dossier.o \
 	extension/import_issued.o \

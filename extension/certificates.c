@@ -198,8 +198,8 @@ ioffice_crl_info(PG_FUNCTION_ARGS)
  * verify(file)
  * ------------------------------------------------------------------------
  */
-static const char *
-chain_reason(int err)
+const char *
+ioffice_chain_reason(int err)
 {
 	switch (err)
 	{
@@ -263,6 +263,13 @@ build_store(void)
 		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
 	X509_STORE_set_purpose(store, X509_PURPOSE_ANY);
 	return store;
+}
+
+/* the registered anchors and revocation lists (for token_signing.c); X509_STORE_free it */
+struct x509_store_st *
+ioffice_trust_store(void)
+{
+	return build_store();
 }
 
 typedef struct Verdict
@@ -330,7 +337,7 @@ verify_one(X509_STORE *store, bytea *cms_der, bytea *content)
 	{
 		int			err = X509_STORE_CTX_get_error(ctx);
 
-		v.reason = chain_reason(err);
+		v.reason = ioffice_chain_reason(err);
 		if (v.reason == NULL)
 			v.reason = psprintf("untrusted chain: %s", X509_verify_cert_error_string(err));
 		goto done;

@@ -95,6 +95,12 @@ typedef enum IofficeCheckpointSig
 	IOFFICE_CP_SIG_UNREADABLE
 } IofficeCheckpointSig;
 extern char *ioffice_x509_subject_text(const void *cert);	/* certificates.c */
+struct x509_store_st;
+extern struct x509_store_st *ioffice_trust_store(void);	/* certificates.c */
+extern const char *ioffice_chain_reason(int err);	/* certificates.c */
+/* token_signing.c: signing_request(), submit_signature() */
+extern int	ioffice_signing_request_ttl;
+extern void ioffice_token_signing_init(void);
 extern IofficeCheckpointSig ioffice_checkpoint_signature_check(bytea *cms_der, const char *content,
 															   int len, char **signer);
 
@@ -157,6 +163,8 @@ extern char *ioffice_pdf_helper_run(char **argv, const char *in, size_t in_len,
 									StringInfo out, int *exit_code);
 extern char *ioffice_pdf_helper_serve(const char *header, const char *in, size_t in_len,
 									  StringInfo out, int *status);
+extern char *ioffice_pdf_helper_once(const char *header, const char *in, size_t in_len,
+									 StringInfo out, int *status);
 
 /* filetype.c */
 extern const char *ioffice_detect_file_kind(const unsigned char *data, size_t len);

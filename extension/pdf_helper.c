@@ -559,3 +559,32 @@ ioffice_pdf_helper_serve(const char *header, const char *in, size_t in_len, Stri
 		served_kill();			/* it ends itself; reap it now */
 	return reason;
 }
+
+/*
+ * The same request to a helper started for it alone ("serve" reading one
+ * request, then the end of its input): for a backend, which should not keep
+ * a helper between its calls (signing_request()).
+ */
+char *
+ioffice_pdf_helper_once(const char *header, const char *in, size_t in_len, StringInfo out,
+						int *status)
+{
+	char		cpu[16];
+	char	   *argv[4] = {NULL, "serve", cpu, NULL};
+	StringInfoData request;
+	char	   *reason;
+	int			exit_code;
+
+	*status = -1;
+	snprintf(cpu, sizeof(cpu), "%d", ioffice_pdf_helper_cpu);
+	initStringInfo(&request);
+	appendStringInfoString(&request, header);
+	appendBinaryStringInfo(&request, in, in_len);
+	reason = ioffice_pdf_helper_run(argv, request.data, request.len, out, &exit_code);
+	pfree(request.data);
+	if (reason != NULL)
+		return reason;
+	if (exit_code != 0 || !served_answer_done(out, status))
+		return pstrdup("the PDF helper gave no answer");
+	return NULL;
+}

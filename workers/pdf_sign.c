@@ -160,41 +160,40 @@ corner_field(const char *corner, time_t when)
 	return out;
 }
 
-IofficePdfSigned
-ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key_file,
-				 const char *signer_name, const char *kind, const IofficePdfLook *look)
+/*
+ * The update of FILE's newest version (see target_plan) prepared by the
+ * helper and checked: the exact bytes with the reserved /Contents, where
+ * the ByteRange is, and the SHA-256 of its bytes.  SERVED: through the
+ * worker's long-lived helper; else a helper process for this call only
+ * (a backend's signing_request()).  Touches no table.
+ */
+IofficePdfPrepared
+ioffice_pdf_prepare(int64 file, const char *signer_name, const char *kind,
+					const IofficePdfLook *look, bool served)
 {
-	IofficePdfSigned r = {false, false, NULL, NULL, 0, NULL};
-	Datum		values[7];
+	IofficePdfPrepared r;
+	Datum		values[1];
 	bool		isnull;
-	int64		target;
-	int64		doc;
-	char	   *name;
-	bytea	   *content;
 	bool		current = false;
 	StringInfoData out;
 	char	   *header;
 	char		when[32];
 	char		room[32];
 	int			exit_code;
-	const char *pdf;
-	size_t		len;
-	int64		br[4];
-	uint8		digest[32];
-	char	   *signed_pdf;
 	const char *problem;
 	time_t		now;
 
+	memset(&r, 0, sizeof(r));
 	values[0] = Int64GetDatum(file);
 	if (ioffice_exec(&target_plan, values, NULL, 1) != SPI_OK_SELECT || SPI_processed != 1)
 	{
 		r.reason = "the file is gone";
 		return r;
 	}
-	ioffice_get_int64(0, 1, &target);
-	ioffice_get_int64(0, 2, &doc);
-	name = ioffice_get_text(0, 3);
-	content = DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	ioffice_get_int64(0, 1, &r.target);
+	ioffice_get_int64(0, 2, &r.doc);
+	r.name = ioffice_get_text(0, 3);
+	r.content = DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
 	ioffice_get_bool(0, 5, &current);
 	if (!current)
 	{
@@ -219,7 +218,7 @@ ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key
 			if (*c == '\t' || *c == '\n' || *c == '\r')
 				*c = ' ';
 		header = psprintf("prepare\t%zu\t%s\t%s\t%s\t%s\t%zu\t%g\t%d\t%g\t%g\t%s\t%s\t%s\t%s\t%s\n",
-						  VARSIZE_ANY_EXHDR(content), when, room, clean, reason,
+						  VARSIZE_ANY_EXHDR(r.content), when, room, clean, reason,
 						  look->image ? VARSIZE_ANY_EXHDR(look->image) : 0,
 						  look->seal_mm, look->page, look->x, look->y,
 						  stamp_field(look->number), stamp_field(look->day),
@@ -230,8 +229,8 @@ ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key
 	{
 		/* the request's body: the PDF, then the image */
 		StringInfoData body;
-		const char *in = VARDATA_ANY(content);
-		size_t		in_len = VARSIZE_ANY_EXHDR(content);
+		const char *in = VARDATA_ANY(r.content);
+		size_t		in_len = VARSIZE_ANY_EXHDR(r.content);
 
 		if (look->image != NULL)
 		{
@@ -241,7 +240,8 @@ ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key
 			in = body.data;
 			in_len = body.len;
 		}
-		r.reason = ioffice_pdf_helper_serve(header, in, in_len, &out, &exit_code);
+		r.reason = served ? ioffice_pdf_helper_serve(header, in, in_len, &out, &exit_code)
+			: ioffice_pdf_helper_once(header, in, in_len, &out, &exit_code);
 	}
 	if (r.reason != NULL)
 		return r;
@@ -251,80 +251,126 @@ ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key
 		r.reason = helper_error(&out, "the PDF cannot be read");
 		return r;
 	}
-	if (exit_code != 0 || !parse_prepared(&out, br, &pdf, &len, &r.note))
+	if (exit_code != 0 || !parse_prepared(&out, r.br, &r.pdf, &r.len, &r.note))
 	{
 		r.reason = helper_error(&out, "the PDF helper gave no prepared update");
 		return r;
 	}
-	problem = check_prepared(pdf, len, VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content), br);
+	problem = check_prepared(r.pdf, r.len, VARDATA_ANY(r.content), VARSIZE_ANY_EXHDR(r.content), r.br);
 	if (problem != NULL)
 	{
 		r.reason = (char *) problem;
 		return r;
 	}
 
-	/* the CMS over the ByteRange's bytes */
+	/* the digest of the ByteRange's bytes: what the CMS signs */
 	{
 		pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
 
 		if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
-			pg_cryptohash_update(ctx, (const uint8 *) pdf, br[1]) < 0 ||
-			pg_cryptohash_update(ctx, (const uint8 *) pdf + br[2], br[3]) < 0 ||
-			pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+			pg_cryptohash_update(ctx, (const uint8 *) r.pdf, r.br[1]) < 0 ||
+			pg_cryptohash_update(ctx, (const uint8 *) r.pdf + r.br[2], r.br[3]) < 0 ||
+			pg_cryptohash_final(ctx, r.digest, sizeof(r.digest)) < 0)
 			elog(ERROR, "ioffice: SHA-256 failed");
 		pg_cryptohash_free(ctx);
 	}
-	r.cms = ioffice_sign_pades_digest(cert_pem, key_file, digest, &r.reason);
+	r.ok = true;
+	return r;
+}
+
+/*
+ * The prepared update with the CMS's hex in its placeholder (the rest of
+ * the placeholder stays zeros): a copy, or NULL when the CMS does not fit.
+ */
+char *
+ioffice_pdf_embed(const char *pdf, size_t len, const int64 br[4], bytea *cms)
+{
+	static const char hexd[] = "0123456789abcdef";
+	const unsigned char *c = (const unsigned char *) VARDATA_ANY(cms);
+	char	   *signed_pdf;
+	char	   *p;
+
+	if (VARSIZE_ANY_EXHDR(cms) * 2 > (size_t) (br[2] - br[1] - 2))
+		return NULL;
+	signed_pdf = palloc(len);
+	memcpy(signed_pdf, pdf, len);
+	p = signed_pdf + br[1] + 1;
+	memset(p, '0', br[2] - br[1] - 2);
+	for (size_t i = 0; i < VARSIZE_ANY_EXHDR(cms); i++)
+	{
+		*p++ = hexd[c[i] >> 4];
+		*p++ = hexd[c[i] & 15];
+	}
+	return signed_pdf;
+}
+
+/*
+ * The signed PDF as the next version of TARGET (which it replaces),
+ * uploaded by SIGNER: its file id.
+ */
+int64
+ioffice_pdf_store_version(int64 doc, const char *name, int64 target, int64 signer,
+						  const char *signed_pdf, size_t len)
+{
+	Datum		values[7];
+	bytea	   *bytes = ioffice_bytea(signed_pdf, len);
+	int64		id = 0;
+
+	values[0] = Int64GetDatum(doc);
+	values[1] = CStringGetTextDatum(name);
+	values[2] = Int32GetDatum((int32) len);
+	values[3] = PointerGetDatum(ioffice_sha256(bytes));
+	values[4] = PointerGetDatum(bytes);
+	values[5] = Int64GetDatum(target);
+	values[6] = Int64GetDatum(signer);
+	ioffice_signed_version_allowed = true;
+	PG_TRY();
+	{
+		if (ioffice_exec(&supersede, &values[5], NULL, 0) != SPI_OK_UPDATE || SPI_processed != 1)
+			elog(ERROR, "ioffice: file %lld could not be marked replaced", (long long) target);
+		if (ioffice_exec(&insert_version, values, NULL, 0) != SPI_OK_INSERT_RETURNING ||
+			!ioffice_get_int64(0, 1, &id))
+			elog(ERROR, "ioffice: the signed PDF could not be stored");
+	}
+	PG_FINALLY();
+	{
+		ioffice_signed_version_allowed = false;
+	}
+	PG_END_TRY();
+	return id;
+}
+
+IofficePdfSigned
+ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key_file,
+				 const char *signer_name, const char *kind, const IofficePdfLook *look)
+{
+	IofficePdfSigned r = {false, false, NULL, NULL, 0, NULL};
+	IofficePdfPrepared p = ioffice_pdf_prepare(file, signer_name, kind, look, true);
+	char	   *signed_pdf;
+
+	if (!p.ok)
+	{
+		r.not_pdf = p.not_pdf;
+		r.reason = p.reason;
+		return r;
+	}
+	r.note = p.note;
+
+	/* the CMS over the ByteRange's bytes */
+	r.cms = ioffice_sign_pades_digest(cert_pem, key_file, p.digest, &r.reason);
 	if (r.cms == NULL)
 		return r;
-	if (VARSIZE_ANY_EXHDR(r.cms) * 2 > (size_t) (br[2] - br[1] - 2))
+	signed_pdf = ioffice_pdf_embed(p.pdf, p.len, p.br, r.cms);
+	if (signed_pdf == NULL)
 	{
 		r.reason = psprintf("the signature (%zu bytes) does not fit the room of the PDF (%d bytes)",
 							VARSIZE_ANY_EXHDR(r.cms), PADES_ROOM);
 		r.cms = NULL;
 		return r;
 	}
-	signed_pdf = palloc(len);
-	memcpy(signed_pdf, pdf, len);
-	{
-		static const char hexd[] = "0123456789abcdef";
-		const unsigned char *c = (const unsigned char *) VARDATA_ANY(r.cms);
-		char	   *p = signed_pdf + br[1] + 1;
-
-		memset(p, '0', br[2] - br[1] - 2);
-		for (size_t i = 0; i < VARSIZE_ANY_EXHDR(r.cms); i++)
-		{
-			*p++ = hexd[c[i] >> 4];
-			*p++ = hexd[c[i] & 15];
-		}
-	}
 
 	/* the signed PDF: the next version of the file */
-	{
-		bytea	   *bytes = ioffice_bytea(signed_pdf, len);
-
-		values[0] = Int64GetDatum(doc);
-		values[1] = CStringGetTextDatum(name);
-		values[2] = Int32GetDatum((int32) len);
-		values[3] = PointerGetDatum(ioffice_sha256(bytes));
-		values[4] = PointerGetDatum(bytes);
-		values[5] = Int64GetDatum(target);
-		values[6] = Int64GetDatum(signer);
-		ioffice_signed_version_allowed = true;
-		PG_TRY();
-		{
-			if (ioffice_exec(&supersede, &values[5], NULL, 0) != SPI_OK_UPDATE || SPI_processed != 1)
-				elog(ERROR, "ioffice: file %lld could not be marked replaced", (long long) target);
-			if (ioffice_exec(&insert_version, values, NULL, 0) != SPI_OK_INSERT_RETURNING ||
-				!ioffice_get_int64(0, 1, &r.signed_file))
-				elog(ERROR, "ioffice: the signed PDF could not be stored");
-		}
-		PG_FINALLY();
-		{
-			ioffice_signed_version_allowed = false;
-		}
-		PG_END_TRY();
-	}
+	r.signed_file = ioffice_pdf_store_version(p.doc, p.name, p.target, signer, signed_pdf, p.len);
 	r.ok = true;
 	return r;
 }

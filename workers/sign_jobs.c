@@ -16,7 +16,9 @@
  * bad job never blocks the others.  Everything is in the batch's
  * transaction: a crash loses nothing and signs nothing twice.  A job whose
  * file is a Word or Excel file is left to the conversion (convert_jobs.c),
- * which moves it to the PDF it makes: the next batch signs that.
+ * which moves it to the PDF it makes: the next batch signs that.  A
+ * personal job whose signer's usable certificates have no key file is left
+ * to the signer's own tool (token_signing.c).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -74,6 +76,17 @@ static IofficePlan jobs_plan = {
 	"  SELECT s.id FROM ioffice.signature s WHERE s.status = 'pending' "
 	"     AND NOT EXISTS (SELECT 1 FROM ioffice.file f WHERE f.id = s.file_id "
 	"                     AND f.kind IN " IOFFICE_CONVERTIBLE_KINDS_SQL ") "
+	/*
+	 * the token path (token_signing.c): a signer whose certificates that
+	 * can sign now all lack a key file signs with their own tool
+	 */
+	"     AND NOT (s.kind = 'personal' "
+	"              AND EXISTS (SELECT 1 FROM ioffice.certificate c WHERE c.kind = 'personal' "
+	"                     AND c.person_id = s.signer_id AND c.key_file IS NULL AND c.revoked_at IS NULL "
+	"                     AND now() BETWEEN c.not_before AND c.not_after) "
+	"              AND NOT EXISTS (SELECT 1 FROM ioffice.certificate c WHERE c.kind = 'personal' "
+	"                     AND c.person_id = s.signer_id AND c.key_file IS NOT NULL AND c.revoked_at IS NULL "
+	"                     AND now() BETWEEN c.not_before AND c.not_after)) "
 	"   ORDER BY s.id LIMIT $1 FOR UPDATE SKIP LOCKED) "
 	"SELECT s.id, s.document_id, s.file_id, s.kind, c.id, c.pem, c.key_file, "
 	"       CASE WHEN c.id IS NULL THEN 'no ' || s.kind || ' certificate is registered for the signer' "

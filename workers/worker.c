@@ -73,11 +73,35 @@ int			ioffice_worker_batch = 100;
 
 static const char *const role_names[IOFFICE_ROLES] = {"signer", "deliverer"};
 
+/*
+ * A refused signing_request() or submit_signature() (token_signing.c): the
+ * refusing error rolls back anything its transaction wrote, so the backend
+ * leaves the refusal here and the database's signer writes it into the
+ * document's audit chain (record_refusals()).
+ */
+#define IOFFICE_REFUSALS 64
+
+typedef struct IofficeRefusal
+{
+	uint64		seq;			/* 0: a free entry */
+	Oid			dboid;
+	int64		signature;
+	int64		document;
+	int64		actor;
+	TimestampTz at;
+	char		sqlstate[6];
+	char		what[32];
+	char		message[200];
+} IofficeRefusal;
+
 typedef struct IofficeWorkerShared
 {
 	LWLock	   *lock;
 	int			nslots;
 	IofficeWorkerSlot slots[IOFFICE_MAX_WORKERS];
+	uint64		refusal_seq;	/* the last entry's */
+	uint64		refusals_lost;	/* no free entry: in the server log only */
+	IofficeRefusal refusals[IOFFICE_REFUSALS];
 } IofficeWorkerShared;
 
 static IofficeWorkerShared *shared = NULL;
@@ -277,6 +301,48 @@ wake_xact_callback(XactEvent event, void *arg)
 				if (shared->slots[i].procs[r].latch != NULL)
 					SetLatch(shared->slots[i].procs[r].latch);
 	LWLockRelease(shared->lock);
+}
+
+/*
+ * A refusal of the token path, for the audit chain of DOCUMENT: queued for
+ * the signer of this database, which is woken now (the refusing
+ * transaction never commits).  False when the queue is full or no signer
+ * serves this database: the refusal is then in the server log only.
+ */
+bool
+ioffice_worker_note_refusal(int64 signature, int64 document, int64 actor, const char *what,
+							const char *sqlstate, const char *message)
+{
+	IofficeRefusal *free_entry = NULL;
+	Latch	   *latch = NULL;
+
+	if (shared == NULL)
+		return false;
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < shared->nslots; i++)
+		if (shared->slots[i].dboid == MyDatabaseId)
+			latch = shared->slots[i].procs[IOFFICE_SIGNER].latch;
+	for (int i = 0; latch != NULL && i < IOFFICE_REFUSALS && free_entry == NULL; i++)
+		if (shared->refusals[i].seq == 0)
+			free_entry = &shared->refusals[i];
+	if (free_entry != NULL)
+	{
+		free_entry->seq = ++shared->refusal_seq;
+		free_entry->dboid = MyDatabaseId;
+		free_entry->signature = signature;
+		free_entry->document = document;
+		free_entry->actor = actor;
+		free_entry->at = GetCurrentTimestamp();
+		strlcpy(free_entry->sqlstate, sqlstate, sizeof(free_entry->sqlstate));
+		strlcpy(free_entry->what, what, sizeof(free_entry->what));
+		strlcpy(free_entry->message, message, sizeof(free_entry->message));
+	}
+	else if (latch != NULL)
+		shared->refusals_lost++;
+	LWLockRelease(shared->lock);
+	if (latch != NULL)
+		SetLatch(latch);
+	return free_entry != NULL;
 }
 
 void
@@ -530,6 +596,78 @@ audit_step(void)
 	return more;
 }
 
+static void
+forget_refusals(IofficeRefusal *mine, int n)
+{
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < IOFFICE_REFUSALS; i++)
+		for (int j = 0; j < n; j++)
+			if (shared->refusals[i].seq == mine[j].seq)
+				shared->refusals[i].seq = 0;
+	LWLockRelease(shared->lock);
+}
+
+static void
+record_refusals_in_audit(IofficeRefusal *mine, int n)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	ioffice_engine_enter();
+	for (int i = 0; i < n; i++)
+	{
+		JsonbBuild *b = ioffice_jsonb_begin();
+
+		ioffice_jsonb_add_text(b, "call", mine[i].what);
+		ioffice_jsonb_add_text(b, "sqlstate", mine[i].sqlstate);
+		ioffice_jsonb_add_text(b, "reason", mine[i].message);
+		ioffice_jsonb_add_text(b, "refused_at", timestamptz_to_str(mine[i].at));
+		ioffice_audit_in_chain(ioffice_document_chain(mine[i].document), mine[i].actor, 0,
+							   "signature", mine[i].signature, "signing_refused", "pending",
+							   "pending", ioffice_jsonb_end(b));
+	}
+	ioffice_engine_leave();
+	SPI_finish();
+	PopActiveSnapshot();
+}
+
+/*
+ * The refusals queued for this database (ioffice_worker_note_refusal()),
+ * each an audit record "signing_refused" in its document's chain, by the
+ * person refused, in one transaction; the entries are freed only after it
+ * committed (a crash before leaves them for the next look).
+ */
+static void
+record_refusals(void)
+{
+	IofficeRefusal mine[IOFFICE_REFUSALS];
+	int			n = 0;
+
+	LWLockAcquire(shared->lock, LW_SHARED);
+	for (int i = 0; i < IOFFICE_REFUSALS; i++)
+		if (shared->refusals[i].seq != 0 && shared->refusals[i].dboid == MyDatabaseId)
+			mine[n++] = shared->refusals[i];
+	LWLockRelease(shared->lock);
+	if (n == 0)
+		return;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		record_refusals_in_audit(mine, n);
+	}
+	PG_CATCH();
+	{
+		/* not again and again: they stay in the server log */
+		forget_refusals(mine, n);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	CommitTransactionCommand();
+	forget_refusals(mine, n);
+}
+
 /*
  * the signer: a batch of jobs whenever woken, and every naptime; between
  * batches, a step of the conversion of Word files to PDF, whose answer it
@@ -561,6 +699,7 @@ signer_loop(void)
 			signed_jobs = sign_and_convert(&failed, &converted);
 			if (signed_jobs > 0)
 				ioffice_worker_count(signed_jobs - failed, failed);
+			record_refusals();
 			audit_more = audit_step();
 			set_state(ioffice_worker_convert_socket() != PGINVALID_SOCKET ? "converting" : "idle");
 		}

@@ -69,6 +69,9 @@ extern int	ioffice_worker_batch;
 extern void ioffice_worker_init(void);	/* from _PG_init */
 extern void ioffice_outbox_delivery_init(void); /* its settings */
 extern void ioffice_worker_wake_at_commit(void);
+extern bool ioffice_worker_note_refusal(int64 signature, int64 document, int64 actor,
+										const char *what, const char *sqlstate,
+										const char *message);
 
 /*
  * the signer's batch: returns the jobs whose outcome it recorded (*failed of
@@ -151,5 +154,31 @@ typedef struct IofficePdfSigned
 extern IofficePdfSigned ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem,
 										 const char *key_file, const char *signer_name,
 										 const char *kind, const IofficePdfLook *look);
+
+/*
+ * pdf_sign.c, in steps: the prepared update (also for the signer's own
+ * tool, token_signing.c), the CMS written into it, the signed PDF stored
+ */
+typedef struct IofficePdfPrepared
+{
+	bool		ok;
+	bool		not_pdf;		/* the helper cannot read it: sign detached */
+	char	   *reason;
+	int64		target;			/* the version prepared (the newest of the file's chain) */
+	int64		doc;
+	char	   *name;
+	bytea	   *content;		/* the target's bytes */
+	const char *pdf;			/* the prepared update: content plus the new revision */
+	size_t		len;
+	int64		br[4];			/* its /ByteRange; the placeholder is [br[1], br[2]) */
+	char	   *note;			/* what the issue stamp wrote, or NULL */
+	uint8		digest[32];		/* SHA-256 of the ByteRange's bytes */
+} IofficePdfPrepared;
+
+extern IofficePdfPrepared ioffice_pdf_prepare(int64 file, const char *signer_name, const char *kind,
+											  const IofficePdfLook *look, bool served);
+extern char *ioffice_pdf_embed(const char *pdf, size_t len, const int64 br[4], bytea *cms);
+extern int64 ioffice_pdf_store_version(int64 doc, const char *name, int64 target, int64 signer,
+									   const char *signed_pdf, size_t len);
 
 #endif
