@@ -2597,3 +2597,26 @@ GRANT EXECUTE ON FUNCTION audit_verify_witness(jsonb) TO ioffice_admin;
 -- a witness's answer to an audit.checkpoint event (workers/outbox_delivery.c)
 ALTER TABLE outbox ADD COLUMN receipt text;
 COMMENT ON COLUMN outbox.receipt IS 'The answer (2xx, up to 4 KiB of text) of the endpoint to an audit.checkpoint event: a witness''s receipt';
+-- ==== audit_incremental ====
+-- A seal reads only what is new since the last checkpoint
+-- (extension/audit_verify.c): each checkpoint keeps where the next one reads
+-- from.  The checkpoints of 0.1 have none: the first seal after the upgrade
+-- reads the whole trail once.
+ALTER TABLE audit_checkpoint ADD COLUMN horizon bigint,
+    ADD COLUMN pending_id bigint, ADD COLUMN pending_xid xid8;
+-- audit.id's default: nextval() once the transaction has its transaction id
+-- (extension/audit.c), which the seal's horizon relies on
+CREATE FUNCTION _audit_next_id() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ioffice_audit_next_id' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION _audit_next_id() FROM PUBLIC;
+ALTER TABLE audit ALTER COLUMN id SET DEFAULT _audit_next_id();
+-- the new columns are as append-only as the others
+DROP TRIGGER append_only_but_signing ON audit_checkpoint;
+CREATE TRIGGER append_only_but_signing BEFORE UPDATE ON audit_checkpoint
+    FOR EACH ROW WHEN (OLD.signature IS NOT NULL OR NEW.signature IS NULL
+                       OR (NEW.id, NEW.at, NEW.chains, NEW.records, NEW.root, NEW.prev_hash, NEW.hash,
+                           NEW.horizon, NEW.pending_id, NEW.pending_xid)
+                          IS DISTINCT FROM
+                          (OLD.id, OLD.at, OLD.chains, OLD.records, OLD.root, OLD.prev_hash, OLD.hash,
+                           OLD.horizon, OLD.pending_id, OLD.pending_xid))
+    EXECUTE FUNCTION _audit_append_only();
