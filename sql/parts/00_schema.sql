@@ -554,7 +554,9 @@ CREATE TABLE audit_checkpoint (
     pending_xid xid8
 );
 CREATE TABLE audit_checkpoint_head (
-    checkpoint_id bigint NOT NULL REFERENCES audit_checkpoint,
+    -- its checkpoint's id: trigger heads_checkpointed checks it once per
+    -- statement (a foreign key checked it row by row)
+    checkpoint_id bigint NOT NULL,
     chain       text NOT NULL,
     seq         bigint NOT NULL,
     hash        bytea NOT NULL,

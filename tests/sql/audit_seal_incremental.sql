@@ -111,6 +111,13 @@ SELECT horizon > (SELECT max(id) FROM ioffice.audit) AS horizon_past_all, pendin
 SELECT id AS cp_last FROM public.regress_inc_last \gset
 SELECT public.regress_inc_state(format('UPDATE ioffice.audit_checkpoint SET horizon = horizon + 1 WHERE id = %s', :cp_last)) AS move_horizon;
 SELECT public.regress_inc_state(format('UPDATE ioffice.audit_checkpoint SET signature = ''\x3000'', pending_id = 0 WHERE id = %s', :cp_last)) AS sign_and_change;
+-- a chain head belongs to a checkpoint (checked once per statement)
+SELECT public.regress_inc_state(format($q$INSERT INTO ioffice.audit_checkpoint_head (checkpoint_id, chain, seq, hash)
+    VALUES (%s, 'regress_inc:a', 1, '\x00')$q$, :cp_last + 1)) AS head_of_no_checkpoint;
+SELECT public.regress_inc_state(format($q$INSERT INTO ioffice.audit_checkpoint_head (checkpoint_id, chain, seq, hash)
+    SELECT %s, 'regress_inc:x' || k, 1, '\x00'::bytea FROM generate_series(1, 3) k
+    UNION ALL SELECT %s, 'regress_inc:y', 1, '\x00'$q$, :cp_last, :cp_last + 1)) AS one_of_many;
+SELECT count(*) AS heads_written FROM ioffice.audit_checkpoint_head WHERE chain ~ '^regress_inc:[xy]';
 -- the ids' default: nobody but the owner calls it
 SELECT has_function_privilege('public', 'ioffice._audit_next_id()', 'EXECUTE') AS public_may_call,
        pg_get_expr(d.adbin, d.adrelid) AS id_default
