@@ -21,7 +21,10 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "common/hashfn.h"
 #include "common/sha2.h"
 #include "fmgr.h"
@@ -32,6 +35,7 @@
 #include "utils/guc.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "ioffice.h"
@@ -169,6 +173,27 @@ Datum
 ioffice_restoring_dump_sql(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(ioffice_restoring_dump());
+}
+
+/*
+ * _audit_next_id(): the default of audit.id, for every writer of the trail
+ * (this file, registers.c, the worker, a superuser's INSERT).  The
+ * transaction gets its transaction id before the audit id, not after as a
+ * plain nextval() in an INSERT would have it: the seal (audit_verify.c
+ * settle_horizon) knows that every id handed out before it read the
+ * sequence is held by a transaction older than the next transaction id it
+ * read then, and reads the trail from there once those have all ended.
+ */
+PG_FUNCTION_INFO_V1(ioffice_audit_next_id);
+Datum
+ioffice_audit_next_id(PG_FUNCTION_ARGS)
+{
+	Oid			seq = get_relname_relid("audit_id_seq", get_namespace_oid("ioffice", false));
+
+	if (!OidIsValid(seq))
+		elog(ERROR, "ioffice: sequence ioffice.audit_id_seq is missing");
+	(void) GetTopTransactionId();
+	PG_RETURN_INT64(nextval_internal(seq, true));
 }
 
 /* "document:42": the chain of a document, its files, tasks and signatures */

@@ -2758,3 +2758,36 @@ CREATE FUNCTION submit_signature(signature bigint, signed bytea) RETURNS text
     LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION submit_signature(bigint, bytea) IS
   'The answer of the signer''s tool to signing_request: the signed PDF, a detached CMS over the /ByteRange, or the bare signature value over the digest; checked, embedded, and the signature''s new status';
+
+-- ==== audit_incremental ====
+-- A seal reads only what is new since the last checkpoint
+-- (extension/audit_verify.c): each checkpoint keeps where the next one reads
+-- from.  The checkpoints of 0.1 have none: the first seal after the upgrade
+-- reads the whole trail once.
+ALTER TABLE audit_checkpoint ADD COLUMN horizon bigint,
+    ADD COLUMN pending_id bigint, ADD COLUMN pending_xid xid8;
+-- audit.id's default: nextval() once the transaction has its transaction id
+-- (extension/audit.c), which the seal's horizon relies on
+CREATE FUNCTION _audit_next_id() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ioffice_audit_next_id' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION _audit_next_id() FROM PUBLIC;
+ALTER TABLE audit ALTER COLUMN id SET DEFAULT _audit_next_id();
+-- the new columns are as append-only as the others
+DROP TRIGGER append_only_but_signing ON audit_checkpoint;
+CREATE TRIGGER append_only_but_signing BEFORE UPDATE ON audit_checkpoint
+    FOR EACH ROW WHEN (OLD.signature IS NOT NULL OR NEW.signature IS NULL
+                       OR (NEW.id, NEW.at, NEW.chains, NEW.records, NEW.root, NEW.prev_hash, NEW.hash,
+                           NEW.horizon, NEW.pending_id, NEW.pending_xid)
+                          IS DISTINCT FROM
+                          (OLD.id, OLD.at, OLD.chains, OLD.records, OLD.root, OLD.prev_hash, OLD.hash,
+                           OLD.horizon, OLD.pending_id, OLD.pending_xid))
+    EXECUTE FUNCTION _audit_append_only();
+ALTER TABLE audit_checkpoint_head DROP CONSTRAINT audit_checkpoint_head_checkpoint_id_fkey;
+-- every chain head belongs to a checkpoint, checked once per statement
+-- (triggers/audit_triggers.c): a foreign key checked it row by row, which
+-- cost a seal of many chains more than the rest of the insert
+CREATE FUNCTION _audit_heads_checkpointed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'ioffice_audit_heads_checkpointed' LANGUAGE C;
+CREATE TRIGGER heads_checkpointed AFTER INSERT ON audit_checkpoint_head
+    REFERENCING NEW TABLE AS new_heads
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_heads_checkpointed();

@@ -540,15 +540,30 @@ CREATE TABLE audit_checkpoint (
     root        bytea NOT NULL,
     prev_hash   bytea,
     hash        bytea NOT NULL,
-    signature   bytea
+    signature   bytea,
+    -- where the next seal reads the trail from (extension/audit_verify.c;
+    -- not hashed nor signed: it says where to read, not what was sealed):
+    -- every audit record with a lower id that will ever commit was visible
+    -- to this checkpoint's seal.  NULL (0.1, or written by hand): the next
+    -- seal reads the whole trail.
+    horizon     bigint,
+    -- the audit ids handed out when it was sealed, and the next transaction
+    -- id then: once no transaction older than pending_xid runs, every
+    -- record up to pending_id has committed or never will
+    pending_id  bigint,
+    pending_xid xid8
 );
 CREATE TABLE audit_checkpoint_head (
-    checkpoint_id bigint NOT NULL REFERENCES audit_checkpoint,
+    -- its checkpoint's id: trigger heads_checkpointed checks it once per
+    -- statement (a foreign key checked it row by row)
+    checkpoint_id bigint NOT NULL,
     chain       text NOT NULL,
     seq         bigint NOT NULL,
     hash        bytea NOT NULL,
     PRIMARY KEY (checkpoint_id, chain)
 );
+-- a chain's last sealed head: the end of its key (a backward scan), for the
+-- seal and audit_verify() alike
 CREATE INDEX audit_checkpoint_head_chain_idx ON audit_checkpoint_head (chain, checkpoint_id);
 -- the worker's queue of checkpoints to sign (workers/audit_jobs.c)
 CREATE INDEX audit_checkpoint_unsigned_idx ON audit_checkpoint (id) WHERE signature IS NULL;

@@ -123,6 +123,18 @@ is($node->safe_psql('old', q{SELECT count(*) || ' ' || max(id) FROM ioffice.audi
 	'2 4', '0.1: two checkpoints, numbered with gaps (1 and 3 rolled back)');
 is($node->safe_psql('old', 'SELECT count(*) FROM ioffice.audit_verify()'),
 	'0', '0.1: audit_verify() clean before the upgrade');
+# records written after 0.1's last checkpoint: 0.1's checkpoints say nothing
+# of where a seal reads from, so the first seal after the upgrade must read
+# the whole trail
+$node->safe_psql('old', q{
+INSERT INTO ioffice.holiday (day, name) VALUES ('2031-04-30', 'Ngày Giải phóng miền Nam');
+UPDATE ioffice.holiday SET name = 'Tết Dương lịch (nghỉ bù)' WHERE day = '2031-01-01';});
+my $unsealed_sql = q{
+	SELECT count(*) FROM (SELECT DISTINCT ON (chain) chain, seq, hash FROM ioffice.audit
+	                       WHERE chain IS NOT NULL ORDER BY chain, seq DESC) h
+	 WHERE NOT EXISTS (SELECT 1 FROM ioffice.audit_checkpoint_head s
+	                    WHERE s.chain = h.chain AND s.seq = h.seq AND s.hash = h.hash)};
+cmp_ok($node->safe_psql('old', $unsealed_sql), '>', 0, '0.1: chains moved since its last checkpoint');
 
 # every table's rows, as 0.1 has them (columns of 0.1 only, in a fixed order)
 my $tables_sql = q{
@@ -214,6 +226,10 @@ is(table_digests('old', 1), table_digests('fresh', 1),
 	'the builtin rule rows are those of a fresh install');
 is($node->safe_psql('old', 'SELECT count(*) FROM ioffice.audit_verify()'),
 	'0', 'audit_verify() clean after the upgrade');
+$node->safe_psql('old', 'SELECT ioffice.audit_seal()');
+is($node->safe_psql('old', q{SELECT horizon IS NOT NULL FROM ioffice.audit_checkpoint ORDER BY id DESC LIMIT 1})
+	  . ' ' . $node->safe_psql('old', $unsealed_sql),
+	't 0', 'the first seal after the upgrade covers every chain, and keeps where the next reads from');
 # the home page's kept counters were counted from the documents already there
 is($node->safe_psql('old',
 		q{SELECT (SELECT count(*) FROM ioffice.dashboard_counts_check()) || ' '
@@ -249,6 +265,8 @@ $node->safe_psql(
 	COMMIT;});
 is($node->safe_psql('old', "SELECT number FROM ioffice.document WHERE id = $doc"),
 	$next_number, 'the register goes on from its last number');
+$node->safe_psql('old', 'SELECT ioffice.audit_seal()');
+is($node->safe_psql('old', $unsealed_sql), '0', 'the next seal reads from there and covers the work');
 is($node->safe_psql('old', 'SELECT count(*) FROM ioffice.audit_verify()'),
 	'0', 'audit_verify() clean after work on the upgraded database');
 is($node->safe_psql('old', 'SELECT count(*) FROM ioffice.dashboard_counts_check()'),
