@@ -259,6 +259,18 @@ ioffice_require_document(int64 doc)
 				 errmsg("unknown document %lld", (long long) doc)));
 }
 
+/* Whether the current person may see a document (no error either way). */
+bool
+ioffice_document_visible(int64 doc)
+{
+	Datum		values[1];
+	bool		visible = false;
+
+	values[0] = Int64GetDatum(doc);
+	ioffice_exec(&document_visible, values, NULL, 1);
+	return ioffice_get_bool(0, 1, &visible) && visible;
+}
+
 /* The same for a file id (a file is seen with its document); returns its document. */
 int64
 ioffice_require_file(int64 file)

@@ -52,6 +52,7 @@ extern bool ioffice_person_is_clerk_of(int64 person, int64 agency);
 extern bool ioffice_person_of_agency(int64 person, int64 agency);
 extern bool ioffice_person_leads(int64 person, int64 unit);
 extern void ioffice_require_document(int64 doc);
+extern bool ioffice_document_visible(int64 doc);
 extern int64 ioffice_require_file(int64 file);
 extern int64 ioffice_require_dossier(const char *code, bool delegate_of_holder);
 

@@ -308,6 +308,16 @@ read_signature(TokenSignature *s, int64 id, const char *what)
 	d = SPI_getbinval(tup, desc, 16, &isnull);
 	s->pdf = !isnull && DatumGetBool(d);
 
+	/*
+	 * Someone who may not see the document does not learn that the
+	 * signature exists (42704, as for an unknown document), and writes
+	 * nothing into its audit chain: only refusals of people who see it
+	 * are queued for the chain.
+	 */
+	if (s->signer != s->actor && !ioffice_document_visible(s->document))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown signature %lld", (long long) id)));
 	if (s->signer != s->actor)
 		refuse(s, what, ERRCODE_INSUFFICIENT_PRIVILEGE,
 			   "only the signer may sign this signature with their own tool",
@@ -585,6 +595,24 @@ check_cms(TokenCheck *c, bytea *der, const char *content, size_t content_len, in
 		check_fail(c, ERRCODE_INVALID_PARAMETER_VALUE,
 				   "the submitted CMS must be a detached SignedData with one signer", NULL);
 		goto done;
+	}
+	{
+		/* SHA-1 and MD5 are broken for signatures: SHA-2 only */
+		X509_ALGOR *digalg = NULL;
+		const ASN1_OBJECT *obj = NULL;
+		int			nid;
+
+		CMS_SignerInfo_get0_algs(sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0),
+								 NULL, NULL, &digalg, NULL);
+		if (digalg != NULL)
+			X509_ALGOR_get0(&obj, NULL, NULL, digalg);
+		nid = obj ? OBJ_obj2nid(obj) : NID_undef;
+		if (nid != NID_sha256 && nid != NID_sha384 && nid != NID_sha512)
+		{
+			check_fail(c, ERRCODE_INVALID_PARAMETER_VALUE,
+					   "the submitted CMS must use SHA-256, SHA-384 or SHA-512", NULL);
+			goto done;
+		}
 	}
 	data = BIO_new_mem_buf(content, (int) content_len);
 	if (CMS_verify(cms, NULL, NULL, data, NULL,
@@ -953,10 +981,19 @@ cms_from_value(TokenSignature *s, KeptRequest *k, const char *value, size_t len)
 
 	cert = read_pem(certificate_pem(k->certificate), &chain);
 	cms = cms_skeleton(cert, chain, k->content_digest, &si, attrs);
-	if (memcmp(attrs, k->attrs_digest, SHA256_LEN) != 0)
-		elog(ERROR, "ioffice: the signed attributes of signature %lld changed", (long long) s->id);
-	if (ASN1_STRING_set(CMS_SignerInfo_get0_signature(si), value, (int) len) != 1)
+	/* (OpenSSL's objects are malloc'd: freed before any error is raised) */
+	if (memcmp(attrs, k->attrs_digest, SHA256_LEN) != 0 ||
+		ASN1_STRING_set(CMS_SignerInfo_get0_signature(si), value, (int) len) != 1)
+	{
+		bool		changed = memcmp(attrs, k->attrs_digest, SHA256_LEN) != 0;
+
+		CMS_ContentInfo_free(cms);
+		X509_free(cert);
+		sk_X509_pop_free(chain, X509_free);
+		if (changed)
+			elog(ERROR, "ioffice: the signed attributes of signature %lld changed", (long long) s->id);
 		elog(ERROR, "ioffice: the signature value cannot be set");
+	}
 	der = cms_to_bytea(cms);
 	CMS_ContentInfo_free(cms);
 	X509_free(cert);

@@ -49,8 +49,9 @@ AS $$
 BEGIN
     -- (PL/pgSQL for its plans kept across calls: a SQL function's are made
     -- again at every call, and every issue calls this four times)
-    IF NOT ((counter = 'outgoing_issued' AND direction = 'outgoing' AND state = 'issued')
-            OR (counter = 'incoming_processed' AND direction = 'incoming' AND state = 'processed')) THEN
+    IF NOT coalesce((counter = 'outgoing_issued' AND direction = 'outgoing' AND state = 'issued')
+                    OR (counter = 'incoming_processed' AND direction = 'incoming' AND state = 'processed'),
+                    false) THEN
         RETURN;
     END IF;
     RETURN QUERY
@@ -141,11 +142,14 @@ BEGIN
     IF NOT pg_catalog.pg_try_advisory_xact_lock(1634, 2) THEN
         RETURN 0;
     END IF;
+    -- (deltas of a person not there are left alone: a restore loads this
+    -- table before person, and a fold in between must not drop them)
     WITH moved AS (
-        DELETE FROM ioffice.dashboard_count_delta RETURNING person_id, counter, d
+        DELETE FROM ioffice.dashboard_count_delta x
+         WHERE EXISTS (SELECT 1 FROM ioffice.person p WHERE p.id = x.person_id)
+        RETURNING x.person_id, x.counter, x.d
     ), summed AS (
         SELECT m.person_id, m.counter, sum(m.d) AS n FROM moved m
-         WHERE EXISTS (SELECT 1 FROM ioffice.person p WHERE p.id = m.person_id)
          GROUP BY m.person_id, m.counter HAVING sum(m.d) <> 0
     ), written AS (
         INSERT INTO ioffice.dashboard_count AS c (person_id, counter, n)
@@ -330,6 +334,12 @@ AS $$
 BEGIN
     IF ioffice._count_restoring() THEN
         RETURN NULL;
+    END IF;
+    IF 'clerk' IN (CASE WHEN TG_OP <> 'INSERT' THEN OLD.role END,
+                   CASE WHEN TG_OP <> 'DELETE' THEN NEW.role END) THEN
+        -- the folding lock before any agency's row: two role changes of
+        -- different agencies then cannot each hold what the other waits for
+        PERFORM ioffice._count_lock_folding();
     END IF;
     IF TG_OP <> 'INSERT' AND OLD.role = 'clerk' THEN
         PERFORM ioffice._count_lock_agency(OLD.unit_id, true);

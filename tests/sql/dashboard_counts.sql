@@ -71,3 +71,13 @@ RESET ROLE;
 SET ROLE ioffice_reader;
 SELECT regress_error('SELECT ioffice.dashboard_counts_rebuild()', 0);
 RESET ROLE;
+
+-- a fold leaves alone the deltas of a person who is not there (a restore
+-- loads the deltas before the people: a fold in between must not drop them)
+RESET ROLE;
+INSERT INTO ioffice.dashboard_count_delta (person_id, counter, d)
+VALUES ((SELECT max(id) + 1000 FROM ioffice.person), 'outgoing_issued', 1);
+SELECT ioffice.dashboard_counts_fold() >= 0 AS folded;
+SELECT count(*) = 1 AS absent_persons_delta_kept FROM ioffice.dashboard_count_delta
+ WHERE person_id NOT IN (SELECT id FROM ioffice.person);
+DELETE FROM ioffice.dashboard_count_delta WHERE person_id NOT IN (SELECT id FROM ioffice.person);

@@ -381,7 +381,8 @@ SELECT pg_temp.refusal('SELECT ioffice.signing_request(-1)');
 SELECT pg_temp.refusal(format('SELECT ioffice.submit_signature(%s, NULL)', :sig));
 -- before any request
 SELECT pg_temp.refusal(format('SELECT ioffice.submit_signature(%s, %L::bytea)', :sig, '\x0102'));
--- anyone but the signer
+-- anyone but the signer: the drafter, who sees the document, is refused;
+-- someone who may not see it learns nothing (unknown, as for a document)
 SET ioffice.actor = 'regress_luan';
 SELECT pg_temp.refusal(format('SELECT ioffice.signing_request(%s)', :sig));
 SELECT pg_temp.refusal(format('SELECT ioffice.submit_signature(%s, %L::bytea)', :sig, bytes)) FROM tok WHERE name = 'cms_dai';

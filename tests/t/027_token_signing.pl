@@ -203,6 +203,18 @@ is($node->safe_psql('postgres', "SELECT status || ':' || coalesce(reason, '-') F
 
 	# refused before the right answer
 	refused('wrong person asks', 'regress_luan', "SELECT ioffice.signing_request($sig1)", '42501');
+	# (regress_kha, a leader with nothing to do with it, may not see the
+	# document: told nothing, and nothing goes into its chain — the list of
+	# refusals below has no 42704)
+	{
+		my $recorded = refusals_recorded();
+		my $before = state_digest();
+		is(sqlstate_of('regress_kha', "SELECT ioffice.signing_request($sig1)"), '42704',
+			'someone who may not see the document is told the signature is unknown');
+		is(state_digest(), $before, 'someone who may not see it: nothing changed');
+		sleep 2;
+		is(refusals_recorded(), $recorded, 'someone who may not see it: nothing written into its chain');
+	}
 	refused('garbage bytes', 'dai', submit_sql($sig1, "not a signature at all"), '22023');
 	my $ec_cms = openssl_cms(range_bytes($r), 'clientauth', 'other');
 	refused("another person's certificate", 'dai', submit_sql($sig1, $ec_cms), '42501');
@@ -211,6 +223,14 @@ is($node->safe_psql('postgres', "SELECT status || ':' || coalesce(reason, '-') F
 		my $at = index($pdf, 'Dong 3 cua trang 1');
 		substr($pdf, $at + 5, 1) = '8';
 		refused('a changed earlier byte', 'dai', submit_sql($sig1, $pdf), '22023');
+	}
+	{
+		# the right key over the right bytes, but SHA-1: broken for signatures
+		write_bytes("$dir/sha1.bin", range_bytes($r));
+		system_or_bail('openssl', 'cms', '-sign', '-binary', '-outform', 'DER', '-in', "$dir/sha1.bin",
+			'-signer', "$pki/person_rsa.pem", '-inkey', "$pki/person_rsa.key", '-certfile', "$pki/intermediate.pem",
+			'-md', 'sha1', '-out', "$dir/sha1.der");
+		refused('a CMS with SHA-1', 'dai', submit_sql($sig1, slurp_file("$dir/sha1.der")), '22023');
 	}
 
 	write_bytes("$dir/digest1.bin", pack('H*', $r->{digest}));
@@ -229,7 +249,7 @@ is($node->safe_psql('postgres', "SELECT status || ':' || coalesce(reason, '-') F
 		. $node->safe_psql('postgres', "SELECT id FROM ioffice.person WHERE login = 'dai'") . ':value',
 		'(i) the audit chain has the request and the signature, by the signer');
 	is($node->safe_psql('postgres', "SELECT string_agg(detail->>'call' || ':' || (detail->>'sqlstate'), ',' ORDER BY seq) FROM ioffice.audit WHERE entity = 'signature' AND entity_id = $sig1 AND action = 'signing_refused'"),
-		'signing_request:42501,submit_signature:22023,submit_signature:42501,submit_signature:22023,submit_signature:42501,submit_signature:55000',
+		'signing_request:42501,submit_signature:22023,submit_signature:42501,submit_signature:22023,submit_signature:22023,submit_signature:42501,submit_signature:55000',
 		'(i) every refusal is in the chain, in order');
 	is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.audit_verify()"), '0', '(i) the audit trail verifies');
 	issue_and_check('(i)', $doc1);
