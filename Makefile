@@ -40,6 +40,7 @@ OBJS = \
 	extension/import_issued.o \
 	extension/dates.o \
 	extension/bytes.o \
+	extension/search.o \
 	workers/outbox_delivery.o
 
 # The install script of the current version is built from its parts, one
