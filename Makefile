@@ -41,6 +41,7 @@ OBJS = \
 	extension/dates.o \
 	extension/bytes.o \
 	extension/search.o \
+	workers/text_jobs.o \
 	workers/outbox_delivery.o
 
 # The install script of the current version is built from its parts, one

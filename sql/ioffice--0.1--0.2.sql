@@ -2821,6 +2821,78 @@ CREATE TRIGGER search_text AFTER INSERT OR UPDATE OF abstract, doc_type, number,
     issued_on, sender_date, identifier, doc_type_name, signer_name, drafting_unit_name
     ON document FOR EACH ROW EXECUTE FUNCTION _search_document();
 
+-- The text of files: each PDF attached is queued here, and the signing
+-- worker extracts its text with poppler's pdftotext, outside the server
+-- and under the PDF helper's limits (workers/text_jobs.c), into
+-- search_text.  done_at: when it was done (error: why there is no text).
+CREATE TABLE search_extraction (
+    file_id     bigint PRIMARY KEY,
+    document_id bigint NOT NULL REFERENCES document,
+    queued_at   timestamptz NOT NULL DEFAULT now(),
+    done_at     timestamptz,
+    error       text
+);
+CREATE INDEX search_extraction_queue_idx ON search_extraction (file_id) WHERE done_at IS NULL;
+COMMENT ON TABLE search_extraction IS 'Files whose text the worker extracts for search(): queued, done, or failed with the reason';
+REVOKE ALL ON search_extraction FROM PUBLIC;
+GRANT SELECT ON search_extraction TO ioffice_admin;
+SELECT pg_catalog.pg_extension_config_dump('search_extraction', '');
+
+-- A file's text is searched while the file is current: a PDF attached is
+-- queued; a file replaced or removed leaves search (and the queue).
+CREATE FUNCTION _search_file() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF ioffice._count_restoring() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO ioffice.search_extraction (file_id, document_id)
+        VALUES (NEW.id, NEW.document_id) ON CONFLICT DO NOTHING;
+    ELSE
+        DELETE FROM ioffice.search_text WHERE file_id = NEW.id;
+        DELETE FROM ioffice.search_extraction WHERE file_id = NEW.id AND done_at IS NULL;
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION _search_file() FROM PUBLIC;
+CREATE TRIGGER search_extraction AFTER INSERT ON file
+    FOR EACH ROW WHEN (NEW.kind = 'pdf' AND NEW.superseded_at IS NULL AND NEW.removed_at IS NULL)
+    EXECUTE FUNCTION _search_file();
+CREATE TRIGGER search_text_current AFTER UPDATE OF superseded_at, removed_at ON file
+    FOR EACH ROW WHEN (NEW.superseded_at IS NOT NULL OR NEW.removed_at IS NOT NULL)
+    EXECUTE FUNCTION _search_file();
+
+-- The worker's answer for one file: its text (kept if the file is still
+-- current), or why there is none.  A text too long for a text search vector
+-- fails its job, not the worker.
+CREATE FUNCTION _search_extracted(file bigint, body text, error text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_error text := error;
+BEGIN
+    IF v_error IS NULL AND btrim(body, E' \t\n\r\f') = '' THEN
+        v_error := 'the PDF has no text (a scan?)';
+    END IF;
+    IF v_error IS NULL THEN
+        BEGIN
+            INSERT INTO ioffice.search_text (document_id, file_id, body)
+            SELECT f.document_id, f.id, _search_extracted.body FROM ioffice.file f
+            WHERE f.id = _search_extracted.file AND f.superseded_at IS NULL AND f.removed_at IS NULL
+            ON CONFLICT (file_id) WHERE file_id IS NOT NULL DO UPDATE SET body = EXCLUDED.body;
+        EXCEPTION WHEN program_limit_exceeded THEN
+            v_error := SQLERRM;
+        END;
+    END IF;
+    UPDATE ioffice.search_extraction j SET done_at = now(), error = v_error
+    WHERE j.file_id = _search_extracted.file;
+END
+$$;
+REVOKE ALL ON FUNCTION _search_extracted(bigint, text, text) FROM PUBLIC;
+
 -- Is the role that called search() a reader (the policy visible_to_readers
 -- of document)?  search() is SECURITY DEFINER: current_user is its owner.
 CREATE FUNCTION _search_outer_is_reader() RETURNS boolean
@@ -3009,3 +3081,7 @@ COMMENT ON FUNCTION search(text, jsonb, int) IS
 -- the documents of 0.1, searchable at once
 INSERT INTO search_text (document_id, file_id, body)
 SELECT d.id, NULL, _search_metadata(d) FROM document d;
+-- and the text of their current PDFs, which the worker extracts
+INSERT INTO search_extraction (file_id, document_id)
+SELECT f.id, f.document_id FROM file f
+WHERE f.kind = 'pdf' AND f.superseded_at IS NULL AND f.removed_at IS NULL;
