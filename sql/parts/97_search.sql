@@ -352,3 +352,87 @@ END
 $$;
 COMMENT ON FUNCTION search(text, jsonb, int) IS
   'Documents the actor may see whose metadata or file text has the query''s words (accent-insensitive, exact spelling ranked first), with a snippet; filters: agency, doc_type, register, state, signer, direction, issued_from/to, created_from/to';
+
+-- Saved searches (Decree 30 Appendix VI III.6e): a person's named queries
+-- with their filters, seen and run by that person only.
+CREATE TABLE saved_search (
+    id          bigserial PRIMARY KEY,
+    person_id   bigint NOT NULL REFERENCES person,
+    name        text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    query       text NOT NULL CHECK (length(query) <= 1000),
+    filters     jsonb NOT NULL DEFAULT '{}',
+    saved_at    timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (person_id, name)
+);
+COMMENT ON TABLE saved_search IS 'A person''s saved searches (query and filters of search()), by name';
+ALTER TABLE saved_search ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own ON saved_search FOR SELECT
+    USING (person_id = (SELECT ioffice.current_person()));
+GRANT SELECT ON saved_search TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('saved_search', '');
+SELECT pg_catalog.pg_extension_config_dump('saved_search_id_seq', '');
+
+-- save_search(): the acting person's search under a name (a new one, or
+-- the one of that name changed); its filters are checked as search() would.
+CREATE FUNCTION save_search(name text, query text, filters jsonb DEFAULT '{}') RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_me bigint := ioffice.actor();
+    v_id bigint;
+BEGIN
+    PERFORM ioffice._search_filters(coalesce(save_search.filters, '{}'));
+    IF save_search.name IS NULL OR length(save_search.name) NOT BETWEEN 1 AND 200 THEN
+        RAISE EXCEPTION 'a saved search needs a name of 1 to 200 characters' USING ERRCODE = '22023';
+    END IF;
+    IF length(save_search.query) > 1000 THEN
+        RAISE EXCEPTION 'a saved search''s query has at most 1000 characters' USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO ioffice.saved_search AS s (person_id, name, query, filters)
+    VALUES (v_me, save_search.name, coalesce(save_search.query, ''), coalesce(save_search.filters, '{}'))
+    ON CONFLICT ON CONSTRAINT saved_search_person_id_name_key
+    DO UPDATE SET query = EXCLUDED.query, filters = EXCLUDED.filters, saved_at = now()
+    RETURNING s.id INTO v_id;
+    RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION save_search(text, text, jsonb) IS 'Saves the actor''s search (query and filters) under a name; returns its id';
+
+-- A saved search of the acting person, by id: another's is unknown (42704).
+CREATE FUNCTION _own_saved_search(saved bigint) RETURNS ioffice.saved_search
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r ioffice.saved_search;
+BEGIN
+    SELECT * INTO r FROM ioffice.saved_search s
+    WHERE s.id = saved AND s.person_id = ioffice.actor();
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown saved search %', saved USING ERRCODE = '42704';
+    END IF;
+    RETURN r;
+END
+$$;
+REVOKE ALL ON FUNCTION _own_saved_search(bigint) FROM PUBLIC;
+
+CREATE FUNCTION search_saved(saved bigint, "limit" int DEFAULT 100)
+RETURNS TABLE(document bigint, rank real, snippet text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r ioffice.saved_search := ioffice._own_saved_search(saved);
+BEGIN
+    RETURN QUERY SELECT * FROM ioffice.search(r.query, r.filters, search_saved."limit");
+END
+$$;
+COMMENT ON FUNCTION search_saved(bigint, int) IS 'Runs one of the actor''s saved searches: search() with its query and filters';
+
+CREATE FUNCTION drop_saved_search(saved bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM ioffice._own_saved_search(saved);
+    DELETE FROM ioffice.saved_search s WHERE s.id = saved;
+END
+$$;
+COMMENT ON FUNCTION drop_saved_search(bigint) IS 'Deletes one of the actor''s saved searches';

@@ -161,6 +161,26 @@ SET ROLE regress_search_app;
 SELECT regress_error('SELECT count(*) FROM ioffice.search_text', 0);
 RESET ROLE;
 
+-- Saved searches: a person's own, run with search()'s rights
+SET ioffice.actor = 'regress_luan';
+SELECT ioffice.save_search('Ma túy, báo cáo', 'ma tuy', '{"doc_type": "BC"}') AS saved \gset
+SELECT ioffice.save_search('Ma túy, báo cáo', 'ma túy', '{"doc_type": "BC"}') = :saved AS same_name_same_row;
+SELECT string_agg(coalesce(n.name, 'other'), ' ' ORDER BY n.name) AS luan_saved
+FROM ioffice.search_saved(:saved) s LEFT JOIN names n ON n.id = s.document;
+SELECT regress_error($$SELECT ioffice.save_search('x', 'ma', '{"type": "BC"}')$$, 0);
+SELECT regress_error($$SELECT ioffice.save_search('', 'ma')$$, 0);
+SET ioffice.actor = 'regress_tuan';
+SELECT ioffice.save_search('Ma túy, báo cáo', 'ma tuy') <> :saved AS own_name_space;
+SELECT regress_error('SELECT * FROM ioffice.search_saved(' || :saved || ')', :saved);
+SELECT regress_error('SELECT ioffice.drop_saved_search(' || :saved || ')', :saved);
+SET ROLE regress_search_app;
+SELECT count(*) AS tuan_sees_saved, bool_and(query = 'ma tuy') AS only_his FROM ioffice.saved_search;
+RESET ROLE;
+SET ioffice.actor = 'regress_luan';
+SELECT ioffice.drop_saved_search(:saved);
+SELECT count(*) AS luan_saved_left FROM ioffice.saved_search WHERE person_id = ioffice.actor();
+RESET ioffice.actor;
+
 -- The text index is used: a few thousand documents, and a word in a few
 SELECT id AS luan, unit_id AS vp FROM ioffice.person WHERE login = 'regress_luan' \gset
 INSERT INTO ioffice.document (doc_type, abstract, state, agency_id, drafting_unit_id, drafter_id)
