@@ -2851,8 +2851,10 @@ BEGIN
         INSERT INTO ioffice.search_extraction (file_id, document_id)
         VALUES (NEW.id, NEW.document_id) ON CONFLICT DO NOTHING;
     ELSE
-        DELETE FROM ioffice.search_text WHERE file_id = NEW.id;
+        -- the job first: this waits for the worker recording its text
+        -- (_search_extracted), whose row the next statement then sees
         DELETE FROM ioffice.search_extraction WHERE file_id = NEW.id AND done_at IS NULL;
+        DELETE FROM ioffice.search_text WHERE file_id = NEW.id;
     END IF;
     RETURN NULL;
 END
@@ -2866,14 +2868,21 @@ CREATE TRIGGER search_text_current AFTER UPDATE OF superseded_at, removed_at ON 
     EXECUTE FUNCTION _search_file();
 
 -- The worker's answer for one file: its text (kept if the file is still
--- current), or why there is none.  A text too long for a text search vector
--- fails its job, not the worker.
+-- current), or why there is none.  The job is locked first: a file
+-- replaced or removed meanwhile has no job left (the trigger above), or
+-- is seen as no longer current by the statements after the lock.  A text
+-- too long for a text search vector fails its job, not the worker.
 CREATE FUNCTION _search_extracted(file bigint, body text, error text) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_error text := error;
 BEGIN
+    PERFORM 1 FROM ioffice.search_extraction j
+    WHERE j.file_id = _search_extracted.file AND j.done_at IS NULL FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
     IF v_error IS NULL AND btrim(body, E' \t\n\r\f') = '' THEN
         v_error := 'the PDF has no text (a scan?)';
     END IF;

@@ -4,8 +4,8 @@
  *	  file, extracted by poppler's pdftotext, for search_text.
  *
  * A trigger on table file queues every PDF attached (search_extraction,
- * sql/parts/97_search.sql).  Here, one file per step, in a transaction of
- * its own: the job's row is locked, pdftotext runs outside the server with
+ * sql/parts/97_search.sql).  Here, one file per step: pdftotext runs
+ * outside the server (and outside any transaction) with
  * the PDF helper's limits (address space, CPU, wall clock: pdf_helper.c;
  * a PDF parser fed with files from outside never runs in a postmaster
  * child), its text is cut at ioffice.search_text_max and stored by
@@ -24,6 +24,7 @@
 #include "pgstat.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
 #include "ioffice.h"
@@ -117,22 +118,40 @@ extract_pdf(const char *pdf, size_t len, StringInfo text)
 
 /*
  * One job, if one waits: true when one was done (there may be more).
+ *
+ * Three steps, so that no lock and no snapshot is held while pdftotext runs
+ * (up to ioffice.pdf_helper_timeout): the job and the file's bytes are read
+ * in a transaction; the text is extracted outside any; its outcome is
+ * recorded in another, by _search_extracted(), which first locks the job
+ * and keeps nothing for a file that was replaced or removed meanwhile (the
+ * trigger that removes it takes the same lock).
  */
 bool
 ioffice_worker_extract_step(void)
 {
+	static MemoryContext cxt = NULL;
+	MemoryContext oldcxt;
 	Oid			argtypes[3] = {INT8OID, TEXTOID, TEXTOID};
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
 	bool		isnull;
-	bool		done = false;
+	int64		file = 0;
+	char	   *pdf = NULL;
+	size_t		pdf_len = 0;
+	StringInfoData text;
+	char	   *reason;
 
+	if (cxt == NULL)
+		cxt = AllocSetContextCreate(TopMemoryContext, "ioffice text extraction",
+									ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(cxt);
+
+	/* the next job and its file's bytes */
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
-
 	if (SPI_execute("SELECT pg_catalog.to_regclass('ioffice.search_extraction') IS NOT NULL",
 					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "ioffice: could not look for search_extraction");
@@ -140,38 +159,54 @@ ioffice_worker_extract_step(void)
 	{
 		if (SPI_execute("SELECT j.file_id, f.content FROM ioffice.search_extraction j "
 						"JOIN ioffice.file f ON f.id = j.file_id "
-						"WHERE j.done_at IS NULL ORDER BY j.file_id "
-						"LIMIT 1 FOR UPDATE OF j SKIP LOCKED", false, 1) != SPI_OK_SELECT)
+						"WHERE j.done_at IS NULL ORDER BY j.file_id LIMIT 1", true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "ioffice: could not read the text extraction queue");
 		if (SPI_processed == 1)
 		{
-			int64		file = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-														   SPI_tuptable->tupdesc, 1, &isnull));
-			bytea	   *pdf = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
-															SPI_tuptable->tupdesc, 2, &isnull));
-			StringInfoData text;
-			char	   *reason;
+			bytea	   *content;
 
-			pgstat_report_activity(STATE_RUNNING, "ioffice worker: extracting a file's text for search");
-			initStringInfo(&text);
-			reason = extract_pdf(VARDATA_ANY(pdf), VARSIZE_ANY_EXHDR(pdf), &text);
-			values[0] = Int64GetDatum(file);
-			values[1] = reason ? (Datum) 0 : CStringGetTextDatum(text.data);
-			nulls[1] = reason ? 'n' : ' ';
-			values[2] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
-			nulls[2] = reason ? ' ' : 'n';
-			if (SPI_execute_with_args("SELECT ioffice._search_extracted($1, $2, $3)", 3, argtypes,
-									  values, nulls, false, 1) != SPI_OK_SELECT)
-				elog(ERROR, "ioffice: could not record the text of file %lld", (long long) file);
-			if (reason)
-				elog(LOG, "ioffice: no text extracted from file %lld: %s", (long long) file, reason);
-			done = true;
+			file = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+											   &isnull));
+			content = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
+													&isnull));
+			pdf_len = VARSIZE_ANY_EXHDR(content);
+			pdf = MemoryContextAlloc(cxt, pdf_len + 1);
+			memcpy(pdf, VARDATA_ANY(content), pdf_len);
 		}
 	}
-
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	if (file == 0)
+		return false;
+
+	/* its text, outside the server */
+	pgstat_report_activity(STATE_RUNNING, "ioffice worker: extracting a file's text for search");
+	oldcxt = MemoryContextSwitchTo(cxt);
+	initStringInfo(&text);
+	reason = extract_pdf(pdf, pdf_len, &text);
+	MemoryContextSwitchTo(oldcxt);
+
+	/* what came of it */
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	values[0] = Int64GetDatum(file);
+	values[1] = reason ? (Datum) 0 : CStringGetTextDatum(text.data);
+	nulls[1] = reason ? 'n' : ' ';
+	values[2] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
+	nulls[2] = reason ? ' ' : 'n';
+	if (SPI_execute_with_args("SELECT ioffice._search_extracted($1, $2, $3)", 3, argtypes,
+							  values, nulls, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not record the text of file %lld", (long long) file);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	if (reason)
+		elog(LOG, "ioffice: no text extracted from file %lld: %s", (long long) file, reason);
+	MemoryContextReset(cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
-	return done;
+	return true;
 }
