@@ -1,9 +1,12 @@
 /*-------------------------------------------------------------------------
  * text_jobs.c
- *	  The signer process's part in search(): the text of each current PDF
- *	  file, extracted by poppler's pdftotext, for search_text.
+ *	  The signer process's part in search(): the text of each current PDF,
+ *	  docx and xlsx file, for search_text: a PDF's by poppler's pdftotext,
+ *	  a docx's or xlsx's by workers/ioffice_text.py (the zip's XML parts,
+ *	  read by pattern, bounded).  DOC and XLS (binary Word and Excel) are
+ *	  not read: their text would need LibreOffice.
  *
- * A trigger on table file queues every PDF attached (search_extraction,
+ * A trigger on table file queues every such file attached (search_extraction,
  * sql/parts/97_search.sql).  Here, one file per step: pdftotext runs
  * outside the server (and outside any transaction) with
  * the PDF helper's limits (address space, CPU, wall clock: pdf_helper.c;
@@ -21,12 +24,14 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
+#include "convert.h"
 #include "ioffice.h"
 #include "worker.h"
 
@@ -93,11 +98,21 @@ clean_text(StringInfo s)
 	s->data[o] = '\0';
 }
 
-/* pdftotext over the PDF: NULL and its text, or why it failed */
+/*
+ * The file's text: NULL and its text, or why there is none.  A PDF's by
+ * pdftotext; a docx's or xlsx's by workers/ioffice_text.py (installed in the
+ * share directory), with the converter's Python (ioffice.convert_python).
+ */
 static char *
-extract_pdf(const char *pdf, size_t len, StringInfo text)
+extract_text(const char *kind, const char *data, size_t len, StringInfo text)
 {
-	char	   *argv[] = {NULL, "-q", "-enc", "UTF-8", "-nopgbrk", "-", "-", NULL};
+	char		share[MAXPGPATH];
+	char		max_text[32];
+	char	   *pdf_argv[] = {NULL, "-q", "-enc", "UTF-8", "-nopgbrk", "-", "-", NULL};
+	char	   *zip_argv[] = {NULL, "-I", NULL, NULL, max_text, NULL};
+	size_t		max_out = (size_t) ioffice_search_text_max * 1024;
+	bool		is_pdf = strcmp(kind, "pdf") == 0;
+	const char *name = is_pdf ? "pdftotext" : "the text helper";
 	bool		truncated = false;
 	int			exit_code = -1;
 	char	   *reason;
@@ -105,13 +120,22 @@ extract_pdf(const char *pdf, size_t len, StringInfo text)
 	if (len > (size_t) ioffice_search_file_max * 1024 * 1024)
 		return psprintf("the file is larger than ioffice.search_file_max (%d MB)",
 						ioffice_search_file_max);
-	reason = ioffice_helper_run_program(PDFTOTEXT_PATH, "pdftotext", argv, pdf, len, text,
-										(size_t) ioffice_search_text_max * 1024,
-										&truncated, &exit_code);
+	if (is_pdf)
+		reason = ioffice_helper_run_program(PDFTOTEXT_PATH, name, pdf_argv, data, len, text,
+											max_out, &truncated, &exit_code);
+	else
+	{
+		get_share_path(my_exec_path, share);
+		zip_argv[2] = psprintf("%s/extension/ioffice_text.py", share);
+		zip_argv[3] = unconstify(char *, kind);
+		snprintf(max_text, sizeof(max_text), "%zu", max_out);
+		reason = ioffice_helper_run_program(ioffice_convert_python, name, zip_argv, data, len,
+											text, max_out, &truncated, &exit_code);
+	}
 	if (reason != NULL)
 		return reason;
 	if (exit_code != 0)
-		return psprintf("pdftotext could not read the PDF (exit status %d)", exit_code);
+		return psprintf("%s could not read the %s file (exit status %d)", name, kind, exit_code);
 	clean_text(text);
 	return NULL;
 }
@@ -138,6 +162,7 @@ ioffice_worker_extract_step(void)
 	int64		file = 0;
 	char	   *pdf = NULL;
 	size_t		pdf_len = 0;
+	char		kind[16] = "";
 	StringInfoData text;
 	char	   *reason;
 
@@ -157,7 +182,7 @@ ioffice_worker_extract_step(void)
 		elog(ERROR, "ioffice: could not look for search_extraction");
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 	{
-		if (SPI_execute("SELECT j.file_id, f.content FROM ioffice.search_extraction j "
+		if (SPI_execute("SELECT j.file_id, f.content, f.kind FROM ioffice.search_extraction j "
 						"JOIN ioffice.file f ON f.id = j.file_id "
 						"WHERE j.done_at IS NULL ORDER BY j.file_id LIMIT 1", true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "ioffice: could not read the text extraction queue");
@@ -172,6 +197,7 @@ ioffice_worker_extract_step(void)
 			pdf_len = VARSIZE_ANY_EXHDR(content);
 			pdf = MemoryContextAlloc(cxt, pdf_len + 1);
 			memcpy(pdf, VARDATA_ANY(content), pdf_len);
+			strlcpy(kind, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3), sizeof(kind));
 		}
 	}
 	SPI_finish();
@@ -184,7 +210,7 @@ ioffice_worker_extract_step(void)
 	pgstat_report_activity(STATE_RUNNING, "ioffice worker: extracting a file's text for search");
 	oldcxt = MemoryContextSwitchTo(cxt);
 	initStringInfo(&text);
-	reason = extract_pdf(pdf, pdf_len, &text);
+	reason = extract_text(kind, pdf, pdf_len, &text);
 	MemoryContextSwitchTo(oldcxt);
 
 	/* what came of it */

@@ -96,10 +96,10 @@ CREATE TRIGGER search_text AFTER INSERT OR UPDATE OF abstract, doc_type, number,
     issued_on, sender_date, identifier, doc_type_name, signer_name, drafting_unit_name
     ON document FOR EACH ROW EXECUTE FUNCTION _search_document();
 
--- The text of files: each PDF attached is queued here, and the signing
--- worker extracts its text with poppler's pdftotext, outside the server
--- and under the PDF helper's limits (workers/text_jobs.c), into
--- search_text.  done_at: when it was done (error: why there is no text).
+-- The text of files: each PDF, docx or xlsx attached is queued here, and
+-- the signing worker extracts its text (poppler's pdftotext; for docx and
+-- xlsx workers/ioffice_text.py), outside the server and under the PDF
+-- helper's limits (workers/text_jobs.c), into search_text.  done_at: when it was done (error: why there is no text).
 CREATE TABLE search_extraction (
     file_id     bigint PRIMARY KEY,
     document_id bigint NOT NULL REFERENCES document,
@@ -113,8 +113,8 @@ REVOKE ALL ON search_extraction FROM PUBLIC;
 GRANT SELECT ON search_extraction TO ioffice_admin;
 SELECT pg_catalog.pg_extension_config_dump('search_extraction', '');
 
--- A file's text is searched while the file is current: a PDF attached is
--- queued; a file replaced or removed leaves search (and the queue).
+-- A file's text is searched while the file is current: a PDF, docx or
+-- xlsx attached is queued; a file replaced or removed leaves search (and the queue).
 CREATE FUNCTION _search_file() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -136,7 +136,7 @@ END
 $$;
 REVOKE ALL ON FUNCTION _search_file() FROM PUBLIC;
 CREATE TRIGGER search_extraction AFTER INSERT ON file
-    FOR EACH ROW WHEN (NEW.kind = 'pdf' AND NEW.superseded_at IS NULL AND NEW.removed_at IS NULL)
+    FOR EACH ROW WHEN (NEW.kind IN ('pdf', 'docx', 'xlsx') AND NEW.superseded_at IS NULL AND NEW.removed_at IS NULL)
     EXECUTE FUNCTION _search_file();
 CREATE TRIGGER search_text_current AFTER UPDATE OF superseded_at, removed_at ON file
     FOR EACH ROW WHEN (NEW.superseded_at IS NOT NULL OR NEW.removed_at IS NOT NULL)
@@ -159,7 +159,7 @@ BEGIN
         RETURN;
     END IF;
     IF v_error IS NULL AND btrim(body, E' \t\n\r\f') = '' THEN
-        v_error := 'the PDF has no text (a scan?)';
+        v_error := 'the file has no text (a scan?)';
     END IF;
     IF v_error IS NULL THEN
         BEGIN

@@ -1,6 +1,7 @@
 # search() over the text of files: the signing worker extracts each current
 # PDF's text with pdftotext (outside the server, under the PDF helper's
-# limits), cut at ioffice.search_text_max; a PDF it cannot read, or larger
+# limits), and each docx's and xlsx's (workers/ioffice_text.py), cut at
+# ioffice.search_text_max; a file it cannot read, or larger
 # than ioffice.search_file_max, fails its own job and the others go on; a
 # file replaced or removed leaves search; a person finds a file's text only
 # when they may see its document.
@@ -11,6 +12,7 @@ use lib dirname(__FILE__);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IO::Compress::Zip qw($ZipError :zip_method);
 
 use IofficeTest;
 
@@ -68,12 +70,30 @@ sub pdf_hex
 # Latin-1 bytes for the PDF's string (WinAnsi), from Perl characters
 sub latin1 { my ($s) = @_; utf8::decode($s); return join('', map { chr(ord($_)) } split //, $s); }
 
+# A zip of the named parts (a docx or an xlsx when the parts say so), as hex
+sub zip_hex
+{
+	my (%parts) = @_;
+	my ($buf, $z) = ('', undef);
+	for my $name (sort keys %parts)
+	{
+		if ($z) { $z->newStream(Name => $name, Method => ZIP_CM_STORE); }
+		else { $z = IO::Compress::Zip->new(\$buf, Name => $name, Method => ZIP_CM_STORE) or die $ZipError; }
+		$z->print($parts{$name});
+	}
+	$z->close;
+	# a corrupted part: its bytes are not those its CRC-32 names
+	$buf =~ s/BROKENBROKEN/CORRUPTED!!!/;
+	return unpack('H*', $buf);
+}
+
 sub new_doc
 {
-	my ($abstract, $hex) = @_;
+	my ($abstract, $hex, $name) = @_;
+	$name //= 'tep.pdf';
 	my $doc = as_actor($node, 'postgres', 'regress_luan', "SELECT ioffice.create_outgoing('CV', '$abstract')");
 	my $file = as_actor($node, 'postgres', 'regress_luan',
-		"SELECT ioffice.attach($doc, 'tep.pdf', decode('$hex', 'hex'))");
+		"SELECT ioffice.attach($doc, '$name', decode('$hex', 'hex'))");
 	return ($doc, $file);
 }
 
@@ -85,15 +105,33 @@ my ($d_bad, $f_bad) = new_doc('Tệp hỏng', unpack('H*', "%PDF-1.4\n" . ('garb
 my ($d_big, $f_big) = new_doc('Tệp lớn',
 	unpack('H*', pack('H*', pdf_hex('Thuy loi lon')) . ("%" . ('x' x 99) . "\n") x 11000));
 my ($d_after, $f_after) = new_doc('Tờ trình', pdf_hex('To trinh du an thuy dien Nam Ma'));
+my ($d_docx, $f_docx) = new_doc('Dự thảo quyết định', zip_hex(
+	'[Content_Types].xml' => '<Types/>',
+	'word/document.xml' => '<w:document><w:body><w:p><w:r><w:t>Quyết định phê duyệt</w:t></w:r>'
+	  . '<w:r><w:t xml:space="preserve"> đề án &amp; chuyển đổi số</w:t></w:r></w:p>'
+	  . '<w:p><w:r><w:t>Đoạn hai</w:t></w:r></w:p></w:body></w:document>'), 'du_thao.docx');
+my ($d_xlsx, $f_xlsx) = new_doc('Danh sách', zip_hex(
+	'[Content_Types].xml' => '<Types/>',
+	'xl/workbook.xml' => '<workbook/>',
+	'xl/sharedStrings.xml' => '<sst><si><t>Danh sách hộ nghèo</t></si><si><t>Xã Mường Lạn</t></si></sst>'),
+	'danh_sach.xlsx');
+# a docx whose document part is corrupted
+my ($d_baddocx, $f_baddocx) = new_doc('Tệp Word hỏng', zip_hex(
+	'[Content_Types].xml' => '<Types/>', 'word/document.xml' => '<w:t>BROKENBROKEN</w:t>'), 'hong.docx');
 
 ok($node->poll_query_until('postgres',
-	'SELECT count(*) = 5 FROM ioffice.search_extraction WHERE done_at IS NOT NULL'),
+	'SELECT count(*) = 8 FROM ioffice.search_extraction WHERE done_at IS NOT NULL'),
 	'the worker has done every extraction job');
 is($node->safe_psql('postgres',
 	"SELECT string_agg(file_id || ':' || coalesce(error, 'ok'), ' ' ORDER BY file_id) FROM ioffice.search_extraction"),
-	"$f_text:ok $f_long:ok $f_bad:pdftotext could not read the PDF (exit status 1) "
-	  . "$f_big:the file is larger than ioffice.search_file_max (1 MB) $f_after:ok",
-	'the unreadable and the too large PDF fail their own jobs; the one after them is done');
+	"$f_text:ok $f_long:ok $f_bad:pdftotext could not read the pdf file (exit status 1) "
+	  . "$f_big:the file is larger than ioffice.search_file_max (1 MB) $f_after:ok $f_docx:ok $f_xlsx:ok "
+	  . "$f_baddocx:the text helper could not read the docx file (exit status 1)",
+	'the unreadable and the too large files fail their own jobs; the ones after them are done');
+is(as_actor($node, 'postgres', 'regress_luan', "SELECT string_agg(document::text, ',') FROM ioffice.search('chuyen doi so')"),
+	$d_docx, 'a docx is found by its text');
+is(as_actor($node, 'postgres', 'regress_luan', "SELECT string_agg(document::text, ',') FROM ioffice.search('muong lan ho ngheo')"),
+	$d_xlsx, 'an xlsx is found by its text');
 is($node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()'), $started,
 	'the server never restarted');
 
