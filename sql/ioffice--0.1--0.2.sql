@@ -3076,8 +3076,10 @@ BEGIN
         ORDER BY b.r DESC, b.document_id DESC
         LIMIT search."limit"
     )
+    -- (the snippet from the first 64 kB of a file's text: ts_headline
+    -- parses all it is given, and a page of results has up to "limit")
     SELECT x.document_id, x.r::real,
-           ts_headline('ioffice.search_vi'::regconfig, x.body, v_any,
+           ts_headline('ioffice.search_vi'::regconfig, left(x.body, 65536), v_any,
                        'StartSel=«, StopSel=», MaxWords=30, MinWords=12, ShortWord=0, '
                        'MaxFragments=2, FragmentDelimiter=" … "')
     FROM found x
