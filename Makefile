@@ -41,6 +41,8 @@ OBJS = \
 	extension/import_issued.o \
 	extension/dates.o \
 	extension/bytes.o \
+	extension/search.o \
+	workers/text_jobs.o \
 	workers/outbox_delivery.o
 
 # The install script of the current version is built from its parts, one
@@ -50,6 +52,8 @@ DATA_built = sql/ioffice--0.2.sql
 DATA = sql/ioffice--0.1--0.2.sql
 # the converter helper the signing worker runs (workers/converter.c)
 DATA += workers/ioffice_convert.py
+# the text of docx and xlsx files for search (workers/text_jobs.c)
+DATA += workers/ioffice_text.py
 SQL_PARTS = $(sort $(wildcard $(srcdir)/sql/parts/*.sql))
 
 PG_CONFIG ?= pg_config

@@ -142,6 +142,7 @@ _PG_init(void)
 	ioffice_audit_sign_init();
 	ioffice_pdf_helper_init();
 	ioffice_token_signing_init();
+	ioffice_text_jobs_init();
 	ioffice_worker_init();
 	MarkGUCPrefixReserved("ioffice");
 	ioffice_engine_scope_init();

@@ -162,6 +162,9 @@ extern int	ioffice_pdf_helper_timeout;
 extern void ioffice_pdf_helper_init(void);
 extern char *ioffice_pdf_helper_run(char **argv, const char *in, size_t in_len,
 									StringInfo out, int *exit_code);
+extern char *ioffice_helper_run_program(const char *path, const char *name, char **argv,
+										const char *in, size_t in_len, StringInfo out,
+										size_t max_out, bool *truncated, int *exit_code);
 extern char *ioffice_pdf_helper_serve(const char *header, const char *in, size_t in_len,
 									  StringInfo out, int *status);
 extern char *ioffice_pdf_helper_once(const char *header, const char *in, size_t in_len,

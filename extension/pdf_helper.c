@@ -109,6 +109,7 @@ typedef struct HelperProc
 	pid_t		pid;
 	int			in_fd;			/* we write the PDF */
 	int			out_fd;			/* we read the answer */
+	const char *name;			/* in messages: "the PDF helper", "pdftotext" */
 } HelperProc;
 
 static void
@@ -129,28 +130,31 @@ helper_kill(HelperProc *h)
 }
 
 static char *
-status_reason(int status)
+status_reason(const char *name, int status)
 {
 	if (WIFSIGNALED(status))
 	{
 		int			sig = WTERMSIG(status);
 
 		if (sig == SIGXCPU)
-			return psprintf("the PDF helper used more than %d s of CPU", ioffice_pdf_helper_cpu);
-		return psprintf("the PDF helper was killed by signal %d (%s)", sig, strsignal(sig));
+			return psprintf("%s used more than %d s of CPU", name, ioffice_pdf_helper_cpu);
+		return psprintf("%s was killed by signal %d (%s)", name, sig, strsignal(sig));
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-		return pstrdup("the PDF helper could not be started");
-	return psprintf("the PDF helper failed (exit status %d)",
+		return psprintf("%s could not be started", name);
+	return psprintf("%s failed (exit status %d)", name,
 					WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
 /*
  * Pump the input in and the answer out until the helper closes its stdout,
  * then reap it; all within the deadline.  Returns NULL or why it failed.
+ * With max_out, an answer that reaches max_out bytes is cut there and the
+ * helper is not waited for (*truncated; the caller kills it).
  */
 static char *
-helper_talk(HelperProc *h, const char *in, size_t in_len, StringInfo out, int *exit_code)
+helper_talk(HelperProc *h, const char *in, size_t in_len, StringInfo out, size_t max_out,
+			bool *truncated, int *exit_code)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   ioffice_pdf_helper_timeout * 1000);
@@ -170,7 +174,7 @@ helper_talk(HelperProc *h, const char *in, size_t in_len, StringInfo out, int *e
 
 		CHECK_FOR_INTERRUPTS();
 		if (ms <= 0)
-			return psprintf("the PDF helper did not finish within %d s", ioffice_pdf_helper_timeout);
+			return psprintf("%s did not finish within %d s", h->name, ioffice_pdf_helper_timeout);
 		fds[n].fd = h->out_fd;
 		fds[n++].events = POLLIN;
 		if (h->in_fd >= 0)
@@ -203,11 +207,22 @@ helper_talk(HelperProc *h, const char *in, size_t in_len, StringInfo out, int *e
 		if (fds[0].revents & (POLLIN | POLLERR | POLLHUP))
 		{
 			ssize_t		r;
+			size_t		room = 65536;
 
-			if (out->len + 65536 >= HELPER_MAX_OUTPUT)
-				return pstrdup("the PDF helper answered too much");
-			enlargeStringInfo(out, 65536);
-			r = read(h->out_fd, out->data + out->len, 65536);
+			if (max_out > 0)
+			{
+				if ((size_t) out->len >= max_out)
+				{
+					*truncated = true;
+					*exit_code = 0;
+					return NULL;
+				}
+				room = Min(room, max_out - out->len);
+			}
+			else if (out->len + 65536 >= HELPER_MAX_OUTPUT)
+				return psprintf("%s answered too much", h->name);
+			enlargeStringInfo(out, room);
+			r = read(h->out_fd, out->data + out->len, room);
 			if (r < 0 && errno != EAGAIN && errno != EINTR)
 				return psprintf("reading the PDF helper's answer: %m");
 			if (r == 0)
@@ -236,7 +251,7 @@ helper_talk(HelperProc *h, const char *in, size_t in_len, StringInfo out, int *e
 		}
 		CHECK_FOR_INTERRUPTS();
 		if (TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline) <= 0)
-			return psprintf("the PDF helper did not finish within %d s", ioffice_pdf_helper_timeout);
+			return psprintf("%s did not finish within %d s", h->name, ioffice_pdf_helper_timeout);
 		pg_usleep(2000);
 	}
 	h->pid = 0;
@@ -245,7 +260,7 @@ helper_talk(HelperProc *h, const char *in, size_t in_len, StringInfo out, int *e
 		*exit_code = WEXITSTATUS(status);
 		return NULL;
 	}
-	return status_reason(status);
+	return status_reason(h->name, status);
 }
 
 /*
@@ -260,16 +275,34 @@ ioffice_pdf_helper_run(char **argv, const char *in, size_t in_len, StringInfo ou
 					   int *exit_code)
 {
 	char		path[MAXPGPATH];
+	bool		truncated = false;
+
+	helper_path(path);
+	return ioffice_helper_run_program(path, "the PDF helper", argv, in, in_len, out, 0,
+									  &truncated, exit_code);
+}
+
+/*
+ * The same for another program (path: its absolute path; name: what the
+ * messages call it), under the same limits: pdftotext for search
+ * (workers/text_jobs.c).  With max_out, its answer is cut at max_out bytes
+ * (*truncated) rather than refused.
+ */
+char *
+ioffice_helper_run_program(const char *path, const char *name, char **argv,
+						   const char *in, size_t in_len, StringInfo out, size_t max_out,
+						   bool *truncated, int *exit_code)
+{
 	int			in_pipe[2] = {-1, -1};
 	int			out_pipe[2] = {-1, -1};
-	HelperProc	h = {0, -1, -1};
+	HelperProc	h = {0, -1, -1, name};
 	char	   *volatile reason = NULL;
 
 	*exit_code = -1;
-	helper_path(path);
-	argv[0] = path;
+	*truncated = false;
+	argv[0] = unconstify(char *, path);
 	if (access(path, X_OK) != 0)
-		return psprintf("the PDF helper %s cannot be run: %m", path);
+		return psprintf("%s (%s) cannot be run: %m", name, path);
 	if (pipe(in_pipe) != 0 || pipe(out_pipe) != 0)
 	{
 		reason = psprintf("pipe: %m");
@@ -298,7 +331,7 @@ ioffice_pdf_helper_run(char **argv, const char *in, size_t in_len, StringInfo ou
 
 	PG_TRY();
 	{
-		reason = helper_talk(&h, in, in_len, out, exit_code);
+		reason = helper_talk(&h, in, in_len, out, max_out, truncated, exit_code);
 	}
 	PG_CATCH();
 	{
@@ -335,7 +368,7 @@ fail:
  */
 #define SERVED_REQUESTS 200
 
-static HelperProc served = {0, -1, -1};
+static HelperProc served = {0, -1, -1, "the PDF helper"};
 static int	served_requests = 0;
 
 static char *
@@ -512,7 +545,7 @@ served_talk(const char *header, const char *in, size_t in_len, StringInfo out, i
 				while (waitpid(served.pid, &st, 0) < 0 && errno == EINTR)
 					;
 				served.pid = 0;
-				return status_reason(st);
+				return status_reason(served.name, st);
 			}
 			if (r > 0)
 			{

@@ -89,6 +89,12 @@ extern long ioffice_worker_audit_wait_ms(long max_ms);
 /* count_jobs.c: dashboard()'s counter deltas folded, about every second */
 extern void ioffice_worker_fold_counts(void);
 
+/* text_jobs.c: a PDF's text extracted for search(); true when one was */
+extern int	ioffice_search_text_max;
+extern int	ioffice_search_file_max;
+extern void ioffice_text_jobs_init(void);	/* its settings */
+extern bool ioffice_worker_extract_step(void);
+
 /* the deliverer's loop (outbox_delivery.c); returns never */
 extern void ioffice_deliverer_loop(void) pg_attribute_noreturn();
 

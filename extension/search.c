@@ -1,0 +1,186 @@
+/*-------------------------------------------------------------------------
+ * search.c
+ *	  The text search dictionary of search() (sql/parts/97_search.sql): the
+ *	  words of Vietnamese text folded to their letters without tones and
+ *	  marks ("Nghị định" -> "nghi", "dinh"; "Đà" -> "da"), plus the word as
+ *	  written (lower case, composed) when it differs, so that an unaccented
+ *	  query finds every spelling and an accented one can rank its own
+ *	  spelling first.  And the test search() makes of its caller's role.
+ *
+ * Our own dictionary rather than contrib's unaccent: the folding of the
+ * Vietnamese alphabet is fixed (Unicode's canonical decomposition of each
+ * letter, and đ), so the text search configuration built on it is truly
+ * immutable and its vectors can be stored and indexed; unaccent's rules
+ * file can be edited by a DBA under stored vectors and indexes, and an
+ * extension that requires unaccent would need CASCADE in every CREATE
+ * EXTENSION and before every upgrade from 0.1.
+ *
+ * Both forms are given as alternatives (two variants at one position): a
+ * vector holds "ma" and "má" for the word "má"; a query parsed with the
+ * folding configuration asks for ("ma" | "má"), which "ma", "mà" and "má"
+ * all match; a query parsed with the exact configuration ("exact = true":
+ * the written form only) asks for "má", which only "má" matches.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "commands/defrem.h"
+#include "common/unicode_norm.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "tsearch/ts_locale.h"
+#include "tsearch/ts_public.h"
+#include "utils/acl.h"
+
+#include "ioffice.h"
+
+PG_FUNCTION_INFO_V1(ioffice_search_fold_init);
+PG_FUNCTION_INFO_V1(ioffice_search_fold_lexize);
+PG_FUNCTION_INFO_V1(ioffice_search_outer_is_reader);
+
+typedef struct SearchFold
+{
+	bool		exact;			/* the written form only, not the folded one */
+} SearchFold;
+
+/* The combining marks of Vietnamese (and the rest of the block). */
+#define IS_COMBINING_MARK(c) ((c) >= 0x0300 && (c) <= 0x036F)
+#define CAPITAL_D_STROKE 0x0110
+#define SMALL_D_STROKE 0x0111
+
+Datum
+ioffice_search_fold_init(PG_FUNCTION_ARGS)
+{
+	List	   *options = (List *) PG_GETARG_POINTER(0);
+	SearchFold *d = palloc0(sizeof(SearchFold));
+	ListCell   *l;
+
+	foreach(l, options)
+	{
+		DefElem    *opt = (DefElem *) lfirst(l);
+
+		if (strcmp(opt->defname, "exact") == 0)
+			d->exact = defGetBoolean(opt);
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unrecognized ioffice search dictionary parameter: \"%s\"",
+							opt->defname)));
+	}
+	PG_RETURN_POINTER(d);
+}
+
+/* A zero-terminated array of code points as UTF-8, palloc'd. */
+static char *
+wchars_to_utf8(const pg_wchar *w)
+{
+	int			n = 0;
+	char	   *out,
+			   *p;
+
+	while (w[n] != 0)
+		n++;
+	out = p = palloc(n * 4 + 1);
+	for (int i = 0; i < n; i++)
+	{
+		unicode_to_utf8(w[i], (unsigned char *) p);
+		p += pg_utf_mblen((unsigned char *) p);
+	}
+	*p = '\0';
+	return out;
+}
+
+/*
+ * The word's two forms: *exact, lower case and composed (NFC); *folded, its
+ * letters without their marks and đ as d.  Lower case for the letters of
+ * the Vietnamese alphabet whatever the database's locale (the base letters
+ * of the decomposition are ASCII, and Đ): "ĐÀ" is "đà" even in a C locale.
+ */
+static void
+fold_word(const char *word, char **exact, char **folded)
+{
+	int			len = strlen(word);
+	pg_wchar   *in = palloc((len + 1) * sizeof(pg_wchar));
+	pg_wchar   *nfd,
+			   *nfc,
+			   *bare;
+	int			n,
+				k = 0;
+
+	n = pg_encoding_mb2wchar_with_len(PG_UTF8, word, in, len);
+	in[n] = 0;
+	nfd = unicode_normalize(UNICODE_NFD, in);
+	for (n = 0; nfd[n] != 0; n++)
+		;
+	bare = palloc((n + 1) * sizeof(pg_wchar));
+	for (int i = 0; i < n; i++)
+	{
+		pg_wchar	c = nfd[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c += 'a' - 'A';
+		else if (c == CAPITAL_D_STROKE)
+			c = SMALL_D_STROKE;
+		nfd[i] = c;
+		if (IS_COMBINING_MARK(c))
+			continue;
+		bare[k++] = (c == SMALL_D_STROKE) ? 'd' : c;
+	}
+	bare[k] = 0;
+	nfc = unicode_normalize(UNICODE_NFC, nfd);
+	*exact = wchars_to_utf8(nfc);
+	*folded = wchars_to_utf8(bare);
+}
+
+Datum
+ioffice_search_fold_lexize(PG_FUNCTION_ARGS)
+{
+	SearchFold *d = (SearchFold *) PG_GETARG_POINTER(0);
+	char	   *token = (char *) PG_GETARG_POINTER(1);
+	int32		len = PG_GETARG_INT32(2);
+	TSLexeme   *res = palloc0(sizeof(TSLexeme) * 3);
+	char	   *lower = lowerstr_with_len(token, len);
+	char	   *exact,
+			   *folded;
+
+	if (GetDatabaseEncoding() != PG_UTF8)
+	{
+		/* no code points to fold: the word in lower case, as 'simple' */
+		res[0].lexeme = lower;
+		PG_RETURN_POINTER(res);
+	}
+	fold_word(lower, &exact, &folded);
+	if (d->exact)
+		res[0].lexeme = exact;
+	else
+	{
+		res[0].nvariant = 1;
+		res[0].lexeme = folded;
+		if (strcmp(exact, folded) != 0)
+		{
+			res[1].nvariant = 2;
+			res[1].lexeme = exact;
+		}
+	}
+	PG_RETURN_POINTER(res);
+}
+
+/*
+ * Is the role that called search() (not the owner of that SECURITY DEFINER
+ * function) a reader, which the policy visible_to_readers of document lets
+ * read every ordinary document?  As register_export() decides it: a
+ * superuser holds every role's privileges, so only a real grant counts.
+ */
+Datum
+ioffice_search_outer_is_reader(PG_FUNCTION_ARGS)
+{
+	Oid			outer = GetOuterUserId();
+	Oid			reader = get_role_oid("ioffice_reader", true);
+
+	if (!OidIsValid(reader))
+		PG_RETURN_BOOL(false);
+	if (superuser_arg(outer))
+		PG_RETURN_BOOL(is_member_of_role_nosuper(outer, reader));
+	PG_RETURN_BOOL(has_privs_of_role(outer, reader));
+}

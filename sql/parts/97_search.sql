@@ -1,0 +1,449 @@
+-- ---------------------------------------------------------------------------
+-- Search (Decree 30 Appendix VI III.6d): search(query, filters) over every
+-- metadata field of a document and the text of its files
+-- ---------------------------------------------------------------------------
+
+-- Vietnamese without a stemmer: PostgreSQL's default parser cuts the words
+-- and our own dictionary (extension/search.c) gives each word folded
+-- ("Nghị định" -> nghi, dinh; "Đà Nẵng" -> da, nang) and, when it differs,
+-- as written in lower case (nghị, định), two alternatives at one position.
+-- search_vi stores and matches: an unaccented query finds every spelling;
+-- search_vi_exact parses the query as written, which ranks the documents
+-- spelling it so first (tones change the word: ma, má, mà).  No dependency
+-- on contrib's unaccent (a STABLE function whose rules a DBA may edit under
+-- stored vectors) or pg_trgm: the folding of the alphabet is fixed, so the
+-- configurations are immutable and the vectors are stored and indexed.
+CREATE FUNCTION _search_fold_init(internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'ioffice_search_fold_init' LANGUAGE C STRICT;
+CREATE FUNCTION _search_fold_lexize(internal, internal, internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'ioffice_search_fold_lexize' LANGUAGE C STRICT;
+CREATE TEXT SEARCH TEMPLATE search_fold (INIT = _search_fold_init, LEXIZE = _search_fold_lexize);
+CREATE TEXT SEARCH DICTIONARY search_fold (TEMPLATE = search_fold);
+COMMENT ON TEXT SEARCH DICTIONARY search_fold IS 'Vietnamese words folded (no tones, đ as d) and as written, in lower case';
+CREATE TEXT SEARCH DICTIONARY search_exact (TEMPLATE = search_fold, exact = true);
+COMMENT ON TEXT SEARCH DICTIONARY search_exact IS 'Vietnamese words as written, in lower case';
+CREATE TEXT SEARCH CONFIGURATION search_vi (COPY = pg_catalog.simple);
+ALTER TEXT SEARCH CONFIGURATION search_vi ALTER MAPPING REPLACE pg_catalog.simple WITH search_fold;
+COMMENT ON TEXT SEARCH CONFIGURATION search_vi IS 'What search() stores and matches: Vietnamese, accent-insensitive';
+CREATE TEXT SEARCH CONFIGURATION search_vi_exact (COPY = pg_catalog.simple);
+ALTER TEXT SEARCH CONFIGURATION search_vi_exact ALTER MAPPING REPLACE pg_catalog.simple WITH search_exact;
+COMMENT ON TEXT SEARCH CONFIGURATION search_vi_exact IS 'How search() ranks: the words of a query as written';
+
+-- What search() reads: one row per document for its metadata (file_id
+-- NULL), one per current file whose text the worker extracted.  Nobody
+-- reads it but search(), which applies the documents' visibility itself.
+CREATE TABLE search_text (
+    document_id bigint NOT NULL REFERENCES document,
+    -- no foreign key to file (see unit.parent_id): files are never deleted,
+    -- and a TRUNCATE of file must meet its own trigger's refusal
+    file_id     bigint,
+    body        text NOT NULL,
+    -- a slash separates words: the parser would read "15/QĐ-UBND" as a
+    -- path ("15/q") and a query "QĐ-UBND" would not find it
+    words       tsvector GENERATED ALWAYS AS
+                (to_tsvector('ioffice.search_vi'::regconfig, translate(body, '/', ' '))) STORED
+);
+CREATE UNIQUE INDEX search_text_metadata_idx ON search_text (document_id) WHERE file_id IS NULL;
+CREATE UNIQUE INDEX search_text_file_idx ON search_text (file_id) WHERE file_id IS NOT NULL;
+CREATE INDEX search_text_words_idx ON search_text USING gin (words);
+COMMENT ON TABLE search_text IS 'The text search() finds documents by: each document''s metadata, and its files'' text';
+ALTER TABLE search_text ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON search_text FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('search_text', '');
+
+-- The metadata a clerk searches by, as one text: the abstract first (the
+-- snippet shows it), then type, number and symbol, the sender's, agency,
+-- drafting unit, sender, signer, register, field, dates (dd/mm/yyyy) and
+-- identifier.  The names kept on the document at issue come first.
+CREATE FUNCTION _search_metadata(d ioffice.document) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT concat_ws(' · ', d.abstract,
+        coalesce(d.doc_type_name, (SELECT t.name FROM ioffice.doc_type t WHERE t.code = d.doc_type)),
+        CASE WHEN d.number IS NOT NULL THEN d.number || '/' || d.symbol ELSE d.symbol END,
+        d.sender_symbol,
+        (SELECT u.name FROM ioffice.unit u WHERE u.id = d.agency_id),
+        coalesce(d.drafting_unit_name, (SELECT u.name FROM ioffice.unit u WHERE u.id = d.drafting_unit_id)),
+        coalesce((SELECT u.name FROM ioffice.unit u WHERE u.id = d.sender_agency_id), d.sender_name),
+        coalesce(d.signer_name, (SELECT p.full_name FROM ioffice.person p WHERE p.id = d.signer_id)),
+        (SELECT r.name FROM ioffice.register r WHERE r.id = d.register_id),
+        d.field,
+        to_char(d.issued_on, 'DD/MM/YYYY'), to_char(d.sender_date, 'DD/MM/YYYY'),
+        d.identifier)
+$$;
+REVOKE ALL ON FUNCTION _search_metadata(ioffice.document) FROM PUBLIC;
+
+-- A document's metadata row follows the document (a restore brings the
+-- rows with the dump).  Only on the columns that are in it: a change of
+-- state writes nothing here.
+CREATE FUNCTION _search_document() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF ioffice._count_restoring() THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO ioffice.search_text AS s (document_id, file_id, body)
+    VALUES (NEW.id, NULL, ioffice._search_metadata(NEW))
+    ON CONFLICT (document_id) WHERE file_id IS NULL
+    DO UPDATE SET body = EXCLUDED.body WHERE s.body IS DISTINCT FROM EXCLUDED.body;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION _search_document() FROM PUBLIC;
+CREATE TRIGGER search_text AFTER INSERT OR UPDATE OF abstract, doc_type, number, symbol, sender_symbol,
+    agency_id, drafting_unit_id, sender_agency_id, sender_name, signer_id, register_id, field,
+    issued_on, sender_date, identifier, doc_type_name, signer_name, drafting_unit_name
+    ON document FOR EACH ROW EXECUTE FUNCTION _search_document();
+
+-- The text of files: each PDF, docx or xlsx attached is queued here, and
+-- the signing worker extracts its text (poppler's pdftotext; for docx and
+-- xlsx workers/ioffice_text.py), outside the server and under the PDF
+-- helper's limits (workers/text_jobs.c), into search_text.  done_at: when it was done (error: why there is no text).
+CREATE TABLE search_extraction (
+    file_id     bigint PRIMARY KEY,
+    document_id bigint NOT NULL REFERENCES document,
+    queued_at   timestamptz NOT NULL DEFAULT now(),
+    done_at     timestamptz,
+    error       text
+);
+CREATE INDEX search_extraction_queue_idx ON search_extraction (file_id) WHERE done_at IS NULL;
+COMMENT ON TABLE search_extraction IS 'Files whose text the worker extracts for search(): queued, done, or failed with the reason';
+REVOKE ALL ON search_extraction FROM PUBLIC;
+GRANT SELECT ON search_extraction TO ioffice_admin;
+SELECT pg_catalog.pg_extension_config_dump('search_extraction', '');
+
+-- A file's text is searched while the file is current: a PDF, docx or
+-- xlsx attached is queued; a file replaced or removed leaves search (and the queue).
+CREATE FUNCTION _search_file() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF ioffice._count_restoring() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO ioffice.search_extraction (file_id, document_id)
+        VALUES (NEW.id, NEW.document_id) ON CONFLICT DO NOTHING;
+    ELSE
+        -- the job first: this waits for the worker recording its text
+        -- (_search_extracted), whose row the next statement then sees
+        DELETE FROM ioffice.search_extraction WHERE file_id = NEW.id AND done_at IS NULL;
+        DELETE FROM ioffice.search_text WHERE file_id = NEW.id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION _search_file() FROM PUBLIC;
+CREATE TRIGGER search_extraction AFTER INSERT ON file
+    FOR EACH ROW WHEN (NEW.kind IN ('pdf', 'docx', 'xlsx') AND NEW.superseded_at IS NULL AND NEW.removed_at IS NULL)
+    EXECUTE FUNCTION _search_file();
+CREATE TRIGGER search_text_current AFTER UPDATE OF superseded_at, removed_at ON file
+    FOR EACH ROW WHEN (NEW.superseded_at IS NOT NULL OR NEW.removed_at IS NOT NULL)
+    EXECUTE FUNCTION _search_file();
+
+-- The worker's answer for one file: its text (kept if the file is still
+-- current), or why there is none.  The job is locked first: a file
+-- replaced or removed meanwhile has no job left (the trigger above), or
+-- is seen as no longer current by the statements after the lock.  A text
+-- too long for a text search vector fails its job, not the worker.
+CREATE FUNCTION _search_extracted(file bigint, body text, error text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_error text := error;
+BEGIN
+    PERFORM 1 FROM ioffice.search_extraction j
+    WHERE j.file_id = _search_extracted.file AND j.done_at IS NULL FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF v_error IS NULL AND btrim(body, E' \t\n\r\f') = '' THEN
+        v_error := 'the file has no text (a scan?)';
+    END IF;
+    IF v_error IS NULL THEN
+        BEGIN
+            INSERT INTO ioffice.search_text (document_id, file_id, body)
+            SELECT f.document_id, f.id, _search_extracted.body FROM ioffice.file f
+            WHERE f.id = _search_extracted.file AND f.superseded_at IS NULL AND f.removed_at IS NULL
+            ON CONFLICT (file_id) WHERE file_id IS NOT NULL DO UPDATE SET body = EXCLUDED.body;
+        EXCEPTION WHEN program_limit_exceeded THEN
+            v_error := SQLERRM;
+        END;
+    END IF;
+    UPDATE ioffice.search_extraction j SET done_at = now(), error = v_error
+    WHERE j.file_id = _search_extracted.file;
+END
+$$;
+REVOKE ALL ON FUNCTION _search_extracted(bigint, text, text) FROM PUBLIC;
+
+-- Is the role that called search() a reader (the policy visible_to_readers
+-- of document)?  search() is SECURITY DEFINER: current_user is its owner.
+CREATE FUNCTION _search_outer_is_reader() RETURNS boolean
+    AS 'MODULE_PATHNAME', 'ioffice_search_outer_is_reader' LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION _search_outer_is_reader() FROM PUBLIC;
+
+-- The filters of search(), checked: an unknown key, or a value of the wrong
+-- type, is refused naming the key.
+CREATE FUNCTION _search_filters(filters jsonb, OUT agency bigint, OUT doc_type text,
+    OUT register bigint, OUT state text, OUT signer bigint, OUT direction text,
+    OUT issued_from date, OUT issued_to date, OUT created_from date, OUT created_to date)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k text;
+    v jsonb;
+    s text;
+BEGIN
+    IF filters IS NULL THEN
+        RETURN;
+    END IF;
+    IF jsonb_typeof(filters) <> 'object' THEN
+        RAISE EXCEPTION 'search filters must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    FOR k, v IN SELECT e.key, e.value FROM jsonb_each(filters) e LOOP
+        s := v #>> '{}';
+        IF k IN ('agency', 'register') THEN
+            IF jsonb_typeof(v) <> 'number' OR s !~ '^[0-9]{1,18}$' THEN
+                RAISE EXCEPTION 'search filter "%" must be an id (a whole number)', k
+                    USING ERRCODE = '22023';
+            END IF;
+            IF k = 'agency' THEN agency := s::bigint; ELSE register := s::bigint; END IF;
+        ELSIF k IN ('doc_type', 'state') THEN
+            IF jsonb_typeof(v) <> 'string' THEN
+                RAISE EXCEPTION 'search filter "%" must be a string', k USING ERRCODE = '22023';
+            END IF;
+            IF k = 'doc_type' THEN doc_type := s; ELSE state := s; END IF;
+        ELSIF k = 'direction' THEN
+            IF jsonb_typeof(v) <> 'string' OR s NOT IN ('outgoing', 'incoming') THEN
+                RAISE EXCEPTION 'search filter "direction" must be "outgoing" or "incoming"'
+                    USING ERRCODE = '22023';
+            END IF;
+            direction := s;
+        ELSIF k = 'signer' THEN
+            -- a person's login, or id
+            IF jsonb_typeof(v) = 'number' AND s ~ '^[0-9]{1,18}$' THEN
+                signer := s::bigint;
+            ELSIF jsonb_typeof(v) = 'string' THEN
+                SELECT p.id INTO signer FROM ioffice.person p WHERE p.login = s;
+                IF NOT FOUND THEN
+                    RAISE EXCEPTION 'search filter "signer": unknown person "%"', pg_catalog.left(s, 60)
+                        USING ERRCODE = '22023';
+                END IF;
+            ELSE
+                RAISE EXCEPTION 'search filter "signer" must be a login or a person id'
+                    USING ERRCODE = '22023';
+            END IF;
+        ELSIF k IN ('issued_from', 'issued_to', 'created_from', 'created_to') THEN
+            IF jsonb_typeof(v) <> 'string' OR s !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' THEN
+                RAISE EXCEPTION 'search filter "%" must be a date as YYYY-MM-DD', k
+                    USING ERRCODE = '22023';
+            END IF;
+            BEGIN
+                CASE k
+                    WHEN 'issued_from' THEN issued_from := s::date;
+                    WHEN 'issued_to' THEN issued_to := s::date;
+                    WHEN 'created_from' THEN created_from := s::date;
+                    ELSE created_to := s::date;
+                END CASE;
+            EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+                RAISE EXCEPTION 'search filter "%" is not a date: %', k, s USING ERRCODE = '22023';
+            END;
+        ELSE
+            RAISE EXCEPTION 'unknown search filter "%"', pg_catalog.left(k, 60)
+                USING ERRCODE = '22023',
+                      HINT = 'The filters are agency, doc_type, register, state, signer, direction, '
+                             'issued_from, issued_to, created_from and created_to.';
+        END IF;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION _search_filters(jsonb) FROM PUBLIC;
+
+-- search(): the documents whose metadata or file text has the words of the
+-- query, best first, at most "limit" of them.  A document is found by every
+-- spelling of its words ("nghi dinh" finds "Nghị định"); one spelled as the
+-- query is (every word, tones and all) ranks above those that are not (rank
+-- 1 plus the text rank; an unaccented query is spelled as all of them).
+-- Only documents the caller may see, by the same tests as the policies of
+-- document (visible, visible_to_readers), applied here because search() is
+-- SECURITY DEFINER: it reads search_text, which nobody else does, and the
+-- planner may then use the text index (under row-level security it could
+-- not: the match operator is not leakproof).  Nothing of a document the
+-- caller may not see is counted or shown.  An empty query lists the
+-- documents the filters keep, newest first.
+CREATE FUNCTION search(query text, filters jsonb DEFAULT '{}', "limit" int DEFAULT 100)
+RETURNS TABLE(document bigint, rank real, snippet text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_me bigint := ioffice.current_person();
+    v_reader boolean := ioffice._search_outer_is_reader();
+    v_agencies bigint[] := ioffice._clerk_agencies();
+    v_tasks bigint[];
+    v_any tsquery;
+    v_exact tsquery;
+    f record;
+BEGIN
+    f := ioffice._search_filters(filters);
+    IF search."limit" IS NULL OR search."limit" < 1 OR search."limit" > 10000 THEN
+        RAISE EXCEPTION 'search limit must be between 1 and 10000' USING ERRCODE = '22023';
+    END IF;
+    IF v_me IS NULL AND NOT v_reader THEN
+        RETURN;
+    END IF;
+    v_tasks := CASE WHEN v_me IS NULL THEN '{}' ELSE ioffice._task_documents() END;
+    v_any := websearch_to_tsquery('ioffice.search_vi'::regconfig, translate(coalesce(query, ''), '/', ' '));
+    IF numnode(v_any) = 0 THEN
+        IF filters IS NULL OR filters = '{}' THEN
+            RAISE EXCEPTION 'search needs words to find, or a filter'
+                USING ERRCODE = '22023';
+        END IF;
+        RETURN QUERY
+        SELECT d.id, 0::real, d.abstract
+        FROM ioffice.document d
+        WHERE (d.drafter_id = v_me OR d.agency_id = ANY (v_agencies) OR d.id = ANY (v_tasks)
+               OR (v_reader AND d.confidentiality = 'normal'
+                   AND (d.register_id IS NULL
+                        OR d.register_id IN (SELECT r.id FROM ioffice.register r WHERE NOT r.confidential))))
+          AND (f.agency IS NULL OR d.agency_id = f.agency)
+          AND (f.doc_type IS NULL OR d.doc_type = f.doc_type)
+          AND (f.register IS NULL OR d.register_id = f.register)
+          AND (f.state IS NULL OR d.state = f.state)
+          AND (f.signer IS NULL OR d.signer_id = f.signer)
+          AND (f.direction IS NULL OR d.direction = f.direction)
+          AND (f.issued_from IS NULL OR coalesce(d.issued_on, d.sender_date) >= f.issued_from)
+          AND (f.issued_to IS NULL OR coalesce(d.issued_on, d.sender_date) <= f.issued_to)
+          AND (f.created_from IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date >= f.created_from)
+          AND (f.created_to IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date <= f.created_to)
+        ORDER BY d.id DESC
+        LIMIT search."limit";
+        RETURN;
+    END IF;
+    v_exact := websearch_to_tsquery('ioffice.search_vi_exact'::regconfig, translate(query, '/', ' '));
+    RETURN QUERY
+    WITH hit AS (
+        SELECT s.document_id, s.file_id, s.body,
+               (s.words @@ v_exact)::int + ts_rank(s.words, v_any, 32) AS r
+        FROM ioffice.search_text s
+        WHERE s.words @@ v_any
+    ), best AS (
+        SELECT DISTINCT ON (h.document_id) h.document_id, h.body, h.r
+        FROM hit h
+        ORDER BY h.document_id, h.r DESC, h.file_id NULLS FIRST
+    ), found AS (
+        SELECT b.document_id, b.body, b.r
+        FROM best b JOIN ioffice.document d ON d.id = b.document_id
+        WHERE (d.drafter_id = v_me OR d.agency_id = ANY (v_agencies) OR d.id = ANY (v_tasks)
+               OR (v_reader AND d.confidentiality = 'normal'
+                   AND (d.register_id IS NULL
+                        OR d.register_id IN (SELECT r.id FROM ioffice.register r WHERE NOT r.confidential))))
+          AND (f.agency IS NULL OR d.agency_id = f.agency)
+          AND (f.doc_type IS NULL OR d.doc_type = f.doc_type)
+          AND (f.register IS NULL OR d.register_id = f.register)
+          AND (f.state IS NULL OR d.state = f.state)
+          AND (f.signer IS NULL OR d.signer_id = f.signer)
+          AND (f.direction IS NULL OR d.direction = f.direction)
+          AND (f.issued_from IS NULL OR coalesce(d.issued_on, d.sender_date) >= f.issued_from)
+          AND (f.issued_to IS NULL OR coalesce(d.issued_on, d.sender_date) <= f.issued_to)
+          AND (f.created_from IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date >= f.created_from)
+          AND (f.created_to IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date <= f.created_to)
+        ORDER BY b.r DESC, b.document_id DESC
+        LIMIT search."limit"
+    )
+    -- (the snippet from the first 64 kB of a file's text: ts_headline
+    -- parses all it is given, and a page of results has up to "limit")
+    SELECT x.document_id, x.r::real,
+           ts_headline('ioffice.search_vi'::regconfig, left(x.body, 65536), v_any,
+                       'StartSel=«, StopSel=», MaxWords=30, MinWords=12, ShortWord=0, '
+                       'MaxFragments=2, FragmentDelimiter=" … "')
+    FROM found x
+    ORDER BY x.r DESC, x.document_id DESC;
+END
+$$;
+COMMENT ON FUNCTION search(text, jsonb, int) IS
+  'Documents the actor may see whose metadata or file text has the query''s words (accent-insensitive, exact spelling ranked first), with a snippet; filters: agency, doc_type, register, state, signer, direction, issued_from/to, created_from/to';
+
+-- Saved searches (Decree 30 Appendix VI III.6e): a person's named queries
+-- with their filters, seen and run by that person only.
+CREATE TABLE saved_search (
+    id          bigserial PRIMARY KEY,
+    person_id   bigint NOT NULL REFERENCES person,
+    name        text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    query       text NOT NULL CHECK (length(query) <= 1000),
+    filters     jsonb NOT NULL DEFAULT '{}',
+    saved_at    timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (person_id, name)
+);
+COMMENT ON TABLE saved_search IS 'A person''s saved searches (query and filters of search()), by name';
+ALTER TABLE saved_search ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own ON saved_search FOR SELECT
+    USING (person_id = (SELECT ioffice.current_person()));
+GRANT SELECT ON saved_search TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('saved_search', '');
+SELECT pg_catalog.pg_extension_config_dump('saved_search_id_seq', '');
+
+-- save_search(): the acting person's search under a name (a new one, or
+-- the one of that name changed); its filters are checked as search() would.
+CREATE FUNCTION save_search(name text, query text, filters jsonb DEFAULT '{}') RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_me bigint := ioffice.actor();
+    v_id bigint;
+BEGIN
+    PERFORM ioffice._search_filters(coalesce(save_search.filters, '{}'));
+    IF save_search.name IS NULL OR length(save_search.name) NOT BETWEEN 1 AND 200 THEN
+        RAISE EXCEPTION 'a saved search needs a name of 1 to 200 characters' USING ERRCODE = '22023';
+    END IF;
+    IF length(save_search.query) > 1000 THEN
+        RAISE EXCEPTION 'a saved search''s query has at most 1000 characters' USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO ioffice.saved_search AS s (person_id, name, query, filters)
+    VALUES (v_me, save_search.name, coalesce(save_search.query, ''), coalesce(save_search.filters, '{}'))
+    ON CONFLICT ON CONSTRAINT saved_search_person_id_name_key
+    DO UPDATE SET query = EXCLUDED.query, filters = EXCLUDED.filters, saved_at = now()
+    RETURNING s.id INTO v_id;
+    RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION save_search(text, text, jsonb) IS 'Saves the actor''s search (query and filters) under a name; returns its id';
+
+-- A saved search of the acting person, by id: another's is unknown (42704).
+CREATE FUNCTION _own_saved_search(saved bigint) RETURNS ioffice.saved_search
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r ioffice.saved_search;
+BEGIN
+    SELECT * INTO r FROM ioffice.saved_search s
+    WHERE s.id = saved AND s.person_id = ioffice.actor();
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown saved search %', saved USING ERRCODE = '42704';
+    END IF;
+    RETURN r;
+END
+$$;
+REVOKE ALL ON FUNCTION _own_saved_search(bigint) FROM PUBLIC;
+
+CREATE FUNCTION search_saved(saved bigint, "limit" int DEFAULT 100)
+RETURNS TABLE(document bigint, rank real, snippet text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r ioffice.saved_search := ioffice._own_saved_search(saved);
+BEGIN
+    RETURN QUERY SELECT * FROM ioffice.search(r.query, r.filters, search_saved."limit");
+END
+$$;
+COMMENT ON FUNCTION search_saved(bigint, int) IS 'Runs one of the actor''s saved searches: search() with its query and filters';
+
+CREATE FUNCTION drop_saved_search(saved bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM ioffice._own_saved_search(saved);
+    DELETE FROM ioffice.saved_search s WHERE s.id = saved;
+END
+$$;
+COMMENT ON FUNCTION drop_saved_search(bigint) IS 'Deletes one of the actor''s saved searches';
