@@ -2864,9 +2864,12 @@ SELECT pg_catalog.pg_extension_config_dump('search_text', '');
 -- drafting unit, sender, signer, register, field, dates (dd/mm/yyyy) and
 -- identifier.  The names kept on the document at issue come first.
 CREATE FUNCTION _search_metadata(d ioffice.document) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT concat_ws(' · ', d.abstract,
+BEGIN
+    -- (PL/pgSQL for its plan kept across calls: as a SQL function, planned
+    -- again at every call, it cost 2 ms of each document written)
+    RETURN concat_ws(' · ', d.abstract,
         coalesce(d.doc_type_name, (SELECT t.name FROM ioffice.doc_type t WHERE t.code = d.doc_type)),
         CASE WHEN d.number IS NOT NULL THEN d.number || '/' || d.symbol ELSE d.symbol END,
         d.sender_symbol,
@@ -2877,7 +2880,8 @@ AS $$
         (SELECT r.name FROM ioffice.register r WHERE r.id = d.register_id),
         d.field,
         to_char(d.issued_on, 'DD/MM/YYYY'), to_char(d.sender_date, 'DD/MM/YYYY'),
-        d.identifier)
+        d.identifier);
+END
 $$;
 REVOKE ALL ON FUNCTION _search_metadata(ioffice.document) FROM PUBLIC;
 
@@ -3264,3 +3268,53 @@ SELECT d.id, NULL, _search_metadata(d) FROM document d;
 INSERT INTO search_extraction (file_id, document_id)
 SELECT f.id, f.document_id FROM file f
 WHERE f.kind IN ('pdf', 'docx', 'xlsx') AND f.superseded_at IS NULL AND f.removed_at IS NULL;
+
+-- ==== plan_kept_dossiers ====
+-- can_see_dossier() and _dossier_event() keep their plans for the session (PL/pgSQL, not SQL)
+CREATE OR REPLACE FUNCTION can_see_dossier(dossier bigint) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_me bigint := ioffice.current_person();
+BEGIN
+    -- (PL/pgSQL for its plan kept across calls, as can_see())
+    IF v_me IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (
+        WITH held AS (
+            SELECT d.received_by AS person FROM ioffice.dossier d WHERE d.id = can_see_dossier.dossier
+            UNION SELECT t.receiver_id FROM ioffice.dossier_task t WHERE t.dossier_id = can_see_dossier.dossier
+            UNION SELECT t.sender_id FROM ioffice.dossier_task t WHERE t.dossier_id = can_see_dossier.dossier
+            UNION SELECT t.processed_by FROM ioffice.dossier_task t
+                   WHERE t.dossier_id = can_see_dossier.dossier AND t.processed_by IS NOT NULL)
+        SELECT 1 WHERE v_me IN (SELECT person FROM held)
+                    OR EXISTS (SELECT 1 FROM held h
+                               JOIN ioffice.person p ON p.id = h.person
+                               JOIN ioffice.person_role r
+                                 ON r.unit_id = p.unit_id AND r.role = 'leader'
+                               WHERE r.person_id = v_me)
+                    OR EXISTS (SELECT 1 FROM ioffice.person_role r
+                               WHERE r.person_id = v_me AND r.role = 'admin'));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _dossier_event(dossier bigint) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- (PL/pgSQL for its plan kept across calls, as can_see())
+    RETURN (SELECT jsonb_build_object(
+             'code', d.code, 'status', s.code, 'status_name', s.name, 'state', d.state,
+             'procedure_code', d.procedure_code,
+             'received_at', to_char(d.received_at AT TIME ZONE ioffice.timezone(), 'YYYY-MM-DD"T"HH24:MI:SS'),
+             'deadline', to_char(d.deadline AT TIME ZONE ioffice.timezone(), 'YYYY-MM-DD"T"HH24:MI:SS'),
+             'paused', d.paused_at IS NOT NULL,
+             'result_symbol', r.symbol)
+      FROM ioffice.dossier d
+      JOIN ioffice.dossier_state_status x ON x.workflow = d.workflow AND x.state = d.state
+      JOIN ioffice.dossier_status s ON s.code = x.status
+      LEFT JOIN ioffice.document r ON r.id = d.result_document_id
+     WHERE d.id = _dossier_event.dossier);
+END
+$$;

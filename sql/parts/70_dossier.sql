@@ -279,9 +279,11 @@ VALUES
 
 -- What the TTHC system is told when a dossier's status changes.
 CREATE FUNCTION _dossier_event(dossier bigint) RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT jsonb_build_object(
+BEGIN
+    -- (PL/pgSQL for its plan kept across calls, as can_see())
+    RETURN (SELECT jsonb_build_object(
              'code', d.code, 'status', s.code, 'status_name', s.name, 'state', d.state,
              'procedure_code', d.procedure_code,
              'received_at', to_char(d.received_at AT TIME ZONE ioffice.timezone(), 'YYYY-MM-DD"T"HH24:MI:SS'),
@@ -292,7 +294,8 @@ AS $$
       JOIN ioffice.dossier_state_status x ON x.workflow = d.workflow AND x.state = d.state
       JOIN ioffice.dossier_status s ON s.code = x.status
       LEFT JOIN ioffice.document r ON r.id = d.result_document_id
-     WHERE d.id = dossier
+     WHERE d.id = _dossier_event.dossier);
+END
 $$;
 REVOKE ALL ON FUNCTION _dossier_event(bigint) FROM PUBLIC;
 
@@ -471,24 +474,31 @@ CREATE FUNCTION _due_soon_days() RETURNS int
 -- admins.
 -- ---------------------------------------------------------------------------
 CREATE FUNCTION can_see_dossier(dossier bigint) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH me AS (SELECT ioffice.current_person() AS id),
-    held AS (
-        SELECT d.received_by AS person FROM ioffice.dossier d WHERE d.id = dossier
-        UNION SELECT t.receiver_id FROM ioffice.dossier_task t WHERE t.dossier_id = dossier
-        UNION SELECT t.sender_id FROM ioffice.dossier_task t WHERE t.dossier_id = dossier
-        UNION SELECT t.processed_by FROM ioffice.dossier_task t
-               WHERE t.dossier_id = dossier AND t.processed_by IS NOT NULL)
-    SELECT EXISTS (SELECT 1 FROM me WHERE me.id IS NOT NULL
-                     AND (me.id IN (SELECT person FROM held)
-                          OR EXISTS (SELECT 1 FROM held h
-                                     JOIN ioffice.person p ON p.id = h.person
-                                     JOIN ioffice.person_role r
-                                       ON r.unit_id = p.unit_id AND r.role = 'leader'
-                                     WHERE r.person_id = me.id)
-                          OR EXISTS (SELECT 1 FROM ioffice.person_role r
-                                     WHERE r.person_id = me.id AND r.role = 'admin')))
+DECLARE
+    v_me bigint := ioffice.current_person();
+BEGIN
+    -- (PL/pgSQL for its plan kept across calls, as can_see())
+    IF v_me IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (
+        WITH held AS (
+            SELECT d.received_by AS person FROM ioffice.dossier d WHERE d.id = can_see_dossier.dossier
+            UNION SELECT t.receiver_id FROM ioffice.dossier_task t WHERE t.dossier_id = can_see_dossier.dossier
+            UNION SELECT t.sender_id FROM ioffice.dossier_task t WHERE t.dossier_id = can_see_dossier.dossier
+            UNION SELECT t.processed_by FROM ioffice.dossier_task t
+                   WHERE t.dossier_id = can_see_dossier.dossier AND t.processed_by IS NOT NULL)
+        SELECT 1 WHERE v_me IN (SELECT person FROM held)
+                    OR EXISTS (SELECT 1 FROM held h
+                               JOIN ioffice.person p ON p.id = h.person
+                               JOIN ioffice.person_role r
+                                 ON r.unit_id = p.unit_id AND r.role = 'leader'
+                               WHERE r.person_id = v_me)
+                    OR EXISTS (SELECT 1 FROM ioffice.person_role r
+                               WHERE r.person_id = v_me AND r.role = 'admin'));
+END
 $$;
 
 -- The same as sets, for the policies (see _task_documents()): the people

@@ -56,9 +56,12 @@ SELECT pg_catalog.pg_extension_config_dump('search_text', '');
 -- drafting unit, sender, signer, register, field, dates (dd/mm/yyyy) and
 -- identifier.  The names kept on the document at issue come first.
 CREATE FUNCTION _search_metadata(d ioffice.document) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT concat_ws(' · ', d.abstract,
+BEGIN
+    -- (PL/pgSQL for its plan kept across calls: as a SQL function, planned
+    -- again at every call, it cost 2 ms of each document written)
+    RETURN concat_ws(' · ', d.abstract,
         coalesce(d.doc_type_name, (SELECT t.name FROM ioffice.doc_type t WHERE t.code = d.doc_type)),
         CASE WHEN d.number IS NOT NULL THEN d.number || '/' || d.symbol ELSE d.symbol END,
         d.sender_symbol,
@@ -69,7 +72,8 @@ AS $$
         (SELECT r.name FROM ioffice.register r WHERE r.id = d.register_id),
         d.field,
         to_char(d.issued_on, 'DD/MM/YYYY'), to_char(d.sender_date, 'DD/MM/YYYY'),
-        d.identifier)
+        d.identifier);
+END
 $$;
 REVOKE ALL ON FUNCTION _search_metadata(ioffice.document) FROM PUBLIC;
 
