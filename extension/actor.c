@@ -237,6 +237,18 @@ ioffice_person_of_agency(int64 person, int64 agency)
 	return SPI_processed > 0;
 }
 
+/* Whether the current person may see a document (no error either way). */
+bool
+ioffice_document_visible(int64 doc)
+{
+	Datum		values[1];
+	bool		visible = false;
+
+	values[0] = Int64GetDatum(doc);
+	ioffice_exec(&document_visible, values, NULL, 1);
+	return ioffice_get_bool(0, 1, &visible) && visible;
+}
+
 /*
  * A document the acting person may not see is answered exactly as one that
  * does not exist: the same SQLSTATE (42704) and the same message.  Telling
@@ -248,27 +260,10 @@ ioffice_person_of_agency(int64 person, int64 agency)
 void
 ioffice_require_document(int64 doc)
 {
-	Datum		values[1];
-	bool		visible = false;
-
-	values[0] = Int64GetDatum(doc);
-	ioffice_exec(&document_visible, values, NULL, 1);
-	if (!ioffice_get_bool(0, 1, &visible) || !visible)
+	if (!ioffice_document_visible(doc))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("unknown document %lld", (long long) doc)));
-}
-
-/* Whether the current person may see a document (no error either way). */
-bool
-ioffice_document_visible(int64 doc)
-{
-	Datum		values[1];
-	bool		visible = false;
-
-	values[0] = Int64GetDatum(doc);
-	ioffice_exec(&document_visible, values, NULL, 1);
-	return ioffice_get_bool(0, 1, &visible) && visible;
 }
 
 /* The same for a file id (a file is seen with its document); returns its document. */

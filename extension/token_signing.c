@@ -372,63 +372,18 @@ certificate_pem(int64 id)
 	return ioffice_get_text(0, 1);
 }
 
-static int
-der_compare(const void *a, const void *b)
-{
-	const ASN1_STRING *x = *(const ASN1_STRING *const *) a;
-	const ASN1_STRING *y = *(const ASN1_STRING *const *) b;
-	int			n = Min(x->length, y->length);
-	int			c = memcmp(x->data, y->data, n);
-
-	return c != 0 ? c : x->length - y->length;
-}
-
 /*
- * The signed attributes' DER as they are signed: a SET OF (tag 0x31), its
- * members in the order of their encodings (as signer.c's PAdES signer
- * builds it, and as OpenSSL encodes them when it verifies).
+ * The digest the signer's tool signs: of the signed attributes' DER as they
+ * are signed (workers/signer.c builds it for both signers).
  */
 static void
 signed_attrs_digest(CMS_SignerInfo *si, uint8 *digest)
 {
-	int			n = CMS_signed_get_attr_count(si);
-	ASN1_STRING **enc = palloc0(sizeof(ASN1_STRING *) * Max(n, 1));
 	StringInfoData set;
-	int			total = 0;
 
-	for (int i = 0; i < n; i++)
-	{
-		unsigned char *der = NULL;
-		int			len = i2d_X509_ATTRIBUTE(CMS_signed_get_attr(si, i), &der);
-
-		if (len <= 0)
-			elog(ERROR, "ioffice: a signed attribute cannot be encoded");
-		enc[i] = ASN1_STRING_new();
-		ASN1_STRING_set(enc[i], der, len);
-		OPENSSL_free(der);
-		total += len;
-	}
-	qsort(enc, n, sizeof(ASN1_STRING *), der_compare);
 	initStringInfo(&set);
-	appendStringInfoChar(&set, 0x31);
-	if (total < 0x80)
-		appendStringInfoChar(&set, (char) total);
-	else if (total < 0x100)
-	{
-		appendStringInfoChar(&set, (char) 0x81);
-		appendStringInfoChar(&set, (char) total);
-	}
-	else
-	{
-		appendStringInfoChar(&set, (char) 0x82);
-		appendStringInfoChar(&set, (char) (total >> 8));
-		appendStringInfoChar(&set, (char) total);
-	}
-	for (int i = 0; i < n; i++)
-	{
-		appendBinaryStringInfo(&set, (const char *) enc[i]->data, enc[i]->length);
-		ASN1_STRING_free(enc[i]);
-	}
+	if (!ioffice_signed_attrs_der(si, &set))
+		elog(ERROR, "ioffice: a signed attribute cannot be encoded");
 	ioffice_sha256_bytes(set.data, set.len, digest);
 	pfree(set.data);
 }

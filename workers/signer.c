@@ -776,15 +776,59 @@ der_compare(const void *a, const void *b)
 	return c != 0 ? c : x->length - y->length;
 }
 
+/*
+ * The signed attributes' DER as they are signed, into OUT: a SET OF (tag
+ * 0x31, the length in DER's shortest form), its members in the order of
+ * their encodings.  Also what the token path hands out to be signed
+ * (extension/token_signing.c).  False when an attribute cannot be encoded.
+ */
+bool
+ioffice_signed_attrs_der(CMS_SignerInfo *si, StringInfo out)
+{
+	int			n = CMS_signed_get_attr_count(si);
+	ASN1_STRING **enc = palloc0(sizeof(ASN1_STRING *) * Max(n, 1));
+	int			total = 0;
+	bool		ok = true;
+
+	for (int i = 0; i < n && ok; i++)
+	{
+		unsigned char *der = NULL;
+		int			len = i2d_X509_ATTRIBUTE(CMS_signed_get_attr(si, i), &der);
+
+		if (len <= 0 || (enc[i] = ASN1_STRING_new()) == NULL ||
+			ASN1_STRING_set(enc[i], der, len) != 1)
+			ok = false;
+		OPENSSL_free(der);
+		total += Max(len, 0);
+	}
+	if (ok && total >= 0x10000)
+		ok = false;
+	if (ok)
+	{
+		qsort(enc, n, sizeof(ASN1_STRING *), der_compare);
+		appendStringInfoChar(out, 0x31);
+		if (total >= 0x100)
+		{
+			appendStringInfoChar(out, (char) 0x82);
+			appendStringInfoChar(out, (char) (total >> 8));
+		}
+		else if (total >= 0x80)
+			appendStringInfoChar(out, (char) 0x81);
+		appendStringInfoChar(out, (char) total);
+		for (int i = 0; i < n; i++)
+			appendBinaryStringInfo(out, (const char *) enc[i]->data, enc[i]->length);
+	}
+	for (int i = 0; i < n; i++)
+		ASN1_STRING_free(enc[i]);
+	pfree(enc);
+	return ok;
+}
+
 static bool
 resign_without_time(CMS_SignerInfo *si, EVP_PKEY *key, char **reason)
 {
 	int			idx = CMS_signed_get_attr_by_NID(si, NID_pkcs9_signingTime, -1);
-	int			n;
-	ASN1_STRING **enc = NULL;
-	int			total = 0;
-	unsigned char *set = NULL;
-	unsigned char *p;
+	StringInfoData set;
 	unsigned char *sig = NULL;
 	size_t		siglen = 0;
 	EVP_MD_CTX *md = NULL;
@@ -792,51 +836,15 @@ resign_without_time(CMS_SignerInfo *si, EVP_PKEY *key, char **reason)
 
 	if (idx >= 0)
 		X509_ATTRIBUTE_free(CMS_signed_delete_attr(si, idx));
-	n = CMS_signed_get_attr_count(si);
-	enc = palloc0(sizeof(ASN1_STRING *) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		unsigned char *der = NULL;
-		int			len = i2d_X509_ATTRIBUTE(CMS_signed_get_attr(si, i), &der);
-
-		if (len <= 0)
-			goto done;
-		enc[i] = ASN1_STRING_new();
-		ASN1_STRING_set(enc[i], der, len);
-		OPENSSL_free(der);
-		total += len;
-	}
-	qsort(enc, n, sizeof(ASN1_STRING *), der_compare);
-	/* SET OF: tag 0x31, the length in DER's shortest form */
-	set = palloc(total + 6);
-	p = set;
-	*p++ = 0x31;
-	if (total < 0x80)
-		*p++ = (unsigned char) total;
-	else if (total < 0x100)
-	{
-		*p++ = 0x81;
-		*p++ = (unsigned char) total;
-	}
-	else if (total < 0x10000)
-	{
-		*p++ = 0x82;
-		*p++ = (unsigned char) (total >> 8);
-		*p++ = (unsigned char) total;
-	}
-	else
+	initStringInfo(&set);
+	if (!ioffice_signed_attrs_der(si, &set))
 		goto done;
-	for (int i = 0; i < n; i++)
-	{
-		memcpy(p, enc[i]->data, enc[i]->length);
-		p += enc[i]->length;
-	}
 	md = EVP_MD_CTX_new();
 	if (md == NULL || EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
-		EVP_DigestSign(md, NULL, &siglen, set, p - set) != 1)
+		EVP_DigestSign(md, NULL, &siglen, (unsigned char *) set.data, set.len) != 1)
 		goto done;
 	sig = OPENSSL_malloc(siglen);
-	if (sig == NULL || EVP_DigestSign(md, sig, &siglen, set, p - set) != 1)
+	if (sig == NULL || EVP_DigestSign(md, sig, &siglen, (unsigned char *) set.data, set.len) != 1)
 		goto done;
 	if (ASN1_STRING_set(CMS_SignerInfo_get0_signature(si), sig, (int) siglen) != 1)
 		goto done;
@@ -844,10 +852,9 @@ resign_without_time(CMS_SignerInfo *si, EVP_PKEY *key, char **reason)
 done:
 	if (!ok)
 		*reason = openssl_reason("the PAdES signature could not be made");
-	for (int i = 0; i < n; i++)
-		ASN1_STRING_free(enc[i]);
 	OPENSSL_free(sig);
 	EVP_MD_CTX_free(md);
+	pfree(set.data);
 	return ok;
 }
 

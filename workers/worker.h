@@ -13,6 +13,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
 #include "storage/latch.h"
 
 #define IOFFICE_MAX_WORKERS 8	/* databases */
@@ -116,6 +117,10 @@ typedef struct IofficeSignResult
 
 extern IofficeSignResult ioffice_sign_detached_digest(const char *cert_pem, const char *key_file,
 													  const unsigned char *sha256);
+
+/* signer.c: the DER of a SignerInfo's signed attributes, as they are signed */
+struct CMS_SignerInfo_st;
+extern bool ioffice_signed_attrs_der(struct CMS_SignerInfo_st *si, StringInfo out);
 
 /* signer.c: the CMS of a PAdES signature (no signing-time attribute) */
 extern bytea *ioffice_sign_pades_digest(const char *cert_pem, const char *key_file,
