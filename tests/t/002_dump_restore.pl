@@ -98,7 +98,8 @@ is($err, '', 'pg_restore writes nothing on stderr');
 
 for my $table (
 	qw(unit person person_role document file task register audit doc_type
-	workflow workflow_state workflow_transition document_link delegation signature holiday))
+	workflow workflow_state workflow_transition document_link delegation signature holiday
+	permission_change))
 {
 	my $src = table_digest($node, 'src', $table);
 	my $dst = table_digest($node, 'dst', $table);
