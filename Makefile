@@ -42,6 +42,7 @@ OBJS = \
 	extension/dates.o \
 	extension/bytes.o \
 	extension/search.o \
+	extension/search_export.o \
 	workers/text_jobs.o \
 	workers/outbox_delivery.o
 

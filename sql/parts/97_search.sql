@@ -451,3 +451,14 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION drop_saved_search(bigint) IS 'Deletes one of the actor''s saved searches';
+
+-- The results of search() as a file (Decree 30, Appendix VI, III.6h): the
+-- same rows in the same order, with each document's register metadata.
+-- SECURITY DEFINER to read that metadata; search() itself looks at the
+-- caller (extension/search_export.c).
+CREATE FUNCTION search_export(query text, filters jsonb DEFAULT '{}', format text DEFAULT 'xlsx',
+                              "limit" int DEFAULT 1000) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'ioffice_search_export'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION search_export(text, jsonb, text, int) IS
+  'The results of search() as a file: xlsx (Excel workbook) or csv (UTF-8 with BOM, CRLF), with number and symbol, date, type, abstract, issuer, direction, state and snippet; only what search() shows the caller';

@@ -1,0 +1,112 @@
+/*-------------------------------------------------------------------------
+ * search_export.c
+ *	  search_export(): the results of search() as a file a clerk keeps or
+ *	  prints (Decree 30, Appendix VI, III.6h), an Excel workbook or a CSV
+ *	  (written by export.c).
+ *
+ * The rows are search()'s, in its order, so who finds what is decided in one
+ * place: search() looks at the caller (ioffice.actor and the session's
+ * role, not this function's owner), and a document it does not return is
+ * not in the file, nor counted in it.  The metadata shown beside each hit is
+ * read here, past row-level security, for those documents only.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+#include "export.h"
+#include "ioffice.h"
+
+static const ExportColumn search_columns[] = {
+	{"STT", 6, EXPORT_INT, true},
+	{"Số, ký hiệu", 18, EXPORT_TEXT, true},
+	{"Ngày văn bản", 12, EXPORT_DATE, true},
+	{"Loại văn bản", 16, EXPORT_TEXT, false},
+	{"Trích yếu", 44, EXPORT_TEXT, false},
+	{"Cơ quan ban hành", 26, EXPORT_TEXT, false},
+	{"Văn bản", 9, EXPORT_TEXT, true},
+	{"Trạng thái", 18, EXPORT_TEXT, false},
+	{"Đoạn trích", 44, EXPORT_TEXT, false}
+};
+
+/*
+ * search()'s hits in its order (rank first), with what a register shows of
+ * each: an incoming document's own number, date and sender; an outgoing
+ * one's number, date and agency.
+ */
+static IofficePlan search_rows = {
+	NULL,
+	"SELECT s.n, coalesce(d.symbol, d.sender_symbol), coalesce(d.issued_on, d.sender_date), "
+	"       coalesce(d.doc_type_name, t.name), d.abstract, "
+	"       CASE d.direction WHEN 'incoming' THEN coalesce(sa.name, d.sender_name) ELSE a.name END, "
+	"       CASE d.direction WHEN 'incoming' THEN 'Đến' ELSE 'Đi' END, ws.label, s.snippet "
+	"  FROM ioffice.search($1, $2, $3) WITH ORDINALITY AS s(document, rank, snippet, n) "
+	"  JOIN ioffice.document d ON d.id = s.document "
+	"  JOIN ioffice.unit a ON a.id = d.agency_id "
+	"  LEFT JOIN ioffice.unit sa ON sa.id = d.sender_agency_id "
+	"  LEFT JOIN ioffice.doc_type t ON t.code = d.doc_type "
+	"  LEFT JOIN ioffice.workflow_state ws ON ws.workflow = d.workflow AND ws.state = d.state "
+	" ORDER BY s.n",
+	3, {TEXTOID, JSONBOID, INT4OID}
+};
+
+static ExportTable *
+load_results(const char *query, Datum filters, int32 limit)
+{
+	ExportTable *t = palloc0(sizeof(ExportTable));
+	Datum		values[3];
+
+	t->name = "search";
+	t->what = "the search results workbook";
+	t->context = "building the search results workbook";
+	t->sheet = "Kết quả tìm kiếm";
+	t->doc_title = "Kết quả tìm kiếm văn bản";
+	t->doc_subject = query;
+	t->columns = search_columns;
+	t->ncolumns = lengthof(search_columns);
+
+	values[0] = CStringGetTextDatum(query);
+	values[1] = filters;
+	values[2] = Int32GetDatum(limit);
+	ioffice_exec(&search_rows, values, NULL, 0);
+	export_add_spi_rows(t);
+
+	t->ntitles = 2;
+	t->titles = palloc0(sizeof(ExportTitle) * t->ntitles);
+	t->titles[0].text = "KẾT QUẢ TÌM KIẾM VĂN BẢN";
+	t->titles[0].big = true;
+	t->titles[0].height = 24;
+	t->titles[1].text = psprintf("Từ khóa: %s — %d văn bản", query, t->nrows);
+	return t;
+}
+
+PG_FUNCTION_INFO_V1(ioffice_search_export);
+Datum
+ioffice_search_export(PG_FUNCTION_ARGS)
+{
+	char	   *query;
+	Datum		filters;
+	ExportFormat format;
+	int32		limit;
+	bytea	   *result;
+
+	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("format and limit must not be NULL")));
+	query = PG_ARGISNULL(0) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	filters = PG_ARGISNULL(1) ? DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"))
+		: PG_GETARG_DATUM(1);
+	format = export_parse_format(text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	limit = PG_GETARG_INT32(3);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	result = export_table(load_results(query, filters, limit), format);
+	SPI_finish();
+	PG_RETURN_BYTEA_P(result);
+}
