@@ -157,6 +157,34 @@ is(as_actor($node, 'postgres', 'regress_tuan', "SELECT count(*) FROM ioffice.sea
 is(as_actor($node, 'postgres', 'regress_thuy', "SELECT string_agg(document::text, ',') FROM ioffice.search('khoang san')"),
 	$d_text, 'the agency\'s clerk does');
 
+# the results as a workbook (search_export), read back by openpyxl: the
+# title, the headings, the row of the document found by its file's text
+SKIP:
+{
+	my $python = python_with_openpyxl();
+	skip 'python3 with openpyxl is not installed', 3 unless defined $python;
+	my $reader = <<'PY';
+import json, sys
+import openpyxl
+ws = openpyxl.load_workbook(sys.argv[1]).worksheets[0]
+print(json.dumps({"title": ws.title,
+                  "rows": [[("" if c is None else str(c)) for c in r] for r in ws.iter_rows(values_only=True)]}))
+PY
+	my $wb = python_json($python, $reader,
+		bytea_to_file($node, 'postgres', 'regress_thuy', "ioffice.search_export('khoang san')", 'found.xlsx'));
+	# (this file's literals are UTF-8 bytes; the JSON gives characters)
+	my $bytes = sub { my ($x) = @_; utf8::encode($x); return $x; };
+	my @rows = map { [ map { $bytes->($_) } @$_ ] } @{ $wb->{rows} };
+	is($bytes->($wb->{title}), 'Kết quả tìm kiếm', 'the workbook\'s sheet');
+	my ($head) = grep { $_->[0] eq 'STT' } @rows;
+	is(join('|', @{ $head // [] }),
+		'STT|Số, ký hiệu|Ngày văn bản|Loại văn bản|Trích yếu|Cơ quan ban hành|Văn bản|Trạng thái|Đoạn trích',
+		'its headings');
+	my @hits = grep { $_->[0] =~ /^\d+$/ } @rows;
+	is(join(';', map { "$_->[0]|$_->[6]|" . ($_->[8] =~ /«khoang» «san»/ ? 'snippet' : $_->[8]) } @hits),
+		'1|Đi|snippet', 'one row: the document found by the text of its file, with the snippet');
+}
+
 # a file removed, or replaced, leaves search; the new version is extracted
 as_actor($node, 'postgres', 'regress_luan', "SELECT ioffice.remove_file($f_after)");
 is(as_actor($node, 'postgres', 'regress_luan', "SELECT count(*) FROM ioffice.search('thuy dien')"),
