@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "miscadmin.h"
+#include "storage/pmsignal.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -147,6 +148,20 @@ status_reason(const char *name, int status)
 }
 
 /*
+ * A postmaster child whose postmaster died must go (the next postmaster
+ * cannot start while it holds the shared memory), not wait out the helper's
+ * deadline: its helper dies with it (PR_SET_PDEATHSIG).
+ */
+static void
+check_postmaster(const HelperProc *h)
+{
+	if (IsUnderPostmaster && !PostmasterIsAlive())
+		ereport(FATAL,
+				(errcode(ERRCODE_ADMIN_SHUTDOWN),
+				 errmsg("terminating: the postmaster died while %s ran", h->name)));
+}
+
+/*
  * Pump the input in and the answer out until the helper closes its stdout,
  * then reap it; all within the deadline.  Returns NULL or why it failed.
  * With max_out, an answer that reaches max_out bytes is cut there and the
@@ -173,6 +188,7 @@ helper_talk(HelperProc *h, const char *in, size_t in_len, StringInfo out, size_t
 		long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 
 		CHECK_FOR_INTERRUPTS();
+		check_postmaster(h);
 		if (ms <= 0)
 			return psprintf("%s did not finish within %d s", h->name, ioffice_pdf_helper_timeout);
 		fds[n].fd = h->out_fd;
@@ -250,6 +266,7 @@ helper_talk(HelperProc *h, const char *in, size_t in_len, StringInfo out, size_t
 			return psprintf("waitpid: %m");
 		}
 		CHECK_FOR_INTERRUPTS();
+		check_postmaster(h);
 		if (TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline) <= 0)
 			return psprintf("%s did not finish within %d s", h->name, ioffice_pdf_helper_timeout);
 		pg_usleep(2000);

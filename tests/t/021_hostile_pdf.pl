@@ -13,6 +13,8 @@ use lib dirname(__FILE__);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
+use IPC::Run;
 
 use IofficeTest;
 
@@ -168,6 +170,39 @@ unlike($log, qr/terminated by signal|was terminated|all server processes termina
 		"SELECT count(*) = 0 FROM ioffice.signature WHERE document_id = $doc AND status = 'pending'"), 'a good PDF after the corpus is signed');
 	is($node->safe_psql('postgres', "SELECT status || ':' || (signed_file_id IS NOT NULL) FROM ioffice.signature WHERE document_id = $doc"),
 		'done:true', 'inside the PDF');
+}
+
+# --- the postmaster dies while a helper hangs --------------------------------------------
+# A postmaster child waiting on a helper must go at once, not at the helper's
+# deadline: until it does, the next postmaster cannot start.
+{
+	my ($doc, $file) = attach('hang again', $corpus{hang});
+	# (the hanging helper spins: its CPU limit must not end it either)
+	$node->safe_psql('postgres', 'ALTER SYSTEM SET ioffice.pdf_helper_timeout = 300; '
+		  . 'ALTER SYSTEM SET ioffice.pdf_helper_cpu = 300; SELECT pg_reload_conf()');
+	my ($out, $err) = ('', '');
+	my $run = IPC::Run::start(
+		[ 'psql', '-X', '-h', $node->host, '-p', $node->port, '-d', 'postgres', '-c',
+		  "SET ioffice.actor = 'regress_luan'; SELECT count(*) FROM ioffice.verify($file)" ],
+		'<', \undef, '>', \$out, '2>', \$err);
+	ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%ioffice.verify($file)%' AND state = 'active' AND pid <> pg_backend_pid()"),
+		'a backend waits on a hanging helper');
+	my $backend = $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE query LIKE '%ioffice.verify($file)%' AND pid <> pg_backend_pid()");
+	sleep 1;
+	$node->kill9;
+	my $gone = 0;
+	for (1 .. 150)
+	{
+		if (!kill(0, $backend)) { $gone = 1; last; }
+		usleep(100_000);
+	}
+	ok($gone, 'the backend leaves within 15 s of the postmaster\'s death, not at the helper\'s deadline');
+	$run->finish;
+	$node->start;
+	$node->safe_psql('postgres', 'ALTER SYSTEM RESET ioffice.pdf_helper_timeout; '
+		  . 'ALTER SYSTEM RESET ioffice.pdf_helper_cpu; SELECT pg_reload_conf()');
 }
 
 $node->stop;
