@@ -13,8 +13,10 @@
 use strict;
 use warnings;
 use File::Basename qw(dirname);
+use File::Copy qw(copy);
 use IPC::Run;
 use JSON::PP;
+use MIME::Base64 qw(decode_base64);
 use lib dirname(__FILE__);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -26,19 +28,30 @@ my $verifier = dirname(__FILE__) . '/audit_proof_verify.py';
 my $dir = PostgreSQL::Test::Utils::tempdir;
 my $json = JSON::PP->new->utf8->canonical;
 
+# checkpoints signed by the worker with the organisation's key, as in 024
+my ($pki, $keystore) = make_keystore();
+copy("$pki/seal.key", "$keystore/seal.key") or die "copy seal.key: $!";
+chmod 0600, "$keystore/seal.key";
 my $node = PostgreSQL::Test::Cluster->new('proofs');
 $node->init(extra => [ '--encoding=UTF8', '--no-locale' ]);
-# no worker sealing: the test seals when it wants, with audit_seal()
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'ioffice'\nioffice.audit_seal_interval = 0\n");
-$node->start;
-
-$node->safe_psql('postgres', q{
-CREATE EXTENSION ioffice;
-SELECT ioffice.add_agency('UBND huyện Sốp Cộp', 'UBND', '000.00.32.H41');
-SELECT ioffice.add_department(1, 'Văn phòng HĐND-UBND', 'VP');
-SELECT ioffice.add_person('regress_luan', 'Tòng Văn Luân', 'Chuyên viên', 2, '{specialist}');
-SELECT ioffice.add_person('dai', 'Trần Văn Đại', 'Chánh Văn phòng', 2, '{leader}');
+# no worker sealing: the test seals when it wants, with audit_seal(); the
+# worker signs
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'ioffice'
+ioffice.worker_databases = 'postgres'
+ioffice.keystore = '$keystore'
+ioffice.worker_naptime = 1
+ioffice.audit_seal_interval = 0
 });
+$node->start;
+signing_setup($node, 'postgres', $pki);
+$node->safe_psql('postgres', qq{
+SELECT ioffice.register_certificate('organisation', '000.00.32.H41',
+       @{[ sql_literal(slurp_file("$pki/seal.pem") . slurp_file("$pki/intermediate.pem")) ]}, 'seal.key');
+});
+my $seal_fp = $node->safe_psql('postgres',
+	"SELECT encode(fingerprint, 'hex') FROM ioffice.certificate WHERE kind = 'organisation'");
+$node->safe_psql('postgres', "ALTER SYSTEM SET ioffice.audit_certificate = '$seal_fp'; SELECT pg_reload_conf();");
 
 sub new_doc
 {
@@ -65,6 +78,8 @@ my @witness;    # $witness[seq] = hex hash
 sub seal
 {
 	my $seq = $node->safe_psql('postgres', 'SELECT ioffice.audit_seal()');
+	$node->poll_query_until('postgres', "SELECT signature IS NOT NULL FROM ioffice.audit_checkpoint WHERE id = $seq")
+	  or die "checkpoint $seq was not signed";
 	$witness[$seq] = $node->safe_psql('postgres', "SELECT encode(hash, 'hex') FROM ioffice.audit_checkpoint WHERE id = $seq");
 	return $seq;
 }
@@ -159,6 +174,28 @@ is($p0->{head}{seq}, $node->safe_psql('postgres', "SELECT seq FROM ioffice.audit
 	'its steps end at the head checkpoint 1 sealed');
 is(scalar(@{ $p0->{steps} }), $p0->{head}{seq} - 1, 'one step per later record up to that head');
 
+# the checkpoint's signature, checked by openssl over the canonical form the
+# verifier rebuilt from the proof (not over anything the database gave)
+sub signature_holds
+{
+	my ($signature_b64, $content_hex, $name) = @_;
+	open my $fh, '>:raw', "$dir/$name.der" or die; print $fh decode_base64($signature_b64); close $fh;
+	open $fh, '>:raw', "$dir/$name.bin" or die; print $fh pack('H*', $content_hex); close $fh;
+	my ($out, $err) = ('', '');
+	my $ok = IPC::Run::run([ 'openssl', 'cms', '-verify', '-binary', '-inform', 'DER', '-in', "$dir/$name.der",
+		'-content', "$dir/$name.bin", '-CAfile', "$pki/root.pem", '-certfile', "$pki/intermediate.pem",
+		'-purpose', 'any', '-out', '/dev/null' ], '>', \$out, '2>', \$err);
+	return $ok;
+}
+{
+	my ($ok, $answer) = verify_record('r_sig', $p0, $witness[1]);
+	ok($ok && signature_holds($p0->{checkpoint}{signature}, $answer->{content}, 'sig1'),
+		'the proven checkpoint\'s signature holds over the canonical form the verifier rebuilt');
+	my $flipped = $answer->{content};
+	substr($flipped, -1, 1) = substr($flipped, -1, 1) eq '0' ? '1' : '0';
+	ok(!signature_holds($p0->{checkpoint}{signature}, $flipped, 'sig1x'), 'and not over other bytes');
+}
+
 # a witness holding another checkpoint's hash does not accept it
 my ($ok, $answer) = verify_record('r_other', $p0, $witness[2]);
 ok(!$ok, "the proof does not verify against another checkpoint's hash ($answer->{error})");
@@ -227,6 +264,8 @@ for my $from (1 .. 5)
 is($all, $pairs, "every consistency proof between two of the five checkpoints verifies ($pairs pairs)");
 
 my ($ok15, $ans15, $p15) = consistency(1, 5);
+ok($ok15 && signature_holds($p15->{checkpoints}[-1]{signature}, $ans15->{content}, 'sig5'),
+	'the signature of checkpoint to holds over the canonical form the verifier rebuilt');
 is(scalar(@{ $p15->{checkpoints} }), 5, 'audit_proof(1, 5) lists checkpoints 1 to 5');
 ok(@{ $p15->{merkle}{consistency} } >= 1, 'with an RFC 6962 consistency proof');
 
@@ -244,6 +283,37 @@ bad_consistency('a checkpoint removed between from and to', 1, 5, $p15, sub { sp
 bad_consistency('a checkpoint removed and the next one re-linked', 1, 5, $p15, sub {
 	splice @{ $_[0]{checkpoints} }, 2, 1;
 	$_[0]{checkpoints}[2]{previous} = $_[0]{checkpoints}[1]{hash} });
+# a forger who removes checkpoint 3 and recomputes the links and hashes of
+# those after it (with the verifier's own functions): the links then hold,
+# but not the trees' sizes, and not the signature of checkpoint 5
+{
+	my $forge = q{
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import audit_proof_verify as v
+p = json.load(open(sys.argv[2]))
+cps = p["checkpoints"]
+del cps[2]
+h = None
+for c in cps:
+    prev = None if h is None else h
+    if prev is not None:
+        c["previous"] = prev.hex()
+    content = v.checkpoint_content(c, None if c["previous"] is None else bytes.fromhex(c["previous"]))
+    h = v.sha256(content)
+    c["hash"] = h.hex()
+json.dump(p, open(sys.argv[3], "w"))
+print(content.hex())
+};
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ 'python3', '-c', $forge, dirname($verifier), write_json('c15', $p15), "$dir/forged.json" ],
+		'>', \$out, '2>', \$err) or die "forging failed: $err";
+	chomp $out;
+	my ($ok, $answer) = verify('consistency', "$dir/forged.json", '--held', $witness[1], '--held-list', write_json('held1', [ $witness[1] ]));
+	ok(!$ok, "a checkpoint removed, the later ones recomputed: fails ($answer->{error})");
+	ok(!signature_holds($p15->{checkpoints}[-1]{signature}, $out, 'forged'),
+		'and the signature of checkpoint 5 does not hold over the recomputed one');
+}
 bad_consistency('a checkpoint\'s root changed', 1, 5, $p15, sub { $_[0]{checkpoints}[3]{root} = flip($_[0]{checkpoints}[3]{root}, 7) });
 bad_consistency('a flipped byte in a consistency node', 3, 5, $p35, sub {
 	$_[0]{merkle}{consistency}[0] = flip($_[0]{merkle}{consistency}[0], 3) });

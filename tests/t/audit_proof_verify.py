@@ -17,6 +17,9 @@ trusts none that a proof states.
       older tree's root be computed rather than taken from the proof.
 
 Prints {"ok": true, ...} or {"ok": false, "error": "..."} and exits 0 or 1.
+On success "content" is the proven checkpoint's canonical form (hex), which
+its signature (a detached CMS) signs: openssl cms -verify -binary -inform
+DER -content <those bytes> checks it.
 """
 import base64
 import hashlib
@@ -81,14 +84,19 @@ def node(left, right):
     return sha256(b"\x01" + left + right)
 
 
-def checkpoint_hash(c, previous):
-    """ a checkpoint's hash; previous is the one it links to (None for the first) """
+def checkpoint_content(c, previous):
+    """ what a checkpoint's hash is taken over, and its signature signs """
     content = ("ioffice-checkpoint-1;%d;%d;%d;%d;" % (c["sequence"], micros(c["at"]), c["chains"],
                                                      c["records"])).encode()
     content += unhex(c["root"], "root")
     if previous is not None:
         content += previous
-    return sha256(content)
+    return content
+
+
+def checkpoint_hash(c, previous):
+    """ a checkpoint's hash; previous is the one it links to (None for the first) """
+    return sha256(checkpoint_content(c, previous))
 
 
 def mth(leaves):
@@ -199,7 +207,8 @@ def verify_record(proof, held=None):
         raise ProofError("the checkpoint is not the one the witness holds")
     if cp["signature"] is not None:
         base64.b64decode(cp["signature"], validate=True)   # a CMS; its check needs openssl
-    return {"checkpoint": cp["sequence"], "hash": cph.hex(), "steps": len(proof["steps"])}
+    return {"checkpoint": cp["sequence"], "hash": cph.hex(), "steps": len(proof["steps"]),
+            "content": checkpoint_content(cp, previous).hex()}
 
 
 def verify_consistency(proof, held, held_list=None):
@@ -209,12 +218,14 @@ def verify_consistency(proof, held, held_list=None):
     first = cps[0]
     previous = None if first["previous"] is None else unhex(first["previous"], "previous")
     h = checkpoint_hash(first, previous)
+    content = checkpoint_content(first, previous)
     if h != held:
         raise ProofError(f"checkpoint {first['sequence']} is not the one the witness holds")
     for c in cps[1:]:
         if c["previous"] is None or unhex(c["previous"], "previous") != h:
             raise ProofError(f"checkpoint {c['sequence']} does not link to the checkpoint before it")
-        h = checkpoint_hash(c, h)
+        content = checkpoint_content(c, h)
+        h = sha256(content)
         if h != unhex(c["hash"], "hash"):
             raise ProofError(f"checkpoint {c['sequence']} does not match its hash")
     mk = proof["merkle"]
@@ -232,7 +243,7 @@ def verify_consistency(proof, held, held_list=None):
     last = root_from_path(sha256(b"\x00" + h), n - 1, n, [unhex(x, "inclusion node") for x in mk["inclusion_to"]])
     if last != new_root:
         raise ProofError("checkpoint 'to' is not the last leaf of the newer tree")
-    return {"to": cps[-1]["sequence"], "hash": h.hex()}
+    return {"to": cps[-1]["sequence"], "hash": h.hex(), "content": content.hex()}
 
 
 def main(argv):
