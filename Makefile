@@ -17,6 +17,7 @@ OBJS = \
 	extension/engine_scope.o \
 	extension/delivery.o \
 	extension/audit_verify.o \
+	extension/audit_proof.o \
 	extension/audit_sign.o \
 	triggers/audit_triggers.o \
 	extension/export.o \

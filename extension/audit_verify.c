@@ -140,9 +140,12 @@ check_chain_end(VerifyState *vs)
 			   vs->chain, vs->last_seq, e->seq, e->checkpoint);
 }
 
-/* leaf of the Merkle tree: 0x00, then the head, length-prefixed */
-static void
-merkle_leaf(const char *chain, int64 seq, const uint8 *hash, uint8 *out)
+/*
+ * leaf of the Merkle tree: 0x00, then the head, length-prefixed (also the
+ * leaf of audit_proof_record()'s audit path, audit_proof.c)
+ */
+void
+ioffice_merkle_leaf(const char *chain, int64 seq, const uint8 *hash, uint8 *out)
 {
 	StringInfoData buf;
 
@@ -154,9 +157,13 @@ merkle_leaf(const char *chain, int64 seq, const uint8 *hash, uint8 *out)
 	pfree(buf.data);
 }
 
-/* Root of the tree over n leaves (RFC 6962 shape: interior node = 0x01 || l || r). */
-static void
-merkle_root(uint8 (*level)[HASH_LEN], int n, uint8 *out)
+/*
+ * Root of the tree over n leaves (RFC 6962 shape: interior node = 0x01 || l
+ * || r; pairing neighbours bottom-up and carrying an odd last node up gives
+ * RFC 6962's left-balanced tree).  Overwrites the leaves.
+ */
+void
+ioffice_merkle_root(uint8 (*level)[HASH_LEN], int n, uint8 *out)
 {
 	if (n == 0)
 	{
@@ -278,7 +285,7 @@ load_checkpoint_heads(HTAB *heads, int64 id, uint8 *root)
 
 		memset(h, 0, HASH_LEN);
 		get_hash(hs->vals[j], hs->tupdesc, 3, h);
-		merkle_leaf(chain, seq, h, leaves[j]);
+		ioffice_merkle_leaf(chain, seq, h, leaves[j]);
 
 		strlcpy(key, chain, CHAIN_KEY_LEN);
 		e = hash_search(heads, key, HASH_ENTER, NULL);
@@ -287,7 +294,7 @@ load_checkpoint_heads(HTAB *heads, int64 id, uint8 *root)
 		e->checkpoint = id;
 		e->seen = false;
 	}
-	merkle_root(leaves, (int) nheads, root);
+	ioffice_merkle_root(leaves, (int) nheads, root);
 	pfree(leaves);
 	SPI_freetuptable(hs);
 	return nheads;
@@ -1082,12 +1089,12 @@ seal_root(SealState *ss)
 
 		memset(h, 0, HASH_LEN);
 		get_hash(moved->vals[i], moved->tupdesc, 3, h);
-		merkle_leaf(SPI_getvalue(moved->vals[i], moved->tupdesc, 1),
+		ioffice_merkle_leaf(SPI_getvalue(moved->vals[i], moved->tupdesc, 1),
 					DatumGetInt64(SPI_getbinval(moved->vals[i], moved->tupdesc, 2, &isnull)),
 					h, leaves[i]);
 		ss->records += DatumGetInt64(SPI_getbinval(moved->vals[i], moved->tupdesc, 4, &isnull));
 	}
-	merkle_root(leaves, (int) ss->n, ss->root);
+	ioffice_merkle_root(leaves, (int) ss->n, ss->root);
 }
 
 /*

@@ -87,6 +87,8 @@ extern void ioffice_audit_sign_init(void);
 extern void ioffice_checkpoint_content(StringInfo buf, int64 id, TimestampTz at, int32 chains,
 									   int64 records, const uint8 *root, const uint8 *prev);
 extern int64 ioffice_audit_seal_internal(bool *sealed);
+extern void ioffice_merkle_leaf(const char *chain, int64 seq, const uint8 *hash, uint8 *out);
+extern void ioffice_merkle_root(uint8 (*level)[32], int n, uint8 *out);
 extern bool ioffice_audit_certificate_fingerprint(int n, uint8 *out);
 typedef enum IofficeCheckpointSig
 {

@@ -121,6 +121,34 @@ COMMENT ON FUNCTION audit_verify_witness(jsonb) IS
 REVOKE ALL ON FUNCTION audit_verify_witness(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION audit_verify_witness(jsonb) TO ioffice_admin;
 
+-- Proofs for witnesses, citizens and courts (extension/audit_proof.c).  What
+-- a checkpoint commits to: the heads (chain, seq, hash) of the chains that
+-- moved since the previous checkpoint, through the root of a Merkle tree
+-- over them, and the previous checkpoint's hash.  audit_proof() gives the
+-- checkpoints from..to with every field their hashes cover (a verifier
+-- holding checkpoint from recomputes each link up to checkpoint to), and an
+-- RFC 6962 consistency proof in the tree whose leaves are the checkpoint
+-- hashes; audit_proof_record() the record, the later records of its chain up
+-- to the head the first checkpoint covering it sealed, that head's audit
+-- path to the checkpoint's root, and the checkpoint.  Neither changes
+-- anything.  A proof is checked outside the database: the byte encodings are
+-- in the comments below.
+CREATE FUNCTION audit_proof(from_seq bigint, to_seq bigint) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'ioffice_audit_proof'
+    LANGUAGE C STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION audit_proof(bigint, bigint) IS
+  'That checkpoint to_seq extends checkpoint from_seq: "checkpoints", from..to as the witnesses receive them (sequence, at, chains, records, root, previous, hash; the signature on to_seq only), each hash = SHA-256("ioffice-checkpoint-1;" sequence ";" at ";" chains ";" records ";" | root | previous), at in microseconds since 2000-01-01 UTC, root and previous as 32 raw bytes (previous absent for the first); and "merkle", an RFC 6962 2.1.2 consistency proof between the trees of sizes size_from and size_to whose leaves are SHA-256(0x00 | checkpoint hash) in order, nodes SHA-256(0x01 | left | right), with inclusion_to, the audit path of checkpoint to_seq''s leaf (the last)';
+CREATE FUNCTION audit_proof_record(id bigint) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'ioffice_audit_proof_record'
+    LANGUAGE C STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION audit_proof_record(bigint) IS
+  'That an audit record is sealed by a checkpoint: "record" and "steps" (the later records of its chain up to "head"), each hash = SHA-256("ioffice-audit-1;" F(chain) F(seq) F(previous) F(at) F(actor_id) F(on_behalf_of) F(db_role) F(entity) F(entity_id) F(action) F(state_before) F(state_after) F(detail)), F(x) = byte length ":" x ";", F(NULL) = "-;", previous as 32 raw bytes, at in microseconds since 2000-01-01 UTC; the head''s leaf SHA-256(0x00 | byte length of chain ":" chain ";" seq ";" | hash); "path", its RFC 6962 2.1.1 audit path (leaf_index, tree_size) to the root of "checkpoint", nodes SHA-256(0x01 | left | right).  Only records the caller may see; 55000 when no checkpoint seals it yet';
+REVOKE ALL ON FUNCTION audit_proof(bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION audit_proof(bigint, bigint) TO ioffice_admin;
+-- a person gets the proofs of the records the audit's row-level security
+-- shows them (the function asks as them)
+GRANT EXECUTE ON FUNCTION audit_proof_record(bigint) TO PUBLIC;
+
 -- append-only, for everyone, the owner included
 CREATE FUNCTION _audit_append_only() RETURNS trigger
     AS 'MODULE_PATHNAME', 'ioffice_audit_append_only' LANGUAGE C;
