@@ -69,11 +69,12 @@ static IofficePlan unsigned_plan = {
 /* the signing certificate, or why it cannot sign now */
 static IofficePlan certificate_plan = {
 	NULL,
-	"SELECT c.pem, c.key_file, "
+	/* the key: a PKCS#11 URI (the seal in an HSM) or a key file */
+	"SELECT c.pem, coalesce(c.key_uri, c.key_file), "
 	"       CASE WHEN c.revoked_at IS NOT NULL THEN 'certificate ' || c.id || ' was revoked' "
 	"            WHEN c.not_after < now() THEN 'certificate ' || c.id || ' expired on ' || c.not_after "
 	"            WHEN c.not_before > now() THEN 'certificate ' || c.id || ' is not valid before ' || c.not_before "
-	"            WHEN c.key_file IS NULL THEN 'certificate ' || c.id || ' has no key file registered' END "
+	"            WHEN c.key_file IS NULL AND c.key_uri IS NULL THEN 'certificate ' || c.id || ' has no key file registered' END "
 	"  FROM ioffice.certificate c WHERE c.fingerprint = $1",
 	1, {BYTEAOID}
 };
