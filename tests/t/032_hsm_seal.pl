@@ -212,7 +212,6 @@ find(
 	$node->data_dir);
 is(join(',', @holding), '', 'no file under the data directory holds the seal\'s private key');
 
-# --- failures: the job's reason, never a crash ---------------------------------------
 sub reload
 {
 	$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
@@ -220,6 +219,33 @@ sub reload
 	sleep 2;
 	return;
 }
+
+# --- personal key files: development only -------------------------------------------
+# ioffice.keystore_personal off: the leader's key file is not used, his
+# signature waits for his own tool (the token path); a reload that does not
+# touch the HSM keeps the signer process and its loaded key
+my $signer_pid = $node->safe_psql('postgres', 'SELECT signer_pid FROM ioffice._worker_slots()');
+$node->safe_psql('postgres', 'ALTER SYSTEM SET ioffice.keystore_personal = off');
+reload();
+my $pdoc = as_actor($node, 'postgres', 'regress_luan', "SELECT ioffice.create_outgoing('CV', 'Công văn token')");
+as_actor($node, 'postgres', 'regress_luan', "SELECT ioffice.attach($pdoc, 'cong_van.pdf', decode('$pdf_hex', 'hex'))");
+as_actor($node, 'postgres', 'regress_luan', "SELECT ioffice.act($pdoc, 'submit', 'dai', NULL, '{\"request_signature\": true}')");
+as_actor($node, 'postgres', 'dai', "SELECT ioffice.act($pdoc, 'sign', NULL, NULL, '{\"mode\": \"auto\"}')");
+my $psig = $node->safe_psql('postgres', "SELECT id FROM ioffice.signature WHERE document_id = $pdoc");
+sleep 3;
+is($node->safe_psql('postgres', "SELECT status FROM ioffice.signature WHERE id = $psig"), 'pending',
+	'keystore_personal off: the worker does not sign with the leader\'s key file');
+is(as_actor($node, 'postgres', 'dai', "SELECT ioffice.signing_request($psig) IS NOT NULL"), 't',
+	'keystore_personal off: the leader\'s signature is on the token path');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET ioffice.keystore_personal');
+reload();
+ok(wait_signatures($node, $pdoc), 'keystore_personal on again: the worker signs');
+is($node->safe_psql('postgres', "SELECT status FROM ioffice.signature WHERE id = $psig"), 'done',
+	'keystore_personal on again: the leader\'s signature is made with his key file');
+is($node->safe_psql('postgres', 'SELECT signer_pid FROM ioffice._worker_slots()'), $signer_pid,
+	'reloads that do not touch the HSM keep the signer process');
+
+# --- failures: the job's reason, never a crash ---------------------------------------
 
 write_pin('999999');
 reload();
