@@ -14,7 +14,8 @@
  *
  * A checkpoint is then signed with the first certificate that
  * ioffice.audit_certificate names and the database has (its key_file in the
- * keystore; the key never enters the database), in order, in the same transaction as the
+ * keystore, or its key_uri in an HSM, hsm_key.c; the key never enters the
+ * database), in order, in the same transaction as the
  * seal.  One written by audit_seal() in a backend, which has no key, waits
  * unsigned (signature IS NULL: the queue) until the worker's next look; the
  * backend wakes it when it commits.  Before signing, the worker checks that

@@ -432,7 +432,8 @@ CREATE INDEX task_processed_by_idx ON task (processed_by) WHERE processed_by <> 
 COMMENT ON TABLE task IS 'Hand-overs of a document between people: the processing trail (quá trình xử lý)';
 
 -- Certificates (public only: private keys stay in the worker's keystore,
--- ioffice.keystore, named here by key_file), trust anchors and CRLs.
+-- ioffice.keystore, named here by key_file, or for a seal in an HSM, named
+-- by key_uri), trust anchors and CRLs.
 CREATE TABLE certificate (
     id           bigserial PRIMARY KEY,
     kind         text NOT NULL CHECK (kind IN ('personal', 'organisation')),
