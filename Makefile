@@ -32,6 +32,7 @@ OBJS = \
 	workers/audit_jobs.o \
 	workers/count_jobs.o \
 	workers/signer.o \
+	workers/hsm_key.o \
 	workers/convert_jobs.o \
 	workers/converter.o \
 	workers/pdf_sign.o \

@@ -7,7 +7,7 @@
  * SHA-256 fingerprints (hex, as certificate.fingerprint) of the certificates
  * whose signatures audit_verify() accepts, comma-separated; the first one
  * that the database has signs (the worker finds its row, and the row's
- * key_file in the keystore; a server serving several agencies' databases
+ * key_file in the keystore or its key_uri in an HSM; a server serving several agencies' databases
  * lists each one's).
  * A setting rather than a table: the point of signing is to catch a
  * superuser who rewrites the audit tables, and a table naming the

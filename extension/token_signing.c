@@ -103,7 +103,8 @@ ioffice_token_signing_init(void)
 /*
  * The rule of the token path, also in sign_jobs.c's queue: the signer has a
  * personal certificate that can sign now without a key file, and none with
- * one.  The newest such certificate is the one the request names.
+ * one (key files count only while ioffice.keystore_personal is on).  The
+ * newest such certificate is the one the request names.
  */
 static IofficePlan signature_plan = {
 	NULL,
@@ -116,11 +117,11 @@ static IofficePlan signature_plan = {
 	"                 CASE s.options->'copy'->>'kind' WHEN 'SY' THEN 'Sao y' WHEN 'SL' THEN 'Sao lục' "
 	"                      WHEN 'TrS' THEN 'Trích sao' END, s.options->'copy'->>'agency') END, "
 	"       (SELECT c.id FROM ioffice.certificate c WHERE c.kind = 'personal' "
-	"           AND c.person_id = s.signer_id AND c.key_file IS NULL AND c.revoked_at IS NULL "
+	"           AND c.person_id = s.signer_id AND (c.key_file IS NULL OR NOT $2) AND c.revoked_at IS NULL "
 	"           AND now() BETWEEN c.not_before AND c.not_after "
 	"         ORDER BY c.not_after DESC, c.id DESC LIMIT 1), "
 	"       EXISTS (SELECT 1 FROM ioffice.certificate c WHERE c.kind = 'personal' "
-	"           AND c.person_id = s.signer_id AND c.key_file IS NOT NULL AND c.revoked_at IS NULL "
+	"           AND c.person_id = s.signer_id AND c.key_file IS NOT NULL AND $2 AND c.revoked_at IS NULL "
 	"           AND now() BETWEEN c.not_before AND c.not_after), "
 	"       f.kind IN " IOFFICE_CONVERTIBLE_KINDS_SQL ", f.kind = 'pdf' AND position('startxref'::bytea IN "
 	"           substring(f.content FROM greatest(1, f.size - 1023))) > 0 "
@@ -128,7 +129,7 @@ static IofficePlan signature_plan = {
 	"  JOIN ioffice.file f ON f.id = s.file_id "
 	"  LEFT JOIN ioffice.signature_image si ON si.person_id = s.signer_id "
 	" WHERE s.id = $1 FOR UPDATE OF s",
-	1, {INT8OID}
+	2, {INT8OID, BOOLOID}
 };
 
 static IofficePlan certificate_plan = {
@@ -267,7 +268,7 @@ refuse(TokenSignature *s, const char *what, int sqlstate, const char *msg, const
 static void
 read_signature(TokenSignature *s, int64 id, const char *what)
 {
-	Datum		arg[1];
+	Datum		arg[2];
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull;
@@ -277,6 +278,8 @@ read_signature(TokenSignature *s, int64 id, const char *what)
 	s->id = id;
 	s->actor = ioffice_resolve_actor(false);
 	arg[0] = Int64GetDatum(id);
+	/* personal key files count only while the worker signs with them */
+	arg[1] = BoolGetDatum(ioffice_keystore_personal);
 	if (ioffice_exec(&signature_plan, arg, NULL, 0) != SPI_OK_SELECT)
 		elog(ERROR, "ioffice: could not read signature %lld", (long long) id);
 	if (SPI_processed == 0)

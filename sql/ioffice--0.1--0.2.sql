@@ -3676,3 +3676,98 @@ GRANT EXECUTE ON FUNCTION audit_proof(bigint, bigint) TO ioffice_admin;
 -- a person gets the proofs of the records the audit's row-level security
 -- shows them (the function asks as them)
 GRANT EXECUTE ON FUNCTION audit_proof_record(bigint) TO PUBLIC;
+-- ==== hsm_seal ====
+-- The seal's key in a hardware security module: a certificate row may name
+-- its key by a PKCS#11 URI (the worker loads it through OpenSSL's pkcs11
+-- engine), and register_certificate() takes it as a trailing parameter.
+ALTER TABLE certificate ADD COLUMN key_uri text CONSTRAINT certificate_key_uri_check
+                 CHECK (key_uri ~ '^pkcs11:[!-~]+$' AND length(key_uri) <= 1000 AND key_uri !~* '[?;&]pin-(value|source)=');
+ALTER TABLE certificate ADD CONSTRAINT certificate_one_key
+    CHECK (key_uri IS NULL OR (key_file IS NULL AND kind = 'organisation'));
+COMMENT ON COLUMN certificate.key_uri IS 'The seal''s private key in a hardware security module: a PKCS#11 URI (RFC 7512) the signing worker loads the key by, through ioffice.pkcs11_module; the PIN is in ioffice.pkcs11_pin_file, never here';
+DROP FUNCTION register_certificate(text, text, text, text);
+-- A person's certificate (kind personal, owner a login) or an agency's seal
+-- (kind organisation, owner an agency code), with the name of its private
+-- key's file in the keystore, or (a seal only) the PKCS#11 URI of its key in
+-- a hardware security module.
+CREATE FUNCTION register_certificate(kind text, owner text, pem text, key_file text DEFAULT NULL,
+                                     key_uri text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_info record;
+    v_person bigint;
+    v_agency bigint;
+    v_id bigint;
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF kind IS NULL OR owner IS NULL OR pem IS NULL THEN
+        RAISE EXCEPTION 'a certificate needs its kind, owner and PEM text' USING ERRCODE = '22023';
+    END IF;
+    IF kind NOT IN ('personal', 'organisation') THEN
+        RAISE EXCEPTION 'unknown certificate kind "%"', kind USING ERRCODE = '22023',
+              HINT = 'Kinds are personal (owner: a login) and organisation (owner: an agency code).';
+    END IF;
+    IF key_file IS NOT NULL AND (key_file !~ '^[A-Za-z0-9_.-]{1,200}$' OR key_file IN ('.', '..')) THEN
+        RAISE EXCEPTION 'key file "%" must be a plain file name of the keystore', key_file
+            USING ERRCODE = '22023';
+    END IF;
+    IF key_uri IS NOT NULL THEN
+        IF key_file IS NOT NULL THEN
+            RAISE EXCEPTION 'a certificate''s key is either a key file or a PKCS#11 URI, not both'
+                USING ERRCODE = '22023';
+        END IF;
+        IF kind <> 'organisation' THEN
+            RAISE EXCEPTION 'only an agency''s seal may have its key in the server''s HSM' USING ERRCODE = '22023',
+                  HINT = 'A person''s key stays under their sole control: register the certificate without a key.';
+        END IF;
+        IF key_uri !~ '^pkcs11:[!-~]+$' OR length(key_uri) > 1000 THEN
+            RAISE EXCEPTION 'key URI "%" is not a PKCS#11 URI', pg_catalog.left(key_uri, 60)
+                USING ERRCODE = '22023', HINT = 'For example pkcs11:token=seal;object=seal-key;type=private (RFC 7512).';
+        END IF;
+        IF key_uri ~* '[?;&]pin-(value|source)=' THEN
+            RAISE EXCEPTION 'a key URI must not carry the PIN' USING ERRCODE = '22023',
+                  HINT = 'The worker reads the PIN from the file ioffice.pkcs11_pin_file names.';
+        END IF;
+    END IF;
+    v_info := ioffice._x509_info(pem);
+    IF v_info.not_before IS NULL OR v_info.not_after IS NULL THEN
+        RAISE EXCEPTION 'the certificate''s validity dates cannot be read' USING ERRCODE = '22023';
+    END IF;
+    IF NOT v_info.signs THEN
+        RAISE EXCEPTION 'the certificate''s key usage allows no signing' USING ERRCODE = '22023',
+              HINT = 'Signing certificates carry keyUsage digitalSignature or nonRepudiation.';
+    END IF;
+    IF kind = 'personal' THEN
+        SELECT p.id INTO v_person FROM ioffice.person p WHERE p.login = owner;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'unknown person "%"', owner USING ERRCODE = '42704';
+        END IF;
+    ELSE
+        SELECT u.id INTO v_agency FROM ioffice.unit u WHERE u.code = owner AND u.kind = 'agency';
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'unknown agency "%"', owner USING ERRCODE = '42704';
+        END IF;
+    END IF;
+    IF EXISTS (SELECT 1 FROM ioffice.certificate c WHERE c.fingerprint = v_info.fingerprint) THEN
+        RAISE EXCEPTION 'this certificate is already registered' USING ERRCODE = '23505';
+    END IF;
+    INSERT INTO ioffice.certificate (kind, person_id, agency_id, pem, subject, issuer, serial,
+                                     not_before, not_after, fingerprint, key_file, key_uri, revoked_at)
+    VALUES (kind, v_person, v_agency, pem, v_info.subject, v_info.issuer, v_info.serial,
+            v_info.not_before, v_info.not_after, v_info.fingerprint, key_file, key_uri,
+            (SELECT min(c.this_update) FROM ioffice.crl c
+              WHERE c.issuer = v_info.issuer AND v_info.serial = ANY (c.serials)))
+    RETURNING id INTO v_id;
+    PERFORM ioffice._audit('certificate', v_id, 'register', NULL, NULL,
+                           jsonb_build_object('kind', kind, 'owner', owner, 'subject', v_info.subject,
+                                              'serial', v_info.serial, 'not_after', v_info.not_after)
+                           || CASE WHEN key_uri IS NULL THEN '{}'::jsonb
+                                   ELSE jsonb_build_object('key_uri', key_uri) END);
+    PERFORM ioffice._engine_leave();
+    RETURN v_id;
+END
+$$;
+REVOKE ALL ON FUNCTION register_certificate(text, text, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION register_certificate(text, text, text, text, text) TO ioffice_admin;

@@ -14,7 +14,8 @@
  *
  * A checkpoint is then signed with the first certificate that
  * ioffice.audit_certificate names and the database has (its key_file in the
- * keystore; the key never enters the database), in order, in the same transaction as the
+ * keystore, or its key_uri in an HSM, hsm_key.c; the key never enters the
+ * database), in order, in the same transaction as the
  * seal.  One written by audit_seal() in a backend, which has no key, waits
  * unsigned (signature IS NULL: the queue) until the worker's next look; the
  * backend wakes it when it commits.  Before signing, the worker checks that
@@ -69,11 +70,12 @@ static IofficePlan unsigned_plan = {
 /* the signing certificate, or why it cannot sign now */
 static IofficePlan certificate_plan = {
 	NULL,
-	"SELECT c.pem, c.key_file, "
+	/* the key: a PKCS#11 URI (the seal in an HSM) or a key file */
+	"SELECT c.pem, coalesce(c.key_uri, c.key_file), "
 	"       CASE WHEN c.revoked_at IS NOT NULL THEN 'certificate ' || c.id || ' was revoked' "
 	"            WHEN c.not_after < now() THEN 'certificate ' || c.id || ' expired on ' || c.not_after "
 	"            WHEN c.not_before > now() THEN 'certificate ' || c.id || ' is not valid before ' || c.not_before "
-	"            WHEN c.key_file IS NULL THEN 'certificate ' || c.id || ' has no key file registered' END "
+	"            WHEN c.key_file IS NULL AND c.key_uri IS NULL THEN 'certificate ' || c.id || ' has no key file registered' END "
 	"  FROM ioffice.certificate c WHERE c.fingerprint = $1",
 	1, {BYTEAOID}
 };

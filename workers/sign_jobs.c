@@ -78,22 +78,27 @@ static IofficePlan jobs_plan = {
 	"                     AND f.kind IN " IOFFICE_CONVERTIBLE_KINDS_SQL ") "
 	/*
 	 * the token path (token_signing.c): a signer whose certificates that
-	 * can sign now all lack a key file signs with their own tool
+	 * can sign now all lack a key file signs with their own tool; so do
+	 * all when ioffice.keystore_personal ($2) is off (personal key files
+	 * are for development only)
 	 */
 	"     AND NOT (s.kind = 'personal' "
 	"              AND EXISTS (SELECT 1 FROM ioffice.certificate c WHERE c.kind = 'personal' "
-	"                     AND c.person_id = s.signer_id AND c.key_file IS NULL AND c.revoked_at IS NULL "
+	"                     AND c.person_id = s.signer_id AND (c.key_file IS NULL OR NOT $2) AND c.revoked_at IS NULL "
 	"                     AND now() BETWEEN c.not_before AND c.not_after) "
 	"              AND NOT EXISTS (SELECT 1 FROM ioffice.certificate c WHERE c.kind = 'personal' "
-	"                     AND c.person_id = s.signer_id AND c.key_file IS NOT NULL AND c.revoked_at IS NULL "
+	"                     AND c.person_id = s.signer_id AND c.key_file IS NOT NULL AND $2 AND c.revoked_at IS NULL "
 	"                     AND now() BETWEEN c.not_before AND c.not_after)) "
 	"   ORDER BY s.id LIMIT $1 FOR UPDATE SKIP LOCKED) "
-	"SELECT s.id, s.document_id, s.file_id, s.kind, c.id, c.pem, c.key_file, "
+	/* the key: a PKCS#11 URI (the seal in an HSM) or a key file */
+	"SELECT s.id, s.document_id, s.file_id, s.kind, c.id, c.pem, coalesce(c.key_uri, c.key_file), "
 	"       CASE WHEN c.id IS NULL THEN 'no ' || s.kind || ' certificate is registered for the signer' "
 	"            WHEN c.not_after < now() THEN 'the certificate expired on ' || c.not_after "
 	"            WHEN c.not_before > now() THEN 'the certificate is not valid before ' || c.not_before "
 	"            WHEN c.revoked_at IS NOT NULL THEN 'the certificate was revoked on ' || c.revoked_at "
-	"            WHEN c.key_file IS NULL THEN 'certificate ' || c.id || ' has no key file registered' "
+	"            WHEN c.key_file IS NULL AND c.key_uri IS NULL THEN 'certificate ' || c.id || ' has no key file registered' "
+	"            WHEN c.kind = 'personal' AND NOT $2 THEN 'certificate ' || c.id || '''s key file is not used: "
+	"ioffice.keystore_personal is off' "
 	"       END, f.sha256, "
 	/*
 	 * a PDF that ends as PDFs end (startxref in its last KiB, read as a
@@ -154,11 +159,12 @@ static IofficePlan jobs_plan = {
 	"        WHERE c.kind = s.kind "
 	"          AND CASE s.kind WHEN 'personal' THEN c.person_id = s.signer_id "
 	"                          ELSE c.agency_id = d.agency_id END "
-	"        ORDER BY (c.revoked_at IS NULL AND c.key_file IS NOT NULL "
+	"        ORDER BY (c.revoked_at IS NULL "
+	"                  AND (c.key_uri IS NOT NULL OR (c.key_file IS NOT NULL AND (c.kind = 'organisation' OR $2))) "
 	"                  AND now() BETWEEN c.not_before AND c.not_after) DESC, "
 	"                 c.revoked_at IS NULL DESC, c.not_after DESC, c.id DESC LIMIT 1) c ON true "
 	" ORDER BY s.id",
-	1, {INT4OID}
+	2, {INT4OID, BOOLOID}
 };
 
 /* a batch's outcomes in one statement */
@@ -774,10 +780,11 @@ job_from_tuple(SignJob *job, HeapTuple tup, TupleDesc desc)
 static void
 read_jobs(Batch *b, int limit)
 {
-	Datum		arg[1];
+	Datum		arg[2];
 	uint64		n;
 
 	arg[0] = Int32GetDatum(limit);
+	arg[1] = BoolGetDatum(ioffice_keystore_personal);
 	if (ioffice_exec(&jobs_plan, arg, NULL, 0) != SPI_OK_SELECT)
 		elog(ERROR, "ioffice: could not read the signature queue");
 	n = SPI_processed;

@@ -4,7 +4,8 @@
  *	  (SHA-256, signing time, ESS signingCertificateV2), DER-encoded.
  *
  * Private keys never enter the database: a certificate row names a key
- * file in the directory ioffice.keystore.  A key file must be a regular
+ * file in the directory ioffice.keystore, or (the seal) a PKCS#11 URI of a
+ * key in a hardware security module, loaded by hsm_key.c.  A key file must be a regular
  * file owned by the server's OS user and readable by nobody else; anything
  * else is refused.  Keys are loaded once per worker and kept (keyed by file
  * name, reloaded when the file changes; the file is checked again at most
@@ -325,7 +326,13 @@ read_key(CachedKey *entry, int fd, const struct stat *st, const char *key_file, 
 	return key;
 }
 
-/* The private key of a key file of the keystore, or NULL with *reason set. */
+/*
+ * The private key a certificate row names, or NULL with *reason set: a
+ * PKCS#11 URI (key_uri: the seal in an HSM, hsm_key.c) or a key file of the
+ * keystore.  Every signing path (PAdES, detached, audit checkpoints) comes
+ * here.  A key file name cannot start with "pkcs11:" (certificate.key_file
+ * allows no colon).
+ */
 static EVP_PKEY *
 load_key(const char *key_file, uint64 *generation, char **reason)
 {
@@ -337,6 +344,8 @@ load_key(const char *key_file, uint64 *generation, char **reason)
 	EVP_PKEY   *key;
 	TimestampTz now;
 
+	if (ioffice_is_pkcs11_uri(key_file))
+		return ioffice_hsm_load_key(key_file, generation, reason);
 	if (!key_file_path(key_file, path, reason))
 		return NULL;
 	now = GetCurrentTimestamp();
@@ -693,9 +702,38 @@ template_build(EVP_PKEY *key, uint64 key_generation)
 			 "signing with OpenSSL's CMS functions");
 }
 
+static char *
+key_mismatch(const char *key_file)
+{
+	if (ioffice_is_pkcs11_uri(key_file))
+		return psprintf("the PKCS#11 key \"%s\" is not the certificate's private key", key_file);
+	return pstrdup("the key file does not hold the certificate's private key");
+}
+
+/* A signing error: a key in an HSM is loaded again next time (hsm_key.c). */
+static void
+key_failed(const char *key_file, char **reason)
+{
+	if (!ioffice_is_pkcs11_uri(key_file))
+		return;
+	ioffice_hsm_key_failed(key_file);
+	if (*reason != NULL)
+		*reason = psprintf("PKCS#11 key \"%s\": %s", key_file, *reason);
+}
+
+/*
+ * The configuration was reloaded: the HSM's module or PIN may have changed
+ * (hsm_key.c decides whether its keys must be loaded again).
+ */
+void
+ioffice_signer_reloaded(void)
+{
+	ioffice_hsm_reloaded();
+}
+
 /*
  * A detached CMS over content whose SHA-256 is DIGEST, signed with the
- * certificate (its chain carried along) and the key in the keystore.
+ * certificate (its chain carried along) and the key in the keystore or HSM.
  */
 IofficeSignResult
 ioffice_sign_detached_digest(const char *cert_pem, const char *key_file,
@@ -720,7 +758,7 @@ ioffice_sign_detached_digest(const char *cert_pem, const char *key_file,
 		if (X509_check_private_key(cached_cert, key) != 1)
 		{
 			ERR_clear_error();
-			result.reason = pstrdup("the key file does not hold the certificate's private key");
+			result.reason = key_mismatch(key_file);
 			return result;
 		}
 		cur->checked_key = generation;
@@ -740,7 +778,10 @@ ioffice_sign_detached_digest(const char *cert_pem, const char *key_file,
 
 	cms = cms_from_digest(key, digest, NULL, &result.reason);
 	if (cms == NULL)
+	{
+		key_failed(key_file, &result.reason);
 		return result;
+	}
 	der = cms_der(cms, &len);
 	CMS_ContentInfo_free(cms);
 	if (der == NULL)
@@ -887,7 +928,7 @@ ioffice_sign_pades_digest(const char *cert_pem, const char *key_file,
 		if (X509_check_private_key(cached_cert, key) != 1)
 		{
 			ERR_clear_error();
-			*reason = pstrdup("the key file does not hold the certificate's private key");
+			*reason = key_mismatch(key_file);
 			return NULL;
 		}
 		cur->checked_key = generation;
@@ -902,6 +943,7 @@ ioffice_sign_pades_digest(const char *cert_pem, const char *key_file,
 		CMS_SignerInfo_sign(si) != 1)
 	{
 		*reason = openssl_reason("signing failed");
+		key_failed(key_file, reason);
 		CMS_ContentInfo_free(cms);
 		return NULL;
 	}
@@ -912,8 +954,12 @@ ioffice_sign_pades_digest(const char *cert_pem, const char *key_file,
 		memcpy(VARDATA(out), der, len);
 		OPENSSL_free(der);
 	}
-	else if (*reason == NULL)
-		*reason = openssl_reason("the signature cannot be encoded");
+	else
+	{
+		if (*reason == NULL)
+			*reason = openssl_reason("the signature cannot be encoded");
+		key_failed(key_file, reason);
+	}
 	CMS_ContentInfo_free(cms);
 	ERR_clear_error();
 	return out;

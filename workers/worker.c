@@ -64,6 +64,7 @@ PGDLLEXPORT void ioffice_worker_main(Datum arg);
 
 char	   *ioffice_worker_databases = NULL;
 char	   *ioffice_keystore = NULL;
+bool		ioffice_keystore_personal = true;
 int			ioffice_worker_naptime = 10;
 int			ioffice_worker_batch = 100;
 
@@ -215,6 +216,16 @@ ioffice_worker_init(void)
 							   PGC_SIGHUP,
 							   0,
 							   NULL, NULL, NULL);
+	DefineCustomBoolVariable("ioffice.keystore_personal",
+							 "Whether the worker signs for people with key files of the keystore (development only).",
+							 "Off: a personal certificate's key file is ignored, and the person signs with their "
+							 "own tool (token path) or a remote service.  The organisation's seal is not concerned.",
+							 &ioffice_keystore_personal,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+	ioffice_hsm_init();
 	DefineCustomIntVariable("ioffice.worker_naptime",
 							"Seconds the worker sleeps when nobody wakes it.",
 							NULL,
@@ -690,6 +701,19 @@ signer_loop(void)
 		CHECK_FOR_INTERRUPTS();
 		(void) ioffice_worker_reload();
 
+		/*
+		 * an HSM key must be loaded again (the module or PIN changed at the
+		 * reload, or signing with it failed in the last batch), which takes
+		 * a new process (hsm_key.c): end between batches, before signing
+		 * anything more; the postmaster starts the signer again after
+		 * bgw_restart_time
+		 */
+		if (ioffice_hsm_restart_wanted())
+		{
+			elog(LOG, "ioffice worker: the PKCS#11 module must be opened again: the signer restarts");
+			proc_exit(1);
+		}
+
 		if (RecoveryInProgress())
 			set_state("standby");
 		else if (!extension_present())
@@ -769,6 +793,8 @@ ioffice_worker_reload(void)
 		return false;
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
+	/* the HSM's module or PIN may have changed: its keys are loaded again */
+	ioffice_signer_reloaded();
 	return true;
 }
 

@@ -64,6 +64,7 @@ typedef struct IofficeWorkerSlot
 /* settings */
 extern char *ioffice_worker_databases;
 extern char *ioffice_keystore;
+extern bool ioffice_keystore_personal;
 extern int	ioffice_worker_naptime;
 extern int	ioffice_worker_batch;
 
@@ -117,6 +118,21 @@ typedef struct IofficeSignResult
 
 extern IofficeSignResult ioffice_sign_detached_digest(const char *cert_pem, const char *key_file,
 													  const unsigned char *sha256);
+
+/* signer.c: the configuration was reloaded (keys of an HSM are loaded again) */
+extern void ioffice_signer_reloaded(void);
+
+/*
+ * hsm_key.c: keys in a hardware security module, named by a PKCS#11 URI
+ * (certificate.key_uri), loaded by the signing worker only
+ */
+struct evp_pkey_st;
+extern void ioffice_hsm_init(void);
+extern bool ioffice_is_pkcs11_uri(const char *ref);
+extern struct evp_pkey_st *ioffice_hsm_load_key(const char *uri, uint64 *generation, char **reason);
+extern void ioffice_hsm_key_failed(const char *uri);
+extern void ioffice_hsm_reloaded(void);
+extern bool ioffice_hsm_restart_wanted(void);
 
 /* signer.c: the DER of a SignerInfo's signed attributes, as they are signed */
 struct CMS_SignerInfo_st;

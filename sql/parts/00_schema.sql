@@ -432,7 +432,8 @@ CREATE INDEX task_processed_by_idx ON task (processed_by) WHERE processed_by <> 
 COMMENT ON TABLE task IS 'Hand-overs of a document between people: the processing trail (quá trình xử lý)';
 
 -- Certificates (public only: private keys stay in the worker's keystore,
--- ioffice.keystore, named here by key_file), trust anchors and CRLs.
+-- ioffice.keystore, named here by key_file, or for a seal in an HSM, named
+-- by key_uri), trust anchors and CRLs.
 CREATE TABLE certificate (
     id           bigserial PRIMARY KEY,
     kind         text NOT NULL CHECK (kind IN ('personal', 'organisation')),
@@ -449,11 +450,17 @@ CREATE TABLE certificate (
     revoked_at   timestamptz,
     registered_at timestamptz NOT NULL DEFAULT now(),
     CHECK ((kind = 'personal') = (person_id IS NOT NULL)),
-    CHECK ((kind = 'organisation') = (agency_id IS NOT NULL))
+    CHECK ((kind = 'organisation') = (agency_id IS NOT NULL)),
+    -- the seal's key in an HSM (RFC 7512 URI, PKCS#11 through the worker):
+    -- never a PIN in it (pin-value, pin-source), see ioffice.pkcs11_pin_file
+    key_uri      text CONSTRAINT certificate_key_uri_check
+                 CHECK (key_uri ~ '^pkcs11:[!-~]+$' AND length(key_uri) <= 1000 AND key_uri !~* '[?;&]pin-(value|source)='),
+    CONSTRAINT certificate_one_key CHECK (key_uri IS NULL OR (key_file IS NULL AND kind = 'organisation'))
 );
 CREATE INDEX certificate_person_idx ON certificate (person_id);
 CREATE INDEX certificate_agency_idx ON certificate (agency_id);
 COMMENT ON TABLE certificate IS 'X.509 certificates of people and of agencies'' seals; key_file names the private key in the keystore';
+COMMENT ON COLUMN certificate.key_uri IS 'The seal''s private key in a hardware security module: a PKCS#11 URI (RFC 7512) the signing worker loads the key by, through ioffice.pkcs11_module; the PIN is in ioffice.pkcs11_pin_file, never here';
 
 CREATE TABLE trust_anchor (
     id           bigserial PRIMARY KEY,
