@@ -43,7 +43,8 @@ OBJS = \
 	extension/bytes.o \
 	extension/search.o \
 	workers/text_jobs.o \
-	workers/outbox_delivery.o
+	workers/outbox_delivery.o \
+	workers/remote_signing.o
 
 # The install script of the current version is built from its parts, one
 # concern per file, in the order of their numbers; each upgrade script is a
