@@ -101,6 +101,7 @@ int			ioffice_remote_signing_connections = 16;
 #define REASON_KEEP 120			/* bytes of an answer quoted in a reason */
 #define PREPARE_PER_ROUND 8		/* signatures prepared between other work */
 #define POLL_MS 50				/* while calls are in flight: latch looked at this often */
+#define GATHER_MS 20			/* answers gathered this long into one transaction */
 #define POLL_FAILURES_MAX 3		/* polls without an answer in a row: failed */
 
 #define OID_SHA256 "2.16.840.1.101.3.4.2.1"
@@ -142,6 +143,7 @@ static RemoteCall *calls = NULL;
 static int	ncalls = 0;
 static bool look_now = true;
 static TimestampTz next_look = 0;
+static TimestampTz first_done_at = 0;	/* the oldest answer waiting to be recorded */
 
 /*
  * Pending signatures of the remote path, not yet sent: the signer has a
@@ -250,14 +252,22 @@ static IofficePlan next_look_plan = {
 static IofficePlan txn_plan = {
 	NULL,
 	"SELECT t.state, s.status, s.id, s.document_id, t.person_id, pr.name, t.transaction_id, "
-	"       t.certificate_id, t.file_id, t.prepared, t.byte_range[1], t.byte_range[2], "
-	"       t.byte_range[3], t.byte_range[4], t.content_digest, t.attrs_digest, "
-	"       f.superseded_at IS NULL AND f.removed_at IS NULL, f.content, f.name, t.failures "
+	"       t.certificate_id, t.file_id, t.failures "
 	"  FROM ioffice.signing_transaction t "
 	"  JOIN ioffice.signature s ON s.id = t.signature_id "
 	"  JOIN ioffice.signing_provider pr ON pr.id = t.provider_id "
-	"  JOIN ioffice.file f ON f.id = t.file_id "
 	" WHERE t.id = $1 FOR UPDATE OF t, s",
+	1, {INT8OID}
+};
+
+/* what a confirmed transaction embeds: read only then (polls need none of it) */
+static IofficePlan bytes_plan = {
+	NULL,
+	"SELECT t.prepared, t.byte_range[1], t.byte_range[2], t.byte_range[3], t.byte_range[4], "
+	"       t.content_digest, t.attrs_digest, "
+	"       f.superseded_at IS NULL AND f.removed_at IS NULL, f.content, f.name "
+	"  FROM ioffice.signing_transaction t JOIN ioffice.file f ON f.id = t.file_id "
+	" WHERE t.id = $1",
 	1, {INT8OID}
 };
 
@@ -464,6 +474,8 @@ collect(void)
 		curl_slist_free_all(c->headers);
 		c->headers = NULL;
 		c->state = CALL_DONE;
+		if (first_done_at == 0)
+			first_done_at = GetCurrentTimestamp();
 	}
 }
 
@@ -777,7 +789,6 @@ read_txn(Txn *t, int64 id)
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull;
-	Datum		d;
 
 	memset(t, 0, sizeof(*t));
 	t->id = id;
@@ -797,20 +808,37 @@ read_txn(Txn *t, int64 id)
 	t->transaction_id = SPI_getvalue(tup, desc, 7);
 	t->certificate = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
 	t->file = DatumGetInt64(SPI_getbinval(tup, desc, 9, &isnull));
-	d = SPI_getbinval(tup, desc, 10, &isnull);
+	t->failures = DatumGetInt32(SPI_getbinval(tup, desc, 10, &isnull));
+	return true;
+}
+
+/* the prepared bytes and the file, for the embedding */
+static void
+read_txn_bytes(Txn *t)
+{
+	Datum		arg[1];
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		d;
+
+	arg[0] = Int64GetDatum(t->id);
+	if (ioffice_exec(&bytes_plan, arg, NULL, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "ioffice: could not read remote signing transaction %lld", (long long) t->id);
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	d = SPI_getbinval(tup, desc, 1, &isnull);
 	t->prepared = isnull ? NULL : DatumGetByteaPCopy(d);
 	for (int i = 0; i < 4; i++)
 	{
-		d = SPI_getbinval(tup, desc, 11 + i, &isnull);
+		d = SPI_getbinval(tup, desc, 2 + i, &isnull);
 		t->br[i] = isnull ? 0 : DatumGetInt64(d);
 	}
-	t->content_digest = DatumGetByteaPCopy(SPI_getbinval(tup, desc, 15, &isnull));
-	t->attrs_digest = DatumGetByteaPCopy(SPI_getbinval(tup, desc, 16, &isnull));
-	t->current = DatumGetBool(SPI_getbinval(tup, desc, 17, &isnull));
-	t->file_content = DatumGetByteaPCopy(SPI_getbinval(tup, desc, 18, &isnull));
-	t->file_name = SPI_getvalue(tup, desc, 19);
-	t->failures = DatumGetInt32(SPI_getbinval(tup, desc, 20, &isnull));
-	return true;
+	t->content_digest = DatumGetByteaPCopy(SPI_getbinval(tup, desc, 6, &isnull));
+	t->attrs_digest = DatumGetByteaPCopy(SPI_getbinval(tup, desc, 7, &isnull));
+	t->current = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
+	t->file_content = DatumGetByteaPCopy(SPI_getbinval(tup, desc, 9, &isnull));
+	t->file_name = SPI_getvalue(tup, desc, 10);
 }
 
 /*
@@ -880,6 +908,7 @@ confirmed(Txn *t, const char *b64, int b64_len)
 										  t->provider));
 		return;
 	}
+	read_txn_bytes(t);
 	if (!t->current)
 	{
 		end_without(t, "failed", "the file was replaced or removed while the signer was asked");
@@ -1174,6 +1203,7 @@ record_answers(void)
 		guarded(record_answer, c, c->txn);
 		c->state = CALL_FREE;
 	}
+	first_done_at = 0;
 }
 
 /* pending transactions past their expiry: expired */
@@ -1356,6 +1386,18 @@ remote_round(bool prepare)
 		CommitTransactionCommand();
 		return false;
 	}
+
+	/*
+	 * Not waiting for the WAL flush at commit: a round lost with a crash
+	 * (at most wal_writer_delay of them) is done again from the rows as
+	 * they were: a poll recorded is polled again, a hash accepted is sent
+	 * again with the same transaction id, a confirmation is fetched again
+	 * and embedded then, once; nothing outside learns of a round but the
+	 * service, whose answers repeat.  With a thousand pending transactions
+	 * a flush per round would be the limit of the polling.
+	 */
+	(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -1466,18 +1508,36 @@ ioffice_worker_remote_wait(long max_ms)
 			proc_exit(1);
 		if (count_calls(CALL_FLYING) == 0)
 		{
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 Min(left, ioffice_worker_remote_wait_ms(left) + 1), PG_WAIT_EXTENSION);
+			int			rc;
+
+			/* none in flight: until the next call is due */
+			rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						   Min(left, ioffice_worker_remote_wait_ms(left) + 1), PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
-			return;
+			if (rc & WL_LATCH_SET)
+				return;
+			(void) guarded_round(false);
+			continue;
 		}
-		if (curl_multi_poll(multi, NULL, 0, Min(left, POLL_MS), NULL) != CURLM_OK)
+		if (curl_multi_poll(multi, NULL, 0, Min(left, first_done_at ? GATHER_MS : POLL_MS),
+							NULL) != CURLM_OK)
 			elog(ERROR, "ioffice: libcurl failed");
 		if (MyLatch->is_set)
 		{
 			ResetLatch(MyLatch);
 			return;
 		}
-		(void) guarded_round(false);
+		collect();
+
+		/*
+		 * answers are recorded together: those that came within GATHER_MS
+		 * of the first, or all once none is in flight; a transaction per
+		 * answer would make the database the limit of a thousand polls
+		 */
+		if ((first_done_at != 0 &&
+			 (count_calls(CALL_FLYING) == 0 ||
+			  TimestampDifferenceExceeds(first_done_at, GetCurrentTimestamp(), GATHER_MS))) ||
+			(count_calls(CALL_FREE) > 0 && (look_now || GetCurrentTimestamp() >= next_look)))
+			(void) guarded_round(false);
 	}
 }

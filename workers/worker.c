@@ -717,19 +717,20 @@ signer_loop(void)
 		if (signed_jobs >= ioffice_worker_batch || converted || audit_more || remote_more)
 			continue;
 		converter = ioffice_worker_convert_socket();
-		timeout = ioffice_worker_convert_wait_ms(ioffice_worker_audit_wait_ms(
-																	ioffice_worker_remote_wait_ms(ioffice_worker_naptime * 1000L)));
+		timeout = ioffice_worker_convert_wait_ms(ioffice_worker_audit_wait_ms(ioffice_worker_naptime * 1000L));
 
 		/*
-		 * calls to remote signing services in flight: their sockets are
-		 * watched while the signer sleeps (remote_signing.c), but for a
-		 * conversion's pipe, which is looked at every 50 ms then
+		 * calls to remote signing services in flight: the signer sleeps on
+		 * their sockets and its latch, and starts the next calls as they
+		 * fall due (remote_signing.c); but for a conversion's pipe, which
+		 * is then looked at every 50 ms
 		 */
 		if (ioffice_worker_remote_flying() && converter == PGINVALID_SOCKET)
 		{
 			ioffice_worker_remote_wait(timeout);
 			continue;
 		}
+		timeout = ioffice_worker_remote_wait_ms(timeout);
 		(void) WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH |
 								 (converter != PGINVALID_SOCKET ? WL_SOCKET_READABLE : 0),
 								 converter,
