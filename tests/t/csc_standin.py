@@ -19,7 +19,6 @@ What a user's transactions do (their "mode", set per user id):
   refuse      refused at the first poll
   never       pending for ever (our side expires it)
   garbage     the status answer is not JSON
-  cms         signed, but the answer is a CMS made with openssl cms (after 1 poll)
 The whole service is stopped by the test (it goes down) and started again.
 
 Control (no authentication, loopback only):
@@ -28,16 +27,15 @@ Control (no authentication, loopback only):
                           "signed": n, "by_transaction": {id: signed count}}
 
 usage: csc_standin.py CONFIG.json PORTFILE
-  CONFIG: {"client_id", "client_secret", "credentials": {id: {"key": path,
-           "cert": path, "chain": path}}, "modes": {user: mode}}
-  PORTFILE: the port it listens on is written there once it listens.
+  CONFIG: {"client_id", "client_secret", "credentials": {id: {"key": path}},
+           "modes": {user: mode}}
+  PORTFILE: the port it listens on is written there once it listens
+  (environment CSC_PORT: that port, to come back where it was; else any).
 """
 import base64
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -60,20 +58,6 @@ def sign_value(cred, digest):
     if isinstance(key, rsa.RSAPrivateKey):
         return key.sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
     return key.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
-
-
-def sign_cms(cred, digest):
-    """not a signature over the hash's attributes: a CMS over the hash bytes,
-    which does not verify over the document (a service that got it wrong)"""
-    c = config["credentials"][cred]
-    with tempfile.TemporaryDirectory() as d:
-        src = os.path.join(d, "in")
-        with open(src, "wb") as f:
-            f.write(digest)
-        out = subprocess.run(["openssl", "cms", "-sign", "-binary", "-outform", "DER", "-in", src,
-                              "-signer", c["cert"], "-inkey", c["key"], "-md", "sha256"],
-                             check=True, capture_output=True).stdout
-    return out
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -153,13 +137,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(200, {"status": "pending"})
         if mode == "garbage":
             return self.answer(200, b"<html>Service Unavailable</html>", raw=True)
-        if mode == "cms":
-            value = sign_cms(t["cred"], t["hash"])
-        else:
-            after = int(mode.split(":")[1]) if mode.startswith("confirm:") else 0
-            if polls <= after:
-                return self.answer(200, {"status": "pending"})
-            value = sign_value(t["cred"], t["hash"])
+        after = int(mode.split(":")[1]) if mode.startswith("confirm:") else 0
+        if polls <= after:
+            return self.answer(200, {"status": "pending"})
+        value = sign_value(t["cred"], t["hash"])
         with lock:
             t["signed"] += 1
             stats["signed"] += 1
