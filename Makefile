@@ -46,7 +46,8 @@ OBJS = \
 	extension/search.o \
 	extension/search_export.o \
 	workers/text_jobs.o \
-	workers/outbox_delivery.o
+	workers/outbox_delivery.o \
+	workers/remote_signing.o
 
 # The install script of the current version is built from its parts, one
 # concern per file, in the order of their numbers; each upgrade script is a

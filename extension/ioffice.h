@@ -104,6 +104,15 @@ extern const char *ioffice_chain_reason(int err);	/* certificates.c */
 /* token_signing.c: signing_request(), submit_signature() */
 extern int	ioffice_signing_request_ttl;
 extern void ioffice_token_signing_init(void);
+/* token_signing.c, for the remote path (workers/remote_signing.c) */
+extern const char *ioffice_token_attrs_digest(int64 certificate, const uint8 *content_digest,
+											  uint8 *attrs_digest);
+extern bytea *ioffice_token_answer_cms(int64 signature, int64 certificate,
+									   const uint8 *content_digest, const uint8 *attrs_digest,
+									   const char *answer, size_t len, const char *content,
+									   size_t content_len, int64 signer, int64 *signed_by,
+									   const char **form, const char **message,
+									   const char **detail);
 extern IofficeCheckpointSig ioffice_checkpoint_signature_check(bytea *cms_der, const char *content,
 															   int len, char **signer);
 

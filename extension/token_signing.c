@@ -928,7 +928,8 @@ cms_in_pdf(TokenSignature *s, KeptRequest *k, const char *sub, size_t len)
  * the CMS built again from the same attributes (see cms_skeleton()).
  */
 static bytea *
-cms_from_value(TokenSignature *s, KeptRequest *k, const char *value, size_t len)
+cms_from_value(int64 signature, int64 certificate, const uint8 *content_digest,
+			   const uint8 *attrs_digest, const char *value, size_t len)
 {
 	X509	   *cert;
 	STACK_OF(X509) *chain;
@@ -937,19 +938,19 @@ cms_from_value(TokenSignature *s, KeptRequest *k, const char *value, size_t len)
 	uint8		attrs[SHA256_LEN];
 	bytea	   *der;
 
-	cert = read_pem(certificate_pem(k->certificate), &chain);
-	cms = cms_skeleton(cert, chain, k->content_digest, &si, attrs);
+	cert = read_pem(certificate_pem(certificate), &chain);
+	cms = cms_skeleton(cert, chain, content_digest, &si, attrs);
 	/* (OpenSSL's objects are malloc'd: freed before any error is raised) */
-	if (memcmp(attrs, k->attrs_digest, SHA256_LEN) != 0 ||
+	if (memcmp(attrs, attrs_digest, SHA256_LEN) != 0 ||
 		ASN1_STRING_set(CMS_SignerInfo_get0_signature(si), value, (int) len) != 1)
 	{
-		bool		changed = memcmp(attrs, k->attrs_digest, SHA256_LEN) != 0;
+		bool		changed = memcmp(attrs, attrs_digest, SHA256_LEN) != 0;
 
 		CMS_ContentInfo_free(cms);
 		X509_free(cert);
 		sk_X509_pop_free(chain, X509_free);
 		if (changed)
-			elog(ERROR, "ioffice: the signed attributes of signature %lld changed", (long long) s->id);
+			elog(ERROR, "ioffice: the signed attributes of signature %lld changed", (long long) signature);
 		elog(ERROR, "ioffice: the signature value cannot be set");
 	}
 	der = cms_to_bytea(cms);
@@ -1033,7 +1034,7 @@ ioffice_submit_signature(PG_FUNCTION_ARGS)
 			refuse(&s, "the submission", ERRCODE_INVALID_PARAMETER_VALUE,
 				   "the submitted bytes are no signed PDF, CMS or signature value", NULL);
 		form = "value";
-		der = cms_from_value(&s, &k, b, len);
+		der = cms_from_value(s.id, k.certificate, k.content_digest, k.attrs_digest, b, len);
 	}
 
 	check_cms(&c, der, content.data, content.len, s.signer);
@@ -1074,4 +1075,81 @@ ioffice_submit_signature(PG_FUNCTION_ARGS)
 	ioffice_engine_leave();
 	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text("done"));
+}
+
+/* ------------------------------------------------------------------------
+ * For the remote path (workers/remote_signing.c): the same preparation of
+ * the signed attributes, the same reduction of an answer to a CMS and the
+ * same checks, without a caller to refuse.
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * The digest a service signs for CERTIFICATE over content whose SHA-256 is
+ * CONTENT_DIGEST (the signed attributes' SHA-256, as signing_request()
+ * hands it out); returns the signature algorithm's name.
+ */
+const char *
+ioffice_token_attrs_digest(int64 certificate, const uint8 *content_digest, uint8 *attrs_digest)
+{
+	X509	   *cert;
+	STACK_OF(X509) *chain;
+	CMS_ContentInfo *cms;
+	CMS_SignerInfo *si;
+	const char *algorithm;
+
+	cert = read_pem(certificate_pem(certificate), &chain);
+	cms = cms_skeleton(cert, chain, content_digest, &si, attrs_digest);
+	CMS_ContentInfo_free(cms);
+	algorithm = algorithm_of(cert);
+	X509_free(cert);
+	sk_X509_pop_free(chain, X509_free);
+	return algorithm;
+}
+
+/*
+ * A service's answer made the detached CMS over CONTENT, and checked as
+ * submit_signature() checks a submission: a CMS SignedData, or the bare
+ * signature value over ATTRS_DIGEST put into the SignerInfo built again;
+ * it must verify and be made with a certificate registered to SIGNER,
+ * trusted, not revoked, valid now.  Returns NULL with *message (and
+ * *detail, or NULL) when it is not acceptable; else the CMS, *signed_by
+ * the certificate that made it and *form "cms" or "value".
+ */
+bytea *
+ioffice_token_answer_cms(int64 signature, int64 certificate, const uint8 *content_digest,
+						 const uint8 *attrs_digest, const char *answer, size_t len,
+						 const char *content, size_t content_len, int64 signer,
+						 int64 *signed_by, const char **form, const char **message,
+						 const char **detail)
+{
+	bytea	   *der;
+	TokenCheck	c;
+
+	*message = NULL;
+	*detail = NULL;
+	if (looks_like_cms(answer, len))
+	{
+		*form = "cms";
+		der = ioffice_bytea(answer, len);
+	}
+	else
+	{
+		if (len == 0 || len > 1024)
+		{
+			*message = "the answer is no CMS or signature value";
+			return NULL;
+		}
+		*form = "value";
+		der = cms_from_value(signature, certificate, content_digest, attrs_digest, answer, len);
+	}
+	check_cms(&c, der, content, content_len, signer);
+	if (c.sqlstate != 0)
+	{
+		*message = c.message;
+		*detail = c.detail;
+		return NULL;
+	}
+	*signed_by = c.certificate;
+	return der;
 }

@@ -18,7 +18,8 @@
  * file is a Word or Excel file is left to the conversion (convert_jobs.c),
  * which moves it to the PDF it makes: the next batch signs that.  A
  * personal job whose signer's usable certificates have no key file is left
- * to the signer's own tool (token_signing.c).
+ * to the signer's own tool (token_signing.c), or to their remote signing
+ * service when they have a credential with one (remote_signing.c).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

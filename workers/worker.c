@@ -244,6 +244,7 @@ ioffice_worker_init(void)
 							NULL, NULL, NULL);
 
 	ioffice_outbox_delivery_init();
+	ioffice_remote_signing_init();
 	ioffice_convert_init();
 
 	if (!process_shared_preload_libraries_in_progress)
@@ -696,7 +697,9 @@ signer_loop(void)
 		int			signed_jobs = 0;
 		bool		converted = false;
 		bool		audit_more = false;
+		bool		remote_more = false;
 		pgsocket	converter;
+		long		timeout;
 
 		CHECK_FOR_INTERRUPTS();
 		(void) ioffice_worker_reload();
@@ -727,6 +730,7 @@ signer_loop(void)
 				ioffice_worker_count(signed_jobs - failed, failed);
 			record_refusals();
 			audit_more = audit_step();
+			remote_more = ioffice_worker_remote_step();
 			set_state(ioffice_worker_convert_socket() != PGINVALID_SOCKET ? "converting" : "idle");
 		}
 
@@ -734,13 +738,27 @@ signer_loop(void)
 		 * a full batch: there may be more waiting, go on at once; likewise
 		 * after a conversion (its PDF waits to be signed)
 		 */
-		if (signed_jobs >= ioffice_worker_batch || converted || audit_more)
+		if (signed_jobs >= ioffice_worker_batch || converted || audit_more || remote_more)
 			continue;
 		converter = ioffice_worker_convert_socket();
+		timeout = ioffice_worker_convert_wait_ms(ioffice_worker_audit_wait_ms(ioffice_worker_naptime * 1000L));
+
+		/*
+		 * calls to remote signing services in flight: the signer sleeps on
+		 * their sockets and its latch, and starts the next calls as they
+		 * fall due (remote_signing.c); but for a conversion's pipe, which
+		 * is then looked at every 50 ms
+		 */
+		if (ioffice_worker_remote_flying() && converter == PGINVALID_SOCKET)
+		{
+			ioffice_worker_remote_wait(timeout);
+			continue;
+		}
+		timeout = ioffice_worker_remote_wait_ms(timeout);
 		(void) WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH |
 								 (converter != PGINVALID_SOCKET ? WL_SOCKET_READABLE : 0),
 								 converter,
-								 ioffice_worker_convert_wait_ms(ioffice_worker_audit_wait_ms(ioffice_worker_naptime * 1000L)),
+								 ioffice_worker_remote_flying() ? Min(timeout, 50L) : timeout,
 								 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
@@ -776,12 +794,14 @@ ioffice_worker_main(Datum arg)
 
 	connect_database();
 
-	if (my_role == IOFFICE_SIGNER)
-		signer_loop();
-
-	/* before anything could start a thread (libcurl's resolver) */
+	/*
+	 * before anything could start a thread (libcurl's resolver): both
+	 * processes speak HTTP, the signer to remote signing services
+	 */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		elog(ERROR, "ioffice: could not initialise libcurl");
+	if (my_role == IOFFICE_SIGNER)
+		signer_loop();
 	ioffice_deliverer_loop();
 }
 

@@ -97,6 +97,17 @@ extern int	ioffice_search_file_max;
 extern void ioffice_text_jobs_init(void);	/* its settings */
 extern bool ioffice_worker_extract_step(void);
 
+/*
+ * remote_signing.c: the signer's remote signing (signing_provider): a step
+ * between its others (true when more signatures wait to be prepared), how
+ * long it may sleep, and its sleep while calls are in flight
+ */
+extern void ioffice_remote_signing_init(void);	/* its settings */
+extern bool ioffice_worker_remote_step(void);
+extern bool ioffice_worker_remote_flying(void);
+extern long ioffice_worker_remote_wait_ms(long max_ms);
+extern void ioffice_worker_remote_wait(long max_ms);
+
 /* the deliverer's loop (outbox_delivery.c); returns never */
 extern void ioffice_deliverer_loop(void) pg_attribute_noreturn();
 
