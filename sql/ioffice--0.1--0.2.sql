@@ -3477,9 +3477,10 @@ BEGIN
     SELECT u.name INTO v_to_name FROM ioffice.unit u WHERE u.code = recipient AND u.kind = 'agency';
     SELECT p.full_name, p.phone, p.email, un.name AS unit_name INTO v_clerk
     FROM ioffice.person p JOIN ioffice.unit un ON un.id = p.unit_id WHERE p.id = v_me;
-    -- the number as the identifier writes it (01), then the symbol
+    -- the identifier's "number/notation" (01/UBND-VP): the number as it
+    -- writes it, and the notation after it
     v_number := split_part(split_part(d.identifier, ',', 3), '/', 1);
-    v_notation := d.symbol;
+    v_notation := substr(split_part(d.identifier, ',', 3), length(v_number) + 2);
     v_priority := CASE d.urgency WHEN 'normal' THEN '0' WHEN 'urgent' THEN '1'
                                  WHEN 'very_urgent' THEN '2' WHEN 'flash' THEN '3'
                                  ELSE '4' END;
@@ -3658,6 +3659,20 @@ BEGIN
         RETURN v_id;
     END IF;
 
+    -- the same document (sender, number and symbol, year) under another
+    -- DocumentId, or registered from paper already: Decree 30's duplicate
+    SELECT d.id INTO v_id FROM ioffice.document d
+    WHERE d.direction = 'incoming' AND d.agency_id = v_agency AND d.sender_agency_id IS NULL
+      AND d.sender_name = pg_catalog.left(coalesce(p->'from'->>'organ_name', v_sender), 500)
+      AND d.sender_symbol = pg_catalog.left((p->>'code_number') || '/' || (p->>'code_notation'), 100)
+      AND d.sender_year = extract(year FROM to_date(p->>'promulgation_date', 'YYYY/MM/DD'));
+    IF FOUND THEN
+        RAISE EXCEPTION 'edXML package refused: document %/% of % was received already',
+            p->>'code_number', p->>'code_notation', pg_catalog.left(v_sender, 60)
+            USING ERRCODE = '23505',
+                  DETAIL = format('Incoming document %s; this package''s DocumentId is %s.',
+                                  v_id, pg_catalog.left(v_docid, 100));
+    END IF;
     SELECT t.code INTO v_doc_type FROM ioffice.doc_type t WHERE t.name = p->>'type_name';
     v_urgency := CASE p->>'priority' WHEN '1' THEN 'urgent' WHEN '2' THEN 'very_urgent'
                                      WHEN '3' THEN 'flash' WHEN '4' THEN 'flash'

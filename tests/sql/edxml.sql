@@ -22,7 +22,8 @@ SELECT
   (xpath('//e:MessageHeader/e:From/e:OrganId/text()', x, ns))[1]::text = '000.00.32.H41' AS from_organ,
   (xpath('//e:MessageHeader/e:To/e:OrganId/text()', x, ns))[1]::text = '000.00.00.G22' AS to_organ,
   (xpath('//e:Code/e:CodeNumber/text()', x, ns))[1]::text = d.identifier_number AS code_number,
-  (xpath('//e:Code/e:CodeNotation/text()', x, ns))[1]::text = d.symbol AS code_notation,
+  d.symbol = (xpath('//e:Code/e:CodeNumber/text()', x, ns))[1]::text || '/'
+      || (xpath('//e:Code/e:CodeNotation/text()', x, ns))[1]::text AS code_notation,
   (xpath('//e:PromulgationInfo/e:PromulgationDate/text()', x, ns))[1]::text
       = to_char(d.issued_on, 'YYYY/MM/DD') AS promulgation_date,
   (xpath('//e:MessageHeader/e:Subject/text()', x, ns))[1]::text = d.abstract AS subject_intact,
