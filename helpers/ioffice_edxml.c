@@ -44,8 +44,10 @@
 #include <libxml/tree.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <xmlsec/xmlsec.h>
+#include <xmlsec/errors.h>
 #include <xmlsec/xmldsig.h>
 #include <xmlsec/xmltree.h>
 #include <xmlsec/templates.h>
@@ -405,6 +407,28 @@ add_attachments(Buf *b, xmlNodePtr root, xmlNodePtr manifest)
  * The signature
  * ------------------------------------------------------------------------
  */
+/* the first error xmlsec reports while checking: the cause, for the reason */
+static char first_error[256];
+
+static void
+note_error(const char *file, int line, const char *func, const char *object,
+		   const char *subject, int reason, const char *msg)
+{
+	(void) file;
+	(void) line;
+	(void) func;
+	(void) object;
+	(void) subject;
+	(void) reason;
+	if (first_error[0] == '\0' && msg)
+	{
+		/* OpenSSL's own words, when there are some, are the cause */
+		const char *m = strstr(msg, "msg=");
+
+		snprintf(first_error, sizeof(first_error), "%s", m ? m + 4 : msg);
+	}
+}
+
 static int
 crypto_init(void)
 {
@@ -413,6 +437,7 @@ crypto_init(void)
 		fprintf(stderr, "xmlsec could not start\n");
 		return -1;
 	}
+	xmlSecErrorsSetCallback(note_error);
 	return 0;
 }
 
@@ -473,8 +498,16 @@ add_signature(Buf *b, xmlDocPtr doc, const char *pem, size_t pem_len)
 	}
 	/* only what an edXML signature is: no retrieving of anything */
 	ctx->enabledReferenceUris = xmlSecTransformUriTypeEmpty;
+	first_error[0] = '\0';
 	if (xmlSecDSigCtxVerify(ctx, sig) < 0)
-		reason = "the signature could not be checked (malformed, or its certificate is not trusted)";
+	{
+		static char why[512];
+
+		snprintf(why, sizeof(why),
+				 "the signature could not be checked (malformed, or its certificate is not trusted)%s%s",
+				 first_error[0] ? ": " : "", first_error);
+		reason = why;
+	}
 	else if (ctx->status != xmlSecDSigStatusSucceeded)
 		reason = "the signature does not match the package (altered after signing)";
 	else if (xmlSecPtrListGetSize(&ctx->signedInfoReferences) != 1)
@@ -753,6 +786,21 @@ mode_sign(const char *key_file)
 	{
 		fprintf(stderr, "cannot load the certificate\n");
 		return 1;
+	}
+	/* the certificates after the seal's (its chain) go into X509Data too */
+	{
+		BIO		   *bio = BIO_new_mem_buf(cert, (int) cert_len);
+		xmlSecKeyDataPtr x509data = xmlSecKeyGetData(ctx->signKey, xmlSecOpenSSLKeyDataX509Id);
+		X509	   *c = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;	/* the seal's */
+
+		X509_free(c);
+		while (bio && x509data && (c = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+			if (xmlSecOpenSSLKeyDataX509AdoptCert(x509data, c) < 0)
+			{
+				fprintf(stderr, "cannot add a certificate of the chain\n");
+				return 1;
+			}
+		BIO_free(bio);
 	}
 	if (xmlSecDSigCtxSign(ctx, sig) < 0)
 	{

@@ -261,12 +261,15 @@ GRANT EXECUTE ON FUNCTION edxml_build(bigint, text) TO ioffice_app, ioffice_admi
 -- well-formed, breaks a limit, is addressed to no agency here, or whose
 -- signature is missing or does not verify is refused and nothing is filed.
 -- The same package (sender and DocumentId) twice gives the same document.
-CREATE FUNCTION edxml_receive(package xml) RETURNS bigint
+-- _edxml_receive takes the package's text: the worker's path (items from
+-- the axis) never has the backend parse it; edxml_receive(xml), the public
+-- name, passes its text on.
+CREATE FUNCTION _edxml_receive(package text) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_me bigint := ioffice.actor();
-    v_text text := package::text;
+    v_text text := package;
     v_trust text;
     p jsonb;
     v_agency bigint;
@@ -391,6 +394,11 @@ BEGIN
     RETURN v_id;
 END
 $$;
+REVOKE ALL ON FUNCTION _edxml_receive(text) FROM PUBLIC;
+
+CREATE FUNCTION edxml_receive(package xml) RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ioffice._edxml_receive(package::text) $$;
 COMMENT ON FUNCTION edxml_receive(xml) IS
   'Files a received edXML package (signature verified against the trust anchors) into the addressed agency''s incoming queue and records the status 01 to send back; the same package twice gives the same document';
 REVOKE ALL ON FUNCTION edxml_receive(xml) FROM PUBLIC;
