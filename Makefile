@@ -37,6 +37,7 @@ OBJS = \
 	workers/converter.o \
 	workers/pdf_sign.o \
 	extension/pdf_helper.o \
+	extension/edxml.o \
 	extension/token_signing.o \
 	extension/outbox.o \
 	extension/dossier.o \
@@ -122,6 +123,26 @@ clean: clean-pdf-helper
 .PHONY: clean-pdf-helper
 clean-pdf-helper:
 	rm -f $(PDF_HELPER)
+
+# The edXML helper: every edXML package from outside is read by this
+# program, in a process of its own with the PDF helper's limits
+# (extension/edxml.c), and packages are signed by it with the key file the
+# worker names.  libxml2 parses and prints; libxmlsec1 (Debian
+# libxmlsec1-dev, OpenSSL backend) makes and checks the XML-DSig signature.
+EDXML_HELPER = helpers/ioffice_edxml
+XMLSEC_CFLAGS = $(shell pkg-config --cflags xmlsec1-openssl)
+XMLSEC_LIBS = $(shell pkg-config --libs xmlsec1-openssl)
+all: $(EDXML_HELPER)
+$(EDXML_HELPER): helpers/ioffice_edxml.c
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $< $(XMLSEC_CFLAGS) $(XMLSEC_LIBS)
+install: install-edxml-helper
+.PHONY: install-edxml-helper
+install-edxml-helper: $(EDXML_HELPER) installdirs
+	$(INSTALL_PROGRAM) $(EDXML_HELPER) '$(DESTDIR)$(pkglibdir)/ioffice_edxml'
+clean: clean-edxml-helper
+.PHONY: clean-edxml-helper
+clean-edxml-helper:
+	rm -f $(EDXML_HELPER)
 
 # (after the include, which empties it)
 PROVE_FLAGS = -I tests/t -v

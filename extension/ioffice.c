@@ -141,6 +141,7 @@ _PG_init(void)
 	/* the audit checkpoints' and the worker's settings too, before the prefix is reserved */
 	ioffice_audit_sign_init();
 	ioffice_pdf_helper_init();
+	ioffice_edxml_init();
 	ioffice_token_signing_init();
 	ioffice_text_jobs_init();
 	ioffice_worker_init();

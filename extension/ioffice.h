@@ -181,6 +181,14 @@ extern char *ioffice_pdf_helper_serve(const char *header, const char *in, size_t
 extern char *ioffice_pdf_helper_once(const char *header, const char *in, size_t in_len,
 									 StringInfo out, int *status);
 
+/* edxml.c: the edXML helper process (reading and signing packages) */
+extern int	ioffice_edxml_max_size;
+extern void ioffice_edxml_init(void);
+extern char *ioffice_edxml_read(const char *pkg, size_t pkg_len, const char *trust_pem,
+								size_t trust_len);
+extern char *ioffice_edxml_sign(const char *pkg, size_t pkg_len, const char *key_path,
+								const char *cert_pem, StringInfo out);
+
 /* filetype.c */
 extern const char *ioffice_detect_file_kind(const unsigned char *data, size_t len);
 

@@ -1,0 +1,851 @@
+/*-------------------------------------------------------------------------
+ * ioffice_edxml.c
+ *	  The edXML helper: every edXML package (QCVN 102:2016) that comes from
+ *	  outside is read by this program, in a process of its own with limits
+ *	  (extension/edxml.c runs it as extension/pdf_helper.c runs the PDF
+ *	  helper), never inside a backend or the worker; and packages are
+ *	  signed here, with the key file the worker names.
+ *
+ *   ioffice_edxml read MAX_BYTES
+ *	  stdin: a line with the length N of a PEM bundle, the N bytes of the
+ *	  bundle (the certificates the database trusts), then the package.
+ *	  stdout: one JSON object: the fields of the MessageHeader, the
+ *	  TraceHeaderList's Bussiness, the attachments (base64 again, with their
+ *	  size and SHA-256), and "signature": {"status": "valid" | "invalid" |
+ *	  "missing", "reason", "subject"}.  Exit 0.
+ *	  A package that is not one, or whose field breaks a limit of the
+ *	  standard or is missing: {"error": "...", "field": "..."}, exit 2.
+ *
+ *   ioffice_edxml sign KEY_FILE
+ *	  stdin: a line with the length N of the seal's certificate (PEM, with
+ *	  its chain if wanted), the N bytes, then a package without a
+ *	  signature (the worker holds the key: its keystore file; the
+ *	  certificate is the database's).  stdout: the package with an
+ *	  enveloped XML-DSig signature (RSA-SHA256, exclusive C14N, the
+ *	  certificate in KeyInfo/X509Data) as the last child of edXMLHeader.
+ *	  Exit 0; 1 on failure (the reason on stderr).
+ *
+ * The parser never touches the network (XML_PARSE_NONET), never loads a DTD
+ * or substitutes entities (neither XML_PARSE_DTDLOAD nor XML_PARSE_NOENT),
+ * keeps libxml2's limits on depth and text size (no XML_PARSE_HUGE), and a
+ * package with a document type declaration at all is refused before it is
+ * parsed: an edXML package has none, and that is where entity expansion
+ * (billion laughs) and external entities live.
+ *-------------------------------------------------------------------------
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <xmlsec/xmlsec.h>
+#include <xmlsec/errors.h>
+#include <xmlsec/xmldsig.h>
+#include <xmlsec/xmltree.h>
+#include <xmlsec/templates.h>
+#include <xmlsec/crypto.h>
+#include <xmlsec/openssl/x509.h>
+
+#define EDXML_NS "http://www.mic.gov.vn/TBT/QCVN_102_2016"
+#define PARSE_OPTIONS (XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
+
+/* ------------------------------------------------------------------------
+ * Output: a growing buffer and JSON strings
+ * ------------------------------------------------------------------------
+ */
+typedef struct Buf
+{
+	char	   *data;
+	size_t		len;
+	size_t		cap;
+} Buf;
+
+static void
+buf_add(Buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap)
+	{
+		size_t		cap = b->cap ? b->cap : 4096;
+
+		while (b->len + n + 1 > cap)
+			cap *= 2;
+		b->data = realloc(b->data, cap);
+		if (b->data == NULL)
+		{
+			fprintf(stderr, "out of memory\n");
+			exit(1);
+		}
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, s, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+static void
+buf_str(Buf *b, const char *s)
+{
+	buf_add(b, s, strlen(s));
+}
+
+/* s as a JSON string (s is UTF-8: libxml2 gives nothing else) */
+static void
+buf_json(Buf *b, const char *s)
+{
+	buf_add(b, "\"", 1);
+	for (; *s; s++)
+	{
+		unsigned char c = (unsigned char) *s;
+		char		esc[8];
+
+		if (c == '"' || c == '\\')
+		{
+			esc[0] = '\\';
+			esc[1] = (char) c;
+			buf_add(b, esc, 2);
+		}
+		else if (c < 0x20)
+		{
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			buf_add(b, esc, 6);
+		}
+		else
+			buf_add(b, s, 1);
+	}
+	buf_add(b, "\"", 1);
+}
+
+static void
+buf_key(Buf *b, const char *key, const char *value)
+{
+	if (b->data[b->len - 1] != '{')
+		buf_add(b, ",", 1);
+	buf_json(b, key);
+	buf_add(b, ":", 1);
+	if (value)
+		buf_json(b, value);
+	else
+		buf_str(b, "null");
+}
+
+/* the package is refused: why, and the field named; exit 2 */
+static void
+refuse(const char *field, const char *fmt,...)
+{
+	char		msg[1024];
+	va_list		ap;
+	Buf			b = {0};
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	buf_str(&b, "{");
+	buf_key(&b, "error", msg);
+	buf_key(&b, "field", field);
+	buf_str(&b, "}\n");
+	fwrite(b.data, 1, b.len, stdout);
+	exit(2);
+}
+
+/* ------------------------------------------------------------------------
+ * Reading the tree
+ * ------------------------------------------------------------------------
+ */
+static int
+is_edxml(xmlNodePtr n, const char *name)
+{
+	return n && n->type == XML_ELEMENT_NODE && n->ns && n->ns->href &&
+		strcmp((const char *) n->ns->href, EDXML_NS) == 0 &&
+		strcmp((const char *) n->name, name) == 0;
+}
+
+static xmlNodePtr
+child(xmlNodePtr parent, const char *name)
+{
+	if (parent == NULL)
+		return NULL;
+	for (xmlNodePtr c = parent->children; c; c = c->next)
+		if (is_edxml(c, name))
+			return c;
+	return NULL;
+}
+
+/* characters, not bytes: the standard counts characters */
+static size_t
+utf8_chars(const char *s)
+{
+	size_t		n = 0;
+
+	for (; *s; s++)
+		if (((unsigned char) *s & 0xC0) != 0x80)
+			n++;
+	return n;
+}
+
+/* the trimmed text of an element, or NULL when it is absent or empty */
+static char *
+text_of(xmlNodePtr n)
+{
+	xmlChar    *t;
+	char	   *s,
+			   *e;
+
+	if (n == NULL)
+		return NULL;
+	t = xmlNodeGetContent(n);
+	if (t == NULL)
+		return NULL;
+	s = (char *) t;
+	while (*s && isspace((unsigned char) *s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char) e[-1]))
+		*--e = '\0';
+	if (*s == '\0')
+		return NULL;
+	return strdup(s);
+}
+
+/*
+ * The text of path (element names below parent, '/'-separated), checked:
+ * required, at most max characters (0: no limit), and matching pattern
+ * kind: 'd' a date yyyy/MM/dd, '0'..'9' one digit up to that, 'n' digits.
+ */
+static char *
+field(xmlNodePtr parent, const char *path, int required, size_t max, char kind)
+{
+	char		part[64];
+	const char *p = path;
+	xmlNodePtr	n = parent;
+	char	   *v;
+
+	while (n && *p)
+	{
+		const char *slash = strchr(p, '/');
+		size_t		len = slash ? (size_t) (slash - p) : strlen(p);
+
+		snprintf(part, sizeof(part), "%.*s", (int) len, p);
+		n = child(n, part);
+		p += len + (slash ? 1 : 0);
+	}
+	v = text_of(n);
+	if (v == NULL)
+	{
+		if (required)
+			refuse(path, "%s is missing", path);
+		return NULL;
+	}
+	if (max > 0 && utf8_chars(v) > max)
+		refuse(path, "%s has %zu characters; the standard allows %zu", path, utf8_chars(v), max);
+	if (kind == 'd')
+	{
+		int			y,
+					m,
+					d;
+		char		rest;
+
+		if (strlen(v) != 10 || sscanf(v, "%4d/%2d/%2d%c", &y, &m, &d, &rest) != 3 ||
+			v[4] != '/' || v[7] != '/' || m < 1 || m > 12 || d < 1 || d > 31 || y < 1900)
+			refuse(path, "%s is not a date yyyy/MM/dd", path);
+	}
+	else if (kind >= '0' && kind <= '9')
+	{
+		if (strlen(v) != 1 || v[0] < '0' || v[0] > kind)
+			refuse(path, "%s must be one digit from 0 to %c", path, kind);
+	}
+	else if (kind == 'n')
+	{
+		if (strlen(v) > 9 || strspn(v, "0123456789") != strlen(v))
+			refuse(path, "%s must be a whole number", path);
+	}
+	return v;
+}
+
+static void
+add_field(Buf *b, const char *key, xmlNodePtr parent, const char *path, int required,
+		  size_t max, char kind)
+{
+	buf_key(b, key, field(parent, path, required, max, kind));
+}
+
+/* an agency: From or To (what) */
+static void
+add_organ(Buf *b, xmlNodePtr organ, const char *what)
+{
+	char		path[64];
+	char	   *id = text_of(child(organ, "OrganId"));
+
+	snprintf(path, sizeof(path), "%s/OrganId", what);
+	if (id == NULL)
+		refuse(path, "%s is missing", path);
+	if (utf8_chars(id) > 13)
+		refuse(path, "%s has %zu characters; the standard allows 13", path, utf8_chars(id));
+	buf_str(b, "{");
+	buf_key(b, "organ_id", id);
+	buf_key(b, "organ_name", field(organ, "OrganName", 0, 0, 0));
+	buf_key(b, "organization_in_charge", field(organ, "OrganizationInCharge", 0, 0, 0));
+	buf_str(b, "}");
+}
+
+/* ------------------------------------------------------------------------
+ * Attachments: base64, decoded and checked against the manifest
+ * ------------------------------------------------------------------------
+ */
+static unsigned char *
+base64_decode(const char *in, size_t *out_len)
+{
+	size_t		len = strlen(in);
+	unsigned char *out = malloc(len / 4 * 3 + 4);
+	EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
+	int			n1 = 0,
+				n2 = 0;
+
+	if (out == NULL || ctx == NULL)
+	{
+		fprintf(stderr, "out of memory\n");
+		exit(1);
+	}
+	EVP_DecodeInit(ctx);
+	if (EVP_DecodeUpdate(ctx, out, &n1, (const unsigned char *) in, (int) len) < 0 ||
+		EVP_DecodeFinal(ctx, out + n1, &n2) < 0)
+	{
+		EVP_ENCODE_CTX_free(ctx);
+		free(out);
+		return NULL;
+	}
+	EVP_ENCODE_CTX_free(ctx);
+	*out_len = (size_t) n1 + n2;
+	return out;
+}
+
+static void
+add_attachments(Buf *b, xmlNodePtr root, xmlNodePtr manifest)
+{
+	xmlNodePtr	enc = child(root, "AttachmentEncoded");
+	int			n = 0,
+				refs = 0;
+
+	buf_str(b, ",\"attachments\":[");
+	for (xmlNodePtr a = enc ? enc->children : NULL; a; a = a->next)
+	{
+		char	   *cid,
+				   *data;
+		unsigned char *raw;
+		size_t		raw_len = 0;
+		int			found = 0;
+		unsigned char md[32];
+		char		hex[65];
+		char		size[32];
+		char	   *b64;
+
+		if (!is_edxml(a, "Attachment"))
+			continue;
+		cid = field(a, "ContentId", 1, 0, 0);
+		for (xmlNodePtr r = manifest ? manifest->children : NULL; r; r = r->next)
+		{
+			char	   *rc;
+
+			if (!is_edxml(r, "Reference"))
+				continue;
+			rc = field(r, "ContentId", 1, 0, 0);
+			if (strcmp(rc, cid) == 0)
+				found = 1;
+			free(rc);
+		}
+		if (!found)
+			refuse("Attachment/ContentId", "attachment %.60s is not in the manifest", cid);
+		data = field(a, "ContentTransferEncoded", 1, 0, 0);
+		raw = base64_decode(data, &raw_len);
+		if (raw == NULL || raw_len == 0)
+			refuse("Attachment/ContentTransferEncoded",
+				   "attachment %.60s is not base64 (or is empty)", cid);
+		free(data);
+		EVP_Digest(raw, raw_len, md, NULL, EVP_sha256(), NULL);
+		for (int i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+		snprintf(size, sizeof(size), "%zu", raw_len);
+		b64 = malloc(4 * ((raw_len + 2) / 3) + 1);
+		if (b64 == NULL)
+		{
+			fprintf(stderr, "out of memory\n");
+			exit(1);
+		}
+		EVP_EncodeBlock((unsigned char *) b64, raw, (int) raw_len);
+		free(raw);
+		buf_str(b, n++ ? ",{" : "{");
+		buf_key(b, "content_id", cid);
+		buf_key(b, "name", field(a, "AttachmentName", 0, 0, 0));
+		buf_key(b, "description", field(a, "Description", 0, 0, 0));
+		buf_key(b, "content_type", field(a, "ContentType", 0, 0, 0));
+		buf_str(b, ",\"size\":");
+		buf_str(b, size);
+		buf_key(b, "sha256", hex);
+		buf_key(b, "data", b64);
+		buf_str(b, "}");
+		free(b64);
+		free(cid);
+	}
+	buf_str(b, "]");
+	/* and every reference of the manifest has its attachment */
+	for (xmlNodePtr r = manifest ? manifest->children : NULL; r; r = r->next)
+		if (is_edxml(r, "Reference"))
+			refs++;
+	if (refs != n)
+		refuse("edXMLManifest/Reference",
+			   "the manifest lists %d attachments; the package carries %d", refs, n);
+}
+
+/* ------------------------------------------------------------------------
+ * The signature
+ * ------------------------------------------------------------------------
+ */
+/* the first error xmlsec reports while checking: the cause, for the reason */
+static char first_error[256];
+
+static void
+note_error(const char *file, int line, const char *func, const char *object,
+		   const char *subject, int reason, const char *msg)
+{
+	(void) file;
+	(void) line;
+	(void) func;
+	(void) object;
+	(void) subject;
+	(void) reason;
+	if (first_error[0] == '\0' && msg)
+	{
+		/* OpenSSL's own words, when there are some, are the cause */
+		const char *m = strstr(msg, "msg=");
+
+		snprintf(first_error, sizeof(first_error), "%s", m ? m + 4 : msg);
+	}
+}
+
+static int
+crypto_init(void)
+{
+	if (xmlSecInit() < 0 || xmlSecCryptoAppInit(NULL) < 0 || xmlSecCryptoInit() < 0)
+	{
+		fprintf(stderr, "xmlsec could not start\n");
+		return -1;
+	}
+	xmlSecErrorsSetCallback(note_error);
+	return 0;
+}
+
+/* the trust anchors: each certificate of the PEM bundle */
+static xmlSecKeysMngrPtr
+trust_manager(const char *pem, size_t len)
+{
+	xmlSecKeysMngrPtr mngr = xmlSecKeysMngrCreate();
+	const char *end_marker = "-----END CERTIFICATE-----";
+	const char *p = pem;
+	const char *end = pem + len;
+
+	if (mngr == NULL || xmlSecCryptoAppDefaultKeysMngrInit(mngr) < 0)
+		return NULL;
+	while (p < end)
+	{
+		const char *b = strstr(p, "-----BEGIN CERTIFICATE-----");
+		const char *e;
+
+		if (b == NULL || b >= end)
+			break;
+		e = strstr(b, end_marker);
+		if (e == NULL || e >= end)
+			break;
+		e += strlen(end_marker);
+		/* a certificate it cannot load is not trusted: nothing else */
+		xmlSecCryptoAppKeysMngrCertLoadMemory(mngr, (const xmlSecByte *) b, (xmlSecSize) (e - b),
+											  xmlSecKeyDataFormatPem, xmlSecKeyDataTypeTrusted);
+		p = e;
+	}
+	return mngr;
+}
+
+static void
+add_signature(Buf *b, xmlDocPtr doc, const char *pem, size_t pem_len)
+{
+	xmlNodePtr	sig = xmlSecFindNode(xmlDocGetRootElement(doc), xmlSecNodeSignature, xmlSecDSigNs);
+	xmlSecKeysMngrPtr mngr;
+	xmlSecDSigCtxPtr ctx;
+	const char *status = "invalid";
+	const char *reason = NULL;
+	char		subject[512] = "";
+
+	buf_str(b, ",\"signature\":{");
+	if (sig == NULL)
+	{
+		buf_key(b, "status", "missing");
+		buf_key(b, "reason", "the package carries no XML-DSig signature");
+		buf_str(b, "}");
+		return;
+	}
+	mngr = trust_manager(pem, pem_len);
+	ctx = mngr ? xmlSecDSigCtxCreate(mngr) : NULL;
+	if (ctx == NULL)
+	{
+		fprintf(stderr, "xmlsec: no context\n");
+		exit(1);
+	}
+	/* only what an edXML signature is: no retrieving of anything */
+	ctx->enabledReferenceUris = xmlSecTransformUriTypeEmpty;
+	first_error[0] = '\0';
+	if (xmlSecDSigCtxVerify(ctx, sig) < 0)
+	{
+		static char why[512];
+
+		snprintf(why, sizeof(why),
+				 "the signature could not be checked (malformed, or its certificate is not trusted)%s%s",
+				 first_error[0] ? ": " : "", first_error);
+		reason = why;
+	}
+	else if (ctx->status != xmlSecDSigStatusSucceeded)
+		reason = "the signature does not match the package (altered after signing)";
+	else if (xmlSecPtrListGetSize(&ctx->signedInfoReferences) != 1)
+		reason = "the signature must have exactly one reference, to the whole package";
+	else
+	{
+		xmlSecDSigReferenceCtxPtr ref = xmlSecPtrListGetItem(&ctx->signedInfoReferences, 0);
+
+		if (ref == NULL || ref->uri == NULL || ref->uri[0] != '\0')
+			reason = "the signature does not cover the whole package (its reference is not URI=\"\")";
+		else
+			status = "valid";
+	}
+	if (ctx->signKey)
+	{
+		xmlSecKeyDataPtr x = xmlSecKeyGetData(ctx->signKey, xmlSecOpenSSLKeyDataX509Id);
+		X509	   *cert = x ? xmlSecOpenSSLKeyDataX509GetKeyCert(x) : NULL;
+
+		if (cert)
+		{
+			BIO		   *mem = BIO_new(BIO_s_mem());
+			int			n;
+
+			X509_NAME_print_ex(mem, X509_get_subject_name(cert), 0,
+							   XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+			n = BIO_read(mem, subject, sizeof(subject) - 1);
+			subject[n > 0 ? n : 0] = '\0';
+			BIO_free(mem);
+		}
+	}
+	buf_key(b, "status", status);
+	buf_key(b, "reason", reason);
+	buf_key(b, "subject", subject[0] ? subject : NULL);
+	buf_str(b, "}");
+	xmlSecDSigCtxDestroy(ctx);
+	xmlSecKeysMngrDestroy(mngr);
+}
+
+/* ------------------------------------------------------------------------
+ * Modes
+ * ------------------------------------------------------------------------
+ */
+static char *
+read_stdin(size_t max, size_t *len)
+{
+	size_t		cap = 65536,
+				n = 0;
+	char	   *data = malloc(cap + 1);
+
+	for (;;)
+	{
+		size_t		r;
+
+		if (n == cap)
+		{
+			if (cap >= max + 1)
+				break;
+			cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+			data = realloc(data, cap + 1);
+		}
+		if (data == NULL)
+		{
+			fprintf(stderr, "out of memory\n");
+			exit(1);
+		}
+		r = fread(data + n, 1, cap - n, stdin);
+		if (r == 0)
+			break;
+		n += r;
+		if (n > max)
+			break;
+	}
+	data[n] = '\0';
+	*len = n;
+	return data;
+}
+
+/* the length line and the PEM that follows it on stdin */
+static char *
+read_pem(size_t *pem_len)
+{
+	char		line[32];
+	char	   *pem;
+
+	if (fgets(line, sizeof(line), stdin) == NULL || sscanf(line, "%zu", pem_len) != 1 ||
+		*pem_len > 16 * 1024 * 1024)
+	{
+		fprintf(stderr, "usage: the length of the PEM on the first line\n");
+		exit(1);
+	}
+	pem = malloc(*pem_len + 1);
+	if (pem == NULL || fread(pem, 1, *pem_len, stdin) != *pem_len)
+	{
+		fprintf(stderr, "the PEM is short\n");
+		exit(1);
+	}
+	pem[*pem_len] = '\0';
+	return pem;
+}
+
+static xmlDocPtr
+parse(const char *data, size_t len)
+{
+	xmlDocPtr	doc;
+
+	if (memmem(data, len, "<!DOCTYPE", 9) != NULL || memmem(data, len, "<!ENTITY", 8) != NULL)
+		refuse("edXML", "the package has a document type declaration (DTD, entities): an edXML package has none");
+	doc = xmlReadMemory(data, (int) len, NULL, NULL, PARSE_OPTIONS);
+	if (doc == NULL)
+	{
+		const xmlError *e = xmlGetLastError();
+
+		refuse("edXML", "the package is not well-formed XML%s%s",
+			   e && e->message ? ": " : "", e && e->message ? e->message : "");
+	}
+	return doc;
+}
+
+static int
+mode_read(size_t max)
+{
+	size_t		pem_len,
+				len;
+	char	   *pem = read_pem(&pem_len),
+			   *data;
+	xmlDocPtr	doc;
+	xmlNodePtr	root,
+				env,
+				header,
+				mh,
+				trace,
+				bus,
+				body,
+				manifest,
+				n;
+	Buf			b = {0};
+	int			count;
+
+	data = read_stdin(max, &len);
+	if (len > max)
+		refuse("edXML", "the package is larger than %zu bytes", max);
+	if (len == 0)
+		refuse("edXML", "the package is empty");
+	doc = parse(data, len);
+	free(data);
+
+	root = xmlDocGetRootElement(doc);
+	if (!is_edxml(root, "edXML"))
+		refuse("edXML", "the root element is not edXML in namespace %s", EDXML_NS);
+	env = child(root, "edXMLEnvelope");
+	header = child(env, "edXMLHeader");
+	mh = child(header, "MessageHeader");
+	if (mh == NULL)
+		refuse("MessageHeader", "edXML/edXMLEnvelope/edXMLHeader/MessageHeader is missing");
+	trace = child(header, "TraceHeaderList");
+	bus = child(trace, "Bussiness");
+	body = child(env, "edXMLBody");
+	manifest = child(body, "edXMLManifest");
+
+	buf_str(&b, "{");
+	buf_str(&b, "\"from\":");
+	if (child(mh, "From") == NULL)
+		refuse("From", "From is missing");
+	add_organ(&b, child(mh, "From"), "From");
+	buf_str(&b, ",\"to\":[");
+	count = 0;
+	for (n = mh->children; n; n = n->next)
+		if (is_edxml(n, "To"))
+		{
+			if (count++)
+				buf_str(&b, ",");
+			add_organ(&b, n, "To");
+		}
+	buf_str(&b, "]");
+	if (count == 0)
+		refuse("To", "To is missing");
+	add_field(&b, "document_id", mh, "DocumentId", 1, 100, 0);
+	add_field(&b, "code_number", mh, "Code/CodeNumber", 1, 11, 0);
+	add_field(&b, "code_notation", mh, "Code/CodeNotation", 1, 30, 0);
+	add_field(&b, "place", mh, "PromulgationInfo/Place", 0, 0, 0);
+	add_field(&b, "promulgation_date", mh, "PromulgationInfo/PromulgationDate", 1, 10, 'd');
+	add_field(&b, "type", mh, "DocumentType/Type", 0, 0, 0);
+	add_field(&b, "type_name", mh, "DocumentType/TypeName", 0, 0, 0);
+	add_field(&b, "subject", mh, "Subject", 1, 500, 0);
+	add_field(&b, "content", mh, "Content", 0, 0, 0);
+	add_field(&b, "signer_competence", mh, "SignerInfo/Competence", 0, 0, 0);
+	add_field(&b, "signer_position", mh, "SignerInfo/Position", 0, 0, 0);
+	add_field(&b, "signer_name", mh, "SignerInfo/FullName", 0, 0, 0);
+	add_field(&b, "due_date", mh, "DueDate", 0, 10, 'd');
+	add_field(&b, "priority", mh, "OtherInfo/Priority", 0, 1, '4');
+	add_field(&b, "page_amount", mh, "OtherInfo/PageAmount", 0, 0, 'n');
+	add_field(&b, "promulgation_amount", mh, "OtherInfo/PromulgationAmount", 0, 0, 'n');
+	add_field(&b, "steering_type", mh, "SteeringType", 0, 1, '3');
+	buf_str(&b, ",\"to_places\":[");
+	count = 0;
+	for (n = child(mh, "ToPlaces") ? child(mh, "ToPlaces")->children : NULL; n; n = n->next)
+	{
+		char	   *v = is_edxml(n, "Place") ? text_of(n) : NULL;
+
+		if (v)
+		{
+			if (count++)
+				buf_str(&b, ",");
+			buf_json(&b, v);
+			free(v);
+		}
+	}
+	buf_str(&b, "]");
+	add_field(&b, "bussiness_doc_type", bus, "BussinessDocType", 0, 1, '3');
+	add_field(&b, "bussiness_doc_reason", bus, "BussinessDocReason", 0, 0, 0);
+	add_attachments(&b, root, manifest);
+	add_signature(&b, doc, pem, pem_len);
+	buf_str(&b, "}\n");
+	xmlFreeDoc(doc);
+	fwrite(b.data, 1, b.len, stdout);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int
+mode_sign(const char *key_file)
+{
+	size_t		cert_len;
+	char	   *cert = read_pem(&cert_len);
+	size_t		len;
+	char	   *data = read_stdin((size_t) 1 << 30, &len);
+	xmlDocPtr	doc;
+	xmlNodePtr	header,
+				sig,
+				ref,
+				key_info,
+				x509;
+	xmlSecDSigCtxPtr ctx;
+	xmlChar    *out;
+	int			out_len;
+
+	doc = xmlReadMemory(data, (int) len, NULL, NULL, PARSE_OPTIONS);
+	if (doc == NULL)
+	{
+		fprintf(stderr, "the package is not well-formed XML\n");
+		return 1;
+	}
+	header = child(child(xmlDocGetRootElement(doc), "edXMLEnvelope"), "edXMLHeader");
+	if (header == NULL)
+	{
+		fprintf(stderr, "the package has no edXMLHeader\n");
+		return 1;
+	}
+	if (xmlSecFindNode(xmlDocGetRootElement(doc), xmlSecNodeSignature, xmlSecDSigNs))
+	{
+		fprintf(stderr, "the package is signed already\n");
+		return 1;
+	}
+	sig = xmlSecTmplSignatureCreate(doc, xmlSecTransformExclC14NId, xmlSecTransformRsaSha256Id, NULL);
+	if (sig == NULL || xmlAddChild(header, sig) == NULL)
+		return 1;
+	ref = xmlSecTmplSignatureAddReference(sig, xmlSecTransformSha256Id, NULL, BAD_CAST "", NULL);
+	if (ref == NULL ||
+		xmlSecTmplReferenceAddTransform(ref, xmlSecTransformEnvelopedId) == NULL ||
+		xmlSecTmplReferenceAddTransform(ref, xmlSecTransformExclC14NId) == NULL)
+		return 1;
+	key_info = xmlSecTmplSignatureEnsureKeyInfo(sig, NULL);
+	x509 = key_info ? xmlSecTmplKeyInfoAddX509Data(key_info) : NULL;
+	if (x509 == NULL || xmlSecTmplX509DataAddCertificate(x509) == NULL)
+		return 1;
+	ctx = xmlSecDSigCtxCreate(NULL);
+	if (ctx == NULL)
+		return 1;
+	ctx->signKey = xmlSecCryptoAppKeyLoad(key_file, xmlSecKeyDataFormatPem, NULL, NULL, NULL);
+	if (ctx->signKey == NULL)
+	{
+		fprintf(stderr, "cannot load the key %s\n", key_file);
+		return 1;
+	}
+	if (xmlSecCryptoAppKeyCertLoadMemory(ctx->signKey, (const xmlSecByte *) cert,
+										 (xmlSecSize) cert_len, xmlSecKeyDataFormatPem) < 0)
+	{
+		fprintf(stderr, "cannot load the certificate\n");
+		return 1;
+	}
+	/* the certificates after the seal's (its chain) go into X509Data too */
+	{
+		BIO		   *bio = BIO_new_mem_buf(cert, (int) cert_len);
+		xmlSecKeyDataPtr x509data = xmlSecKeyGetData(ctx->signKey, xmlSecOpenSSLKeyDataX509Id);
+		X509	   *c = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;	/* the seal's */
+
+		X509_free(c);
+		while (bio && x509data && (c = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+			if (xmlSecOpenSSLKeyDataX509AdoptCert(x509data, c) < 0)
+			{
+				fprintf(stderr, "cannot add a certificate of the chain\n");
+				return 1;
+			}
+		BIO_free(bio);
+	}
+	if (xmlSecDSigCtxSign(ctx, sig) < 0)
+	{
+		fprintf(stderr, "signing failed\n");
+		return 1;
+	}
+	xmlDocDumpMemoryEnc(doc, &out, &out_len, "UTF-8");
+	if (out == NULL || fwrite(out, 1, out_len, stdout) != (size_t) out_len)
+		return 1;
+	xmlFree(out);
+	xmlSecDSigCtxDestroy(ctx);
+	xmlFreeDoc(doc);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static xmlParserInputPtr
+no_entity_loader(const char *url, const char *id, xmlParserCtxtPtr ctxt)
+{
+	(void) url;
+	(void) id;
+	(void) ctxt;
+	return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+	int			rc;
+
+	xmlInitParser();
+	/* nothing outside the package is ever read */
+	xmlSetExternalEntityLoader(no_entity_loader);
+	if (crypto_init() < 0)
+		return 1;
+	if (argc == 3 && strcmp(argv[1], "read") == 0)
+		rc = mode_read((size_t) strtoull(argv[2], NULL, 10));
+	else if (argc == 3 && strcmp(argv[1], "sign") == 0)
+		rc = mode_sign(argv[2]);
+	else
+	{
+		fprintf(stderr, "usage: %s read MAX_BYTES | sign KEY_FILE\n", argv[0]);
+		rc = 1;
+	}
+	xmlSecCryptoShutdown();
+	xmlSecCryptoAppShutdown();
+	xmlSecShutdown();
+	return rc;
+}
