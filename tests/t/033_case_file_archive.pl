@@ -11,6 +11,7 @@ use warnings;
 use File::Basename qw(dirname);
 use lib dirname(__FILE__);
 use IofficeTest;
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -130,6 +131,32 @@ is($node->safe_psql('postgres',
 	'2', "each warning is in its case file's audit chain, once");
 is($node->safe_psql('postgres', q{SELECT count(*) FROM ioffice.audit_verify()}), '0',
 	'the audit trail is intact');
+
+# a transferred file, read-only, comes back whole from pg_dump and
+# pg_restore (its trigger lets a restore load its rows)
+as_actor($node, 'postgres', 'vt', q{
+	SELECT ioffice.register_incoming('CV', 'Văn bản lưu', 'Sở Nội vụ', '3/SNV-VP',
+	                                 (now() AT TIME ZONE ioffice.timezone())::date);
+	SELECT ioffice.add_case_file(u.id, extract(year FROM now() AT TIME ZONE ioffice.timezone())::int,
+	                             '04.VT', 'Hồ sơ nộp lưu', '20', 'cv')
+	  FROM ioffice.unit u WHERE u.code = '000.00.51.H41';
+	SELECT ioffice.file_into(c.id, d.id) FROM ioffice.case_file c, ioffice.document d
+	 WHERE c.notation = '04.VT' AND d.abstract = 'Văn bản lưu';
+	SELECT ioffice.close_case_file(c.id) FROM ioffice.case_file c WHERE c.notation = '04.VT';
+	SELECT ioffice.transfer_case_files(array_agg(c.id)) FROM ioffice.case_file c WHERE c.state = 'closed'});
+my @conn = ('-h', $node->host, '-p', $node->port);
+my $dump = PostgreSQL::Test::Utils::tempdir . '/cases.dump';
+my ($out, $err) = ('', '');
+ok(IPC::Run::run([ 'pg_dump', @conn, '-Fc', '-f', $dump, 'postgres' ], '>', \$out, '2>', \$err),
+	'pg_dump of the case files');
+$node->safe_psql('postgres', 'CREATE DATABASE restored');
+ok(IPC::Run::run([ 'pg_restore', @conn, '-d', 'restored', $dump ], '>', \$out, '2>', \$err),
+	'pg_restore of the transferred case files') or diag($err);
+for my $table (qw(case_file case_file_document archive_transfer))
+{
+	is(table_digest($node, 'restored', $table), table_digest($node, 'postgres', $table),
+		"$table restored as it was");
+}
 
 $node->stop;
 delete $ENV{LD_PRELOAD};
