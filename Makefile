@@ -23,6 +23,7 @@ OBJS = \
 	extension/export.o \
 	extension/trail_export.o \
 	extension/register_export.o \
+	extension/case_file_export.o \
 	triggers/rule_triggers.o \
 	triggers/trigger_util.o \
 	extension/certificates.o \
@@ -31,6 +32,7 @@ OBJS = \
 	workers/sign_jobs.o \
 	workers/audit_jobs.o \
 	workers/count_jobs.o \
+	workers/archive_jobs.o \
 	workers/signer.o \
 	workers/hsm_key.o \
 	workers/convert_jobs.o \

@@ -91,6 +91,9 @@ extern long ioffice_worker_audit_wait_ms(long max_ms);
 /* count_jobs.c: dashboard()'s counter deltas folded, about every second */
 extern void ioffice_worker_fold_counts(void);
 
+/* archive_jobs.c: the archive's 30-day warnings of closed case files */
+extern void ioffice_worker_archive_warnings(void);
+
 /* text_jobs.c: a PDF's text extracted for search(); true when one was */
 extern int	ioffice_search_text_max;
 extern int	ioffice_search_file_max;
