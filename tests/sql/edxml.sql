@@ -5,7 +5,7 @@ SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('CV', 'V/v liên thông văn bản điện tử với Văn phòng Chính phủ',
        '{"signer": "dai", "page_count": 3, "copies": 2, "urgency": "urgent",
          "recipients": ["000.00.00.G22", "001.32.32.H41", "Lưu: VT"]}') AS edoc \gset
-SELECT ioffice.attach(:edoc, 'lien_thong.pdf', content) FROM pdf;
+SELECT ioffice.attach(:edoc, 'lien_thong.pdf', content) IS NOT NULL AS attached FROM pdf;
 SELECT ioffice.act(:edoc, 'submit', 'dai');
 -- not issued yet: nothing to send
 SET ioffice.actor = 'regress_thuy';
