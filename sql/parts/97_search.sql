@@ -293,6 +293,14 @@ BEGIN
     IF search."limit" IS NULL OR search."limit" < 1 OR search."limit" > 10000 THEN
         RAISE EXCEPTION 'search limit must be between 1 and 10000' USING ERRCODE = '22023';
     END IF;
+    -- a query is a few words: websearch_to_tsquery() recurses over what it
+    -- is given, and a page of text would end in "stack depth limit exceeded"
+    IF length(query) > 2000 THEN
+        RAISE EXCEPTION 'search query is too long'
+            USING ERRCODE = '22023',
+                  DETAIL = format('A query has at most 2000 characters; this one has %s.', length(query)),
+                  HINT = 'Search for a few words of the text, and narrow with filters.';
+    END IF;
     IF v_me IS NULL AND NOT v_reader THEN
         RETURN;
     END IF;
