@@ -389,6 +389,46 @@ COMMIT;
 
 \echo
 \echo '######################################################################'
+\echo '# Hồ sơ công việc và tra cứu / Case files and search (Decree 30 Appendix VI III.4, III.6)'
+\echo '######################################################################'
+\echo
+\echo '--- Văn thư lập hồ sơ trong Danh mục hồ sơ năm nay, đưa các văn bản đã phát hành vào hồ sơ'
+\echo '    / the clerk opens a case file of this year''s list and files the issued documents into it'
+BEGIN;
+SET LOCAL ioffice.actor = 'thuy.tv';
+SELECT ioffice.add_case_file(:ubnd, extract(year FROM now())::int, '05.VP',
+                             'Hồ sơ triển khai ứng dụng chữ ký số trên phần mềm VNPT-iOffice', '10',
+                             'dai.tv') AS case_file \gset
+SELECT ioffice.file_into(:case_file, d.id)
+FROM ioffice.document d WHERE d.state = 'issued' ORDER BY d.number \g /dev/null
+SELECT c.code AS "Mã hồ sơ", c.title AS "Tiêu đề hồ sơ", c.retention AS "Thời hạn bảo quản",
+       p.full_name AS "Người lập hồ sơ",
+       (SELECT count(*) FROM ioffice.case_file_document x
+         WHERE x.case_file_id = c.id AND x.unfiled_at IS NULL) AS "Số văn bản / documents"
+FROM ioffice.case_file c JOIN ioffice.person p ON p.id = c.responsible_id WHERE c.id = :case_file \gx
+\echo '--- Mục lục văn bản trong hồ sơ, xuất XML (III.4g) / the case file''s contents, read back from its XML export'
+SELECT x.ord AS "STT", x.num || '/' || x.notation AS "Số, ký hiệu", x.type AS "Loại",
+       left(x.subject, 70) AS "Trích yếu"
+FROM xmltable('//Document' PASSING ioffice.case_file_xml(:case_file)
+              COLUMNS ord text PATH 'DocOrdinal', num text PATH 'CodeNumber',
+                      notation text PATH 'CodeNotation', type text PATH 'TypeName',
+                      subject text PATH 'Subject') x;
+COMMIT;
+\echo
+\echo '--- Tra cứu không dấu: "chu ky so" tìm thấy "chữ ký số" (III.6d) / an unaccented query finds the accented text'
+BEGIN;
+SET LOCAL ioffice.actor = 'thuy.tv';
+SELECT d.symbol AS "Số, ký hiệu", round(s.rank::numeric, 2) AS "Hạng", left(d.abstract, 70) AS "Trích yếu"
+FROM ioffice.search('chu ky so') s JOIN ioffice.document d ON d.id = s.document
+ORDER BY s.rank DESC, d.id;
+\echo '    (the same query written with its tones ranks exact spellings first:)'
+SELECT d.symbol AS "Số, ký hiệu", round(s.rank::numeric, 2) AS "Hạng"
+FROM ioffice.search('chữ ký số') s JOIN ioffice.document d ON d.id = s.document
+ORDER BY s.rank DESC, d.id;
+COMMIT;
+
+\echo
+\echo '######################################################################'
 \echo '# Tổng hợp / Summary'
 \echo '######################################################################'
 \echo
