@@ -255,7 +255,10 @@ check_cooperator(ActContext *ctx)
 						ctx->name, ctx->tr->label)));
 }
 
-/* Who acts: the holder, the drafter, a clerk, a cooperator, or a delegate of the holder. */
+/*
+ * Who acts: the holder, the drafter, a clerk, a cooperator, a one-stop
+ * officer, or a delegate of the holder.
+ */
 static void
 check_actor(ActContext *ctx)
 {
@@ -275,6 +278,14 @@ check_actor(ActContext *ctx)
 			return;
 		case WF_TAKEN_BY_COOPERATOR:
 			check_cooperator(ctx);
+			return;
+		case WF_TAKEN_BY_ONE_STOP:
+			/* any officer of the desk: what waits there is held by nobody yet */
+			if (!ioffice_person_is_one_stop_of(ctx->actor, ctx->agency))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("only a one-stop officer (bộ phận một cửa) of the %s's agency may \"%s\"",
+								ctx->subject->entity, tr->label)));
 			return;
 		case WF_TAKEN_BY_HOLDER:
 			break;

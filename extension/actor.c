@@ -56,6 +56,12 @@ static IofficePlan clerk_of = {
 	2, {INT8OID, INT8OID}
 };
 
+static IofficePlan one_stop_of = {
+	NULL,
+	"SELECT 1 FROM ioffice.person_role WHERE person_id = $1 AND role = 'one_stop' AND unit_id = $2",
+	2, {INT8OID, INT8OID}
+};
+
 /* a person of an agency: of one of its units, or holding a role in one */
 static IofficePlan person_of_agency = {
 	NULL,
@@ -218,6 +224,18 @@ ioffice_person_is_clerk_of(int64 person, int64 agency)
 	values[0] = Int64GetDatum(person);
 	values[1] = Int64GetDatum(agency);
 	ioffice_exec(&clerk_of, values, NULL, 1);
+	return SPI_processed > 0;
+}
+
+/* Is the person an officer of the agency's one-stop desk (bộ phận một cửa)? */
+bool
+ioffice_person_is_one_stop_of(int64 person, int64 agency)
+{
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(person);
+	values[1] = Int64GetDatum(agency);
+	ioffice_exec(&one_stop_of, values, NULL, 1);
 	return SPI_processed > 0;
 }
 

@@ -964,3 +964,53 @@ ioffice_due_soon_days_sql(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_INT32(ioffice_due_soon_days);
 }
+
+/*
+ * An online registration (national status 1) has nobody who received it
+ * and a clock that stands still (register_dossier()); accepting it is the
+ * reception: the accepting officer receives it now, the deadline counts
+ * from now, and it is theirs to hand on, as a dossier received at the desk
+ * is its receiver's.
+ */
+static IofficePlan clock_start = {
+	NULL,
+	"UPDATE ioffice.dossier SET received_by = $2, received_at = now(), paused_at = NULL, "
+	"       deadline = ioffice.add_working_days(now(), statutory_days) "
+	" WHERE id = $1 AND received_by IS NULL "
+	"RETURNING to_char(deadline AT TIME ZONE ioffice.timezone(), 'YYYY-MM-DD\"T\"HH24:MI:SS')",
+	2, {INT8OID, INT8OID}
+};
+
+static IofficePlan acceptor_task = {
+	NULL,
+	"INSERT INTO ioffice.dossier_task (dossier_id, step, action, sender_id, request, receiver_id, received_at) "
+	"VALUES ($1, $2, $3, $4, 'Tiếp nhận hồ sơ', $4, now())",
+	4, {INT8OID, INT4OID, TEXTOID, INT8OID}
+};
+
+/*
+ * start_clock: a dossier already received (at the desk, or accepted once)
+ * keeps its clock: enforced here, whatever transition a DBA gives it to.
+ */
+void
+ioffice_effect_start_clock(ActContext *ctx)
+{
+	Datum		values[4];
+
+	values[0] = Int64GetDatum(ctx->doc);
+	values[1] = Int64GetDatum(ctx->actor);
+	ioffice_exec(&clock_start, values, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s has been received already: its clock is running", ctx->name),
+				 errhint("start_clock belongs to the acceptance of an online registration.")));
+	ioffice_jsonb_add_text(ctx->detail, "deadline", ioffice_get_text(0, 1));
+	ctx->drafter = ctx->actor;
+
+	values[1] = Int32GetDatum(ctx->last_step + 1);
+	values[2] = CStringGetTextDatum(ctx->tr->action);
+	values[3] = Int64GetDatum(ctx->actor);
+	ioffice_exec(&acceptor_task, values, NULL, 0);
+	ctx->last_step++;
+}

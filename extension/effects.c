@@ -313,5 +313,7 @@ const WfNamedStep ioffice_effects[] = {
 	"dossier: the clock stops while the applicant is asked for papers or fees", "dossier"},
 	{"resume_clock", ioffice_effect_resume_clock,
 	"dossier: the clock runs again; the deadline moves by the working days paused", "dossier"},
+	{"start_clock", ioffice_effect_start_clock,
+	"dossier: an online registration is accepted: the actor receives it, its clock starts now", "dossier"},
 	{NULL, NULL, NULL, NULL}
 };

@@ -49,6 +49,7 @@ extern int64 ioffice_person_id(const char *login);
 extern bool ioffice_has_delegation(int64 from_person, int64 to_person);
 extern bool ioffice_person_has_role(int64 person, const char *role);
 extern bool ioffice_person_is_clerk_of(int64 person, int64 agency);
+extern bool ioffice_person_is_one_stop_of(int64 person, int64 agency);
 extern bool ioffice_person_of_agency(int64 person, int64 agency);
 extern bool ioffice_person_leads(int64 person, int64 unit);
 extern void ioffice_require_document(int64 doc);

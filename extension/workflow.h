@@ -32,7 +32,8 @@ typedef enum WfTakenBy
 	WF_TAKEN_BY_HOLDER,			/* "holder": of the open main task, or a delegate */
 	WF_TAKEN_BY_DRAFTER,		/* "drafter" of the document */
 	WF_TAKEN_BY_CLERK,			/* "clerk" of the subject's agency */
-	WF_TAKEN_BY_COOPERATOR		/* "cooperator": asked to cooperate on the document */
+	WF_TAKEN_BY_COOPERATOR,		/* "cooperator": asked to cooperate on the document */
+	WF_TAKEN_BY_ONE_STOP		/* "one_stop": an officer of the subject's agency's one-stop desk */
 } WfTakenBy;
 
 /* Whom a transition goes to: workflow_transition.receiver, read as taken_by is. */
@@ -221,5 +222,6 @@ extern void ioffice_effect_pause_clock(ActContext *ctx);
 extern void ioffice_effect_keep_abstract(ActContext *ctx);
 extern void ioffice_effect_drop_result(ActContext *ctx);
 extern void ioffice_effect_resume_clock(ActContext *ctx);
+extern void ioffice_effect_start_clock(ActContext *ctx);
 
 #endif							/* IOFFICE_WORKFLOW_H */

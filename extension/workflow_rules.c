@@ -103,10 +103,10 @@ ioffice_option_type(const char *key, WfOptionType *type)
 }
 
 /* the names of taken_by and receiver, in the order of their enums */
-static const char *const taken_by_names[] = {"holder", "drafter", "clerk", "cooperator"};
+static const char *const taken_by_names[] = {"holder", "drafter", "clerk", "cooperator", "one_stop"};
 static const char *const receiver_names[] = {"none", "given", "drafter", "default_clerk"};
 
-StaticAssertDecl(lengthof(taken_by_names) == WF_TAKEN_BY_COOPERATOR + 1,
+StaticAssertDecl(lengthof(taken_by_names) == WF_TAKEN_BY_ONE_STOP + 1,
 				 "taken_by_names does not match WfTakenBy");
 StaticAssertDecl(lengthof(receiver_names) == WF_RECEIVER_UNKNOWN,
 				 "receiver_names does not match WfReceiver");

@@ -5190,3 +5190,262 @@ CREATE FUNCTION archive_transfer_export(transfer bigint, format text) RETURNS by
     LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION archive_transfer_export(bigint, text) IS
   'The list of the case files of a transfer to the archive (mục lục hồ sơ nộp lưu) as xlsx or csv; for its agency''s clerks and admins';
+
+-- ==== dossier_online ====
+-- Online registrations (national status 1, Mới đăng ký): received by nobody
+-- until a one-stop officer accepts one (taken_by one_stop, effect start_clock)
+ALTER TABLE dossier ALTER COLUMN received_by DROP NOT NULL;
+ALTER TABLE dossier ADD COLUMN registered_at timestamptz;
+ALTER TABLE dossier ADD CONSTRAINT dossier_received_or_registered
+    CHECK (received_by IS NOT NULL OR registered_at IS NOT NULL);
+INSERT INTO workflow_state (workflow, state, label, initial, final, builtin) VALUES
+    ('dossier', 'registered',      'Mới đăng ký, chờ tiếp nhận', false, false, true);
+INSERT INTO dossier_state_status (workflow, state, status, builtin) VALUES
+    ('dossier', 'registered', 1, true);
+INSERT INTO workflow_transition
+    (workflow, action, from_state, to_state, label, taken_by, receiver, receiver_role,
+     guards, effects, options, delegable, builtin)
+VALUES
+    ('dossier', 'accept', 'registered', 'received', 'Tiếp nhận hồ sơ trực tuyến', 'one_stop', 'none', NULL,
+     '{}', '{start_clock}', '{zalo}', false, true),
+    ('dossier', 'reject', 'registered', 'rejected', 'Không tiếp nhận', 'one_stop', 'none', NULL,
+     '{note_given}', '{}', '{zalo}', false, true),
+    ('dossier', 'withdraw', 'registered', 'withdrawn', 'Công dân rút hồ sơ', 'one_stop', 'none', NULL,
+     '{note_given}', '{}', '{zalo}', false, true);
+
+-- A new dossier, received at the desk (receive_dossier) or registered
+-- online (register_dossier).  Statutory days are bounded to 365 working
+-- days: the procedures' catalogue gives days to weeks, more is a typing
+-- mistake, not a procedure's time.
+CREATE FUNCTION _new_dossier(procedure_code text, procedure_name text, applicant jsonb,
+                             statutory_days int, details jsonb, online boolean)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+    v_details jsonb := coalesce(details, '{}');
+    v_agency bigint;
+    v_unit_code text;
+    v_at timestamptz := now();
+    v_day date;
+    v_seq int;
+    v_code text;
+    v_state text;
+    v_id bigint;
+    v_key text;
+    v_how text;
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF procedure_code IS NULL OR procedure_name IS NULL OR applicant IS NULL
+       OR statutory_days IS NULL THEN
+        RAISE EXCEPTION '% needs a procedure code and name, an applicant and the statutory days',
+                        CASE WHEN online THEN 'register_dossier' ELSE 'receive_dossier' END
+            USING ERRCODE = '22023';
+    END IF;
+    IF procedure_code !~ '^[A-Za-z0-9._-]{1,60}$' THEN
+        RAISE EXCEPTION 'procedure code "%" is not a procedure code', left(procedure_code, 60)
+            USING ERRCODE = '22023', HINT = 'Procedure codes look like 2.002166.000.00.00.H41.';
+    END IF;
+    IF length(procedure_name) NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'the procedure name must be 1 to 1000 characters' USING ERRCODE = '22023';
+    END IF;
+    IF statutory_days NOT BETWEEN 0 AND 365 THEN
+        RAISE EXCEPTION 'statutory_days must be from 0 to 365 working days, not %', statutory_days
+            USING ERRCODE = '22023';
+    END IF;
+
+    -- the applicant: {name, phone, email, address}
+    IF jsonb_typeof(applicant) <> 'object' THEN
+        RAISE EXCEPTION 'applicant must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    FOR v_key IN SELECT jsonb_object_keys(applicant) LOOP
+        IF v_key NOT IN ('name', 'phone', 'email', 'address') THEN
+            RAISE EXCEPTION 'unknown applicant field "%"', v_key USING ERRCODE = '22023',
+                  HINT = 'An applicant has name, phone, email and address.';
+        END IF;
+        IF jsonb_typeof(applicant->v_key) <> 'string' THEN
+            RAISE EXCEPTION 'applicant.% must be a string', v_key USING ERRCODE = '22023';
+        END IF;
+    END LOOP;
+    IF coalesce(length(btrim(applicant->>'name')), 0) NOT BETWEEN 1 AND 200 THEN
+        RAISE EXCEPTION 'applicant.name is required (1 to 200 characters)' USING ERRCODE = '22023';
+    END IF;
+    IF applicant ? 'phone' AND (applicant->>'phone') !~ '^\+?[0-9][0-9 .]{5,19}$' THEN
+        RAISE EXCEPTION 'applicant.phone "%" is not a phone number', left(applicant->>'phone', 40)
+            USING ERRCODE = '22023';
+    END IF;
+    IF applicant ? 'email' AND (applicant->>'email') !~ '^[^@\s]{1,100}@[^@\s]{1,100}$' THEN
+        RAISE EXCEPTION 'applicant.email "%" is not an e-mail address', left(applicant->>'email', 60)
+            USING ERRCODE = '22023';
+    END IF;
+    IF length(applicant->>'address') > 500 THEN
+        RAISE EXCEPTION 'applicant.address is longer than 500 characters' USING ERRCODE = '22023';
+    END IF;
+
+    PERFORM ioffice._check_details(v_details,
+        '{"how_received": "string", "result_delivery": "string", "received_at": "string"}');
+    v_how := coalesce(v_details->>'how_received', CASE WHEN online THEN 'online' ELSE 'direct' END);
+    IF v_how NOT IN ('direct', 'online', 'postal') THEN
+        RAISE EXCEPTION 'details.how_received must be direct, online or postal' USING ERRCODE = '22023';
+    END IF;
+    IF online AND v_how <> 'online' THEN
+        RAISE EXCEPTION 'a registration is online: details.how_received cannot be %', v_how
+            USING ERRCODE = '22023', HINT = 'A dossier brought to the desk is received with receive_dossier().';
+    END IF;
+    IF length(v_details->>'result_delivery') NOT BETWEEN 1 AND 500 THEN
+        RAISE EXCEPTION 'details.result_delivery must be 1 to 500 characters' USING ERRCODE = '22023';
+    END IF;
+    -- a dossier received (or registered) earlier (paper, online out of hours) is entered with
+    -- its time; never in the future, nor older than the DBA's ioffice.dossier_backdating_days
+    -- (it starts the clock, or dates the registration)
+    IF v_details ? 'received_at' THEN
+        v_at := coalesce(ioffice._time_detail(v_details, 'received_at'), now());
+        IF v_at > now() OR v_at < greatest('2000-01-01', now() - make_interval(days => current_setting('ioffice.dossier_backdating_days')::int)) THEN
+            RAISE EXCEPTION 'details.received_at must be a past time, at most % days ago (ioffice.dossier_backdating_days)', current_setting('ioffice.dossier_backdating_days') USING ERRCODE = '22023';
+        END IF;
+    END IF;
+
+    -- the one-stop officer receives for their agency, whose code names the dossier
+    SELECT u.agency_id, a.code INTO v_agency, v_unit_code
+      FROM ioffice.person p JOIN ioffice.unit u ON u.id = p.unit_id
+      JOIN ioffice.unit a ON a.id = u.agency_id WHERE p.id = v_actor;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.person_role r
+                   WHERE r.person_id = v_actor AND r.role = 'one_stop' AND r.unit_id = v_agency) THEN
+        RAISE EXCEPTION 'only a one-stop officer (bộ phận một cửa) may % dossiers',
+                        CASE WHEN online THEN 'register' ELSE 'receive' END
+            USING ERRCODE = '42501';
+    END IF;
+    IF v_unit_code IS NULL THEN
+        RAISE EXCEPTION 'the receiving agency has no agency code' USING ERRCODE = '55000',
+              HINT = 'Dossier codes start with the agency code (DDD.DD.DD.LDD): set unit.code.';
+    END IF;
+    IF online THEN
+        -- the state that reports national status 1 (Mới đăng ký)
+        SELECT s.state INTO v_state FROM ioffice.workflow_state s
+          JOIN ioffice.dossier_state_status x ON x.workflow = s.workflow AND x.state = s.state
+         WHERE s.workflow = 'dossier' AND x.status = 1 AND NOT s.final ORDER BY s.state LIMIT 1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'workflow dossier has no state for online registrations' USING ERRCODE = '55000',
+                  HINT = 'Give a state of workflow dossier national status 1 in dossier_state_status.';
+        END IF;
+    ELSE
+        SELECT s.state INTO v_state FROM ioffice.workflow_state s
+         WHERE s.workflow = 'dossier' AND s.initial ORDER BY s.state LIMIT 1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'workflow dossier has no initial state' USING ERRCODE = '55000';
+        END IF;
+    END IF;
+
+    -- the sequence of the unit's day: the counter row stays locked to commit
+    v_day := (v_at AT TIME ZONE ioffice.timezone())::date;
+    INSERT INTO ioffice.dossier_counter AS c (unit_code, day, last)
+    VALUES (v_unit_code, v_day, 1)
+    ON CONFLICT (unit_code, day) DO UPDATE SET last = c.last + 1
+    WHERE c.last < 9999
+    RETURNING c.last INTO v_seq;
+    IF v_seq IS NULL THEN
+        RAISE EXCEPTION 'unit % has received 9999 dossiers on %', v_unit_code, v_day
+            USING ERRCODE = '54000', DETAIL = 'Dossier codes have four digits of sequence.';
+    END IF;
+    v_code := v_unit_code || '-' || to_char(v_day, 'YYMMDD') || '-' || lpad(v_seq::text, 4, '0');
+
+    -- a registration is received by nobody yet and its clock stands still
+    -- (paused since it was registered) until the desk accepts it: the
+    -- deadline then counts from the acceptance (effect start_clock)
+    INSERT INTO ioffice.dossier (code, workflow, state, procedure_code, procedure_name, applicant,
+                                 agency_id, unit_code, received_by, received_at, statutory_days,
+                                 deadline, how_received, result_delivery, paused_at, registered_at)
+    VALUES (v_code, 'dossier', v_state, procedure_code, procedure_name, applicant,
+            v_agency, v_unit_code, CASE WHEN NOT online THEN v_actor END, v_at, statutory_days,
+            ioffice.add_working_days(v_at, statutory_days), v_how, v_details->>'result_delivery',
+            CASE WHEN online THEN v_at END, CASE WHEN online THEN v_at END)
+    RETURNING id INTO v_id;
+    -- the receiving officer holds it first; a registration waits for the desk
+    IF NOT online THEN
+        INSERT INTO ioffice.dossier_task (dossier_id, step, action, sender_id, request, receiver_id, received_at)
+        VALUES (v_id, 1, 'receive', v_actor, 'Tiếp nhận hồ sơ', v_actor, v_at);
+    END IF;
+
+    PERFORM ioffice._audit('dossier', v_id, CASE WHEN online THEN 'register' ELSE 'receive' END, NULL, v_state,
+                           jsonb_build_object('code', v_code, 'procedure_code', procedure_code,
+                                              'statutory_days', statutory_days,
+                                              'how_received', v_how),
+                           NULL, 'dossier:' || v_id);
+    PERFORM ioffice._emit('dossier.status', ioffice._dossier_event(v_id));
+    PERFORM ioffice._engine_leave();
+    RETURN v_code;
+END
+$$;
+REVOKE ALL ON FUNCTION _new_dossier(text, text, jsonb, int, jsonb, boolean) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION receive_dossier(procedure_code text, procedure_name text, applicant jsonb,
+                                statutory_days int, details jsonb DEFAULT '{}')
+RETURNS text
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ioffice._new_dossier(procedure_code, procedure_name, applicant, statutory_days, details, false) $$;
+COMMENT ON FUNCTION receive_dossier(text, text, jsonb, int, jsonb) IS
+  'The one-stop officer receives a dossier; returns its code <agency code>-YYMMDD-NNNN';
+
+-- An online registration (national status 1, Mới đăng ký), entered by the
+-- one-stop desk's connection to the public service portal (an account with
+-- the one_stop role): any officer of the desk may then accept it (its clock
+-- starts), reject or withdraw it with dossier_act().
+CREATE FUNCTION register_dossier(procedure_code text, procedure_name text, applicant jsonb,
+                                 statutory_days int, details jsonb DEFAULT '{}')
+RETURNS text
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ioffice._new_dossier(procedure_code, procedure_name, applicant, statutory_days, details, true) $$;
+COMMENT ON FUNCTION register_dossier(text, text, jsonb, int, jsonb) IS
+  'An online registration (national status 1): waits for a one-stop officer to accept it (dossier_act accept: the clock starts then), reject or withdraw it; returns its code';
+
+CREATE OR REPLACE FUNCTION can_see_dossier(dossier bigint) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_me bigint := ioffice.current_person();
+BEGIN
+    -- (PL/pgSQL for its plan kept across calls, as can_see())
+    IF v_me IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (
+        WITH held AS (
+            SELECT d.received_by AS person FROM ioffice.dossier d WHERE d.id = can_see_dossier.dossier
+            UNION SELECT t.receiver_id FROM ioffice.dossier_task t WHERE t.dossier_id = can_see_dossier.dossier
+            UNION SELECT t.sender_id FROM ioffice.dossier_task t WHERE t.dossier_id = can_see_dossier.dossier
+            UNION SELECT t.processed_by FROM ioffice.dossier_task t
+                   WHERE t.dossier_id = can_see_dossier.dossier AND t.processed_by IS NOT NULL)
+        SELECT 1 WHERE v_me IN (SELECT person FROM held)
+                    OR EXISTS (SELECT 1 FROM held h
+                               JOIN ioffice.person p ON p.id = h.person
+                               JOIN ioffice.person_role r
+                                 ON r.unit_id = p.unit_id AND r.role = 'leader'
+                               WHERE r.person_id = v_me)
+                    OR EXISTS (SELECT 1 FROM ioffice.person_role r
+                               WHERE r.person_id = v_me AND r.role = 'admin')
+                    OR EXISTS (SELECT 1 FROM ioffice.dossier d
+                               JOIN ioffice.person_role r ON r.unit_id = d.agency_id AND r.role = 'one_stop'
+                               WHERE d.id = can_see_dossier.dossier AND r.person_id = v_me));
+END
+$$;
+
+-- The agencies whose one-stop desk the current person serves: the desk
+-- sees every dossier of its agency (it registers, receives and accepts
+-- them, answers the applicant, returns the results and apologises for a
+-- late one), as a clerk sees the agency's documents.
+CREATE FUNCTION _one_stop_agencies() RETURNS bigint[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_me bigint := ioffice.current_person();
+BEGIN
+    RETURN (SELECT coalesce(array_agg(r.unit_id), '{}') FROM ioffice.person_role r
+             WHERE r.person_id = v_me AND r.role = 'one_stop');
+END
+$$;
+
+ALTER POLICY visible ON dossier
+    USING (received_by = ANY ((SELECT ioffice._dossier_people())::bigint[])
+           OR id = ANY ((SELECT ioffice._task_dossiers())::bigint[])
+           OR agency_id = ANY ((SELECT ioffice._one_stop_agencies())::bigint[]));

@@ -48,7 +48,9 @@ CREATE TABLE dossier (
     applicant       jsonb NOT NULL CHECK (jsonb_typeof(applicant) = 'object' AND applicant ? 'name'),
     agency_id       bigint NOT NULL REFERENCES unit,
     unit_code       text NOT NULL,
-    received_by     bigint NOT NULL REFERENCES person,
+    -- the one-stop officer who received it; NULL while an online registration
+    -- waits for the desk to accept it (register_dossier)
+    received_by     bigint REFERENCES person,
     received_at     timestamptz NOT NULL,
     statutory_days  int NOT NULL CHECK (statutory_days BETWEEN 0 AND 3650),
     deadline        timestamptz NOT NULL,
@@ -61,7 +63,10 @@ CREATE TABLE dossier (
     result_document_id bigint REFERENCES document,
     finished_at     timestamptz,
     updated_at      timestamptz NOT NULL DEFAULT now(),
-    FOREIGN KEY (workflow, state) REFERENCES workflow_state ON UPDATE CASCADE
+    -- registered online (national status 1) at this time, then accepted
+    registered_at   timestamptz,
+    FOREIGN KEY (workflow, state) REFERENCES workflow_state ON UPDATE CASCADE,
+    CONSTRAINT dossier_received_or_registered CHECK (received_by IS NOT NULL OR registered_at IS NOT NULL)
 );
 CREATE INDEX dossier_agency_state_idx ON dossier (agency_id, state);
 CREATE INDEX dossier_open_deadline_idx ON dossier (deadline) WHERE finished_at IS NULL;
@@ -183,9 +188,11 @@ INSERT INTO workflow_state (workflow, state, label, initial, final, builtin) VAL
     ('dossier', 'returned',        'Đã trả kết quả',           false, true,  true),
     ('dossier', 'rejected',        'Không được tiếp nhận',     false, true,  true),
     ('dossier', 'withdrawn',       'Công dân rút hồ sơ',       false, true,  true),
-    ('dossier', 'stopped',         'Dừng xử lý',               false, true,  true);
+    ('dossier', 'stopped',         'Dừng xử lý',               false, true,  true),
+    ('dossier', 'registered',      'Mới đăng ký, chờ tiếp nhận', false, false, true);
 
 INSERT INTO dossier_state_status (workflow, state, status, builtin) VALUES
+    ('dossier', 'registered', 1, true),
     ('dossier', 'received', 2, true),
     ('dossier', 'assigning', 4, true),
     ('dossier', 'processing', 4, true),
@@ -250,7 +257,15 @@ VALUES
     ('dossier', 'stop', 'awaiting_papers', 'stopped', 'Dừng xử lý', 'holder', 'none', NULL,
      '{note_given}', '{resume_clock}', '{zalo}', false, true),
     ('dossier', 'stop', 'awaiting_fees', 'stopped', 'Dừng xử lý', 'holder', 'none', NULL,
-     '{note_given}', '{resume_clock}', '{zalo}', false, true);
+     '{note_given}', '{resume_clock}', '{zalo}', false, true),
+    -- an online registration waits for any officer of the desk: accepting it
+    -- is the reception (its clock starts), or it is refused or withdrawn
+    ('dossier', 'accept', 'registered', 'received', 'Tiếp nhận hồ sơ trực tuyến', 'one_stop', 'none', NULL,
+     '{}', '{start_clock}', '{zalo}', false, true),
+    ('dossier', 'reject', 'registered', 'rejected', 'Không tiếp nhận', 'one_stop', 'none', NULL,
+     '{note_given}', '{}', '{zalo}', false, true),
+    ('dossier', 'withdraw', 'registered', 'withdrawn', 'Công dân rút hồ sơ', 'one_stop', 'none', NULL,
+     '{note_given}', '{}', '{zalo}', false, true);
 
 -- The result of a dossier, and a result imported from the TTHC system, are
 -- documents of their own workflow: made by the engine in awaiting_issue
@@ -299,10 +314,12 @@ END
 $$;
 REVOKE ALL ON FUNCTION _dossier_event(bigint) FROM PUBLIC;
 
--- Statutory days are bounded to 365 working days: the procedures' catalogue
--- gives days to weeks, more is a typing mistake, not a procedure's time.
-CREATE FUNCTION receive_dossier(procedure_code text, procedure_name text, applicant jsonb,
-                                statutory_days int, details jsonb DEFAULT '{}')
+-- A new dossier, received at the desk (receive_dossier) or registered
+-- online (register_dossier).  Statutory days are bounded to 365 working
+-- days: the procedures' catalogue gives days to weeks, more is a typing
+-- mistake, not a procedure's time.
+CREATE FUNCTION _new_dossier(procedure_code text, procedure_name text, applicant jsonb,
+                             statutory_days int, details jsonb, online boolean)
 RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -323,7 +340,8 @@ BEGIN
     PERFORM ioffice._engine_enter();
     IF procedure_code IS NULL OR procedure_name IS NULL OR applicant IS NULL
        OR statutory_days IS NULL THEN
-        RAISE EXCEPTION 'receive_dossier needs a procedure code and name, an applicant and the statutory days'
+        RAISE EXCEPTION '% needs a procedure code and name, an applicant and the statutory days',
+                        CASE WHEN online THEN 'register_dossier' ELSE 'receive_dossier' END
             USING ERRCODE = '22023';
     END IF;
     IF procedure_code !~ '^[A-Za-z0-9._-]{1,60}$' THEN
@@ -368,15 +386,20 @@ BEGIN
 
     PERFORM ioffice._check_details(v_details,
         '{"how_received": "string", "result_delivery": "string", "received_at": "string"}');
-    v_how := coalesce(v_details->>'how_received', 'direct');
+    v_how := coalesce(v_details->>'how_received', CASE WHEN online THEN 'online' ELSE 'direct' END);
     IF v_how NOT IN ('direct', 'online', 'postal') THEN
         RAISE EXCEPTION 'details.how_received must be direct, online or postal' USING ERRCODE = '22023';
+    END IF;
+    IF online AND v_how <> 'online' THEN
+        RAISE EXCEPTION 'a registration is online: details.how_received cannot be %', v_how
+            USING ERRCODE = '22023', HINT = 'A dossier brought to the desk is received with receive_dossier().';
     END IF;
     IF length(v_details->>'result_delivery') NOT BETWEEN 1 AND 500 THEN
         RAISE EXCEPTION 'details.result_delivery must be 1 to 500 characters' USING ERRCODE = '22023';
     END IF;
-    -- a dossier received earlier (paper, online out of hours) is entered with its time; never
-    -- in the future, nor older than the DBA's ioffice.dossier_backdating_days (it starts the clock)
+    -- a dossier received (or registered) earlier (paper, online out of hours) is entered with
+    -- its time; never in the future, nor older than the DBA's ioffice.dossier_backdating_days
+    -- (it starts the clock, or dates the registration)
     IF v_details ? 'received_at' THEN
         v_at := coalesce(ioffice._time_detail(v_details, 'received_at'), now());
         IF v_at > now() OR v_at < greatest('2000-01-01', now() - make_interval(days => current_setting('ioffice.dossier_backdating_days')::int)) THEN
@@ -390,17 +413,29 @@ BEGIN
       JOIN ioffice.unit a ON a.id = u.agency_id WHERE p.id = v_actor;
     IF NOT EXISTS (SELECT 1 FROM ioffice.person_role r
                    WHERE r.person_id = v_actor AND r.role = 'one_stop' AND r.unit_id = v_agency) THEN
-        RAISE EXCEPTION 'only a one-stop officer (bộ phận một cửa) may receive dossiers'
+        RAISE EXCEPTION 'only a one-stop officer (bộ phận một cửa) may % dossiers',
+                        CASE WHEN online THEN 'register' ELSE 'receive' END
             USING ERRCODE = '42501';
     END IF;
     IF v_unit_code IS NULL THEN
         RAISE EXCEPTION 'the receiving agency has no agency code' USING ERRCODE = '55000',
               HINT = 'Dossier codes start with the agency code (DDD.DD.DD.LDD): set unit.code.';
     END IF;
-    SELECT s.state INTO v_state FROM ioffice.workflow_state s
-     WHERE s.workflow = 'dossier' AND s.initial ORDER BY s.state LIMIT 1;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'workflow dossier has no initial state' USING ERRCODE = '55000';
+    IF online THEN
+        -- the state that reports national status 1 (Mới đăng ký)
+        SELECT s.state INTO v_state FROM ioffice.workflow_state s
+          JOIN ioffice.dossier_state_status x ON x.workflow = s.workflow AND x.state = s.state
+         WHERE s.workflow = 'dossier' AND x.status = 1 AND NOT s.final ORDER BY s.state LIMIT 1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'workflow dossier has no state for online registrations' USING ERRCODE = '55000',
+                  HINT = 'Give a state of workflow dossier national status 1 in dossier_state_status.';
+        END IF;
+    ELSE
+        SELECT s.state INTO v_state FROM ioffice.workflow_state s
+         WHERE s.workflow = 'dossier' AND s.initial ORDER BY s.state LIMIT 1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'workflow dossier has no initial state' USING ERRCODE = '55000';
+        END IF;
     END IF;
 
     -- the sequence of the unit's day: the counter row stays locked to commit
@@ -416,18 +451,24 @@ BEGIN
     END IF;
     v_code := v_unit_code || '-' || to_char(v_day, 'YYMMDD') || '-' || lpad(v_seq::text, 4, '0');
 
+    -- a registration is received by nobody yet and its clock stands still
+    -- (paused since it was registered) until the desk accepts it: the
+    -- deadline then counts from the acceptance (effect start_clock)
     INSERT INTO ioffice.dossier (code, workflow, state, procedure_code, procedure_name, applicant,
                                  agency_id, unit_code, received_by, received_at, statutory_days,
-                                 deadline, how_received, result_delivery)
+                                 deadline, how_received, result_delivery, paused_at, registered_at)
     VALUES (v_code, 'dossier', v_state, procedure_code, procedure_name, applicant,
-            v_agency, v_unit_code, v_actor, v_at, statutory_days,
-            ioffice.add_working_days(v_at, statutory_days), v_how, v_details->>'result_delivery')
+            v_agency, v_unit_code, CASE WHEN NOT online THEN v_actor END, v_at, statutory_days,
+            ioffice.add_working_days(v_at, statutory_days), v_how, v_details->>'result_delivery',
+            CASE WHEN online THEN v_at END, CASE WHEN online THEN v_at END)
     RETURNING id INTO v_id;
-    -- the receiving officer holds it first
-    INSERT INTO ioffice.dossier_task (dossier_id, step, action, sender_id, request, receiver_id, received_at)
-    VALUES (v_id, 1, 'receive', v_actor, 'Tiếp nhận hồ sơ', v_actor, v_at);
+    -- the receiving officer holds it first; a registration waits for the desk
+    IF NOT online THEN
+        INSERT INTO ioffice.dossier_task (dossier_id, step, action, sender_id, request, receiver_id, received_at)
+        VALUES (v_id, 1, 'receive', v_actor, 'Tiếp nhận hồ sơ', v_actor, v_at);
+    END IF;
 
-    PERFORM ioffice._audit('dossier', v_id, 'receive', NULL, v_state,
+    PERFORM ioffice._audit('dossier', v_id, CASE WHEN online THEN 'register' ELSE 'receive' END, NULL, v_state,
                            jsonb_build_object('code', v_code, 'procedure_code', procedure_code,
                                               'statutory_days', statutory_days,
                                               'how_received', v_how),
@@ -437,8 +478,27 @@ BEGIN
     RETURN v_code;
 END
 $$;
+REVOKE ALL ON FUNCTION _new_dossier(text, text, jsonb, int, jsonb, boolean) FROM PUBLIC;
+
+CREATE FUNCTION receive_dossier(procedure_code text, procedure_name text, applicant jsonb,
+                                statutory_days int, details jsonb DEFAULT '{}')
+RETURNS text
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ioffice._new_dossier(procedure_code, procedure_name, applicant, statutory_days, details, false) $$;
 COMMENT ON FUNCTION receive_dossier(text, text, jsonb, int, jsonb) IS
   'The one-stop officer receives a dossier; returns its code <agency code>-YYMMDD-NNNN';
+
+-- An online registration (national status 1, Mới đăng ký), entered by the
+-- one-stop desk's connection to the public service portal (an account with
+-- the one_stop role): any officer of the desk may then accept it (its clock
+-- starts), reject or withdraw it with dossier_act().
+CREATE FUNCTION register_dossier(procedure_code text, procedure_name text, applicant jsonb,
+                                 statutory_days int, details jsonb DEFAULT '{}')
+RETURNS text
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ioffice._new_dossier(procedure_code, procedure_name, applicant, statutory_days, details, true) $$;
+COMMENT ON FUNCTION register_dossier(text, text, jsonb, int, jsonb) IS
+  'An online registration (national status 1): waits for a one-stop officer to accept it (dossier_act accept: the clock starts then), reject or withdraw it; returns its code';
 
 CREATE FUNCTION dossier_act(code text, action text, to_login text DEFAULT NULL,
                             note text DEFAULT NULL, options jsonb DEFAULT '{}')
@@ -497,7 +557,25 @@ BEGIN
                                  ON r.unit_id = p.unit_id AND r.role = 'leader'
                                WHERE r.person_id = v_me)
                     OR EXISTS (SELECT 1 FROM ioffice.person_role r
-                               WHERE r.person_id = v_me AND r.role = 'admin'));
+                               WHERE r.person_id = v_me AND r.role = 'admin')
+                    OR EXISTS (SELECT 1 FROM ioffice.dossier d
+                               JOIN ioffice.person_role r ON r.unit_id = d.agency_id AND r.role = 'one_stop'
+                               WHERE d.id = can_see_dossier.dossier AND r.person_id = v_me));
+END
+$$;
+
+-- The agencies whose one-stop desk the current person serves: the desk
+-- sees every dossier of its agency (it registers, receives and accepts
+-- them, answers the applicant, returns the results and apologises for a
+-- late one), as a clerk sees the agency's documents.
+CREATE FUNCTION _one_stop_agencies() RETURNS bigint[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_me bigint := ioffice.current_person();
+BEGIN
+    RETURN (SELECT coalesce(array_agg(r.unit_id), '{}') FROM ioffice.person_role r
+             WHERE r.person_id = v_me AND r.role = 'one_stop');
 END
 $$;
 
@@ -545,12 +623,13 @@ $$;
 ALTER TABLE dossier ENABLE ROW LEVEL SECURITY;
 ALTER TABLE dossier_task ENABLE ROW LEVEL SECURITY;
 ALTER TABLE dossier_file ENABLE ROW LEVEL SECURITY;
--- can_see_dossier() as two indexed tests (an admin's every person covers
+-- can_see_dossier() as three indexed tests (an admin's every person covers
 -- every dossier); a dossier's tasks and files are seen with it: its row, by
 -- the primary key, or all the visible ones hashed
 CREATE POLICY visible ON dossier FOR SELECT
     USING (received_by = ANY ((SELECT ioffice._dossier_people())::bigint[])
-           OR id = ANY ((SELECT ioffice._task_dossiers())::bigint[]));
+           OR id = ANY ((SELECT ioffice._task_dossiers())::bigint[])
+           OR agency_id = ANY ((SELECT ioffice._one_stop_agencies())::bigint[]));
 CREATE POLICY visible ON dossier_task FOR SELECT
     USING (EXISTS (SELECT 1 FROM ioffice.dossier s WHERE s.id = dossier_task.dossier_id));
 CREATE POLICY visible ON dossier_file FOR SELECT
