@@ -87,6 +87,8 @@ BEGIN
 END
 $$;
 
+\ir demo_token.sql
+
 CREATE FUNCTION pg_temp.issued(doc bigint)
 RETURNS TABLE ("Số" int, "Số ký hiệu" text, "Ngày ban hành" text, "Mã định danh văn bản" text,
                "Trạng thái" text)
@@ -119,21 +121,30 @@ SELECT ioffice.add_person('luan.tv',  'Tòng Văn Luân',  'Chuyên viên',   :v
 COMMIT;
 
 -- chữ ký số: the CA's root and revocation list are trusted; the chief's and
--- the chairman's certificates and the committee's seal are registered (their
--- private keys stay in the worker's keystore)
+-- the chairman's certificates and the committee's seal are registered.  No
+-- private key comes near the server: the chief signs with his USB token (the
+-- VGCA plug-in on his computer), the chairman through his remote signing
+-- service (confirmed on his phone), and the seal's key is used inside the
+-- HSM by the signing worker, through PKCS#11, by its URI
 SELECT ioffice.add_trust_anchor(:'root_pem') \g /dev/null
 SELECT ioffice.add_crl(:'crl_pem') \g /dev/null
-SELECT ioffice.register_certificate('personal', 'dai.tv', :'chief_pem', 'person_rsa.key') \g /dev/null
-SELECT ioffice.register_certificate('personal', 'loi.lt', :'chairman_pem', 'chairman.key') \g /dev/null
-SELECT ioffice.register_certificate('organisation', '000.00.15.H53', :'seal_pem', 'seal.key') \g /dev/null
+SELECT ioffice.register_certificate('personal', 'dai.tv', :'chief_pem') \g /dev/null
+SELECT ioffice.register_certificate('personal', 'loi.lt', :'chairman_pem') \g /dev/null
+SELECT ioffice.register_certificate('organisation', '000.00.15.H53', :'seal_pem', NULL, :'seal_uri') \g /dev/null
+SELECT ioffice.register_signing_provider('smartca', :'csc_url', 'ubnd-sopcop', :'csc_secret') \g /dev/null
+SELECT ioffice.register_signing_credential('loi.lt', 'smartca', 'loi-user', 'cred-loi') \g /dev/null
 -- what the signatures look like on the page (Decree 30, Appendix I): each
 -- leader's signature image, the committee's seal at its real size (35 mm)
 SELECT ioffice.set_signature_image(login, decode(:'signature_png', 'base64'))
 FROM unnest(ARRAY['dai.tv', 'loi.lt']) AS login \g /dev/null
 SELECT ioffice.set_seal_image(:ubnd, decode(:'seal_png', 'base64'), 35) \g /dev/null
 SELECT CASE kind WHEN 'personal' THEN 'cá nhân' ELSE 'con dấu tổ chức' END AS "Chứng thư số",
-       pg_temp.short(subject, 70) AS "Chủ thể", to_char(not_after, 'DD/MM/YYYY') AS "Hết hạn"
-FROM ioffice.certificate ORDER BY id;
+       pg_temp.short(subject, 70) AS "Chủ thể", to_char(not_after, 'DD/MM/YYYY') AS "Hết hạn",
+       CASE WHEN key_uri IS NOT NULL THEN 'HSM (PKCS#11)'
+            WHEN EXISTS (SELECT 1 FROM ioffice.signing_credential sc WHERE sc.person_id = c.person_id)
+            THEN 'ký từ xa / remote service'
+            ELSE 'USB token' END AS "Khóa bí mật / private key"
+FROM ioffice.certificate c ORDER BY id;
 
 SELECT p.login AS "Tên đăng nhập", p.full_name AS "Họ và tên", p.position AS "Chức vụ",
        u.name AS "Đơn vị", string_agg(r.role, ', ' ORDER BY r.role) AS "Vai trò"
@@ -202,13 +213,27 @@ BEGIN;
 SET LOCAL ioffice.actor = 'dai.tv';
 SELECT pg_temp.st(ioffice.act(:doc_a, 'sign', NULL, NULL, '{"mode": "vgca"}')) AS "Trạng thái mới / new state";
 COMMIT;
-\echo '    (the background worker converts the Word file to PDF with LibreOffice, then signs the PDF'
-\echo '     with OpenSSL; Kiểm tra VB đã ký / verification:)'
+\echo '    (the background worker converts the Word file to PDF with LibreOffice; signing_request()'
+\echo '     prepares the PDF revision with the signature field and hands out the digest; the chief''s'
+\echo '     VGCA plug-in signs it with his USB token — here openssl with his key file; submit_signature()'
+\echo '     checks it and embeds it in the PDF)'
+BEGIN;
+SET LOCAL ioffice.actor = 'dai.tv';
+SELECT sig AS tok_sig, digest AS tok_digest FROM pg_temp.token_request(:doc_a) \gset
+COMMIT;
+\set tok_value `perl -e 'print pack("H*", $ARGV[0])' :'tok_digest' | openssl pkeyutl -sign -inkey :'chief_token_key' -pkeyopt digest:sha256 | base64 -w0`
+BEGIN;
+SET LOCAL ioffice.actor = 'dai.tv';
+SELECT ioffice.submit_signature(:tok_sig, decode(:'tok_value', 'base64')) AS "submit_signature()";
+COMMIT;
+\echo '    Kiểm tra VB đã ký / verification:'
 SELECT * FROM pg_temp.signed(:doc_a);
-SELECT f.name AS "Tệp hiện hành / current file", f.kind AS "Loại", w.name AS "Chuyển từ / converted from",
-       f.size AS "Cỡ (byte)", left(encode(w.sha256, 'hex'), 16) || '…' AS "SHA-256 của tệp Word"
+-- (the PDF the worker made from the Word file; the signed PDF is its next version)
+SELECT f.name AS "Tệp PDF chuyển đổi / converted file", f.kind AS "Loại", w.name AS "Chuyển từ / converted from",
+       f.size AS "Cỡ (byte)", left(encode(w.sha256, 'hex'), 16) || '…' AS "SHA-256 của tệp Word",
+       (SELECT count(*) FROM ioffice.file n WHERE n.replaces_id = f.id) AS "Phiên bản đã ký / signed versions"
 FROM ioffice.file f JOIN ioffice.file w ON w.id = f.converted_from
-WHERE f.document_id = :doc_a AND f.superseded_at IS NULL AND f.removed_at IS NULL;
+WHERE f.document_id = :doc_a;
 BEGIN;
 SET LOCAL ioffice.actor = 'dai.tv';
 SELECT pg_temp.st(ioffice.act(:doc_a, 'approve', 'thuy.tv', 'Đề nghị văn thư phát hành',
@@ -306,7 +331,9 @@ SELECT pg_temp.st(ioffice.act(:doc_b, 'forward', 'loi.lt',
 COMMIT;
 
 \echo
-\echo '--- B6. Chủ tịch Lê Tiến Lợi: Chờ duyệt, rồi Duyệt → văn thư / the chairman''s list, then approve to the clerk'
+\echo '--- B6. Chủ tịch Lê Tiến Lợi: Chờ duyệt, ký số từ xa, rồi Duyệt → văn thư'
+\echo '---     the chairman''s list; he signs through his remote signing service (the worker sends the'
+\echo '---     hash, he confirms on his phone, the worker embeds the signature); then approves to the clerk'
 BEGIN;
 SET LOCAL ioffice.actor = 'loi.lt';
 SELECT * FROM pg_temp.list('awaiting_approval');

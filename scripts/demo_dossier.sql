@@ -39,8 +39,9 @@ UPDATE ioffice.person SET phone = '0912345678' WHERE login = 'minhtuan.h';
 COMMIT;
 SELECT ioffice.add_trust_anchor(:'root_pem') \g /dev/null
 SELECT ioffice.add_crl(:'crl_pem') \g /dev/null
-SELECT ioffice.register_certificate('personal', 'giamdoc', :'director_pem', 'director.key') \g /dev/null
-SELECT ioffice.register_certificate('organisation', '000.00.32.H41', :'seal2_pem', 'seal2.key') \g /dev/null
+-- the director signs with his USB token; the department's seal is in the HSM
+SELECT ioffice.register_certificate('personal', 'giamdoc', :'director_pem') \g /dev/null
+SELECT ioffice.register_certificate('organisation', '000.00.32.H41', :'seal2_pem', NULL, :'seal2_uri') \g /dev/null
 -- the director's signature image and the department's seal (35 mm)
 SELECT ioffice.set_signature_image('giamdoc', decode(:'signature_png', 'base64')) \g /dev/null
 SELECT ioffice.set_seal_image(:sct, decode(:'seal_png', 'base64'), 35) \g /dev/null
@@ -77,6 +78,8 @@ LANGUAGE sql AS $$
 $$;
 -- wait (at most 2 minutes) for the worker's signatures on a document (a Word
 -- result is converted to PDF first: LibreOffice's first start takes seconds)
+\ir demo_token.sql
+
 CREATE FUNCTION pg_temp.wait_signed(doc bigint) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     FOR i IN 1..600 LOOP
@@ -140,6 +143,17 @@ SELECT pg_temp.st(ioffice.dossier_act(:'code', 'sign', 'vanthu.sct', 'Ký phê d
        format('{"result_file": %s, "doc_type": "QĐ"}', :draft)::jsonb)) AS "Trạng thái mới";
 COMMIT;
 SELECT result_document_id AS result FROM ioffice.dossier WHERE code = :'code' \gset
+\echo '    (the worker converts the Word file to PDF; the director''s VGCA plug-in signs the digest'
+\echo '     signing_request() hands out with his USB token — here openssl —, submit_signature() embeds it)'
+BEGIN;
+SET LOCAL ioffice.actor = 'giamdoc';
+SELECT sig AS tok_sig, digest AS tok_digest FROM pg_temp.token_request(:result) \gset
+COMMIT;
+\set tok_value `perl -e 'print pack("H*", $ARGV[0])' :'tok_digest' | openssl pkeyutl -sign -inkey :'director_token_key' -pkeyopt digest:sha256 | base64 -w0`
+BEGIN;
+SET LOCAL ioffice.actor = 'giamdoc';
+SELECT ioffice.submit_signature(:tok_sig, decode(:'tok_value', 'base64')) AS "submit_signature()";
+COMMIT;
 SELECT pg_temp.wait_signed(:result) \g /dev/null
 BEGIN;
 SET LOCAL ioffice.actor = 'vanthu.sct';

@@ -64,7 +64,7 @@ PGDLLEXPORT void ioffice_worker_main(Datum arg);
 
 char	   *ioffice_worker_databases = NULL;
 char	   *ioffice_keystore = NULL;
-bool		ioffice_keystore_personal = true;
+bool		ioffice_keystore_personal = false;
 int			ioffice_worker_naptime = 10;
 int			ioffice_worker_batch = 100;
 
@@ -221,7 +221,7 @@ ioffice_worker_init(void)
 							 "Off: a personal certificate's key file is ignored, and the person signs with their "
 							 "own tool (token path) or a remote service.  The organisation's seal is not concerned.",
 							 &ioffice_keystore_personal,
-							 true,
+							 false,
 							 PGC_SIGHUP,
 							 0,
 							 NULL, NULL, NULL);

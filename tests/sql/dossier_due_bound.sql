@@ -41,5 +41,5 @@ BEGIN
 END
 $$;
 SELECT pg_temp.plan_of('SELECT * FROM ioffice.dossier_due')
-       ~ 'Index (Only )?Scan using dossier_open_deadline_idx on dossier d\s+Index Cond: \(deadline < ' AS bounded_index_scan;
+       ~ '(Index (Only )?Scan using dossier_open_deadline_idx on dossier d|Bitmap Index Scan on dossier_open_deadline_idx)\s+Index Cond: \(deadline < ' AS bounded_index_scan;
 ROLLBACK;

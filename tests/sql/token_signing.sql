@@ -461,7 +461,9 @@ SELECT pg_temp.refusal(format('SELECT ioffice.signing_request(%s)', :sig2));
 SET ioffice.actor = 'loi';
 SELECT ioffice.signing_request(:sig2)->>'algorithm' AS loi_algorithm;
 
--- the worker's path (a key file), and a signer with no certificate that can sign now
+-- a signer with no certificate that can sign now; and a key file (hoa's),
+-- which counts only while ioffice.keystore_personal is on (development, TAP
+-- 032): off, as by default and here, her own tool signs (the request is accepted)
 SET ioffice.actor = 'regress_luan';
 SELECT ioffice.create_outgoing('CV', 'Công văn Phó Chủ tịch ký') AS doc3 \gset
 SELECT ioffice.attach(:doc3, 'cong_van.pdf', content) IS NOT NULL AS attached FROM pdf;
@@ -484,3 +486,6 @@ SET ioffice.actor = 'hoa';
 SELECT pg_temp.refusal(format('SELECT ioffice.signing_request(%s)', :sig4));
 RESET ioffice.actor;
 UPDATE ioffice.signature SET kind = 'personal' WHERE id = :sig4;
+
+-- the worker signs with personal key files only in development: off unless a DBA turns it on
+SHOW ioffice.keystore_personal;

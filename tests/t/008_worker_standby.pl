@@ -24,6 +24,7 @@ my $worker_conf = qq{
 shared_preload_libraries = 'ioffice'
 ioffice.worker_databases = 'postgres'
 ioffice.keystore = '$keystore'
+ioffice.keystore_personal = on
 ioffice.worker_naptime = 1
 restart_after_crash = on
 };

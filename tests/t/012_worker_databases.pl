@@ -23,6 +23,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'ioffice'
 ioffice.worker_databases = ''
 ioffice.keystore = '$keystore'
+ioffice.keystore_personal = on
 ioffice.worker_naptime = 1
 });
 $node->start;

@@ -31,6 +31,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'ioffice'
 ioffice.worker_databases = 'postgres'
 ioffice.keystore = '$keystore'
+ioffice.keystore_personal = on
 ioffice.worker_naptime = 1
 ioffice.pdf_helper_timeout = 4
 ioffice.pdf_helper_cpu = 2

@@ -47,6 +47,7 @@ my $conf = qq{
 shared_preload_libraries = 'ioffice'
 ioffice.worker_databases = 'postgres'
 ioffice.keystore = '$keystore'
+ioffice.keystore_personal = on
 ioffice.worker_naptime = 1
 ioffice.audit_seal_interval = 1
 };

@@ -40,6 +40,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'ioffice'
 ioffice.worker_databases = 'postgres'
 ioffice.keystore = '$keystore'
+ioffice.keystore_personal = on
 ioffice.worker_naptime = 1
 ioffice.audit_seal_interval = 0
 });

@@ -101,6 +101,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'ioffice'
 ioffice.worker_databases = 'postgres'
 ioffice.keystore = '$keystore'
+ioffice.keystore_personal = on
 ioffice.pkcs11_module = '$module'
 ioffice.pkcs11_pin_file = '$dir/pin'
 ioffice.worker_naptime = 1

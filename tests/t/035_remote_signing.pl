@@ -114,6 +114,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'ioffice'
 ioffice.worker_databases = 'postgres'
 ioffice.keystore = '$keystore'
+ioffice.keystore_personal = on
 ioffice.worker_naptime = 1
 ioffice.remote_signing_poll = '200ms'
 restart_after_crash = on
