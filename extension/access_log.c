@@ -9,14 +9,28 @@
  * no foreign key, no audit chain (sql/parts/99_access_log.sql says why),
  * so that a download costs what reading the file costs and a few
  * microseconds more.
+ *
+ * What that INSERT would cost most is the commit: it makes a read-only
+ * transaction a writing one, whose commit waits for its WAL to reach the
+ * disk (an fsync: milliseconds, many times the read).  A transaction that
+ * wrote nothing but rows of the access log therefore commits without
+ * waiting (synchronous_commit = off for that commit only, set just before
+ * it): its rows are as safe as any once the WAL writer has flushed them
+ * (within 3 x wal_writer_delay); a crash of the server before that can
+ * lose the last fraction of a second of views, never a document's change.
+ * A transaction that wrote anything else, before or after the log row,
+ * commits as the server's settings say.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 
 #include "ioffice.h"
 
@@ -30,6 +44,54 @@ static IofficePlan log_insert = {
 static IofficePlan file_bytes = {
 	NULL, "SELECT content, kind, name FROM ioffice.file WHERE id = $1", 1, {INT8OID}
 };
+
+/*
+ * Did the transaction write nothing but access log rows?  log_only_end is
+ * the end of the WAL it had written just after its last log row, while
+ * nothing else was written; invalid once anything else was.
+ */
+static bool callback_registered = false;
+static bool log_rows_only = false;
+static XLogRecPtr log_only_end = InvalidXLogRecPtr;
+
+static void
+access_log_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			/* nothing written since the last log row, nothing before the first */
+			if (log_rows_only && XactLastRecEnd == log_only_end)
+				(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+										 GUC_ACTION_LOCAL, true, 0, false);
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			log_rows_only = false;
+			log_only_end = InvalidXLogRecPtr;
+			break;
+		default:
+			break;
+	}
+}
+
+/* before a log row: has the transaction written anything else so far? */
+static void
+note_writes_before(void)
+{
+	if (!callback_registered)
+	{
+		RegisterXactCallback(access_log_xact_callback, NULL);
+		callback_registered = true;
+	}
+	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		log_rows_only = true;	/* the first write of the transaction */
+	else if (!log_rows_only || XactLastRecEnd != log_only_end)
+		log_rows_only = false;	/* it wrote something else, or before us */
+}
 
 /*
  * Record that the acting person did ACTION on a document (doc), one of its
@@ -57,7 +119,9 @@ ioffice_log_access(const char *action, int64 doc, int64 file, int64 case_file,
 		nulls[4] = 'n';
 	if (detail == NULL)
 		nulls[5] = 'n';
+	note_writes_before();
 	ioffice_exec(&log_insert, values, nulls, 0);
+	log_only_end = XactLastRecEnd;
 }
 
 /* _log_access(action, doc, file, case_file, detail), for the SQL functions */

@@ -8,7 +8,10 @@
 #     signatures valid, as revisions before the mark (not the whole file);
 #   - the stored file is unchanged (its sha256, its row), and
 #     file_content(file) gives it as stored;
-#   - each download is one row of the access log (copy, download).
+#   - each download is one row of the access log (copy, download);
+#   - a transaction that wrote nothing but its access log row commits
+#     without waiting for its WAL (the log's cost on a download), one that
+#     wrote anything else, before or after, waits as before (pg_stat_wal).
 use strict;
 use warnings;
 use File::Basename qw(dirname);
@@ -99,6 +102,34 @@ is($node->safe_psql('postgres',
 	like($err, qr/the marked copy of file \d+ could not be made/, 'a broken PDF: no copy, a clear error');
 	is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.access_log WHERE document_id = $bad"), '0',
 		'the refused copy left no row');
+}
+
+# --- the commit of a download -------------------------------------------------
+# WAL writes by backends and the WAL writer (pg_stat_wal.wal_write; the test
+# cluster runs with fsync off, so wal_sync stays 0): a commit that waits
+# for its WAL writes it itself, one write each; async commits are written
+# by the WAL writer in batches.  40 transactions in one session, quickly.
+{
+	$node->safe_psql('postgres', 'CREATE TABLE public.side_effect (n int)');
+	my $writes = sub {
+		my ($body) = @_;
+		my $before = $node->safe_psql('postgres', 'SELECT wal_write FROM pg_stat_wal');
+		$node->safe_psql('postgres', join("\n", map {
+			"BEGIN; SET LOCAL ioffice.actor = 'dai'; $body; COMMIT;" } 1 .. 40)
+			. "\nSELECT pg_stat_force_next_flush();");
+		# the WAL writer reports its own writes in its loop
+		sleep 1;
+		$node->safe_psql('postgres', 'SELECT pg_stat_force_next_flush()');
+		return $node->safe_psql('postgres', 'SELECT wal_write FROM pg_stat_wal') - $before;
+	};
+	my $only_log = $writes->("SELECT length(ioffice.file_content($file))");
+	my $log_then_write = $writes->("SELECT length(ioffice.file_content($file)); INSERT INTO public.side_effect VALUES (1)");
+	my $write_then_log = $writes->("INSERT INTO public.side_effect VALUES (1); SELECT length(ioffice.file_content($file))");
+	cmp_ok($only_log, '<', 20, "40 downloads alone do not wait for their WAL ($only_log writes)");
+	cmp_ok($log_then_write, '>=', 40, "40 downloads followed by a write wait as before ($log_then_write writes)");
+	cmp_ok($write_then_log, '>=', 40, "40 writes followed by a download wait as before ($write_then_log writes)");
+	is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.access_log WHERE file_id = $file AND action = 'download'"),
+		'121', 'every one of them is in the access log');
 }
 
 $node->stop;
