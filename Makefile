@@ -22,6 +22,7 @@ OBJS = \
 	triggers/audit_triggers.o \
 	extension/export.o \
 	extension/trail_export.o \
+	extension/access_log.o \
 	extension/register_export.o \
 	extension/case_file_export.o \
 	triggers/rule_triggers.o \

@@ -57,6 +57,10 @@ extern bool ioffice_document_visible(int64 doc);
 extern int64 ioffice_require_file(int64 file);
 extern int64 ioffice_require_dossier(const char *code, bool delegate_of_holder);
 
+/* access_log.c */
+extern void ioffice_log_access(const char *action, int64 doc, int64 file, int64 case_file,
+							   const char *detail);
+
 /* engine_scope.c */
 extern void ioffice_engine_scope_init(void);
 extern void ioffice_engine_enter(void);

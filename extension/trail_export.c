@@ -31,13 +31,16 @@ const ExportColumn export_trail_columns[] = {
 };
 const int	export_trail_ncolumns = lengthof(export_trail_columns);
 
-/* trail() enforces visibility; times are turned to ioffice.timezone here */
+/*
+ * _trail() (trail()'s rows: trail() itself would log a view) enforces
+ * visibility; times are turned to ioffice.timezone here
+ */
 static IofficePlan trail_rows = {
 	NULL,
 	"SELECT step, sender, request, receiver, received_at AT TIME ZONE ioffice.timezone(), "
 	"       processing_note, deadline, processed_at AT TIME ZONE ioffice.timezone(), "
 	"       status, attachments "
-	"  FROM ioffice.trail($1) ORDER BY step",
+	"  FROM ioffice._trail($1) ORDER BY step",
 	1, {INT8OID}
 };
 
@@ -94,6 +97,7 @@ ioffice_trail_export(PG_FUNCTION_ARGS)
 {
 	int64		doc;
 	ExportFormat format;
+	char	   *format_name;
 	bytea	   *result;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -101,7 +105,8 @@ ioffice_trail_export(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("document and format must not be NULL")));
 	doc = PG_GETARG_INT64(0);
-	format = export_parse_format(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	format_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	format = export_parse_format(format_name);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
@@ -109,6 +114,8 @@ ioffice_trail_export(PG_FUNCTION_ARGS)
 	(void) ioffice_resolve_actor(false);
 	ioffice_require_document(doc);
 	result = export_table(load_trail(doc), format);
+	/* an export of the document: in the access log */
+	ioffice_log_access("export", doc, 0, 0, format == EXPORT_XLSX ? "trail xlsx" : "trail csv");
 	SPI_finish();
 	PG_RETURN_BYTEA_P(result);
 }

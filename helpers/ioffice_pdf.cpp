@@ -37,6 +37,11 @@
  * Words on a page are found with poppler's C++ API (page_words()), whose
  * layout is the one pdftotext shows; everything written is PoDoFo's.
  *
+ *   ioffice_pdf mark --mark TEXT
+ *     Appends an incremental update writing TEXT (one line) at the foot of
+ *     every page: the download mark of a copy (mark()).  Answers
+ *     "ok <length>\n" then the marked copy's <length> bytes.
+ *
  *   ioffice_pdf signatures
  *     One line per signature dictionary found:
  *     "sig\t<revision>\t<b0> <b1> <b2> <b3>\t<subfilter>\t<M>\t<name>\t
@@ -202,6 +207,8 @@ struct PrepareOptions
 	 * 0x1F; empty: none
 	 */
 	std::string corner;
+	/* the download mark (mark): one line at the foot of every page */
+	std::string mark;
 };
 
 /* where the widget goes: a page and a rectangle; zero size: invisible */
@@ -1084,6 +1091,82 @@ signatures(const std::string &pdf)
 }
 
 /* one command on one PDF: its answer on stdout, and the status */
+/* ------------------------------------------------------------------------
+ * mark: the download mark (Decree 30, Appendix VI, III.6k "đánh dấu vào văn
+ * bản, tài liệu ... được in ra từ Hệ thống"): one line, who took the copy
+ * and when, at the foot of every page, as a locked printed FreeText
+ * annotation (as the issue stamp: the pages' content is not touched), in
+ * an incremental update: the copy begins with the stored file byte for
+ * byte, so its signatures still verify as revisions before the mark.
+ * Answers "ok <length>\n" then the copy's bytes.
+ * ------------------------------------------------------------------------
+ */
+static int
+mark(const std::string &pdf, const PrepareOptions &opt)
+{
+	PdfMemDocument doc;
+	PdfRefCountedBuffer out;
+	std::vector<PdfXObject *> owned;
+	PdfFont    *font;
+	PdfString	str((const pdf_utf8 *) opt.mark.c_str());
+	const double size = 8;
+
+	doc.LoadFromBuffer(pdf.data(), (long) pdf.size(), true);
+	if (doc.GetPageCount() < 1)
+		throw PdfError(ePdfError_PageNotFound);
+	if (doc.GetEncrypted())
+	{
+		fputs("error\tthe PDF is encrypted\n", stdout);
+		return 2;
+	}
+	if (opt.mark.empty())
+	{
+		fputs("error\tno mark given\n", stdout);
+		return 1;
+	}
+	font = stamp_font(doc, false, true);
+	if (font == NULL)
+	{
+		fputs("error\tthe font Liberation Serif (fonts-liberation2) is not installed\n", stdout);
+		return 1;
+	}
+	for (int i = 0; i < doc.GetPageCount(); i++)
+	{
+		PdfPage    *page = doc.GetPage(i);
+		PdfRect		crop = page->GetCropBox();
+		double		w;
+		double		scale = 1;
+
+		if (crop.GetWidth() <= 0 || crop.GetHeight() <= 0)
+			crop = page->GetMediaBox();
+		font->SetFontSize((float) size);
+		font->SetFontScale(100);
+		w = font->GetFontMetrics()->StringWidth(str);
+		/* narrower, never smaller, when the line is wider than the page's margins */
+		if (w > crop.GetWidth() - 40)
+			scale = std::max(0.5, (crop.GetWidth() - 40) / w);
+		/* centred, the baseline 7 mm above the bottom edge */
+		draw_text(doc, page, font, opt.mark,
+				  crop.GetLeft() + (crop.GetWidth() - w * scale) / 2,
+				  crop.GetBottom() + 7 * 72 / 25.4, size, scale, owned);
+	}
+	{
+		PdfOutputDevice dev(&out);
+
+		doc.WriteUpdate(&dev, true);
+		for (PdfXObject *x : owned)
+			delete x;
+		/* the update appends: the input is the prefix, byte for byte */
+		if (dev.GetLength() <= pdf.size() || memcmp(out.GetBuffer(), pdf.data(), pdf.size()) != 0)
+			throw PdfError(ePdfError_InternalLogic, __FILE__, __LINE__,
+						   "the update does not begin with the input");
+		printf("ok %zu\n", (size_t) dev.GetLength());
+		fflush(stdout);
+		write_all(out.GetBuffer(), dev.GetLength());
+	}
+	return 0;
+}
+
 static int
 run_one(const std::string &command, const std::string &pdf, const PrepareOptions &opt,
 		bool *fatal)
@@ -1094,6 +1177,8 @@ run_one(const std::string &command, const std::string &pdf, const PrepareOptions
 		test_hooks(pdf);
 		if (command == "prepare")
 			return prepare(pdf, opt);
+		if (command == "mark")
+			return mark(pdf, opt);
 		return signatures(pdf);
 	}
 	catch (const PdfError &e)
@@ -1234,6 +1319,8 @@ main(int argc, char **argv)
 			opt.room = (size_t) atoll(argv[i + 1]);
 		else if (k == "--corner")
 			opt.corner = argv[i + 1];
+		else if (k == "--mark")
+			opt.mark = argv[i + 1];
 		else if (k == "--number")
 			opt.number = argv[i + 1];
 		else if (k == "--date" && strlen(argv[i + 1]) == 10)
@@ -1271,9 +1358,9 @@ main(int argc, char **argv)
 	}
 	if (command == "serve")
 		return serve(argc > 2 && atoll(argv[2]) > 0 ? (rlim_t) atoll(argv[2]) : 30);
-	if (command != "prepare" && command != "signatures")
+	if (command != "prepare" && command != "signatures" && command != "mark")
 	{
-		fputs("error\tusage: ioffice_pdf prepare|signatures|serve < in.pdf\n", stdout);
+		fputs("error\tusage: ioffice_pdf prepare|signatures|mark|serve < in.pdf\n", stdout);
 		return 1;
 	}
 	try

@@ -337,7 +337,9 @@ AS $$
     SELECT full_name || coalesce(' - ' || "position", '') FROM ioffice.person WHERE id = p
 $$;
 
-CREATE FUNCTION trail(doc bigint)
+-- The rows of trail(), for trail() and trail_export(), each of which
+-- writes its own row of the access log (a view, an export).  Not granted.
+CREATE FUNCTION _trail(doc bigint)
 RETURNS TABLE (step int, sender text, request text, receiver text,
                received_at timestamptz, processing_note text, deadline date,
                processed_at timestamptz, status text, attachments text)
@@ -372,7 +374,22 @@ BEGIN
     ORDER BY t.step;
 END
 $$;
-COMMENT ON FUNCTION trail(bigint) IS 'The processing trail (Quá trình xử lý) of a document';
+REVOKE ALL ON FUNCTION _trail(bigint) FROM PUBLIC;
+
+-- Showing the trail is a view of the document: recorded in the access log
+-- (sql/parts/99_access_log.sql), once the rows are read.
+CREATE FUNCTION trail(doc bigint)
+RETURNS TABLE (step int, sender text, request text, receiver text,
+               received_at timestamptz, processing_note text, deadline date,
+               processed_at timestamptz, status text, attachments text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY SELECT * FROM ioffice._trail(doc);
+    PERFORM ioffice._log_access('trail', doc);
+END
+$$;
+COMMENT ON FUNCTION trail(bigint) IS 'The processing trail (Quá trình xử lý) of a document; recorded in the access log';
 
 CREATE FUNCTION urgency_rank(urgency text) RETURNS int
 LANGUAGE sql IMMUTABLE PARALLEL SAFE

@@ -579,7 +579,7 @@ GRANT SELECT ON case_file_contents TO PUBLIC;
 -- security decides which documents are in it (a person exports what they
 -- may see, and the totals count those).
 CREATE FUNCTION case_file_xml(case_file bigint) RETURNS xml
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_xml xml;
@@ -633,6 +633,8 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown case file %', case_file_xml.case_file USING ERRCODE = '42704';
     END IF;
+    -- an export: recorded in the access log (sql/parts/99_access_log.sql)
+    PERFORM ioffice._log_case_file_export(case_file_xml.case_file, 'xml');
     RETURN v_xml;
 END
 $$;

@@ -1,0 +1,301 @@
+/*-------------------------------------------------------------------------
+ * access_log.c
+ *	  The access log (Decree 30, Appendix VI, III.5a, III.6l): one row per
+ *	  view, download or export of a document, written by the function that
+ *	  showed it; and the downloads themselves, file_content() (the stored
+ *	  bytes) and file_copy() (a PDF copy with the download mark, III.6k).
+ *
+ * The row is one INSERT through a plan kept for the session: no sequence,
+ * no foreign key, no audit chain (sql/parts/99_access_log.sql says why),
+ * so that a download costs what reading the file costs and a few
+ * microseconds more.
+ *
+ * What that INSERT would cost most is the commit: it makes a read-only
+ * transaction a writing one, whose commit waits for its WAL to reach the
+ * disk (an fsync: milliseconds, many times the read).  A transaction that
+ * wrote nothing but rows of the access log therefore commits without
+ * waiting (synchronous_commit = off for that commit only, set just before
+ * it): its rows are as safe as any once the WAL writer has flushed them
+ * (within 3 x wal_writer_delay); a crash of the server before that can
+ * lose the last fraction of a second of views, never a document's change.
+ * A transaction that wrote anything else, before or after the log row,
+ * commits as the server's settings say.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+#include "ioffice.h"
+
+static IofficePlan log_insert = {
+	NULL,
+	"INSERT INTO ioffice.access_log (person_id, action, document_id, file_id, case_file_id, detail) "
+	"VALUES ($1, $2, $3, $4, $5, $6)",
+	6, {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, TEXTOID}
+};
+
+static IofficePlan file_bytes = {
+	NULL, "SELECT content, kind, name FROM ioffice.file WHERE id = $1", 1, {INT8OID}
+};
+
+/*
+ * Did the transaction write nothing but access log rows?  log_only_end is
+ * the end of the WAL it had written just after its last log row, while
+ * nothing else was written; invalid once anything else was.
+ */
+static bool callback_registered = false;
+static bool log_rows_only = false;
+static XLogRecPtr log_only_end = InvalidXLogRecPtr;
+
+static void
+access_log_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			/* nothing written since the last log row, nothing before the first */
+			if (log_rows_only && XactLastRecEnd == log_only_end)
+				(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+										 GUC_ACTION_LOCAL, true, 0, false);
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			log_rows_only = false;
+			log_only_end = InvalidXLogRecPtr;
+			break;
+		default:
+			break;
+	}
+}
+
+/* before a log row: has the transaction written anything else so far? */
+static void
+note_writes_before(void)
+{
+	if (!callback_registered)
+	{
+		RegisterXactCallback(access_log_xact_callback, NULL);
+		callback_registered = true;
+	}
+	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		log_rows_only = true;	/* the first write of the transaction */
+	else if (!log_rows_only || XactLastRecEnd != log_only_end)
+		log_rows_only = false;	/* it wrote something else, or before us */
+}
+
+/*
+ * Record that the acting person did ACTION on a document (doc), one of its
+ * files (file) or a case file (case_file); 0 for none.  The caller is
+ * connected to SPI and has decided the actor may.
+ */
+void
+ioffice_log_access(const char *action, int64 doc, int64 file, int64 case_file,
+				   const char *detail)
+{
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(ioffice_resolve_actor(false));
+	values[1] = CStringGetTextDatum(action);
+	values[2] = Int64GetDatum(doc);
+	values[3] = Int64GetDatum(file);
+	values[4] = Int64GetDatum(case_file);
+	values[5] = detail != NULL ? CStringGetTextDatum(detail) : (Datum) 0;
+	if (doc == 0)
+		nulls[2] = 'n';
+	if (file == 0)
+		nulls[3] = 'n';
+	if (case_file == 0)
+		nulls[4] = 'n';
+	if (detail == NULL)
+		nulls[5] = 'n';
+	note_writes_before();
+	ioffice_exec(&log_insert, values, nulls, 0);
+	log_only_end = XactLastRecEnd;
+}
+
+/* _log_access(action, doc, file, case_file, detail), for the SQL functions */
+PG_FUNCTION_INFO_V1(ioffice_log_access_sql);
+Datum
+ioffice_log_access_sql(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("_log_access needs an action")));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	ioffice_log_access(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+					   PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1),
+					   PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2),
+					   PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3),
+					   PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4)));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * A file the actor may see (42704 for any other, as for one that does not
+ * exist): its document, its bytes copied out of SPI's memory, its kind.
+ */
+static bytea *
+read_file(int64 file, int64 *doc, char **kind)
+{
+	Datum		values[1];
+	Datum		d;
+	bool		isnull;
+	bytea	   *stored;
+	bytea	   *content;
+
+	*doc = ioffice_require_file(file);
+	values[0] = Int64GetDatum(file);
+	ioffice_exec(&file_bytes, values, NULL, 1);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown file %lld", (long long) file)));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown file %lld", (long long) file)));
+	/* the bytes outlive SPI_finish(): copied into the caller's context */
+	stored = DatumGetByteaPP(d);
+	content = SPI_palloc(VARSIZE_ANY(stored));
+	memcpy(content, stored, VARSIZE_ANY(stored));
+	*kind = ioffice_get_text(0, 2);
+	return content;
+}
+
+PG_FUNCTION_INFO_V1(ioffice_file_content);
+Datum
+ioffice_file_content(PG_FUNCTION_ARGS)
+{
+	int64		file;
+	int64		doc;
+	char	   *kind;
+	bytea	   *content;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("file_content needs a file")));
+	file = PG_GETARG_INT64(0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	(void) ioffice_resolve_actor(false);
+	content = read_file(file, &doc, &kind);
+	ioffice_log_access("download", doc, file, 0, NULL);
+	SPI_finish();
+	PG_RETURN_BYTEA_P(content);
+}
+
+/* the mark's words: who took the copy and when, in ioffice.timezone */
+static IofficePlan mark_words = {
+	NULL,
+	"SELECT 'Bản tải về từ hệ thống bởi ' || p.full_name || ' (' || p.login || ') lúc ' "
+	"       || to_char(now() AT TIME ZONE ioffice.timezone(), 'HH24:MI \"ngày\" DD/MM/YYYY') "
+	"  FROM ioffice.person p WHERE p.id = $1",
+	1, {INT8OID}
+};
+
+/*
+ * The PDF helper writes the mark into a copy (helpers/ioffice_pdf.cpp,
+ * mark()): the stored file is parsed there, never in a backend.  Returns
+ * the copy, in the caller's memory context.
+ */
+static bytea *
+marked_copy(int64 file, bytea *content, const char *words)
+{
+	char	   *argv[5] = {NULL, "mark", "--mark", (char *) words, NULL};
+	StringInfoData out;
+	int			exit_code = 0;
+	char	   *failure;
+	char	   *nl;
+	long		len;
+	bytea	   *copy;
+
+	initStringInfo(&out);
+	failure = ioffice_pdf_helper_run(argv, VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content),
+									 &out, &exit_code);
+	if (failure != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the marked copy of file %lld could not be made", (long long) file),
+				 errdetail("%s", failure)));
+	nl = memchr(out.data, '\n', out.len);
+	if (exit_code != 0 || nl == NULL || strncmp(out.data, "ok ", 3) != 0)
+	{
+		char	   *why = out.data;
+
+		if (nl != NULL)
+			*nl = '\0';
+		if (strncmp(why, "error\t", 6) == 0)
+			why += 6;
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the marked copy of file %lld could not be made", (long long) file),
+				 errdetail("The PDF helper says: %s", why)));
+	}
+	len = atol(out.data + 3);
+	if (len <= 0 || len != out.len - (nl + 1 - out.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("the PDF helper answered a copy of the wrong length")));
+	copy = SPI_palloc(VARHDRSZ + len);
+	SET_VARSIZE(copy, VARHDRSZ + len);
+	memcpy(VARDATA(copy), nl + 1, len);
+	return copy;
+}
+
+/*
+ * file_copy(file): a PDF copy to download or print, with the mark naming
+ * who took it and when at the foot of every page (III.6k); the stored file
+ * is unchanged.  Recorded in the access log as a copy.
+ */
+PG_FUNCTION_INFO_V1(ioffice_file_copy);
+Datum
+ioffice_file_copy(PG_FUNCTION_ARGS)
+{
+	int64		file;
+	int64		doc;
+	int64		me;
+	char	   *kind;
+	bytea	   *content;
+	bytea	   *copy;
+	char	   *words;
+	Datum		values[1];
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("file_copy needs a file")));
+	file = PG_GETARG_INT64(0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	me = ioffice_resolve_actor(false);
+	content = read_file(file, &doc, &kind);
+	if (kind == NULL || strcmp(kind, "pdf") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("file %lld is not a PDF: only a PDF copy carries the download mark",
+						(long long) file),
+				 errhint("file_content() gives the file as it is stored.")));
+	values[0] = Int64GetDatum(me);
+	ioffice_exec(&mark_words, values, NULL, 1);
+	words = ioffice_get_text(0, 1);
+	copy = marked_copy(file, content, words);
+	ioffice_log_access("copy", doc, file, 0, NULL);
+	SPI_finish();
+	PG_RETURN_BYTEA_P(copy);
+}
