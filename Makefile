@@ -24,6 +24,7 @@ OBJS = \
 	extension/trail_export.o \
 	extension/register_export.o \
 	extension/case_file_export.o \
+	extension/report_export.o \
 	triggers/rule_triggers.o \
 	triggers/trigger_util.o \
 	extension/certificates.o \
@@ -33,6 +34,7 @@ OBJS = \
 	workers/audit_jobs.o \
 	workers/count_jobs.o \
 	workers/archive_jobs.o \
+	workers/reminder_jobs.o \
 	workers/signer.o \
 	workers/hsm_key.o \
 	workers/convert_jobs.o \
