@@ -5230,7 +5230,6 @@ SELECT d.agency_id, d.register_id, r.code AS register_code, d.register_year AS y
                 'Đã giải quyết ngày ' || to_char(h.done_on, 'DD/MM/YYYY')
                 || CASE WHEN h.done_on > h.deadline
                         THEN ' (chậm ' || (h.done_on - h.deadline) || ' ngày)' ELSE '' END
-            WHEN ws.final THEN ws.label
             WHEN h.assigned IS NULL THEN 'Chưa phân công giải quyết'
             WHEN h.deadline < h.today THEN 'Quá hạn ' || (h.today - h.deadline) || ' ngày'
             WHEN h.deadline IS NOT NULL THEN 'Đang giải quyết, còn ' || (h.deadline - h.today) || ' ngày'
