@@ -25,6 +25,7 @@ OBJS = \
 	extension/access_log.o \
 	extension/register_export.o \
 	extension/case_file_export.o \
+	extension/report_export.o \
 	triggers/rule_triggers.o \
 	triggers/trigger_util.o \
 	extension/certificates.o \
@@ -34,6 +35,7 @@ OBJS = \
 	workers/audit_jobs.o \
 	workers/count_jobs.o \
 	workers/archive_jobs.o \
+	workers/reminder_jobs.o \
 	workers/signer.o \
 	workers/hsm_key.o \
 	workers/convert_jobs.o \

@@ -23,6 +23,8 @@ char	   *ioffice_allowed_file_types = NULL;
 bool		ioffice_audit_chaining = true;
 int			ioffice_due_soon_days = 3;
 int			ioffice_dossier_backdating_days = 30;
+/* read by send_reminders() through current_setting() only */
+static int	ioffice_reminder_lead_days = 0;
 
 void		_PG_init(void);
 
@@ -121,6 +123,16 @@ _PG_init(void)
 							&ioffice_due_soon_days,
 							3, 1, 365,
 							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ioffice.reminder_lead_days",
+							"Working days before a task's deadline that its person is reminded.",
+							"0: on the last working day up to the deadline. The worker's "
+							"send_reminders() reminds once more, and once only, when it is overdue.",
+							&ioffice_reminder_lead_days,
+							0, 0, 60,
+							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
 

@@ -582,8 +582,9 @@ sign_and_convert(int64 *failed, bool *converted)
  * the signer's step of the audit trail (audit_jobs.c): a checkpoint when
  * one is due, the signatures of those waiting; then the home page's
  * counters folded (count_jobs.c); the archive's warnings of case files
- * (archive_jobs.c); then a file's text extracted for search (text_jobs.c).  An error escaping them ends the process
- * like a batch's, remembered for worker_status first
+ * (archive_jobs.c); the reminders of tasks due (reminder_jobs.c); then a
+ * file's text extracted for search (text_jobs.c).  An error escaping them
+ * ends the process like a batch's, remembered for worker_status first
  */
 static pg_noinline bool
 audit_step(void)
@@ -596,6 +597,7 @@ audit_step(void)
 		more = ioffice_worker_audit_step();
 		ioffice_worker_fold_counts();
 		ioffice_worker_archive_warnings();
+		ioffice_worker_reminders();
 		more |= ioffice_worker_extract_step();
 	}
 	PG_CATCH();

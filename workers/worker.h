@@ -94,6 +94,9 @@ extern void ioffice_worker_fold_counts(void);
 /* archive_jobs.c: the archive's 30-day warnings of closed case files */
 extern void ioffice_worker_archive_warnings(void);
 
+/* reminder_jobs.c: reminders of tasks due and overdue, leaders' digests */
+extern void ioffice_worker_reminders(void);
+
 /* text_jobs.c: a PDF's text extracted for search(); true when one was */
 extern int	ioffice_search_text_max;
 extern int	ioffice_search_file_max;
