@@ -284,6 +284,8 @@ typedef struct Verdict
 	TimestampTz timestamp_at;	/* its genTime */
 } Verdict;
 
+static int	hex_value(char c);
+
 /* an ASN1_GENERALIZEDTIME as a timestamptz (its seconds) */
 static bool
 asn1_time_tz(const ASN1_TIME *t, TimestampTz *out, time_t *secs)
@@ -383,7 +385,7 @@ done:
  */
 static const char *
 signed_in_time(X509_STORE *store, X509 *signer, STACK_OF(X509) *certs, TimestampTz at,
-			   const char *now_reason)
+			   const char *now_reason, STACK_OF(X509) **chain)
 {
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
 	bool		ok;
@@ -394,16 +396,95 @@ signed_in_time(X509_STORE *store, X509 *signer, STACK_OF(X509) *certs, Timestamp
 		X509_STORE_CTX_set_time(ctx, 0, timestamptz_to_time_t(at));
 		ok = X509_verify_cert(ctx) == 1;
 	}
+	if (ok)
+		*chain = X509_STORE_CTX_get1_chain(ctx);
 	ERR_clear_error();
 	X509_STORE_CTX_free(ctx);
 	return ok ? NULL : now_reason;
 }
 
+/* is DER's hex one of the comma-separated items of LIST? */
+static bool
+hex_listed(const char *list, const unsigned char *der, int len)
+{
+	static const char hexd[] = "0123456789abcdef";
+	char	   *h = palloc(2 * len + 1);
+	size_t		hl = 2 * len;
+
+	for (int i = 0; i < len; i++)
+	{
+		h[2 * i] = hexd[der[i] >> 4];
+		h[2 * i + 1] = hexd[der[i] & 15];
+	}
+	h[hl] = '\0';
+	for (const char *p = list; p && *p; p = strchr(p, ','), p = p ? p + 1 : NULL)
+		if (strncmp(p, h, hl) == 0 && (p[hl] == ',' || p[hl] == '\0'))
+			return true;
+	return false;
+}
+
+/* does one list of DSS_CRLS have ISSUER as its issuer? */
+static bool
+crl_listed(const char *list, const X509_NAME *issuer)
+{
+	for (const char *p = list; p && *p; p = strchr(p, ','), p = p ? p + 1 : NULL)
+	{
+		size_t		n = strcspn(p, ",");
+		unsigned char *der = palloc(n / 2 + 1);
+		const unsigned char *d = der;
+		X509_CRL   *crl;
+		bool		same;
+
+		for (size_t i = 0; i + 1 < n; i += 2)
+			der[i / 2] = (unsigned char) (hex_value(p[i]) << 4 | hex_value(p[i + 1]));
+		crl = d2i_X509_CRL(NULL, &d, n / 2);
+		same = crl != NULL && X509_NAME_cmp(X509_CRL_get_issuer(crl), issuer) == 0;
+		X509_CRL_free(crl);
+		pfree(der);
+		if (same)
+			return true;
+	}
+	ERR_clear_error();
+	return false;
+}
+
+/*
+ * B-LT: the document's DSS ("certs\tcrls", hex DER, comma separated) holds
+ * every certificate of CHAIN and a revocation list of every issuer in it
+ * (the anchor's own, self-issued, needs none)
+ */
+static bool
+chain_in_dss(const char *dss, STACK_OF(X509) *chain)
+{
+	const char *tab;
+	char	   *certs;
+
+	if (dss == NULL || chain == NULL || (tab = strchr(dss, '\t')) == NULL)
+		return false;
+	certs = pnstrdup(dss, tab - dss);
+	for (int i = 0; i < sk_X509_num(chain); i++)
+	{
+		X509	   *x = sk_X509_value(chain, i);
+		unsigned char *der = NULL;
+		int			len = i2d_X509(x, &der);
+		bool		listed = len > 0 && hex_listed(certs, der, len);
+
+		OPENSSL_free(der);
+		if (!listed)
+			return false;
+		if (X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) != 0 &&
+			!crl_listed(tab + 1, X509_get_issuer_name(x)))
+			return false;
+	}
+	return true;
+}
+
 static Verdict
-verify_one(X509_STORE *store, bytea *cms_der, bytea *content)
+verify_one(X509_STORE *store, bytea *cms_der, bytea *content, const char *dss)
 {
 	Verdict		v = {false, NULL, NULL, NULL, false, 0};
 	const char *ts_problem = NULL;
+	STACK_OF(X509) *chain = NULL;
 	BIO		   *der = BIO_new_mem_buf(VARDATA_ANY(cms_der), VARSIZE_ANY_EXHDR(cms_der));
 	BIO		   *data = BIO_new_mem_buf(VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content));
 	CMS_ContentInfo *cms = d2i_CMS_bio(der, NULL);
@@ -473,7 +554,7 @@ verify_one(X509_STORE *store, bytea *cms_der, bytea *content)
 		 */
 		if (v.timestamped && err != X509_V_ERR_CERT_REVOKED &&
 			(v.reason = signed_in_time(store, sk_X509_value(signers, 0), certs, v.timestamp_at,
-									   v.reason)) == NULL)
+									   v.reason, &chain)) == NULL)
 			v.reason = psprintf("valid at signing time (timestamp); now: %s",
 								ioffice_chain_reason(err) ? ioffice_chain_reason(err)
 								: X509_verify_cert_error_string(err));
@@ -481,12 +562,15 @@ verify_one(X509_STORE *store, bytea *cms_der, bytea *content)
 			goto done;
 	}
 	v.valid = true;
-	v.level = v.timestamped ? "B-T" : "B-B";
+	if (chain == NULL)
+		chain = X509_STORE_CTX_get1_chain(ctx);
+	v.level = !v.timestamped ? "B-B" : chain_in_dss(dss, chain) ? "B-LT" : "B-T";
 	if (ts_problem != NULL && v.reason == NULL)
 		v.reason = ts_problem;
 
 done:
 	ERR_clear_error();
+	sk_X509_pop_free(chain, X509_free);
 	X509_STORE_CTX_free(ctx);
 	sk_X509_pop_free(certs, X509_free);
 	sk_X509_free(signers);
@@ -666,7 +750,8 @@ recorded_signer(VerifyRow *row, bytea *der, int64 file)
  * /Name, what came after, the /Contents hex.
  */
 static void
-embedded_row(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content, int64 file, char *line)
+embedded_row(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content, int64 file, char *line,
+			 const char *dss)
 {
 	char	   *f[8];
 	int			nf = 0;
@@ -725,7 +810,7 @@ embedded_row(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content, int64 fil
 	initStringInfo(&signed_bytes);
 	appendBinaryStringInfo(&signed_bytes, pdf, br[1]);
 	appendBinaryStringInfo(&signed_bytes, pdf + br[2], br[3]);
-	row.verdict = verify_one(store, der, ioffice_bytea(signed_bytes.data, signed_bytes.len));
+	row.verdict = verify_one(store, der, ioffice_bytea(signed_bytes.data, signed_bytes.len), dss);
 	if (row.verdict.valid && strncmp(row.after, "content", 7) == 0)
 	{
 		row.verdict.valid = false;
@@ -750,6 +835,7 @@ embedded_rows(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content, int64 fi
 	VerifyRow	row;
 	char	   *line;
 	char	   *next;
+	const char *dss = NULL;
 
 	memset(&row, 0, sizeof(row));
 	row.embedded = true;
@@ -770,13 +856,16 @@ embedded_rows(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content, int64 fi
 		put_row(rsinfo, &row);
 		return;
 	}
+	/* the DSS line ("dss\t<certs>\t<crls>") comes first, when there is one */
 	for (line = out.data; line && *line; line = next)
 	{
 		next = strchr(line, '\n');
 		if (next)
 			*next++ = '\0';
-		if (strncmp(line, "sig\t", 4) == 0)
-			embedded_row(rsinfo, store, content, file, line);
+		if (strncmp(line, "dss\t", 4) == 0)
+			dss = line + 4;
+		else if (strncmp(line, "sig\t", 4) == 0)
+			embedded_row(rsinfo, store, content, file, line, dss);
 	}
 }
 
@@ -848,7 +937,7 @@ ioffice_verify(PG_FUNCTION_ARGS)
 				row.verdict.subject = NULL;
 			}
 			else
-				row.verdict = verify_one(store, DatumGetByteaPP(der), content);
+				row.verdict = verify_one(store, DatumGetByteaPP(der), content, NULL);
 			row.signer = SPI_getvalue(tup, sigs->tupdesc, 1);
 			row.kind = SPI_getvalue(tup, sigs->tupdesc, 2);
 			row.signed_at = DatumGetTimestampTz(SPI_getbinval(tup, sigs->tupdesc, 3, &isnull));

@@ -372,6 +372,20 @@ ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key
 		return r;
 	}
 
+	/* PAdES B-LT: with the timestamp, the chains and lists in the DSS */
+	if (ioffice_timestamp_wanted())
+	{
+		size_t		len;
+
+		signed_pdf = ioffice_pdf_add_dss(signed_pdf, p.len, r.cms, &len, &r.reason);
+		if (signed_pdf == NULL)
+		{
+			r.cms = NULL;
+			return r;
+		}
+		p.len = len;
+	}
+
 	/* the signed PDF: the next version of the file */
 	r.signed_file = ioffice_pdf_store_version(p.doc, p.name, p.target, signer, signed_pdf, p.len);
 	r.ok = true;

@@ -316,3 +316,190 @@ done:
 	CMS_ContentInfo_free(cms);
 	return out;
 }
+
+/* ------------------------------------------------------------------------
+ * PAdES B-LT: the Document Security Store
+ *
+ * After a timestamped signature the signed PDF gets one more incremental
+ * update, written by the PDF helper (the worker never writes PDF syntax):
+ * the catalog's /DSS with the certificates of the signer's and the TSA's
+ * chains up to the registered anchor, and the registered revocation lists
+ * of their issuers, so that the signature can be validated after the
+ * certificates expire from the document alone.  The helper keeps what an
+ * earlier /DSS held (the leader's chain when the seal is added).
+ * ------------------------------------------------------------------------
+ */
+
+/* DER of X into OUT unless SEEN already holds it */
+static void
+add_der_once(List **seen, StringInfo out, const unsigned char *der, int len)
+{
+	ListCell   *lc;
+	bytea	   *b;
+
+	foreach(lc, *seen)
+	{
+		bytea	   *s = (bytea *) lfirst(lc);
+
+		if (VARSIZE_ANY_EXHDR(s) == (Size) len && memcmp(VARDATA_ANY(s), der, len) == 0)
+			return;
+	}
+	b = ioffice_bytea((const char *) der, len);
+	*seen = lappend(*seen, b);
+	appendBinaryStringInfo(out, (const char *) der, len);
+}
+
+/*
+ * X's chain (X, its issuers up to an anchor) into CERTS, and the lists of
+ * STORE that each of its issuers published into CRLS.  UNTRUSTED: the
+ * certificates that came with it.
+ */
+static void
+add_chain(X509_STORE *store, X509 *x, STACK_OF(X509) *untrusted, List **seen_certs,
+		  StringInfo certs, List **seen_crls, StringInfo crls)
+{
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	STACK_OF(X509) *chain = NULL;
+	STACK_OF(X509_OBJECT) *objs;
+
+	if (ctx == NULL || X509_STORE_CTX_init(ctx, store, x, untrusted) != 1)
+		goto done;
+	(void) X509_verify_cert(ctx);	/* the chain as far as it goes */
+	chain = X509_STORE_CTX_get1_chain(ctx);
+	if (chain == NULL)
+		goto done;
+	objs = X509_STORE_get0_objects(store);
+	for (int i = 0; i < sk_X509_num(chain); i++)
+	{
+		X509	   *c = sk_X509_value(chain, i);
+		unsigned char *der = NULL;
+		int			len = i2d_X509(c, &der);
+
+		if (len > 0)
+			add_der_once(seen_certs, certs, der, len);
+		OPENSSL_free(der);
+		for (int j = 0; j < sk_X509_OBJECT_num(objs); j++)
+		{
+			X509_CRL   *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, j));
+
+			if (crl == NULL || X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_issuer_name(c)) != 0)
+				continue;
+			der = NULL;
+			len = i2d_X509_CRL(crl, &der);
+			if (len > 0)
+				add_der_once(seen_crls, crls, der, len);
+			OPENSSL_free(der);
+		}
+	}
+done:
+	ERR_clear_error();
+	sk_X509_pop_free(chain, X509_free);
+	X509_STORE_CTX_free(ctx);
+}
+
+/*
+ * The certificates and lists of CMS's chains: its own certificates and
+ * those of its signature timestamp, completed by the registered anchors.
+ */
+static bool
+dss_material(bytea *cms_der, StringInfo certs, StringInfo crls)
+{
+	const unsigned char *p = (const unsigned char *) VARDATA_ANY(cms_der);
+	CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, VARSIZE_ANY_EXHDR(cms_der));
+	STACK_OF(X509) *all = NULL;
+	PKCS7	   *token = NULL;
+	X509_STORE *store;
+	List	   *seen_certs = NIL;
+	List	   *seen_crls = NIL;
+
+	if (cms == NULL)
+		return false;
+	all = CMS_get1_certs(cms);
+	if (all == NULL)
+		all = sk_X509_new_null();
+	if (sk_CMS_SignerInfo_num(CMS_get0_SignerInfos(cms)) > 0)
+	{
+		CMS_SignerInfo *si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
+		int			idx = CMS_unsigned_get_attr_by_NID(si, NID_id_smime_aa_timeStampToken, -1);
+		ASN1_TYPE  *type = idx >= 0 ? X509_ATTRIBUTE_get0_type(CMS_unsigned_get_attr(si, idx), 0) : NULL;
+
+		if (type != NULL && type->type == V_ASN1_SEQUENCE)
+		{
+			const unsigned char *t = type->value.sequence->data;
+
+			token = d2i_PKCS7(NULL, &t, type->value.sequence->length);
+		}
+		if (token != NULL && PKCS7_type_is_signed(token) && token->d.sign->cert != NULL)
+			for (int i = 0; i < sk_X509_num(token->d.sign->cert); i++)
+			{
+				X509	   *x = sk_X509_value(token->d.sign->cert, i);
+
+				X509_up_ref(x);
+				sk_X509_push(all, x);
+			}
+	}
+	store = ioffice_trust_store();
+	X509_VERIFY_PARAM_clear_flags(X509_STORE_get0_param(store), X509_V_FLAG_CRL_CHECK);
+	for (int i = 0; i < sk_X509_num(all); i++)
+		add_chain(store, sk_X509_value(all, i), all, &seen_certs, certs, &seen_crls, crls);
+	X509_STORE_free(store);
+	PKCS7_free(token);
+	sk_X509_pop_free(all, X509_free);
+	CMS_ContentInfo_free(cms);
+	ERR_clear_error();
+	return certs->len > 0;
+}
+
+/*
+ * SIGNED_PDF (LEN bytes) with a DSS update for the chains of CMS: a copy
+ * and *out_len, or NULL and *reason.
+ */
+char *
+ioffice_pdf_add_dss(const char *signed_pdf, size_t len, bytea *cms, size_t *out_len, char **reason)
+{
+	StringInfoData certs;
+	StringInfoData crls;
+	StringInfoData body;
+	StringInfoData out;
+	char	   *header;
+	int			exit_code;
+	char	   *nl;
+	long long	v[5];
+
+	initStringInfo(&certs);
+	initStringInfo(&crls);
+	if (!dss_material(cms, &certs, &crls))
+	{
+		*reason = "the signature's certificates cannot be read for the document security store";
+		return NULL;
+	}
+	header = psprintf("dss\t%zu\t0\t%d\t\t\t%d\t0\t0\t0\t0\t\t\t\t\t\n",
+					  len, certs.len, certs.len + crls.len);
+	initStringInfo(&body);
+	appendBinaryStringInfo(&body, signed_pdf, len);
+	appendBinaryStringInfo(&body, certs.data, certs.len);
+	appendBinaryStringInfo(&body, crls.data, crls.len);
+	initStringInfo(&out);
+	*reason = ioffice_pdf_helper_serve(header, body.data, body.len, &out, &exit_code);
+	if (*reason != NULL)
+		return NULL;
+	nl = memchr(out.data, '\n', Min(out.len, 200));
+	if (exit_code != 0 || nl == NULL || strncmp(out.data, "ok ", 3) != 0 ||
+		sscanf(out.data + 3, "%lld %lld %lld %lld %lld", &v[0], &v[1], &v[2], &v[3], &v[4]) != 5 ||
+		v[4] != out.len - (nl + 1 - out.data))
+	{
+		*reason = out.len > 6 && strncmp(out.data, "error\t", 6) == 0
+			? psprintf("the document security store cannot be written: %s",
+					   pnstrdup(out.data + 6, strcspn(out.data + 6, "\n")))
+			: "the PDF helper gave no document security store";
+		return NULL;
+	}
+	/* an incremental update: the signed file is its prefix, byte for byte */
+	if ((size_t) v[4] <= len || memcmp(nl + 1, signed_pdf, len) != 0)
+	{
+		*reason = "the document security store update does not begin with the signed file";
+		return NULL;
+	}
+	*out_len = (size_t) v[4];
+	return nl + 1;
+}

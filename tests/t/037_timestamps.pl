@@ -3,7 +3,11 @@
 # seal) carries an RFC 3161 signature timestamp from the TSA (a loopback
 # stand-in answering with `openssl ts -reply`, tsa_standin.py); pdfsig still
 # accepts both signatures, qpdf --check the file, openssl ts -verify each
-# token over its signature value; verify() says B-T.  A TSA that is down,
+# token over its signature value.  After each timestamped signature the
+# PDF helper appends the Document Security Store (PAdES B-LT): the issued
+# PDF's /DSS holds each certificate of the leader's, the seal's and the
+# TSA's chains once and the registered lists of their issuers, and verify()
+# says B-LT (a detached signature: B-T).  A TSA that is down,
 # answers HTTP 500, garbage, a rejection or a token for another request
 # fails the signature with the reason, and nothing is signed without its
 # timestamp.  Without a TSA the level is B-B.  With the server's clock after
@@ -17,6 +21,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
+use JSON::PP;
 
 use IofficeTest;
 use PdfSigning;
@@ -158,11 +163,63 @@ like(slurp_file("$tsa_dir/requests"), qr/application\/timestamp-query/,
 }
 is(as_actor($node, 'postgres', 'dai',
 		"SELECT string_agg(concat_ws(':', kind, valid, coalesce(reason, '-'), level, timestamped_at IS NOT NULL), ',' ORDER BY revision) FROM ioffice.verify($file)"),
-	'personal:t:-:B-T:t,organisation:t:-:B-T:t',
-	'verify(): both signatures valid, level B-T, with the time their timestamp proves');
+	'personal:t:-:B-LT:t,organisation:t:-:B-LT:t',
+	'verify(): both signatures valid, level B-LT (timestamped, their chains and lists in the DSS), with the time their timestamp proves');
 is(as_actor($node, 'postgres', 'dai',
 		"SELECT bool_and(v.timestamped_at BETWEEN s.signed_at - interval '5 minutes' AND s.signed_at + interval '5 minutes') FROM ioffice.verify($file) v JOIN ioffice.signature s ON s.document_id = $doc AND s.kind = v.kind"),
 	't', 'the timestamps are the signing times');
+
+# --- B-LT: the Document Security Store of the issued PDF -----------------------------
+{
+	my ($json) = run_command([ 'qpdf', '--json', '--json-key=qpdf', $issued ]);
+	my $q = JSON::PP->new->decode($json)->{qpdf}[1];
+	my $root = $q->{ 'obj:' . $q->{trailer}{value}{'/Root'} }{value};
+	ok(defined $root->{'/DSS'}, "the issued PDF's catalog has a /DSS");
+	my $dss = $q->{ 'obj:' . ($root->{'/DSS'} // '') }{value} // {};
+	my %got;
+	for my $key ('/Certs', '/CRLs')
+	{
+		for my $ref (@{ $dss->{$key} // [] })
+		{
+			my ($n) = $ref =~ /^(\d+) /;
+			system("qpdf --show-object=$n --filtered-stream-data '$issued' > '$dir/dss$n.der'") == 0
+			  or die "qpdf --show-object=$n";
+			push @{ $got{$key} }, unpack('H*', slurp_file("$dir/dss$n.der"));
+		}
+	}
+	my %want;
+	for my $pem ("$pki/person_rsa.pem", "$pki/seal.pem", "$pki/intermediate.pem", "$pki/root.pem",
+		"$tsa_dir/tsa.pem", "$tsa_dir/tsa_root.pem")
+	{
+		system_or_bail('openssl', 'x509', '-in', $pem, '-outform', 'DER', '-out', "$dir/want.der");
+		push @{ $want{'/Certs'} }, unpack('H*', slurp_file("$dir/want.der"));
+	}
+	for my $pem ("$pki/intermediate.crl.pem", "$pki/root.crl.pem")
+	{
+		system_or_bail('openssl', 'crl', '-in', $pem, '-outform', 'DER', '-out', "$dir/want.der");
+		push @{ $want{'/CRLs'} }, unpack('H*', slurp_file("$dir/want.der"));
+	}
+	is_deeply([ sort @{ $got{'/Certs'} // [] } ], [ sort @{ $want{'/Certs'} } ],
+		'the DSS holds each certificate of both chains and of the TSA\'s, once (the leader\'s, the seal, the CAs, the TSA and its root)');
+	is_deeply([ sort @{ $got{'/CRLs'} // [] } ], [ sort @{ $want{'/CRLs'} } ],
+		'the DSS holds the registered revocation lists of the issuers');
+	is(as_actor($node, 'postgres', 'dai', "SELECT string_agg(after_signing, ',' ORDER BY revision) FROM ioffice.verify($file)"),
+		'signatures,signatures', 'the DSS updates count as signatures after each signature, not content');
+	my ($out) = run_command([ 'pdfsig', $issued ]);
+	like($out, qr/Signature #2:.*?\n\s*- Not total document signed/s,
+		'pdfsig: the seal is followed by the DSS update');
+}
+
+# a detached signature (a file that is no PDF) is timestamped too: B-T
+{
+	my $d = new_doc_to_sign($node, 'postgres', 'Tách rời có dấu thời gian');
+	as_actor($node, 'postgres', 'dai', "SELECT ioffice.act($d, 'sign', NULL, NULL, '{\"mode\": \"auto\"}')");
+	ok(wait_signatures($node, $d), 'a detached signature with a TSA: made');
+	my $f = $node->safe_psql('postgres', "SELECT file_id FROM ioffice.signature WHERE document_id = $d");
+	is(as_actor($node, 'postgres', 'dai',
+			"SELECT concat_ws(':', valid, coalesce(reason, '-'), level, timestamped_at IS NOT NULL) FROM ioffice.verify($f)"),
+		't:-:B-T:t', 'a detached signature: verify() says B-T (no DSS outside a PDF)');
+}
 
 # --- a TSA that fails: the signature fails with the reason --------------------------
 my %reasons = (
@@ -231,8 +288,8 @@ $node->stop;
 		'the server believes it is 2050, after the certificates expired');
 	is(as_actor($node, 'postgres', 'dai',
 			"SELECT string_agg(concat_ws(':', kind, valid, level, coalesce(reason, '-')), ',' ORDER BY revision) FROM ioffice.verify($file)"),
-		'personal:t:B-T:valid at signing time (timestamp); now: ' . $out_of_date . ','
-		. 'organisation:t:B-T:valid at signing time (timestamp); now: ' . $out_of_date,
+		'personal:t:B-LT:valid at signing time (timestamp); now: ' . $out_of_date . ','
+		. 'organisation:t:B-LT:valid at signing time (timestamp); now: ' . $out_of_date,
 		'verify() after expiry: the timestamped signatures were valid at signing time');
 	is(as_actor($node, 'postgres', 'dai',
 			"SELECT concat_ws(':', valid, coalesce(level, '-'), reason) FROM ioffice.verify($plain_file)"),
