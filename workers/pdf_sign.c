@@ -377,7 +377,7 @@ ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key
 	{
 		size_t		len;
 
-		signed_pdf = ioffice_pdf_add_dss(signed_pdf, p.len, r.cms, &len, &r.reason);
+		signed_pdf = ioffice_pdf_add_dss(signed_pdf, p.len, r.cms, true, &len, &r.reason);
 		if (signed_pdf == NULL)
 		{
 			r.cms = NULL;

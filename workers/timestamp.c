@@ -54,7 +54,8 @@ ioffice_timestamp_init(void)
 							   &ioffice_tsa_url,
 							   "",
 							   PGC_SIGHUP,
-							   0,
+							   /* a TSA's URL may carry its account (user:password@) */
+							   GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 	DefineCustomIntVariable("ioffice.tsa_timeout",
 							"Milliseconds the worker waits for the time-stamp authority's answer.",
@@ -452,10 +453,13 @@ dss_material(bytea *cms_der, StringInfo certs, StringInfo crls)
 
 /*
  * SIGNED_PDF (LEN bytes) with a DSS update for the chains of CMS: a copy
- * and *out_len, or NULL and *reason.
+ * and *out_len, or NULL and *reason.  SERVED: through the worker's
+ * long-lived helper; else a helper process for this call only (a
+ * backend's submit_signature()).
  */
 char *
-ioffice_pdf_add_dss(const char *signed_pdf, size_t len, bytea *cms, size_t *out_len, char **reason)
+ioffice_pdf_add_dss(const char *signed_pdf, size_t len, bytea *cms, bool served, size_t *out_len,
+					char **reason)
 {
 	StringInfoData certs;
 	StringInfoData crls;
@@ -480,7 +484,8 @@ ioffice_pdf_add_dss(const char *signed_pdf, size_t len, bytea *cms, size_t *out_
 	appendBinaryStringInfo(&body, certs.data, certs.len);
 	appendBinaryStringInfo(&body, crls.data, crls.len);
 	initStringInfo(&out);
-	*reason = ioffice_pdf_helper_serve(header, body.data, body.len, &out, &exit_code);
+	*reason = served ? ioffice_pdf_helper_serve(header, body.data, body.len, &out, &exit_code)
+		: ioffice_pdf_helper_once(header, body.data, body.len, &out, &exit_code);
 	if (*reason != NULL)
 		return NULL;
 	nl = memchr(out.data, '\n', Min(out.len, 200));

@@ -162,8 +162,8 @@ extern int	ioffice_tsa_timeout;
 extern void ioffice_timestamp_init(void);
 extern bool ioffice_timestamp_wanted(void);
 extern bytea *ioffice_timestamp_cms(bytea *cms_der, char **reason);
-extern char *ioffice_pdf_add_dss(const char *signed_pdf, size_t len, bytea *cms, size_t *out_len,
-								 char **reason);
+extern char *ioffice_pdf_add_dss(const char *signed_pdf, size_t len, bytea *cms, bool served,
+								 size_t *out_len, char **reason);
 
 /* pdf_sign.c: a PAdES signature as an incremental update of a PDF */
 typedef struct IofficePdfLook

@@ -7,7 +7,10 @@
 # PDF helper appends the Document Security Store (PAdES B-LT): the issued
 # PDF's /DSS holds each certificate of the leader's, the seal's and the
 # TSA's chains once and the registered lists of their issuers, and verify()
-# says B-LT (a detached signature: B-T).  A TSA that is down,
+# says B-LT (a detached signature: B-T).  On the token path the system
+# timestamps the CMS it accepts (a TSA failing refuses the submission with
+# 55000, the signature stays pending; once back, the same CMS is accepted
+# and reaches B-LT).  A TSA that is down,
 # answers HTTP 500, garbage, a rejection or a token for another request
 # fails the signature with the reason, and nothing is signed without its
 # timestamp.  Without a TSA the level is B-B.  With the server's clock after
@@ -22,6 +25,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 use JSON::PP;
+use MIME::Base64 qw(decode_base64);
 
 use IofficeTest;
 use PdfSigning;
@@ -219,6 +223,48 @@ is(as_actor($node, 'postgres', 'dai',
 	is(as_actor($node, 'postgres', 'dai',
 			"SELECT concat_ws(':', valid, coalesce(reason, '-'), level, timestamped_at IS NOT NULL) FROM ioffice.verify($f)"),
 		't:-:B-T:t', 'a detached signature: verify() says B-T (no DSS outside a PDF)');
+}
+
+# --- the token path: the system timestamps the CMS it accepts -------------------------
+{
+	$node->safe_psql('postgres', qq{
+SELECT ioffice.add_person('regress_kha', 'Lò Văn Kha', 'Phó Chánh Văn phòng', 2, '{leader}');
+SELECT ioffice.register_certificate('personal', 'regress_kha', @{[ sql_literal(slurp_file("$pki/person_ec.pem") . slurp_file("$pki/intermediate.pem")) ]});
+});
+	my $d = as_actor($node, 'postgres', 'regress_luan', "SELECT ioffice.create_outgoing('CV', 'Ký bằng token')");
+	as_actor($node, 'postgres', 'regress_luan',
+		"SELECT ioffice.attach($d, 'cong_van.pdf', decode('" . file_hex("$dir/two.pdf") . "', 'hex'))");
+	as_actor($node, 'postgres', 'regress_luan', "SELECT ioffice.act($d, 'submit', 'regress_kha', NULL, '{\"request_signature\": true}')");
+	as_actor($node, 'postgres', 'regress_kha', "SELECT ioffice.act($d, 'sign', NULL, NULL, '{\"mode\": \"auto\"}')");
+	my $sig = $node->safe_psql('postgres', "SELECT id FROM ioffice.signature WHERE document_id = $d");
+	my $r = JSON::PP->new->decode(as_actor($node, 'postgres', 'regress_kha', "SELECT ioffice.signing_request($sig)"));
+	my $pdf = decode_base64($r->{pdf});
+	my ($a, $b, $c, $e) = @{ $r->{byte_range} };
+	write_bytes("$dir/token-range.bin", substr($pdf, $a, $b) . substr($pdf, $c, $e));
+	system_or_bail('openssl', 'cms', '-sign', '-binary', '-outform', 'DER', '-in', "$dir/token-range.bin",
+		'-signer', "$pki/person_ec.pem", '-inkey', "$pki/person_ec.key", '-certfile', "$pki/intermediate.pem",
+		'-md', 'sha256', '-out', "$dir/token.der");
+	my $submit = "SELECT ioffice.submit_signature($sig, decode('" . unpack('H*', slurp_file("$dir/token.der")) . "', 'hex'))";
+
+	tsa_mode('error');
+	my ($rc, $out, $err) = $node->psql('postgres',
+		"\\set VERBOSITY verbose\nBEGIN;\nSET LOCAL ioffice.actor = 'regress_kha';\n$submit;\nCOMMIT;");
+	like($err, qr/ERROR:\s+55000: the signature cannot be timestamped now.*DETAIL:\s+the time-stamp authority answered HTTP 500/s,
+		'token path, TSA failing: the submission is refused with 55000 and the reason') or diag($err);
+	is($node->safe_psql('postgres', "SELECT status FROM ioffice.signature WHERE id = $sig"), 'pending',
+		'token path, TSA failing: the signature stays pending');
+
+	tsa_mode('ok');
+	is(as_actor($node, 'postgres', 'regress_kha', $submit), 'done', 'token path, TSA back: the same CMS is accepted');
+	my $f = $node->safe_psql('postgres', "SELECT signed_file_id FROM ioffice.signature WHERE id = $sig");
+	is(as_actor($node, 'postgres', 'regress_kha',
+			"SELECT concat_ws(':', valid, coalesce(reason, '-'), level, timestamped_at IS NOT NULL) FROM ioffice.verify($f)"),
+		't:-:B-LT:t', 'token path: the embedded signature carries the system\'s timestamp and the DSS (B-LT)');
+	my $signed = bytea_to_file($node, 'postgres', 'regress_kha', "(SELECT content FROM ioffice.file WHERE id = $f)", 'token-signed.pdf');
+	($out) = run_command([ 'pdfsig', $signed ]);
+	like($out, qr/Signature is Valid/, 'token path: pdfsig accepts the timestamped signature');
+	($out) = run_command([ 'qpdf', '--check', $signed ]);
+	like($out, qr/No syntax or stream encoding errors found/, 'token path: qpdf --check finds the PDF sound');
 }
 
 # --- a TSA that fails: the signature fails with the reason --------------------------
