@@ -41,6 +41,7 @@ OBJS = \
 	workers/convert_jobs.o \
 	workers/converter.o \
 	workers/pdf_sign.o \
+	workers/timestamp.o \
 	extension/pdf_helper.o \
 	extension/edxml.o \
 	extension/token_signing.o \

@@ -21,6 +21,7 @@
 #include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/ts.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -30,6 +31,7 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
 #include "ioffice.h"
 
@@ -277,12 +279,212 @@ typedef struct Verdict
 	bool		valid;
 	const char *reason;
 	char	   *subject;
+	const char *level;			/* PAdES baseline level reached, when valid */
+	bool		timestamped;	/* a signature timestamp that verifies */
+	TimestampTz timestamp_at;	/* its genTime */
 } Verdict;
 
-static Verdict
-verify_one(X509_STORE *store, bytea *cms_der, bytea *content)
+static int	hex_value(char c);
+
+/* an ASN1_GENERALIZEDTIME as a timestamptz (its seconds) */
+static bool
+asn1_time_tz(const ASN1_TIME *t, TimestampTz *out, time_t *secs)
 {
-	Verdict		v = {false, NULL, NULL};
+	struct tm	tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return false;
+	*secs = timegm(&tm);
+	*out = time_t_to_timestamptz(*secs);
+	return true;
+}
+
+/*
+ * The signature timestamp of SI (id-aa-signatureTimeStampToken, PAdES B-T),
+ * when it has one that verifies: granted by a certificate with the
+ * timeStamping purpose that chains to a registered anchor at the time it
+ * states, over the SHA-256 of SI's signature value.  Sets the verdict's
+ * timestamp, or says in *problem why the token present is not taken.
+ * The TSA's chain is checked at its genTime, not now: the token is what
+ * proves the signature existed then, and the TSA's certificate may expire
+ * later as the signer's does (revocation of the TSA is not looked up: its
+ * CA's list is not one the agency registers).
+ */
+static void
+check_timestamp(Verdict *v, CMS_SignerInfo *si, const char **problem)
+{
+	int			idx = CMS_unsigned_get_attr_by_NID(si, NID_id_smime_aa_timeStampToken, -1);
+	X509_ATTRIBUTE *attr;
+	ASN1_TYPE  *type;
+	const unsigned char *p;
+	PKCS7	   *token = NULL;
+	TS_TST_INFO *info = NULL;
+	TS_VERIFY_CTX *ctx = NULL;
+	X509_STORE *store = NULL;
+	ASN1_OCTET_STRING *sigval = CMS_SignerInfo_get0_signature(si);
+	unsigned char *imprint = NULL;
+	TimestampTz at;
+	time_t		secs;
+
+	*problem = NULL;
+	if (idx < 0)
+		return;
+	attr = CMS_unsigned_get_attr(si, idx);
+	type = attr ? X509_ATTRIBUTE_get0_type(attr, 0) : NULL;
+	if (type == NULL || type->type != V_ASN1_SEQUENCE)
+	{
+		*problem = "its timestamp cannot be read";
+		return;
+	}
+	p = type->value.sequence->data;
+	token = d2i_PKCS7(NULL, &p, type->value.sequence->length);
+	info = token ? PKCS7_to_TS_TST_INFO(token) : NULL;
+	if (info == NULL || !asn1_time_tz(TS_TST_INFO_get_time(info), &at, &secs))
+	{
+		*problem = "its timestamp cannot be read";
+		goto done;
+	}
+	imprint = OPENSSL_malloc(SHA256_DIGEST_LENGTH);
+	store = ioffice_trust_store();
+	ctx = TS_VERIFY_CTX_new();
+	if (imprint == NULL || store == NULL || ctx == NULL)
+	{
+		*problem = "its timestamp cannot be checked";
+		goto done;
+	}
+	SHA256(ASN1_STRING_get0_data(sigval), ASN1_STRING_length(sigval), imprint);
+	X509_VERIFY_PARAM_clear_flags(X509_STORE_get0_param(store), X509_V_FLAG_CRL_CHECK);
+	X509_VERIFY_PARAM_set_time(X509_STORE_get0_param(store), secs);
+	TS_VERIFY_CTX_set_flags(ctx, TS_VFY_VERSION | TS_VFY_SIGNATURE | TS_VFY_IMPRINT);
+	TS_VERIFY_CTX_set_imprint(ctx, imprint, SHA256_DIGEST_LENGTH);
+	imprint = NULL;				/* the context frees them */
+	TS_VERIFY_CTX_set_store(ctx, store);
+	store = NULL;
+	if (TS_RESP_verify_token(ctx, token) != 1)
+	{
+		unsigned long err = ERR_peek_last_error();
+
+		*problem = psprintf("its timestamp does not verify: %s",
+							ERR_reason_error_string(err) ? ERR_reason_error_string(err) : "unknown error");
+		goto done;
+	}
+	v->timestamped = true;
+	v->timestamp_at = at;
+done:
+	ERR_clear_error();
+	OPENSSL_free(imprint);
+	X509_STORE_free(store);
+	TS_VERIFY_CTX_free(ctx);
+	TS_TST_INFO_free(info);
+	PKCS7_free(token);
+}
+
+/*
+ * NULL when the signer's chain verifies at AT (the signature's timestamp),
+ * else NOW_REASON (why it fails now)
+ */
+static const char *
+signed_in_time(X509_STORE *store, X509 *signer, STACK_OF(X509) *certs, TimestampTz at,
+			   const char *now_reason, STACK_OF(X509) **chain)
+{
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	bool		ok;
+
+	ok = ctx != NULL && X509_STORE_CTX_init(ctx, store, signer, certs) == 1;
+	if (ok)
+	{
+		X509_STORE_CTX_set_time(ctx, 0, timestamptz_to_time_t(at));
+		ok = X509_verify_cert(ctx) == 1;
+	}
+	if (ok)
+		*chain = X509_STORE_CTX_get1_chain(ctx);
+	ERR_clear_error();
+	X509_STORE_CTX_free(ctx);
+	return ok ? NULL : now_reason;
+}
+
+/* is DER's hex one of the comma-separated items of LIST? */
+static bool
+hex_listed(const char *list, const unsigned char *der, int len)
+{
+	static const char hexd[] = "0123456789abcdef";
+	char	   *h = palloc(2 * len + 1);
+	size_t		hl = 2 * len;
+
+	for (int i = 0; i < len; i++)
+	{
+		h[2 * i] = hexd[der[i] >> 4];
+		h[2 * i + 1] = hexd[der[i] & 15];
+	}
+	h[hl] = '\0';
+	for (const char *p = list; p && *p; p = strchr(p, ','), p = p ? p + 1 : NULL)
+		if (strncmp(p, h, hl) == 0 && (p[hl] == ',' || p[hl] == '\0'))
+			return true;
+	return false;
+}
+
+/* does one list of DSS_CRLS have ISSUER as its issuer? */
+static bool
+crl_listed(const char *list, const X509_NAME *issuer)
+{
+	for (const char *p = list; p && *p; p = strchr(p, ','), p = p ? p + 1 : NULL)
+	{
+		size_t		n = strcspn(p, ",");
+		unsigned char *der = palloc(n / 2 + 1);
+		const unsigned char *d = der;
+		X509_CRL   *crl;
+		bool		same;
+
+		for (size_t i = 0; i + 1 < n; i += 2)
+			der[i / 2] = (unsigned char) (hex_value(p[i]) << 4 | hex_value(p[i + 1]));
+		crl = d2i_X509_CRL(NULL, &d, n / 2);
+		same = crl != NULL && X509_NAME_cmp(X509_CRL_get_issuer(crl), issuer) == 0;
+		X509_CRL_free(crl);
+		pfree(der);
+		if (same)
+			return true;
+	}
+	ERR_clear_error();
+	return false;
+}
+
+/*
+ * B-LT: the document's DSS ("certs\tcrls", hex DER, comma separated) holds
+ * every certificate of CHAIN and a revocation list of every issuer in it
+ * (the anchor's own, self-issued, needs none)
+ */
+static bool
+chain_in_dss(const char *dss, STACK_OF(X509) *chain)
+{
+	const char *tab;
+	char	   *certs;
+
+	if (dss == NULL || chain == NULL || (tab = strchr(dss, '\t')) == NULL)
+		return false;
+	certs = pnstrdup(dss, tab - dss);
+	for (int i = 0; i < sk_X509_num(chain); i++)
+	{
+		X509	   *x = sk_X509_value(chain, i);
+		unsigned char *der = NULL;
+		int			len = i2d_X509(x, &der);
+		bool		listed = len > 0 && hex_listed(certs, der, len);
+
+		OPENSSL_free(der);
+		if (!listed)
+			return false;
+		if (X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) != 0 &&
+			!crl_listed(tab + 1, X509_get_issuer_name(x)))
+			return false;
+	}
+	return true;
+}
+
+static Verdict
+verify_one(X509_STORE *store, bytea *cms_der, bytea *content, const char *dss)
+{
+	Verdict		v = {false, NULL, NULL, NULL, false, 0};
+	const char *ts_problem = NULL;
+	STACK_OF(X509) *chain = NULL;
 	BIO		   *der = BIO_new_mem_buf(VARDATA_ANY(cms_der), VARSIZE_ANY_EXHDR(cms_der));
 	BIO		   *data = BIO_new_mem_buf(VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content));
 	CMS_ContentInfo *cms = d2i_CMS_bio(der, NULL);
@@ -324,6 +526,8 @@ verify_one(X509_STORE *store, bytea *cms_der, bytea *content)
 		goto done;
 	}
 	v.subject = x509_name_text(X509_get_subject_name(sk_X509_value(signers, 0)));
+	if (sk_CMS_SignerInfo_num(CMS_get0_SignerInfos(cms)) > 0)
+		check_timestamp(&v, sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0), &ts_problem);
 
 	/* 2. the signer's chain, now, against the registered anchors and lists */
 	certs = CMS_get1_certs(cms);
@@ -340,12 +544,33 @@ verify_one(X509_STORE *store, bytea *cms_der, bytea *content)
 		v.reason = ioffice_chain_reason(err);
 		if (v.reason == NULL)
 			v.reason = psprintf("untrusted chain: %s", X509_verify_cert_error_string(err));
-		goto done;
+
+		/*
+		 * Long-term validity: a chain that fails now (expired, its lists
+		 * out of date) but held at the time the signature's timestamp
+		 * proves it existed was valid when it was made.  A revoked
+		 * certificate stays refused: the lists do not say here whether
+		 * the revocation came after the timestamp.
+		 */
+		if (v.timestamped && err != X509_V_ERR_CERT_REVOKED &&
+			(v.reason = signed_in_time(store, sk_X509_value(signers, 0), certs, v.timestamp_at,
+									   v.reason, &chain)) == NULL)
+			v.reason = psprintf("valid at signing time (timestamp); now: %s",
+								ioffice_chain_reason(err) ? ioffice_chain_reason(err)
+								: X509_verify_cert_error_string(err));
+		else
+			goto done;
 	}
 	v.valid = true;
+	if (chain == NULL)
+		chain = X509_STORE_CTX_get1_chain(ctx);
+	v.level = !v.timestamped ? "B-B" : chain_in_dss(dss, chain) ? "B-LT" : "B-T";
+	if (ts_problem != NULL && v.reason == NULL)
+		v.reason = ts_problem;
 
 done:
 	ERR_clear_error();
+	sk_X509_pop_free(chain, X509_free);
 	X509_STORE_CTX_free(ctx);
 	sk_X509_pop_free(certs, X509_free);
 	sk_X509_free(signers);
@@ -366,7 +591,7 @@ done:
  * is what the helper read) and the CMS verified over the ByteRange's bytes.
  * ------------------------------------------------------------------------
  */
-#define VERIFY_COLUMNS 8
+#define VERIFY_COLUMNS 10
 
 typedef struct VerifyRow
 {
@@ -402,6 +627,10 @@ put_row(ReturnSetInfo *rsinfo, VerifyRow *r)
 	n[6] = !r->embedded || r->revision <= 0;
 	v[7] = r->after ? CStringGetTextDatum(r->after) : (Datum) 0;
 	n[7] = r->after == NULL;
+	v[8] = r->verdict.level ? CStringGetTextDatum(r->verdict.level) : (Datum) 0;
+	n[8] = r->verdict.level == NULL;
+	v[9] = TimestampTzGetDatum(r->verdict.timestamp_at);
+	n[9] = !r->verdict.timestamped;
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 }
 
@@ -521,7 +750,8 @@ recorded_signer(VerifyRow *row, bytea *der, int64 file)
  * /Name, what came after, the /Contents hex.
  */
 static void
-embedded_row(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content, int64 file, char *line)
+embedded_row(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content, int64 file, char *line,
+			 const char *dss)
 {
 	char	   *f[8];
 	int			nf = 0;
@@ -580,11 +810,12 @@ embedded_row(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content, int64 fil
 	initStringInfo(&signed_bytes);
 	appendBinaryStringInfo(&signed_bytes, pdf, br[1]);
 	appendBinaryStringInfo(&signed_bytes, pdf + br[2], br[3]);
-	row.verdict = verify_one(store, der, ioffice_bytea(signed_bytes.data, signed_bytes.len));
+	row.verdict = verify_one(store, der, ioffice_bytea(signed_bytes.data, signed_bytes.len), dss);
 	if (row.verdict.valid && strncmp(row.after, "content", 7) == 0)
 	{
 		row.verdict.valid = false;
 		row.verdict.reason = "the document was changed after this signature";
+		row.verdict.level = NULL;
 	}
 	put_row(rsinfo, &row);
 }
@@ -604,6 +835,7 @@ embedded_rows(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content, int64 fi
 	VerifyRow	row;
 	char	   *line;
 	char	   *next;
+	const char *dss = NULL;
 
 	memset(&row, 0, sizeof(row));
 	row.embedded = true;
@@ -624,13 +856,16 @@ embedded_rows(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content, int64 fi
 		put_row(rsinfo, &row);
 		return;
 	}
+	/* the DSS line ("dss\t<certs>\t<crls>") comes first, when there is one */
 	for (line = out.data; line && *line; line = next)
 	{
 		next = strchr(line, '\n');
 		if (next)
 			*next++ = '\0';
-		if (strncmp(line, "sig\t", 4) == 0)
-			embedded_row(rsinfo, store, content, file, line);
+		if (strncmp(line, "dss\t", 4) == 0)
+			dss = line + 4;
+		else if (strncmp(line, "sig\t", 4) == 0)
+			embedded_row(rsinfo, store, content, file, line, dss);
 	}
 }
 
@@ -702,7 +937,7 @@ ioffice_verify(PG_FUNCTION_ARGS)
 				row.verdict.subject = NULL;
 			}
 			else
-				row.verdict = verify_one(store, DatumGetByteaPP(der), content);
+				row.verdict = verify_one(store, DatumGetByteaPP(der), content, NULL);
 			row.signer = SPI_getvalue(tup, sigs->tupdesc, 1);
 			row.kind = SPI_getvalue(tup, sigs->tupdesc, 2);
 			row.signed_at = DatumGetTimestampTz(SPI_getbinval(tup, sigs->tupdesc, 3, &isnull));

@@ -1041,17 +1041,44 @@ ioffice_submit_signature(PG_FUNCTION_ARGS)
 	if (c.sqlstate != 0)
 		refuse(&s, "the submission", c.sqlstate, c.message, c.detail);
 
+	/*
+	 * PAdES B-T: the system adds the signature timestamp to the accepted
+	 * CMS (workers/timestamp.c).  A TSA that cannot give one refuses the
+	 * submission: the signature stays pending, the signer submits again.
+	 */
+	if (ioffice_timestamp_wanted())
+	{
+		char	   *why = NULL;
+		bytea	   *stamped = ioffice_timestamp_cms(der, &why);
+
+		if (stamped == NULL)
+			refuse(&s, "the submission", ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+				   "the signature cannot be timestamped now", why);
+		der = stamped;
+	}
+
 	/* as the worker records its signature */
 	if (k.prepared)
 	{
 		char	   *signed_pdf = ioffice_pdf_embed(VARDATA_ANY(k.prepared),
 												   VARSIZE_ANY_EXHDR(k.prepared), k.br, der);
+		size_t		signed_len = VARSIZE_ANY_EXHDR(k.prepared);
 
 		if (signed_pdf == NULL)
 			refuse(&s, "the submission", ERRCODE_INVALID_PARAMETER_VALUE,
 				   "the signature does not fit the room reserved in the PDF", NULL);
+		/* PAdES B-LT: the chains and lists in the document security store */
+		if (ioffice_timestamp_wanted())
+		{
+			char	   *why = NULL;
+
+			signed_pdf = ioffice_pdf_add_dss(signed_pdf, signed_len, der, false, &signed_len, &why);
+			if (signed_pdf == NULL)
+				refuse(&s, "the submission", ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+					   "the document security store cannot be written now", why);
+		}
 		signed_file = ioffice_pdf_store_version(s.document, k.file_name, k.file, s.signer,
-												signed_pdf, VARSIZE_ANY_EXHDR(k.prepared));
+												signed_pdf, signed_len);
 	}
 	v[0] = Int64GetDatum(s.id);
 	v[1] = PointerGetDatum(der);

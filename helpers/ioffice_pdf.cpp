@@ -52,6 +52,16 @@
  *     "content: <what>" (a later revision changed pages or other objects).
  *     Then "end <count>".
  *
+ *   dss (served only)
+ *     Appends an incremental update with the Document Security Store (PAdES
+ *     B-LT, ETSI EN 319 142-1 5.4): the catalog's /DSS with /Certs and /CRLs,
+ *     streams of the DER certificates and revocation lists given after the
+ *     PDF (room: the certificates' bytes, then the lists).  An existing
+ *     /DSS keeps its entries; what it already holds is not added twice.
+ *     Answers "ok 0 0 0 0 <length>\n" then the file's bytes.  In the
+ *     "signatures" answer, a line "dss\t<certs>\t<crls>" (hex DER, comma
+ *     separated) comes first when the file has one.
+ *
  * Errors: "error\t<message>" and exit status 2 when the input is not a PDF
  * this library can read; 1 for anything else.
  *
@@ -1018,6 +1028,8 @@ string_of(const PdfDictionary &d, const char *key)
 	return "";
 }
 
+static void print_dss(PdfMemDocument &doc);
+
 static int
 signatures(const std::string &pdf)
 {
@@ -1025,6 +1037,7 @@ signatures(const std::string &pdf)
 	int			count = 0;
 
 	doc.LoadFromBuffer(pdf.data(), (long) pdf.size(), false);
+	print_dss(doc);
 	for (PdfObject *o : doc.GetObjects())
 	{
 		if (!o->IsDictionary())
@@ -1088,6 +1101,186 @@ signatures(const std::string &pdf)
 	}
 	printf("end %d\n", count);
 	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * dss: the Document Security Store
+ * ------------------------------------------------------------------------
+ */
+
+/* DER items one after the other (each a SEQUENCE), split by their headers */
+static bool
+split_der(const std::string &blob, std::vector<std::string> &items)
+{
+	size_t		at = 0;
+
+	while (at < blob.size())
+	{
+		if (blob.size() - at < 2 || (unsigned char) blob[at] != 0x30)
+			return false;
+		unsigned char l = (unsigned char) blob[at + 1];
+		size_t		head = 2;
+		size_t		len = l;
+
+		if (l & 0x80)
+		{
+			size_t		n = l & 0x7f;
+
+			if (n < 1 || n > 4 || blob.size() - at < 2 + n)
+				return false;
+			len = 0;
+			for (size_t i = 0; i < n; i++)
+				len = len << 8 | (unsigned char) blob[at + 2 + i];
+			head = 2 + n;
+		}
+		if (len > blob.size() - at - head)
+			return false;
+		items.push_back(blob.substr(at, head + len));
+		at += head + len;
+	}
+	return true;
+}
+
+/* the decoded bytes of a stream the object (or the reference) names; "" if none */
+static std::string
+stream_bytes(PdfMemDocument &doc, const PdfObject *o)
+{
+	std::string s;
+
+	if (o != NULL && o->IsReference())
+		o = doc.GetObjects().GetObject(o->GetReference());
+	if (o == NULL || !o->HasStream())
+		return s;
+	char	   *buf = NULL;
+	pdf_long	len = 0;
+
+	const_cast<PdfObject *>(o)->GetStream()->GetFilteredCopy(&buf, &len);
+	s.assign(buf, len);
+	podofo_free(buf);
+	return s;
+}
+
+/* the DSS dictionary of the catalog, or NULL */
+static PdfObject *
+dss_of(PdfMemDocument &doc)
+{
+	PdfObject  *d = doc.GetCatalog()->GetDictionary().GetKey("DSS");
+
+	if (d != NULL && d->IsReference())
+		d = doc.GetObjects().GetObject(d->GetReference());
+	return (d != NULL && d->IsDictionary()) ? d : NULL;
+}
+
+/* one array of the DSS: the old entries, then a stream for each new item */
+static PdfArray
+dss_array(PdfMemDocument &doc, PdfObject *old_dss, const char *key,
+		  const std::vector<std::string> &items)
+{
+	PdfArray	a;
+	std::vector<std::string> have;
+	const PdfObject *old = old_dss ? old_dss->GetDictionary().GetKey(key) : NULL;
+
+	if (old != NULL && old->IsReference())
+		old = doc.GetObjects().GetObject(old->GetReference());
+	if (old != NULL && old->IsArray())
+		for (const PdfObject &e : old->GetArray())
+		{
+			a.push_back(e);
+			have.push_back(stream_bytes(doc, &e));
+		}
+	for (const std::string &item : items)
+	{
+		if (std::find(have.begin(), have.end(), item) != have.end())
+			continue;
+		PdfObject  *o = doc.GetObjects().CreateObject(PdfDictionary());
+
+		/* raw DER, no filter: what a verifier reads is the certificate itself */
+		o->GetStream()->Set(item.data(), (pdf_long) item.size(), TVecFilters());
+		a.push_back(PdfObject(o->Reference()));
+		have.push_back(item);
+	}
+	return a;
+}
+
+static int
+dss(const std::string &pdf, const PrepareOptions &opt)
+{
+	PdfMemDocument doc;
+	PdfRefCountedBuffer out;
+	std::vector<std::string> certs;
+	std::vector<std::string> crls;
+
+	if (opt.room > opt.image.size() || !split_der(opt.image.substr(0, opt.room), certs) ||
+		!split_der(opt.image.substr(opt.room), crls))
+	{
+		fputs("error\tthe certificates and revocation lists are not DER\n", stdout);
+		return 1;
+	}
+	doc.LoadFromBuffer(pdf.data(), (long) pdf.size(), true);
+	if (doc.GetEncrypted())
+	{
+		fputs("error\tthe PDF is encrypted\n", stdout);
+		return 2;
+	}
+	{
+		PdfObject  *old = dss_of(doc);
+		/* keys added to the new object, not given at its creation: only a
+		 * changed object is written by WriteUpdate */
+		PdfObject  *o = doc.GetObjects().CreateObject(PdfDictionary());
+		PdfDictionary &d = o->GetDictionary();
+
+		d.AddKey("Certs", dss_array(doc, old, "Certs", certs));
+		d.AddKey("CRLs", dss_array(doc, old, "CRLs", crls));
+		if (old != NULL && old->GetDictionary().HasKey("OCSPs"))
+			d.AddKey("OCSPs", *old->GetDictionary().GetKey("OCSPs"));
+		if (old != NULL && old->GetDictionary().HasKey("VRI"))
+			d.AddKey("VRI", *old->GetDictionary().GetKey("VRI"));
+		doc.GetCatalog()->GetDictionary().AddKey("DSS", o->Reference());
+	}
+	{
+		PdfOutputDevice dev(&out);
+
+		doc.WriteUpdate(&dev, true);
+		if (dev.GetLength() <= pdf.size() || memcmp(out.GetBuffer(), pdf.data(), pdf.size()) != 0)
+			throw PdfError(ePdfError_InternalLogic, __FILE__, __LINE__,
+						   "the update does not begin with the input");
+		printf("ok 0 0 0 0 %zu\n", (size_t) dev.GetLength());
+		fflush(stdout);
+		write_all(out.GetBuffer(), dev.GetLength());
+	}
+	return 0;
+}
+
+/* the "dss" line of the signatures answer */
+static void
+print_dss(PdfMemDocument &doc)
+{
+	PdfObject  *d = dss_of(doc);
+
+	if (d == NULL)
+		return;
+	fputs("dss\t", stdout);
+	for (const char *key : {"Certs", "CRLs"})
+	{
+		const PdfObject *a = d->GetDictionary().GetKey(key);
+		bool		first = true;
+
+		if (a != NULL && a->IsReference())
+			a = doc.GetObjects().GetObject(a->GetReference());
+		if (a != NULL && a->IsArray())
+			for (const PdfObject &e : a->GetArray())
+			{
+				std::string der = stream_bytes(doc, &e);
+
+				if (der.empty() || der.size() > 65536)
+					continue;
+				if (!first)
+					fputc(',', stdout);
+				fputs(hex(der).c_str(), stdout);
+				first = false;
+			}
+		fputc(strcmp(key, "Certs") == 0 ? '\t' : '\n', stdout);
+	}
 }
 
 /* one command on one PDF: its answer on stdout, and the status */
@@ -1179,6 +1372,8 @@ run_one(const std::string &command, const std::string &pdf, const PrepareOptions
 			return prepare(pdf, opt);
 		if (command == "mark")
 			return mark(pdf, opt);
+		if (command == "dss")
+			return dss(pdf, opt);
 		return signatures(pdf);
 	}
 	catch (const PdfError &e)
@@ -1259,7 +1454,7 @@ serve(rlim_t budget)
 		opt.month = field(header, at);
 		opt.year = field(header, at);
 		opt.corner = field(header, at);
-		if (command != "prepare" && command != "signatures")
+		if (command != "prepare" && command != "signatures" && command != "dss")
 			return 1;
 		try
 		{

@@ -6155,3 +6155,15 @@ COMMENT ON FUNCTION send_reminders() IS
   'Sends (notify.email, or notify.sms) the reminders due now, each once: a task coming due (ioffice.reminder_lead_days working days ahead) and overdue, to its person; on working days, one digest a day to each unit leader of their units'' due and overdue tasks; the worker calls it; returns the events'' count';
 REVOKE ALL ON FUNCTION send_reminders() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION send_reminders() TO ioffice_admin;
+
+-- ==== timestamps ====
+-- PAdES B-T and B-LT (issue 13 item 4): verify() says the level reached and
+-- the time a signature's timestamp proves
+DROP FUNCTION verify(bigint);
+CREATE FUNCTION verify(file bigint)
+    RETURNS TABLE (signer text, kind text, signed_at timestamptz, subject text, valid boolean, reason text,
+                   revision int, after_signing text, level text, timestamped_at timestamptz)
+    AS 'MODULE_PATHNAME', 'ioffice_verify'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION verify(bigint) IS
+  'Every signature on a file, detached or embedded in a PDF (revision, and what later revisions added: none, signatures, or content), checked against the registered trust anchors and revocation lists (Kiểm tra VB đã ký); level: the PAdES baseline level reached (B-B, B-T with a signature timestamp, B-LT with the chain and revocation lists in the document''s DSS), timestamped_at: the time the timestamp proves; a signature whose certificate expired after its timestamp is valid at signing time';

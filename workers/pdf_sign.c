@@ -360,6 +360,9 @@ ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key
 	r.cms = ioffice_sign_pades_digest(cert_pem, key_file, p.digest, &r.reason);
 	if (r.cms == NULL)
 		return r;
+	/* PAdES B-T: its timestamp, when a TSA is configured (timestamp.c) */
+	if (ioffice_timestamp_wanted() && (r.cms = ioffice_timestamp_cms(r.cms, &r.reason)) == NULL)
+		return r;
 	signed_pdf = ioffice_pdf_embed(p.pdf, p.len, p.br, r.cms);
 	if (signed_pdf == NULL)
 	{
@@ -367,6 +370,20 @@ ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key
 							VARSIZE_ANY_EXHDR(r.cms), PADES_ROOM);
 		r.cms = NULL;
 		return r;
+	}
+
+	/* PAdES B-LT: with the timestamp, the chains and lists in the DSS */
+	if (ioffice_timestamp_wanted())
+	{
+		size_t		len;
+
+		signed_pdf = ioffice_pdf_add_dss(signed_pdf, p.len, r.cms, true, &len, &r.reason);
+		if (signed_pdf == NULL)
+		{
+			r.cms = NULL;
+			return r;
+		}
+		p.len = len;
 	}
 
 	/* the signed PDF: the next version of the file */

@@ -937,10 +937,29 @@ confirmed(Txn *t, const char *b64, int b64_len)
 										  detail ? detail : ""));
 		return;
 	}
+	/*
+	 * PAdES B-T: the system adds the signature timestamp to the accepted
+	 * CMS (timestamp.c); without one the signature fails, never made
+	 * without its timestamp.
+	 */
+	if (ioffice_timestamp_wanted())
+	{
+		char	   *why = NULL;
+		bytea	   *stamped = ioffice_timestamp_cms(der, &why);
+
+		if (stamped == NULL)
+		{
+			end_without(t, "failed", psprintf("the signature from the signing service \"%s\" cannot be timestamped: %s",
+											  t->provider, why));
+			return;
+		}
+		der = stamped;
+	}
 	if (t->prepared)
 	{
 		char	   *signed_pdf = ioffice_pdf_embed(VARDATA_ANY(t->prepared),
 												   VARSIZE_ANY_EXHDR(t->prepared), t->br, der);
+		size_t		signed_len = VARSIZE_ANY_EXHDR(t->prepared);
 
 		if (signed_pdf == NULL)
 		{
@@ -948,8 +967,20 @@ confirmed(Txn *t, const char *b64, int b64_len)
 											  t->provider));
 			return;
 		}
+		/* PAdES B-LT: the chains and lists in the document security store */
+		if (ioffice_timestamp_wanted())
+		{
+			char	   *why = NULL;
+
+			signed_pdf = ioffice_pdf_add_dss(signed_pdf, signed_len, der, true, &signed_len, &why);
+			if (signed_pdf == NULL)
+			{
+				end_without(t, "failed", why);
+				return;
+			}
+		}
 		signed_file = ioffice_pdf_store_version(t->document, t->file_name, t->file, t->person,
-												signed_pdf, VARSIZE_ANY_EXHDR(t->prepared));
+												signed_pdf, signed_len);
 	}
 	v[0] = Int64GetDatum(t->signature);
 	v[1] = PointerGetDatum(der);

@@ -320,6 +320,10 @@ sign_job(SignJob *job)
 	job->ok = r.ok;
 	job->reason = r.reason;
 	job->cms = r.cms;
+	/* CAdES-T: the detached signature's timestamp too (timestamp.c) */
+	if (job->ok && ioffice_timestamp_wanted() &&
+		(job->cms = ioffice_timestamp_cms(r.cms, &job->reason)) == NULL)
+		job->ok = false;
 }
 
 static ArrayType *

@@ -246,6 +246,7 @@ ioffice_worker_init(void)
 	ioffice_outbox_delivery_init();
 	ioffice_remote_signing_init();
 	ioffice_convert_init();
+	ioffice_timestamp_init();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

@@ -159,6 +159,15 @@ extern bool ioffice_signed_attrs_der(struct CMS_SignerInfo_st *si, StringInfo ou
 extern bytea *ioffice_sign_pades_digest(const char *cert_pem, const char *key_file,
 										const unsigned char *sha256, char **reason);
 
+/* timestamp.c: PAdES B-T, an RFC 3161 timestamp on a signature (ioffice.tsa_url) */
+extern char *ioffice_tsa_url;
+extern int	ioffice_tsa_timeout;
+extern void ioffice_timestamp_init(void);
+extern bool ioffice_timestamp_wanted(void);
+extern bytea *ioffice_timestamp_cms(bytea *cms_der, char **reason);
+extern char *ioffice_pdf_add_dss(const char *signed_pdf, size_t len, bytea *cms, bool served,
+								 size_t *out_len, char **reason);
+
 /* pdf_sign.c: a PAdES signature as an incremental update of a PDF */
 typedef struct IofficePdfLook
 {

@@ -197,11 +197,11 @@ CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON crl
 
 CREATE FUNCTION verify(file bigint)
     RETURNS TABLE (signer text, kind text, signed_at timestamptz, subject text, valid boolean, reason text,
-                   revision int, after_signing text)
+                   revision int, after_signing text, level text, timestamped_at timestamptz)
     AS 'MODULE_PATHNAME', 'ioffice_verify'
     LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION verify(bigint) IS
-  'Every signature on a file, detached or embedded in a PDF (revision, and what later revisions added: none, signatures, or content), checked against the registered trust anchors and revocation lists (Kiểm tra VB đã ký)';
+  'Every signature on a file, detached or embedded in a PDF (revision, and what later revisions added: none, signatures, or content), checked against the registered trust anchors and revocation lists (Kiểm tra VB đã ký); level: the PAdES baseline level reached (B-B, B-T with a signature timestamp, B-LT with the chain and revocation lists in the document''s DSS), timestamped_at: the time the timestamp proves; a signature whose certificate expired after its timestamp is valid at signing time';
 
 -- one row per served database: its signer's and its deliverer's processes
 -- (pid, state and started_at of the row are the signer's; state shows the
