@@ -611,6 +611,17 @@ ioffice_worker_axis_step(void)
 				take_sends(axes);
 			take_pulls(axes, now);
 		}
+		else
+		{
+			/* no axis any more: what was listed is listed again later */
+			for (int i = 0; i < npending; i++)
+			{
+				pfree(pending[i].doc_id);
+				if (pending[i].reason)
+					pfree(pending[i].reason);
+			}
+			npending = 0;
+		}
 	}
 	PG_CATCH();
 	{

@@ -35,7 +35,7 @@ my $chain = slurp_file("$pki/intermediate.pem");
 my %secret = ('000.00.32.H41' => 'secret-of-sop-cop-0123456789', '000.00.00.G22' => 'secret-of-vpcp-0123456789');
 {
 	open my $fh, '>', "$dir/axis.json" or die;
-	print $fh JSON::PP->new->encode({ systems => \%secret });
+	print $fh JSON::PP->new->encode({ systems => \%secret, endpoint_secret => 'endpoint-secret-0123456789' });
 	close $fh;
 }
 my $standin_pid = fork // die "fork: $!";
@@ -221,6 +221,24 @@ is(wait_for($a, "SELECT status FROM ioffice.signature WHERE document_id = $doc4 
 mode('normal');
 is(wait_for($b, 'SELECT count(*) FROM ioffice.edxml_received', '4', 90), '4', 'the slow package arrives too');
 like($b->safe_psql('postgres', 'SELECT last_error FROM ioffice.worker_status'), qr/./, 'the worker noted the axis\'s errors');
+
+# --- the other transport: packages posted to an endpoint row ------------------------------------
+$a->safe_psql('postgres', qq{
+INSERT INTO ioffice.endpoint (name, url, secret, events)
+VALUES ('axis-post', 'http://127.0.0.1:$port/endpoint', 'endpoint-secret-0123456789', '{edxml.package}');
+UPDATE ioffice.exchange_axis SET transport = 'endpoint', url = NULL, system_id = NULL, secret = NULL,
+       endpoint_id = (SELECT id FROM ioffice.endpoint WHERE name = 'axis-post');
+});
+my $doc5 = issue('Văn bản gửi qua endpoint');
+is(wait_for($a, "SELECT state FROM ioffice.edxml_outgoing WHERE document_id = $doc5", 'sent'), 'sent',
+	'the endpoint transport posts the package');
+my @posted = @{ stats()->{posted} };
+is(scalar(@posted), 1, 'once');
+is(join(' ', $posted[0]{to}[0], $posted[0]{kind}, $posted[0]{event}, $posted[0]{signed} ? 'sealed' : 'unsealed'),
+	'000.00.00.G22 edoc edxml.edoc sealed', 'to B, sealed, its HMAC and idempotency key checked by the receiver');
+is($posted[0]{key}, $a->safe_psql('postgres', "SELECT idempotency_key FROM ioffice.edxml_outgoing WHERE document_id = $doc5"),
+	'with the row\'s idempotency key');
+is($a->safe_psql('postgres', q{SELECT count(*) FROM ioffice.outbox}), '0', 'and no outbox event for the endpoint');
 
 kill 'TERM', $standin_pid;
 waitpid($standin_pid, 0);

@@ -14,6 +14,9 @@ carry systemid, timestamp (ms) and signature = base64(HMAC-SHA256(secret,
   GET  /getReceivedEdocList {"status": "OK", "data": [{"docId": ...}]} for the caller
   GET  /getEdoc            header docid: the package
   POST /updateStatus       {"docId", "status": done|fail, "description"}: taken off the list
+  POST /endpoint           the endpoint transport: the package as the body,
+                           X-Ioffice-Signature: sha256=<hex HMAC of the body with
+                           CONFIG's "endpoint_secret">, Idempotency-Key
   POST /control/mode       {"mode": normal|down|slow|duplicate|malformed}
   GET  /control/stats      what was sent, acknowledged, refused
 """
@@ -37,7 +40,7 @@ mode = {'mode': 'normal'}
 boxes = {}          # systemid -> [docId, ...] not yet acknowledged
 packages = {}       # docId -> (bytes, messagetype, sender)
 seen_keys = set()
-stats = {'sent': [], 'acks': [], 'fetched': 0, 'lists': 0}
+stats = {'sent': [], 'acks': [], 'fetched': 0, 'lists': 0, 'posted': []}
 
 
 def recipients(pkg):
@@ -96,6 +99,20 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(503, {'status': 'FAIL', 'error': 'the axis is down'})
         if m == 'slow':
             time.sleep(3)
+        if self.path == '/endpoint':
+            raw = self.body()
+            mac = 'sha256=' + hmac.new(config['endpoint_secret'].encode(), raw, hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(mac, self.headers.get('X-Ioffice-Signature', '')):
+                return self.answer(401, {'error': 'bad signature'})
+            try:
+                to, kind, code = recipients(raw)
+            except Exception as e:
+                return self.answer(400, {'error': f'not an edXML package: {e}'})
+            with lock:
+                stats['posted'].append({'to': to, 'kind': kind, 'key': self.headers.get('Idempotency-Key'),
+                                        'event': self.headers.get('X-Ioffice-Event'),
+                                        'signed': b'SignatureValue' in raw})
+            return self.answer(200, {'status': 'OK'})
         sid = self.caller()
         if sid is None:
             self.body()
