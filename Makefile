@@ -54,7 +54,10 @@ OBJS = \
 	extension/search_export.o \
 	workers/text_jobs.o \
 	workers/outbox_delivery.o \
-	workers/remote_signing.o
+	workers/remote_signing.o \
+	workers/http_calls.o \
+	workers/axis_transport.o \
+	workers/edxml_exchange.o
 
 # The install script of the current version is built from its parts, one
 # concern per file, in the order of their numbers; each upgrade script is a

@@ -12,7 +12,11 @@
  *	  stdout: one JSON object: the fields of the MessageHeader, the
  *	  TraceHeaderList's Bussiness, the attachments (base64 again, with their
  *	  size and SHA-256), and "signature": {"status": "valid" | "invalid" |
- *	  "missing", "reason", "subject"}.  Exit 0.
+ *	  "missing", "reason", "subject"}, and "kind": "document".  A status
+ *	  package (a MessageHeader with StatusCode) answers "kind": "status"
+ *	  with From, status_code, description, timestamp, response_for
+ *	  (organ_id, document_id, code), staff, department and the signature.
+ *	  Exit 0.
  *	  A package that is not one, or whose field breaks a limit of the
  *	  standard or is missing: {"error": "...", "field": "..."}, exit 2.
  *
@@ -626,6 +630,33 @@ parse(const char *data, size_t len)
 	return doc;
 }
 
+/*
+ * A status package (EDXML.md): From, ResponseFor (the document answered:
+ * OrganId, DocumentId), StatusCode (two digits), Description, Timestamp,
+ * StaffInfo.  "kind": "status".
+ */
+static void
+add_status(Buf *b, xmlNodePtr mh)
+{
+	char	   *code = field(mh, "StatusCode", 1, 2, 0);
+
+	if (strlen(code) != 2 || !isdigit((unsigned char) code[0]) || !isdigit((unsigned char) code[1]))
+		refuse("StatusCode", "StatusCode must be two digits");
+	if (child(mh, "ResponseFor") == NULL)
+		refuse("ResponseFor", "ResponseFor is missing");
+	buf_str(b, ",\"kind\":\"status\"");
+	buf_key(b, "status_code", code);
+	buf_key(b, "description", field(mh, "Description", 0, 2000, 0));
+	buf_key(b, "timestamp", field(mh, "Timestamp", 0, 19, 0));
+	buf_str(b, ",\"response_for\":{");
+	buf_key(b, "organ_id", field(mh, "ResponseFor/OrganId", 1, 13, 0));
+	buf_key(b, "document_id", field(mh, "ResponseFor/DocumentId", 1, 100, 0));
+	buf_key(b, "code", field(mh, "ResponseFor/Code", 0, 42, 0));
+	buf_str(b, "}");
+	buf_key(b, "staff", field(mh, "StaffInfo/Staff", 0, 200, 0));
+	buf_key(b, "department", field(mh, "StaffInfo/Department", 0, 200, 0));
+}
+
 static int
 mode_read(size_t max)
 {
@@ -672,6 +703,16 @@ mode_read(size_t max)
 	if (child(mh, "From") == NULL)
 		refuse("From", "From is missing");
 	add_organ(&b, child(mh, "From"), "From");
+	if (child(mh, "StatusCode") != NULL)
+	{
+		add_status(&b, mh);
+		add_signature(&b, doc, pem, pem_len);
+		buf_str(&b, "}\n");
+		xmlFreeDoc(doc);
+		fwrite(b.data, 1, b.len, stdout);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
+	buf_str(&b, ",\"kind\":\"document\"");
 	buf_str(&b, ",\"to\":[");
 	count = 0;
 	for (n = mh->children; n; n = n->next)

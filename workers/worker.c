@@ -702,6 +702,7 @@ signer_loop(void)
 		bool		converted = false;
 		bool		audit_more = false;
 		bool		remote_more = false;
+		bool		axis_more = false;
 		pgsocket	converter;
 		long		timeout;
 
@@ -735,6 +736,7 @@ signer_loop(void)
 			record_refusals();
 			audit_more = audit_step();
 			remote_more = ioffice_worker_remote_step();
+			axis_more = ioffice_worker_axis_step();
 			set_state(ioffice_worker_convert_socket() != PGINVALID_SOCKET ? "converting" : "idle");
 		}
 
@@ -742,7 +744,8 @@ signer_loop(void)
 		 * a full batch: there may be more waiting, go on at once; likewise
 		 * after a conversion (its PDF waits to be signed)
 		 */
-		if (signed_jobs >= ioffice_worker_batch || converted || audit_more || remote_more)
+		if (signed_jobs >= ioffice_worker_batch || converted || audit_more || remote_more ||
+			axis_more)
 			continue;
 		converter = ioffice_worker_convert_socket();
 		timeout = ioffice_worker_convert_wait_ms(ioffice_worker_audit_wait_ms(ioffice_worker_naptime * 1000L));
@@ -755,14 +758,23 @@ signer_loop(void)
 		 */
 		if (ioffice_worker_remote_flying() && converter == PGINVALID_SOCKET)
 		{
-			ioffice_worker_remote_wait(timeout);
+			/* the axis's calls (edxml_exchange.c) are collected every 50 ms */
+			ioffice_worker_remote_wait(ioffice_worker_axis_flying() ? Min(timeout, 50L) : timeout);
+			continue;
+		}
+		timeout = ioffice_worker_axis_wait_ms(timeout);
+		if (ioffice_worker_axis_flying() && converter == PGINVALID_SOCKET)
+		{
+			/* the axis's sockets, up to 100 ms, then the latch and the steps */
+			ioffice_worker_axis_wait(Max(timeout, 1L));
 			continue;
 		}
 		timeout = ioffice_worker_remote_wait_ms(timeout);
 		(void) WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH |
 								 (converter != PGINVALID_SOCKET ? WL_SOCKET_READABLE : 0),
 								 converter,
-								 ioffice_worker_remote_flying() ? Min(timeout, 50L) : timeout,
+								 ioffice_worker_remote_flying() || ioffice_worker_axis_flying() ?
+								 Min(timeout, 50L) : timeout,
 								 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}

@@ -114,6 +114,16 @@ extern bool ioffice_worker_remote_flying(void);
 extern long ioffice_worker_remote_wait_ms(long max_ms);
 extern void ioffice_worker_remote_wait(long max_ms);
 
+/*
+ * edxml_exchange.c: the signer's exchange of edXML packages with the
+ * interconnection axis: a step, whether calls are in flight, how long it
+ * may sleep, its sleep while they are
+ */
+extern bool ioffice_worker_axis_step(void);
+extern bool ioffice_worker_axis_flying(void);
+extern long ioffice_worker_axis_wait_ms(long max_ms);
+extern void ioffice_worker_axis_wait(long max_ms);
+
 /* the deliverer's loop (outbox_delivery.c); returns never */
 extern void ioffice_deliverer_loop(void) pg_attribute_noreturn();
 

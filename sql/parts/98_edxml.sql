@@ -110,17 +110,6 @@ AS $$
 DECLARE
     v_me bigint := ioffice.actor();
     d record;
-    v_agency record;
-    v_parent text;
-    v_to_name text;
-    v_clerk record;
-    v_number text;
-    v_notation text;
-    v_priority text;
-    v_files xml;
-    v_manifest xml;
-    v_places xml;
-    v_ns constant text := 'http://www.mic.gov.vn/TBT/QCVN_102_2016';
 BEGIN
     PERFORM ioffice._require_document(doc);
     SELECT * INTO d FROM ioffice.document WHERE id = doc;
@@ -144,109 +133,7 @@ BEGIN
         RAISE EXCEPTION 'agency % is not a recipient of document %', recipient, doc
             USING ERRCODE = '22023';
     END IF;
-    SELECT u.code, u.name, u.parent_id INTO v_agency FROM ioffice.unit u WHERE u.id = d.agency_id;
-    IF v_agency.code IS NULL THEN
-        RAISE EXCEPTION 'edXML field From/OrganId: the issuing agency has no agency code'
-            USING ERRCODE = '22023',
-                  HINT = 'Give the agency its QCVN 102:2016 code (unit.code).';
-    END IF;
-    SELECT a.name INTO v_parent FROM ioffice.unit a
-    WHERE a.id = (SELECT p.agency_id FROM ioffice.unit p WHERE p.id = v_agency.parent_id);
-    SELECT u.name INTO v_to_name FROM ioffice.unit u WHERE u.code = recipient AND u.kind = 'agency';
-    SELECT p.full_name, p.phone, p.email, un.name AS unit_name INTO v_clerk
-    FROM ioffice.person p JOIN ioffice.unit un ON un.id = p.unit_id WHERE p.id = v_me;
-    -- the identifier's "number/notation" (01/UBND-VP): the number as it
-    -- writes it, and the notation after it
-    v_number := split_part(split_part(d.identifier, ',', 3), '/', 1);
-    v_notation := substr(split_part(d.identifier, ',', 3), length(v_number) + 2);
-    v_priority := CASE d.urgency WHEN 'normal' THEN '0' WHEN 'urgent' THEN '1'
-                                 WHEN 'very_urgent' THEN '2' WHEN 'flash' THEN '3'
-                                 ELSE '4' END;
-
-    PERFORM ioffice._edxml_limit('From/OrganId', v_agency.code, 13),
-            ioffice._edxml_limit('To/OrganId', recipient, 13),
-            ioffice._edxml_limit('Code/CodeNumber', v_number, 11),
-            ioffice._edxml_limit('Code/CodeNotation', v_notation, 30),
-            ioffice._edxml_limit('Subject', d.abstract, 500),
-            ioffice._edxml_limit('DocumentId', d.identifier, 100);
-
-    SELECT xmlagg(xmlelement(name "Reference",
-                      xmlelement(name "ContentId", 'cid:' || f.n),
-                      xmlelement(name "ContentType", f.content_type),
-                      xmlelement(name "Description", f.name),
-                      xmlelement(name "AttachmentName", f.name)) ORDER BY f.n),
-           xmlagg(xmlelement(name "Attachment",
-                      xmlelement(name "ContentId", 'cid:' || f.n),
-                      xmlelement(name "AttachmentName", f.name),
-                      xmlelement(name "Description", f.name),
-                      xmlelement(name "ContentType", f.content_type),
-                      xmlelement(name "ContentTransferEncoded", encode(f.content, 'base64')))
-                  ORDER BY f.n)
-      INTO v_manifest, v_files
-    FROM (SELECT row_number() OVER (ORDER BY fl.id) AS n, fl.name, fl.content,
-                 CASE fl.kind WHEN 'pdf' THEN 'application/pdf'
-                      WHEN 'docx' THEN 'application/vnd.openxmlformats-officedocument.wordprocessingml.document'
-                      WHEN 'xlsx' THEN 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet'
-                      WHEN 'doc' THEN 'application/msword'
-                      WHEN 'xls' THEN 'application/vnd.ms-excel'
-                      WHEN 'zip' THEN 'application/zip'
-                      ELSE 'application/octet-stream' END AS content_type
-          FROM ioffice.file fl
-          WHERE fl.document_id = doc AND fl.superseded_at IS NULL AND fl.removed_at IS NULL) f;
-
-    SELECT xmlagg(xmlelement(name "Place", coalesce(e->>'name', e->>'place')) ORDER BY o)
-      INTO v_places
-    FROM jsonb_array_elements(d.recipients) WITH ORDINALITY AS r(e, o);
-
-    RETURN xmlelement(name "edXML", xmlattributes(v_ns AS xmlns),
-        xmlelement(name "edXMLEnvelope",
-            xmlelement(name "edXMLHeader",
-                xmlelement(name "MessageHeader",
-                    xmlelement(name "From",
-                        xmlelement(name "OrganId", v_agency.code),
-                        xmlelement(name "OrganizationInCharge", coalesce(v_parent, v_agency.name)),
-                        xmlelement(name "OrganName", v_agency.name)),
-                    xmlelement(name "To",
-                        xmlelement(name "OrganId", recipient),
-                        xmlforest(v_to_name AS "OrganName")),
-                    xmlelement(name "Code",
-                        xmlelement(name "CodeNumber", v_number),
-                        xmlelement(name "CodeNotation", v_notation)),
-                    xmlelement(name "PromulgationInfo",
-                        xmlelement(name "Place", v_agency.name),
-                        xmlelement(name "PromulgationDate", ioffice._edxml_date(d.issued_on))),
-                    xmlelement(name "DocumentType",
-                        xmlelement(name "Type", '1'),
-                        xmlelement(name "TypeName", coalesce(d.doc_type_name, d.doc_type))),
-                    xmlelement(name "Subject", d.abstract),
-                    xmlelement(name "Content", d.abstract),
-                    xmlelement(name "SignerInfo",
-                        xmlforest((SELECT p.position FROM ioffice.person p WHERE p.id = d.signer_id)
-                                      AS "Position",
-                                  d.signer_name AS "FullName")),
-                    xmlforest(ioffice._edxml_date(d.due_date) AS "DueDate"),
-                    xmlelement(name "ToPlaces", v_places),
-                    xmlelement(name "OtherInfo",
-                        xmlelement(name "Priority", v_priority),
-                        xmlforest(d.copies AS "PromulgationAmount", d.page_count AS "PageAmount")),
-                    xmlelement(name "SteeringType", '1'),
-                    xmlelement(name "DocumentId", d.identifier)),
-                xmlelement(name "TraceHeaderList",
-                    xmlelement(name "TraceHeader",
-                        xmlelement(name "OrganId", v_agency.code),
-                        xmlelement(name "Timestamp",
-                            to_char(now() AT TIME ZONE ioffice.timezone(), 'YYYY/MM/DD HH24:MI:SS'))),
-                    xmlelement(name "Bussiness",
-                        xmlelement(name "DocumentId", d.identifier),
-                        xmlelement(name "BussinessDocType", '0'),
-                        xmlelement(name "BussinessDocReason", 'Văn bản điện tử mới'),
-                        xmlelement(name "Paper", '0'),
-                        xmlelement(name "StaffInfo",
-                            xmlforest(v_clerk.unit_name AS "Department", v_clerk.full_name AS "Staff",
-                                      v_clerk.email AS "Email", v_clerk.phone AS "Mobile"))))),
-            xmlelement(name "edXMLBody",
-                xmlelement(name "edXMLManifest", xmlattributes('1.0' AS version), v_manifest))),
-        xmlelement(name "AttachmentEncoded", v_files));
+    RETURN ioffice._edxml_package(doc, recipient, v_me);
 END
 $$;
 COMMENT ON FUNCTION edxml_build(bigint, text) IS
@@ -273,14 +160,6 @@ DECLARE
     v_trust text;
     p jsonb;
     v_agency bigint;
-    v_sender text;
-    v_docid text;
-    v_key bigint;
-    v_id bigint;
-    v_doc_type text;
-    v_urgency text;
-    v_pages int;
-    v_files int;
 BEGIN
     IF package IS NULL THEN
         RAISE EXCEPTION 'an edXML package is required' USING ERRCODE = '22023';
@@ -308,90 +187,7 @@ BEGIN
         RAISE EXCEPTION 'only a clerk of the agency it is addressed to receives an edXML package'
             USING ERRCODE = '42501';
     END IF;
-    IF p->'signature'->>'status' <> 'valid' THEN
-        RAISE EXCEPTION 'edXML package refused: its signature is %', p->'signature'->>'status'
-            USING ERRCODE = '42501', DETAIL = p->'signature'->>'reason';
-    END IF;
-    IF coalesce(p->>'bussiness_doc_type', '0') <> '0' THEN
-        RAISE EXCEPTION 'edXML package refused: BussinessDocType % (recall, update, replace) is not handled yet',
-            p->>'bussiness_doc_type'
-            USING ERRCODE = '22023', DETAIL = 'Field TraceHeaderList/Bussiness/BussinessDocType.';
-    END IF;
-    IF jsonb_array_length(p->'attachments') = 0 THEN
-        RAISE EXCEPTION 'edXML package refused: it carries no attachment'
-            USING ERRCODE = '22023', DETAIL = 'Field AttachmentEncoded.';
-    END IF;
-    v_sender := p->'from'->>'organ_id';
-    v_docid := p->>'document_id';
-
-    PERFORM ioffice._engine_enter();
-    -- the key first: a concurrent caller with the same package waits here
-    INSERT INTO ioffice.edxml_received (agency_id, sender_organ_id, edxml_document_id,
-                                        package_sha256, signer_subject, received_by)
-    VALUES (v_agency, v_sender, v_docid, sha256(convert_to(v_text, 'UTF8')),
-            p->'signature'->>'subject', v_me)
-    ON CONFLICT (agency_id, sender_organ_id, edxml_document_id) DO NOTHING
-    RETURNING id INTO v_key;
-    IF v_key IS NULL THEN
-        SELECT r.document_id INTO v_id FROM ioffice.edxml_received r
-        WHERE r.agency_id = v_agency AND r.sender_organ_id = v_sender
-          AND r.edxml_document_id = v_docid;
-        PERFORM ioffice._engine_leave();
-        RETURN v_id;
-    END IF;
-
-    -- the same document (sender, number and symbol, year) under another
-    -- DocumentId, or registered from paper already: Decree 30's duplicate
-    SELECT d.id INTO v_id FROM ioffice.document d
-    WHERE d.direction = 'incoming' AND d.agency_id = v_agency AND d.sender_agency_id IS NULL
-      AND d.sender_name = pg_catalog.left(coalesce(p->'from'->>'organ_name', v_sender), 500)
-      AND d.sender_symbol = pg_catalog.left((p->>'code_number') || '/' || (p->>'code_notation'), 100)
-      AND d.sender_year = extract(year FROM to_date(p->>'promulgation_date', 'YYYY/MM/DD'));
-    IF FOUND THEN
-        RAISE EXCEPTION 'edXML package refused: document %/% of % was received already',
-            p->>'code_number', p->>'code_notation', pg_catalog.left(v_sender, 60)
-            USING ERRCODE = '23505',
-                  DETAIL = format('Incoming document %s; this package''s DocumentId is %s.',
-                                  v_id, pg_catalog.left(v_docid, 100));
-    END IF;
-    SELECT t.code INTO v_doc_type FROM ioffice.doc_type t WHERE t.name = p->>'type_name';
-    v_urgency := CASE p->>'priority' WHEN '1' THEN 'urgent' WHEN '2' THEN 'very_urgent'
-                                     WHEN '3' THEN 'flash' WHEN '4' THEN 'flash'
-                                     ELSE 'normal' END;
-    v_pages := CASE WHEN (p->>'page_amount')::bigint BETWEEN 1 AND 100000
-                    THEN (p->>'page_amount')::int END;
-    INSERT INTO ioffice.document (workflow, direction, doc_type, abstract, state, urgency,
-                                  agency_id, drafting_unit_id, page_count, due_date,
-                                  sender_name, sender_symbol, sender_date, received_at, signer_name)
-    VALUES ('incoming', 'incoming', coalesce(v_doc_type, 'CV'), p->>'subject',
-            (SELECT s.state FROM ioffice.workflow_state s
-             WHERE s.workflow = 'incoming' AND s.initial ORDER BY s.state LIMIT 1),
-            v_urgency, v_agency, v_agency, v_pages,
-            to_date(p->>'due_date', 'YYYY/MM/DD'),
-            pg_catalog.left(coalesce(p->'from'->>'organ_name', v_sender), 500),
-            pg_catalog.left((p->>'code_number') || '/' || (p->>'code_notation'), 100),
-            to_date(p->>'promulgation_date', 'YYYY/MM/DD'), now(),
-            pg_catalog.left(p->>'signer_name', 200))
-    RETURNING id INTO v_id;
-    INSERT INTO ioffice.file (document_id, name, kind, size, sha256, content, uploaded_by)
-    SELECT v_id,
-           pg_catalog.left(coalesce(a->>'name', a->>'description', a->>'content_id'), 255),
-           coalesce(ioffice.file_kind(c.content), 'other'), octet_length(c.content),
-           sha256(c.content), c.content, v_me
-    FROM jsonb_array_elements(p->'attachments') WITH ORDINALITY AS x(a, o),
-         LATERAL (SELECT decode(a->>'data', 'base64') AS content) c
-    ORDER BY x.o;
-    GET DIAGNOSTICS v_files = ROW_COUNT;
-    UPDATE ioffice.edxml_received SET document_id = v_id WHERE id = v_key;
-    INSERT INTO ioffice.edxml_status (document_id, party_organ_id, edxml_document_id, direction,
-                                      code, description)
-    VALUES (v_id, v_sender, v_docid, 'sent', '01', 'Đã đến');
-    PERFORM ioffice._audit('document', v_id, 'edxml_receive', NULL, 'received',
-                           jsonb_build_object('sender', v_sender, 'document_id', v_docid,
-                                              'files', v_files,
-                                              'signer', p->'signature'->>'subject'));
-    PERFORM ioffice._engine_leave();
-    RETURN v_id;
+    RETURN ioffice._edxml_file(p, v_text, v_agency, v_me);
 END
 $$;
 REVOKE ALL ON FUNCTION _edxml_receive(text) FROM PUBLIC;
