@@ -2323,9 +2323,9 @@ GRANT EXECUTE ON FUNCTION dashboard_counts_fold() TO ioffice_admin;
 -- the dump carries the counters, so the triggers add nothing.  The audit
 -- triggers' own test (extension/audit.c ioffice_restoring_dump), not a
 -- second one here.
-CREATE FUNCTION _count_restoring() RETURNS boolean
+CREATE FUNCTION _restoring_dump() RETURNS boolean
     AS 'MODULE_PATHNAME', 'ioffice_restoring_dump_sql' LANGUAGE C VOLATILE;
-REVOKE ALL ON FUNCTION _count_restoring() FROM PUBLIC;
+REVOKE ALL ON FUNCTION _restoring_dump() FROM PUBLIC;
 
 -- The agency's clerks are members of each issued document's set: an issue
 -- (or a task of an issued document) and a change of who is the agency's
@@ -2356,7 +2356,7 @@ DECLARE
     v_before bigint[];
     v_after bigint[];
 BEGIN
-    IF ioffice._count_restoring() THEN
+    IF ioffice._restoring_dump() THEN
         RETURN NULL;
     END IF;
     IF 'outgoing' IN (NEW.direction, CASE WHEN TG_OP = 'UPDATE' THEN OLD.direction END) THEN
@@ -2405,7 +2405,7 @@ DECLARE
 BEGIN
     SELECT * INTO d FROM ioffice.document WHERE id = doc;
     -- (the state first: most tasks belong to documents no tab counts)
-    IF NOT FOUND OR d.state NOT IN ('issued', 'processed') OR ioffice._count_restoring() THEN
+    IF NOT FOUND OR d.state NOT IN ('issued', 'processed') OR ioffice._restoring_dump() THEN
         RETURN;
     END IF;
     c := CASE d.direction WHEN 'outgoing' THEN 'outgoing_issued' ELSE 'incoming_processed' END;
@@ -2484,7 +2484,7 @@ CREATE FUNCTION _count_role() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF ioffice._count_restoring() THEN
+    IF ioffice._restoring_dump() THEN
         RETURN NULL;
     END IF;
     IF 'clerk' IN (CASE WHEN TG_OP <> 'INSERT' THEN OLD.role END,
@@ -2892,7 +2892,7 @@ CREATE FUNCTION _search_document() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF ioffice._count_restoring() THEN
+    IF ioffice._restoring_dump() THEN
         RETURN NULL;
     END IF;
     INSERT INTO ioffice.search_text AS s (document_id, file_id, body)
@@ -2931,7 +2931,7 @@ CREATE FUNCTION _search_file() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF ioffice._count_restoring() THEN
+    IF ioffice._restoring_dump() THEN
         RETURN NULL;
     END IF;
     IF TG_OP = 'INSERT' THEN
@@ -3388,7 +3388,7 @@ DECLARE
     v_person bigint;
     v_doc  bigint;
 BEGIN
-    IF ioffice._count_restoring() THEN
+    IF ioffice._restoring_dump() THEN
         RETURN NULL;
     END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
@@ -4544,7 +4544,7 @@ DECLARE
     v_id bigint;
 BEGIN
     -- a restore loads the rows as they were (pg_dump's data of the tables)
-    IF ioffice._count_restoring() THEN
+    IF ioffice._restoring_dump() THEN
         RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD WHEN TG_OP = 'TRUNCATE' THEN NULL ELSE NEW END;
     END IF;
     IF TG_OP = 'TRUNCATE' THEN

@@ -168,12 +168,12 @@ REVOKE ALL ON FUNCTION dashboard_counts_fold() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dashboard_counts_fold() TO ioffice_admin;
 
 -- A pg_dump or pg_restore session (check_function_bodies off, superuser):
--- the dump carries the counters, so the triggers add nothing.  The audit
--- triggers' own test (extension/audit.c ioffice_restoring_dump), not a
--- second one here.
-CREATE FUNCTION _count_restoring() RETURNS boolean
+-- the dump carries the counters (and the other rows triggers would add),
+-- so the triggers that call this add nothing.  The audit triggers' own
+-- test (extension/audit.c ioffice_restoring_dump), not a second one here.
+CREATE FUNCTION _restoring_dump() RETURNS boolean
     AS 'MODULE_PATHNAME', 'ioffice_restoring_dump_sql' LANGUAGE C VOLATILE;
-REVOKE ALL ON FUNCTION _count_restoring() FROM PUBLIC;
+REVOKE ALL ON FUNCTION _restoring_dump() FROM PUBLIC;
 
 -- The agency's clerks are members of each issued document's set: an issue
 -- (or a task of an issued document) and a change of who is the agency's
@@ -204,7 +204,7 @@ DECLARE
     v_before bigint[];
     v_after bigint[];
 BEGIN
-    IF ioffice._count_restoring() THEN
+    IF ioffice._restoring_dump() THEN
         RETURN NULL;
     END IF;
     IF 'outgoing' IN (NEW.direction, CASE WHEN TG_OP = 'UPDATE' THEN OLD.direction END) THEN
@@ -253,7 +253,7 @@ DECLARE
 BEGIN
     SELECT * INTO d FROM ioffice.document WHERE id = doc;
     -- (the state first: most tasks belong to documents no tab counts)
-    IF NOT FOUND OR d.state NOT IN ('issued', 'processed') OR ioffice._count_restoring() THEN
+    IF NOT FOUND OR d.state NOT IN ('issued', 'processed') OR ioffice._restoring_dump() THEN
         RETURN;
     END IF;
     c := CASE d.direction WHEN 'outgoing' THEN 'outgoing_issued' ELSE 'incoming_processed' END;
@@ -332,7 +332,7 @@ CREATE FUNCTION _count_role() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF ioffice._count_restoring() THEN
+    IF ioffice._restoring_dump() THEN
         RETURN NULL;
     END IF;
     IF 'clerk' IN (CASE WHEN TG_OP <> 'INSERT' THEN OLD.role END,

@@ -84,7 +84,7 @@ CREATE FUNCTION _search_document() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF ioffice._count_restoring() THEN
+    IF ioffice._restoring_dump() THEN
         RETURN NULL;
     END IF;
     INSERT INTO ioffice.search_text AS s (document_id, file_id, body)
@@ -123,7 +123,7 @@ CREATE FUNCTION _search_file() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF ioffice._count_restoring() THEN
+    IF ioffice._restoring_dump() THEN
         RETURN NULL;
     END IF;
     IF TG_OP = 'INSERT' THEN

@@ -119,7 +119,7 @@ DECLARE
     v_id bigint;
 BEGIN
     -- a restore loads the rows as they were (pg_dump's data of the tables)
-    IF ioffice._count_restoring() THEN
+    IF ioffice._restoring_dump() THEN
         RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD WHEN TG_OP = 'TRUNCATE' THEN NULL ELSE NEW END;
     END IF;
     IF TG_OP = 'TRUNCATE' THEN

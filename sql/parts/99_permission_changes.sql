@@ -58,7 +58,7 @@ DECLARE
     v_person bigint;
     v_doc  bigint;
 BEGIN
-    IF ioffice._count_restoring() THEN
+    IF ioffice._restoring_dump() THEN
         RETURN NULL;
     END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
