@@ -554,6 +554,18 @@ check_cms(TokenCheck *c, bytea *der, const char *content, size_t content_len, in
 				   "the submitted CMS must be a detached SignedData with one signer", NULL);
 		goto done;
 	}
+	/*
+	 * nothing unsigned: the signature timestamp is the one the system asks
+	 * its TSA for and adds (timestamp.c, verify()); one brought along would
+	 * be judged in its place, and is foreign data a reader would parse
+	 */
+	if (CMS_unsigned_get_attr_count(sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0)) > 0)
+	{
+		check_fail(c, ERRCODE_INVALID_PARAMETER_VALUE,
+				   "the submitted CMS must carry no unsigned attributes",
+				   "the system adds the signature timestamp itself");
+		goto done;
+	}
 	{
 		/* SHA-1 and MD5 are broken for signatures: SHA-2 only */
 		X509_ALGOR *digalg = NULL;

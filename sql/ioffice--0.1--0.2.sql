@@ -6796,3 +6796,29 @@ BEGIN
     RETURN ioffice._edxml_file(p, v_text, v_agency, v_me);
 END
 $$;
+
+-- ==== review fixes ====
+-- The export of a case file is a SECURITY INVOKER function (the caller's
+-- row-level security decides its documents); it logs through this, which
+-- writes only under the caller's own name, only an export it knows, and
+-- only of a case file the caller sees (as the policy of case_file says):
+-- anyone may call it, and what it writes is never removed.
+CREATE OR REPLACE FUNCTION _log_case_file_export(case_file bigint, detail text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF detail IS DISTINCT FROM 'xml' THEN
+        RAISE EXCEPTION 'unknown export "%" of a case file', pg_catalog.left(detail, 60)
+            USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.case_file c
+                    WHERE c.id = _log_case_file_export.case_file
+                      AND (c.agency_id = ioffice._person_agency()
+                           OR c.responsible_id = ioffice.current_person()
+                           OR c.agency_id = ANY (ioffice._clerk_agencies()))) THEN
+        RAISE EXCEPTION 'unknown case file %', _log_case_file_export.case_file
+            USING ERRCODE = '42704';
+    END IF;
+    PERFORM ioffice._log_access('export', NULL, NULL, case_file, detail);
+END
+$$;

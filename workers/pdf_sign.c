@@ -28,8 +28,20 @@
 #include "ioffice.h"
 #include "worker.h"
 
-/* the room for the CMS in the placeholder, bytes (hex takes twice that) */
+/*
+ * the room for the CMS in the placeholder, bytes (hex takes twice that):
+ * a signature with its chain; with a signature timestamp (ioffice.tsa_url)
+ * the TSA's token and its certificates come on top, as much again or more
+ * with a real CA's chains, so three times the room
+ */
 #define PADES_ROOM 8192
+#define PADES_ROOM_TIMESTAMPED (3 * PADES_ROOM)
+
+static int
+pades_room(void)
+{
+	return ioffice_timestamp_wanted() ? PADES_ROOM_TIMESTAMPED : PADES_ROOM;
+}
 
 /*
  * The version to sign: FILE, or the newest version made from it by
@@ -113,7 +125,7 @@ check_prepared(const char *pdf, size_t len, const char *orig, size_t orig_len, c
 		return "the prepared update does not begin with the file that was signed";
 	if (br[0] != 0 || br[1] <= (int64) orig_len || br[2] <= br[1] + 2 ||
 		br[2] + br[3] != (int64) len || pdf[br[1]] != '<' || pdf[br[2] - 1] != '>' ||
-		br[2] - br[1] - 2 < 2 * PADES_ROOM)
+		br[2] - br[1] - 2 < 2 * pades_room())
 		return "the prepared update's byte range is not where its placeholder is";
 	return NULL;
 }
@@ -204,7 +216,7 @@ ioffice_pdf_prepare(int64 file, const char *signer_name, const char *kind,
 	/* the helper appends the update */
 	now = time(NULL);
 	snprintf(when, sizeof(when), "%lld", (long long) now);
-	snprintf(room, sizeof(room), "%d", PADES_ROOM);
+	snprintf(room, sizeof(room), "%d", pades_room());
 	{
 		/* the served helper's request: fields without tabs or newlines */
 		char	   *clean = pstrdup(signer_name ? signer_name : "");
@@ -367,7 +379,7 @@ ioffice_pdf_sign(int64 file, int64 signer, const char *cert_pem, const char *key
 	if (signed_pdf == NULL)
 	{
 		r.reason = psprintf("the signature (%zu bytes) does not fit the room of the PDF (%d bytes)",
-							VARSIZE_ANY_EXHDR(r.cms), PADES_ROOM);
+							VARSIZE_ANY_EXHDR(r.cms), pades_room());
 		r.cms = NULL;
 		return r;
 	}

@@ -430,7 +430,8 @@ dss_material(bytea *cms_der, StringInfo certs, StringInfo crls)
 
 			token = d2i_PKCS7(NULL, &t, type->value.sequence->length);
 		}
-		if (token != NULL && PKCS7_type_is_signed(token) && token->d.sign->cert != NULL)
+		if (token != NULL && PKCS7_type_is_signed(token) && token->d.sign != NULL &&
+			token->d.sign->cert != NULL)
 			for (int i = 0; i < sk_X509_num(token->d.sign->cert); i++)
 			{
 				X509	   *x = sk_X509_value(token->d.sign->cert, i);

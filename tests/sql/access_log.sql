@@ -104,6 +104,13 @@ SET ROLE regress_al_app;
 SELECT xml_is_well_formed(ioffice.case_file_xml(:cf)::text) AS case_file_exported;
 RESET ROLE;
 SELECT who, action, document, case_file, detail FROM regress_al_rows(NULL, NULL, :cf);
+-- its writer, callable by anyone, writes only an export it knows of a case
+-- file the caller sees (the log keeps for ever what it is given)
+SET ROLE regress_al_app;
+SELECT regress_al_state(format('SELECT ioffice._log_case_file_export(%s, %L)', :cf, repeat('x', 100000))) AS junk_detail,
+       regress_al_state('SELECT ioffice._log_case_file_export(-1, ''xml'')') AS unknown_case_file;
+RESET ROLE;
+SELECT count(*) AS case_file_rows FROM ioffice.access_log WHERE case_file_id = :cf;
 
 -- the log is append-only, for its owner too
 SELECT regress_al_state('UPDATE ioffice.access_log SET action = ''view''') AS owner_update,

@@ -246,8 +246,17 @@ SELECT ioffice.register_certificate('personal', 'regress_kha', @{[ sql_literal(s
 		'-md', 'sha256', '-out', "$dir/token.der");
 	my $submit = "SELECT ioffice.submit_signature($sig, decode('" . unpack('H*', slurp_file("$dir/token.der")) . "', 'hex'))";
 
-	tsa_mode('error');
+	# a CMS that brings unsigned attributes of its own (here one of the
+	# issued document's, with its timestamp token) is refused before
+	# anything of it is judged: the system adds the timestamp itself
 	my ($rc, $out, $err) = $node->psql('postgres',
+		"\\set VERBOSITY verbose\nBEGIN;\nSET LOCAL ioffice.actor = 'regress_kha';\n"
+		  . "SELECT ioffice.submit_signature($sig, decode('" . unpack('H*', slurp_file("$dir/sig1.der")) . "', 'hex'));\nCOMMIT;");
+	like($err, qr/ERROR:\s+22023: .*must carry no unsigned attributes/s,
+		'token path: a CMS with unsigned attributes of its own is refused with 22023') or diag($err);
+
+	tsa_mode('error');
+	($rc, $out, $err) = $node->psql('postgres',
 		"\\set VERBOSITY verbose\nBEGIN;\nSET LOCAL ioffice.actor = 'regress_kha';\n$submit;\nCOMMIT;");
 	like($err, qr/ERROR:\s+55000: the signature cannot be timestamped now.*DETAIL:\s+the time-stamp authority answered HTTP 500/s,
 		'token path, TSA failing: the submission is refused with 55000 and the reason') or diag($err);
