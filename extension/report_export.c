@@ -264,6 +264,10 @@ ioffice_processing_report_export(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(result);
 }
 
+static IofficePlan log_case_file_export = {
+	NULL, "SELECT ioffice._log_case_file_export($1, $2)", 2, {INT8OID, TEXTOID}
+};
+
 PG_FUNCTION_INFO_V1(ioffice_case_file_contents_export);
 Datum
 ioffice_case_file_contents_export(PG_FUNCTION_ARGS)
@@ -305,6 +309,14 @@ ioffice_case_file_contents_export(PG_FUNCTION_ARGS)
 	ioffice_exec(&contents_rows, values, NULL, 0);
 	export_add_spi_rows(t);
 	result = export_table(t, format);
+	/* an export of the case file, in the access log as its XML is (III.6l) */
+	{
+		Datum		logged[2];
+
+		logged[0] = Int64GetDatum(case_file);
+		logged[1] = CStringGetTextDatum(format == EXPORT_XLSX ? "xlsx" : "csv");
+		ioffice_exec(&log_case_file_export, logged, NULL, 0);
+	}
 	SPI_finish();
 	PG_RETURN_BYTEA_P(result);
 }

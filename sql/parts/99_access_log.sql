@@ -79,14 +79,15 @@ REVOKE ALL ON FUNCTION _log_access(text, bigint, bigint, bigint, text) FROM PUBL
 
 -- The export of a case file is a SECURITY INVOKER function (the caller's
 -- row-level security decides its documents); it logs through this, which
--- writes only under the caller's own name, only an export it knows, and
+-- writes only under the caller's own name, only an export it knows (the
+-- XML, the table of contents as xlsx or csv), and
 -- only of a case file the caller sees (as the policy of case_file says):
 -- anyone may call it, and what it writes is never removed.
 CREATE FUNCTION _log_case_file_export(case_file bigint, detail text) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF detail IS DISTINCT FROM 'xml' THEN
+    IF detail IS NULL OR detail NOT IN ('xml', 'xlsx', 'csv') THEN
         RAISE EXCEPTION 'unknown export "%" of a case file', pg_catalog.left(detail, 60)
             USING ERRCODE = '22023';
     END IF;

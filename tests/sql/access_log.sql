@@ -109,8 +109,10 @@ SELECT who, action, document, case_file, detail FROM regress_al_rows(NULL, NULL,
 SET ROLE regress_al_app;
 SELECT regress_al_state(format('SELECT ioffice._log_case_file_export(%s, %L)', :cf, repeat('x', 100000))) AS junk_detail,
        regress_al_state('SELECT ioffice._log_case_file_export(-1, ''xml'')') AS unknown_case_file;
+-- its table of contents as a workbook is an export of it too
+SELECT ioffice.file_kind(ioffice.case_file_contents_export(:cf, 'XLSX')) AS contents_exported;
 RESET ROLE;
-SELECT count(*) AS case_file_rows FROM ioffice.access_log WHERE case_file_id = :cf;
+SELECT string_agg(detail, ',' ORDER BY at) AS case_file_exports FROM ioffice.access_log WHERE case_file_id = :cf;
 
 -- the log is append-only, for its owner too
 SELECT regress_al_state('UPDATE ioffice.access_log SET action = ''view''') AS owner_update,
@@ -132,7 +134,7 @@ SELECT count(*) = 0 AS other_reads_nothing FROM ioffice.access_log WHERE documen
 SELECT count(*) = 0 AS other_reads_no_case_file_row FROM ioffice.access_log WHERE case_file_id = :cf;
 SET ioffice.actor = 'al_admin';
 SELECT count(*) = 6 AS admin_reads_history FROM ioffice.access_log WHERE document_id = :doc;
-SELECT count(*) = 1 AS admin_reads_case_file_row FROM ioffice.access_log WHERE case_file_id = :cf;
+SELECT count(*) = 2 AS admin_reads_case_file_row FROM ioffice.access_log WHERE case_file_id = :cf;
 RESET ROLE;
 
 -- counts per document and per person, of the rows the reader may read
