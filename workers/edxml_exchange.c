@@ -172,6 +172,36 @@ find_axis(List *axes, int64 id)
 	return NULL;
 }
 
+/*
+ * Whether this database's ioffice has the axis (0.2): a database still at
+ * 0.1 after the library was upgraded, or without ioffice, has no
+ * exchange_axis, and its plans would fail at every step, restarting the
+ * signer before it signs anything.
+ */
+static bool
+axis_installed(void)
+{
+	bool		isnull;
+
+	if (SPI_execute("SELECT pg_catalog.to_regclass('ioffice.exchange_axis') IS NOT NULL",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "ioffice: could not look for exchange_axis");
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* what was listed is forgotten: listed again later */
+static void
+forget_pending(void)
+{
+	for (int i = 0; i < npending; i++)
+	{
+		pfree(pending[i].doc_id);
+		if (pending[i].reason)
+			pfree(pending[i].reason);
+	}
+	npending = 0;
+}
+
 /* the enabled axes, in TopTransactionContext's child: the caller's memory */
 static List *
 read_axes(void)
@@ -583,6 +613,21 @@ ioffice_worker_axis_step(void)
 		elog(ERROR, "ioffice: SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "ioffice worker: edXML exchange with the axis");
+	if (!axis_installed())
+	{
+		/* nothing to record into: what came back is dropped, looked at later */
+		for (int i = 0; i < calls.ncalls; i++)
+			if (calls.calls[i].state == HTTP_CALL_READY || calls.calls[i].state == HTTP_CALL_DONE)
+				http_call_free(&calls.calls[i]);
+		forget_pending();
+		next_look = TimestampTzPlusMilliseconds(now, 5000);
+		have_axes = false;
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		return false;
+	}
 	axes = read_axes();
 
 	PG_TRY();
@@ -614,13 +659,7 @@ ioffice_worker_axis_step(void)
 		else
 		{
 			/* no axis any more: what was listed is listed again later */
-			for (int i = 0; i < npending; i++)
-			{
-				pfree(pending[i].doc_id);
-				if (pending[i].reason)
-					pfree(pending[i].reason);
-			}
-			npending = 0;
+			forget_pending();
 		}
 	}
 	PG_CATCH();
