@@ -147,7 +147,7 @@ static IofficePlan failed_plan = {
 static IofficePlan list_plan = {
 	NULL,
 	"SELECT x->>'docId' FROM jsonb_array_elements(($1::jsonb)->'data') x "
-	" WHERE length(x->>'docId') BETWEEN 1 AND 200",
+	" WHERE x->>'docId' IS NOT NULL",
 	1, {TEXTOID}
 };
 
@@ -156,6 +156,25 @@ static IofficePlan file_plan = {
 	"SELECT r->>'result', r->>'reason' FROM ioffice._edxml_axis_file($1, $2) r",
 	2, {TEXTOID, INT8OID}
 };
+
+/*
+ * A package id from the axis's list goes into a request header (docid) and
+ * an acknowledgement: only ^[A-Za-z0-9._:-]{1,200}$, no CR, LF or other
+ * byte that could end the header or add another.
+ */
+static bool
+doc_id_ok(const char *id)
+{
+	size_t		len = strlen(id);
+
+	if (len < 1 || len > 200)
+		return false;
+	for (const char *p = id; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			  (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == ':' || *p == '-'))
+			return false;
+	return true;
+}
 
 static AxisConfig *
 find_axis(List *axes, int64 id)
@@ -364,8 +383,19 @@ record(HttpCall *c, List *axes)
 				{
 					char	   *id = ioffice_get_text(i, 1);
 
-					if (id)
-						add_pending(c->axis, id, false, false, NULL);
+					if (id == NULL)
+						continue;
+					if (!doc_id_ok(id))
+					{
+						/* not echoed: its bytes are the other system's */
+						char	   *msg = psprintf("the axis listed a package id of %zu bytes that is not 1 to 200 of A-Z a-z 0-9 . _ : -: skipped",
+												   strlen(id));
+
+						elog(LOG, "ioffice: %s", msg);
+						ioffice_worker_note_error(msg);
+						continue;
+					}
+					add_pending(c->axis, id, false, false, NULL);
 				}
 			}
 			break;
