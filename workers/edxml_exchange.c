@@ -105,7 +105,10 @@ static IofficePlan due_plan = {
 	"SELECT o.id, o.kind, o.idempotency_key::text, a.id, o.attempts "
 	"  FROM ioffice.edxml_outgoing o "
 	"  JOIN ioffice.exchange_axis a ON a.agency_id = o.agency_id AND a.enabled "
+	"  LEFT JOIN ioffice.endpoint e ON e.id = a.endpoint_id "
 	" WHERE o.state = 'queued' AND o.next_attempt_at <= now() AND o.id <> ALL ($2) "
+	/* only the axes read_axes keeps: others' rows would take the slots */
+	"   AND (a.transport <> 'endpoint' OR e.enabled) AND coalesce(e.url, a.url) IS NOT NULL "
 	" ORDER BY o.next_attempt_at, o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED",
 	2, {INT4OID, INT8ARRAYOID}
 };
