@@ -53,7 +53,6 @@
 
 #define AXIS_CALLS 8
 #define LOOK_MS 200				/* queued rows looked for at most this often */
-#define PACKAGE_MAX (256L * 1024 * 1024)	/* a fetched package's bytes, at most */
 #define LIST_MAX (1024 * 1024)
 #define ACK_MAX 4096
 #define MAX_FETCHES 256			/* packages listed and not yet fetched */
@@ -177,6 +176,13 @@ doc_id_ok(const char *id)
 			  (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == ':' || *p == '-'))
 			return false;
 	return true;
+}
+
+/* a fetched package's bytes, at most: what the edXML reader takes */
+static size_t
+package_max(void)
+{
+	return (size_t) ioffice_edxml_max_size * 1024 * 1024;
 }
 
 static AxisConfig *
@@ -403,8 +409,22 @@ record(HttpCall *c, List *axes)
 			}
 			break;
 		case CALL_FETCH:
-			if (!c->ok)
+			if (!c->ok && c->truncated)
+			{
+				/* fetched again it would be as large: refused on the axis */
+				add_pending(c->axis, c->key, true, false,
+							psprintf("the edXML package is larger than ioffice.edxml_max_size (%d MB)",
+									 ioffice_edxml_max_size));
+			}
+			else if (!c->ok)
 				ioffice_worker_note_error(psprintf("the axis's package %s: %s", c->key, c->error));
+			else if (memchr(c->answer.data, '\0', c->answer.len) != NULL ||
+					 !pg_verifymbstr(c->answer.data, c->answer.len, true))
+			{
+				/* not text: it cannot become a text datum; refused on the axis */
+				add_pending(c->axis, c->key, true, false,
+							"the edXML package is not valid text: an invalid byte sequence or a NUL byte");
+			}
 			else
 			{
 				FileArg		fa = {c, NULL, NULL};
@@ -606,7 +626,7 @@ take_pulls(List *axes, TimestampTz now)
 			}
 			if (t != NULL && t->pulls)
 			{
-				c = http_call_take(&calls, pe->ack ? ACK_MAX : PACKAGE_MAX);
+				c = http_call_take(&calls, pe->ack ? ACK_MAX : package_max());
 				if (c == NULL)
 					return;
 				c->kind = pe->ack ? CALL_ACK : CALL_FETCH;
