@@ -6823,3 +6823,95 @@ BEGIN
     PERFORM ioffice._log_access('export', NULL, NULL, case_file, detail);
 END
 $$;
+
+-- ==== edxml_fixes ====
+-- _edxml_axis_file: a status package only from the agency the document was
+-- sent to; the package's own data at fault (classes 22, 23) is a refusal.
+CREATE OR REPLACE FUNCTION _edxml_axis_file(package text, axis bigint) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_trust text;
+    p jsonb;
+    v_axis_agency bigint;
+    v_agency bigint;
+    v_id bigint;
+    v_reason text;
+    v_detail text;
+BEGIN
+    SELECT a.agency_id INTO v_axis_agency FROM ioffice.exchange_axis a WHERE a.id = axis;
+    IF package IS NULL OR v_axis_agency IS NULL THEN
+        RAISE EXCEPTION 'an edXML package and an axis are required' USING ERRCODE = '22023';
+    END IF;
+    SELECT string_agg(t.pem, E'\n' ORDER BY t.id) INTO v_trust FROM ioffice.trust_anchor t;
+    p := ioffice._edxml_read(package, coalesce(v_trust, ''));
+    IF p ? 'error' THEN
+        -- not read at all: no sender to answer; the axis is told (fail)
+        RETURN jsonb_build_object('result', 'refused',
+                                  'reason', format('%s (field %s)', p->>'error', p->>'field'));
+    END IF;
+    BEGIN
+        IF p->>'kind' = 'status' THEN
+            IF p->'signature'->>'status' <> 'valid' THEN
+                RAISE EXCEPTION 'edXML status package refused: its signature is %',
+                    p->'signature'->>'status' USING ERRCODE = '42501';
+            END IF;
+            SELECT d.id INTO v_id FROM ioffice.document d
+            JOIN ioffice.unit u ON u.id = d.agency_id
+            WHERE d.identifier = p->'response_for'->>'document_id'
+              AND u.code = p->'response_for'->>'organ_id' AND d.direction = 'outgoing';
+            IF v_id IS NULL THEN
+                RAISE EXCEPTION 'edXML status package refused: it answers no document of this database'
+                    USING ERRCODE = '22023',
+                          DETAIL = format('Field ResponseFor/DocumentId: %s.',
+                                          pg_catalog.left(p->'response_for'->>'document_id', 60));
+            END IF;
+            -- only the agency the document was sent to answers it
+            IF NOT EXISTS (SELECT 1 FROM ioffice.edxml_outgoing o
+                           WHERE o.document_id = v_id AND o.kind = 'document' AND o.state = 'sent'
+                             AND o.recipient = p->'from'->>'organ_id') THEN
+                RAISE EXCEPTION 'edXML status package refused: the document was not sent to its sender'
+                    USING ERRCODE = '42501',
+                          DETAIL = format('Field From/OrganId: %s.',
+                                          pg_catalog.left(p->'from'->>'organ_id', 60));
+            END IF;
+            PERFORM ioffice._engine_enter();
+            INSERT INTO ioffice.edxml_status (document_id, party_organ_id, edxml_document_id,
+                                              direction, code, description)
+            SELECT v_id, p->'from'->>'organ_id', p->'response_for'->>'document_id', 'received',
+                   p->>'status_code', pg_catalog.left(p->>'description', 2000)
+            WHERE NOT EXISTS (
+                SELECT 1 FROM ioffice.edxml_status s
+                WHERE s.document_id = v_id AND s.direction = 'received'
+                  AND s.party_organ_id = p->'from'->>'organ_id' AND s.code = p->>'status_code'
+                  AND s.description IS NOT DISTINCT FROM pg_catalog.left(p->>'description', 2000));
+            PERFORM ioffice._engine_leave();
+            RETURN jsonb_build_object('result', 'status', 'document', v_id, 'code', p->>'status_code');
+        END IF;
+        SELECT u.id INTO v_agency
+        FROM jsonb_array_elements(p->'to') WITH ORDINALITY AS t(e, o)
+        JOIN ioffice.unit u ON u.code = t.e->>'organ_id' AND u.kind = 'agency'
+        ORDER BY (u.id = v_axis_agency) DESC, t.o LIMIT 1;
+        IF v_agency IS NULL THEN
+            RAISE EXCEPTION 'edXML package refused: it is addressed to no agency of this database'
+                USING ERRCODE = '22023';
+        END IF;
+        v_id := ioffice._edxml_file(p, package, v_agency, NULL);
+        RETURN jsonb_build_object('result', 'filed', 'document', v_id);
+    -- the package's own data at fault (classes 22 and 23: a bad value or
+    -- cast, a constraint) is a refusal, not an error retried at every poll
+    EXCEPTION WHEN data_exception OR integrity_constraint_violation OR insufficient_privilege THEN
+        GET STACKED DIAGNOSTICS v_reason = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
+    END;
+    v_reason := pg_catalog.left(v_reason || coalesce(' ' || nullif(v_detail, ''), ''), 2000);
+    -- answered when the 02 can be addressed (recipient, DocumentId that fit)
+    IF p->>'kind' = 'document' AND length(p->'from'->>'organ_id') BETWEEN 1 AND 13
+       AND coalesce(length(p->>'document_id'), 0) <= 100 THEN
+        INSERT INTO ioffice.edxml_outgoing (agency_id, recipient, kind, code, description,
+                                            edxml_document_id)
+        VALUES (v_axis_agency, p->'from'->>'organ_id', 'status', '02', v_reason,
+                p->>'document_id');
+    END IF;
+    RETURN jsonb_build_object('result', 'refused', 'reason', v_reason);
+END
+$$;

@@ -53,7 +53,6 @@
 
 #define AXIS_CALLS 8
 #define LOOK_MS 200				/* queued rows looked for at most this often */
-#define PACKAGE_MAX (256L * 1024 * 1024)	/* a fetched package's bytes, at most */
 #define LIST_MAX (1024 * 1024)
 #define ACK_MAX 4096
 #define MAX_FETCHES 256			/* packages listed and not yet fetched */
@@ -105,7 +104,10 @@ static IofficePlan due_plan = {
 	"SELECT o.id, o.kind, o.idempotency_key::text, a.id, o.attempts "
 	"  FROM ioffice.edxml_outgoing o "
 	"  JOIN ioffice.exchange_axis a ON a.agency_id = o.agency_id AND a.enabled "
+	"  LEFT JOIN ioffice.endpoint e ON e.id = a.endpoint_id "
 	" WHERE o.state = 'queued' AND o.next_attempt_at <= now() AND o.id <> ALL ($2) "
+	/* only the axes read_axes keeps: others' rows would take the slots */
+	"   AND (a.transport <> 'endpoint' OR e.enabled) AND coalesce(e.url, a.url) IS NOT NULL "
 	" ORDER BY o.next_attempt_at, o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED",
 	2, {INT4OID, INT8ARRAYOID}
 };
@@ -147,7 +149,7 @@ static IofficePlan failed_plan = {
 static IofficePlan list_plan = {
 	NULL,
 	"SELECT x->>'docId' FROM jsonb_array_elements(($1::jsonb)->'data') x "
-	" WHERE length(x->>'docId') BETWEEN 1 AND 200",
+	" WHERE x->>'docId' IS NOT NULL",
 	1, {TEXTOID}
 };
 
@@ -156,6 +158,32 @@ static IofficePlan file_plan = {
 	"SELECT r->>'result', r->>'reason' FROM ioffice._edxml_axis_file($1, $2) r",
 	2, {TEXTOID, INT8OID}
 };
+
+/*
+ * A package id from the axis's list goes into a request header (docid) and
+ * an acknowledgement: only ^[A-Za-z0-9._:-]{1,200}$, no CR, LF or other
+ * byte that could end the header or add another.
+ */
+static bool
+doc_id_ok(const char *id)
+{
+	size_t		len = strlen(id);
+
+	if (len < 1 || len > 200)
+		return false;
+	for (const char *p = id; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			  (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == ':' || *p == '-'))
+			return false;
+	return true;
+}
+
+/* a fetched package's bytes, at most: what the edXML reader takes */
+static size_t
+package_max(void)
+{
+	return (size_t) ioffice_edxml_max_size * 1024 * 1024;
+}
 
 static AxisConfig *
 find_axis(List *axes, int64 id)
@@ -170,6 +198,36 @@ find_axis(List *axes, int64 id)
 			return a;
 	}
 	return NULL;
+}
+
+/*
+ * Whether this database's ioffice has the axis (0.2): a database still at
+ * 0.1 after the library was upgraded, or without ioffice, has no
+ * exchange_axis, and its plans would fail at every step, restarting the
+ * signer before it signs anything.
+ */
+static bool
+axis_installed(void)
+{
+	bool		isnull;
+
+	if (SPI_execute("SELECT pg_catalog.to_regclass('ioffice.exchange_axis') IS NOT NULL",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "ioffice: could not look for exchange_axis");
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* what was listed is forgotten: listed again later */
+static void
+forget_pending(void)
+{
+	for (int i = 0; i < npending; i++)
+	{
+		pfree(pending[i].doc_id);
+		if (pending[i].reason)
+			pfree(pending[i].reason);
+	}
+	npending = 0;
 }
 
 /* the enabled axes, in TopTransactionContext's child: the caller's memory */
@@ -334,14 +392,39 @@ record(HttpCall *c, List *axes)
 				{
 					char	   *id = ioffice_get_text(i, 1);
 
-					if (id)
-						add_pending(c->axis, id, false, false, NULL);
+					if (id == NULL)
+						continue;
+					if (!doc_id_ok(id))
+					{
+						/* not echoed: its bytes are the other system's */
+						char	   *msg = psprintf("the axis listed a package id of %zu bytes that is not 1 to 200 of A-Z a-z 0-9 . _ : -: skipped",
+												   strlen(id));
+
+						elog(LOG, "ioffice: %s", msg);
+						ioffice_worker_note_error(msg);
+						continue;
+					}
+					add_pending(c->axis, id, false, false, NULL);
 				}
 			}
 			break;
 		case CALL_FETCH:
-			if (!c->ok)
+			if (!c->ok && c->truncated)
+			{
+				/* fetched again it would be as large: refused on the axis */
+				add_pending(c->axis, c->key, true, false,
+							psprintf("the edXML package is larger than ioffice.edxml_max_size (%d MB)",
+									 ioffice_edxml_max_size));
+			}
+			else if (!c->ok)
 				ioffice_worker_note_error(psprintf("the axis's package %s: %s", c->key, c->error));
+			else if (memchr(c->answer.data, '\0', c->answer.len) != NULL ||
+					 !pg_verifymbstr(c->answer.data, c->answer.len, true))
+			{
+				/* not text: it cannot become a text datum; refused on the axis */
+				add_pending(c->axis, c->key, true, false,
+							"the edXML package is not valid text: an invalid byte sequence or a NUL byte");
+			}
 			else
 			{
 				FileArg		fa = {c, NULL, NULL};
@@ -543,7 +626,7 @@ take_pulls(List *axes, TimestampTz now)
 			}
 			if (t != NULL && t->pulls)
 			{
-				c = http_call_take(&calls, pe->ack ? ACK_MAX : PACKAGE_MAX);
+				c = http_call_take(&calls, pe->ack ? ACK_MAX : package_max());
 				if (c == NULL)
 					return;
 				c->kind = pe->ack ? CALL_ACK : CALL_FETCH;
@@ -583,6 +666,21 @@ ioffice_worker_axis_step(void)
 		elog(ERROR, "ioffice: SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "ioffice worker: edXML exchange with the axis");
+	if (!axis_installed())
+	{
+		/* nothing to record into: what came back is dropped, looked at later */
+		for (int i = 0; i < calls.ncalls; i++)
+			if (calls.calls[i].state == HTTP_CALL_READY || calls.calls[i].state == HTTP_CALL_DONE)
+				http_call_free(&calls.calls[i]);
+		forget_pending();
+		next_look = TimestampTzPlusMilliseconds(now, 5000);
+		have_axes = false;
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		return false;
+	}
 	axes = read_axes();
 
 	PG_TRY();
@@ -614,13 +712,7 @@ ioffice_worker_axis_step(void)
 		else
 		{
 			/* no axis any more: what was listed is listed again later */
-			for (int i = 0; i < npending; i++)
-			{
-				pfree(pending[i].doc_id);
-				if (pending[i].reason)
-					pfree(pending[i].reason);
-			}
-			npending = 0;
+			forget_pending();
 		}
 	}
 	PG_CATCH();

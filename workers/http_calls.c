@@ -24,24 +24,41 @@
 void
 http_calls_init(HttpCalls *hc, int ncalls)
 {
+	HttpCall   *calls;
+	CURLM	   *multi;
+
+	/* hc->multi set last: a failure half-way leaves hc as it was, tried again */
 	if (hc->multi != NULL)
 		return;
-	hc->multi = curl_multi_init();
-	if (hc->multi == NULL)
-		elog(ERROR, "ioffice: could not initialise libcurl");
-	hc->calls = MemoryContextAllocZero(TopMemoryContext, sizeof(HttpCall) * ncalls);
-	hc->ncalls = ncalls;
+	calls = MemoryContextAllocZero(TopMemoryContext, sizeof(HttpCall) * ncalls);
 	for (int i = 0; i < ncalls; i++)
 	{
-		HttpCall   *c = &hc->calls[i];
-
-		c->easy = curl_easy_init();
-		if (c->easy == NULL)
+		calls[i].easy = curl_easy_init();
+		if (calls[i].easy == NULL)
+		{
+			for (int j = 0; j < i; j++)
+				curl_easy_cleanup(calls[j].easy);
+			pfree(calls);
 			elog(ERROR, "ioffice: could not initialise libcurl");
-		c->cxt = AllocSetContextCreate(TopMemoryContext, "ioffice HTTP call",
-									   ALLOCSET_DEFAULT_SIZES);
-		c->state = HTTP_CALL_FREE;
+		}
 	}
+	multi = curl_multi_init();
+	if (multi == NULL)
+	{
+		for (int i = 0; i < ncalls; i++)
+			curl_easy_cleanup(calls[i].easy);
+		pfree(calls);
+		elog(ERROR, "ioffice: could not initialise libcurl");
+	}
+	for (int i = 0; i < ncalls; i++)
+	{
+		calls[i].cxt = AllocSetContextCreate(TopMemoryContext, "ioffice HTTP call",
+											 ALLOCSET_DEFAULT_SIZES);
+		calls[i].state = HTTP_CALL_FREE;
+	}
+	hc->calls = calls;
+	hc->ncalls = ncalls;
+	hc->multi = multi;
 }
 
 int

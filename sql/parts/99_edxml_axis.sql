@@ -494,6 +494,15 @@ BEGIN
                           DETAIL = format('Field ResponseFor/DocumentId: %s.',
                                           pg_catalog.left(p->'response_for'->>'document_id', 60));
             END IF;
+            -- only the agency the document was sent to answers it
+            IF NOT EXISTS (SELECT 1 FROM ioffice.edxml_outgoing o
+                           WHERE o.document_id = v_id AND o.kind = 'document' AND o.state = 'sent'
+                             AND o.recipient = p->'from'->>'organ_id') THEN
+                RAISE EXCEPTION 'edXML status package refused: the document was not sent to its sender'
+                    USING ERRCODE = '42501',
+                          DETAIL = format('Field From/OrganId: %s.',
+                                          pg_catalog.left(p->'from'->>'organ_id', 60));
+            END IF;
             PERFORM ioffice._engine_enter();
             INSERT INTO ioffice.edxml_status (document_id, party_organ_id, edxml_document_id,
                                               direction, code, description)
@@ -517,11 +526,15 @@ BEGIN
         END IF;
         v_id := ioffice._edxml_file(p, package, v_agency, NULL);
         RETURN jsonb_build_object('result', 'filed', 'document', v_id);
-    EXCEPTION WHEN sqlstate '22023' OR sqlstate '42501' OR sqlstate '23505' THEN
+    -- the package's own data at fault (classes 22 and 23: a bad value or
+    -- cast, a constraint) is a refusal, not an error retried at every poll
+    EXCEPTION WHEN data_exception OR integrity_constraint_violation OR insufficient_privilege THEN
         GET STACKED DIAGNOSTICS v_reason = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
     END;
     v_reason := pg_catalog.left(v_reason || coalesce(' ' || nullif(v_detail, ''), ''), 2000);
-    IF p->>'kind' = 'document' AND p->'from'->>'organ_id' IS NOT NULL THEN
+    -- answered when the 02 can be addressed (recipient, DocumentId that fit)
+    IF p->>'kind' = 'document' AND length(p->'from'->>'organ_id') BETWEEN 1 AND 13
+       AND coalesce(length(p->>'document_id'), 0) <= 100 THEN
         INSERT INTO ioffice.edxml_outgoing (agency_id, recipient, kind, code, description,
                                             edxml_document_id)
         VALUES (v_axis_agency, p->'from'->>'organ_id', 'status', '02', v_reason,

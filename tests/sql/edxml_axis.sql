@@ -89,6 +89,39 @@ FROM (SELECT ioffice._edxml_axis_file(ioffice._edxml_status_package(o.id)::text,
       FROM ioffice.edxml_outgoing o WHERE o.document_id = :xdoc AND o.code = '03') x;
 SELECT count(*) AS statuses_received FROM ioffice.edxml_status WHERE direction = 'received';
 SELECT regress_error('SELECT ioffice._edxml_axis_file(NULL, 1)', 0);
+-- signatures taken as valid (the verifier stubbed, rolled back): what
+-- comes after the signature check
+BEGIN;
+ALTER FUNCTION ioffice._edxml_read(text, text) RENAME TO _edxml_read_unstubbed;
+CREATE FUNCTION ioffice._edxml_read(package text, trust text) RETURNS jsonb LANGUAGE sql
+AS $$ SELECT jsonb_set(ioffice._edxml_read_unstubbed(package, trust), '{signature,status}', '"valid"') $$;
+-- a status from an agency the document was not sent to: refused
+INSERT INTO ioffice.edxml_outgoing (agency_id, recipient, kind, code, description, edxml_document_id)
+SELECT x.agency_id, a.code, 'status', '03', 'regress forged', d.identifier
+FROM ioffice.document x, ioffice.document d JOIN ioffice.unit a ON a.id = d.agency_id
+WHERE x.id = :xdoc AND d.id = :adoc RETURNING id AS forged \gset
+SELECT r->>'result' AS result, r->>'reason' AS reason
+FROM (SELECT ioffice._edxml_axis_file(ioffice._edxml_status_package(:forged)::text, :axis) AS r) x;
+SELECT count(*) AS forged_recorded FROM ioffice.edxml_status WHERE document_id = :adoc AND direction = 'received';
+-- sent to it: recorded
+INSERT INTO ioffice.edxml_outgoing (agency_id, document_id, recipient, kind, state, sent_at)
+SELECT d.agency_id, d.id, u.code, 'document', 'sent', now()
+FROM ioffice.document d, ioffice.document x JOIN ioffice.unit u ON u.id = x.agency_id
+WHERE d.id = :adoc AND x.id = :xdoc;
+SELECT r->>'result' AS result, r->>'code' AS code
+FROM (SELECT ioffice._edxml_axis_file(ioffice._edxml_status_package(:forged)::text, :axis) AS r) x;
+-- a package whose own data breaks a rule (PageAmount not a number, as the
+-- reader passes it): refused with 02, not an error retried at every poll
+CREATE OR REPLACE FUNCTION ioffice._edxml_read(package text, trust text) RETURNS jsonb LANGUAGE sql
+AS $$ SELECT jsonb_set(jsonb_set(ioffice._edxml_read_unstubbed(package, trust), '{signature,status}', '"valid"'),
+                       '{page_amount}', '"many"') $$;
+SELECT r->>'result' AS result, r->>'reason' AS reason
+FROM (SELECT ioffice._edxml_axis_file(ioffice._edxml_package(:adoc, u.code, NULL)::text, :axis) AS r
+      FROM ioffice.document x JOIN ioffice.unit u ON u.id = x.agency_id WHERE x.id = :xdoc) x;
+SELECT o.code, o.description, o.recipient = u.code AS to_its_sender
+FROM ioffice.edxml_outgoing o, ioffice.document d JOIN ioffice.unit u ON u.id = d.agency_id
+WHERE d.id = :adoc AND o.code = '02' AND o.description LIKE '%bigint%';
+ROLLBACK;
 
 -- the axis table's rules
 SELECT regress_error($$INSERT INTO ioffice.exchange_axis (agency_id, transport, url)

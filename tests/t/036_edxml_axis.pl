@@ -240,6 +240,19 @@ is($posted[0]{key}, $a->safe_psql('postgres', "SELECT idempotency_key FROM ioffi
 	'with the row\'s idempotency key');
 is($a->safe_psql('postgres', q{SELECT count(*) FROM ioffice.outbox}), '0', 'and no outbox event for the endpoint');
 
+# --- a database whose ioffice has no axis (0.1 after the library's upgrade) ----------------------
+# the table out of sight, as in 0.1: the axis step skips quietly, the
+# signer does not restart and goes on sealing
+my $logstart = -s $a->logfile;
+$a->safe_psql('postgres', 'ALTER TABLE ioffice.exchange_axis RENAME TO exchange_axis_hidden');
+my $doc6 = issue('Văn bản khi chưa có trục');
+is(wait_for($a, "SELECT status FROM ioffice.signature WHERE document_id = $doc6 AND kind = 'organisation'", 'done', 30),
+	'done', 'no exchange_axis: the signer still seals');
+sleep 2;
+unlike(slurp_file($a->logfile, $logstart), qr/exchange_axis" does not exist|background worker "ioffice[^"]*" \(PID \d+\) exited/,
+	'and neither errs on the axis nor restarts');
+$a->safe_psql('postgres', 'ALTER TABLE ioffice.exchange_axis_hidden RENAME TO exchange_axis');
+
 kill 'TERM', $standin_pid;
 waitpid($standin_pid, 0);
 $a->stop;
