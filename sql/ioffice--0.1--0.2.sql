@@ -5983,9 +5983,11 @@ CREATE TABLE reminder_sent (
     deadline   date NOT NULL,
     channel    text CHECK (channel IN ('email', 'sms')),
     sent_at    timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (task_id, level)
+    -- the deadline is part of the key: a task whose deadline is moved is
+    -- reminded again of the new one, once per level
+    PRIMARY KEY (task_id, level, deadline)
 );
-COMMENT ON TABLE reminder_sent IS 'Reminders sent of tasks coming due (due) and overdue: one per task and level; channel NULL: the person has no address';
+COMMENT ON TABLE reminder_sent IS 'Reminders sent of tasks coming due (due) and overdue: one per task, level and deadline (a moved deadline is reminded again); channel NULL: the person has no address';
 
 CREATE TABLE reminder_digest (
     leader_id  bigint NOT NULL REFERENCES person,
@@ -6086,9 +6088,8 @@ BEGIN
           FROM ioffice._tasks_to_remind() r
           JOIN ioffice.document d ON d.id = r.document_id
          WHERE NOT EXISTS (SELECT 1 FROM ioffice.reminder_sent s
-                            WHERE s.task_id = r.task_id AND s.level = r.level)
-           AND (r.level = 'due' OR NOT EXISTS (SELECT 1 FROM ioffice.reminder_sent s
-                                                WHERE s.task_id = r.task_id AND s.level = 'overdue'))
+                            WHERE s.task_id = r.task_id AND s.level = r.level
+                              AND s.deadline = r.deadline)
          ORDER BY r.task_id
     LOOP
         -- the row first: a concurrent call that wrote it wins, and this one
@@ -6105,7 +6106,7 @@ BEGIN
             jsonb_build_object('kind', 'task_' || v_row.level, 'task', v_row.task_id,
                                'document', v_row.document_id, 'deadline', v_row.deadline));
         UPDATE ioffice.reminder_sent s SET channel = v_channel
-         WHERE s.task_id = v_row.task_id AND s.level = v_row.level;
+         WHERE s.task_id = v_row.task_id AND s.level = v_row.level AND s.deadline = v_row.deadline;
         v_n := v_n + 1;
     END LOOP;
 

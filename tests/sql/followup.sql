@@ -239,6 +239,16 @@ SELECT CASE document_id WHEN :d1 THEN 'd1' WHEN :d5 THEN 'd5' WHEN :d6 THEN 'd6'
        login, level FROM pg_temp.fu_reminders ORDER BY 1, 2, 3;
 SELECT count(*) AS digests_still FROM ioffice.reminder_digest g JOIN ioffice.person p ON p.id = g.leader_id
  WHERE p.unit_id IN (:fu, :fu_vp, :fu_pk);
+-- a moved deadline is reminded again: d5's task (reminded due today) moved
+-- to d6's deadline is due again under the lead of one, once
+UPDATE ioffice.task SET deadline = (SELECT max(t6.deadline) FROM ioffice.task t6
+                                     WHERE t6.document_id = :d6 AND t6.status = 'open')
+ WHERE document_id = :d5 AND status = 'open';
+SELECT ioffice.send_reminders() >= 1 AS sent_for_moved_deadline;
+SELECT CASE document_id WHEN :d5 THEN 'd5' ELSE 'd?' END AS doc, login, level, deadline_kept
+  FROM pg_temp.fu_reminders WHERE document_id = :d5 ORDER BY deadline_kept, 2, 3;
+SELECT ioffice.send_reminders() >= 0 AS called_again;
+SELECT count(*) AS d5_reminders FROM pg_temp.fu_reminders WHERE document_id = :d5;
 -- with tomorrow a working day, d6 would not be due yet with a lead of one
 UPDATE ioffice.holiday SET working = true WHERE day = :'today'::date + 1;
 SELECT count(*) AS d6_due_without_day_off FROM ioffice._tasks_to_remind() WHERE document_id = :d6;
