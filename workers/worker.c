@@ -722,10 +722,21 @@ signer_loop(void)
 			proc_exit(1);
 		}
 
-		if (RecoveryInProgress())
-			set_state("standby");
-		else if (!extension_present())
-			set_state("no extension");
+		if (RecoveryInProgress() || !extension_present())
+		{
+			/*
+			 * nothing is served here yet: sleep the naptime.  The steps'
+			 * waits below cannot be asked, since their steps have not run
+			 * (the remote signing and axis steps say "at once" until their
+			 * first look), and the signer spun on a core in every standby
+			 * and every database without the extension.
+			 */
+			set_state(RecoveryInProgress() ? "standby" : "no extension");
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 ioffice_worker_naptime * 1000L, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			continue;
+		}
 		else
 		{
 			int64		failed = 0;
