@@ -151,6 +151,12 @@ static TimestampTz first_done_at = 0;	/* the oldest answer waiting to be recorde
  * file that can sign now (the newest: the one the hash names) and none
  * with one (sign_jobs.c's rule for the token path), the file is no Word
  * or Excel file waiting for its conversion, and no transaction is pending.
+ * As in that rule, key files count only while ioffice.keystore_personal
+ * ($2) is on: while it is off (the default) the worker never signs with a
+ * personal key file, so a certificate that names one is the person's like
+ * any other, and their service signs with it; were it skipped here, the
+ * signature of a person whose certificate names a key file would wait
+ * for ever, taken neither by the worker nor by their service.
  */
 static IofficePlan new_plan = {
 	NULL,
@@ -172,18 +178,18 @@ static IofficePlan new_plan = {
 	"  JOIN ioffice.file f ON f.id = s.file_id "
 	"  LEFT JOIN ioffice.signature_image si ON si.person_id = s.signer_id "
 	"  CROSS JOIN LATERAL (SELECT k.id FROM ioffice.certificate k WHERE k.kind = 'personal' "
-	"           AND k.person_id = s.signer_id AND k.key_file IS NULL AND k.revoked_at IS NULL "
+	"           AND k.person_id = s.signer_id AND (k.key_file IS NULL OR NOT $2) AND k.revoked_at IS NULL "
 	"           AND now() BETWEEN k.not_before AND k.not_after "
 	"         ORDER BY k.not_after DESC, k.id DESC LIMIT 1) k "
 	" WHERE s.status = 'pending' AND s.kind = 'personal' "
 	"   AND f.kind NOT IN " IOFFICE_CONVERTIBLE_KINDS_SQL
 	"   AND NOT EXISTS (SELECT 1 FROM ioffice.certificate x WHERE x.kind = 'personal' "
-	"           AND x.person_id = s.signer_id AND x.key_file IS NOT NULL AND x.revoked_at IS NULL "
+	"           AND x.person_id = s.signer_id AND x.key_file IS NOT NULL AND $2 AND x.revoked_at IS NULL "
 	"           AND now() BETWEEN x.not_before AND x.not_after) "
 	"   AND NOT EXISTS (SELECT 1 FROM ioffice.signing_transaction t "
 	"                    WHERE t.signature_id = s.id AND t.state = 'pending') "
 	" ORDER BY s.id LIMIT $1 FOR UPDATE OF s SKIP LOCKED",
-	1, {INT4OID}
+	2, {INT4OID, BOOLOID}
 };
 
 /* the file a detached signature signs: itself, still current */
@@ -723,11 +729,12 @@ fail_one(void *arg)
 static int
 prepare_new(int limit)
 {
-	Datum		arg[1];
+	Datum		arg[2];
 	int			n;
 	NewSignature *sigs;
 
 	arg[0] = Int32GetDatum(limit);
+	arg[1] = BoolGetDatum(ioffice_keystore_personal);
 	if (ioffice_exec(&new_plan, arg, NULL, 0) != SPI_OK_SELECT)
 		elog(ERROR, "ioffice: could not read the remote signing queue");
 	n = (int) SPI_processed;
