@@ -103,6 +103,7 @@ int			ioffice_remote_signing_connections = 16;
 #define POLL_MS 50				/* while calls are in flight: latch looked at this often */
 #define GATHER_MS 20			/* answers gathered this long into one transaction */
 #define POLL_FAILURES_MAX 3		/* polls without an answer in a row: failed */
+#define PREPARE_BUSY_MS 500		/* a busy signer looks for new signatures this often */
 
 #define OID_SHA256 "2.16.840.1.101.3.4.2.1"
 #define OID_RSA "1.2.840.113549.1.1.1"
@@ -144,6 +145,8 @@ static int	ncalls = 0;
 static bool look_now = true;
 static TimestampTz next_look = 0;
 static TimestampTz first_done_at = 0;	/* the oldest answer waiting to be recorded */
+static TimestampTz last_prepare = 0;	/* the last look for new signatures */
+static bool prepare_more = false;	/* it found a full round: more may wait */
 
 /*
  * Pending signatures of the remote path, not yet sent: the signer has a
@@ -1444,7 +1447,11 @@ remote_round(bool prepare)
 
 	record_answers();
 	if (prepare)
+	{
 		more = prepare_new(PREPARE_PER_ROUND) >= PREPARE_PER_ROUND;
+		last_prepare = now;
+		prepare_more = more;
+	}
 	nfree = count_calls(CALL_FREE);
 	if (nfree > 0 && (look_now || now >= next_look))
 	{
@@ -1497,11 +1504,26 @@ guarded_round(bool prepare)
 /*
  * The signer's step (worker.c): answers recorded, new signatures prepared,
  * due calls started.  True when more signatures wait to be prepared.
+ *
+ * BUSY: the signer's last batch was full, more jobs wait.  Looking for new
+ * signatures (new_plan) reads every pending signature, and those with a
+ * transaction at a service stay pending for minutes: with a thousand of
+ * them and thousands of other jobs queued, one look took tens of
+ * milliseconds (tests/bench/remote_pending), as long as the batch of a
+ * hundred signatures it followed, and it followed every batch.  So while
+ * the signer is busy it looks at most every PREPARE_BUSY_MS, or again at
+ * once when its last look found a full round; when it is not (a batch that
+ * was not full: it was woken, or woke, with the queue drained) it looks
+ * every time, so a new remote signature is sent without delay.  Answers
+ * and due polls are not held back: they need no look at the queue.
  */
 bool
-ioffice_worker_remote_step(void)
+ioffice_worker_remote_step(bool busy)
 {
-	return guarded_round(true);
+	bool		prepare = !busy || prepare_more ||
+		TimestampDifferenceExceeds(last_prepare, GetCurrentTimestamp(), PREPARE_BUSY_MS);
+
+	return guarded_round(prepare);
 }
 
 bool
