@@ -103,6 +103,7 @@ int			ioffice_remote_signing_connections = 16;
 #define POLL_MS 50				/* while calls are in flight: latch looked at this often */
 #define GATHER_MS 20			/* answers gathered this long into one transaction */
 #define POLL_FAILURES_MAX 3		/* polls without an answer in a row: failed */
+#define PREPARE_BUSY_MS 500		/* a busy signer looks for new signatures this often */
 
 #define OID_SHA256 "2.16.840.1.101.3.4.2.1"
 #define OID_RSA "1.2.840.113549.1.1.1"
@@ -144,6 +145,8 @@ static int	ncalls = 0;
 static bool look_now = true;
 static TimestampTz next_look = 0;
 static TimestampTz first_done_at = 0;	/* the oldest answer waiting to be recorded */
+static TimestampTz last_prepare = 0;	/* the last look for new signatures */
+static bool prepare_more = false;	/* it found a full round: more may wait */
 
 /*
  * Pending signatures of the remote path, not yet sent: the signer has a
@@ -151,6 +154,12 @@ static TimestampTz first_done_at = 0;	/* the oldest answer waiting to be recorde
  * file that can sign now (the newest: the one the hash names) and none
  * with one (sign_jobs.c's rule for the token path), the file is no Word
  * or Excel file waiting for its conversion, and no transaction is pending.
+ * As in that rule, key files count only while ioffice.keystore_personal
+ * ($2) is on: while it is off (the default) the worker never signs with a
+ * personal key file, so a certificate that names one is the person's like
+ * any other, and their service signs with it; were it skipped here, the
+ * signature of a person whose certificate names a key file would wait
+ * for ever, taken neither by the worker nor by their service.
  */
 static IofficePlan new_plan = {
 	NULL,
@@ -172,18 +181,18 @@ static IofficePlan new_plan = {
 	"  JOIN ioffice.file f ON f.id = s.file_id "
 	"  LEFT JOIN ioffice.signature_image si ON si.person_id = s.signer_id "
 	"  CROSS JOIN LATERAL (SELECT k.id FROM ioffice.certificate k WHERE k.kind = 'personal' "
-	"           AND k.person_id = s.signer_id AND k.key_file IS NULL AND k.revoked_at IS NULL "
+	"           AND k.person_id = s.signer_id AND (k.key_file IS NULL OR NOT $2) AND k.revoked_at IS NULL "
 	"           AND now() BETWEEN k.not_before AND k.not_after "
 	"         ORDER BY k.not_after DESC, k.id DESC LIMIT 1) k "
 	" WHERE s.status = 'pending' AND s.kind = 'personal' "
 	"   AND f.kind NOT IN " IOFFICE_CONVERTIBLE_KINDS_SQL
 	"   AND NOT EXISTS (SELECT 1 FROM ioffice.certificate x WHERE x.kind = 'personal' "
-	"           AND x.person_id = s.signer_id AND x.key_file IS NOT NULL AND x.revoked_at IS NULL "
+	"           AND x.person_id = s.signer_id AND x.key_file IS NOT NULL AND $2 AND x.revoked_at IS NULL "
 	"           AND now() BETWEEN x.not_before AND x.not_after) "
 	"   AND NOT EXISTS (SELECT 1 FROM ioffice.signing_transaction t "
 	"                    WHERE t.signature_id = s.id AND t.state = 'pending') "
 	" ORDER BY s.id LIMIT $1 FOR UPDATE OF s SKIP LOCKED",
-	1, {INT4OID}
+	2, {INT4OID, BOOLOID}
 };
 
 /* the file a detached signature signs: itself, still current */
@@ -723,11 +732,12 @@ fail_one(void *arg)
 static int
 prepare_new(int limit)
 {
-	Datum		arg[1];
+	Datum		arg[2];
 	int			n;
 	NewSignature *sigs;
 
 	arg[0] = Int32GetDatum(limit);
+	arg[1] = BoolGetDatum(ioffice_keystore_personal);
 	if (ioffice_exec(&new_plan, arg, NULL, 0) != SPI_OK_SELECT)
 		elog(ERROR, "ioffice: could not read the remote signing queue");
 	n = (int) SPI_processed;
@@ -1437,7 +1447,11 @@ remote_round(bool prepare)
 
 	record_answers();
 	if (prepare)
+	{
 		more = prepare_new(PREPARE_PER_ROUND) >= PREPARE_PER_ROUND;
+		last_prepare = now;
+		prepare_more = more;
+	}
 	nfree = count_calls(CALL_FREE);
 	if (nfree > 0 && (look_now || now >= next_look))
 	{
@@ -1490,11 +1504,26 @@ guarded_round(bool prepare)
 /*
  * The signer's step (worker.c): answers recorded, new signatures prepared,
  * due calls started.  True when more signatures wait to be prepared.
+ *
+ * BUSY: the signer's last batch was full, more jobs wait.  Looking for new
+ * signatures (new_plan) reads every pending signature, and those with a
+ * transaction at a service stay pending for minutes: with a thousand of
+ * them and thousands of other jobs queued, one look took tens of
+ * milliseconds (tests/bench/remote_pending), as long as the batch of a
+ * hundred signatures it followed, and it followed every batch.  So while
+ * the signer is busy it looks at most every PREPARE_BUSY_MS, or again at
+ * once when its last look found a full round; when it is not (a batch that
+ * was not full: it was woken, or woke, with the queue drained) it looks
+ * every time, so a new remote signature is sent without delay.  Answers
+ * and due polls are not held back: they need no look at the queue.
  */
 bool
-ioffice_worker_remote_step(void)
+ioffice_worker_remote_step(bool busy)
 {
-	return guarded_round(true);
+	bool		prepare = !busy || prepare_more ||
+		TimestampDifferenceExceeds(last_prepare, GetCurrentTimestamp(), PREPARE_BUSY_MS);
+
+	return guarded_round(prepare);
 }
 
 bool

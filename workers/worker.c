@@ -746,7 +746,7 @@ signer_loop(void)
 				ioffice_worker_count(signed_jobs - failed, failed);
 			record_refusals();
 			audit_more = audit_step();
-			remote_more = ioffice_worker_remote_step();
+			remote_more = ioffice_worker_remote_step(signed_jobs >= ioffice_worker_batch);
 			axis_more = ioffice_worker_axis_step();
 			set_state(ioffice_worker_convert_socket() != PGINVALID_SOCKET ? "converting" : "idle");
 		}

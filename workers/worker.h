@@ -109,7 +109,7 @@ extern bool ioffice_worker_extract_step(void);
  * long it may sleep, and its sleep while calls are in flight
  */
 extern void ioffice_remote_signing_init(void);	/* its settings */
-extern bool ioffice_worker_remote_step(void);
+extern bool ioffice_worker_remote_step(bool busy);
 extern bool ioffice_worker_remote_flying(void);
 extern long ioffice_worker_remote_wait_ms(long max_ms);
 extern void ioffice_worker_remote_wait(long max_ms);

@@ -5,6 +5,17 @@
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$BENCH_DIR/../../scripts/lib.sh"
 
+# With IOFFICE_INSTALL_ROOT set, lib.sh put the private installation's bin
+# first in PATH; if it is not there (not built yet), PATH would silently fall
+# back to the system's server and extension: refuse instead.
+if [ -n "${IOFFICE_INSTALL_ROOT:-}" ] &&
+   { [ ! -x "$PGBIN/postgres" ] ||
+     [ ! -f "$IOFFICE_INSTALL_ROOT$($PG_CONFIG --pkglibdir)/ioffice.so" ]; }; then
+    echo "no ioffice in the private installation $IOFFICE_INSTALL_ROOT: build it first" \
+         "(IOFFICE_INSTALL_ROOT=$IOFFICE_INSTALL_ROOT bash scripts/test regress)" >&2
+    exit 2
+fi
+
 WORK=
 bench_stop() {
     [ -n "$WORK" ] || return 0
