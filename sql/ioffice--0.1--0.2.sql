@@ -6916,3 +6916,108 @@ BEGIN
     RETURN jsonb_build_object('result', 'refused', 'reason', v_reason);
 END
 $$;
+
+-- ==== bench_search ====
+-- search() at a province's scale (tests/bench/search): a person's
+-- documents' rows by an index, vectors kept in the row, the caller's
+-- visibility applied before ranking, each statement planned for its values
+CREATE INDEX search_text_document_idx ON search_text (document_id);
+ALTER TABLE search_text ALTER COLUMN words SET STORAGE MAIN;
+CREATE OR REPLACE FUNCTION search(query text, filters jsonb DEFAULT '{}', "limit" int DEFAULT 100)
+RETURNS TABLE(document bigint, rank real, snippet text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_custom_plan
+AS $$
+DECLARE
+    v_me bigint := ioffice.current_person();
+    v_reader boolean := ioffice._search_outer_is_reader();
+    v_agencies bigint[] := ioffice._clerk_agencies();
+    v_tasks bigint[];
+    v_any tsquery;
+    v_exact tsquery;
+    f record;
+BEGIN
+    f := ioffice._search_filters(filters);
+    IF search."limit" IS NULL OR search."limit" < 1 OR search."limit" > 10000 THEN
+        RAISE EXCEPTION 'search limit must be between 1 and 10000' USING ERRCODE = '22023';
+    END IF;
+    -- a query is a few words: websearch_to_tsquery() recurses over what it
+    -- is given, and a page of text would end in "stack depth limit exceeded"
+    IF length(query) > 2000 THEN
+        RAISE EXCEPTION 'search query is too long'
+            USING ERRCODE = '22023',
+                  DETAIL = format('A query has at most 2000 characters; this one has %s.', length(query)),
+                  HINT = 'Search for a few words of the text, and narrow with filters.';
+    END IF;
+    IF v_me IS NULL AND NOT v_reader THEN
+        RETURN;
+    END IF;
+    v_tasks := CASE WHEN v_me IS NULL THEN '{}' ELSE ioffice._task_documents() END;
+    v_any := websearch_to_tsquery('ioffice.search_vi'::regconfig, translate(coalesce(query, ''), '/', ' '));
+    IF numnode(v_any) = 0 THEN
+        IF filters IS NULL OR filters = '{}' THEN
+            RAISE EXCEPTION 'search needs words to find, or a filter'
+                USING ERRCODE = '22023';
+        END IF;
+        RETURN QUERY
+        SELECT d.id, 0::real, d.abstract
+        FROM ioffice.document d
+        WHERE (d.drafter_id = v_me OR d.agency_id = ANY (v_agencies) OR d.id = ANY (v_tasks)
+               OR (v_reader AND d.confidentiality = 'normal'
+                   AND (d.register_id IS NULL
+                        OR d.register_id IN (SELECT r.id FROM ioffice.register r WHERE NOT r.confidential))))
+          AND (f.agency IS NULL OR d.agency_id = f.agency)
+          AND (f.doc_type IS NULL OR d.doc_type = f.doc_type)
+          AND (f.register IS NULL OR d.register_id = f.register)
+          AND (f.state IS NULL OR d.state = f.state)
+          AND (f.signer IS NULL OR d.signer_id = f.signer)
+          AND (f.direction IS NULL OR d.direction = f.direction)
+          AND (f.issued_from IS NULL OR coalesce(d.issued_on, d.sender_date) >= f.issued_from)
+          AND (f.issued_to IS NULL OR coalesce(d.issued_on, d.sender_date) <= f.issued_to)
+          AND (f.created_from IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date >= f.created_from)
+          AND (f.created_to IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date <= f.created_to)
+        ORDER BY d.id DESC
+        LIMIT search."limit";
+        RETURN;
+    END IF;
+    v_exact := websearch_to_tsquery('ioffice.search_vi_exact'::regconfig, translate(query, '/', ' '));
+    RETURN QUERY
+    WITH hit AS (
+        SELECT s.document_id, s.file_id, s.body,
+               (s.words @@ v_exact)::int + ts_rank(s.words, v_any, 32) AS r
+        FROM ioffice.search_text s JOIN ioffice.document d ON d.id = s.document_id
+        WHERE s.words @@ v_any
+          AND (d.drafter_id = v_me OR d.agency_id = ANY (v_agencies) OR d.id = ANY (v_tasks)
+               OR (v_reader AND d.confidentiality = 'normal'
+                   AND (d.register_id IS NULL
+                        OR d.register_id IN (SELECT r.id FROM ioffice.register r WHERE NOT r.confidential))))
+          AND (f.agency IS NULL OR d.agency_id = f.agency)
+          AND (f.doc_type IS NULL OR d.doc_type = f.doc_type)
+          AND (f.register IS NULL OR d.register_id = f.register)
+          AND (f.state IS NULL OR d.state = f.state)
+          AND (f.signer IS NULL OR d.signer_id = f.signer)
+          AND (f.direction IS NULL OR d.direction = f.direction)
+          AND (f.issued_from IS NULL OR coalesce(d.issued_on, d.sender_date) >= f.issued_from)
+          AND (f.issued_to IS NULL OR coalesce(d.issued_on, d.sender_date) <= f.issued_to)
+          AND (f.created_from IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date >= f.created_from)
+          AND (f.created_to IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date <= f.created_to)
+    ), best AS (
+        SELECT DISTINCT ON (h.document_id) h.document_id, h.body, h.r
+        FROM hit h
+        ORDER BY h.document_id, h.r DESC, h.file_id NULLS FIRST
+    ), found AS (
+        SELECT b.document_id, b.body, b.r
+        FROM best b
+        ORDER BY b.r DESC, b.document_id DESC
+        LIMIT search."limit"
+    )
+    -- (the snippet from the first 64 kB of a file's text: ts_headline
+    -- parses all it is given, and a page of results has up to "limit")
+    SELECT x.document_id, x.r::real,
+           ts_headline('ioffice.search_vi'::regconfig, left(x.body, 65536), v_any,
+                       'StartSel=«, StopSel=», MaxWords=30, MinWords=12, ShortWord=0, '
+                       'MaxFragments=2, FragmentDelimiter=" … "')
+    FROM found x
+    ORDER BY x.r DESC, x.document_id DESC;
+END
+$$;
