@@ -704,3 +704,6 @@ COMMENT ON VIEW recall_status IS
   'Recalls (Decree 30 art. 18.4) of the documents the caller may see: an outgoing document recalled, per recipient with its answer (accepted, refused with the reason; NULL while pending); a received document asked to be recalled, with its answer';
 REVOKE ALL ON recall_status FROM PUBLIC;
 GRANT SELECT ON recall_status TO ioffice_app, ioffice_admin, ioffice_reader;
+
+COMMENT ON FUNCTION edxml_receive(xml) IS
+  'Files a received edXML package (signature verified against the trust anchors) into the addressed agency''s incoming queue and records the status 01 to send back; the same package twice gives the same document. A recall package (BussinessDocType 1) marks the copy received under its DocumentId as recall-requested (13) for answer_recall() and gives its id (NULL, answered 16 at once: never received here)';
