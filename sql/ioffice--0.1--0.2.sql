@@ -6970,7 +6970,9 @@ CREATE TABLE document_recall (
     agency_id        bigint NOT NULL REFERENCES unit,
     party            text CHECK (length(party) BETWEEN 1 AND 13),
     edxml_document_id text CHECK (length(edxml_document_id) BETWEEN 1 AND 100),
-    source_recall_id bigint REFERENCES document_recall,
+    -- no foreign key to this table (see unit.parent_id: a data-only dump
+    -- of a self-referencing table warns): only recall() writes it
+    source_recall_id bigint,
     reason           text NOT NULL CHECK (length(reason) BETWEEN 1 AND 2000),
     requested_at     timestamptz NOT NULL DEFAULT now(),
     requested_by     bigint REFERENCES person,
