@@ -596,6 +596,56 @@ is_conversion(TriggerData *trigdata, TupleDesc desc)
 }
 
 /*
+ * A recall accepted (sql/parts/99_recall.sql, answer_recall): the one change
+ * a received document's files may have after it arrived, its bytes
+ * destroyed (Decree 30 art. 18.4b; Appendix VI, III.8b).  Only this shape:
+ * an UPDATE that empties the content and sets erased_at (once; the name,
+ * hash, size and kind stay as the record of what was destroyed, and the
+ * row may be marked removed), of a file of an incoming document already
+ * marked recalled whose sender's recall was accepted in a row that only
+ * the engine writes.  Nothing else passes here: not another column, not a
+ * file of an outgoing document, not a document whose recall was refused
+ * or not answered.  A schema still at 0.1 (no erased_at) has no such path.
+ */
+static IofficePlan recall_accepted = {
+	NULL,
+	"SELECT 1 FROM ioffice.document d "
+	"  JOIN ioffice.document_recall r ON r.document_id = d.id "
+	" WHERE d.id = $1 AND d.direction = 'incoming' AND d.recalled_at IS NOT NULL "
+	"   AND r.direction = 'received' AND r.answer = 'accepted'",
+	1, {INT8OID}
+};
+
+static bool
+is_recall_erasure(TriggerData *trigdata, TupleDesc desc, int64 doc)
+{
+	int			erased = SPI_fnumber(desc, "erased_at");
+	bool		old_null,
+				new_null;
+	bytea	   *content;
+	Datum		values[1];
+	static const char *const kept[] = {"document_id", "sha256", "size", "kind", "name",
+	"replaces_id", "uploaded_by", "uploaded_at", "superseded_at", "converted_from"};
+
+	if (!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) || erased <= 0)
+		return false;
+	(void) heap_getattr(trigdata->tg_trigtuple, erased, desc, &old_null);
+	(void) heap_getattr(trigdata->tg_newtuple, erased, desc, &new_null);
+	if (!old_null || new_null)
+		return false;
+	content = DatumGetByteaPP(heap_getattr(trigdata->tg_newtuple, SPI_fnumber(desc, "content"),
+										   desc, &new_null));
+	if (new_null || VARSIZE_ANY_EXHDR(content) != 0)
+		return false;
+	for (int i = 0; i < lengthof(kept); i++)
+		if (!column_unchanged(trigdata->tg_trigtuple, trigdata->tg_newtuple, desc, kept[i]))
+			return false;
+	values[0] = Int64GetDatum(doc);
+	ioffice_exec(&recall_accepted, values, NULL, 1);
+	return SPI_processed > 0;
+}
+
+/*
  * The signer's one exception to frozen files (workers/pdf_sign.c): a PDF
  * signature makes new bytes, which become the next version of the file it
  * signed, even after approval or issue.  Only when the signer's flag is set
@@ -643,7 +693,8 @@ check_signed_version(TriggerData *trigdata, TupleDesc desc, int64 doc)
  * same id would inherit signatures made on these (replace_file() makes a new
  * version instead; only the marks of a replacement or removal, and the
  * name, may change).  The file of an incoming document changes in no way
- * at all (refuse_incoming_change): only new files join it.  A superuser
+ * at all (refuse_incoming_change): only new files join it, until a recall
+ * of it is accepted (is_recall_erasure).  A superuser
  * loading a dump brings the rows as they were.  The worker's PDF of a Word
  * file is let through (is_conversion).
  */
@@ -697,6 +748,12 @@ ioffice_file_frozen(PG_FUNCTION_ARGS)
 
 		if (!isnull)
 			doc = DatumGetInt64(d);
+	}
+	/* a recall accepted destroys the received bytes, and nothing else */
+	if (is_recall_erasure(trigdata, desc, doc))
+	{
+		SPI_finish();
+		return PointerGetDatum(row);
 	}
 	values[0] = Int64GetDatum(doc);
 	ioffice_exec(&doc_files_state, values, NULL, 1);

@@ -116,6 +116,7 @@ static IofficePlan due_plan = {
 static IofficePlan build_plan = {
 	NULL,
 	"SELECT CASE o.kind WHEN 'document' THEN ioffice._edxml_package(o.document_id, o.recipient, NULL)::text "
+	"                   WHEN 'recall' THEN ioffice._edxml_package(o.document_id, o.recipient, NULL, 1, o.description)::text "
 	"                   ELSE ioffice._edxml_status_package(o.id)::text END, "
 	"       c.pem, c.key_file, c.key_uri "
 	"  FROM ioffice.edxml_outgoing o "
@@ -504,7 +505,7 @@ build_and_sign(void *arg)
 	sa->c->kind = CALL_SEND;
 	sa->c->id = sa->id;
 	sa->c->axis = sa->axis->id;
-	t->send(sa->c, sa->axis, strcmp(sa->kind, "document") == 0 ? "edoc" : "status",
+	t->send(sa->c, sa->axis, strcmp(sa->kind, "status") == 0 ? "status" : "edoc",
 			sa->key, out.data, out.len);
 	pfree(out.data);
 }

@@ -3,7 +3,7 @@
 # (an agency code not in A's database); A's worker builds the package, seals
 # it through the edXML helper and sends it; B's worker pulls it (list,
 # fetch, acknowledge), files it once and answers 01, which A records; B
-# registers (03), assigns (04) and completes (06), and A sees each status.
+# registers (03), assigns (04) and completes (05 then 06), and A sees each status.
 # The axis down (A retries, then sends), answering slowly, listing every
 # package twice (B files it once) and serving a malformed package (refused
 # on the axis with the reason, nothing filed).
@@ -176,13 +176,13 @@ as_actor($b, 'postgres', 'regress_vt', "SELECT ioffice.act($bdoc, 'submit', 'reg
 as_actor($b, 'postgres', 'regress_ld', "SELECT ioffice.act($bdoc, 'assign', 'regress_cv')");
 as_actor($b, 'postgres', 'regress_cv', "SELECT ioffice.act($bdoc, 'complete')");
 is(wait_for($a, "SELECT string_agg(code, ',' ORDER BY code) FROM ioffice.edxml_status WHERE document_id = $doc AND direction = 'received'",
-		'01,03,04,06'), '01,03,04,06', 'A sees 03 registered, 04 assigned, 06 finished');
+		'01,03,04,05,06'), '01,03,04,05,06', 'A sees 03 registered, 04 assigned, 05 in progress, 06 finished');
 is(wait_for($b, "SELECT string_agg(code || ':' || state, ',' ORDER BY code) FROM ioffice.edxml_outgoing WHERE document_id = $bdoc",
-		'01:sent,03:sent,04:sent,06:sent'), '01:sent,03:sent,04:sent,06:sent', 'B sent every status, each once');
+		'01:sent,03:sent,04:sent,05:sent,06:sent'), '01:sent,03:sent,04:sent,05:sent,06:sent', 'B sent every status, each once');
 is(as_actor($b, 'postgres', 'regress_vt',
 		"SELECT string_agg(code || ':' || delivery || ':' || (sent_at IS NOT NULL), ',' ORDER BY code) FROM ioffice.exchange_status WHERE document = $bdoc"),
-	'01:sent:true,03:sent:true,04:sent:true,06:sent:true', 'B\'s clerk sees them sent');
-is(a_statuses($doc), '01,03,04,06', 'A\'s clerk sees every status received from B');
+	'01:sent:true,03:sent:true,04:sent:true,05:sent:true,06:sent:true', 'B\'s clerk sees them sent');
+is(a_statuses($doc), '01,03,04,05,06', 'A\'s clerk sees every status received from B');
 
 # --- the axis down, then back ---------------------------------------------------------------
 mode('down');
