@@ -1820,7 +1820,7 @@ book(const std::string &input)
 				drop_signature_values(out.GetPage(p));
 			d.reset();
 		}
-	write_document(out, " " + std::to_string(toc));
+	write_document(out, " " + std::to_string(toc) + " " + std::to_string(out.GetPageCount()));
 	return 0;
 }
 
