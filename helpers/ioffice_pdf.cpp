@@ -1381,10 +1381,10 @@ mark(const std::string &pdf, const PrepareOptions &opt)
  *     of the document in the whole file, or the spec's "nopdf" text for a
  *     row without one (or whose PDF cannot be read: "unreadable").  The
  *     documents' signature values (/V of their signature fields) are
- *     dropped and no /AcroForm is carried over: the book is a copy, its
- *     pages are no longer the bytes that were signed, and no reader should
- *     show a signature of it as valid; the signatures' visible appearance
- *     (the image, the seal) stays on the page.  Answers "ok <length>
+ *     dropped: the book is a copy, its pages are no longer the bytes that
+ *     were signed, and no reader should show a signature of it as valid (a
+ *     reader finds the fields, unsigned); the signatures' visible
+ *     appearance (the image, the seal) stays on the page.  Answers "ok <length>
  *     <toc pages>\n" then the bytes.
  *
  * The spec is UTF-8 text, one line each, fields separated by tabs:

@@ -7034,7 +7034,10 @@ BEGIN
                'symbol', v.symbol,
                'date', to_char(v.document_date, 'DD/MM/YYYY'),
                'organ', v.organ_name,
-               'subject', concat_ws(': ', v.type_name, v.subject),
+               -- the type's name and the abstract (tên loại và trích yếu), the
+               -- name once when the abstract begins with it
+               'subject', CASE WHEN lower(v.subject) LIKE lower(v.type_name) || '%' THEN v.subject
+                               ELSE concat_ws(' ', v.type_name, v.subject) END,
                'files', (SELECT coalesce(jsonb_agg(f.id ORDER BY f.id), '[]')
                            FROM ioffice.file f
                           WHERE f.document_id = v.document_id AND f.kind = 'pdf'
