@@ -7074,7 +7074,7 @@ AS $$
                            (8, E'unreadable\tBản PDF không đọc được')) c(n, line)
             UNION ALL
             SELECT 3, r.n, concat_ws(E'\t', 'doc', jsonb_array_length(r.v->'files'), r.v->>'ordinal',
-                                     ioffice._pdf_spec_text(r.v->>'symbol'), r.v->>'date',
+                                     ioffice._pdf_spec_text(r.v->>'symbol'), ioffice._pdf_spec_text(r.v->>'date'),
                                      ioffice._pdf_spec_text(r.v->>'organ'),
                                      ioffice._pdf_spec_text(r.v->>'subject'))
               FROM ioffice.case_file_pdf_job j,

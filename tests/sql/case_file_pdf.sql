@@ -104,6 +104,9 @@ SELECT ioffice._case_file_pdf_spec(:job) LIKE E'title\tMỤC LỤC VĂN BẢN TR
        (SELECT count(*) FROM regexp_matches(ioffice._case_file_pdf_spec(:job), E'\ndoc\t', 'g')) = 2
          AS spec_two_docs,
        (SELECT count(*) = 1 FROM ioffice._case_file_pdf_files(:job)) AS one_file_sent;
+-- every row has all its cells, a draft without number nor date too
+SELECT bool_and(array_length(string_to_array(l, E'\t'), 1) = 7) AS spec_rows_whole
+FROM regexp_split_to_table(ioffice._case_file_pdf_spec(:job), E'\n') l WHERE l LIKE E'doc\t%';
 
 -- the worker's outcomes: a failure is told with its reason; a PDF is given
 -- to its asker and logged as an export of the case file
