@@ -53,6 +53,7 @@ OBJS = \
 	extension/search.o \
 	extension/search_export.o \
 	workers/text_jobs.o \
+	workers/case_file_pdf_jobs.o \
 	workers/outbox_delivery.o \
 	workers/remote_signing.o \
 	workers/http_calls.o \
@@ -68,6 +69,8 @@ DATA = sql/ioffice--0.1--0.2.sql
 DATA += workers/ioffice_convert.py
 # the text of docx and xlsx files for search (workers/text_jobs.c)
 DATA += workers/ioffice_text.py
+# search results as a Word document (extension/export.c)
+DATA += helpers/ioffice_docx.py
 SQL_PARTS = $(sort $(wildcard $(srcdir)/sql/parts/*.sql))
 
 PG_CONFIG ?= pg_config

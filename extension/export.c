@@ -1,7 +1,9 @@
 /*-------------------------------------------------------------------------
  * export.c
  *	  A table (title lines, columns, rows) as an Excel workbook
- *	  (libxlsxwriter) or a CSV file (UTF-8 with BOM, RFC 4180, CRLF).
+ *	  (libxlsxwriter) or a CSV file (UTF-8 with BOM, RFC 4180, CRLF); or,
+ *	  for a table to print, a Word document (python-docx, in a program of
+ *	  its own) or a PDF (the PDF helper), see export_document().
  *
  * libxlsxwriter 1.1.4 only writes to a named file: the workbook is written
  * into a private directory under the server's temporary directory, read
@@ -27,6 +29,7 @@
 #include "utils/datetime.h"
 #include "utils/memutils.h"
 
+#include "convert.h"
 #include "export.h"
 #include "ioffice.h"
 
@@ -54,6 +57,21 @@ export_parse_format(const char *name)
 			 errmsg("unknown export format \"%s\"", name),
 			 errhint("Allowed formats: xlsx, csv.")));
 	return EXPORT_CSV;			/* keep the compiler quiet */
+}
+
+ExportFormat
+export_parse_document_format(const char *name)
+{
+	if (pg_strcasecmp(name, "docx") == 0)
+		return EXPORT_DOCX;
+	if (pg_strcasecmp(name, "pdf") == 0)
+		return EXPORT_PDF;
+	if (pg_strcasecmp(name, "xlsx") != 0 && pg_strcasecmp(name, "csv") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown export format \"%s\"", name),
+				 errhint("Allowed formats: xlsx, csv, docx, pdf.")));
+	return export_parse_format(name);
 }
 
 char *
@@ -714,8 +732,110 @@ export_xlsx(const ExportTable *t)
 	return result;
 }
 
+/* ----------------------------------------------------------- DOCX, PDF */
+
+/* a field of the spec: no tab, no line break */
+static void
+spec_field(StringInfo buf, const char *s)
+{
+	appendStringInfoChar(buf, '\t');
+	for (; s != NULL && *s; s++)
+		appendStringInfoChar(buf, (*s == '\t' || *s == '\n' || *s == '\r') ? ' ' : *s);
+}
+
+/*
+ * The table as a document to print.  A Word document or a PDF is not
+ * written here: the table goes, as a small text spec (title lines,
+ * columns, rows), to a program of its own under the PDF helper's limits
+ * (pdf_helper.c): the PDF helper ("ioffice_pdf table": PoDoFo, Liberation
+ * Serif embedded, Vietnamese drawn as in the issue stamp) or
+ * helpers/ioffice_docx.py (python-docx).  A library does the zip and the
+ * WordprocessingML; a backend prints neither, and what could go wrong in
+ * them costs this call an error, not the server a restart.
+ */
+static bytea *
+export_document(const ExportTable *t, ExportFormat format)
+{
+	StringInfoData spec;
+	StringInfoData out;
+	char		share[MAXPGPATH];
+	char	   *pdf_argv[] = {NULL, "table", NULL};
+	char	   *docx_argv[] = {NULL, "-I", NULL, NULL};
+	char	   *reason;
+	int			exit_code;
+	bool		truncated;
+
+	initStringInfo(&spec);
+	for (int i = 0; i < t->ntitles; i++)
+	{
+		appendStringInfoString(&spec, t->titles[i].big ? "title" : "line");
+		spec_field(&spec, t->titles[i].text);
+		appendStringInfoChar(&spec, '\n');
+	}
+	for (int c = 0; c < t->ncolumns; c++)
+	{
+		const ExportColumn *col = &t->columns[c];
+
+		appendStringInfo(&spec, "col\t%g\t%d", col->width,
+						 col->center || col->kind != EXPORT_TEXT ? 1 : 0);
+		spec_field(&spec, col->heading);
+		appendStringInfoChar(&spec, '\n');
+	}
+	for (int i = 0; i < t->nrows; i++)
+	{
+		const ExportValue *row = &t->cells[i * t->ncolumns];
+
+		appendStringInfoString(&spec, "row");
+		for (int c = 0; c < t->ncolumns; c++)
+			spec_field(&spec, value_text(&t->columns[c], &row[c]));
+		appendStringInfoChar(&spec, '\n');
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	initStringInfo(&out);
+	if (format == EXPORT_PDF)
+	{
+		reason = ioffice_pdf_helper_run(pdf_argv, spec.data, spec.len, &out, &exit_code);
+		if (reason == NULL && exit_code == 0)
+		{
+			char	   *nl = memchr(out.data, '\n', out.len);
+			size_t		len;
+
+			if (nl != NULL && sscanf(out.data, "ok %zu", &len) == 1 &&
+				len == (size_t) (out.data + out.len - (nl + 1)))
+				return ioffice_spi_bytea(nl + 1, len);
+		}
+	}
+	else
+	{
+		get_share_path(my_exec_path, share);
+		docx_argv[2] = psprintf("%s/extension/ioffice_docx.py", share);
+		reason = ioffice_helper_run_program(ioffice_convert_python, "the Word writer", docx_argv,
+											spec.data, spec.len, &out, 0, &truncated, &exit_code);
+		if (reason == NULL && exit_code == 0 && out.len > 0)
+			return ioffice_spi_bytea(out.data, out.len);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+			 errmsg("could not write %s as %s", t->what, format == EXPORT_PDF ? "PDF" : "docx"),
+			 errdetail("%s", reason ? reason :
+					   psprintf("%s ended with status %d: %s",
+								format == EXPORT_PDF ? "the PDF helper" : "the Word writer",
+								exit_code, pnstrdup(out.data, Min(out.len, 200))))));
+	return NULL;				/* keep the compiler quiet */
+}
+
 bytea *
 export_table(const ExportTable *t, ExportFormat format)
 {
-	return format == EXPORT_XLSX ? export_xlsx(t) : export_csv(t);
+	switch (format)
+	{
+		case EXPORT_XLSX:
+			return export_xlsx(t);
+		case EXPORT_DOCX:
+		case EXPORT_PDF:
+			return export_document(t, format);
+		default:
+			return export_csv(t);
+	}
 }

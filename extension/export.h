@@ -69,7 +69,9 @@ typedef struct ExportTable
 typedef enum ExportFormat
 {
 	EXPORT_XLSX,
-	EXPORT_CSV
+	EXPORT_CSV,
+	EXPORT_DOCX,				/* a Word document (helpers/ioffice_docx.py) */
+	EXPORT_PDF					/* a PDF (the PDF helper's "table") */
 } ExportFormat;
 
 /* the columns of a processing trail ("Quá trình xử lý"), trail_export.c */
@@ -78,6 +80,9 @@ extern const int export_trail_ncolumns;
 
 /* "xlsx" or "csv", in any case; anything else is 22023 */
 extern ExportFormat export_parse_format(const char *name);
+
+/* the same, or "docx" or "pdf" (a document to print: search_export) */
+extern ExportFormat export_parse_document_format(const char *name);
 
 /* Appends every row of SPI_tuptable: SPI column i + 1 fills column i. */
 extern void export_add_spi_rows(ExportTable *t);

@@ -1,14 +1,17 @@
 /*-------------------------------------------------------------------------
  * search_export.c
  *	  search_export(): the results of search() as a file a clerk keeps or
- *	  prints (Decree 30, Appendix VI, III.6h), an Excel workbook or a CSV
- *	  (written by export.c).
+ *	  prints (Decree 30, Appendix VI, III.6h), an Excel workbook, a CSV, a
+ *	  Word document or a PDF (written by export.c), the same columns in each.
  *
  * The rows are search()'s, in its order, so who finds what is decided in one
  * place: search() looks at the caller (ioffice.actor and the session's
  * role, not this function's owner), and a document it does not return is
  * not in the file, nor counted in it.  The metadata shown beside each hit is
- * read here, past row-level security, for those documents only.
+ * read here, past row-level security, for those documents only.  Each
+ * document in the file is recorded in the access log (III.6l) as an export
+ * by the acting person ("search:<format>"); a reporting tool's role
+ * without a person exports without a row (the log names people).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -43,7 +46,8 @@ static IofficePlan search_rows = {
 	"SELECT s.n, coalesce(d.symbol, d.sender_symbol), coalesce(d.issued_on, d.sender_date), "
 	"       coalesce(d.doc_type_name, t.name), d.abstract, "
 	"       CASE d.direction WHEN 'incoming' THEN coalesce(sa.name, d.sender_name) ELSE a.name END, "
-	"       CASE d.direction WHEN 'incoming' THEN 'Đến' ELSE 'Đi' END, ws.label, s.snippet "
+	"       CASE d.direction WHEN 'incoming' THEN 'Đến' ELSE 'Đi' END, ws.label, s.snippet, "
+	"       s.document "
 	"  FROM ioffice.search($1, $2, $3) WITH ORDINALITY AS s(document, rank, snippet, n) "
 	"  JOIN ioffice.document d ON d.id = s.document "
 	"  JOIN ioffice.unit a ON a.id = d.agency_id "
@@ -55,7 +59,7 @@ static IofficePlan search_rows = {
 };
 
 static ExportTable *
-load_results(const char *query, Datum filters, int32 limit)
+load_results(const char *query, Datum filters, int32 limit, int64 **docs)
 {
 	ExportTable *t = palloc0(sizeof(ExportTable));
 	Datum		values[3];
@@ -74,6 +78,14 @@ load_results(const char *query, Datum filters, int32 limit)
 	values[2] = Int32GetDatum(limit);
 	ioffice_exec(&search_rows, values, NULL, 0);
 	export_add_spi_rows(t);
+	*docs = palloc(sizeof(int64) * (SPI_processed + 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		(*docs)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+												 lengthof(search_columns) + 1, &isnull));
+	}
 
 	t->ntitles = 2;
 	t->titles = palloc0(sizeof(ExportTitle) * t->ntitles);
@@ -93,6 +105,10 @@ ioffice_search_export(PG_FUNCTION_ARGS)
 	ExportFormat format;
 	int32		limit;
 	bytea	   *result;
+	ExportTable *table;
+	int64	   *docs;
+	char	   *detail;
+	const char *format_name;
 
 	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		ereport(ERROR,
@@ -101,12 +117,22 @@ ioffice_search_export(PG_FUNCTION_ARGS)
 	query = PG_ARGISNULL(0) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	filters = PG_ARGISNULL(1) ? DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"))
 		: PG_GETARG_DATUM(1);
-	format = export_parse_format(text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	format = export_parse_document_format(text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	format_name = format == EXPORT_XLSX ? "xlsx" : format == EXPORT_CSV ? "csv" :
+		format == EXPORT_DOCX ? "docx" : "pdf";
 	limit = PG_GETARG_INT32(3);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
-	result = export_table(load_results(query, filters, limit), format);
+	table = load_results(query, filters, limit, &docs);
+	result = export_table(table, format);
+	/* once the file is made: each document in it, an export */
+	if (table->nrows > 0 && ioffice_resolve_actor(true) != 0)
+	{
+		detail = psprintf("search:%s", format_name);
+		for (int i = 0; i < table->nrows; i++)
+			ioffice_log_access("export", docs[i], 0, 0, detail);
+	}
 	SPI_finish();
 	PG_RETURN_BYTEA_P(result);
 }

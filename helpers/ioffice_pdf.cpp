@@ -42,6 +42,10 @@
  *     every page: the download mark of a copy (mark()).  Answers
  *     "ok <length>\n" then the marked copy's <length> bytes.
  *
+ *   ioffice_pdf table < spec,  ioffice_pdf book < spec and PDFs
+ *     The search results as a PDF table; a case file as one PDF, its table
+ *     of contents first (see table() and book()).
+ *
  *   ioffice_pdf signatures
  *     One line per signature dictionary found:
  *     "sig\t<revision>\t<b0> <b1> <b2> <b3>\t<subfilter>\t<M>\t<name>\t
@@ -1360,6 +1364,466 @@ mark(const std::string &pdf, const PrepareOptions &opt)
 	return 0;
 }
 
+/* ------------------------------------------------------------------------
+ * Tables and books: the search results as a PDF (table), a case file as
+ * one PDF (book).
+ *
+ *   ioffice_pdf table < spec
+ *     A PDF of one table, A4 landscape: the spec's title lines, then the
+ *     table with its heading row repeated on every page.  Answers "ok
+ *     <length>\n" then the PDF's bytes.
+ *
+ *   ioffice_pdf book < "<spec length>\n" spec, then per PDF "<length>\n" bytes
+ *     A case file as one PDF (Decree 30, Appendix VI, III.4g): a first
+ *     part with its title lines and its table of contents (mục lục văn bản
+ *     trong hồ sơ), A4 portrait, then every document's PDFs in the order
+ *     of the rows.  The last column of the table is filled here: the pages
+ *     of the document in the whole file, or the spec's "nopdf" text for a
+ *     row without one (or whose PDF cannot be read: "unreadable").  The
+ *     documents' signature values (/V of their signature fields) are
+ *     dropped: the book is a copy, its pages are no longer the bytes that
+ *     were signed, and no reader should show a signature of it as valid (a
+ *     reader finds the fields, unsigned); the signatures' visible
+ *     appearance (the image, the seal) stays on the page.  Answers "ok <length>
+ *     <toc pages>\n" then the bytes.
+ *
+ * The spec is UTF-8 text, one line each, fields separated by tabs:
+ *   title TAB text          a centred bold line above the table
+ *   line TAB text           a centred line above the table
+ *   col TAB width TAB centre(0/1) TAB heading    (width: relative)
+ *   row TAB cell ...        a row (table)
+ *   doc TAB files TAB cell ...   a row followed by <files> PDFs (book)
+ *   nopdf TAB text / unreadable TAB text / pages TAB width TAB heading (book)
+ * Text is drawn with Liberation Serif (Vietnamese glyphs, embedded subsets).
+ * ------------------------------------------------------------------------
+ */
+struct TableSpec
+{
+	std::vector<std::pair<bool, std::string>> heads;	/* (bold, text) */
+	std::vector<double> widths;
+	std::vector<bool> centre;
+	std::vector<std::string> headings;
+	std::vector<std::vector<std::string>> rows;
+	std::vector<int> files;		/* book: PDFs after each row */
+	std::string nopdf = "no PDF";
+	std::string unreadable = "unreadable PDF";
+};
+
+static std::vector<std::string>
+split_tabs(const std::string &line)
+{
+	std::vector<std::string> f;
+	size_t		at = 0;
+
+	for (;;)
+	{
+		size_t		tab = line.find('\t', at);
+
+		f.push_back(line.substr(at, tab == std::string::npos ? std::string::npos : tab - at));
+		if (tab == std::string::npos)
+			return f;
+		at = tab + 1;
+	}
+}
+
+static TableSpec
+parse_spec(const std::string &text, bool book)
+{
+	TableSpec	s;
+	size_t		at = 0;
+
+	while (at < text.size())
+	{
+		size_t		nl = text.find('\n', at);
+		std::string line = text.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+		std::vector<std::string> f = split_tabs(line);
+
+		at = nl == std::string::npos ? text.size() : nl + 1;
+		if (f[0] == "title" && f.size() == 2)
+			s.heads.push_back({true, f[1]});
+		else if (f[0] == "line" && f.size() == 2)
+			s.heads.push_back({false, f[1]});
+		else if ((f[0] == "col" && f.size() == 4) || (book && f[0] == "pages" && f.size() == 3))
+		{
+			s.widths.push_back(std::max(1.0, atof(f[1].c_str())));
+			s.centre.push_back(f[0] == "pages" || f[2] == "1");
+			s.headings.push_back(f.back());
+		}
+		else if (!book && f[0] == "row")
+			s.rows.push_back(std::vector<std::string>(f.begin() + 1, f.end()));
+		else if (book && f[0] == "doc" && f.size() >= 2)
+		{
+			s.files.push_back(std::max(0, atoi(f[1].c_str())));
+			s.rows.push_back(std::vector<std::string>(f.begin() + 2, f.end()));
+		}
+		else if (book && f[0] == "nopdf" && f.size() == 2)
+			s.nopdf = f[1];
+		else if (book && f[0] == "unreadable" && f.size() == 2)
+			s.unreadable = f[1];
+		else if (!line.empty())
+			throw std::runtime_error("a line of the table's spec is not understood");
+	}
+	if (s.widths.empty())
+		throw std::runtime_error("the table has no columns");
+	for (auto &r : s.rows)
+		r.resize(book ? s.widths.size() - 1 : s.widths.size());
+	return s;
+}
+
+/* the width of UTF-8 text in the font at its current size */
+static double
+text_width(PdfFont *font, const std::string &s)
+{
+	if (s.empty())
+		return 0;
+	return font->GetFontMetrics()->StringWidth(PdfString((const pdf_utf8 *) s.c_str()));
+}
+
+/* the length of the UTF-8 character at s[i] */
+static size_t
+utf8_len(const std::string &s, size_t i)
+{
+	unsigned char c = (unsigned char) s[i];
+	size_t		l = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+
+	return std::min(l, s.size() - i);
+}
+
+/* text broken into lines no wider than WIDTH: at spaces, or inside a word too long */
+static std::vector<std::string>
+wrap(PdfFont *font, const std::string &text, double width)
+{
+	std::vector<std::string> lines;
+	std::string line;
+	size_t		at = 0;
+
+	while (at < text.size())
+	{
+		size_t		sp = text.find(' ', at);
+		std::string word = text.substr(at, sp == std::string::npos ? std::string::npos : sp - at);
+		std::string candidate = line.empty() ? word : line + " " + word;
+
+		at = sp == std::string::npos ? text.size() : sp + 1;
+		if (word.empty())
+			continue;
+		if (text_width(font, candidate) <= width)
+		{
+			line = candidate;
+			continue;
+		}
+		if (!line.empty())
+			lines.push_back(line);
+		line.clear();
+		/* a word wider than the column: cut between characters */
+		for (size_t i = 0; i < word.size();)
+		{
+			size_t		l = utf8_len(word, i);
+
+			if (!line.empty() && text_width(font, line + word.substr(i, l)) > width)
+			{
+				lines.push_back(line);
+				line.clear();
+			}
+			line += word.substr(i, l);
+			i += l;
+		}
+	}
+	if (!line.empty() || lines.empty())
+		lines.push_back(line);
+	return lines;
+}
+
+struct TableLayout
+{
+	PdfFont    *regular;
+	PdfFont    *bold;
+	PdfRect		size;			/* the page */
+	double		margin = 42;	/* 15 mm */
+	double		font_size = 10;
+	double		leading = 12.5;
+	double		pad = 3;
+};
+
+/*
+ * Draw the spec's title lines and table from a new page on: returns the
+ * pages made.  With DRY, nothing is drawn (the pages are only counted).
+ */
+static int
+draw_table(PdfMemDocument &doc, const TableLayout &L, const TableSpec &s,
+		   const std::vector<std::vector<std::string>> &rows, bool dry)
+{
+	double		avail = L.size.GetWidth() - 2 * L.margin;
+	double		total = 0;
+	std::vector<double> w;
+	std::vector<double> x;
+	PdfPainter	painter;
+	PdfPage    *page = NULL;
+	int			pages = 0;
+	double		y = 0;
+
+	for (double v : s.widths)
+		total += v;
+	for (size_t c = 0; c < s.widths.size(); c++)
+	{
+		x.push_back(c == 0 ? L.margin : x[c - 1] + w[c - 1]);
+		w.push_back(avail * s.widths[c] / total);
+	}
+
+	auto line_at = [&](PdfFont *font, double size, const std::string &t, double left, double width,
+					   bool centre, double base)
+	{
+		font->SetFontSize((float) size);
+		if (!dry && !t.empty())
+		{
+			double		tw = text_width(font, t);
+
+			painter.SetFont(font);
+			painter.DrawText(centre ? left + (width - tw) / 2 : left, base,
+							 PdfString((const pdf_utf8 *) t.c_str()));
+		}
+	};
+	/* one row: its cells' lines, bordered; false if it does not fit */
+	auto draw_row = [&](const std::vector<std::string> &cells, PdfFont *font, bool force) -> bool
+	{
+		std::vector<std::vector<std::string>> lines;
+		size_t		most = 1;
+		double		h;
+
+		font->SetFontSize((float) L.font_size);
+		for (size_t c = 0; c < w.size(); c++)
+		{
+			lines.push_back(wrap(font, c < cells.size() ? cells[c] : "", w[c] - 2 * L.pad));
+			most = std::max(most, lines.back().size());
+		}
+		h = most * L.leading + 2 * L.pad;
+		if (!force && y - h < L.margin)
+			return false;
+		for (size_t c = 0; c < w.size(); c++)
+		{
+			for (size_t i = 0; i < lines[c].size(); i++)
+				line_at(font, L.font_size, lines[c][i], x[c] + L.pad, w[c] - 2 * L.pad, s.centre[c],
+						y - L.pad - (i + 1) * L.leading + 0.25 * L.font_size);
+			if (!dry)
+			{
+				painter.Rectangle(x[c], y - h, w[c], h);
+				painter.Stroke();
+			}
+		}
+		y -= h;
+		return true;
+	};
+	auto new_page = [&]()
+	{
+		if (!dry && page != NULL)
+			painter.FinishPage();
+		pages++;
+		page = dry ? NULL : doc.CreatePage(L.size);
+		if (!dry)
+		{
+			painter.SetPage(page);
+			painter.SetStrokeWidth(0.5);
+			painter.SetColor(0, 0, 0);
+		}
+		y = L.size.GetHeight() - L.margin;
+	};
+
+	new_page();
+	for (const auto &h : s.heads)
+	{
+		double		size = h.first ? 14 : 11;
+		PdfFont    *font = h.first ? L.bold : L.regular;
+
+		font->SetFontSize((float) size);
+		for (const std::string &l : wrap(font, h.second, avail))
+		{
+			y -= size * 1.3;
+			line_at(font, size, l, L.margin, avail, true, y);
+		}
+	}
+	y -= 10;
+	draw_row(s.headings, L.bold, true);
+	for (const auto &r : rows)
+		if (!draw_row(r, L.regular, false))
+		{
+			new_page();
+			draw_row(s.headings, L.bold, true);
+			draw_row(r, L.regular, true);
+		}
+	if (!dry && page != NULL)
+		painter.FinishPage();
+	return pages;
+}
+
+static bool
+table_fonts(PdfMemDocument &doc, TableLayout &L)
+{
+	L.regular = stamp_font(doc, false, false);
+	L.bold = stamp_font(doc, true, false);
+	if (L.regular == NULL || L.bold == NULL)
+	{
+		fputs("error\tthe font Liberation Serif (fonts-liberation2) is not installed\n", stdout);
+		return false;
+	}
+	return true;
+}
+
+static void
+write_document(PdfMemDocument &doc, const std::string &extra)
+{
+	PdfRefCountedBuffer out;
+	PdfOutputDevice dev(&out);
+
+	doc.Write(&dev);
+	printf("ok %zu%s\n", (size_t) dev.GetLength(), extra.c_str());
+	fflush(stdout);
+	write_all(out.GetBuffer(), dev.GetLength());
+}
+
+static int
+table(const std::string &input)
+{
+	TableSpec	s = parse_spec(input, false);
+	PdfMemDocument doc;
+	TableLayout L;
+
+	L.size = PdfPage::CreateStandardPageSize(ePdfPageSize_A4, true);
+	if (!table_fonts(doc, L))
+		return 1;
+	doc.GetInfo()->SetCreator(PdfString("ioffice"));
+	draw_table(doc, L, s, s.rows, false);
+	write_document(doc, "");
+	return 0;
+}
+
+/* a field's type, from the field or the fields above it */
+static bool
+is_signature_field(PdfObject *o)
+{
+	for (int depth = 0; o != NULL && o->IsDictionary() && depth < 32; depth++)
+	{
+		PdfObject  *ft = o->GetDictionary().GetKey(PdfName("FT"));
+
+		if (ft != NULL && ft->IsName())
+			return ft->GetName() == PdfName("Sig");
+		o = o->GetIndirectKey(PdfName("Parent"));
+	}
+	return false;
+}
+
+/* the signature values of the widgets on a page: dropped (see above) */
+static void
+drop_signature_values(PdfPage *page)
+{
+	for (int i = 0; i < page->GetNumAnnots(); i++)
+	{
+		PdfAnnotation *a = page->GetAnnotation(i);
+		PdfObject  *o = a != NULL ? a->GetObject() : NULL;
+
+		if (o == NULL || a->GetType() != ePdfAnnotation_Widget || !is_signature_field(o))
+			continue;
+		for (int depth = 0; o != NULL && o->IsDictionary() && depth < 32; depth++)
+		{
+			o->GetDictionary().RemoveKey(PdfName("V"));
+			o = o->GetIndirectKey(PdfName("Parent"));
+		}
+	}
+}
+
+static int
+book(const std::string &input)
+{
+	size_t		nl = input.find('\n');
+	size_t		spec_len = nl == std::string::npos ? 0 : (size_t) atoll(input.substr(0, nl).c_str());
+	size_t		at;
+	TableSpec	s;
+	std::vector<std::vector<std::unique_ptr<PdfMemDocument>>> docs;
+	std::vector<int> doc_pages;
+	PdfMemDocument out;
+	TableLayout L;
+	int			toc = 1;
+	std::vector<std::vector<std::string>> rows;
+
+	if (nl == std::string::npos || spec_len > input.size() - nl - 1)
+		throw std::runtime_error("the book's spec is cut short");
+	s = parse_spec(input.substr(nl + 1, spec_len), true);
+	at = nl + 1 + spec_len;
+	/* every PDF, read (one that cannot be is named so in the contents) */
+	for (size_t r = 0; r < s.rows.size(); r++)
+	{
+		int			pages = 0;
+		bool		unreadable = false;
+
+		docs.emplace_back();
+		for (int f = 0; f < s.files[r]; f++)
+		{
+			size_t		e = input.find('\n', at);
+			size_t		len = e == std::string::npos ? 0 : (size_t) atoll(input.substr(at, e - at).c_str());
+			std::unique_ptr<PdfMemDocument> d(new PdfMemDocument());
+
+			if (e == std::string::npos || len > input.size() - e - 1)
+				throw std::runtime_error("the book's PDFs are cut short");
+			at = e + 1 + len;
+			try
+			{
+				d->LoadFromBuffer(input.data() + e + 1, (long) len, true);
+				if (d->GetEncrypted() || d->GetPageCount() < 1)
+					throw PdfError(ePdfError_InvalidDataType);
+				pages += d->GetPageCount();
+				docs.back().push_back(std::move(d));
+			}
+			catch (const PdfError &)
+			{
+				unreadable = true;
+			}
+		}
+		doc_pages.push_back(unreadable ? -1 : pages);
+		if (unreadable)
+			docs.back().clear();
+	}
+
+	L.size = PdfPage::CreateStandardPageSize(ePdfPageSize_A4, false);
+	if (!table_fonts(out, L))
+		return 1;
+	out.GetInfo()->SetCreator(PdfString("ioffice"));
+	/* the contents' length depends on the page numbers it shows: until stable */
+	for (int round = 0; round < 4; round++)
+	{
+		int			next = toc + 1;
+		int			need;
+
+		rows = s.rows;
+		for (size_t r = 0; r < rows.size(); r++)
+		{
+			if (doc_pages[r] < 0)
+				rows[r].push_back(s.unreadable);
+			else if (doc_pages[r] == 0)
+				rows[r].push_back(s.nopdf);
+			else
+				rows[r].push_back(doc_pages[r] == 1 ? std::to_string(next) :
+								  std::to_string(next) + "–" + std::to_string(next + doc_pages[r] - 1));
+			next += std::max(0, doc_pages[r]);
+		}
+		need = draw_table(out, L, s, rows, true);
+		if (need == toc)
+			break;
+		toc = need;
+	}
+	if (draw_table(out, L, s, rows, false) != toc)
+		throw std::runtime_error("the table of contents did not settle");
+	for (auto &row : docs)
+		for (auto &d : row)
+		{
+			int			first = out.GetPageCount();
+
+			out.Append(*d);
+			for (int p = first; p < out.GetPageCount(); p++)
+				drop_signature_values(out.GetPage(p));
+			d.reset();
+		}
+	write_document(out, " " + std::to_string(toc) + " " + std::to_string(out.GetPageCount()));
+	return 0;
+}
+
 static int
 run_one(const std::string &command, const std::string &pdf, const PrepareOptions &opt,
 		bool *fatal)
@@ -1374,6 +1838,10 @@ run_one(const std::string &command, const std::string &pdf, const PrepareOptions
 			return mark(pdf, opt);
 		if (command == "dss")
 			return dss(pdf, opt);
+		if (command == "table")
+			return table(pdf);
+		if (command == "book")
+			return book(pdf);
 		return signatures(pdf);
 	}
 	catch (const PdfError &e)
@@ -1553,9 +2021,10 @@ main(int argc, char **argv)
 	}
 	if (command == "serve")
 		return serve(argc > 2 && atoll(argv[2]) > 0 ? (rlim_t) atoll(argv[2]) : 30);
-	if (command != "prepare" && command != "signatures" && command != "mark")
+	if (command != "prepare" && command != "signatures" && command != "mark" &&
+		command != "table" && command != "book")
 	{
-		fputs("error\tusage: ioffice_pdf prepare|signatures|mark|serve < in.pdf\n", stdout);
+		fputs("error\tusage: ioffice_pdf prepare|signatures|mark|table|book|serve < in.pdf\n", stdout);
 		return 1;
 	}
 	try

@@ -1,10 +1,11 @@
 /*-------------------------------------------------------------------------
  * text_jobs.c
  *	  The signer process's part in search(): the text of each current PDF,
- *	  docx and xlsx file, for search_text: a PDF's by poppler's pdftotext,
- *	  a docx's or xlsx's by workers/ioffice_text.py (the zip's XML parts,
- *	  read by pattern, bounded).  DOC and XLS (binary Word and Excel) are
- *	  not read: their text would need LibreOffice.
+ *	  docx, xlsx, doc and xls file, for search_text: a PDF's by poppler's
+ *	  pdftotext, a docx's or xlsx's by workers/ioffice_text.py (the zip's
+ *	  XML parts, read by pattern, bounded), a doc's or xls's (binary Word
+ *	  and Excel) by the same script driving LibreOffice headless, which
+ *	  dies with it.
  *
  * A trigger on table file queues every such file attached (search_extraction,
  * sql/parts/97_search.sql).  Here, one file per step: pdftotext runs
@@ -100,8 +101,9 @@ clean_text(StringInfo s)
 
 /*
  * The file's text: NULL and its text, or why there is none.  A PDF's by
- * pdftotext; a docx's or xlsx's by workers/ioffice_text.py (installed in the
- * share directory), with the converter's Python (ioffice.convert_python).
+ * pdftotext; a docx's, xlsx's, doc's or xls's by workers/ioffice_text.py
+ * (installed in the share directory), with the converter's Python
+ * (ioffice.convert_python), under the same limits.
  */
 static char *
 extract_text(const char *kind, const char *data, size_t len, StringInfo text)

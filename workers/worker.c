@@ -584,7 +584,8 @@ sign_and_convert(int64 *failed, bool *converted)
  * one is due, the signatures of those waiting; then the home page's
  * counters folded (count_jobs.c); the archive's warnings of case files
  * (archive_jobs.c); the reminders of tasks due (reminder_jobs.c); then a
- * file's text extracted for search (text_jobs.c).  An error escaping them
+ * file's text extracted for search (text_jobs.c) and a case file made one
+ * PDF (case_file_pdf_jobs.c).  An error escaping them
  * ends the process like a batch's, remembered for worker_status first
  */
 static pg_noinline bool
@@ -600,6 +601,7 @@ audit_step(void)
 		ioffice_worker_archive_warnings();
 		ioffice_worker_reminders();
 		more |= ioffice_worker_extract_step();
+		more |= ioffice_worker_case_file_pdf_step();
 	}
 	PG_CATCH();
 	{

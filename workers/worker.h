@@ -103,6 +103,9 @@ extern int	ioffice_search_file_max;
 extern void ioffice_text_jobs_init(void);	/* its settings */
 extern bool ioffice_worker_extract_step(void);
 
+/* case_file_pdf_jobs.c: a case file as one PDF (case_file_pdf()); true when one was made */
+extern bool ioffice_worker_case_file_pdf_step(void);
+
 /*
  * remote_signing.c: the signer's remote signing (signing_provider): a step
  * between its others (true when more signatures wait to be prepared), how

@@ -108,9 +108,9 @@ CREATE TRIGGER search_text AFTER INSERT OR UPDATE OF abstract, doc_type, number,
     issued_on, sender_date, identifier, doc_type_name, signer_name, drafting_unit_name
     ON document FOR EACH ROW EXECUTE FUNCTION _search_document();
 
--- The text of files: each PDF, docx or xlsx attached is queued here, and
--- the signing worker extracts its text (poppler's pdftotext; for docx and
--- xlsx workers/ioffice_text.py), outside the server and under the PDF
+-- The text of files: each PDF, docx, xlsx, doc or xls attached is queued
+-- here, and the signing worker extracts its text (poppler's pdftotext; for
+-- the others workers/ioffice_text.py, LibreOffice for doc and xls), outside the server and under the PDF
 -- helper's limits (workers/text_jobs.c), into search_text.  done_at: when it was done (error: why there is no text).
 CREATE TABLE search_extraction (
     file_id     bigint PRIMARY KEY,
@@ -148,7 +148,7 @@ END
 $$;
 REVOKE ALL ON FUNCTION _search_file() FROM PUBLIC;
 CREATE TRIGGER search_extraction AFTER INSERT ON file
-    FOR EACH ROW WHEN (NEW.kind IN ('pdf', 'docx', 'xlsx') AND NEW.superseded_at IS NULL AND NEW.removed_at IS NULL)
+    FOR EACH ROW WHEN (NEW.kind IN ('pdf', 'docx', 'xlsx', 'doc', 'xls') AND NEW.superseded_at IS NULL AND NEW.removed_at IS NULL)
     EXECUTE FUNCTION _search_file();
 CREATE TRIGGER search_text_current AFTER UPDATE OF superseded_at, removed_at ON file
     FOR EACH ROW WHEN (NEW.superseded_at IS NOT NULL OR NEW.removed_at IS NOT NULL)
@@ -488,4 +488,4 @@ CREATE FUNCTION search_export(query text, filters jsonb DEFAULT '{}', format tex
     AS 'MODULE_PATHNAME', 'ioffice_search_export'
     LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION search_export(text, jsonb, text, int) IS
-  'The results of search() as a file: xlsx (Excel workbook) or csv (UTF-8 with BOM, CRLF), with number and symbol, date, type, abstract, issuer, direction, state and snippet; only what search() shows the caller';
+  'The results of search() as a file: xlsx (Excel workbook), csv (UTF-8 with BOM, CRLF), docx (Word) or pdf, with number and symbol, date, type, abstract, issuer, direction, state and snippet; only what search() shows the caller; each document in it recorded in the access log';

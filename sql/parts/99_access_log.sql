@@ -44,7 +44,7 @@ CREATE INDEX access_log_at_idx ON access_log USING brin (at);
 COMMENT ON TABLE access_log IS
   'Who viewed, downloaded or exported which document or file, when (Decree 30, Appendix VI, III.5a, III.6l); append-only, one row per call';
 COMMENT ON COLUMN access_log.action IS
-  'view (document_detail), trail (trail), download (file_content), copy (file_copy: the marked copy), export (trail_export, case_file_xml)';
+  'view (document_detail), trail (trail), download (file_content), copy (file_copy: the marked copy), export (trail_export, case_file_xml, case_file_pdf_result, search_export: detail search:<format>)';
 CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON access_log
     FOR EACH ROW EXECUTE FUNCTION _audit_append_only();
 CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON access_log
