@@ -274,8 +274,12 @@ SET LOCAL ioffice.actor = 'tuan.dv';
 SELECT ioffice.create_outgoing('KH',
     'Kế hoạch ứng dụng chữ ký số trong trao đổi văn bản điện tử trên phần mềm VNPT-iOffice tại các cơ quan nhà nước huyện Sốp Cộp năm 2019',
     '{"field": "Lĩnh vực chung", "signer": "loi.lt", "urgency": "urgent",
-      "recipients": ["Các cơ quan chuyên môn thuộc UBND huyện", "Ủy ban nhân dân các xã"]}')
+      "recipients": ["Các cơ quan chuyên môn thuộc UBND huyện", "Ủy ban nhân dân các xã",
+                     "000.00.00.G22"]}')
     AS doc_b \gset
+-- 000.00.00.G22 is the code of Văn phòng Chính phủ, an agency of another
+-- system: at issue the plan is queued for it as an edXML package, which
+-- scripts/demo sends through the interconnection axis at its end
 SELECT ioffice.attach(:doc_b, 'ke_hoach_chu_ky_so.docx', decode(:'draft_v1', 'base64')) AS file_b1 \gset
 SELECT pg_temp.st(ioffice.act(:doc_b, 'submit', 'hung.lv', 'Gửi LĐ phòng dự thảo Kế hoạch ứng dụng chữ ký số',
                    '{"sms": true}')) AS "Trạng thái mới / new state";
