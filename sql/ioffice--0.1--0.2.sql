@@ -6867,9 +6867,12 @@ BEGIN
                           DETAIL = format('Field ResponseFor/DocumentId: %s.',
                                           pg_catalog.left(p->'response_for'->>'document_id', 60));
             END IF;
-            -- only the agency the document was sent to answers it
+            -- only an agency the document was addressed to answers it; in
+            -- any state of the send: the axis may have taken a package
+            -- whose answer the sender missed (a timeout), and the 01 of
+            -- a row still queued must not be refused and lost
             IF NOT EXISTS (SELECT 1 FROM ioffice.edxml_outgoing o
-                           WHERE o.document_id = v_id AND o.kind = 'document' AND o.state = 'sent'
+                           WHERE o.document_id = v_id AND o.kind = 'document'
                              AND o.recipient = p->'from'->>'organ_id') THEN
                 RAISE EXCEPTION 'edXML status package refused: the document was not sent to its sender'
                     USING ERRCODE = '42501',
