@@ -6,8 +6,11 @@
 
 -- The package of an issued document for one external recipient, for
 -- edxml_build() (a clerk's call: StaffInfo is the clerk) and for the worker
--- (clerk NULL: the system sends it).  Unsigned.
-CREATE FUNCTION _edxml_package(doc bigint, recipient text, clerk bigint) RETURNS xml
+-- (clerk NULL: the system sends it).  Unsigned.  Of business type business
+-- (0 new, 1 recall; EDXML.md): a recall carries the document's header and
+-- DocumentId, its reason in BussinessDocReason, and no attachment.
+CREATE FUNCTION _edxml_package(doc bigint, recipient text, clerk bigint, business int,
+                               reason text) RETURNS xml
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -25,6 +28,9 @@ DECLARE
     v_places xml;
     v_ns constant text := 'http://www.mic.gov.vn/TBT/QCVN_102_2016';
 BEGIN
+    IF business IS NULL OR business NOT IN (0, 1) THEN
+        RAISE EXCEPTION 'BussinessDocType % is not built here', business USING ERRCODE = '22023';
+    END IF;
     SELECT * INTO d FROM ioffice.document WHERE id = doc;
     IF d.direction IS DISTINCT FROM 'outgoing' OR d.issued_at IS NULL OR d.number IS NULL THEN
         RAISE EXCEPTION 'document % is not an issued outgoing document', doc
@@ -78,7 +84,8 @@ BEGIN
                       WHEN 'zip' THEN 'application/zip'
                       ELSE 'application/octet-stream' END AS content_type
           FROM ioffice.file fl
-          WHERE fl.document_id = doc AND fl.superseded_at IS NULL AND fl.removed_at IS NULL) f;
+          WHERE fl.document_id = doc AND fl.superseded_at IS NULL AND fl.removed_at IS NULL
+            AND business = 0) f;
 
     SELECT xmlagg(xmlelement(name "Place", coalesce(e->>'name', e->>'place')) ORDER BY o)
       INTO v_places
@@ -124,8 +131,10 @@ BEGIN
                             to_char(now() AT TIME ZONE ioffice.timezone(), 'YYYY/MM/DD HH24:MI:SS'))),
                     xmlelement(name "Bussiness",
                         xmlelement(name "DocumentId", d.identifier),
-                        xmlelement(name "BussinessDocType", '0'),
-                        xmlelement(name "BussinessDocReason", 'Văn bản điện tử mới'),
+                        xmlelement(name "BussinessDocType", business::text),
+                        xmlelement(name "BussinessDocReason",
+                                   CASE WHEN business = 0 THEN 'Văn bản điện tử mới'
+                                        ELSE pg_catalog.left(reason, 2000) END),
                         xmlelement(name "Paper", '0'),
                         xmlelement(name "StaffInfo",
                             xmlforest(v_clerk.unit_name AS "Department", v_clerk.full_name AS "Staff",
@@ -135,10 +144,16 @@ BEGIN
         xmlelement(name "AttachmentEncoded", v_files));
 END
 $$;
+REVOKE ALL ON FUNCTION _edxml_package(bigint, text, bigint, int, text) FROM PUBLIC;
+CREATE FUNCTION _edxml_package(doc bigint, recipient text, clerk bigint) RETURNS xml
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ioffice._edxml_package(doc, recipient, clerk, 0, NULL) $$;
 REVOKE ALL ON FUNCTION _edxml_package(bigint, text, bigint) FROM PUBLIC;
 
 -- Filing a package the helper read (p), addressed to agency: for
--- _edxml_receive() (actor: the clerk) and the worker (actor NULL).
+-- _edxml_receive() (actor: the clerk) and the worker (actor NULL).  Recall
+-- packages (BussinessDocType 1) go to _edxml_file_recall() (99_recall.sql);
+-- update (2) and replace (3) are refused.
 CREATE FUNCTION _edxml_file(p jsonb, package text, agency bigint, actor bigint) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -159,8 +174,11 @@ BEGIN
         RAISE EXCEPTION 'edXML package refused: its signature is %', p->'signature'->>'status'
             USING ERRCODE = '42501', DETAIL = p->'signature'->>'reason';
     END IF;
+    IF p->>'bussiness_doc_type' = '1' THEN
+        RETURN ioffice._edxml_file_recall(p, v_text, v_agency, v_me);
+    END IF;
     IF coalesce(p->>'bussiness_doc_type', '0') <> '0' THEN
-        RAISE EXCEPTION 'edXML package refused: BussinessDocType % (recall, update, replace) is not handled yet',
+        RAISE EXCEPTION 'edXML package refused: BussinessDocType % (update, replace) is not handled yet',
             p->>'bussiness_doc_type'
             USING ERRCODE = '22023', DETAIL = 'Field TraceHeaderList/Bussiness/BussinessDocType.';
     END IF;
