@@ -705,6 +705,8 @@ signer_loop(void)
 		bool		audit_more = false;
 		bool		remote_more = false;
 		bool		axis_more = false;
+		bool		standby;
+		int64		failed = 0;
 		pgsocket	converter;
 		long		timeout;
 
@@ -724,7 +726,8 @@ signer_loop(void)
 			proc_exit(1);
 		}
 
-		if (RecoveryInProgress() || !extension_present())
+		standby = RecoveryInProgress();
+		if (standby || !extension_present())
 		{
 			/*
 			 * nothing is served here yet: sleep the naptime.  The steps'
@@ -733,25 +736,21 @@ signer_loop(void)
 			 * first look), and the signer spun on a core in every standby
 			 * and every database without the extension.
 			 */
-			set_state(RecoveryInProgress() ? "standby" : "no extension");
+			set_state(standby ? "standby" : "no extension");
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 ioffice_worker_naptime * 1000L, PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
 			continue;
 		}
-		else
-		{
-			int64		failed = 0;
 
-			signed_jobs = sign_and_convert(&failed, &converted);
-			if (signed_jobs > 0)
-				ioffice_worker_count(signed_jobs - failed, failed);
-			record_refusals();
-			audit_more = audit_step();
-			remote_more = ioffice_worker_remote_step(signed_jobs >= ioffice_worker_batch);
-			axis_more = ioffice_worker_axis_step();
-			set_state(ioffice_worker_convert_socket() != PGINVALID_SOCKET ? "converting" : "idle");
-		}
+		signed_jobs = sign_and_convert(&failed, &converted);
+		if (signed_jobs > 0)
+			ioffice_worker_count(signed_jobs - failed, failed);
+		record_refusals();
+		audit_more = audit_step();
+		remote_more = ioffice_worker_remote_step(signed_jobs >= ioffice_worker_batch);
+		axis_more = ioffice_worker_axis_step();
+		set_state(ioffice_worker_convert_socket() != PGINVALID_SOCKET ? "converting" : "idle");
 
 		/*
 		 * a full batch: there may be more waiting, go on at once; likewise
