@@ -511,6 +511,40 @@ trust_manager(const char *pem, size_t len)
 	return mngr;
 }
 
+/*
+ * The trust manager of the last request, kept while the trust anchors are
+ * the same bytes (serve mode): making one loads OpenSSL's default
+ * certificate store as well, which cost more than checking a signature.
+ */
+static xmlSecKeysMngrPtr kept_mngr = NULL;
+static char *kept_pem = NULL;
+static size_t kept_pem_len = 0;
+
+static xmlSecKeysMngrPtr
+trust_manager_for(const char *pem, size_t len)
+{
+	if (kept_mngr && kept_pem_len == len && memcmp(kept_pem, pem, len) == 0)
+		return kept_mngr;
+	if (kept_mngr)
+		xmlSecKeysMngrDestroy(kept_mngr);
+	free(kept_pem);
+	kept_mngr = NULL;
+	kept_pem = NULL;
+	kept_pem_len = 0;
+	kept_mngr = trust_manager(pem, len);
+	if (kept_mngr == NULL)
+		return NULL;
+	kept_pem = malloc(len + 1);
+	if (kept_pem == NULL)
+	{
+		fprintf(stderr, "out of memory\n");
+		exit(1);
+	}
+	memcpy(kept_pem, pem, len);
+	kept_pem_len = len;
+	return kept_mngr;
+}
+
 static void
 add_signature(Buf *b, xmlDocPtr doc, const char *pem, size_t pem_len)
 {
@@ -529,7 +563,7 @@ add_signature(Buf *b, xmlDocPtr doc, const char *pem, size_t pem_len)
 		buf_str(b, "}");
 		return;
 	}
-	mngr = trust_manager(pem, pem_len);
+	mngr = trust_manager_for(pem, pem_len);
 	ctx = mngr ? xmlSecDSigCtxCreate(mngr) : NULL;
 	if (ctx == NULL)
 	{
@@ -583,7 +617,6 @@ add_signature(Buf *b, xmlDocPtr doc, const char *pem, size_t pem_len)
 	buf_key(b, "subject", subject[0] ? subject : NULL);
 	buf_str(b, "}");
 	xmlSecDSigCtxDestroy(ctx);
-	xmlSecKeysMngrDestroy(mngr);
 }
 
 /* ------------------------------------------------------------------------
@@ -1228,6 +1261,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: %s read MAX_BYTES | sign KEY_FILE | serve CPU_SECONDS\n", argv[0]);
 		rc = 1;
 	}
+	if (kept_mngr)
+		xmlSecKeysMngrDestroy(kept_mngr);
 	xmlSecCryptoShutdown();
 	xmlSecCryptoAppShutdown();
 	xmlSecShutdown();
