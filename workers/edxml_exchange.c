@@ -69,6 +69,8 @@ enum
 static HttpCalls calls;
 static TimestampTz next_look = 0;
 static bool have_axes = false;	/* at the last look */
+/* the last look took as many due rows as there were free calls: more may wait */
+static bool sends_full = false;
 
 /* when each axis is polled next (by id; a few axes per database) */
 typedef struct AxisPoll
@@ -626,6 +628,7 @@ take_sends(List *axes)
 	ioffice_exec(&due_plan, values, NULL, 0);
 	tt = SPI_tuptable;
 	n = SPI_processed;
+	sends_full = n >= (uint64) nfree;
 	for (uint64 i = 0; i < n; i++)
 	{
 		SignArg		sa;
@@ -747,6 +750,16 @@ ioffice_worker_axis_step(void)
 
 	http_calls_init(&calls, AXIS_CALLS);
 	http_calls_collect(&calls);
+
+	/*
+	 * the last look filled every free call: as soon as a send is done,
+	 * look again rather than at the next LOOK_MS (a queue of packages went
+	 * out at most AXIS_CALLS per LOOK_MS)
+	 */
+	if (!look && sends_full)
+		for (int i = 0; i < calls.ncalls; i++)
+			if (calls.calls[i].state == HTTP_CALL_DONE && calls.calls[i].kind == CALL_SEND)
+				look = true;
 	if (!look && http_calls_count(&calls, HTTP_CALL_DONE) == 0 && npending == 0)
 		return false;
 
@@ -816,6 +829,8 @@ ioffice_worker_axis_step(void)
 	PG_END_TRY();
 	if (look)
 		next_look = TimestampTzPlusMilliseconds(now, axes != NIL ? LOOK_MS : 5000);
+	if (axes == NIL)
+		sends_full = false;
 	have_axes = axes != NIL;
 
 	SPI_finish();
