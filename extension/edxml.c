@@ -267,13 +267,6 @@ served_request(const char *header, int nparts, const char *const *parts, const s
 	return reason;
 }
 
-/* the served helper's pid, 0 when none runs (for worker_status and tests) */
-int
-ioffice_edxml_helper_pid(void)
-{
-	return (int) served_pid;
-}
-
 /*
  * The worker keeps a served helper; a backend runs one per call (it should
  * not keep a process between a session's calls).

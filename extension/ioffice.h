@@ -197,7 +197,6 @@ extern char *ioffice_edxml_read(const char *pkg, size_t pkg_len, const char *tru
 extern char *ioffice_edxml_sign(const char *pkg, size_t pkg_len, const char *key_path,
 								const char *cert_pem, int nfiles, const char *const *files,
 								const size_t *file_lens, StringInfo out);
-extern int	ioffice_edxml_helper_pid(void);
 
 /* filetype.c */
 extern const char *ioffice_detect_file_kind(const unsigned char *data, size_t len);
