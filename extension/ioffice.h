@@ -183,6 +183,9 @@ extern char *ioffice_helper_run_program(const char *path, const char *name, char
 										size_t max_out, bool *truncated, int *exit_code);
 extern char *ioffice_pdf_helper_serve(const char *header, const char *in, size_t in_len,
 									  StringInfo out, int *status);
+extern char *ioffice_helper_spawn(const char *path, char **argv, long cpu_hard, pid_t *pid,
+								  int *in_fd, int *out_fd);
+extern char *ioffice_helper_status_reason(const char *name, int status);
 extern char *ioffice_pdf_helper_once(const char *header, const char *in, size_t in_len,
 									 StringInfo out, int *status);
 
@@ -192,7 +195,8 @@ extern void ioffice_edxml_init(void);
 extern char *ioffice_edxml_read(const char *pkg, size_t pkg_len, const char *trust_pem,
 								size_t trust_len);
 extern char *ioffice_edxml_sign(const char *pkg, size_t pkg_len, const char *key_path,
-								const char *cert_pem, StringInfo out);
+								const char *cert_pem, int nfiles, const char *const *files,
+								const size_t *file_lens, StringInfo out);
 
 /* filetype.c */
 extern const char *ioffice_detect_file_kind(const unsigned char *data, size_t len);

@@ -370,6 +370,65 @@ fail:
 	return reason;
 }
 
+/*
+ * Start another served helper (path, argv with argv[0] set) under the same
+ * limits, its CPU hard limit cpu_hard seconds: the edXML helper's serve
+ * mode (extension/edxml.c), which talks its own protocol.  Returns NULL
+ * with its pid and non-blocking pipe ends, or why it could not start.
+ */
+char *
+ioffice_helper_spawn(const char *path, char **argv, long cpu_hard, pid_t *pid, int *in_fd,
+					 int *out_fd)
+{
+	int			in_pipe[2] = {-1, -1};
+	int			out_pipe[2] = {-1, -1};
+
+	*pid = 0;
+	*in_fd = *out_fd = -1;
+	if (access(path, X_OK) != 0)
+		return psprintf("%s cannot be run: %m", path);
+	if (pipe(in_pipe) != 0 || pipe(out_pipe) != 0)
+	{
+		for (int i = 0; i < 2; i++)
+		{
+			if (in_pipe[i] >= 0)
+				close(in_pipe[i]);
+			if (out_pipe[i] >= 0)
+				close(out_pipe[i]);
+		}
+		return psprintf("pipe: %m");
+	}
+	fflush(NULL);
+	*pid = fork();
+	if (*pid == 0)
+	{
+		close(in_pipe[1]);
+		close(out_pipe[0]);
+		child_exec(path, argv, in_pipe[0], out_pipe[1], (rlim_t) cpu_hard);
+	}
+	close(in_pipe[0]);
+	close(out_pipe[1]);
+	if (*pid < 0)
+	{
+		*pid = 0;
+		close(in_pipe[1]);
+		close(out_pipe[0]);
+		return psprintf("fork: %m");
+	}
+	*in_fd = in_pipe[1];
+	*out_fd = out_pipe[0];
+	fcntl(*in_fd, F_SETFL, O_NONBLOCK);
+	fcntl(*out_fd, F_SETFL, O_NONBLOCK);
+	return NULL;
+}
+
+/* why a helper (name) ended with status (waitpid's) */
+char *
+ioffice_helper_status_reason(const char *name, int status)
+{
+	return status_reason(name, status);
+}
+
 /* ------------------------------------------------------------------------
  * The served helper: one process for many requests of the worker
  *

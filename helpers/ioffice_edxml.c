@@ -29,6 +29,24 @@
  *	  certificate in KeyInfo/X509Data) as the last child of edXMLHeader.
  *	  Exit 0; 1 on failure (the reason on stderr).
  *
+ *   ioffice_edxml serve CPU_SECONDS
+ *	  Many requests in one process, for the worker, which keeps it between
+ *	  packages (starting a process and xmlsec costs more than sealing a
+ *	  package).  A request is one header line and the bytes it counts:
+ *	    "read <max> <pem length> <package length>\n" PEM, package;
+ *	    "sign <key path length> <cert length> <package length> <n>
+ *	     <file 1 length> ... <file n length>\n" key path, certificate,
+ *	     package, then n files: the raw bytes of the package's n
+ *	     attachments, whose ContentTransferEncoded elements, empty in the
+ *	     package, are filled here with their base64 (the worker builds the
+ *	     package in SQL without them: base64 and XML escaping of a large
+ *	     text there cost more than the rest of the package).
+ *	  The answer: "<code> <length>\n" and that many bytes: code 0 and the
+ *	  JSON or the signed package, 2 and the refusal's JSON, 1 and why it
+ *	  failed.  The CPU limit is renewed per request (what it used so far
+ *	  plus the budget) below the hard limit its parent set; the wall clock
+ *	  is the parent's.  Anything unexpected on stdin ends it.
+ *
  * The parser never touches the network (XML_PARSE_NONET), never loads a DTD
  * or substitutes entities (neither XML_PARSE_DTDLOAD nor XML_PARSE_NOENT),
  * keeps libxml2's limits on depth and text size (no XML_PARSE_HUGE), and a
@@ -39,14 +57,17 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -140,7 +161,16 @@ buf_key(Buf *b, const char *key, const char *value)
 		buf_str(b, "null");
 }
 
-/* the package is refused: why, and the field named; exit 2 */
+/*
+ * Serving (serve mode): a refusal ends the request, not the process; what
+ * the request parsed is freed there.
+ */
+static int	serving = 0;
+static jmp_buf refused_jmp;
+static Buf	refusal;
+static xmlDocPtr request_doc = NULL;
+
+/* the package is refused: why, and the field named; exit 2 (or the request ends) */
 static void
 refuse(const char *field, const char *fmt,...)
 {
@@ -155,6 +185,12 @@ refuse(const char *field, const char *fmt,...)
 	buf_key(&b, "error", msg);
 	buf_key(&b, "field", field);
 	buf_str(&b, "}\n");
+	if (serving)
+	{
+		free(refusal.data);
+		refusal = b;
+		longjmp(refused_jmp, 1);
+	}
 	fwrite(b.data, 1, b.len, stdout);
 	exit(2);
 }
@@ -475,6 +511,40 @@ trust_manager(const char *pem, size_t len)
 	return mngr;
 }
 
+/*
+ * The trust manager of the last request, kept while the trust anchors are
+ * the same bytes (serve mode): making one loads OpenSSL's default
+ * certificate store as well, which cost more than checking a signature.
+ */
+static xmlSecKeysMngrPtr kept_mngr = NULL;
+static char *kept_pem = NULL;
+static size_t kept_pem_len = 0;
+
+static xmlSecKeysMngrPtr
+trust_manager_for(const char *pem, size_t len)
+{
+	if (kept_mngr && kept_pem_len == len && memcmp(kept_pem, pem, len) == 0)
+		return kept_mngr;
+	if (kept_mngr)
+		xmlSecKeysMngrDestroy(kept_mngr);
+	free(kept_pem);
+	kept_mngr = NULL;
+	kept_pem = NULL;
+	kept_pem_len = 0;
+	kept_mngr = trust_manager(pem, len);
+	if (kept_mngr == NULL)
+		return NULL;
+	kept_pem = malloc(len + 1);
+	if (kept_pem == NULL)
+	{
+		fprintf(stderr, "out of memory\n");
+		exit(1);
+	}
+	memcpy(kept_pem, pem, len);
+	kept_pem_len = len;
+	return kept_mngr;
+}
+
 static void
 add_signature(Buf *b, xmlDocPtr doc, const char *pem, size_t pem_len)
 {
@@ -493,7 +563,7 @@ add_signature(Buf *b, xmlDocPtr doc, const char *pem, size_t pem_len)
 		buf_str(b, "}");
 		return;
 	}
-	mngr = trust_manager(pem, pem_len);
+	mngr = trust_manager_for(pem, pem_len);
 	ctx = mngr ? xmlSecDSigCtxCreate(mngr) : NULL;
 	if (ctx == NULL)
 	{
@@ -547,7 +617,6 @@ add_signature(Buf *b, xmlDocPtr doc, const char *pem, size_t pem_len)
 	buf_key(b, "subject", subject[0] ? subject : NULL);
 	buf_str(b, "}");
 	xmlSecDSigCtxDestroy(ctx);
-	xmlSecKeysMngrDestroy(mngr);
 }
 
 /* ------------------------------------------------------------------------
@@ -657,13 +726,13 @@ add_status(Buf *b, xmlNodePtr mh)
 	buf_key(b, "department", field(mh, "StaffInfo/Department", 0, 200, 0));
 }
 
-static int
-mode_read(size_t max)
+/*
+ * Read one package (len bytes, data NUL-terminated) against the trust
+ * anchors pem: the JSON answer into b.  A refusal does not return (refuse()).
+ */
+static void
+read_package(const char *pem, size_t pem_len, const char *data, size_t len, size_t max, Buf *b0)
 {
-	size_t		pem_len,
-				len;
-	char	   *pem = read_pem(&pem_len),
-			   *data;
 	xmlDocPtr	doc;
 	xmlNodePtr	root,
 				env,
@@ -677,13 +746,11 @@ mode_read(size_t max)
 	Buf			b = {0};
 	int			count;
 
-	data = read_stdin(max, &len);
 	if (len > max)
 		refuse("edXML", "the package is larger than %zu bytes", max);
 	if (len == 0)
 		refuse("edXML", "the package is empty");
-	doc = parse(data, len);
-	free(data);
+	doc = request_doc = parse(data, len);
 
 	root = xmlDocGetRootElement(doc);
 	if (!is_edxml(root, "edXML"))
@@ -708,9 +775,10 @@ mode_read(size_t max)
 		add_status(&b, mh);
 		add_signature(&b, doc, pem, pem_len);
 		buf_str(&b, "}\n");
+		request_doc = NULL;
 		xmlFreeDoc(doc);
-		fwrite(b.data, 1, b.len, stdout);
-		return fflush(stdout) == 0 ? 0 : 1;
+		*b0 = b;
+		return;
 	}
 	buf_str(&b, ",\"kind\":\"document\"");
 	buf_str(&b, ",\"to\":[");
@@ -762,18 +830,97 @@ mode_read(size_t max)
 	add_attachments(&b, root, manifest);
 	add_signature(&b, doc, pem, pem_len);
 	buf_str(&b, "}\n");
+	request_doc = NULL;
 	xmlFreeDoc(doc);
+	*b0 = b;
+}
+
+static int
+mode_read(size_t max)
+{
+	size_t		pem_len,
+				len;
+	char	   *pem = read_pem(&pem_len),
+			   *data;
+	Buf			b = {0};
+
+	data = read_stdin(max, &len);
+	read_package(pem, pem_len, data, len, max, &b);
+	free(data);
 	fwrite(b.data, 1, b.len, stdout);
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* why signing failed: for stderr, or the served answer */
+static char sign_error[512];
+
 static int
-mode_sign(const char *key_file)
+sign_failed(const char *fmt,...)
 {
-	size_t		cert_len;
-	char	   *cert = read_pem(&cert_len);
-	size_t		len;
-	char	   *data = read_stdin((size_t) 1 << 30, &len);
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(sign_error, sizeof(sign_error), fmt, ap);
+	va_end(ap);
+	return 1;
+}
+
+/*
+ * The base64 of files[i] (lens[i] bytes) as the text of the i-th
+ * Attachment's ContentTransferEncoded, which must be empty: the worker
+ * builds the package without them.
+ */
+static int
+fill_attachments(xmlNodePtr root, int nfiles, char **files, size_t *lens)
+{
+	xmlNodePtr	enc = child(root, "AttachmentEncoded");
+	int			i = 0;
+
+	for (xmlNodePtr a = enc ? enc->children : NULL; a; a = a->next)
+	{
+		xmlNodePtr	cte;
+		char	   *b64;
+
+		if (!is_edxml(a, "Attachment"))
+			continue;
+		if (i >= nfiles)
+			return sign_failed("the package has more attachments than the %d files given", nfiles);
+		cte = child(a, "ContentTransferEncoded");
+		if (cte == NULL)
+			return sign_failed("attachment %d has no ContentTransferEncoded", i + 1);
+		for (xmlNodePtr t = cte->children; t; t = t->next)
+			if (t->type != XML_TEXT_NODE || (t->content && t->content[0] != '\0'))
+				return sign_failed("attachment %d is not empty in the package", i + 1);
+		if (lens[i] > (size_t) 768 * 1024 * 1024)
+			return sign_failed("attachment %d is too large", i + 1);
+		b64 = malloc(4 * ((lens[i] + 2) / 3) + 1);
+		if (b64 == NULL)
+			return sign_failed("out of memory");
+		EVP_EncodeBlock((unsigned char *) b64, (const unsigned char *) files[i], (int) lens[i]);
+		xmlNodeSetContent(cte, NULL);
+		/* base64 has nothing to escape: the text as it is */
+		if (xmlAddChild(cte, xmlNewTextLen(BAD_CAST b64, (int) (4 * ((lens[i] + 2) / 3)))) == NULL)
+		{
+			free(b64);
+			return sign_failed("out of memory");
+		}
+		free(b64);
+		i++;
+	}
+	if (i != nfiles)
+		return sign_failed("%d files given for the package's %d attachments", nfiles, i);
+	return 0;
+}
+
+/*
+ * Sign one package (data, len bytes) with the key in key_file and the
+ * certificate (PEM, with its chain), its empty attachments filled first
+ * with files: the signed package into *out (xmlFree), or 1 and sign_error.
+ */
+static int
+sign_package(const char *key_file, const char *cert, size_t cert_len, const char *data, size_t len,
+			 int nfiles, char **files, size_t *lens, xmlChar **out, int *out_len)
+{
 	xmlDocPtr	doc;
 	xmlNodePtr	header,
 				sig,
@@ -781,52 +928,64 @@ mode_sign(const char *key_file)
 				key_info,
 				x509;
 	xmlSecDSigCtxPtr ctx;
-	xmlChar    *out;
-	int			out_len;
+	int			rc = 1;
 
+	sign_error[0] = '\0';
+	*out = NULL;
 	doc = xmlReadMemory(data, (int) len, NULL, NULL, PARSE_OPTIONS);
 	if (doc == NULL)
+		return sign_failed("the package is not well-formed XML");
+	ctx = xmlSecDSigCtxCreate(NULL);
+	if (ctx == NULL)
 	{
-		fprintf(stderr, "the package is not well-formed XML\n");
-		return 1;
+		xmlFreeDoc(doc);
+		return sign_failed("xmlsec: no signature context");
 	}
 	header = child(child(xmlDocGetRootElement(doc), "edXMLEnvelope"), "edXMLHeader");
 	if (header == NULL)
 	{
-		fprintf(stderr, "the package has no edXMLHeader\n");
-		return 1;
+		sign_failed("the package has no edXMLHeader");
+		goto done;
 	}
 	if (xmlSecFindNode(xmlDocGetRootElement(doc), xmlSecNodeSignature, xmlSecDSigNs))
 	{
-		fprintf(stderr, "the package is signed already\n");
-		return 1;
+		sign_failed("the package is signed already");
+		goto done;
 	}
+	if (nfiles > 0 && fill_attachments(xmlDocGetRootElement(doc), nfiles, files, lens) != 0)
+		goto done;
 	sig = xmlSecTmplSignatureCreate(doc, xmlSecTransformExclC14NId, xmlSecTransformRsaSha256Id, NULL);
 	if (sig == NULL || xmlAddChild(header, sig) == NULL)
-		return 1;
+	{
+		sign_failed("cannot add the signature template");
+		goto done;
+	}
 	ref = xmlSecTmplSignatureAddReference(sig, xmlSecTransformSha256Id, NULL, BAD_CAST "", NULL);
 	if (ref == NULL ||
 		xmlSecTmplReferenceAddTransform(ref, xmlSecTransformEnvelopedId) == NULL ||
 		xmlSecTmplReferenceAddTransform(ref, xmlSecTransformExclC14NId) == NULL)
-		return 1;
+	{
+		sign_failed("cannot add the signature's reference");
+		goto done;
+	}
 	key_info = xmlSecTmplSignatureEnsureKeyInfo(sig, NULL);
 	x509 = key_info ? xmlSecTmplKeyInfoAddX509Data(key_info) : NULL;
 	if (x509 == NULL || xmlSecTmplX509DataAddCertificate(x509) == NULL)
-		return 1;
-	ctx = xmlSecDSigCtxCreate(NULL);
-	if (ctx == NULL)
-		return 1;
+	{
+		sign_failed("cannot add the signature's KeyInfo");
+		goto done;
+	}
 	ctx->signKey = xmlSecCryptoAppKeyLoad(key_file, xmlSecKeyDataFormatPem, NULL, NULL, NULL);
 	if (ctx->signKey == NULL)
 	{
-		fprintf(stderr, "cannot load the key %s\n", key_file);
-		return 1;
+		sign_failed("cannot load the key %s", key_file);
+		goto done;
 	}
 	if (xmlSecCryptoAppKeyCertLoadMemory(ctx->signKey, (const xmlSecByte *) cert,
 										 (xmlSecSize) cert_len, xmlSecKeyDataFormatPem) < 0)
 	{
-		fprintf(stderr, "cannot load the certificate\n");
-		return 1;
+		sign_failed("cannot load the certificate");
+		goto done;
 	}
 	/* the certificates after the seal's (its chain) go into X509Data too */
 	{
@@ -838,23 +997,238 @@ mode_sign(const char *key_file)
 		while (bio && x509data && (c = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
 			if (xmlSecOpenSSLKeyDataX509AdoptCert(x509data, c) < 0)
 			{
-				fprintf(stderr, "cannot add a certificate of the chain\n");
-				return 1;
+				X509_free(c);
+				BIO_free(bio);
+				sign_failed("cannot add a certificate of the chain");
+				goto done;
 			}
 		BIO_free(bio);
+		/* the end of the PEM is not an error to report later */
+		ERR_clear_error();
 	}
 	if (xmlSecDSigCtxSign(ctx, sig) < 0)
 	{
-		fprintf(stderr, "signing failed\n");
-		return 1;
+		sign_failed("signing failed");
+		goto done;
 	}
-	xmlDocDumpMemoryEnc(doc, &out, &out_len, "UTF-8");
-	if (out == NULL || fwrite(out, 1, out_len, stdout) != (size_t) out_len)
-		return 1;
-	xmlFree(out);
+	xmlDocDumpMemoryEnc(doc, out, out_len, "UTF-8");
+	if (*out == NULL)
+		sign_failed("cannot write the signed package");
+	else
+		rc = 0;
+done:
 	xmlSecDSigCtxDestroy(ctx);
 	xmlFreeDoc(doc);
+	return rc;
+}
+
+static int
+mode_sign(const char *key_file)
+{
+	size_t		cert_len;
+	char	   *cert = read_pem(&cert_len);
+	size_t		len;
+	char	   *data = read_stdin((size_t) 1 << 30, &len);
+	xmlChar    *out;
+	int			out_len;
+
+	if (sign_package(key_file, cert, cert_len, data, len, 0, NULL, NULL, &out, &out_len) != 0)
+	{
+		fprintf(stderr, "%s\n", sign_error);
+		return 1;
+	}
+	if (fwrite(out, 1, out_len, stdout) != (size_t) out_len)
+		return 1;
+	xmlFree(out);
 	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* ------------------------------------------------------------------------
+ * Serving
+ * ------------------------------------------------------------------------
+ */
+#define SERVE_MAX_FILES 256
+
+/* exactly n bytes of stdin, NUL-terminated; NULL when short (the end) */
+static char *
+read_exact(size_t n)
+{
+	char	   *p = malloc(n + 1);
+
+	if (p == NULL)
+	{
+		fprintf(stderr, "out of memory\n");
+		exit(1);
+	}
+	if (n > 0 && fread(p, 1, n, stdin) != n)
+	{
+		free(p);
+		return NULL;
+	}
+	p[n] = '\0';
+	return p;
+}
+
+static int
+answer(int code, const char *data, size_t len)
+{
+	printf("%d %zu\n", code, len);
+	if (len > 0 && fwrite(data, 1, len, stdout) != len)
+		return -1;
+	return fflush(stdout) == 0 ? 0 : -1;
+}
+
+/* the numbers of a request's header after its word; how many, at most max */
+static int
+header_numbers(const char *p, size_t *v, int max)
+{
+	int			n = 0;
+
+	while (*p == ' ')
+		p++;
+	while (*p && *p != '\n')
+	{
+		char	   *end;
+
+		if (n == max || !isdigit((unsigned char) *p))
+			return -1;
+		v[n++] = (size_t) strtoull(p, &end, 10);
+		p = end;
+		while (*p == ' ')
+			p++;
+	}
+	return n;
+}
+
+static void
+renew_cpu(rlim_t budget)
+{
+	struct rusage ru;
+	struct rlimit rl;
+
+	if (getrusage(RUSAGE_SELF, &ru) == 0 && getrlimit(RLIMIT_CPU, &rl) == 0)
+	{
+		rlim_t		used = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1;
+		rlim_t		want = used + budget;
+
+		rl.rlim_cur = (rl.rlim_max == RLIM_INFINITY || want < rl.rlim_max) ? want : rl.rlim_max;
+		setrlimit(RLIMIT_CPU, &rl);
+	}
+}
+
+static int
+serve_read(const size_t *v, int n)
+{
+	char	   *volatile pem = NULL;
+	char	   *volatile data = NULL;
+	Buf			b = {0};
+
+	if (n != 3 || v[1] > 16 * 1024 * 1024 || v[2] > ((size_t) 1 << 31) - 2)
+		return -1;
+	if ((pem = read_exact(v[1])) == NULL)
+		return -1;
+	if (v[2] > v[0])
+	{
+		/* not kept: read past it, refused */
+		char		sink[65536];
+		size_t		left = v[2];
+
+		while (left > 0)
+		{
+			size_t		r = fread(sink, 1, left < sizeof(sink) ? left : sizeof(sink), stdin);
+
+			if (r == 0)
+				return -1;
+			left -= r;
+		}
+		data = read_exact(0);
+	}
+	else if ((data = read_exact(v[2])) == NULL)
+		return -1;
+	if (setjmp(refused_jmp) != 0)
+	{
+		if (request_doc)
+			xmlFreeDoc(request_doc);
+		request_doc = NULL;
+		free(pem);
+		free(data);
+		return answer(2, refusal.data, refusal.len);
+	}
+	read_package(pem, v[1], data, v[2], v[0], &b);
+	free(pem);
+	free(data);
+	n = answer(0, b.data, b.len);
+	free(b.data);
+	return n;
+}
+
+static int
+serve_sign(const size_t *v, int n)
+{
+	char	   *key = NULL,
+			   *cert = NULL,
+			   *data = NULL;
+	char	   *files[SERVE_MAX_FILES];
+	size_t		lens[SERVE_MAX_FILES];
+	int			nfiles,
+				rc;
+	xmlChar    *out;
+	int			out_len;
+
+	if (n < 4 || v[0] > 4096 || v[1] > 16 * 1024 * 1024 || v[2] > ((size_t) 1 << 30) ||
+		v[3] > SERVE_MAX_FILES || (size_t) n != 4 + v[3])
+		return -1;
+	nfiles = (int) v[3];
+	if ((key = read_exact(v[0])) == NULL || (cert = read_exact(v[1])) == NULL ||
+		(data = read_exact(v[2])) == NULL)
+		return -1;
+	for (int i = 0; i < nfiles; i++)
+	{
+		lens[i] = v[4 + i];
+		if (lens[i] > ((size_t) 1 << 30) || (files[i] = read_exact(lens[i])) == NULL)
+			return -1;
+	}
+	if (sign_package(key, cert, v[1], data, v[2], nfiles, files, lens, &out, &out_len) != 0)
+		rc = answer(1, sign_error, strlen(sign_error));
+	else
+	{
+		rc = answer(0, (const char *) out, (size_t) out_len);
+		xmlFree(out);
+	}
+	for (int i = 0; i < nfiles; i++)
+		free(files[i]);
+	free(key);
+	free(cert);
+	free(data);
+	return rc;
+}
+
+static int
+serve(rlim_t budget)
+{
+	char		line[8192];
+
+	serving = 1;
+	while (fgets(line, sizeof(line), stdin) != NULL)
+	{
+		size_t		v[4 + SERVE_MAX_FILES];
+		int			n;
+		int			rc;
+
+		if (strchr(line, '\n') == NULL)
+			return 1;
+		renew_cpu(budget);
+		if (strncmp(line, "read ", 5) == 0 && (n = header_numbers(line + 5, v, 3)) >= 0)
+			rc = serve_read(v, n);
+		else if (strncmp(line, "sign ", 5) == 0 &&
+				 (n = header_numbers(line + 5, v, 4 + SERVE_MAX_FILES)) >= 0)
+			rc = serve_sign(v, n);
+		else
+			return 1;
+		if (rc != 0)
+			return 1;
+	}
+	return 0;
 }
 
 static xmlParserInputPtr
@@ -876,15 +1250,19 @@ main(int argc, char **argv)
 	xmlSetExternalEntityLoader(no_entity_loader);
 	if (crypto_init() < 0)
 		return 1;
-	if (argc == 3 && strcmp(argv[1], "read") == 0)
+	if (argc == 3 && strcmp(argv[1], "serve") == 0)
+		rc = serve(atoll(argv[2]) > 0 ? (rlim_t) atoll(argv[2]) : 30);
+	else if (argc == 3 && strcmp(argv[1], "read") == 0)
 		rc = mode_read((size_t) strtoull(argv[2], NULL, 10));
 	else if (argc == 3 && strcmp(argv[1], "sign") == 0)
 		rc = mode_sign(argv[2]);
 	else
 	{
-		fprintf(stderr, "usage: %s read MAX_BYTES | sign KEY_FILE\n", argv[0]);
+		fprintf(stderr, "usage: %s read MAX_BYTES | sign KEY_FILE | serve CPU_SECONDS\n", argv[0]);
 		rc = 1;
 	}
+	if (kept_mngr)
+		xmlSecKeysMngrDestroy(kept_mngr);
 	xmlSecCryptoShutdown();
 	xmlSecCryptoAppShutdown();
 	xmlSecShutdown();

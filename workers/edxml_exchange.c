@@ -10,10 +10,11 @@
  * the next step.  No transaction is open while calls are in flight.
  *
  * Sending: due queued rows (FOR UPDATE SKIP LOCKED, of agencies with an
- * enabled axis) are built in SQL (_edxml_package for a document,
+ * enabled axis) are built in SQL (_edxml_package for a document, its
+ * attachments left empty and filled with their base64 by the helper;
  * _edxml_status_package for a status), signed with the agency's seal by
- * the edXML helper in a process of its own (ioffice_edxml_sign; the key
- * never enters a backend), each in a subtransaction of its own so that one
+ * the edXML helper, a process of its own that the signer keeps between
+ * packages (ioffice_edxml_sign; the key never enters a backend), each in a subtransaction of its own so that one
  * that fails is retried later with its reason, and sent through the axis's
  * transport (axis_transport.c) with the row's idempotency key.  A 2xx
  * answer marks the row sent (and its edxml_status row); anything else is
@@ -68,6 +69,8 @@ enum
 static HttpCalls calls;
 static TimestampTz next_look = 0;
 static bool have_axes = false;	/* at the last look */
+/* the last look took as many due rows as there were free calls: more may wait */
+static bool sends_full = false;
 
 /* when each axis is polled next (by id; a few axes per database) */
 typedef struct AxisPoll
@@ -130,19 +133,33 @@ static IofficePlan due_plan = {
 	2, {INT4OID, INT8ARRAYOID}
 };
 
-/* the package, unsigned, and the agency's seal: certificate and key file */
+/*
+ * the package, unsigned, and the agency's seal: certificate and key file.
+ * A document's attachments are left empty (inline_files false): the
+ * helper fills them with the base64 of files_plan's bytes, which costs
+ * less there than SQL's base64 and XML escaping of a large text.
+ */
 static IofficePlan build_plan = {
 	NULL,
-	"SELECT CASE o.kind WHEN 'document' THEN ioffice._edxml_package(o.document_id, o.recipient, NULL)::text "
-	"                   WHEN 'recall' THEN ioffice._edxml_package(o.document_id, o.recipient, NULL, 1, o.description)::text "
+	"SELECT CASE o.kind WHEN 'document' THEN ioffice._edxml_package(o.document_id, o.recipient, NULL, 0, NULL, false)::text "
+	"                   WHEN 'recall' THEN ioffice._edxml_package(o.document_id, o.recipient, NULL, 1, o.description, false)::text "
 	"                   ELSE ioffice._edxml_status_package(o.id)::text END, "
-	"       c.pem, c.key_file, c.key_uri "
+	"       c.pem, c.key_file, c.key_uri, o.kind = 'document', o.document_id "
 	"  FROM ioffice.edxml_outgoing o "
 	"  LEFT JOIN LATERAL (SELECT c.pem, c.key_file, c.key_uri FROM ioffice.certificate c "
 	"        WHERE c.kind = 'organisation' AND c.agency_id = o.agency_id AND c.revoked_at IS NULL "
 	"          AND now() BETWEEN c.not_before AND c.not_after "
 	"        ORDER BY (c.key_file IS NOT NULL) DESC, c.not_after DESC LIMIT 1) c ON true "
 	" WHERE o.id = $1",
+	1, {INT8OID}
+};
+
+/* a document package's attachments: the files _edxml_package lists, in its order */
+static IofficePlan files_plan = {
+	NULL,
+	"SELECT fl.content FROM ioffice.file fl "
+	" WHERE fl.document_id = $1 AND fl.superseded_at IS NULL AND fl.removed_at IS NULL "
+	" ORDER BY fl.id",
 	1, {INT8OID}
 };
 
@@ -527,6 +544,11 @@ build_and_sign(void *arg)
 	char	   *key_uri;
 	char	   *key_path;
 	char	   *reason;
+	bool		with_files;
+	int64		document = 0;
+	int			nfiles = 0;
+	const char **files = NULL;
+	size_t	   *file_lens = NULL;
 	StringInfoData out;
 	const AxisTransport *t = axis_transport(sa->axis->transport);
 
@@ -538,6 +560,8 @@ build_and_sign(void *arg)
 	pem = ioffice_get_text(0, 2);
 	key_file = ioffice_get_text(0, 3);
 	key_uri = ioffice_get_text(0, 4);
+	ioffice_get_bool(0, 5, &with_files);
+	ioffice_get_int64(0, 6, &document);
 	if (pem == NULL)
 		ereport(ERROR,
 				(errmsg("the sending agency has no valid seal certificate to sign edXML packages with")));
@@ -546,8 +570,25 @@ build_and_sign(void *arg)
 				(errmsg("the seal's key is %s: the edXML helper signs with a key file in the keystore only",
 						key_uri ? "in an HSM" : "not registered")));
 	key_path = psprintf("%s/%s", ioffice_keystore, key_file);
+	if (with_files)
+	{
+		values[0] = Int64GetDatum(document);
+		ioffice_exec_readonly(&files_plan, values, NULL, 0);
+		nfiles = (int) SPI_processed;
+		files = palloc(sizeof(char *) * (nfiles + 1));
+		file_lens = palloc(sizeof(size_t) * (nfiles + 1));
+		for (int i = 0; i < nfiles; i++)
+		{
+			bool		isnull;
+			bytea	   *b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i],
+														  SPI_tuptable->tupdesc, 1, &isnull));
+
+			files[i] = VARDATA_ANY(b);
+			file_lens[i] = VARSIZE_ANY_EXHDR(b);
+		}
+	}
 	initStringInfo(&out);
-	reason = ioffice_edxml_sign(pkg, strlen(pkg), key_path, pem, &out);
+	reason = ioffice_edxml_sign(pkg, strlen(pkg), key_path, pem, nfiles, files, file_lens, &out);
 	if (reason != NULL)
 		ereport(ERROR, (errmsg("%s", reason)));
 	if (t == NULL)
@@ -587,6 +628,7 @@ take_sends(List *axes)
 	ioffice_exec(&due_plan, values, NULL, 0);
 	tt = SPI_tuptable;
 	n = SPI_processed;
+	sends_full = n >= (uint64) nfree;
 	for (uint64 i = 0; i < n; i++)
 	{
 		SignArg		sa;
@@ -708,6 +750,16 @@ ioffice_worker_axis_step(void)
 
 	http_calls_init(&calls, AXIS_CALLS);
 	http_calls_collect(&calls);
+
+	/*
+	 * the last look filled every free call: as soon as a send is done,
+	 * look again rather than at the next LOOK_MS (a queue of packages went
+	 * out at most AXIS_CALLS per LOOK_MS)
+	 */
+	if (!look && sends_full)
+		for (int i = 0; i < calls.ncalls; i++)
+			if (calls.calls[i].state == HTTP_CALL_DONE && calls.calls[i].kind == CALL_SEND)
+				look = true;
 	if (!look && http_calls_count(&calls, HTTP_CALL_DONE) == 0 && npending == 0)
 		return false;
 
@@ -777,6 +829,8 @@ ioffice_worker_axis_step(void)
 	PG_END_TRY();
 	if (look)
 		next_look = TimestampTzPlusMilliseconds(now, axes != NIL ? LOOK_MS : 5000);
+	if (axes == NIL)
+		sends_full = false;
 	have_axes = axes != NIL;
 
 	SPI_finish();

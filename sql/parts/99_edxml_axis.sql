@@ -9,8 +9,11 @@
 -- (clerk NULL: the system sends it).  Unsigned.  Of business type business
 -- (0 new, 1 recall; EDXML.md): a recall carries the document's header and
 -- DocumentId, its reason in BussinessDocReason, and no attachment.
+-- inline_files false (the worker): each ContentTransferEncoded is left
+-- empty, for the edXML helper to fill with the base64 of the file (SQL's
+-- base64 and XML escaping of a large text cost more than the package).
 CREATE FUNCTION _edxml_package(doc bigint, recipient text, clerk bigint, business int,
-                               reason text) RETURNS xml
+                               reason text, inline_files boolean DEFAULT true) RETURNS xml
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -72,7 +75,8 @@ BEGIN
                       xmlelement(name "AttachmentName", f.name),
                       xmlelement(name "Description", f.name),
                       xmlelement(name "ContentType", f.content_type),
-                      xmlelement(name "ContentTransferEncoded", encode(f.content, 'base64')))
+                      xmlelement(name "ContentTransferEncoded",
+                                 CASE WHEN inline_files THEN encode(f.content, 'base64') ELSE '' END))
                   ORDER BY f.n)
       INTO v_manifest, v_files
     FROM (SELECT row_number() OVER (ORDER BY fl.id) AS n, fl.name, fl.content,
@@ -144,7 +148,7 @@ BEGIN
         xmlelement(name "AttachmentEncoded", v_files));
 END
 $$;
-REVOKE ALL ON FUNCTION _edxml_package(bigint, text, bigint, int, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _edxml_package(bigint, text, bigint, int, text, boolean) FROM PUBLIC;
 CREATE FUNCTION _edxml_package(doc bigint, recipient text, clerk bigint) RETURNS xml
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$ SELECT ioffice._edxml_package(doc, recipient, clerk, 0, NULL) $$;
