@@ -469,9 +469,26 @@ note_error(const char *file, int line, const char *func, const char *object,
 	}
 }
 
+/*
+ * Only the trust anchors the database names may make a signature valid.
+ * xmlsec's OpenSSL certificate store also loads OpenSSL's default locations
+ * (X509_STORE_set_default_paths: the system's public CAs in /etc/ssl/certs,
+ * or whatever SSL_CERT_FILE and SSL_CERT_DIR name in the server's
+ * environment), so a package sealed under any public CA verified.  Both are
+ * pointed at nothing before the store exists; OpenSSL skips a location it
+ * cannot read.
+ */
+#define NO_DEFAULT_TRUST "/nonexistent/ioffice-trusts-only-its-anchors"
+
 static int
 crypto_init(void)
 {
+	if (setenv("SSL_CERT_FILE", NO_DEFAULT_TRUST, 1) != 0 ||
+		setenv("SSL_CERT_DIR", NO_DEFAULT_TRUST, 1) != 0)
+	{
+		fprintf(stderr, "could not keep OpenSSL's default trust out\n");
+		return -1;
+	}
 	if (xmlSecInit() < 0 || xmlSecCryptoAppInit(NULL) < 0 || xmlSecCryptoInit() < 0)
 	{
 		fprintf(stderr, "xmlsec could not start\n");

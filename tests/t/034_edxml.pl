@@ -129,6 +129,23 @@ is($f->{attachments}[0]{size}, length('%PDF-1.4 Báo cáo Sốp Cộp'),
 like($out, qr/"status":"invalid","reason":"[^"]*not trusted[^"]*unable to get local issuer certificate/,
 	'without the trust anchors the signature is not valid, and the reason says why');
 
+# nor through OpenSSL's default locations (the system's public CAs; here the
+# test root named by the variables OpenSSL reads them from): only the
+# database's trust anchors count
+{
+	my $certs = "$dir/default_certs";
+	mkdir($certs) or die "$certs: $!";
+	write_file('default_certs/root.pem', slurp_file("$pki/root.pem"));
+	system_or_bail('openssl', 'rehash', $certs);
+	for my $where ([ 'SSL_CERT_FILE', "$pki/root.pem" ], [ 'SSL_CERT_DIR', $certs ])
+	{
+		local $ENV{ $where->[0] } = $where->[1];
+		($rc, $out) = run_helper([ 'read', 10_000_000 ], '', $signed);
+		like($out, qr/"status":"invalid"/,
+			"a root in OpenSSL's default locations ($where->[0]) does not make the package valid");
+	}
+}
+
 # tampered: an attachment byte, a header field
 (my $bad_attachment = $signed) =~ s/(<ContentTransferEncoded>)(.)/$1 . ($2 eq 'A' ? 'B' : 'A')/e;
 (my $bad_header = $signed) =~ s/\Q$subject\E/V\/v nội dung đã bị sửa/;
