@@ -8111,3 +8111,268 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION _edxml_package(bigint, text, bigint, int, text, boolean) FROM PUBLIC;
+
+
+-- ==== search_scale ====
+-- search() at a million documents: who may find each row (search_text.keys,
+-- kept by triggers) in the text index beside the words, small rows with the
+-- texts out of line, and the ranking bounded to the newest candidates when
+-- a query matches too many.  The rows are written again once (their keys),
+-- which also moves their texts out of line.
+-- Who may find a document, as the keys of its search rows: 'd:<document>'
+-- (the people of its tasks, who search() knows by the documents' ids),
+-- 'a:<agency>' (its agency's clerks, and the admins), 'p:<person>' (its
+-- drafter), and 'r' when the reporting tools (ioffice_reader) may read it:
+-- the tests of the policies visible and visible_to_readers of document.
+-- search() asks the text index for the rows that have the words AND one of
+-- the caller's keys, and checks the policies' tests again on the documents
+-- it keeps.
+CREATE FUNCTION _search_keys(doc bigint) RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT array_remove(ARRAY['d:' || d.id, 'a:' || d.agency_id, 'p:' || d.drafter_id,
+                              CASE WHEN d.confidentiality = 'normal'
+                                        AND (d.register_id IS NULL OR NOT r.confidential)
+                                   THEN 'r' END], NULL)
+      FROM ioffice.document d LEFT JOIN ioffice.register r ON r.id = d.register_id
+     WHERE d.id = _search_keys.doc
+$$;
+REVOKE ALL ON FUNCTION _search_keys(bigint) FROM PUBLIC;
+
+-- A row written to search_text gets its document's keys (a restore brings
+-- them with the rows).
+CREATE FUNCTION _search_text_keys() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT ioffice._restoring_dump() THEN
+        NEW.keys := coalesce(ioffice._search_keys(NEW.document_id), '{}');
+    END IF;
+    RETURN NEW;
+END
+$$;
+REVOKE ALL ON FUNCTION _search_text_keys() FROM PUBLIC;
+
+DROP INDEX search_text_words_idx;
+ALTER TABLE search_text ALTER COLUMN words SET STORAGE EXTENDED;
+-- A file's text and its vector out of line (TOAST), the rest in rows of
+-- some 150 bytes: search() finds its candidates through the text index and
+-- these small rows, which stay in memory (a million documents' rows in some
+-- 300 MB, not 8 GB), and reads the vectors of the few it ranks only.
+ALTER TABLE search_text SET (toast_tuple_target = 128);
+ALTER TABLE search_text ADD COLUMN keys text[];
+UPDATE search_text s SET keys = coalesce(_search_keys(s.document_id), '{}');
+ALTER TABLE search_text ALTER COLUMN keys SET NOT NULL;
+CREATE INDEX search_text_words_idx ON search_text USING gin (words, keys);
+CREATE TRIGGER search_text_keys BEFORE INSERT ON search_text
+    FOR EACH ROW EXECUTE FUNCTION _search_text_keys();
+
+-- A document whose agency, drafter, confidentiality or register changes,
+-- and the documents of a register made confidential or ordinary, have
+-- their rows' keys written again, in the same transaction (only the rows
+-- whose keys differ: numbering a document in an ordinary register writes
+-- nothing).
+CREATE FUNCTION _search_document_keys() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_keys text[];
+BEGIN
+    IF ioffice._restoring_dump() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_TABLE_NAME = 'document' THEN
+        v_keys := coalesce(ioffice._search_keys(NEW.id), '{}');
+        UPDATE ioffice.search_text s SET keys = v_keys
+         WHERE s.document_id = NEW.id AND s.keys IS DISTINCT FROM v_keys;
+    ELSE
+        UPDATE ioffice.search_text s SET keys = coalesce(ioffice._search_keys(s.document_id), '{}')
+          FROM ioffice.document d
+         WHERE d.register_id = NEW.id AND s.document_id = d.id
+           AND s.keys IS DISTINCT FROM coalesce(ioffice._search_keys(s.document_id), '{}');
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION _search_document_keys() FROM PUBLIC;
+CREATE TRIGGER search_text_keys AFTER UPDATE OF agency_id, drafter_id, confidentiality, register_id
+    ON document FOR EACH ROW
+    WHEN (OLD.agency_id IS DISTINCT FROM NEW.agency_id OR OLD.drafter_id IS DISTINCT FROM NEW.drafter_id
+          OR OLD.confidentiality IS DISTINCT FROM NEW.confidentiality
+          OR OLD.register_id IS DISTINCT FROM NEW.register_id)
+    EXECUTE FUNCTION _search_document_keys();
+CREATE TRIGGER search_text_keys AFTER UPDATE OF confidential ON register
+    FOR EACH ROW WHEN (OLD.confidential IS DISTINCT FROM NEW.confidential)
+    EXECUTE FUNCTION _search_document_keys();
+
+-- search(): the documents whose metadata or file text has the words of the
+-- query, best first, at most "limit" of them.  A document is found by every
+-- spelling of its words ("nghi dinh" finds "Nghị định"); one spelled as the
+-- query is (every word, tones and all) ranks above those that are not (rank
+-- 1 plus the text rank; an unaccented query is spelled as all of them).
+-- Only documents the caller may see, by the same tests as the policies of
+-- document (visible, visible_to_readers), applied here because search() is
+-- SECURITY DEFINER: it reads search_text, which nobody else does, and the
+-- planner may then use the text index (under row-level security it could
+-- not: the match operator is not leakproof).  Nothing of a document the
+-- caller may not see is counted or shown.  An empty query lists the
+-- documents the filters keep, newest first.
+--
+-- In two steps, so that a common word costs about what a rare one does:
+-- 1. the candidates: the newest documents (by id) the caller may see that
+--    have the words and pass the filters, at most greatest("limit", 200)
+--    of them.  The text index finds the rows with the words and one of the
+--    caller's keys in one scan (search_text.keys: a clerk's agency, their
+--    own drafts; 'r' for a reporting tool); the documents of the caller's
+--    tasks are found by their ids; an admin's by the words alone.  Each is
+--    then checked against the policies' tests on its document (the keys are
+--    derived data), and the filters.  For a word in most documents the
+--    planner may instead read the rows newest first and stop at the window.
+-- 2. the ranking, of the candidates only: the best row of each document.
+-- When more documents than the window match, the best of the newest are
+-- returned, not the best of all, and a NOTICE says so (as a web search
+-- engine ranks the first thousand pages it finds): ranking reads each
+-- row's word vector, and a common word is in hundreds of thousands.  The
+-- planner chooses with the values of this call: each statement is planned
+-- for its values (plan_cache_mode), a generic plan would not know how
+-- common the words are nor whose documents these are; without sequential
+-- scans (enable_seqscan): the planner does not count the reading of the
+-- vectors out of line, and took a scan of every row for cheaper than the
+-- index; without JIT, whose compiling cost more than the statements.
+CREATE OR REPLACE FUNCTION search(query text, filters jsonb DEFAULT '{}', "limit" int DEFAULT 100)
+RETURNS TABLE(document bigint, rank real, snippet text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_custom_plan SET enable_seqscan = off SET jit = off
+AS $$
+DECLARE
+    v_me bigint := ioffice.current_person();
+    v_reader boolean := ioffice._search_outer_is_reader();
+    v_agencies bigint[] := ioffice._clerk_agencies();
+    v_all boolean;
+    v_keys text[];
+    v_tasks bigint[];
+    v_window int;
+    v_candidates bigint[];
+    v_any tsquery;
+    v_exact tsquery;
+    f record;
+BEGIN
+    f := ioffice._search_filters(filters);
+    IF search."limit" IS NULL OR search."limit" < 1 OR search."limit" > 10000 THEN
+        RAISE EXCEPTION 'search limit must be between 1 and 10000' USING ERRCODE = '22023';
+    END IF;
+    -- a query is a few words: websearch_to_tsquery() recurses over what it
+    -- is given, and a page of text would end in "stack depth limit exceeded"
+    IF length(query) > 2000 THEN
+        RAISE EXCEPTION 'search query is too long'
+            USING ERRCODE = '22023',
+                  DETAIL = format('A query has at most 2000 characters; this one has %s.', length(query)),
+                  HINT = 'Search for a few words of the text, and narrow with filters.';
+    END IF;
+    IF v_me IS NULL AND NOT v_reader THEN
+        RETURN;
+    END IF;
+    v_tasks := CASE WHEN v_me IS NULL THEN '{}' ELSE ioffice._task_documents() END;
+    v_any := websearch_to_tsquery('ioffice.search_vi'::regconfig, translate(coalesce(query, ''), '/', ' '));
+    IF numnode(v_any) = 0 THEN
+        IF filters IS NULL OR filters = '{}' THEN
+            RAISE EXCEPTION 'search needs words to find, or a filter'
+                USING ERRCODE = '22023';
+        END IF;
+        RETURN QUERY
+        SELECT d.id, 0::real, d.abstract
+        FROM ioffice.document d
+        WHERE (d.drafter_id = v_me OR d.agency_id = ANY (v_agencies) OR d.id = ANY (v_tasks)
+               OR (v_reader AND d.confidentiality = 'normal'
+                   AND (d.register_id IS NULL
+                        OR d.register_id IN (SELECT r.id FROM ioffice.register r WHERE NOT r.confidential))))
+          AND (f.agency IS NULL OR d.agency_id = f.agency)
+          AND (f.doc_type IS NULL OR d.doc_type = f.doc_type)
+          AND (f.register IS NULL OR d.register_id = f.register)
+          AND (f.state IS NULL OR d.state = f.state)
+          AND (f.signer IS NULL OR d.signer_id = f.signer)
+          AND (f.direction IS NULL OR d.direction = f.direction)
+          AND (f.issued_from IS NULL OR coalesce(d.issued_on, d.sender_date) >= f.issued_from)
+          AND (f.issued_to IS NULL OR coalesce(d.issued_on, d.sender_date) <= f.issued_to)
+          AND (f.created_from IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date >= f.created_from)
+          AND (f.created_to IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date <= f.created_to)
+        ORDER BY d.id DESC
+        LIMIT search."limit";
+        RETURN;
+    END IF;
+    v_exact := websearch_to_tsquery('ioffice.search_vi_exact'::regconfig, translate(query, '/', ' '));
+    -- the caller's keys (_search_keys()): their tasks' documents, their
+    -- agencies as a clerk, their drafts, the reporting tools' documents; an
+    -- admin's agencies are every unit, and the words alone are asked for.
+    -- A filter by agency is a key too.
+    v_all := v_me IS NOT NULL
+             AND EXISTS (SELECT 1 FROM ioffice.person_role r WHERE r.person_id = v_me AND r.role = 'admin');
+    -- (the documents of the tasks that another key does not cover: a
+    -- clerk's thousand tasks are their agency's documents, and each key
+    -- is one more entry the index merges)
+    v_keys := ARRAY(SELECT 'd:' || d.id FROM ioffice.document d
+                     WHERE d.id = ANY (v_tasks)
+                       AND d.drafter_id IS DISTINCT FROM v_me AND NOT d.agency_id = ANY (v_agencies))
+              || ARRAY(SELECT 'a:' || a FROM unnest(v_agencies) a)
+              || CASE WHEN v_me IS NOT NULL THEN ARRAY['p:' || v_me] ELSE '{}'::text[] END
+              || CASE WHEN v_reader THEN ARRAY['r'] ELSE '{}'::text[] END;
+    v_window := greatest(search."limit", 200);
+    -- (each candidate's document by its key, LATERAL: the newest first,
+    -- without hashing the table of documents)
+    v_candidates := ARRAY(
+        SELECT c.document_id
+        FROM (SELECT DISTINCT s.document_id FROM ioffice.search_text s
+               WHERE s.words @@ v_any AND (v_all OR s.keys && v_keys)
+                 AND (f.agency IS NULL OR s.keys @> ARRAY['a:' || f.agency])) c
+        CROSS JOIN LATERAL (
+            SELECT 1 FROM ioffice.document d
+            WHERE d.id = c.document_id
+              AND (d.drafter_id = v_me OR d.agency_id = ANY (v_agencies) OR d.id = ANY (v_tasks)
+                   OR (v_reader AND d.confidentiality = 'normal'
+                       AND (d.register_id IS NULL
+                            OR d.register_id IN (SELECT r.id FROM ioffice.register r WHERE NOT r.confidential))))
+              AND (f.agency IS NULL OR d.agency_id = f.agency)
+              AND (f.doc_type IS NULL OR d.doc_type = f.doc_type)
+              AND (f.register IS NULL OR d.register_id = f.register)
+              AND (f.state IS NULL OR d.state = f.state)
+              AND (f.signer IS NULL OR d.signer_id = f.signer)
+              AND (f.direction IS NULL OR d.direction = f.direction)
+              AND (f.issued_from IS NULL OR coalesce(d.issued_on, d.sender_date) >= f.issued_from)
+              AND (f.issued_to IS NULL OR coalesce(d.issued_on, d.sender_date) <= f.issued_to)
+              AND (f.created_from IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date >= f.created_from)
+              AND (f.created_to IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date <= f.created_to)
+            LIMIT 1) v
+        ORDER BY c.document_id DESC
+        LIMIT v_window + 1);
+    IF cardinality(v_candidates) > v_window THEN
+        RAISE NOTICE 'search ranked the % newest of the documents that match, not all of them', v_window
+            USING DETAIL = 'A query whose words are in many documents is ranked among the newest.',
+                  HINT = 'Add words, or filters (agency, doc_type, issued_from, issued_to), to find older documents.';
+        v_candidates := v_candidates[1:v_window];
+    END IF;
+    RETURN QUERY
+    WITH hit AS (
+        SELECT s.document_id, s.file_id, s.body,
+               (s.words @@ v_exact)::int + ts_rank(s.words, v_any, 32) AS r
+        FROM ioffice.search_text s
+        WHERE s.document_id = ANY (v_candidates) AND s.words @@ v_any
+    ), best AS (
+        SELECT DISTINCT ON (h.document_id) h.document_id, h.body, h.r
+        FROM hit h
+        ORDER BY h.document_id, h.r DESC, h.file_id NULLS FIRST
+    ), found AS (
+        SELECT b.document_id, b.body, b.r
+        FROM best b
+        ORDER BY b.r DESC, b.document_id DESC
+        LIMIT search."limit"
+    )
+    -- (the snippet from the first 64 kB of a file's text: ts_headline
+    -- parses all it is given, and a page of results has up to "limit")
+    SELECT x.document_id, x.r::real,
+           ts_headline('ioffice.search_vi'::regconfig, left(x.body, 65536), v_any,
+                       'StartSel=«, StopSel=», MaxWords=30, MinWords=12, ShortWord=0, '
+                       'MaxFragments=2, FragmentDelimiter=" … "')
+    FROM found x
+    ORDER BY x.r DESC, x.document_id DESC;
+END
+$$;

@@ -41,19 +41,26 @@ CREATE TABLE search_text (
     -- a slash separates words: the parser would read "15/QĐ-UBND" as a
     -- path ("15/q") and a query "QĐ-UBND" would not find it
     words       tsvector GENERATED ALWAYS AS
-                (to_tsvector('ioffice.search_vi'::regconfig, translate(body, '/', ' '))) STORED
+                (to_tsvector('ioffice.search_vi'::regconfig, translate(body, '/', ' '))) STORED,
+    -- who may find the row, from its document (_search_keys()): kept by
+    -- the triggers below in the transaction that changes the document
+    keys        text[] NOT NULL
 );
 CREATE UNIQUE INDEX search_text_metadata_idx ON search_text (document_id) WHERE file_id IS NULL;
 CREATE UNIQUE INDEX search_text_file_idx ON search_text (file_id) WHERE file_id IS NOT NULL;
-CREATE INDEX search_text_words_idx ON search_text USING gin (words);
+-- the words and who may find them, in one index: a person's search for a
+-- common word reads, in the index, the entries of the word and of the
+-- person's keys together and finds the rows with both, without visiting
+-- the thousands of rows of other agencies that have the word
+CREATE INDEX search_text_words_idx ON search_text USING gin (words, keys);
 -- a person's documents' rows, for search() when the documents the person
 -- may see are fewer than those a common word is in
 CREATE INDEX search_text_document_idx ON search_text (document_id);
--- search() reads the vector of every row it ranks: kept in the row
--- (compressed if it can be), not out of line, which cost a fetch from the
--- TOAST table per row and per use (10 times the time to rank a clerk's
--- documents for a common word; tests/bench/search)
-ALTER TABLE search_text ALTER COLUMN words SET STORAGE MAIN;
+-- A file's text and its vector out of line (TOAST), the rest in rows of
+-- some 150 bytes: search() finds its candidates through the text index and
+-- these small rows, which stay in memory (a million documents' rows in some
+-- 300 MB, not 8 GB), and reads the vectors of the few it ranks only.
+ALTER TABLE search_text SET (toast_tuple_target = 128);
 COMMENT ON TABLE search_text IS 'The text search() finds documents by: each document''s metadata, and its files'' text';
 ALTER TABLE search_text ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON search_text FROM PUBLIC;
@@ -107,6 +114,80 @@ CREATE TRIGGER search_text AFTER INSERT OR UPDATE OF abstract, doc_type, number,
     agency_id, drafting_unit_id, sender_agency_id, sender_name, signer_id, register_id, field,
     issued_on, sender_date, identifier, doc_type_name, signer_name, drafting_unit_name
     ON document FOR EACH ROW EXECUTE FUNCTION _search_document();
+
+-- Who may find a document, as the keys of its search rows: 'd:<document>'
+-- (the people of its tasks, who search() knows by the documents' ids),
+-- 'a:<agency>' (its agency's clerks, and the admins), 'p:<person>' (its
+-- drafter), and 'r' when the reporting tools (ioffice_reader) may read it:
+-- the tests of the policies visible and visible_to_readers of document.
+-- search() asks the text index for the rows that have the words AND one of
+-- the caller's keys, and checks the policies' tests again on the documents
+-- it keeps.
+CREATE FUNCTION _search_keys(doc bigint) RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT array_remove(ARRAY['d:' || d.id, 'a:' || d.agency_id, 'p:' || d.drafter_id,
+                              CASE WHEN d.confidentiality = 'normal'
+                                        AND (d.register_id IS NULL OR NOT r.confidential)
+                                   THEN 'r' END], NULL)
+      FROM ioffice.document d LEFT JOIN ioffice.register r ON r.id = d.register_id
+     WHERE d.id = _search_keys.doc
+$$;
+REVOKE ALL ON FUNCTION _search_keys(bigint) FROM PUBLIC;
+
+-- A row written to search_text gets its document's keys (a restore brings
+-- them with the rows).
+CREATE FUNCTION _search_text_keys() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT ioffice._restoring_dump() THEN
+        NEW.keys := coalesce(ioffice._search_keys(NEW.document_id), '{}');
+    END IF;
+    RETURN NEW;
+END
+$$;
+REVOKE ALL ON FUNCTION _search_text_keys() FROM PUBLIC;
+CREATE TRIGGER search_text_keys BEFORE INSERT ON search_text
+    FOR EACH ROW EXECUTE FUNCTION _search_text_keys();
+
+-- A document whose agency, drafter, confidentiality or register changes,
+-- and the documents of a register made confidential or ordinary, have
+-- their rows' keys written again, in the same transaction (only the rows
+-- whose keys differ: numbering a document in an ordinary register writes
+-- nothing).
+CREATE FUNCTION _search_document_keys() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_keys text[];
+BEGIN
+    IF ioffice._restoring_dump() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_TABLE_NAME = 'document' THEN
+        v_keys := coalesce(ioffice._search_keys(NEW.id), '{}');
+        UPDATE ioffice.search_text s SET keys = v_keys
+         WHERE s.document_id = NEW.id AND s.keys IS DISTINCT FROM v_keys;
+    ELSE
+        UPDATE ioffice.search_text s SET keys = coalesce(ioffice._search_keys(s.document_id), '{}')
+          FROM ioffice.document d
+         WHERE d.register_id = NEW.id AND s.document_id = d.id
+           AND s.keys IS DISTINCT FROM coalesce(ioffice._search_keys(s.document_id), '{}');
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION _search_document_keys() FROM PUBLIC;
+CREATE TRIGGER search_text_keys AFTER UPDATE OF agency_id, drafter_id, confidentiality, register_id
+    ON document FOR EACH ROW
+    WHEN (OLD.agency_id IS DISTINCT FROM NEW.agency_id OR OLD.drafter_id IS DISTINCT FROM NEW.drafter_id
+          OR OLD.confidentiality IS DISTINCT FROM NEW.confidentiality
+          OR OLD.register_id IS DISTINCT FROM NEW.register_id)
+    EXECUTE FUNCTION _search_document_keys();
+CREATE TRIGGER search_text_keys AFTER UPDATE OF confidential ON register
+    FOR EACH ROW WHEN (OLD.confidential IS DISTINCT FROM NEW.confidential)
+    EXECUTE FUNCTION _search_document_keys();
 
 -- The text of files: each PDF, docx, xlsx, doc or xls attached is queued
 -- here, and the signing worker extracts its text (poppler's pdftotext; for
@@ -285,25 +366,41 @@ REVOKE ALL ON FUNCTION _search_filters(jsonb) FROM PUBLIC;
 -- caller may not see is counted or shown.  An empty query lists the
 -- documents the filters keep, newest first.
 --
--- Only the caller's documents are ranked: the visibility test and the
--- filters are applied to the rows the query matches before they are ranked
--- and the best of each document kept (a document's rows are all visible or
--- none), so that a clerk's search for a common word ranks their agency's
--- documents, not a province's.  The planner chooses between the text index
--- (a rare word) and the documents the person may see (a common word, by
--- search_text_document_idx) with the values of this call: each statement
--- is planned for its values (plan_cache_mode), a generic plan would not
--- know how common the words are nor whose documents these are.
+-- In two steps, so that a common word costs about what a rare one does:
+-- 1. the candidates: the newest documents (by id) the caller may see that
+--    have the words and pass the filters, at most greatest("limit", 200)
+--    of them.  The text index finds the rows with the words and one of the
+--    caller's keys in one scan (search_text.keys: a clerk's agency, their
+--    own drafts; 'r' for a reporting tool); the documents of the caller's
+--    tasks are found by their ids; an admin's by the words alone.  Each is
+--    then checked against the policies' tests on its document (the keys are
+--    derived data), and the filters.  For a word in most documents the
+--    planner may instead read the rows newest first and stop at the window.
+-- 2. the ranking, of the candidates only: the best row of each document.
+-- When more documents than the window match, the best of the newest are
+-- returned, not the best of all, and a NOTICE says so (as a web search
+-- engine ranks the first thousand pages it finds): ranking reads each
+-- row's word vector, and a common word is in hundreds of thousands.  The
+-- planner chooses with the values of this call: each statement is planned
+-- for its values (plan_cache_mode), a generic plan would not know how
+-- common the words are nor whose documents these are; without sequential
+-- scans (enable_seqscan): the planner does not count the reading of the
+-- vectors out of line, and took a scan of every row for cheaper than the
+-- index; without JIT, whose compiling cost more than the statements.
 CREATE FUNCTION search(query text, filters jsonb DEFAULT '{}', "limit" int DEFAULT 100)
 RETURNS TABLE(document bigint, rank real, snippet text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    SET plan_cache_mode = force_custom_plan
+    SET plan_cache_mode = force_custom_plan SET enable_seqscan = off SET jit = off
 AS $$
 DECLARE
     v_me bigint := ioffice.current_person();
     v_reader boolean := ioffice._search_outer_is_reader();
     v_agencies bigint[] := ioffice._clerk_agencies();
+    v_all boolean;
+    v_keys text[];
     v_tasks bigint[];
+    v_window int;
+    v_candidates bigint[];
     v_any tsquery;
     v_exact tsquery;
     f record;
@@ -352,26 +449,61 @@ BEGIN
         RETURN;
     END IF;
     v_exact := websearch_to_tsquery('ioffice.search_vi_exact'::regconfig, translate(query, '/', ' '));
+    -- the caller's keys (_search_keys()): their tasks' documents, their
+    -- agencies as a clerk, their drafts, the reporting tools' documents; an
+    -- admin's agencies are every unit, and the words alone are asked for.
+    -- A filter by agency is a key too.
+    v_all := v_me IS NOT NULL
+             AND EXISTS (SELECT 1 FROM ioffice.person_role r WHERE r.person_id = v_me AND r.role = 'admin');
+    -- (the documents of the tasks that another key does not cover: a
+    -- clerk's thousand tasks are their agency's documents, and each key
+    -- is one more entry the index merges)
+    v_keys := ARRAY(SELECT 'd:' || d.id FROM ioffice.document d
+                     WHERE d.id = ANY (v_tasks)
+                       AND d.drafter_id IS DISTINCT FROM v_me AND NOT d.agency_id = ANY (v_agencies))
+              || ARRAY(SELECT 'a:' || a FROM unnest(v_agencies) a)
+              || CASE WHEN v_me IS NOT NULL THEN ARRAY['p:' || v_me] ELSE '{}'::text[] END
+              || CASE WHEN v_reader THEN ARRAY['r'] ELSE '{}'::text[] END;
+    v_window := greatest(search."limit", 200);
+    -- (each candidate's document by its key, LATERAL: the newest first,
+    -- without hashing the table of documents)
+    v_candidates := ARRAY(
+        SELECT c.document_id
+        FROM (SELECT DISTINCT s.document_id FROM ioffice.search_text s
+               WHERE s.words @@ v_any AND (v_all OR s.keys && v_keys)
+                 AND (f.agency IS NULL OR s.keys @> ARRAY['a:' || f.agency])) c
+        CROSS JOIN LATERAL (
+            SELECT 1 FROM ioffice.document d
+            WHERE d.id = c.document_id
+              AND (d.drafter_id = v_me OR d.agency_id = ANY (v_agencies) OR d.id = ANY (v_tasks)
+                   OR (v_reader AND d.confidentiality = 'normal'
+                       AND (d.register_id IS NULL
+                            OR d.register_id IN (SELECT r.id FROM ioffice.register r WHERE NOT r.confidential))))
+              AND (f.agency IS NULL OR d.agency_id = f.agency)
+              AND (f.doc_type IS NULL OR d.doc_type = f.doc_type)
+              AND (f.register IS NULL OR d.register_id = f.register)
+              AND (f.state IS NULL OR d.state = f.state)
+              AND (f.signer IS NULL OR d.signer_id = f.signer)
+              AND (f.direction IS NULL OR d.direction = f.direction)
+              AND (f.issued_from IS NULL OR coalesce(d.issued_on, d.sender_date) >= f.issued_from)
+              AND (f.issued_to IS NULL OR coalesce(d.issued_on, d.sender_date) <= f.issued_to)
+              AND (f.created_from IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date >= f.created_from)
+              AND (f.created_to IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date <= f.created_to)
+            LIMIT 1) v
+        ORDER BY c.document_id DESC
+        LIMIT v_window + 1);
+    IF cardinality(v_candidates) > v_window THEN
+        RAISE NOTICE 'search ranked the % newest of the documents that match, not all of them', v_window
+            USING DETAIL = 'A query whose words are in many documents is ranked among the newest.',
+                  HINT = 'Add words, or filters (agency, doc_type, issued_from, issued_to), to find older documents.';
+        v_candidates := v_candidates[1:v_window];
+    END IF;
     RETURN QUERY
     WITH hit AS (
         SELECT s.document_id, s.file_id, s.body,
                (s.words @@ v_exact)::int + ts_rank(s.words, v_any, 32) AS r
-        FROM ioffice.search_text s JOIN ioffice.document d ON d.id = s.document_id
-        WHERE s.words @@ v_any
-          AND (d.drafter_id = v_me OR d.agency_id = ANY (v_agencies) OR d.id = ANY (v_tasks)
-               OR (v_reader AND d.confidentiality = 'normal'
-                   AND (d.register_id IS NULL
-                        OR d.register_id IN (SELECT r.id FROM ioffice.register r WHERE NOT r.confidential))))
-          AND (f.agency IS NULL OR d.agency_id = f.agency)
-          AND (f.doc_type IS NULL OR d.doc_type = f.doc_type)
-          AND (f.register IS NULL OR d.register_id = f.register)
-          AND (f.state IS NULL OR d.state = f.state)
-          AND (f.signer IS NULL OR d.signer_id = f.signer)
-          AND (f.direction IS NULL OR d.direction = f.direction)
-          AND (f.issued_from IS NULL OR coalesce(d.issued_on, d.sender_date) >= f.issued_from)
-          AND (f.issued_to IS NULL OR coalesce(d.issued_on, d.sender_date) <= f.issued_to)
-          AND (f.created_from IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date >= f.created_from)
-          AND (f.created_to IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date <= f.created_to)
+        FROM ioffice.search_text s
+        WHERE s.document_id = ANY (v_candidates) AND s.words @@ v_any
     ), best AS (
         SELECT DISTINCT ON (h.document_id) h.document_id, h.body, h.r
         FROM hit h

@@ -100,14 +100,19 @@ DROP INDEX ioffice.search_text_words_idx;
 
 -- each document's metadata row: _search_metadata(d), the trigger's text,
 -- in one statement (the driver compares a sample with the trigger's rows)
-INSERT INTO ioffice.search_text (document_id, file_id, body)
+-- and the keys of who may find it (_search_keys(d.id), the BEFORE INSERT
+-- trigger's)
+INSERT INTO ioffice.search_text (document_id, file_id, body, keys)
 SELECT d.id, NULL,
        concat_ws(' · ', d.abstract,
            coalesce(d.doc_type_name, t.name),
            CASE WHEN d.number IS NOT NULL THEN d.number || '/' || d.symbol ELSE d.symbol END,
            d.sender_symbol, ua.name, coalesce(d.drafting_unit_name, ud.name),
            coalesce(us.name, d.sender_name), coalesce(d.signer_name, p.full_name), r.name, d.field,
-           to_char(d.issued_on, 'DD/MM/YYYY'), to_char(d.sender_date, 'DD/MM/YYYY'), d.identifier)
+           to_char(d.issued_on, 'DD/MM/YYYY'), to_char(d.sender_date, 'DD/MM/YYYY'), d.identifier),
+       array_remove(ARRAY['d:' || d.id, 'a:' || d.agency_id, 'p:' || d.drafter_id,
+                          CASE WHEN d.confidentiality = 'normal' AND (d.register_id IS NULL OR NOT r.confidential)
+                               THEN 'r' END], NULL)
   FROM ioffice.document d
   LEFT JOIN ioffice.doc_type t ON t.code = d.doc_type
   LEFT JOIN ioffice.unit ua ON ua.id = d.agency_id
@@ -150,10 +155,12 @@ ANALYZE search_gen.letter;
 
 \if :text
 -- a delivered copy of a letter has its source's text
-INSERT INTO ioffice.search_text (document_id, file_id, body)
-SELECT j.document_id, j.file_id, l.body
+-- (the keys: the document's metadata row's, written above)
+INSERT INTO ioffice.search_text (document_id, file_id, body, keys)
+SELECT j.document_id, j.file_id, l.body, m.keys
   FROM ioffice.search_extraction j JOIN ioffice.document d ON d.id = j.document_id
   JOIN search_gen.letter l ON l.document_id = coalesce(d.source_document_id, d.id)
+  JOIN ioffice.search_text m ON m.document_id = j.document_id AND m.file_id IS NULL
  WHERE j.file_id % :parts = :part;
 \endif
 
