@@ -7961,3 +7961,47 @@ END
 $$;
 COMMENT ON FUNCTION case_file_pdf_result(bigint) IS
   'The PDF of a case file asked for with case_file_pdf(), to the person who asked, once the worker made it (55000 before, or with the reason it failed); recorded in the access log';
+
+-- ==== exchange_rest ====
+-- A file destroyed by an accepted recall is refused by file_content() and
+-- file_copy() (extension/access_log.c), and a case file PDF made before the
+-- recall is not handed out again.
+CREATE OR REPLACE FUNCTION case_file_pdf_result(job bigint) RETURNS bytea
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+    v_job ioffice.case_file_pdf_job;
+BEGIN
+    IF case_file_pdf_result.job IS NULL THEN
+        RAISE EXCEPTION 'case_file_pdf_result needs a job' USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO v_job FROM ioffice.case_file_pdf_job j
+     WHERE j.id = case_file_pdf_result.job AND j.requested_by = v_actor;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown case file PDF %', case_file_pdf_result.job USING ERRCODE = '42704';
+    END IF;
+    IF v_job.done_at IS NULL THEN
+        RAISE EXCEPTION 'the PDF of case file % is not made yet', v_job.case_file_id
+            USING ERRCODE = '55000', HINT = 'The worker makes it; try again later.';
+    END IF;
+    IF v_job.error IS NOT NULL THEN
+        RAISE EXCEPTION 'the PDF of case file % could not be made', v_job.case_file_id
+            USING ERRCODE = '55000', DETAIL = v_job.error;
+    END IF;
+    -- a document in it destroyed by a recall since (Decree 30 art. 18.4b)
+    -- is not handed out again inside the PDF
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(v_job.contents->'rows') r(v),
+                             jsonb_array_elements_text(r.v->'files') x(id)
+                        JOIN ioffice.file f ON f.id = x.id::bigint
+                WHERE f.erased_at IS NOT NULL) THEN
+        RAISE EXCEPTION 'the PDF of case file % holds a document destroyed by a recall since it was made',
+              v_job.case_file_id
+            USING ERRCODE = '55000',
+                  DETAIL = 'A received document whose recall its clerk accepted is destroyed (Decree 30 art. 18.4b), and with it every copy of its bytes.',
+                  HINT = 'Ask for the case file''s PDF again (case_file_pdf): it leaves the destroyed document out.';
+    END IF;
+    PERFORM ioffice._log_access('export', NULL, NULL, v_job.case_file_id, 'pdf');
+    RETURN v_job.content;
+END
+$$;
