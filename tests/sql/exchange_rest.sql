@@ -1,6 +1,9 @@
 -- Recall leftovers (issue 14): a file destroyed by an accepted recall is
 -- refused (55000, whose recall and when in the detail) by every path that
--- hands out bytes: file_content, file_copy, a case file PDF made before.
+-- hands out bytes: file_content, file_copy, a case file PDF made before;
+-- certified copies of a recalled received document are refused while the
+-- recall waits and destroyed with it once accepted (Decree 30 art. 18.4b,
+-- 26); the sender's recall_status for a recipient in this database.
 SET client_min_messages = warning;
 CREATE FUNCTION public.regress_er_detail(q text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
@@ -31,23 +34,44 @@ SELECT id AS ecopy FROM ioffice.document WHERE source_document_id = :edoc \gset
 SELECT id AS efile FROM ioffice.file WHERE document_id = :ecopy \gset
 SET ioffice.actor = 'regress_xa_vt';
 SELECT ioffice.act(:ecopy, 'register');
--- its clerk files it into a case file whose PDF is made (the worker's
--- answer stood in for)
+-- its clerk makes a certified copy (sao y), and a copy of that (sao lục),
+-- and files it into a case file whose PDF is made (the worker's answer
+-- stood in for)
+SELECT ioffice.copy_document(:ecopy, 'SY') AS sy \gset
+SELECT ioffice.copy_document(:sy, 'SL') AS sl \gset
 SELECT ioffice.add_case_file(:xa, :y, 'ER.01', 'Hồ sơ văn bản thu hồi', '10', 'regress_xa_vt') AS cf \gset
 SELECT ioffice.file_into(:cf, :ecopy);
 SELECT ioffice.case_file_pdf(:cf) AS job \gset
 RESET ioffice.actor;
 SELECT ioffice._case_file_pdf_done(:job, '\x255044462d'::bytea, 1, 2, NULL);
+SELECT count(*) AS copy_files, bool_and(octet_length(content) > 0) AS copy_bytes
+FROM ioffice.file WHERE document_id IN (:sy, :sl);
 
--- the sender recalls it
+-- the sender recalls it: while the recall waits, no copy is made of the
+-- received document nor of its copies
 SET ioffice.actor = 'regress_thuy';
 SELECT ioffice.recall(:edoc, 'Văn bản ban hành nhầm');
 SET ioffice.actor = 'regress_xa_vt';
+SELECT regress_error(format('SELECT ioffice.copy_document(%s, %L)', :ecopy, 'SY'), :ecopy) AS copy_pending;
+SELECT regress_error(format('SELECT ioffice.copy_document(%s, %L)', :sy, 'SL'), :sy) AS copy_of_copy_pending;
 -- not yet accepted: the bytes are still given
 SELECT octet_length(ioffice.file_content(:efile)) > 0 AS given_before;
 
--- accepted: the received copy is destroyed
+-- accepted: the received copy and both certified copies are destroyed,
+-- their records kept
 SELECT ioffice.answer_recall(:ecopy, true);
+RESET ioffice.actor;
+SELECT d.id = :ecopy AS received, d.recalled_at IS NOT NULL AS recalled,
+       bool_and(octet_length(f.content) = 0 AND f.erased_at IS NOT NULL AND f.size > 0) AS bytes_gone_record_kept
+FROM ioffice.document d JOIN ioffice.file f ON f.document_id = d.id
+WHERE d.id IN (:ecopy, :sy, :sl) GROUP BY d.id ORDER BY d.id;
+SELECT bool_and(d.number IS NOT NULL AND d.copy_kind IS NOT NULL) AS copies_numbered_kept
+FROM ioffice.document d WHERE d.id IN (:sy, :sl);
+SELECT count(*) FILTER (WHERE status = 'pending') AS seals_pending,
+       count(*) FILTER (WHERE status = 'failed' AND reason = 'the copied document was recalled') AS seals_dropped
+FROM ioffice.signature WHERE document_id IN (:sy, :sl);
+SELECT count(*) AS copies_destroyed_on_trail FROM ioffice.audit
+WHERE entity = 'document' AND entity_id IN (:sy, :sl) AND action = 'recall_destroy_copy';
 
 -- every path that hands out bytes refuses them, saying why
 SET ioffice.actor = 'regress_xa_vt';
@@ -55,10 +79,25 @@ SELECT regress_error(format('SELECT ioffice.file_content(%s)', :efile), :efile) 
 SELECT regress_error(format('SELECT ioffice.file_copy(%s)', :efile), :efile) AS file_copy;
 SELECT d LIKE 'Its sender, UBND huyện Sốp Cộp, recalled it (reason: Văn bản ban hành nhầm); Lò Văn Xã accepted the recall, and the file''s bytes were destroyed at %' AS detail_says_whose_and_when
 FROM regress_er_detail(format('SELECT ioffice.file_content(%s)', :efile)) d;
+SELECT regress_error(format('SELECT ioffice.file_content(%s)', f.id), f.id) AS copy_content,
+       regress_er_detail(format('SELECT ioffice.file_content(%s)', f.id))
+         LIKE 'This is a copy of a received document: its sender, UBND huyện Sốp Cộp, recalled it%' AS detail_says_copy
+FROM ioffice.file f WHERE f.document_id IN (:sy, :sl) ORDER BY f.id;
 SELECT regress_error(format('SELECT ioffice.case_file_pdf_result(%s)', :job), :cf) AS case_file_pdf;
+SELECT regress_error(format('SELECT ioffice.copy_document(%s, %L)', :ecopy, 'SY'), :ecopy) AS copy_recalled;
 -- no download was logged for what was refused: only the one before
 RESET ioffice.actor;
 SELECT count(*) AS downloads_logged FROM ioffice.access_log
 WHERE action IN ('download', 'copy')
-  AND file_id IN (SELECT id FROM ioffice.file WHERE document_id IN (:ecopy));
+  AND file_id IN (SELECT id FROM ioffice.file WHERE document_id IN (:ecopy, :sy, :sl));
+
+-- the sender's view of a recipient in this database: its agency, code,
+-- the answer, who answered and when, as an external one's 15 shows
+SET ioffice.actor = 'regress_thuy';
+SELECT direction, recipient, party, copy = :ecopy AS its_copy, reason, answer,
+       answer_reason, answered_at IS NOT NULL AS answered_when
+FROM ioffice.recall_status WHERE document = :edoc;
+-- (no package went through the axis: exchange_status has nothing for it)
+SELECT count(*) AS axis_rows FROM ioffice.exchange_status WHERE document = :edoc;
+RESET ioffice.actor;
 DROP FUNCTION regress_er_detail(text);
