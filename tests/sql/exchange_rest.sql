@@ -100,4 +100,40 @@ FROM ioffice.recall_status WHERE document = :edoc;
 -- (no package went through the axis: exchange_status has nothing for it)
 SELECT count(*) AS axis_rows FROM ioffice.exchange_status WHERE document = :edoc;
 RESET ioffice.actor;
+
+-- import_issued with recipients: the external agency's package queued to
+-- the axis as an issue queues it (once, also when imported again), the
+-- agency of this database served by delivery, the clerk sees the send
+SET ioffice.actor = 'regress_thuy';
+CREATE TEMP TABLE er_import AS
+SELECT jsonb_build_object(
+    'external_id', 'igate-exchange-rest-1',
+    'agency_code', '000.00.32.H41',
+    'doc_type', 'KH',
+    'abstract', 'V/v kết quả gửi qua trục liên thông',
+    'signer', 'loi',
+    'recipients', jsonb_build_array('000.00.00.G22', '001.32.32.H41', 'Lưu: VT'),
+    'files', jsonb_build_array(jsonb_build_object('name', 'KQ_signed.pdf',
+                                                  'content', encode(content, 'base64'))),
+    'trail', jsonb_build_object('name', 'QTXL.docx',
+                                'content', encode(test_zip('word/document.xml'), 'base64'))) AS p
+FROM pdf;
+SELECT document AS idoc FROM ioffice.import_issued((SELECT p FROM er_import)) \gset
+SELECT document = :idoc AS same_document FROM ioffice.import_issued((SELECT p FROM er_import));
+RESET ioffice.actor;
+SELECT d.state, jsonb_array_length(d.recipients) AS recipients,
+       (SELECT count(*) FROM ioffice.document c WHERE c.source_document_id = d.id) AS delivered_here
+FROM ioffice.document d WHERE d.id = :idoc;
+SELECT recipient, kind, state FROM ioffice.edxml_outgoing WHERE document_id = :idoc;
+SET ioffice.actor = 'regress_thuy';
+SELECT party, direction, code, package, delivery FROM ioffice.exchange_status WHERE document = :idoc;
+-- recipients malformed: refused, named
+SELECT regress_error(format('SELECT * FROM ioffice.import_issued(%L::jsonb)',
+                            p || '{"external_id": "igate-exchange-rest-2", "recipients": "000.00.00.G22"}'), 0)
+         AS not_an_array,
+       regress_error(format('SELECT * FROM ioffice.import_issued(%L::jsonb)',
+                            p || '{"external_id": "igate-exchange-rest-3", "recipients": [""]}'), 0)
+         AS empty_recipient
+FROM er_import;
+RESET ioffice.actor;
 DROP FUNCTION regress_er_detail(text);
