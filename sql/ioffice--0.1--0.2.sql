@@ -8225,3 +8225,153 @@ SELECT r.document_id, 'received', NULL, r.party, NULL, r.reason, r.requested_at,
        r.answer, r.answer_reason, r.answered_at
 FROM ioffice.document_recall r
 WHERE r.direction = 'received' AND r.document_id IS NOT NULL AND ioffice.can_see(r.document_id);
+
+-- Packages from the axis refused are recorded (edxml_refused, view
+-- exchange_refused); a status package refused is not answered with a 02.
+-- No foreign key to exchange_axis: an axis removed keeps its refusals.
+CREATE TABLE edxml_refused (
+    id                bigserial PRIMARY KEY,
+    axis_id           bigint NOT NULL,
+    agency_id         bigint NOT NULL REFERENCES unit,
+    refused_at        timestamptz NOT NULL DEFAULT now(),
+    kind              text CHECK (kind IN ('document', 'status')),
+    sender            text CHECK (length(sender) <= 60),
+    edxml_document_id text CHECK (length(edxml_document_id) <= 100),
+    status_code       text CHECK (length(status_code) <= 10),
+    reason            text NOT NULL CHECK (length(reason) BETWEEN 1 AND 2000),
+    answered          boolean NOT NULL,
+    package_sha256    bytea NOT NULL
+);
+CREATE UNIQUE INDEX edxml_refused_package_key ON edxml_refused (axis_id, package_sha256);
+CREATE INDEX edxml_refused_agency_idx ON edxml_refused (agency_id, refused_at);
+COMMENT ON TABLE edxml_refused IS
+  'Packages from the axis refused by _edxml_axis_file(), once each: kind (NULL: not read as edXML), sender, DocumentId, status code, reason, and whether a 02 answered it (a document package; a status package is never answered)';
+SELECT pg_catalog.pg_extension_config_dump('edxml_refused', '');
+SELECT pg_catalog.pg_extension_config_dump('edxml_refused_id_seq', '');
+REVOKE ALL ON edxml_refused FROM PUBLIC;
+GRANT SELECT ON edxml_refused TO ioffice_admin;
+
+-- A refusal of _edxml_axis_file(), recorded (p: the reader's answer, NULL
+-- when the package was not read); what the package said is clipped to the
+-- columns' lengths, it is the other system's text.
+CREATE FUNCTION _edxml_note_refused(axis bigint, agency bigint, p jsonb, package text,
+                                    reason text, answered boolean) RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO ioffice.edxml_refused (axis_id, agency_id, kind, sender, edxml_document_id,
+                                       status_code, reason, answered, package_sha256)
+    VALUES (axis, agency,
+            CASE WHEN p->>'kind' IN ('document', 'status') THEN p->>'kind' END,
+            pg_catalog.left(p->'from'->>'organ_id', 60),
+            pg_catalog.left(coalesce(p->'response_for'->>'document_id', p->>'document_id'), 100),
+            pg_catalog.left(p->>'status_code', 10),
+            pg_catalog.left(coalesce(nullif(reason, ''), 'refused'), 2000), answered,
+            pg_catalog.sha256(pg_catalog.convert_to(package, 'UTF8')))
+    ON CONFLICT (axis_id, package_sha256) DO NOTHING
+$$;
+REVOKE ALL ON FUNCTION _edxml_note_refused(bigint, bigint, jsonb, text, text, boolean) FROM PUBLIC;
+
+CREATE VIEW exchange_refused AS
+SELECT r.refused_at, u.code AS agency, r.kind, r.sender, r.edxml_document_id, r.status_code,
+       r.reason, r.answered
+FROM ioffice.edxml_refused r JOIN ioffice.unit u ON u.id = r.agency_id
+WHERE ioffice.is_admin() OR r.agency_id = ANY ((SELECT ioffice._clerk_agencies())::bigint[]);
+COMMENT ON VIEW exchange_refused IS
+  'Packages from the axis that were refused, for the clerks of the axis''s agency and the DBA: when, kind (document, status, NULL: not edXML), sender, DocumentId named, status code, reason; answered: a 02 went back (document packages; a status package is never answered, so that two systems never answer each other''s refusals)';
+REVOKE ALL ON exchange_refused FROM PUBLIC;
+GRANT SELECT ON exchange_refused TO ioffice_app, ioffice_admin, ioffice_reader;
+CREATE OR REPLACE FUNCTION _edxml_axis_file(package text, axis bigint) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_trust text;
+    p jsonb;
+    v_axis_agency bigint;
+    v_agency bigint;
+    v_id bigint;
+    v_reason text;
+    v_detail text;
+    v_answered boolean := false;
+BEGIN
+    SELECT a.agency_id INTO v_axis_agency FROM ioffice.exchange_axis a WHERE a.id = axis;
+    IF package IS NULL OR v_axis_agency IS NULL THEN
+        RAISE EXCEPTION 'an edXML package and an axis are required' USING ERRCODE = '22023';
+    END IF;
+    SELECT string_agg(t.pem, E'\n' ORDER BY t.id) INTO v_trust FROM ioffice.trust_anchor t;
+    p := ioffice._edxml_read(package, coalesce(v_trust, ''));
+    IF p ? 'error' THEN
+        -- not read at all: no sender to answer; the axis is told (fail)
+        v_reason := format('%s (field %s)', p->>'error', p->>'field');
+        PERFORM ioffice._edxml_note_refused(axis, v_axis_agency, NULL, package, v_reason, false);
+        RETURN jsonb_build_object('result', 'refused', 'reason', v_reason);
+    END IF;
+    BEGIN
+        IF p->>'kind' = 'status' THEN
+            IF p->'signature'->>'status' <> 'valid' THEN
+                RAISE EXCEPTION 'edXML status package refused: its signature is %',
+                    p->'signature'->>'status' USING ERRCODE = '42501';
+            END IF;
+            SELECT d.id INTO v_id FROM ioffice.document d
+            JOIN ioffice.unit u ON u.id = d.agency_id
+            WHERE d.identifier = p->'response_for'->>'document_id'
+              AND u.code = p->'response_for'->>'organ_id' AND d.direction = 'outgoing';
+            IF v_id IS NULL THEN
+                RAISE EXCEPTION 'edXML status package refused: it answers no document of this database'
+                    USING ERRCODE = '22023',
+                          DETAIL = format('Field ResponseFor/DocumentId: %s.',
+                                          pg_catalog.left(p->'response_for'->>'document_id', 60));
+            END IF;
+            -- only an agency the document was addressed to answers it; in
+            -- any state of the send: the axis may have taken a package
+            -- whose answer the sender missed (a timeout), and the 01 of
+            -- a row still queued must not be refused and lost
+            IF NOT EXISTS (SELECT 1 FROM ioffice.edxml_outgoing o
+                           WHERE o.document_id = v_id AND o.kind = 'document'
+                             AND o.recipient = p->'from'->>'organ_id') THEN
+                RAISE EXCEPTION 'edXML status package refused: the document was not sent to its sender'
+                    USING ERRCODE = '42501',
+                          DETAIL = format('Field From/OrganId: %s.',
+                                          pg_catalog.left(p->'from'->>'organ_id', 60));
+            END IF;
+            PERFORM ioffice._engine_enter();
+            INSERT INTO ioffice.edxml_status (document_id, party_organ_id, edxml_document_id,
+                                              direction, code, description)
+            SELECT v_id, p->'from'->>'organ_id', p->'response_for'->>'document_id', 'received',
+                   p->>'status_code', pg_catalog.left(p->>'description', 2000)
+            WHERE NOT EXISTS (
+                SELECT 1 FROM ioffice.edxml_status s
+                WHERE s.document_id = v_id AND s.direction = 'received'
+                  AND s.party_organ_id = p->'from'->>'organ_id' AND s.code = p->>'status_code'
+                  AND s.description IS NOT DISTINCT FROM pg_catalog.left(p->>'description', 2000));
+            PERFORM ioffice._engine_leave();
+            RETURN jsonb_build_object('result', 'status', 'document', v_id, 'code', p->>'status_code');
+        END IF;
+        SELECT u.id INTO v_agency
+        FROM jsonb_array_elements(p->'to') WITH ORDINALITY AS t(e, o)
+        JOIN ioffice.unit u ON u.code = t.e->>'organ_id' AND u.kind = 'agency'
+        ORDER BY (u.id = v_axis_agency) DESC, t.o LIMIT 1;
+        IF v_agency IS NULL THEN
+            RAISE EXCEPTION 'edXML package refused: it is addressed to no agency of this database'
+                USING ERRCODE = '22023';
+        END IF;
+        v_id := ioffice._edxml_file(p, package, v_agency, NULL);
+        RETURN jsonb_build_object('result', 'filed', 'document', v_id);
+    -- the package's own data at fault (classes 22 and 23: a bad value or
+    -- cast, a constraint) is a refusal, not an error retried at every poll
+    EXCEPTION WHEN data_exception OR integrity_constraint_violation OR insufficient_privilege THEN
+        GET STACKED DIAGNOSTICS v_reason = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
+    END;
+    v_reason := pg_catalog.left(v_reason || coalesce(' ' || nullif(v_detail, ''), ''), 2000);
+    -- answered when the 02 can be addressed (recipient, DocumentId that fit)
+    IF p->>'kind' = 'document' AND length(p->'from'->>'organ_id') BETWEEN 1 AND 13
+       AND coalesce(length(p->>'document_id'), 0) <= 100 THEN
+        INSERT INTO ioffice.edxml_outgoing (agency_id, recipient, kind, code, description,
+                                            edxml_document_id)
+        VALUES (v_axis_agency, p->'from'->>'organ_id', 'status', '02', v_reason,
+                p->>'document_id');
+        v_answered := true;
+    END IF;
+    PERFORM ioffice._edxml_note_refused(axis, v_axis_agency, p, package, v_reason, v_answered);
+    RETURN jsonb_build_object('result', 'refused', 'reason', v_reason);
+END
+$$;

@@ -136,4 +136,44 @@ SELECT regress_error(format('SELECT * FROM ioffice.import_issued(%L::jsonb)',
          AS empty_recipient
 FROM er_import;
 RESET ioffice.actor;
+
+-- packages from the axis refused: a status package is never answered
+-- (no 02 for a status: two systems would answer each other's refusals);
+-- each refusal is recorded once and shown to the axis agency's clerks
+-- (edxml_axis.sql's refusals were recorded; set aside for what follows)
+SELECT count(*) FILTER (WHERE kind = 'status' AND NOT answered) > 0
+         AND count(*) FILTER (WHERE kind = 'document' AND answered) > 0 AS earlier_refusals_recorded
+FROM ioffice.edxml_refused;
+DELETE FROM ioffice.edxml_refused;
+INSERT INTO ioffice.exchange_axis (agency_id, transport, url, system_id, secret)
+SELECT u.id, 'vxp', 'http://127.0.0.1:9/', '000.00.32.H41', 'regress-secret-0123456789'
+FROM ioffice.unit u WHERE u.code = '000.00.32.H41';
+SELECT id AS axis FROM ioffice.exchange_axis \gset
+-- an unsigned status package (03) from the commune for the imported document
+INSERT INTO ioffice.edxml_outgoing (agency_id, recipient, kind, code, description, edxml_document_id)
+SELECT :xa, '000.00.32.H41', 'status', '03', 'regress unsigned', d.identifier
+FROM ioffice.document d WHERE d.id = :idoc RETURNING id AS unsigned \gset
+SELECT count(*) AS answers_before FROM ioffice.edxml_outgoing WHERE code = '02' \gset
+SELECT r->>'result' AS result, r->>'reason' AS reason
+FROM (SELECT ioffice._edxml_axis_file(ioffice._edxml_status_package(:unsigned)::text, :axis) AS r) x;
+-- listed again by the axis: refused again, recorded once
+SELECT ioffice._edxml_axis_file(ioffice._edxml_status_package(:unsigned)::text, :axis)->>'result' AS again;
+-- not edXML, and an unsigned document package addressed to nobody here
+SELECT ioffice._edxml_axis_file('<edXML><oops>', :axis)->>'result' AS malformed;
+SELECT ioffice._edxml_axis_file(ioffice._edxml_package(:idoc, '000.00.00.G22', NULL)::text, :axis)->>'result'
+         AS document_refused;
+SELECT count(*) - :answers_before AS answers_02_queued FROM ioffice.edxml_outgoing WHERE code = '02';
+SET ioffice.actor = 'regress_thuy';
+SELECT agency, kind, sender, edxml_document_id = (SELECT identifier FROM ioffice.document WHERE id = :idoc)
+         AS names_the_document,
+       status_code, CASE WHEN kind IS NULL THEN split_part(reason, ':', 1) ELSE reason END AS reason,
+       answered
+FROM ioffice.exchange_refused ORDER BY kind NULLS FIRST;
+-- another agency's clerk sees none of them
+SET ioffice.actor = 'regress_xa_vt';
+SELECT count(*) AS seen_by_another_agency FROM ioffice.exchange_refused;
+RESET ioffice.actor;
+DELETE FROM ioffice.edxml_outgoing WHERE id = :unsigned OR (code = '02' AND document_id IS NULL
+    AND edxml_document_id = (SELECT identifier FROM ioffice.document WHERE id = :idoc));
+DELETE FROM ioffice.exchange_axis WHERE id = :axis;
 DROP FUNCTION regress_er_detail(text);
