@@ -42,7 +42,35 @@ static IofficePlan log_insert = {
 };
 
 static IofficePlan file_bytes = {
-	NULL, "SELECT content, kind, name FROM ioffice.file WHERE id = $1", 1, {INT8OID}
+	NULL, "SELECT content, kind, name, erased_at IS NOT NULL FROM ioffice.file WHERE id = $1",
+	1, {INT8OID}
+};
+
+/*
+ * Whose recall destroyed a file, and when (sql/parts/99_recall.sql): the
+ * accepted recall of its received document, or of the received document
+ * it is a certified copy of (copy_of, followed up the copies of copies).
+ * The sender is the external agency's code, or the agency of this
+ * database whose recall asked it.
+ */
+static IofficePlan erasure_detail = {
+	NULL,
+	"WITH RECURSIVE up(id, copy_of) AS ( "
+	"    SELECT d.id, d.copy_of FROM ioffice.document d "
+	"     WHERE d.id = (SELECT f.document_id FROM ioffice.file f WHERE f.id = $1) "
+	"    UNION ALL "
+	"    SELECT d.id, d.copy_of FROM ioffice.document d JOIN up ON d.id = up.copy_of) "
+	"SELECT to_char(f.erased_at AT TIME ZONE ioffice.timezone(), 'HH24:MI \"ngày\" DD/MM/YYYY'), "
+	"       coalesce(r.party, su.name, 'unknown'), r.reason, coalesce(p.full_name, 'unknown'), "
+	"       up.id <> f.document_id "
+	"  FROM ioffice.file f, up "
+	"  JOIN ioffice.document_recall r ON r.document_id = up.id AND r.direction = 'received' "
+	"       AND r.answer = 'accepted' "
+	"  LEFT JOIN ioffice.document_recall s ON s.id = r.source_recall_id "
+	"  LEFT JOIN ioffice.unit su ON su.id = s.agency_id "
+	"  LEFT JOIN ioffice.person p ON p.id = r.answered_by "
+	" WHERE f.id = $1 LIMIT 1",
+	1, {INT8OID}
 };
 
 /*
@@ -145,8 +173,42 @@ ioffice_log_access_sql(PG_FUNCTION_ARGS)
 }
 
 /*
+ * A file whose bytes a recall destroyed (Decree 30 art. 18.4b) is refused,
+ * never handed out empty: a download of 0 bytes would look like a broken
+ * file, not like a document its sender withdrew.
+ */
+static void
+refuse_erased(int64 file)
+{
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(file);
+	ioffice_exec(&erasure_detail, values, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("file %lld was destroyed by the recall of its document", (long long) file),
+				 errdetail("Its name, size and SHA-256 are kept as the record.")));
+	{
+		bool		of_copy = false;
+
+		ioffice_get_bool(0, 5, &of_copy);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("file %lld was destroyed by the recall of its document", (long long) file),
+				 errdetail("%s, %s, recalled it (reason: %s); %s accepted the recall, and the file's bytes were destroyed at %s. Its name, size and SHA-256 are kept as the record.",
+						   of_copy ? "This is a copy of a received document: its sender" :
+						   "Its sender",
+						   ioffice_get_text(0, 2), ioffice_get_text(0, 3),
+						   ioffice_get_text(0, 4), ioffice_get_text(0, 1)),
+				 errhint("recall_status shows the recall and its answer.")));
+	}
+}
+
+/*
  * A file the actor may see (42704 for any other, as for one that does not
  * exist): its document, its bytes copied out of SPI's memory, its kind.
+ * One destroyed by a recall is refused (55000).
  */
 static bytea *
 read_file(int64 file, int64 *doc, char **kind)
@@ -169,6 +231,13 @@ read_file(int64 file, int64 *doc, char **kind)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("unknown file %lld", (long long) file)));
+	{
+		bool		erased = false;
+
+		ioffice_get_bool(0, 4, &erased);
+		if (erased)
+			refuse_erased(file);
+	}
 	/* the bytes outlive SPI_finish(): copied into the caller's context */
 	stored = DatumGetByteaPP(d);
 	content = SPI_palloc(VARSIZE_ANY(stored));

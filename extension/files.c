@@ -603,16 +603,25 @@ is_conversion(TriggerData *trigdata, TupleDesc desc)
  * hash, size and kind stay as the record of what was destroyed, and the
  * row may be marked removed), of a file of an incoming document already
  * marked recalled whose sender's recall was accepted in a row that only
- * the engine writes.  Nothing else passes here: not another column, not a
- * file of an outgoing document, not a document whose recall was refused
- * or not answered.  A schema still at 0.1 (no erased_at) has no such path.
+ * the engine writes; or of a certified copy made here of such a document
+ * (copy_of, a copy of a copy too), each link marked recalled: a copy has
+ * the original's legal value (art. 26) and goes with it.  Nothing else
+ * passes here: not another column, not a file of any other outgoing
+ * document, not a document whose recall was refused or not answered.  A
+ * schema still at 0.1 (no erased_at) has no such path.
  */
 static IofficePlan recall_accepted = {
 	NULL,
-	"SELECT 1 FROM ioffice.document d "
-	"  JOIN ioffice.document_recall r ON r.document_id = d.id "
-	" WHERE d.id = $1 AND d.direction = 'incoming' AND d.recalled_at IS NOT NULL "
-	"   AND r.direction = 'received' AND r.answer = 'accepted'",
+	"WITH RECURSIVE up(id, copy_of) AS ( "
+	"    SELECT d.id, d.copy_of FROM ioffice.document d "
+	"     WHERE d.id = $1 AND d.recalled_at IS NOT NULL "
+	"    UNION "
+	"    SELECT d.id, d.copy_of FROM ioffice.document d JOIN up ON d.id = up.copy_of "
+	"     WHERE d.recalled_at IS NOT NULL) "
+	"SELECT 1 FROM up "
+	"  JOIN ioffice.document o ON o.id = up.id AND o.direction = 'incoming' "
+	"  JOIN ioffice.document_recall r ON r.document_id = o.id "
+	" WHERE r.direction = 'received' AND r.answer = 'accepted'",
 	1, {INT8OID}
 };
 

@@ -16,6 +16,12 @@
  *
  * The whole payload is checked before anything is written: a malformed one
  * is refused with 22023 naming the field.
+ *
+ * Its recipients (payload.recipients, as create_outgoing() takes them) are
+ * served as an issue serves them: an agency of this database receives it
+ * (deliver_internal), an external agency's code gets its edXML package
+ * queued to the axis by the trigger on the issued state
+ * (_edxml_queue_issued, sql/parts/99_edxml_axis.sql), once.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -51,11 +57,12 @@ typedef struct ImportPayload
 	char	   *dossier_code;
 	List	   *files;			/* of ImportFile * */
 	ImportFile *trail;
+	Jsonb	   *recipients;		/* an array of strings, or NULL */
 } ImportPayload;
 
 static const char *const known_keys[] = {
 	"external_id", "agency_code", "doc_type", "abstract", "signer", "register", "number",
-	"issued_on", "dossier_code", "files", "trail"
+	"issued_on", "dossier_code", "files", "trail", "recipients"
 };
 
 static void
@@ -197,7 +204,7 @@ check_fields(Jsonb *payload)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown field payload.%s", (char *) lfirst(lc)),
-					 errhint("Fields: external_id, agency_code, doc_type, abstract, signer, register, number, issued_on, dossier_code, files, trail.")));
+					 errhint("Fields: external_id, agency_code, doc_type, abstract, signer, register, number, issued_on, dossier_code, files, trail, recipients.")));
 	}
 }
 
@@ -230,6 +237,40 @@ read_files(Jsonb *payload)
 	if (i == 0)
 		bad("files", "is empty: the result needs its signed file");
 	return files;
+}
+
+/*
+ * payload.recipients: where the result goes, as create_outgoing() takes
+ * them (agency codes or places, 1 to 500 characters each); optional.
+ */
+static Jsonb *
+read_recipients(Jsonb *payload)
+{
+	JsonbValue *v = ioffice_jsonb_get(payload, "recipients");
+	JsonbIterator *it;
+	JsonbValue	elem;
+	JsonbIteratorToken tok;
+
+	if (v == NULL || v->type == jbvNull)
+		return NULL;
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		bad("recipients", "must be an array of agency codes or places");
+	if (JsonContainerSize(v->val.binary.data) > 200)
+		bad("recipients", "has more than 200 recipients");
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+	{
+		int			n;
+
+		if (tok != WJB_ELEM)
+			continue;
+		if (elem.type != jbvString)
+			bad("recipients", "must be an array of agency codes or places");
+		n = pg_mbstrlen_with_len(elem.val.string.val, elem.val.string.len);
+		if (n < 1 || n > 500)
+			bad("recipients", "holds a recipient that is not 1 to 500 characters");
+	}
+	return JsonbValueToJsonb(v);
 }
 
 static void
@@ -274,6 +315,7 @@ read_payload(Jsonb *payload, ImportPayload *p)
 	if (v == NULL || v->type == jbvNull)
 		bad("trail", "is missing");
 	p->trail = read_file(v, "trail", false);
+	p->recipients = read_recipients(payload);
 }
 
 static IofficePlan agency_by_code = {
@@ -297,10 +339,16 @@ static IofficePlan claimed = {
 static IofficePlan import_insert = {
 	NULL,
 	"INSERT INTO ioffice.document (workflow, direction, doc_type, abstract, state, agency_id, "
-	"                              drafting_unit_id, drafter_id, signer_id, comment) "
-	"VALUES ('dossier_result', 'outgoing', $1, $2, 'awaiting_issue', $3, $3, $4, $5, $6) "
+	"                              drafting_unit_id, drafter_id, signer_id, comment, recipients) "
+	"VALUES ('dossier_result', 'outgoing', $1, $2, 'awaiting_issue', $3, $3, $4, $5, $6, "
+	/* an agency of this database kept with its id, a place as text (create_outgoing) */
+	"        (SELECT coalesce(jsonb_agg(coalesce( "
+	"                    (SELECT jsonb_build_object('agency', u.id, 'code', u.code, 'name', u.name) "
+	"                       FROM ioffice.unit u WHERE u.code = e.v AND u.kind = 'agency'), "
+	"                    jsonb_build_object('place', e.v)) ORDER BY e.n), '[]') "
+	"           FROM jsonb_array_elements_text(coalesce($7, '[]')) WITH ORDINALITY e(v, n))) "
 	"RETURNING id",
-	6, {TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, TEXTOID}
+	7, {TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, TEXTOID, JSONBOID}
 };
 
 static IofficePlan import_issued_state = {
@@ -454,8 +502,8 @@ claim_external_id(ImportState *st)
 static void
 create_document(ImportState *st)
 {
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	JsonbBuild *detail;
 	ListCell   *lc;
 
@@ -467,6 +515,8 @@ create_document(ImportState *st)
 	values[5] = st->p.dossier_code ? CStringGetTextDatum(psprintf("Hồ sơ %s", st->p.dossier_code))
 		: (Datum) 0;
 	nulls[5] = st->p.dossier_code ? ' ' : 'n';
+	values[6] = st->p.recipients ? JsonbPGetDatum(st->p.recipients) : (Datum) 0;
+	nulls[6] = st->p.recipients ? ' ' : 'n';
 	ioffice_exec(&import_insert, values, nulls, 1);
 	ioffice_get_int64(0, 1, &st->doc);
 
@@ -488,7 +538,10 @@ create_document(ImportState *st)
 
 /*
  * The document's number from the register, as act()'s issue takes it; the
- * document issued; the claim completed with what it got.
+ * document issued (its external recipients' packages queued by the trigger
+ * on the state, as for any issue) and delivered to the agencies of this
+ * database among its recipients (the issue's effect deliver_internal); the
+ * claim completed with what it got.
  */
 static void
 issue_document(ImportState *st)
@@ -496,6 +549,7 @@ issue_document(ImportState *st)
 	IssueRequest *req = &st->req;
 	Datum		values[4];
 	JsonbBuild *detail = ioffice_jsonb_begin();
+	ActContext	ctx;
 
 	ioffice_jsonb_add_text(detail, "external_id", st->p.external_id);
 	req->doc = st->doc;
@@ -514,6 +568,14 @@ issue_document(ImportState *st)
 		ioffice_issue_number(req);
 	values[0] = Int64GetDatum(st->doc);
 	ioffice_exec(&import_issued_state, values, NULL, 0);
+	if (st->p.recipients != NULL)
+	{
+		memset(&ctx, 0, sizeof(ctx));
+		ctx.doc = st->doc;
+		ctx.actor = st->actor;
+		ctx.detail = detail;
+		ioffice_deliver_internal(&ctx);
+	}
 	ioffice_audit(st->actor, 0, "document", st->doc, "issue", "awaiting_issue", "issued",
 				  ioffice_jsonb_end(detail));
 

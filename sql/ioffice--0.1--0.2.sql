@@ -8376,3 +8376,417 @@ BEGIN
     ORDER BY x.r DESC, x.document_id DESC;
 END
 $$;
+
+-- ==== exchange_rest ====
+-- A file destroyed by an accepted recall is refused by file_content() and
+-- file_copy() (extension/access_log.c), and a case file PDF made before the
+-- recall is not handed out again.
+CREATE OR REPLACE FUNCTION case_file_pdf_result(job bigint) RETURNS bytea
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+    v_job ioffice.case_file_pdf_job;
+BEGIN
+    IF case_file_pdf_result.job IS NULL THEN
+        RAISE EXCEPTION 'case_file_pdf_result needs a job' USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO v_job FROM ioffice.case_file_pdf_job j
+     WHERE j.id = case_file_pdf_result.job AND j.requested_by = v_actor;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown case file PDF %', case_file_pdf_result.job USING ERRCODE = '42704';
+    END IF;
+    IF v_job.done_at IS NULL THEN
+        RAISE EXCEPTION 'the PDF of case file % is not made yet', v_job.case_file_id
+            USING ERRCODE = '55000', HINT = 'The worker makes it; try again later.';
+    END IF;
+    IF v_job.error IS NOT NULL THEN
+        RAISE EXCEPTION 'the PDF of case file % could not be made', v_job.case_file_id
+            USING ERRCODE = '55000', DETAIL = v_job.error;
+    END IF;
+    -- a document in it destroyed by a recall since (Decree 30 art. 18.4b)
+    -- is not handed out again inside the PDF
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(v_job.contents->'rows') r(v),
+                             jsonb_array_elements_text(r.v->'files') x(id)
+                        JOIN ioffice.file f ON f.id = x.id::bigint
+                WHERE f.erased_at IS NOT NULL) THEN
+        RAISE EXCEPTION 'the PDF of case file % holds a document destroyed by a recall since it was made',
+              v_job.case_file_id
+            USING ERRCODE = '55000',
+                  DETAIL = 'A received document whose recall its clerk accepted is destroyed (Decree 30 art. 18.4b), and with it every copy of its bytes.',
+                  HINT = 'Ask for the case file''s PDF again (case_file_pdf): it leaves the destroyed document out.';
+    END IF;
+    PERFORM ioffice._log_access('export', NULL, NULL, v_job.case_file_id, 'pdf');
+    RETURN v_job.content;
+END
+$$;
+
+-- Certified copies (copy_of) of a received document whose recall is accepted
+-- are destroyed with it; none is made while a recall waits; recall_status
+-- gives a recipient of this database its code and the answer in full.
+CREATE OR REPLACE FUNCTION copy_document(doc bigint, kind text, options jsonb DEFAULT '{}') RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+    v_today date := (now() AT TIME ZONE ioffice.timezone())::date;
+    v_year int := extract(year FROM (now() AT TIME ZONE ioffice.timezone())::date);
+    v_orig ioffice.document;
+    v_agency ioffice.unit;
+    v_register bigint;
+    v_number int;
+    v_symbol text;
+    v_excerpt text;
+    v_copy bigint;
+    v_files int;
+    v_seals int;
+    v_label text;
+    v_kind text := copy_document.kind;
+BEGIN
+    PERFORM ioffice._engine_enter();
+    IF doc IS NULL THEN
+        RAISE EXCEPTION 'copy_document needs a document' USING ERRCODE = '22023';
+    END IF;
+    v_label := CASE v_kind WHEN 'SY' THEN 'SAO Y' WHEN 'SL' THEN 'SAO LỤC' WHEN 'TrS' THEN 'TRÍCH SAO' END;
+    IF v_label IS NULL THEN
+        RAISE EXCEPTION 'unknown kind of copy "%"', pg_catalog.left(coalesce(v_kind, ''), 60)
+            USING ERRCODE = '22023', HINT = 'Kinds are SY (sao y), SL (sao lục) and TrS (trích sao).';
+    END IF;
+    IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+        RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    -- a trích sao reproduces a part of the original (art. 25.3b): which part
+    IF v_kind = 'TrS' THEN
+        IF jsonb_typeof(options -> 'excerpt') IS DISTINCT FROM 'string'
+           OR btrim(options ->> 'excerpt') = '' THEN
+            RAISE EXCEPTION 'a trích sao needs options.excerpt, the part of the document it copies'
+                USING ERRCODE = '22023';
+        END IF;
+        v_excerpt := options ->> 'excerpt';
+        IF length(v_excerpt) > 500 THEN
+            RAISE EXCEPTION 'the excerpt is longer than 500 characters' USING ERRCODE = '22023';
+        END IF;
+    ELSIF options ? 'excerpt' THEN
+        RAISE EXCEPTION 'options.excerpt goes with a trích sao (TrS) only' USING ERRCODE = '22023';
+    END IF;
+
+    SELECT * INTO v_orig FROM ioffice.document d WHERE d.id = doc FOR SHARE;
+    -- a document of another agency is not named to this one
+    IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM ioffice.person_role pr
+                                WHERE pr.person_id = v_actor AND pr.unit_id = v_orig.agency_id) THEN
+        RAISE EXCEPTION 'document % not found', doc USING ERRCODE = '42704';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.person_role pr
+                   WHERE pr.person_id = v_actor AND pr.role = 'clerk'
+                     AND pr.unit_id = v_orig.agency_id) THEN
+        RAISE EXCEPTION 'only a clerk of the agency makes copies of its documents'
+            USING ERRCODE = '42501';
+    END IF;
+    -- copies of state secrets follow the law on their protection (art. 27.2)
+    IF v_orig.confidentiality <> 'normal' THEN
+        RAISE EXCEPTION 'a confidential document is not copied here'
+            USING ERRCODE = '42501', DETAIL = 'Decree 30 art. 27.2: the law on state secrets applies.';
+    END IF;
+    IF (v_orig.direction = 'outgoing' AND v_orig.issued_at IS NULL)
+       OR (v_orig.direction = 'incoming' AND v_orig.number IS NULL) THEN
+        RAISE EXCEPTION 'document % is not issued or registered yet', doc USING ERRCODE = '55000';
+    END IF;
+    -- a received document its sender recalls is not copied while the recall
+    -- waits for its clerk's answer, nor once recalled (Decree 30 art. 18.4b:
+    -- destroyed; a copy has the original's value, art. 26); nor a copy of it
+    IF EXISTS (WITH RECURSIVE up(id, copy_of) AS (
+                   SELECT v_orig.id, v_orig.copy_of
+                   UNION
+                   SELECT d.id, d.copy_of FROM ioffice.document d JOIN up ON d.id = up.copy_of)
+               SELECT 1 FROM up JOIN ioffice.document d ON d.id = up.id
+               WHERE d.recalled_at IS NOT NULL
+                  OR EXISTS (SELECT 1 FROM ioffice.document_recall r
+                             WHERE r.document_id = d.id AND r.direction = 'received'
+                               AND r.answer IS NULL)) THEN
+        RAISE EXCEPTION 'document % is recalled by its sender: it is not copied', doc
+            USING ERRCODE = '55000',
+                  DETAIL = 'Decree 30 art. 18.4: a recalled electronic document is destroyed once the recall is accepted, with the copies made of it; none is made while the recall waits for its answer.',
+                  HINT = 'recall_status shows the recall; once it is refused, the document may be copied.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.file f WHERE f.document_id = doc
+                   AND f.superseded_at IS NULL AND f.removed_at IS NULL) THEN
+        RAISE EXCEPTION 'document % has no file to copy', doc USING ERRCODE = '55000';
+    END IF;
+    SELECT * INTO v_agency FROM ioffice.unit u WHERE u.id = v_orig.agency_id;
+
+    -- the year's register of copies; its row lock keeps the numbers gapless
+    INSERT INTO ioffice.register (agency_id, direction, code, name, doc_types, year)
+    VALUES (v_agency.id, 'outgoing', 'BANSAO', 'Sổ đăng ký bản sao', '{}', v_year)
+    ON CONFLICT (agency_id, direction, code, year) DO NOTHING;
+    UPDATE ioffice.register r SET next_number = next_number + 1,
+           last_issued_on = greatest(r.last_issued_on, v_today)
+     WHERE r.agency_id = v_agency.id AND r.direction = 'outgoing' AND r.code = 'BANSAO'
+       AND r.year = v_year
+    RETURNING r.id, r.next_number - 1 INTO v_register, v_number;
+    v_symbol := ioffice.format_number(v_number) || '/' || v_kind || '-' || v_agency.abbr;
+
+    INSERT INTO ioffice.document (workflow, direction, doc_type, abstract, state, agency_id,
+                                  drafting_unit_id, drafter_id, register_id, register_year,
+                                  number, symbol, issued_on, issued_at, doc_type_name,
+                                  drafting_unit_name, copy_of, copy_kind, comment)
+    SELECT 'outgoing', 'outgoing', v_orig.doc_type,
+           pg_catalog.left(v_label || ' ' || coalesce(v_orig.symbol, v_orig.sender_symbol, '')
+                           || ': ' || v_orig.abstract, 500),
+           'draft', v_agency.id, v_agency.id, v_actor, v_register, v_year, v_number, v_symbol,
+           v_today, now(), t.name, v_agency.name, doc, v_kind, v_excerpt
+      FROM ioffice.doc_type t WHERE t.code = v_orig.doc_type
+    RETURNING id INTO v_copy;
+
+    INSERT INTO ioffice.file (document_id, name, kind, size, sha256, content, uploaded_by)
+    SELECT v_copy, f.name, f.kind, f.size, f.sha256, f.content, v_actor
+      FROM ioffice.file f
+     WHERE f.document_id = doc AND f.superseded_at IS NULL AND f.removed_at IS NULL
+     ORDER BY f.id;
+    GET DIAGNOSTICS v_files = ROW_COUNT;
+    -- made as a draft to take its files (an issued document's files are
+    -- final), then issued at once: nobody saw it in between
+    UPDATE ioffice.document d SET state = 'issued' WHERE d.id = v_copy;
+
+    -- the organisation's signature, without image, says the kind of copy,
+    -- the copying agency and the time (appendix I part II.3): the worker
+    -- writes options.copy.reason as the signature's /Reason, its time is /M
+    INSERT INTO ioffice.signature (document_id, file_id, signer_id, kind, options)
+    SELECT v_copy, f.id, v_actor, 'organisation',
+           jsonb_build_object('copy', jsonb_build_object('kind', v_kind, 'label', v_label,
+                                                         'agency', v_agency.name,
+                                                         'symbol', v_symbol,
+                                                         'reason', v_label || ' - ' || v_agency.name
+                                                                   || ' - Số: ' || v_symbol))
+      FROM ioffice.file f WHERE f.document_id = v_copy;
+    GET DIAGNOSTICS v_seals = ROW_COUNT;
+
+    PERFORM ioffice._audit('document', v_copy, 'copy', NULL, 'issued',
+                           jsonb_build_object('copy_of', doc, 'kind', v_kind, 'number', v_number,
+                                              'symbol', v_symbol, 'register', v_register,
+                                              'files', v_files, 'seals_queued', v_seals)
+                           || CASE WHEN v_excerpt IS NULL THEN '{}'::jsonb
+                                   ELSE jsonb_build_object('excerpt', v_excerpt) END,
+                           NULL, NULL);
+    PERFORM ioffice._audit('document', doc, 'copied', v_orig.state, v_orig.state,
+                           jsonb_build_object('copy', v_copy, 'kind', v_kind, 'symbol', v_symbol),
+                           NULL, NULL);
+    PERFORM ioffice._wake_worker();
+    PERFORM ioffice._engine_leave();
+    RETURN v_copy;
+END
+$$;
+CREATE OR REPLACE FUNCTION _recall_destroy(doc bigint, actor bigint) RETURNS int
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n int;
+    c bigint;
+    v_copies bigint[];
+BEGIN
+    UPDATE ioffice.document SET recalled_at = now(), updated_at = now()
+    WHERE id = doc AND direction = 'incoming' AND recalled_at IS NULL;
+    WITH RECURSIVE down(id) AS (
+        SELECT d.id FROM ioffice.document d WHERE d.copy_of = doc
+        UNION
+        SELECT d.id FROM ioffice.document d JOIN down ON d.copy_of = down.id)
+    SELECT coalesce(array_agg(id ORDER BY id), '{}') INTO v_copies FROM down;
+    UPDATE ioffice.document SET recalled_at = now(), updated_at = now()
+    WHERE id = ANY (v_copies) AND recalled_at IS NULL;
+    UPDATE ioffice.signature SET status = 'failed', reason = 'the copied document was recalled'
+    WHERE document_id = ANY (v_copies) AND status = 'pending';
+    UPDATE ioffice.file SET content = '\x'::bytea, erased_at = now(),
+           removed_at = coalesce(removed_at, now()), removed_by = coalesce(removed_by, actor)
+    WHERE (document_id = doc OR document_id = ANY (v_copies)) AND erased_at IS NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    DELETE FROM ioffice.search_text t USING ioffice.file f
+    WHERE (f.document_id = doc OR f.document_id = ANY (v_copies)) AND t.file_id = f.id;
+    UPDATE ioffice.task SET status = 'done', processed_at = now(), processed_by = actor,
+           closed_by_action = 'recalled'
+    WHERE document_id = doc AND status = 'open';
+    FOREACH c IN ARRAY v_copies LOOP
+        PERFORM ioffice._audit('document', c, 'recall_destroy_copy', NULL, NULL,
+                               jsonb_build_object('recalled_document', doc));
+    END LOOP;
+    RETURN n;
+END
+$$;
+CREATE OR REPLACE VIEW recall_status AS
+SELECT s.document_id AS document, 'sent'::text AS direction, u.name AS recipient,
+       u.code AS party, c.document_id AS copy, s.reason, s.requested_at,
+       c.answer,
+       coalesce(c.answer_reason,
+                CASE c.answer WHEN 'accepted' THEN 'Đồng ý thu hồi, đã hủy văn bản' END) AS answer_reason,
+       c.answered_at
+FROM ioffice.document_recall s
+JOIN ioffice.document_recall c ON c.source_recall_id = s.id
+JOIN ioffice.unit u ON u.id = c.agency_id
+WHERE s.direction = 'sent' AND ioffice.can_see(s.document_id)
+UNION ALL
+SELECT s.document_id, 'sent', coalesce(u.name, o.recipient), o.recipient, NULL, s.reason,
+       s.requested_at,
+       CASE a.code WHEN '15' THEN 'accepted' WHEN '16' THEN 'refused' END,
+       a.description, a.recorded_at
+FROM ioffice.document_recall s
+JOIN ioffice.edxml_outgoing o ON o.document_id = s.document_id AND o.kind = 'recall'
+LEFT JOIN ioffice.unit u ON u.code = o.recipient AND u.kind = 'agency'
+LEFT JOIN LATERAL (SELECT x.code, x.description, x.recorded_at FROM ioffice.edxml_status x
+                   WHERE x.document_id = s.document_id AND x.direction = 'received'
+                     AND x.party_organ_id = o.recipient AND x.code IN ('15', '16')
+                     AND x.recorded_at >= s.requested_at
+                   ORDER BY x.id DESC LIMIT 1) a ON true
+WHERE s.direction = 'sent' AND ioffice.can_see(s.document_id)
+UNION ALL
+SELECT r.document_id, 'received', NULL, r.party, NULL, r.reason, r.requested_at,
+       r.answer, r.answer_reason, r.answered_at
+FROM ioffice.document_recall r
+WHERE r.direction = 'received' AND r.document_id IS NOT NULL AND ioffice.can_see(r.document_id);
+
+-- Packages from the axis refused are recorded (edxml_refused, view
+-- exchange_refused); a status package refused is not answered with a 02.
+-- No foreign key to exchange_axis: an axis removed keeps its refusals.
+CREATE TABLE edxml_refused (
+    id                bigserial PRIMARY KEY,
+    axis_id           bigint NOT NULL,
+    agency_id         bigint NOT NULL REFERENCES unit,
+    refused_at        timestamptz NOT NULL DEFAULT now(),
+    kind              text CHECK (kind IN ('document', 'status')),
+    sender            text CHECK (length(sender) <= 60),
+    edxml_document_id text CHECK (length(edxml_document_id) <= 100),
+    status_code       text CHECK (length(status_code) <= 10),
+    reason            text NOT NULL CHECK (length(reason) BETWEEN 1 AND 2000),
+    answered          boolean NOT NULL,
+    package_sha256    bytea NOT NULL
+);
+CREATE UNIQUE INDEX edxml_refused_package_key ON edxml_refused (axis_id, package_sha256);
+CREATE INDEX edxml_refused_agency_idx ON edxml_refused (agency_id, refused_at);
+COMMENT ON TABLE edxml_refused IS
+  'Packages from the axis refused by _edxml_axis_file(), once each: kind (NULL: not read as edXML), sender, DocumentId, status code, reason, and whether a 02 answered it (a document package; a status package is never answered)';
+SELECT pg_catalog.pg_extension_config_dump('edxml_refused', '');
+SELECT pg_catalog.pg_extension_config_dump('edxml_refused_id_seq', '');
+REVOKE ALL ON edxml_refused FROM PUBLIC;
+GRANT SELECT ON edxml_refused TO ioffice_admin;
+
+-- A refusal of _edxml_axis_file(), recorded (p: the reader's answer, NULL
+-- when the package was not read); what the package said is clipped to the
+-- columns' lengths, it is the other system's text.
+CREATE FUNCTION _edxml_note_refused(axis bigint, agency bigint, p jsonb, package text,
+                                    reason text, answered boolean) RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO ioffice.edxml_refused (axis_id, agency_id, kind, sender, edxml_document_id,
+                                       status_code, reason, answered, package_sha256)
+    VALUES (axis, agency,
+            CASE WHEN p->>'kind' IN ('document', 'status') THEN p->>'kind' END,
+            pg_catalog.left(p->'from'->>'organ_id', 60),
+            pg_catalog.left(coalesce(p->'response_for'->>'document_id', p->>'document_id'), 100),
+            pg_catalog.left(p->>'status_code', 10),
+            pg_catalog.left(coalesce(nullif(reason, ''), 'refused'), 2000), answered,
+            pg_catalog.sha256(pg_catalog.convert_to(package, 'UTF8')))
+    ON CONFLICT (axis_id, package_sha256) DO NOTHING
+$$;
+REVOKE ALL ON FUNCTION _edxml_note_refused(bigint, bigint, jsonb, text, text, boolean) FROM PUBLIC;
+
+CREATE VIEW exchange_refused AS
+SELECT r.refused_at, u.code AS agency, r.kind, r.sender, r.edxml_document_id, r.status_code,
+       r.reason, r.answered
+FROM ioffice.edxml_refused r JOIN ioffice.unit u ON u.id = r.agency_id
+WHERE ioffice.is_admin() OR r.agency_id = ANY ((SELECT ioffice._clerk_agencies())::bigint[]);
+COMMENT ON VIEW exchange_refused IS
+  'Packages from the axis that were refused, for the clerks of the axis''s agency and the DBA: when, kind (document, status, NULL: not edXML), sender, DocumentId named, status code, reason; answered: a 02 went back (document packages; a status package is never answered, so that two systems never answer each other''s refusals)';
+REVOKE ALL ON exchange_refused FROM PUBLIC;
+GRANT SELECT ON exchange_refused TO ioffice_app, ioffice_admin, ioffice_reader;
+CREATE OR REPLACE FUNCTION _edxml_axis_file(package text, axis bigint) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_trust text;
+    p jsonb;
+    v_axis_agency bigint;
+    v_agency bigint;
+    v_id bigint;
+    v_reason text;
+    v_detail text;
+    v_answered boolean := false;
+BEGIN
+    SELECT a.agency_id INTO v_axis_agency FROM ioffice.exchange_axis a WHERE a.id = axis;
+    IF package IS NULL OR v_axis_agency IS NULL THEN
+        RAISE EXCEPTION 'an edXML package and an axis are required' USING ERRCODE = '22023';
+    END IF;
+    SELECT string_agg(t.pem, E'\n' ORDER BY t.id) INTO v_trust FROM ioffice.trust_anchor t;
+    p := ioffice._edxml_read(package, coalesce(v_trust, ''));
+    IF p ? 'error' THEN
+        -- not read at all: no sender to answer; the axis is told (fail)
+        v_reason := format('%s (field %s)', p->>'error', p->>'field');
+        PERFORM ioffice._edxml_note_refused(axis, v_axis_agency, NULL, package, v_reason, false);
+        RETURN jsonb_build_object('result', 'refused', 'reason', v_reason);
+    END IF;
+    BEGIN
+        IF p->>'kind' = 'status' THEN
+            IF p->'signature'->>'status' <> 'valid' THEN
+                RAISE EXCEPTION 'edXML status package refused: its signature is %',
+                    p->'signature'->>'status' USING ERRCODE = '42501';
+            END IF;
+            SELECT d.id INTO v_id FROM ioffice.document d
+            JOIN ioffice.unit u ON u.id = d.agency_id
+            WHERE d.identifier = p->'response_for'->>'document_id'
+              AND u.code = p->'response_for'->>'organ_id' AND d.direction = 'outgoing';
+            IF v_id IS NULL THEN
+                RAISE EXCEPTION 'edXML status package refused: it answers no document of this database'
+                    USING ERRCODE = '22023',
+                          DETAIL = format('Field ResponseFor/DocumentId: %s.',
+                                          pg_catalog.left(p->'response_for'->>'document_id', 60));
+            END IF;
+            -- only an agency the document was addressed to answers it; in
+            -- any state of the send: the axis may have taken a package
+            -- whose answer the sender missed (a timeout), and the 01 of
+            -- a row still queued must not be refused and lost
+            IF NOT EXISTS (SELECT 1 FROM ioffice.edxml_outgoing o
+                           WHERE o.document_id = v_id AND o.kind = 'document'
+                             AND o.recipient = p->'from'->>'organ_id') THEN
+                RAISE EXCEPTION 'edXML status package refused: the document was not sent to its sender'
+                    USING ERRCODE = '42501',
+                          DETAIL = format('Field From/OrganId: %s.',
+                                          pg_catalog.left(p->'from'->>'organ_id', 60));
+            END IF;
+            PERFORM ioffice._engine_enter();
+            INSERT INTO ioffice.edxml_status (document_id, party_organ_id, edxml_document_id,
+                                              direction, code, description)
+            SELECT v_id, p->'from'->>'organ_id', p->'response_for'->>'document_id', 'received',
+                   p->>'status_code', pg_catalog.left(p->>'description', 2000)
+            WHERE NOT EXISTS (
+                SELECT 1 FROM ioffice.edxml_status s
+                WHERE s.document_id = v_id AND s.direction = 'received'
+                  AND s.party_organ_id = p->'from'->>'organ_id' AND s.code = p->>'status_code'
+                  AND s.description IS NOT DISTINCT FROM pg_catalog.left(p->>'description', 2000));
+            PERFORM ioffice._engine_leave();
+            RETURN jsonb_build_object('result', 'status', 'document', v_id, 'code', p->>'status_code');
+        END IF;
+        SELECT u.id INTO v_agency
+        FROM jsonb_array_elements(p->'to') WITH ORDINALITY AS t(e, o)
+        JOIN ioffice.unit u ON u.code = t.e->>'organ_id' AND u.kind = 'agency'
+        ORDER BY (u.id = v_axis_agency) DESC, t.o LIMIT 1;
+        IF v_agency IS NULL THEN
+            RAISE EXCEPTION 'edXML package refused: it is addressed to no agency of this database'
+                USING ERRCODE = '22023';
+        END IF;
+        v_id := ioffice._edxml_file(p, package, v_agency, NULL);
+        RETURN jsonb_build_object('result', 'filed', 'document', v_id);
+    -- the package's own data at fault (classes 22 and 23: a bad value or
+    -- cast, a constraint) is a refusal, not an error retried at every poll
+    EXCEPTION WHEN data_exception OR integrity_constraint_violation OR insufficient_privilege THEN
+        GET STACKED DIAGNOSTICS v_reason = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
+    END;
+    v_reason := pg_catalog.left(v_reason || coalesce(' ' || nullif(v_detail, ''), ''), 2000);
+    -- answered when the 02 can be addressed (recipient, DocumentId that fit)
+    IF p->>'kind' = 'document' AND length(p->'from'->>'organ_id') BETWEEN 1 AND 13
+       AND coalesce(length(p->>'document_id'), 0) <= 100 THEN
+        INSERT INTO ioffice.edxml_outgoing (agency_id, recipient, kind, code, description,
+                                            edxml_document_id)
+        VALUES (v_axis_agency, p->'from'->>'organ_id', 'status', '02', v_reason,
+                p->>'document_id');
+        v_answered := true;
+    END IF;
+    PERFORM ioffice._edxml_note_refused(axis, v_axis_agency, p, package, v_reason, v_answered);
+    RETURN jsonb_build_object('result', 'refused', 'reason', v_reason);
+END
+$$;

@@ -91,6 +91,23 @@ BEGIN
        OR (v_orig.direction = 'incoming' AND v_orig.number IS NULL) THEN
         RAISE EXCEPTION 'document % is not issued or registered yet', doc USING ERRCODE = '55000';
     END IF;
+    -- a received document its sender recalls is not copied while the recall
+    -- waits for its clerk's answer, nor once recalled (Decree 30 art. 18.4b:
+    -- destroyed; a copy has the original's value, art. 26); nor a copy of it
+    IF EXISTS (WITH RECURSIVE up(id, copy_of) AS (
+                   SELECT v_orig.id, v_orig.copy_of
+                   UNION
+                   SELECT d.id, d.copy_of FROM ioffice.document d JOIN up ON d.id = up.copy_of)
+               SELECT 1 FROM up JOIN ioffice.document d ON d.id = up.id
+               WHERE d.recalled_at IS NOT NULL
+                  OR EXISTS (SELECT 1 FROM ioffice.document_recall r
+                             WHERE r.document_id = d.id AND r.direction = 'received'
+                               AND r.answer IS NULL)) THEN
+        RAISE EXCEPTION 'document % is recalled by its sender: it is not copied', doc
+            USING ERRCODE = '55000',
+                  DETAIL = 'Decree 30 art. 18.4: a recalled electronic document is destroyed once the recall is accepted, with the copies made of it; none is made while the recall waits for its answer.',
+                  HINT = 'recall_status shows the recall; once it is refused, the document may be copied.';
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM ioffice.file f WHERE f.document_id = doc
                    AND f.superseded_at IS NULL AND f.removed_at IS NULL) THEN
         RAISE EXCEPTION 'document % has no file to copy', doc USING ERRCODE = '55000';

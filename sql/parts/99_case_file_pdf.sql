@@ -199,6 +199,18 @@ BEGIN
         RAISE EXCEPTION 'the PDF of case file % could not be made', v_job.case_file_id
             USING ERRCODE = '55000', DETAIL = v_job.error;
     END IF;
+    -- a document in it destroyed by a recall since (Decree 30 art. 18.4b)
+    -- is not handed out again inside the PDF
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(v_job.contents->'rows') r(v),
+                             jsonb_array_elements_text(r.v->'files') x(id)
+                        JOIN ioffice.file f ON f.id = x.id::bigint
+                WHERE f.erased_at IS NOT NULL) THEN
+        RAISE EXCEPTION 'the PDF of case file % holds a document destroyed by a recall since it was made',
+              v_job.case_file_id
+            USING ERRCODE = '55000',
+                  DETAIL = 'A received document whose recall its clerk accepted is destroyed (Decree 30 art. 18.4b), and with it every copy of its bytes.',
+                  HINT = 'Ask for the case file''s PDF again (case_file_pdf): it leaves the destroyed document out.';
+    END IF;
     PERFORM ioffice._log_access('export', NULL, NULL, v_job.case_file_id, 'pdf');
     RETURN v_job.content;
 END

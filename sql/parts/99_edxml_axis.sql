@@ -476,7 +476,9 @@ REVOKE ALL ON FUNCTION _edxml_status_package(bigint) FROM PUBLIC;
 -- status package onto the outgoing document it answers (a repeat recorded
 -- once).  A package the helper could read but that is refused (addressed
 -- to nobody here, signature, limits, duplicate) queues 02 with the reason
--- to its sender.  Returns {"result": "filed"|"status"|"refused", ...}.
+-- to its sender; a status package refused is not answered (no status
+-- answers a status: 99_exchange_refused.sql).  Every refusal is recorded
+-- in edxml_refused.  Returns {"result": "filed"|"status"|"refused", ...}.
 CREATE FUNCTION _edxml_axis_file(package text, axis bigint) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -488,6 +490,7 @@ DECLARE
     v_id bigint;
     v_reason text;
     v_detail text;
+    v_answered boolean := false;
 BEGIN
     SELECT a.agency_id INTO v_axis_agency FROM ioffice.exchange_axis a WHERE a.id = axis;
     IF package IS NULL OR v_axis_agency IS NULL THEN
@@ -497,8 +500,9 @@ BEGIN
     p := ioffice._edxml_read(package, coalesce(v_trust, ''));
     IF p ? 'error' THEN
         -- not read at all: no sender to answer; the axis is told (fail)
-        RETURN jsonb_build_object('result', 'refused',
-                                  'reason', format('%s (field %s)', p->>'error', p->>'field'));
+        v_reason := format('%s (field %s)', p->>'error', p->>'field');
+        PERFORM ioffice._edxml_note_refused(axis, v_axis_agency, NULL, package, v_reason, false);
+        RETURN jsonb_build_object('result', 'refused', 'reason', v_reason);
     END IF;
     BEGIN
         IF p->>'kind' = 'status' THEN
@@ -564,7 +568,9 @@ BEGIN
                                             edxml_document_id)
         VALUES (v_axis_agency, p->'from'->>'organ_id', 'status', '02', v_reason,
                 p->>'document_id');
+        v_answered := true;
     END IF;
+    PERFORM ioffice._edxml_note_refused(axis, v_axis_agency, p, package, v_reason, v_answered);
     RETURN jsonb_build_object('result', 'refused', 'reason', v_reason);
 END
 $$;

@@ -199,23 +199,43 @@ GRANT EXECUTE ON FUNCTION recall(bigint, text) TO ioffice_app, ioffice_admin;
 -- A received copy's files destroyed, its row marked recalled, its open
 -- tasks closed: answer_recall()'s acceptance, after the recall row says
 -- accepted (the one path extension/files.c lets empty a file's bytes).
+-- The certified copies made here of it (copy_of, and copies of those) go
+-- the same way: a copy has the legal value of the original (Decree 30
+-- art. 26), so a copy kept would keep the recalled document alive against
+-- art. 18.4b; each keeps its row, number and files' hashes as the record,
+-- its pending seals are dropped.
 CREATE FUNCTION _recall_destroy(doc bigint, actor bigint) RETURNS int
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     n int;
+    c bigint;
+    v_copies bigint[];
 BEGIN
     UPDATE ioffice.document SET recalled_at = now(), updated_at = now()
     WHERE id = doc AND direction = 'incoming' AND recalled_at IS NULL;
+    WITH RECURSIVE down(id) AS (
+        SELECT d.id FROM ioffice.document d WHERE d.copy_of = doc
+        UNION
+        SELECT d.id FROM ioffice.document d JOIN down ON d.copy_of = down.id)
+    SELECT coalesce(array_agg(id ORDER BY id), '{}') INTO v_copies FROM down;
+    UPDATE ioffice.document SET recalled_at = now(), updated_at = now()
+    WHERE id = ANY (v_copies) AND recalled_at IS NULL;
+    UPDATE ioffice.signature SET status = 'failed', reason = 'the copied document was recalled'
+    WHERE document_id = ANY (v_copies) AND status = 'pending';
     UPDATE ioffice.file SET content = '\x'::bytea, erased_at = now(),
            removed_at = coalesce(removed_at, now()), removed_by = coalesce(removed_by, actor)
-    WHERE document_id = doc AND erased_at IS NULL;
+    WHERE (document_id = doc OR document_id = ANY (v_copies)) AND erased_at IS NULL;
     GET DIAGNOSTICS n = ROW_COUNT;
     DELETE FROM ioffice.search_text t USING ioffice.file f
-    WHERE f.document_id = doc AND t.file_id = f.id;
+    WHERE (f.document_id = doc OR f.document_id = ANY (v_copies)) AND t.file_id = f.id;
     UPDATE ioffice.task SET status = 'done', processed_at = now(), processed_by = actor,
            closed_by_action = 'recalled'
     WHERE document_id = doc AND status = 'open';
+    FOREACH c IN ARRAY v_copies LOOP
+        PERFORM ioffice._audit('document', c, 'recall_destroy_copy', NULL, NULL,
+                               jsonb_build_object('recalled_document', doc));
+    END LOOP;
     RETURN n;
 END
 $$;
@@ -421,11 +441,16 @@ COMMENT ON VIEW exchange_status IS
 -- an outgoing document recalled, one row per recipient (an agency of this
 -- database by its copy's answer; an external one by the 15 or 16 it sent
 -- back: answer NULL while none came); a received copy asked to be
--- recalled, one row with its answer (NULL: pending, for its clerk).
+-- recalled, one row with its answer (NULL: pending, for its clerk).  An
+-- agency of this database sends no status package: its row says what a
+-- 15 or 16 would (its code as party, an acceptance in the 15's words).
 CREATE VIEW recall_status AS
 SELECT s.document_id AS document, 'sent'::text AS direction, u.name AS recipient,
-       NULL::text AS party, c.document_id AS copy, s.reason, s.requested_at,
-       c.answer, c.answer_reason, c.answered_at
+       u.code AS party, c.document_id AS copy, s.reason, s.requested_at,
+       c.answer,
+       coalesce(c.answer_reason,
+                CASE c.answer WHEN 'accepted' THEN 'Đồng ý thu hồi, đã hủy văn bản' END) AS answer_reason,
+       c.answered_at
 FROM ioffice.document_recall s
 JOIN ioffice.document_recall c ON c.source_recall_id = s.id
 JOIN ioffice.unit u ON u.id = c.agency_id

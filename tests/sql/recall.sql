@@ -86,7 +86,7 @@ SET ioffice.actor = 'regress_xa_vt';
 SELECT ioffice.answer_recall(:xcopy, true);
 SELECT regress_error(format('SELECT ioffice.answer_recall(%s, false, %L)', :xcopy, 'Đổi ý'), :xcopy);
 -- the bytes are gone, the record kept: name, hash, size; the copy marked
--- recalled and frozen; file_content gives nothing
+-- recalled and frozen; file_content refuses it (exchange_rest.sql: why)
 RESET ioffice.actor;
 SELECT f.name, octet_length(f.content) AS bytes, f.size > 0 AS size_kept,
        f.sha256 = sha256((SELECT content FROM pdf)) AS hash_kept,
@@ -97,7 +97,7 @@ SELECT d.recalled_at IS NOT NULL AS recalled, d.source_document_id = :rdoc AS re
        NOT EXISTS (SELECT 1 FROM ioffice.search_text s WHERE s.document_id = d.id AND s.file_id IS NOT NULL) AS no_file_text
 FROM ioffice.document d WHERE d.id = :xcopy;
 SET ioffice.actor = 'regress_xa_vt';
-SELECT coalesce(octet_length(ioffice.file_content(f.id)), 0) AS downloaded_bytes
+SELECT regress_error(format('SELECT ioffice.file_content(%s)', f.id), f.id) AS download
 FROM ioffice.file f WHERE f.document_id = :xcopy;
 SELECT regress_error(format('SELECT ioffice.act(%s, %L)', :xcopy, 'register'), :xcopy);
 -- the narrow path is taken once: the erased file changes no more

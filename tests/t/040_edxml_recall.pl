@@ -185,8 +185,11 @@ $b->safe_psql('postgres', "INSERT INTO ioffice.search_text (document_id, file_id
 as_actor($b, 'postgres', 'regress_vt', "SELECT ioffice.answer_recall($bdoc2, true)");
 is($b->safe_psql('postgres', "SELECT count(*) FILTER (WHERE octet_length(content) > 0) || ' ' || bool_and(erased_at IS NOT NULL) FROM ioffice.file WHERE document_id = $bdoc2"),
 	'0 true', 'B\'s copy: the file bytes are gone');
-is(as_actor($b, 'postgres', 'regress_vt', "SELECT coalesce(octet_length(ioffice.file_content($fid)), 0)"),
-	'0', 'file_content gives nothing of them');
+{
+	my ($rc, $out, $err) = try_as_actor($b, 'postgres', 'regress_vt', "SELECT ioffice.file_content($fid)");
+	like($err, qr/destroyed by the recall of its document.*DETAIL:  Its sender, 000\.00\.32\.H41, recalled it/s,
+		'file_content refuses them, naming the recall');
+}
 is($b->safe_psql('postgres', "SELECT count(*) FROM ioffice.search_text WHERE file_id = $fid"), '0', 'nor search');
 is($b->safe_psql('postgres', "SELECT (recalled_at IS NOT NULL) || ' ' || (sender_symbol IS NOT NULL) || ' ' || (sender_name IS NOT NULL) FROM ioffice.document WHERE id = $bdoc2"),
 	'true true true', 'B keeps the record: marked recalled, its number and sender');
