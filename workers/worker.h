@@ -102,6 +102,7 @@ extern int	ioffice_search_text_max;
 extern int	ioffice_search_file_max;
 extern void ioffice_text_jobs_init(void);	/* its settings */
 extern bool ioffice_worker_extract_step(void);
+extern void ioffice_text_clean(StringInfo s);	/* valid UTF-8 without NUL bytes */
 
 /* case_file_pdf_jobs.c: a case file as one PDF (case_file_pdf()); true when one was made */
 extern bool ioffice_worker_case_file_pdf_step(void);
