@@ -1,0 +1,85 @@
+-- Issue 19, Appendix VI, the rest: a case file's PDF cancelled, and the
+-- finished ones removed after ioffice.export_retention; the register and
+-- report exports in the access log; the access log's retention (only the
+-- engine deletes); the follow-up register's handlers for a reporting tool.
+SET client_min_messages = warning;
+\set VERBOSITY terse
+SELECT ioffice.add_agency('UBND xã Hủy Bỏ', 'UBND', '000.00.61.H41') AS a6 \gset
+SELECT ioffice.add_department(:a6, 'Văn phòng Hủy Bỏ', 'VP') AS a6_vp \gset
+SELECT ioffice.add_person('regress_a6_spec', 'Chuyên viên Hủy Bỏ', 'Chuyên viên', :a6_vp, '{specialist}') > 0
+   AND ioffice.add_person('regress_a6_resp', 'Người lập hồ sơ Hủy Bỏ', 'Chuyên viên', :a6_vp, '{specialist}') > 0
+   AND ioffice.add_person('regress_a6_other', 'Chuyên viên khác Hủy Bỏ', 'Chuyên viên', :a6_vp, '{specialist}') > 0
+   AND ioffice.add_person('regress_a6_clerk', 'Văn thư Hủy Bỏ', 'Văn thư', :a6, '{clerk}') > 0 AS people_added;
+CREATE FUNCTION public.regress_a6_state(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE q;
+    RETURN 'ok';
+EXCEPTION WHEN others THEN
+    RETURN SQLSTATE;
+END
+$$;
+SELECT extract(year FROM now() AT TIME ZONE ioffice.timezone())::int AS y \gset
+CREATE ROLE regress_a6_app IN ROLE ioffice_app;
+
+-- ===========================================================================
+-- 1. case_file_pdf_cancel: the asker or the case file's responsible person
+-- ===========================================================================
+SET ioffice.actor = 'regress_a6_clerk';
+SELECT ioffice.add_case_file(:a6, :y, '01.HB', 'Hồ sơ hủy bỏ', '10', 'regress_a6_resp') AS cf \gset
+SET ioffice.actor = 'regress_a6_spec';
+SELECT ioffice.case_file_pdf(:cf) AS job1 \gset
+SELECT ioffice.case_file_pdf(:cf) AS job2 \gset
+SELECT ioffice.case_file_pdf(:cf) AS job3 \gset
+SELECT ioffice.case_file_pdf(:cf) AS job4 \gset
+-- the worker made job2 and job3
+RESET ioffice.actor;
+SELECT ioffice._case_file_pdf_done(:job2, '\x255044462d'::bytea, 1, 1, NULL);
+SELECT ioffice._case_file_pdf_done(:job3, '\x255044462d'::bytea, 1, 1, NULL);
+
+SET ROLE regress_a6_app;
+-- the errors: no actor, no job, an unknown one, someone else's
+SELECT regress_a6_state(format('SELECT ioffice.case_file_pdf_cancel(%s)', :job1)) AS no_actor;
+SET ioffice.actor = 'regress_a6_other';
+SELECT regress_a6_state('SELECT ioffice.case_file_pdf_cancel(NULL)') AS null_job,
+       regress_a6_state('SELECT ioffice.case_file_pdf_cancel(-1)') AS unknown_job,
+       regress_a6_state(format('SELECT ioffice.case_file_pdf_cancel(%s)', :job1)) AS not_theirs;
+SET ioffice.actor = 'regress_a6_clerk';
+SELECT regress_a6_state(format('SELECT ioffice.case_file_pdf_cancel(%s)', :job1)) AS clerk_not_responsible;
+-- the responsible person cancels a queued request; again: 55000
+SET ioffice.actor = 'regress_a6_resp';
+SELECT ioffice.case_file_pdf_cancel(:job1);
+SELECT regress_a6_state(format('SELECT ioffice.case_file_pdf_cancel(%s)', :job1)) AS cancelled_twice;
+-- the asker cancels a made one: its PDF is dropped
+SET ioffice.actor = 'regress_a6_spec';
+SELECT ioffice.case_file_pdf_cancel(:job2);
+SELECT regress_a6_state(format('SELECT ioffice.case_file_pdf_result(%s)', :job1)) AS result_of_cancelled_queued,
+       regress_a6_state(format('SELECT ioffice.case_file_pdf_result(%s)', :job2)) AS result_of_cancelled_made,
+       ioffice.case_file_pdf_result(:job3) = '\x255044462d'::bytea AS others_still_given;
+SELECT id = :job1 AS job1, done_at IS NOT NULL AS done, cancelled_at IS NOT NULL AS cancelled,
+       cancelled_by = (SELECT id FROM ioffice.person WHERE login = 'regress_a6_resp') AS by_responsible
+FROM ioffice.case_file_pdf_job WHERE id IN (:job1, :job2, :job4) ORDER BY id;
+-- the worker's answer for a cancelled request is dropped
+RESET ROLE;
+RESET ioffice.actor;
+SELECT ioffice._case_file_pdf_done(:job1, '\x255044462d'::bytea, 1, 1, NULL);
+SELECT id = :job1 AS job1, content IS NULL AS no_pdf, error IS NULL AS no_error
+FROM ioffice.case_file_pdf_job WHERE id IN (:job1, :job2) ORDER BY id;
+
+-- the clean-up the worker runs (ioffice.export_retention): finished requests
+-- older than the retention, in batches; a queued one stays
+SELECT current_setting('ioffice.export_retention') AS export_retention_default;
+UPDATE ioffice.case_file_pdf_job SET requested_at = requested_at - interval '10 days',
+       done_at = done_at - interval '8 days' WHERE id IN (:job1, :job2);
+UPDATE ioffice.case_file_pdf_job SET requested_at = requested_at - interval '2 days',
+       done_at = done_at - interval '2 days' WHERE id = :job3;
+SELECT ioffice._export_cleanup(interval '7 days', 1) AS first_batch,
+       ioffice._export_cleanup(interval '7 days', 100) AS second_batch,
+       ioffice._export_cleanup(interval '7 days', 100) AS nothing_more;
+SELECT id = :job3 AS job3, id = :job4 AS job4 FROM ioffice.case_file_pdf_job
+WHERE case_file_id = :cf ORDER BY id;
+SELECT ioffice._export_cleanup(interval '1 day') AS made_two_days_ago;
+SELECT count(*) = 1 AND bool_and(id = :job4) AS queued_one_stays FROM ioffice.case_file_pdf_job
+WHERE case_file_id = :cf;
+SET ROLE regress_a6_app;
+SELECT regress_a6_state($$SELECT ioffice._export_cleanup(interval '1 day')$$) AS cleanup_not_granted;
+RESET ROLE;
