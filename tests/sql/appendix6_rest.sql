@@ -83,3 +83,39 @@ WHERE case_file_id = :cf;
 SET ROLE regress_a6_app;
 SELECT regress_a6_state($$SELECT ioffice._export_cleanup(interval '1 day')$$) AS cleanup_not_granted;
 RESET ROLE;
+
+-- ===========================================================================
+-- 2. register and report exports in the access log: one row per export by
+-- a person, detail <report>:<format>, what was asked and the rows in params
+-- ===========================================================================
+SET ioffice.actor = 'regress_a6_spec';
+SELECT ioffice.create_outgoing('CV', 'Công văn vào sổ Hủy Bỏ') AS a6_doc \gset
+SELECT id AS a6_reg FROM ioffice.register WHERE agency_id = :a6 AND direction = 'outgoing'
+   AND NOT confidential ORDER BY id LIMIT 1 \gset
+SET ROLE regress_a6_app;
+SET ioffice.actor = 'regress_a6_clerk';
+SELECT octet_length(ioffice.register_export(:a6_reg, :y, 'xlsx')) > 0 AS register_exported,
+       octet_length(ioffice.followup_export(:a6, :y, 'csv')) > 0 AS followup_exported,
+       octet_length(ioffice.processing_report_export('incoming', DATE '2025-01-01', NULL, 'xlsx')) > 0
+         AS processing_exported,
+       octet_length(ioffice.case_file_list_export(:a6, :y)) > 0 AS case_file_list_exported;
+SELECT detail, document_id IS NULL AND case_file_id IS NULL AS no_document,
+       person_id = (SELECT id FROM ioffice.person WHERE login = 'regress_a6_clerk') AS by_the_clerk,
+       params->>'year' = :'y' AS year_given,
+       params->>'agency' = :'a6' AS agency_given,
+       params->>'register' = :'a6_reg' AS register_given,
+       params - 'agency' - 'register' - 'year' - 'rows' AS other_params,
+       (params->>'rows')::int >= 0 AS rows_counted
+FROM ioffice.access_log
+WHERE action = 'export' AND person_id = (SELECT id FROM ioffice.person WHERE login = 'regress_a6_clerk')
+ORDER BY detail;
+-- the case file list names the one case file left of section 1
+SELECT params->>'rows' AS case_file_rows FROM ioffice.access_log
+WHERE detail = 'case_file_list:xlsx' AND params->>'agency' = :'a6';
+-- only the reports it knows, under the caller's own name
+SELECT regress_a6_state($$SELECT ioffice._log_report_export('trail', 'xlsx', '{}')$$) AS unknown_report,
+       regress_a6_state($$SELECT ioffice._log_report_export('register', 'pdf', '{}')$$) AS unknown_format,
+       regress_a6_state($$SELECT ioffice._log_report_export('register', 'xlsx', '[1]')$$) AS params_not_object;
+RESET ioffice.actor;
+SELECT regress_a6_state($$SELECT ioffice._log_report_export('register', 'xlsx', '{}')$$) AS no_person;
+RESET ROLE;
