@@ -8101,3 +8101,23 @@ BEGIN
 END
 $$;
 
+-- access_log: a retention (ioffice.access_log_retention, default for ever),
+-- pruned by the worker through _access_log_prune(), whose deletes alone the
+-- trigger lets through
+-- Append-only, but for the rows older than ioffice.access_log_retention
+-- (default 0: kept for ever), which the worker deletes in batches through
+-- _access_log_prune(), granted to nobody (extension/access_log.c): the
+-- trigger lets through the deletes of that function alone, never an UPDATE,
+-- and a TRUNCATE never.
+CREATE FUNCTION _access_log_append_only() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'ioffice_access_log_append_only' LANGUAGE C;
+REVOKE ALL ON FUNCTION _access_log_append_only() FROM PUBLIC;
+CREATE FUNCTION _access_log_prune(retention interval, batch int) RETURNS int
+    AS 'MODULE_PATHNAME', 'ioffice_access_log_prune' LANGUAGE C VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION _access_log_prune(interval, int) FROM PUBLIC;
+COMMENT ON FUNCTION _access_log_prune(interval, int) IS
+  'The worker''s pruning of the access log: at most batch rows older than retention deleted; returns how many';
+DROP TRIGGER append_only ON access_log;
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON access_log
+    FOR EACH ROW EXECUTE FUNCTION _access_log_append_only();

@@ -106,6 +106,7 @@ extern void ioffice_text_clean(StringInfo s);	/* valid UTF-8 without NUL bytes *
 
 /* retention_jobs.c: what is kept for a time only, removed; true when there is more */
 extern int	ioffice_export_retention;
+extern int	ioffice_access_log_retention;
 extern void ioffice_retention_init(void);	/* its settings */
 extern bool ioffice_worker_retention_step(void);
 

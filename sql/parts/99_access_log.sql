@@ -49,8 +49,22 @@ COMMENT ON TABLE access_log IS
   'Who viewed, downloaded or exported which document or file, when (Decree 30, Appendix VI, III.5a, III.6l); append-only, one row per call';
 COMMENT ON COLUMN access_log.action IS
   'view (document_detail), trail (trail), download (file_content), copy (file_copy: the marked copy), export (trail_export, case_file_xml, case_file_pdf_result, search_export: detail search:<format>; register_export, followup_export, processing_report_export, case_file_list_export: detail <report>:<format>, what was asked in params)';
+-- Append-only, but for the rows older than ioffice.access_log_retention
+-- (default 0: kept for ever), which the worker deletes in batches through
+-- _access_log_prune(), granted to nobody (extension/access_log.c): the
+-- trigger lets through the deletes of that function alone, never an UPDATE,
+-- and a TRUNCATE never.
+CREATE FUNCTION _access_log_append_only() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'ioffice_access_log_append_only' LANGUAGE C;
+REVOKE ALL ON FUNCTION _access_log_append_only() FROM PUBLIC;
+CREATE FUNCTION _access_log_prune(retention interval, batch int) RETURNS int
+    AS 'MODULE_PATHNAME', 'ioffice_access_log_prune' LANGUAGE C VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION _access_log_prune(interval, int) FROM PUBLIC;
+COMMENT ON FUNCTION _access_log_prune(interval, int) IS
+  'The worker''s pruning of the access log: at most batch rows older than retention deleted; returns how many';
 CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON access_log
-    FOR EACH ROW EXECUTE FUNCTION _audit_append_only();
+    FOR EACH ROW EXECUTE FUNCTION _access_log_append_only();
 CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON access_log
     FOR EACH STATEMENT EXECUTE FUNCTION _audit_append_only();
 REVOKE ALL ON access_log FROM PUBLIC;

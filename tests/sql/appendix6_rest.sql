@@ -119,3 +119,39 @@ SELECT regress_a6_state($$SELECT ioffice._log_report_export('trail', 'xlsx', '{}
 RESET ioffice.actor;
 SELECT regress_a6_state($$SELECT ioffice._log_report_export('register', 'xlsx', '{}')$$) AS no_person;
 RESET ROLE;
+
+-- ===========================================================================
+-- 3. the access log's retention: kept for ever by default; the worker's
+-- pruning (_access_log_prune) alone deletes, nobody updates
+-- ===========================================================================
+SELECT current_setting('ioffice.access_log_retention') AS access_log_retention_default;
+-- rows of long ago (the superuser writes them here as the log would have)
+INSERT INTO ioffice.access_log (at, person_id, action, document_id, detail)
+SELECT now() - interval '11 years' - g * interval '1 day', p.id, 'view', :a6_doc, 'regress_a6_old'
+FROM ioffice.person p, generate_series(1, 3) g WHERE p.login = 'regress_a6_spec';
+INSERT INTO ioffice.access_log (at, person_id, action, document_id, detail)
+SELECT now() - interval '9 years', p.id, 'view', :a6_doc, 'regress_a6_old'
+FROM ioffice.person p WHERE p.login = 'regress_a6_spec';
+-- neither the superuser nor the table's owner changes or deletes a row
+SELECT regress_a6_state($$UPDATE ioffice.access_log SET detail = 'x' WHERE detail = 'regress_a6_old'$$) AS owner_update,
+       regress_a6_state($$DELETE FROM ioffice.access_log WHERE detail = 'regress_a6_old'$$) AS owner_delete,
+       regress_a6_state($$TRUNCATE ioffice.access_log$$) AS owner_truncate;
+-- nor may anyone else, nor call the pruning
+SET ROLE regress_a6_app;
+SET ioffice.actor = 'regress_a6_spec';
+SELECT regress_a6_state($$UPDATE ioffice.access_log SET detail = 'x' WHERE detail = 'regress_a6_old'$$) AS app_update,
+       regress_a6_state($$DELETE FROM ioffice.access_log WHERE detail = 'regress_a6_old'$$) AS app_delete,
+       regress_a6_state($$SELECT ioffice._access_log_prune(interval '10 years', 100)$$) AS app_prune;
+RESET ioffice.actor;
+RESET ROLE;
+SELECT count(*) AS old_rows_kept FROM ioffice.access_log WHERE detail = 'regress_a6_old';
+-- the worker's pruning (ioffice.access_log_retention = 10 years): batches
+-- of the rows older, until none; the younger row stays
+SELECT ioffice._access_log_prune(interval '10 years', 2) AS first_batch,
+       ioffice._access_log_prune(interval '10 years', 2) AS second_batch,
+       ioffice._access_log_prune(interval '10 years', 2) AS nothing_more;
+SELECT count(*) AS rows_left FROM ioffice.access_log WHERE detail = 'regress_a6_old';
+SELECT regress_a6_state($$SELECT ioffice._access_log_prune(interval '10 years', 0)$$) AS bad_batch;
+-- after the pruning, the trigger refuses a delete again
+SELECT regress_a6_state($$DELETE FROM ioffice.access_log WHERE detail = 'regress_a6_old'$$) AS delete_after_prune;
+SELECT ioffice._access_log_prune(interval '1 year', 100) AS younger_pruned;

@@ -6,7 +6,8 @@
 # within seconds, long before the extraction ends; the .doc's text then
 # becomes searchable all the same.  Before, the signer ran LibreOffice
 # itself for each .doc (workers/ioffice_text.py) and every signature queued
-# behind it waited for it.
+# behind it waited for it.  Then the access log's retention: an old row is
+# kept until ioffice.access_log_retention is set, then pruned by the worker.
 use strict;
 use warnings;
 use File::Basename qw(dirname);
@@ -95,6 +96,22 @@ is(sql1("SELECT coalesce(error, 'ok') FROM ioffice.search_extraction WHERE file_
 	'ok', 'without an error');
 is(as_actor($node, 'postgres', 'regress_luan', "SELECT string_agg(document::text, ',') FROM ioffice.search('thien tai Muong Lan')"),
 	$doc, 'a word inside the .doc finds its document, unaccented');
+
+# the access log's retention (issue 19, Appendix VI): kept for ever by
+# default; once a DBA sets one, the signer prunes the older rows
+sql1(qq{INSERT INTO ioffice.access_log (at, person_id, action, document_id, detail)
+SELECT now() - interval '12 years', p.id, 'view', $doc, 'regress_old' FROM ioffice.person p WHERE p.login = 'dai'
+UNION ALL
+SELECT now() - interval '1 year', p.id, 'view', $doc, 'regress_young' FROM ioffice.person p WHERE p.login = 'dai'});
+is(sql1("SELECT count(*) FROM ioffice.access_log WHERE detail = 'regress_old'"), '1',
+	'an old row of the access log is kept while no retention is set');
+$node->append_conf('postgresql.conf', "ioffice.access_log_retention = '3650d'\n");
+$node->reload;
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM ioffice.access_log WHERE detail = 'regress_old'"),
+	'the worker pruned it once ioffice.access_log_retention was set');
+is(sql1("SELECT count(*) FROM ioffice.access_log WHERE detail = 'regress_young'"), '1',
+	'a younger row stays');
 
 $node->stop;
 done_testing();
