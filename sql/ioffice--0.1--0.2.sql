@@ -8121,3 +8121,75 @@ COMMENT ON FUNCTION _access_log_prune(interval, int) IS
 DROP TRIGGER append_only ON access_log;
 CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON access_log
     FOR EACH ROW EXECUTE FUNCTION _access_log_append_only();
+
+-- incoming_followup: the handlers' names for a reporting tool
+-- (_followup_reader_handlers), the task rows still closed to it
+CREATE FUNCTION _followup_reader_handlers(doc bigint) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT string_agg(p.full_name || CASE tk.kind WHEN 'main' THEN ' (chủ trì)' ELSE ' (phối hợp)' END,
+                      '; ' ORDER BY tk.kind DESC, tk.step)
+      FROM ioffice.task tk JOIN ioffice.person p ON p.id = tk.receiver_id
+     WHERE tk.document_id = _followup_reader_handlers.doc AND tk.action = 'assign'
+       AND ioffice._search_outer_is_reader()
+       AND EXISTS (SELECT 1 FROM ioffice.document d
+                    WHERE d.id = _followup_reader_handlers.doc AND d.confidentiality = 'normal'
+                      AND (d.register_id IS NULL
+                           OR d.register_id IN (SELECT r.id FROM ioffice.register r WHERE NOT r.confidential)))
+$$;
+COMMENT ON FUNCTION _followup_reader_handlers(bigint) IS
+  'The handlers of a document as the follow-up register names them, for a role in ioffice_reader and a document it may read; NULL otherwise';
+CREATE OR REPLACE VIEW incoming_followup WITH (security_invoker = true) AS
+SELECT d.agency_id, d.register_id, r.code AS register_code, d.register_year AS year,
+       d.number,
+       concat_ws(' ', coalesce(d.doc_type_name, t.name),
+                 'số ' || coalesce(d.sender_symbol, src.symbol),
+                 'ngày ' || to_char(coalesce(d.sender_date, src.issued_on), 'DD/MM/YYYY'),
+                 'của ' || coalesce(sa.name, d.sender_name)) AS document_description,
+       d.abstract,
+       coalesce((SELECT string_agg(p.full_name || CASE tk.kind WHEN 'main' THEN ' (chủ trì)' ELSE ' (phối hợp)' END,
+                                   '; ' ORDER BY tk.kind DESC, tk.step)
+                   FROM ioffice.task tk JOIN ioffice.person p ON p.id = tk.receiver_id
+                  WHERE tk.document_id = d.id AND tk.action = 'assign'),
+                ioffice._followup_reader_handlers(d.id)) AS handlers,
+       h.deadline,
+       h.done_on,
+       ioffice._handling_status(h.deadline, h.done_on) AS status,
+       CASE WHEN h.done_on IS NOT NULL THEN
+                'Đã giải quyết ngày ' || to_char(h.done_on, 'DD/MM/YYYY')
+                || CASE WHEN h.done_on > h.deadline
+                        THEN ' (chậm ' || (h.done_on - h.deadline) || ' ngày)' ELSE '' END
+            WHEN h.assigned IS NULL THEN 'Chưa phân công giải quyết'
+            WHEN h.deadline < h.today THEN 'Quá hạn ' || (h.today - h.deadline) || ' ngày'
+            WHEN h.deadline IS NOT NULL THEN 'Đang giải quyết, còn ' || (h.deadline - h.today) || ' ngày'
+            ELSE 'Đang giải quyết' END AS progress,
+       (SELECT string_agg(o.symbol, '; ' ORDER BY o.issued_on, o.id)
+          FROM ioffice.document_link l
+          JOIN ioffice.document o
+            ON o.id = CASE WHEN l.document_id = d.id THEN l.related_id ELSE l.document_id END
+         WHERE (l.document_id = d.id OR l.related_id = d.id)
+           AND o.direction = 'outgoing' AND o.number IS NOT NULL) AS reply_symbols,
+       d.comment AS note,
+       d.doc_type,
+       r.confidential OR d.confidentiality <> 'normal' AS confidential,
+       d.state,
+       d.id AS document_id
+FROM ioffice.document d
+JOIN ioffice.register r ON r.id = d.register_id
+JOIN ioffice.doc_type t ON t.code = d.doc_type
+JOIN ioffice.workflow_state ws ON ws.workflow = d.workflow AND ws.state = d.state
+LEFT JOIN ioffice.unit sa ON sa.id = d.sender_agency_id
+LEFT JOIN ioffice.document src ON src.id = d.source_document_id
+CROSS JOIN LATERAL (
+    SELECT (now() AT TIME ZONE ioffice.timezone())::date AS today,
+           m.received_at AS assigned,
+           coalesce(m.deadline, d.due_date) AS deadline,
+           CASE WHEN ws.final THEN
+                (SELECT (coalesce(max(tk.processed_at), d.updated_at) AT TIME ZONE ioffice.timezone())::date
+                   FROM ioffice.task tk WHERE tk.document_id = d.id AND tk.status = 'done') END AS done_on
+      FROM (SELECT NULL) one
+      LEFT JOIN LATERAL (
+          SELECT tk.received_at, tk.deadline FROM ioffice.task tk
+           WHERE tk.document_id = d.id AND tk.action = 'assign' AND tk.kind = 'main'
+           ORDER BY tk.step DESC LIMIT 1) m ON true) h
+WHERE d.direction = 'incoming' AND d.number IS NOT NULL;

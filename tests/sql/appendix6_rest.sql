@@ -155,3 +155,43 @@ SELECT regress_a6_state($$SELECT ioffice._access_log_prune(interval '10 years', 
 -- after the pruning, the trigger refuses a delete again
 SELECT regress_a6_state($$DELETE FROM ioffice.access_log WHERE detail = 'regress_a6_old'$$) AS delete_after_prune;
 SELECT ioffice._access_log_prune(interval '1 year', 100) AS younger_pruned;
+
+-- ===========================================================================
+-- 4. the follow-up register for a reporting tool (ioffice_reader): the
+-- handlers' names, not the task rows
+-- ===========================================================================
+SELECT ioffice.add_person('regress_a6_lead', 'Chủ tịch Hủy Bỏ', 'Chủ tịch', :a6, '{leader}') > 0 AS lead_added;
+SET ioffice.actor = 'regress_a6_clerk';
+SELECT ioffice.register_incoming('CV', 'V/v theo dõi Hủy Bỏ', 'Sở Tài chính', '7/STC-VP', CURRENT_DATE) AS in1 \gset
+SELECT ioffice.register_incoming('CV', 'V/v mật Hủy Bỏ', 'Sở Tài chính', '8/STC-VP', CURRENT_DATE) AS in2 \gset
+SELECT ioffice.act(:in1, 'submit', 'regress_a6_lead') IS NOT NULL AS submitted1,
+       ioffice.act(:in2, 'submit', 'regress_a6_lead') IS NOT NULL AS submitted2;
+SET ioffice.actor = 'regress_a6_lead';
+SELECT ioffice.act(:in1, 'assign', 'regress_a6_spec', 'Chủ trì',
+       jsonb_build_object('cooperate', jsonb_build_array(jsonb_build_object('login', 'regress_a6_other'))))
+       IS NOT NULL AS assigned1,
+       ioffice.act(:in2, 'assign', 'regress_a6_spec', 'Xử lý') IS NOT NULL AS assigned2;
+RESET ioffice.actor;
+-- the second one made confidential (as a clerk would mark it)
+UPDATE ioffice.document SET confidentiality = 'secret' WHERE id = :in2;
+CREATE ROLE regress_a6_reader IN ROLE ioffice_reader;
+SET ROLE regress_a6_reader;
+SELECT number IS NOT NULL AS numbered, handlers
+  FROM ioffice.incoming_followup WHERE agency_id = :a6 ORDER BY number;
+-- the tasks themselves stay closed to it; the function names nobody of a
+-- document it may not read
+SELECT regress_a6_state('SELECT count(*) FROM ioffice.task') AS reader_reads_task,
+       (SELECT count(*) FROM ioffice.task) AS reader_task_rows;
+SELECT ioffice._followup_reader_handlers(:in2) IS NULL AS confidential_no_names,
+       ioffice._followup_reader_handlers(:in1) IS NOT NULL AS ordinary_names;
+RESET ROLE;
+-- a person gets no names through it (their tasks' row-level security decides)
+SET ROLE regress_a6_app;
+SET ioffice.actor = 'regress_a6_clerk';
+SELECT ioffice._followup_reader_handlers(:in1) IS NULL AS person_no_names_from_function,
+       (SELECT handlers FROM ioffice.incoming_followup WHERE document_id = :in1) AS clerk_sees;
+RESET ioffice.actor;
+RESET ROLE;
+DROP ROLE regress_a6_reader;
+DROP ROLE regress_a6_app;
+DROP FUNCTION regress_a6_state(text);
