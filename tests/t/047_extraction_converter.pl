@@ -7,7 +7,8 @@
 # becomes searchable all the same.  Before, the signer ran LibreOffice
 # itself for each .doc (workers/ioffice_text.py) and every signature queued
 # behind it waited for it.  Then the access log's retention: an old row is
-# kept until ioffice.access_log_retention is set, then pruned by the worker.
+# kept until ioffice.access_log_retention is set, then pruned by the worker;
+# and the search results as a PDF carry page numbers.
 use strict;
 use warnings;
 use File::Basename qw(dirname);
@@ -96,6 +97,16 @@ is(sql1("SELECT coalesce(error, 'ok') FROM ioffice.search_extraction WHERE file_
 	'ok', 'without an error');
 is(as_actor($node, 'postgres', 'regress_luan', "SELECT string_agg(document::text, ',') FROM ioffice.search('thien tai Muong Lan')"),
 	$doc, 'a word inside the .doc finds its document, unaccented');
+
+# the search results as a PDF number their pages, "Trang n/N" at each foot
+SKIP:
+{
+	skip 'pdftotext is not installed', 1 unless -x '/usr/bin/pdftotext';
+	my $pdf = bytea_to_file($node, 'postgres', 'regress_luan',
+		"ioffice.search_export('thien tai Muong Lan', '{}', 'pdf')", 'search.pdf');
+	my ($text) = run_command([ 'pdftotext', $pdf, '-' ]);
+	like($text, qr{Trang 1/1}, 'the search results as a PDF carry their page numbers');
+}
 
 # the access log's retention (issue 19, Appendix VI): kept for ever by
 # default; once a DBA sets one, the signer prunes the older rows
