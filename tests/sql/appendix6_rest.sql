@@ -162,8 +162,8 @@ SELECT ioffice._access_log_prune(interval '1 year', 100) AS younger_pruned;
 -- ===========================================================================
 SELECT ioffice.add_person('regress_a6_lead', 'Chủ tịch Hủy Bỏ', 'Chủ tịch', :a6, '{leader}') > 0 AS lead_added;
 SET ioffice.actor = 'regress_a6_clerk';
-SELECT ioffice.register_incoming('CV', 'V/v theo dõi Hủy Bỏ', 'Sở Tài chính', '7/STC-VP', CURRENT_DATE) AS in1 \gset
-SELECT ioffice.register_incoming('CV', 'V/v mật Hủy Bỏ', 'Sở Tài chính', '8/STC-VP', CURRENT_DATE) AS in2 \gset
+SELECT ioffice.register_incoming('CV', 'V/v theo dõi Hủy Bỏ', 'Sở Tài chính', '7/STC-VP', (now() AT TIME ZONE ioffice.timezone())::date) AS in1 \gset
+SELECT ioffice.register_incoming('CV', 'V/v mật Hủy Bỏ', 'Sở Tài chính', '8/STC-VP', (now() AT TIME ZONE ioffice.timezone())::date) AS in2 \gset
 SELECT ioffice.act(:in1, 'submit', 'regress_a6_lead') IS NOT NULL AS submitted1,
        ioffice.act(:in2, 'submit', 'regress_a6_lead') IS NOT NULL AS submitted2;
 SET ioffice.actor = 'regress_a6_lead';
