@@ -54,6 +54,7 @@ OBJS = \
 	extension/search_export.o \
 	workers/text_jobs.o \
 	workers/case_file_pdf_jobs.o \
+	workers/retention_jobs.o \
 	workers/outbox_delivery.o \
 	workers/remote_signing.o \
 	workers/http_calls.o \

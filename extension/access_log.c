@@ -27,6 +27,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
@@ -367,4 +368,80 @@ ioffice_file_copy(PG_FUNCTION_ARGS)
 	ioffice_log_access("copy", doc, file, 0, NULL);
 	SPI_finish();
 	PG_RETURN_BYTEA_P(copy);
+}
+
+/*
+ * The access log's retention (ioffice.access_log_retention, default: kept
+ * for ever, as Appendix VI III.5a asks the history of access kept): the
+ * rows older than the retention are deleted by the worker, a batch at a
+ * time, through _access_log_prune() and nothing else.  The trigger on the
+ * table refuses every UPDATE, and every DELETE but those this function
+ * makes while it runs: not the table's owner, not a superuser's statement.
+ * _access_log_prune() is granted to nobody; the worker calls it as the
+ * superuser it runs as.
+ */
+static bool pruning = false;
+
+static IofficePlan prune_plan = {
+	NULL,
+	"DELETE FROM ioffice.access_log WHERE ctid = ANY (ARRAY("
+	"  SELECT ctid FROM ioffice.access_log WHERE at < now() - $1 LIMIT $2))",
+	2, {INTERVALOID, INT4OID}
+};
+
+/*
+ * _access_log_prune(retention interval, batch int): how many rows were
+ * deleted.  Any batch rows older than the retention (in no order: all of
+ * them go; the BRIN on the time finds them without a sort).
+ */
+PG_FUNCTION_INFO_V1(ioffice_access_log_prune);
+Datum
+ioffice_access_log_prune(PG_FUNCTION_ARGS)
+{
+	Datum		values[2];
+	uint64		deleted = 0;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_GETARG_INT32(1) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("_access_log_prune needs a retention and a batch size above 0")));
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	pruning = true;
+	PG_TRY();
+	{
+		if (ioffice_exec(&prune_plan, values, NULL, 0) != SPI_OK_DELETE)
+			elog(ERROR, "ioffice: could not prune the access log");
+		deleted = SPI_processed;
+	}
+	PG_FINALLY();
+	{
+		pruning = false;
+	}
+	PG_END_TRY();
+	SPI_finish();
+	PG_RETURN_INT32((int32) deleted);
+}
+
+/*
+ * The trigger of table access_log: append-only as the audit trail, but for
+ * the deletes of _access_log_prune().
+ */
+PG_FUNCTION_INFO_V1(ioffice_access_log_append_only);
+Datum
+ioffice_access_log_append_only(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = ioffice_trigger_data(fcinfo, "_access_log_append_only");
+
+	if (pruning && TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) &&
+		TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		return PointerGetDatum(trigdata->tg_trigtuple);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("table access_log is append-only: its records cannot be %s",
+					TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? "changed" : "removed"),
+			 errdetail("The history of access is kept; the worker alone removes the rows older than ioffice.access_log_retention.")));
+	return PointerGetDatum(NULL);
 }

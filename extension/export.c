@@ -59,6 +59,22 @@ export_parse_format(const char *name)
 	return EXPORT_CSV;			/* keep the compiler quiet */
 }
 
+void
+export_log_report(const char *report, ExportFormat format, const ExportTable *t,
+				  const char *params_sql, int nargs, Oid *argtypes, Datum *values,
+				  const char *nulls)
+{
+	char	   *sql;
+
+	/* a reporting tool's role without a person: nobody to name */
+	if (ioffice_resolve_actor(true) == 0)
+		return;
+	sql = psprintf("SELECT ioffice._log_report_export('%s', '%s', (%s) || jsonb_build_object('rows', %d))",
+				   report, format == EXPORT_XLSX ? "xlsx" : "csv", params_sql, t->nrows);
+	if (SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not log the export of the %s", report);
+}
+
 ExportFormat
 export_parse_document_format(const char *name)
 {

@@ -84,6 +84,16 @@ extern ExportFormat export_parse_format(const char *name);
 /* the same, or "docx" or "pdf" (a document to print: search_export) */
 extern ExportFormat export_parse_document_format(const char *name);
 
+/*
+ * The export of a register or a report (report: its name for
+ * _log_report_export), in the access log when a person made it: params_sql
+ * is the SQL expression of its parameters as a jsonb object, over $1..$n
+ * (values of argtypes); "rows" (the file's row count) is added to it.
+ */
+extern void export_log_report(const char *report, ExportFormat format, const ExportTable *t,
+							  const char *params_sql, int nargs, Oid *argtypes, Datum *values,
+							  const char *nulls);
+
 /* Appends every row of SPI_tuptable: SPI column i + 1 fills column i. */
 extern void export_add_spi_rows(ExportTable *t);
 

@@ -290,6 +290,20 @@ ioffice_register_export(PG_FUNCTION_ARGS)
 	t = book_table(&rx);
 	add_book_rows(&rx, t);
 	result = export_table(t, format);
+	/* once the file is made: the export, in the access log (III.6l) */
+	{
+		Oid			types[5] = {INT8OID, INT8OID, TEXTOID, TEXTOID, INT4OID};
+		Datum		values[5];
+
+		values[0] = Int64GetDatum(rx.reg);
+		values[1] = Int64GetDatum(rx.agency);
+		values[2] = CStringGetTextDatum(rx.book->direction);
+		values[3] = CStringGetTextDatum(rx.code);
+		values[4] = Int32GetDatum(rx.year);
+		export_log_report("register", format, t,
+						  "jsonb_build_object('register', $1, 'agency', $2, 'direction', $3, "
+						  "'code', $4, 'year', $5)", 5, types, values, NULL);
+	}
 	SPI_finish();
 	PG_RETURN_BYTEA_P(result);
 }

@@ -11,7 +11,9 @@
  * SECURITY INVOKER, all of them: each reads its view
  * (sql/parts/99_followup.sql, sql/parts/98_case_files.sql) under the
  * caller's row-level security, so a file holds, and counts, only what its
- * reader may see, and says no more than the view does.
+ * reader may see, and says no more than the view does.  Each export by a
+ * person is in the access log (_log_report_export: the report, what was
+ * asked, the rows the file held; sql/parts/99_access_log.sql).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -197,6 +199,8 @@ ioffice_followup_export(PG_FUNCTION_ARGS)
 	ioffice_exec(&followup_rows, values, NULL, 0);
 	export_add_spi_rows(t);
 	result = export_table(t, format);
+	export_log_report("followup", format, t, "jsonb_build_object('agency', $1, 'year', $2)",
+					  2, (Oid[]) {INT8OID, INT4OID}, values, NULL);
 	SPI_finish();
 	PG_RETURN_BYTEA_P(result);
 }
@@ -260,6 +264,9 @@ ioffice_processing_report_export(PG_FUNCTION_ARGS)
 	t->doc_subject = t->titles[1].text;
 	export_add_spi_rows(t);
 	result = export_table(t, format);
+	export_log_report("processing_report", format, t,
+					  "jsonb_build_object('direction', $1, 'from', $2, 'to', $3)",
+					  3, (Oid[]) {TEXTOID, DATEOID, DATEOID}, values, nulls);
 	SPI_finish();
 	PG_RETURN_BYTEA_P(result);
 }
@@ -351,6 +358,8 @@ ioffice_case_file_list_export(PG_FUNCTION_ARGS)
 	ioffice_exec(&list_rows, values, NULL, 0);
 	export_add_spi_rows(t);
 	result = export_table(t, format);
+	export_log_report("case_file_list", format, t, "jsonb_build_object('agency', $1, 'year', $2)",
+					  2, (Oid[]) {INT8OID, INT4OID}, values, NULL);
 	SPI_finish();
 	PG_RETURN_BYTEA_P(result);
 }

@@ -1370,7 +1370,8 @@ mark(const std::string &pdf, const PrepareOptions &opt)
  *
  *   ioffice_pdf table < spec
  *     A PDF of one table, A4 landscape: the spec's title lines, then the
- *     table with its heading row repeated on every page.  Answers "ok
+ *     table with its heading row repeated on every page, each page
+ *     numbered "Trang n/N" at its foot.  Answers "ok
  *     <length>\n" then the PDF's bytes.
  *
  *   ioffice_pdf book < "<spec length>\n" spec, then per PDF "<length>\n" bytes
@@ -1679,6 +1680,32 @@ write_document(PdfMemDocument &doc, const std::string &extra)
 	write_all(out.GetBuffer(), dev.GetLength());
 }
 
+/*
+ * "Trang n/N" centred in the bottom margin of every page (which the rows
+ * never reach: draw_table() keeps above it), as the workbooks' footer says
+ * it ("&CTrang &P/&N"): a printed list of search results is put back in
+ * order, and a missing page is seen.
+ */
+static void
+number_pages(PdfMemDocument &doc, const TableLayout &L)
+{
+	int			n = doc.GetPageCount();
+
+	for (int i = 0; i < n; i++)
+	{
+		PdfPainter	painter;
+		std::string t = "Trang " + std::to_string(i + 1) + "/" + std::to_string(n);
+
+		L.regular->SetFontSize(9);
+		painter.SetPage(doc.GetPage(i));
+		painter.SetFont(L.regular);
+		painter.SetColor(0, 0, 0);
+		painter.DrawText((L.size.GetWidth() - text_width(L.regular, t)) / 2, L.margin / 2,
+						 PdfString((const pdf_utf8 *) t.c_str()));
+		painter.FinishPage();
+	}
+}
+
 static int
 table(const std::string &input)
 {
@@ -1691,6 +1718,7 @@ table(const std::string &input)
 		return 1;
 	doc.GetInfo()->SetCreator(PdfString("ioffice"));
 	draw_table(doc, L, s, s.rows, false);
+	number_pages(doc, L);
 	write_document(doc, "");
 	return 0;
 }

@@ -8790,3 +8790,235 @@ BEGIN
     RETURN jsonb_build_object('result', 'refused', 'reason', v_reason);
 END
 $$;
+
+-- ==== appendix6_rest ====
+-- case_file_pdf_job: cancel (case_file_pdf_cancel) and the retention of
+-- finished requests (_export_cleanup, ioffice.export_retention)
+ALTER TABLE case_file_pdf_job ADD COLUMN cancelled_at timestamptz,
+    ADD COLUMN cancelled_by bigint REFERENCES person;
+CREATE INDEX case_file_pdf_job_done_idx ON case_file_pdf_job (done_at) WHERE done_at IS NOT NULL;
+GRANT SELECT (cancelled_at, cancelled_by) ON case_file_pdf_job TO PUBLIC;
+CREATE OR REPLACE FUNCTION case_file_pdf_result(job bigint) RETURNS bytea
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+    v_job ioffice.case_file_pdf_job;
+BEGIN
+    IF case_file_pdf_result.job IS NULL THEN
+        RAISE EXCEPTION 'case_file_pdf_result needs a job' USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO v_job FROM ioffice.case_file_pdf_job j
+     WHERE j.id = case_file_pdf_result.job AND j.requested_by = v_actor;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown case file PDF %', case_file_pdf_result.job USING ERRCODE = '42704';
+    END IF;
+    IF v_job.cancelled_at IS NOT NULL THEN
+        RAISE EXCEPTION 'the PDF of case file % was cancelled', v_job.case_file_id
+            USING ERRCODE = '55000';
+    END IF;
+    IF v_job.done_at IS NULL THEN
+        RAISE EXCEPTION 'the PDF of case file % is not made yet', v_job.case_file_id
+            USING ERRCODE = '55000', HINT = 'The worker makes it; try again later.';
+    END IF;
+    IF v_job.error IS NOT NULL THEN
+        RAISE EXCEPTION 'the PDF of case file % could not be made', v_job.case_file_id
+            USING ERRCODE = '55000', DETAIL = v_job.error;
+    END IF;
+    PERFORM ioffice._log_access('export', NULL, NULL, v_job.case_file_id, 'pdf');
+    RETURN v_job.content;
+END
+$$;
+-- ---------------------------------------------------------------------------
+-- A case file's PDF (case_file_pdf_job) may be cancelled by the person who
+-- asked for it or by the case file's responsible person: one still queued
+-- is not made (the worker's answer for it is dropped, _case_file_pdf_done
+-- takes only a job not done), one made loses its PDF.  A finished request
+-- (made, failed or cancelled) is removed by the worker once it is older
+-- than ioffice.export_retention (default 7 days; 0 keeps them), in batches
+-- (_export_cleanup, workers/retention_jobs.c): a book of a case file can
+-- weigh hundreds of MB, and a person who wants it again asks again.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION case_file_pdf_cancel(job bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+    v_job ioffice.case_file_pdf_job;
+BEGIN
+    IF case_file_pdf_cancel.job IS NULL THEN
+        RAISE EXCEPTION 'case_file_pdf_cancel needs a job' USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO v_job FROM ioffice.case_file_pdf_job j
+     WHERE j.id = case_file_pdf_cancel.job FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown case file PDF %', case_file_pdf_cancel.job USING ERRCODE = '42704';
+    END IF;
+    IF v_job.requested_by <> v_actor
+       AND NOT EXISTS (SELECT 1 FROM ioffice.case_file c
+                        WHERE c.id = v_job.case_file_id AND c.responsible_id = v_actor) THEN
+        RAISE EXCEPTION 'only the person who asked for the PDF of case file %, or its responsible person, may cancel it',
+            v_job.case_file_id USING ERRCODE = '42501';
+    END IF;
+    IF v_job.cancelled_at IS NOT NULL THEN
+        RAISE EXCEPTION 'the PDF of case file % was cancelled already', v_job.case_file_id
+            USING ERRCODE = '55000';
+    END IF;
+    UPDATE ioffice.case_file_pdf_job j
+       SET cancelled_at = now(), cancelled_by = v_actor, done_at = coalesce(j.done_at, now()),
+           content = NULL
+     WHERE j.id = v_job.id;
+END
+$$;
+COMMENT ON FUNCTION case_file_pdf_cancel(bigint) IS
+  'Cancels a request of case_file_pdf(): by the person who asked or the case file''s responsible person; a queued PDF is not made, a made one is dropped (55000 when cancelled already)';
+
+-- The worker's clean-up: at most batch finished requests older than
+-- retention removed, the oldest first; returns how many (the worker calls
+-- again at once when the batch was full).
+CREATE FUNCTION _export_cleanup(retention interval, batch int DEFAULT 100) RETURNS int
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH gone AS (
+        DELETE FROM ioffice.case_file_pdf_job j
+         WHERE j.id IN (SELECT o.id FROM ioffice.case_file_pdf_job o
+                         WHERE o.done_at IS NOT NULL
+                           AND o.done_at < now() - _export_cleanup.retention
+                         ORDER BY o.done_at LIMIT _export_cleanup.batch
+                           FOR UPDATE SKIP LOCKED)
+        RETURNING 1)
+    SELECT count(*)::int FROM gone
+$$;
+REVOKE ALL ON FUNCTION _export_cleanup(interval, int) FROM PUBLIC;
+
+-- access_log: the exports of registers and reports (_log_report_export), a
+-- row with no document nor case file, what was asked in params
+ALTER TABLE access_log DROP CONSTRAINT access_log_check;
+ALTER TABLE access_log ADD COLUMN params jsonb;
+ALTER TABLE access_log ADD CONSTRAINT access_log_check CHECK (document_id IS NOT NULL OR case_file_id IS NOT NULL
+           OR (action = 'export' AND params IS NOT NULL));
+COMMENT ON COLUMN access_log.action IS
+  'view (document_detail), trail (trail), download (file_content), copy (file_copy: the marked copy), export (trail_export, case_file_xml, case_file_pdf_result, search_export: detail search:<format>; register_export, followup_export, processing_report_export, case_file_list_export: detail <report>:<format>, what was asked in params)';
+
+-- The export of a register or a report (register_export, followup_export,
+-- processing_report_export, case_file_list_export) by a person: one row, no
+-- document (the file is a list, as a list's view is not logged per
+-- document), detail '<report>:<format>' as the search exports' rows say
+-- 'search:<format>', and in params what was asked (the register or agency,
+-- the year or the dates) and how many rows the file held.  The report
+-- functions but register_export are SECURITY INVOKER (their views' row-level
+-- security is the caller's), so this is callable by anyone, as
+-- _log_case_file_export is: it writes only under the caller's own name,
+-- only a report it knows, in a format the exports write.
+CREATE FUNCTION _log_report_export(report text, format text, params jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF report IS NULL OR report NOT IN ('register', 'followup', 'processing_report', 'case_file_list') THEN
+        RAISE EXCEPTION 'unknown report "%"', pg_catalog.left(report, 60) USING ERRCODE = '22023';
+    END IF;
+    IF format IS NULL OR format NOT IN ('xlsx', 'csv') THEN
+        RAISE EXCEPTION 'unknown format "%" of an export', pg_catalog.left(format, 60)
+            USING ERRCODE = '22023';
+    END IF;
+    IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
+        RAISE EXCEPTION 'the parameters of an export are a JSON object' USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO ioffice.access_log (person_id, action, detail, params)
+    VALUES (ioffice.actor(), 'export', report || ':' || format, params);
+END
+$$;
+
+-- access_log: a retention (ioffice.access_log_retention, default for ever),
+-- pruned by the worker through _access_log_prune(), whose deletes alone the
+-- trigger lets through
+-- Append-only, but for the rows older than ioffice.access_log_retention
+-- (default 0: kept for ever), which the worker deletes in batches through
+-- _access_log_prune(), granted to nobody (extension/access_log.c): the
+-- trigger lets through the deletes of that function alone, never an UPDATE,
+-- and a TRUNCATE never.
+CREATE FUNCTION _access_log_append_only() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'ioffice_access_log_append_only' LANGUAGE C;
+REVOKE ALL ON FUNCTION _access_log_append_only() FROM PUBLIC;
+CREATE FUNCTION _access_log_prune(retention interval, batch int) RETURNS int
+    AS 'MODULE_PATHNAME', 'ioffice_access_log_prune' LANGUAGE C VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION _access_log_prune(interval, int) FROM PUBLIC;
+COMMENT ON FUNCTION _access_log_prune(interval, int) IS
+  'The worker''s pruning of the access log: at most batch rows older than retention deleted; returns how many';
+DROP TRIGGER append_only ON access_log;
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON access_log
+    FOR EACH ROW EXECUTE FUNCTION _access_log_append_only();
+
+-- incoming_followup: the handlers' names for a reporting tool
+-- (_followup_reader_handlers), the task rows still closed to it
+CREATE FUNCTION _followup_reader_handlers(doc bigint) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT string_agg(p.full_name || CASE tk.kind WHEN 'main' THEN ' (chủ trì)' ELSE ' (phối hợp)' END,
+                      '; ' ORDER BY tk.kind DESC, tk.step)
+      FROM ioffice.task tk JOIN ioffice.person p ON p.id = tk.receiver_id
+     WHERE tk.document_id = _followup_reader_handlers.doc AND tk.action = 'assign'
+       AND ioffice._search_outer_is_reader()
+       AND EXISTS (SELECT 1 FROM ioffice.document d
+                    WHERE d.id = _followup_reader_handlers.doc AND d.confidentiality = 'normal'
+                      AND (d.register_id IS NULL
+                           OR d.register_id IN (SELECT r.id FROM ioffice.register r WHERE NOT r.confidential)))
+$$;
+COMMENT ON FUNCTION _followup_reader_handlers(bigint) IS
+  'The handlers of a document as the follow-up register names them, for a role in ioffice_reader and a document it may read; NULL otherwise';
+CREATE OR REPLACE VIEW incoming_followup WITH (security_invoker = true) AS
+SELECT d.agency_id, d.register_id, r.code AS register_code, d.register_year AS year,
+       d.number,
+       concat_ws(' ', coalesce(d.doc_type_name, t.name),
+                 'số ' || coalesce(d.sender_symbol, src.symbol),
+                 'ngày ' || to_char(coalesce(d.sender_date, src.issued_on), 'DD/MM/YYYY'),
+                 'của ' || coalesce(sa.name, d.sender_name)) AS document_description,
+       d.abstract,
+       coalesce((SELECT string_agg(p.full_name || CASE tk.kind WHEN 'main' THEN ' (chủ trì)' ELSE ' (phối hợp)' END,
+                                   '; ' ORDER BY tk.kind DESC, tk.step)
+                   FROM ioffice.task tk JOIN ioffice.person p ON p.id = tk.receiver_id
+                  WHERE tk.document_id = d.id AND tk.action = 'assign'),
+                ioffice._followup_reader_handlers(d.id)) AS handlers,
+       h.deadline,
+       h.done_on,
+       ioffice._handling_status(h.deadline, h.done_on) AS status,
+       CASE WHEN h.done_on IS NOT NULL THEN
+                'Đã giải quyết ngày ' || to_char(h.done_on, 'DD/MM/YYYY')
+                || CASE WHEN h.done_on > h.deadline
+                        THEN ' (chậm ' || (h.done_on - h.deadline) || ' ngày)' ELSE '' END
+            WHEN h.assigned IS NULL THEN 'Chưa phân công giải quyết'
+            WHEN h.deadline < h.today THEN 'Quá hạn ' || (h.today - h.deadline) || ' ngày'
+            WHEN h.deadline IS NOT NULL THEN 'Đang giải quyết, còn ' || (h.deadline - h.today) || ' ngày'
+            ELSE 'Đang giải quyết' END AS progress,
+       (SELECT string_agg(o.symbol, '; ' ORDER BY o.issued_on, o.id)
+          FROM ioffice.document_link l
+          JOIN ioffice.document o
+            ON o.id = CASE WHEN l.document_id = d.id THEN l.related_id ELSE l.document_id END
+         WHERE (l.document_id = d.id OR l.related_id = d.id)
+           AND o.direction = 'outgoing' AND o.number IS NOT NULL) AS reply_symbols,
+       d.comment AS note,
+       d.doc_type,
+       r.confidential OR d.confidentiality <> 'normal' AS confidential,
+       d.state,
+       d.id AS document_id
+FROM ioffice.document d
+JOIN ioffice.register r ON r.id = d.register_id
+JOIN ioffice.doc_type t ON t.code = d.doc_type
+JOIN ioffice.workflow_state ws ON ws.workflow = d.workflow AND ws.state = d.state
+LEFT JOIN ioffice.unit sa ON sa.id = d.sender_agency_id
+LEFT JOIN ioffice.document src ON src.id = d.source_document_id
+CROSS JOIN LATERAL (
+    SELECT (now() AT TIME ZONE ioffice.timezone())::date AS today,
+           m.received_at AS assigned,
+           coalesce(m.deadline, d.due_date) AS deadline,
+           CASE WHEN ws.final THEN
+                (SELECT (coalesce(max(tk.processed_at), d.updated_at) AT TIME ZONE ioffice.timezone())::date
+                   FROM ioffice.task tk WHERE tk.document_id = d.id AND tk.status = 'done') END AS done_on
+      FROM (SELECT NULL) one
+      LEFT JOIN LATERAL (
+          SELECT tk.received_at, tk.deadline FROM ioffice.task tk
+           WHERE tk.document_id = d.id AND tk.action = 'assign' AND tk.kind = 'main'
+           ORDER BY tk.step DESC LIMIT 1) m ON true) h
+WHERE d.direction = 'incoming' AND d.number IS NOT NULL;

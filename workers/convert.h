@@ -17,6 +17,12 @@
  */
 #define IOFFICE_CONVERTIBLE_KINDS_SQL "('doc', 'docx', 'xls', 'xlsx', 'odt', 'ods')"
 
+/*
+ * The kinds of file whose text for search() the converter's LibreOffice
+ * reads (convert_jobs.c), not the signer's text step (text_jobs.c)
+ */
+#define IOFFICE_CONVERTER_TEXT_KINDS_SQL "('doc', 'xls')"
+
 /* settings */
 extern int	ioffice_convert_timeout;
 extern int	ioffice_convert_memory_limit;
@@ -24,7 +30,10 @@ extern char *ioffice_convert_python;
 
 extern void ioffice_convert_init(void);	/* the settings, from _PG_init */
 
-/* convert_jobs.c: the signer's conversion, one file at a time, never waited for */
+/*
+ * convert_jobs.c: the signer's conversion, and the text of doc and xls files,
+ * one file at a time, never waited for
+ */
 extern bool ioffice_worker_convert_step(void);
 extern long ioffice_worker_convert_wait_ms(long naptime_ms);
 extern pgsocket ioffice_worker_convert_socket(void);

@@ -29,6 +29,16 @@
  * (restarted for the next file); a file LibreOffice cannot open, or that
  * crashes it, fails its jobs with the reason.  A crash of the worker
  * loses nothing: the jobs are still pending and are converted again.
+ *
+ * The same helper reads the text of legacy Word (doc) and Excel (xls)
+ * files for search() when no signature waits for a conversion: a job of
+ * search_extraction (sql/parts/97_search.sql) whose file is one of those
+ * is handed over like a conversion (the request asks for text), under the
+ * same time limit, and its answer recorded by _search_extracted().  The
+ * signer's own text step (text_jobs.c) leaves these jobs alone: LibreOffice
+ * takes seconds on a file (more to start), and while it read one there no
+ * signature was made.  A signature's conversion may wait for the text of
+ * one file (at most ioffice.convert_timeout).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -72,6 +82,7 @@ int64		ioffice_conversion_source = 0;
 typedef struct Conversion
 {
 	bool		active;
+	bool		text;			/* the file's text for search, not a PDF */
 	int64		job;
 	int64		doc;
 	int64		file;
@@ -206,6 +217,22 @@ static IofficePlan move_jobs_plan = {
 	NULL,
 	"UPDATE ioffice.signature SET file_id = $2 WHERE file_id = $1 AND status = 'pending'",
 	2, {INT8OID, INT8OID}
+};
+
+/* the oldest doc or xls file whose text search() waits for */
+static IofficePlan next_text_plan = {
+	NULL,
+	"SELECT j.file_id, j.document_id, f.name, f.kind, f.content "
+	"  FROM ioffice.search_extraction j JOIN ioffice.file f ON f.id = j.file_id "
+	" WHERE j.done_at IS NULL AND f.kind IN " IOFFICE_CONVERTER_TEXT_KINDS_SQL
+	" ORDER BY j.file_id LIMIT 1",
+	0, {InvalidOid}
+};
+
+static IofficePlan text_done_plan = {
+	NULL,
+	"SELECT ioffice._search_extracted($1, $2, $3)",
+	3, {INT8OID, TEXTOID, TEXTOID}
 };
 
 static IofficePlan fail_jobs_plan = {
@@ -478,11 +505,101 @@ record_in_subtransaction(Outcome *o)
 	}
 }
 
+/*
+ * The text the helper wrote, at most ioffice.search_text_max, as valid
+ * UTF-8; NULL with *reason when it cannot be read.
+ */
+static char *
+read_text(const char *path, char **reason)
+{
+	size_t		max = (size_t) ioffice_search_text_max * 1024;
+	int			fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	StringInfoData text;
+
+	if (fd < 0)
+	{
+		*reason = psprintf("the text could not be read: %m");
+		return NULL;
+	}
+	initStringInfo(&text);
+	enlargeStringInfo(&text, Min(max, 1024 * 1024));
+	while ((size_t) text.len < max)
+	{
+		ssize_t		n;
+
+		enlargeStringInfo(&text, Min(max - text.len, 65536));
+		n = read(fd, text.data + text.len, Min(max - text.len, 65536));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+		{
+			*reason = psprintf("the text could not be read: %m");
+			CloseTransientFile(fd);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		text.len += n;
+		text.data[text.len] = '\0';
+	}
+	CloseTransientFile(fd);
+	ioffice_text_clean(&text);
+	return text.data;
+}
+
+/*
+ * The outcome of a file's text, recorded by _search_extracted() (which
+ * keeps nothing for a file replaced or removed meanwhile), in one
+ * transaction; the extraction under way ends.
+ */
+static void
+finish_text(bool ok, const char *reason)
+{
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	char	   *text = NULL;
+	char	   *why = (char *) reason;
+
+	if (ok)
+		text = read_text(conv.out_path, &why);
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ioffice: SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "ioffice worker: recording a file's text for search");
+	values[0] = Int64GetDatum(conv.file);
+	values[1] = text ? CStringGetTextDatum(text) : (Datum) 0;
+	nulls[1] = text ? ' ' : 'n';
+	values[2] = text ? (Datum) 0 : CStringGetTextDatum(why ? why : "LibreOffice read no text");
+	nulls[2] = text ? 'n' : ' ';
+	if (ioffice_exec(&text_done_plan, values, nulls, 1) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not record the text of file %lld", (long long) conv.file);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+
+	if (text == NULL)
+		elog(LOG, "ioffice: no text extracted from file %lld: %s", (long long) conv.file,
+			 why ? why : "LibreOffice read no text");
+	(void) unlink(conv.in_path);
+	(void) unlink(conv.out_path);
+	conv.active = false;
+}
+
 /* One transaction for the outcome of the conversion under way, which ends. */
 static void
 finish(bool ok, const char *reason)
 {
 	Outcome		o = {ok, (char *) reason, 0, false};
+
+	if (conv.text)
+	{
+		finish_text(ok, reason);
+		return;
+	}
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -544,6 +661,94 @@ write_source(const char *path, bytea *content, char **reason)
 	return true;
 }
 
+/* hand the request to the helper (started if need be); false with *reason */
+static bool
+hand_over(const char *request, char **reason)
+{
+	if (!ioffice_converter_start(ioffice_convert_python, work_dir(),
+								 ioffice_convert_memory_limit, reason))
+		return false;
+	if (!ioffice_converter_send(request))
+	{
+		ioffice_converter_stop();
+		soffice_up = false;
+		*reason = "the converter could not be reached";
+		return false;
+	}
+	return true;
+}
+
+/* the conversion or extraction handed over starts its clock */
+static void
+start_clock(void)
+{
+	conv.active = true;
+	conv.started = GetCurrentTimestamp();
+	conv.deadline = TimestampTzPlusMilliseconds(conv.started,
+												1000L * (ioffice_convert_timeout +
+														 (soffice_up ? 0 : SOFFICE_START_ALLOWANCE_S)));
+}
+
+/*
+ * No signature waits for a conversion: the next doc or xls file whose text
+ * search() waits for, handed to the helper, in the caller's transaction.
+ * Returns true when there was one; a file that cannot be handed over has
+ * its job recorded as failed at once, with *reason.  A database whose
+ * extension predates search (0.1) has none.
+ */
+static bool
+start_text(char **reason)
+{
+	bool		isnull;
+	bytea	   *content;
+	char	   *kind;
+	Datum		values[3];
+	char		nulls[3] = {' ', 'n', ' '};
+
+	if (SPI_execute("SELECT pg_catalog.to_regclass('ioffice.search_extraction') IS NOT NULL",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "ioffice: could not look for search_extraction");
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		return false;
+	if (ioffice_exec(&next_text_plan, NULL, NULL, 1) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not read the text extraction queue");
+	if (SPI_processed == 0)
+		return false;
+
+	memset(&conv, 0, sizeof(conv));
+	conv.text = true;
+	ioffice_get_int64(0, 1, &conv.file);
+	ioffice_get_int64(0, 2, &conv.doc);
+	conv.job = conv.file;
+	strlcpy(conv.name, ioffice_get_text(0, 3), sizeof(conv.name));
+	kind = ioffice_get_text(0, 4);
+	content = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5,
+											&isnull));
+	snprintf(conv.in_path, MAXPGPATH, "%s/text_%lld.%s", work_dir(), (long long) conv.file, kind);
+	snprintf(conv.out_path, MAXPGPATH, "%s/text_%lld.txt", work_dir(), (long long) conv.file);
+	if (VARSIZE_ANY_EXHDR(content) > (Size) ioffice_search_file_max * 1024 * 1024)
+		*reason = psprintf("the file is larger than ioffice.search_file_max (%d MB)",
+						   ioffice_search_file_max);
+	else if (write_source(conv.in_path, content, reason))
+	{
+		(void) unlink(conv.out_path);
+		if (hand_over(psprintf("%s\t%s\t%s\ttext\n", conv.in_path, conv.out_path, conv.name),
+					  reason))
+		{
+			start_clock();
+			return true;
+		}
+	}
+	/* not handed over: the job fails now */
+	values[0] = Int64GetDatum(conv.file);
+	values[2] = CStringGetTextDatum(*reason);
+	if (ioffice_exec(&text_done_plan, values, nulls, 1) != SPI_OK_SELECT)
+		elog(ERROR, "ioffice: could not record the text of file %lld", (long long) conv.file);
+	*reason = keep(*reason);
+	(void) unlink(conv.in_path);
+	return true;
+}
+
 /*
  * The next file to convert, handed to the helper; a file that cannot even
  * be handed over fails its jobs at once.  Returns true when it recorded
@@ -599,15 +804,8 @@ start_next(void)
 		else if (write_source(conv.in_path, content, &reason))
 		{
 			(void) unlink(conv.out_path);
-			if (ioffice_converter_start(ioffice_convert_python, work_dir(),
-										ioffice_convert_memory_limit, &reason) &&
-				!ioffice_converter_send(psprintf("%s\t%s\t%s\n", conv.in_path, conv.out_path,
-												 conv.name)))
-			{
-				ioffice_converter_stop();
-				soffice_up = false;
-				reason = "the converter could not be reached";
-			}
+			(void) hand_over(psprintf("%s\t%s\t%s\n", conv.in_path, conv.out_path, conv.name),
+							 &reason);
 		}
 		if (reason != NULL)
 		{
@@ -618,18 +816,20 @@ start_next(void)
 			reason = keep(reason);
 		}
 		else
-		{
-			conv.active = true;
-			conv.started = GetCurrentTimestamp();
-			conv.deadline = TimestampTzPlusMilliseconds(conv.started,
-														1000L * (ioffice_convert_timeout +
-																 (soffice_up ? 0 : SOFFICE_START_ALLOWANCE_S)));
-		}
+			start_clock();
 	}
+	else
+		found = start_text(&reason);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
+	if (reason != NULL && conv.text)
+	{
+		/* recorded already, by start_text() */
+		elog(LOG, "ioffice: no text extracted from file %lld: %s", (long long) conv.file, reason);
+		return true;
+	}
 	if (reason != NULL)
 	{
 		elog(LOG, "ioffice worker: file %lld of document %lld could not be converted to PDF: %s",

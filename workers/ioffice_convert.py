@@ -11,15 +11,23 @@
 #
 # Protocol, one line each way, fields separated by tabs:
 #   worker -> helper:  <source path> TAB <output path> TAB <original name>
+#                      [TAB text]   (the file's text for search, not a PDF)
 #   helper -> worker:  soffice TAB <pid>        (soffice is up; then, per file:)
-#                      ok TAB <pid>             (the PDF is at the output path)
+#                      ok TAB <pid>             (the PDF, or the text, is at the output path)
 #                      error TAB <reason>
 # The worker enforces the time limit: it kills this process's whole process
 # group (this script and soffice) when a file takes too long, and starts it
 # again for the next file.  End of input: soffice is closed, the script ends.
 #
+# The text of a legacy Word (doc) or Excel (xls) file for search() is read
+# here too (workers/convert_jobs.c), by the same running soffice: UTF-8 text
+# of a text document, CSV of each sheet of a spreadsheet, one after another.
+# The signer never waits for LibreOffice (starting it costs seconds).
+#
 # Usage: ioffice_convert.py <work directory>; the profile is <dir>/profile.
+import glob
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -34,6 +42,7 @@ except ImportError as e:
 
 SOFFICE_CANDIDATES = ('/usr/lib/libreoffice/program/soffice.bin',)
 START_TIMEOUT = 60
+BOM = b'\xef\xbb\xbf'
 
 
 class SofficeRestart(Exception):
@@ -126,7 +135,7 @@ class Office:
         self.proc = None
         self.desktop = None
 
-    def convert(self, source, output):
+    def load(self, source):
         if not self.alive():
             self.stop()
             self.start()
@@ -138,6 +147,49 @@ class Office:
              prop('Silent', True)))
         if doc is None:
             raise RuntimeError('LibreOffice could not open the file')
+        return doc
+
+    def extract(self, source, output):
+        doc = self.load(source)
+        try:
+            if doc.supportsService('com.sun.star.sheet.SpreadsheetDocument'):
+                # CSV (comma, double quote, UTF-8) of every sheet (-1), each
+                # a file <stem>-<sheet name>.csv in a directory of its own
+                sheets = output + '.sheets'
+                shutil.rmtree(sheets, ignore_errors=True)
+                os.makedirs(sheets)
+                try:
+                    doc.storeToURL(uno.systemPathToFileUrl(os.path.join(sheets, 's.csv')),
+                                   (prop('FilterName', 'Text - txt - csv (StarCalc)'),
+                                    prop('FilterOptions',
+                                         '44,34,76,1,,0,false,true,false,false,false,-1'),
+                                    prop('Overwrite', True)))
+                    with open(output, 'wb') as out:
+                        for part in sorted(glob.glob(os.path.join(sheets, '*'))):
+                            with open(part, 'rb') as f:
+                                out.write(f.read().lstrip(BOM))
+                            out.write(b'\n')
+                finally:
+                    shutil.rmtree(sheets, ignore_errors=True)
+            elif doc.supportsService('com.sun.star.text.TextDocument'):
+                doc.storeToURL(uno.systemPathToFileUrl(output),
+                               (prop('FilterName', 'Text (encoded)'),
+                                prop('FilterOptions', 'UTF8'), prop('Overwrite', True)))
+                with open(output, 'rb') as f:
+                    body = f.read()
+                if body.startswith(BOM):
+                    with open(output, 'wb') as f:
+                        f.write(body[len(BOM):])
+            else:
+                raise RuntimeError('the file is neither a text document nor a spreadsheet')
+        finally:
+            try:
+                doc.close(True)
+            except Exception:
+                pass
+
+    def convert(self, source, output):
+        doc = self.load(source)
         try:
             if doc.supportsService('com.sun.star.sheet.SpreadsheetDocument'):
                 pdf_filter = 'calc_pdf_Export'
@@ -156,10 +208,15 @@ class Office:
 
 def test_hook(name):
     # tests only (tests/t/022_conversion.pl): a file whose name contains the
-    # value of IOFFICE_CONVERT_TEST_HANG makes the conversion hang
+    # value of IOFFICE_CONVERT_TEST_HANG makes the conversion hang; and
+    # (tests/t/047_extraction_converter.pl) IOFFICE_CONVERT_TEST_SLOW=
+    # <part of a name>:<seconds> makes such a file take that long more
     hang = os.environ.get('IOFFICE_CONVERT_TEST_HANG')
     if hang and hang in name:
         time.sleep(3600)
+    slow = os.environ.get('IOFFICE_CONVERT_TEST_SLOW', '').rpartition(':')
+    if slow[0] and slow[0] in name:
+        time.sleep(float(slow[2]))
 
 
 def main():
@@ -167,18 +224,22 @@ def main():
     office = Office(workdir)
     for line in sys.stdin:
         fields = line.rstrip('\n').split('\t')
-        if len(fields) != 3:
+        if len(fields) not in (3, 4) or (len(fields) == 4 and fields[3] != 'text'):
             say('error', 'bad request')
             continue
-        source, output, name = fields
+        source, output, name = fields[:3]
+        text = len(fields) == 4
         if UNO_MISSING:
             say('error', UNO_MISSING)
             continue
         try:
             test_hook(name)
-            office.convert(source, output)
-            if not os.path.exists(output) or os.path.getsize(output) == 0:
-                raise RuntimeError('LibreOffice wrote no PDF')
+            if text:
+                office.extract(source, output)
+            else:
+                office.convert(source, output)
+            if not os.path.exists(output) or (not text and os.path.getsize(output) == 0):
+                raise RuntimeError('LibreOffice wrote no %s' % ('text' if text else 'PDF'))
             say('ok', office.proc.pid)
         except Exception as e:
             reason = getattr(e, 'Message', None) or str(e) or type(e).__name__

@@ -1,11 +1,12 @@
 /*-------------------------------------------------------------------------
  * text_jobs.c
  *	  The signer process's part in search(): the text of each current PDF,
- *	  docx, xlsx, doc and xls file, for search_text: a PDF's by poppler's
- *	  pdftotext, a docx's or xlsx's by workers/ioffice_text.py (the zip's
- *	  XML parts, read by pattern, bounded), a doc's or xls's (binary Word
- *	  and Excel) by the same script driving LibreOffice headless, which
- *	  dies with it.
+ *	  docx and xlsx file, for search_text: a PDF's by poppler's pdftotext,
+ *	  a docx's or xlsx's by workers/ioffice_text.py (the zip's XML parts,
+ *	  read by pattern, bounded).  A doc's or xls's (binary Word and Excel)
+ *	  is not read here but by the converter's LibreOffice, which the signer
+ *	  never waits for (convert_jobs.c): starting LibreOffice for one file
+ *	  held the signer, and every signature queued behind it, for seconds.
  *
  * A trigger on table file queues every such file attached (search_extraction,
  * sql/parts/97_search.sql).  Here, one file per step: pdftotext runs
@@ -65,8 +66,8 @@ ioffice_text_jobs_init(void)
  * invalid sequence becomes a space, and a text cut in the middle of a
  * character loses that character.
  */
-static void
-clean_text(StringInfo s)
+void
+ioffice_text_clean(StringInfo s)
 {
 	int			i = 0,
 				o = 0;
@@ -101,7 +102,7 @@ clean_text(StringInfo s)
 
 /*
  * The file's text: NULL and its text, or why there is none.  A PDF's by
- * pdftotext; a docx's, xlsx's, doc's or xls's by workers/ioffice_text.py
+ * pdftotext; a docx's or xlsx's by workers/ioffice_text.py
  * (installed in the share directory), with the converter's Python
  * (ioffice.convert_python), under the same limits.
  */
@@ -138,7 +139,7 @@ extract_text(const char *kind, const char *data, size_t len, StringInfo text)
 		return reason;
 	if (exit_code != 0)
 		return psprintf("%s could not read the %s file (exit status %d)", name, kind, exit_code);
-	clean_text(text);
+	ioffice_text_clean(text);
 	return NULL;
 }
 
@@ -186,7 +187,8 @@ ioffice_worker_extract_step(void)
 	{
 		if (SPI_execute("SELECT j.file_id, f.content, f.kind FROM ioffice.search_extraction j "
 						"JOIN ioffice.file f ON f.id = j.file_id "
-						"WHERE j.done_at IS NULL ORDER BY j.file_id LIMIT 1", true, 1) != SPI_OK_SELECT)
+						"WHERE j.done_at IS NULL AND f.kind NOT IN " IOFFICE_CONVERTER_TEXT_KINDS_SQL
+						" ORDER BY j.file_id LIMIT 1", true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "ioffice: could not read the text extraction queue");
 		if (SPI_processed == 1)
 		{

@@ -246,6 +246,7 @@ ioffice_worker_init(void)
 	ioffice_outbox_delivery_init();
 	ioffice_remote_signing_init();
 	ioffice_convert_init();
+	ioffice_retention_init();
 	ioffice_timestamp_init();
 
 	if (!process_shared_preload_libraries_in_progress)
@@ -585,7 +586,8 @@ sign_and_convert(int64 *failed, bool *converted)
  * counters folded (count_jobs.c); the archive's warnings of case files
  * (archive_jobs.c); the reminders of tasks due (reminder_jobs.c); then a
  * file's text extracted for search (text_jobs.c) and a case file made one
- * PDF (case_file_pdf_jobs.c).  An error escaping them
+ * PDF (case_file_pdf_jobs.c); what is kept no longer removed
+ * (retention_jobs.c).  An error escaping them
  * ends the process like a batch's, remembered for worker_status first
  */
 static pg_noinline bool
@@ -602,6 +604,7 @@ audit_step(void)
 		ioffice_worker_reminders();
 		more |= ioffice_worker_extract_step();
 		more |= ioffice_worker_case_file_pdf_step();
+		more |= ioffice_worker_retention_step();
 	}
 	PG_CATCH();
 	{

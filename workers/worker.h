@@ -102,6 +102,13 @@ extern int	ioffice_search_text_max;
 extern int	ioffice_search_file_max;
 extern void ioffice_text_jobs_init(void);	/* its settings */
 extern bool ioffice_worker_extract_step(void);
+extern void ioffice_text_clean(StringInfo s);	/* valid UTF-8 without NUL bytes */
+
+/* retention_jobs.c: what is kept for a time only, removed; true when there is more */
+extern int	ioffice_export_retention;
+extern int	ioffice_access_log_retention;
+extern void ioffice_retention_init(void);	/* its settings */
+extern bool ioffice_worker_retention_step(void);
 
 /* case_file_pdf_jobs.c: a case file as one PDF (case_file_pdf()); true when one was made */
 extern bool ioffice_worker_case_file_pdf_step(void);

@@ -36,7 +36,11 @@ CREATE TABLE access_log (
     case_file_id bigint,
     -- the export's format, and such
     detail       text,
-    CHECK (document_id IS NOT NULL OR case_file_id IS NOT NULL)
+    CHECK (document_id IS NOT NULL OR case_file_id IS NOT NULL
+           OR (action = 'export' AND params IS NOT NULL)),
+    -- an export of a register or a report (no document, no case file):
+    -- which one, its parameters, and the rows the file held
+    params       jsonb
 );
 -- no foreign keys: a check per view for rows that are never deleted
 CREATE INDEX access_log_document_idx ON access_log (document_id) WHERE document_id IS NOT NULL;
@@ -44,9 +48,23 @@ CREATE INDEX access_log_at_idx ON access_log USING brin (at);
 COMMENT ON TABLE access_log IS
   'Who viewed, downloaded or exported which document or file, when (Decree 30, Appendix VI, III.5a, III.6l); append-only, one row per call';
 COMMENT ON COLUMN access_log.action IS
-  'view (document_detail), trail (trail), download (file_content), copy (file_copy: the marked copy), export (trail_export, case_file_xml, case_file_pdf_result, search_export: detail search:<format>)';
+  'view (document_detail), trail (trail), download (file_content), copy (file_copy: the marked copy), export (trail_export, case_file_xml, case_file_pdf_result, search_export: detail search:<format>; register_export, followup_export, processing_report_export, case_file_list_export: detail <report>:<format>, what was asked in params)';
+-- Append-only, but for the rows older than ioffice.access_log_retention
+-- (default 0: kept for ever), which the worker deletes in batches through
+-- _access_log_prune(), granted to nobody (extension/access_log.c): the
+-- trigger lets through the deletes of that function alone, never an UPDATE,
+-- and a TRUNCATE never.
+CREATE FUNCTION _access_log_append_only() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'ioffice_access_log_append_only' LANGUAGE C;
+REVOKE ALL ON FUNCTION _access_log_append_only() FROM PUBLIC;
+CREATE FUNCTION _access_log_prune(retention interval, batch int) RETURNS int
+    AS 'MODULE_PATHNAME', 'ioffice_access_log_prune' LANGUAGE C VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION _access_log_prune(interval, int) FROM PUBLIC;
+COMMENT ON FUNCTION _access_log_prune(interval, int) IS
+  'The worker''s pruning of the access log: at most batch rows older than retention deleted; returns how many';
 CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON access_log
-    FOR EACH ROW EXECUTE FUNCTION _audit_append_only();
+    FOR EACH ROW EXECUTE FUNCTION _access_log_append_only();
 CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON access_log
     FOR EACH STATEMENT EXECUTE FUNCTION _audit_append_only();
 REVOKE ALL ON access_log FROM PUBLIC;
@@ -100,6 +118,35 @@ BEGIN
             USING ERRCODE = '42704';
     END IF;
     PERFORM ioffice._log_access('export', NULL, NULL, case_file, detail);
+END
+$$;
+
+-- The export of a register or a report (register_export, followup_export,
+-- processing_report_export, case_file_list_export) by a person: one row, no
+-- document (the file is a list, as a list's view is not logged per
+-- document), detail '<report>:<format>' as the search exports' rows say
+-- 'search:<format>', and in params what was asked (the register or agency,
+-- the year or the dates) and how many rows the file held.  The report
+-- functions but register_export are SECURITY INVOKER (their views' row-level
+-- security is the caller's), so this is callable by anyone, as
+-- _log_case_file_export is: it writes only under the caller's own name,
+-- only a report it knows, in a format the exports write.
+CREATE FUNCTION _log_report_export(report text, format text, params jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF report IS NULL OR report NOT IN ('register', 'followup', 'processing_report', 'case_file_list') THEN
+        RAISE EXCEPTION 'unknown report "%"', pg_catalog.left(report, 60) USING ERRCODE = '22023';
+    END IF;
+    IF format IS NULL OR format NOT IN ('xlsx', 'csv') THEN
+        RAISE EXCEPTION 'unknown format "%" of an export', pg_catalog.left(format, 60)
+            USING ERRCODE = '22023';
+    END IF;
+    IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
+        RAISE EXCEPTION 'the parameters of an export are a JSON object' USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO ioffice.access_log (person_id, action, detail, params)
+    VALUES (ioffice.actor(), 'export', report || ':' || format, params);
 END
 $$;
 

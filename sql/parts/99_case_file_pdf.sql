@@ -36,11 +36,15 @@ CREATE TABLE case_file_pdf_job (
     page_count    int,
     content       bytea,
     CHECK (done_at IS NOT NULL OR (error IS NULL AND content IS NULL)),
-    CHECK (error IS NULL OR content IS NULL)
+    CHECK (error IS NULL OR content IS NULL),
+    -- cancelled (case_file_pdf_cancel), when and by whom: its PDF dropped
+    cancelled_at  timestamptz,
+    cancelled_by  bigint REFERENCES person
 );
 ALTER TABLE case_file_pdf_job ALTER COLUMN content SET STORAGE EXTERNAL;
 CREATE INDEX case_file_pdf_job_queue_idx ON case_file_pdf_job (id) WHERE done_at IS NULL;
 CREATE INDEX case_file_pdf_job_requester_idx ON case_file_pdf_job (requested_by);
+CREATE INDEX case_file_pdf_job_done_idx ON case_file_pdf_job (done_at) WHERE done_at IS NOT NULL;
 COMMENT ON TABLE case_file_pdf_job IS
   'Case files exported as one PDF (table of contents, then the documents'' PDFs) by the worker: queued, done, or failed with the reason';
 REVOKE ALL ON case_file_pdf_job FROM PUBLIC;
@@ -50,6 +54,7 @@ CREATE POLICY visible ON case_file_pdf_job FOR SELECT
     USING (requested_by = (SELECT ioffice.current_person()) OR (SELECT ioffice.is_admin()));
 GRANT SELECT (id, case_file_id, requested_by, requested_at, done_at, error, toc_pages, page_count)
     ON case_file_pdf_job TO PUBLIC;
+GRANT SELECT (cancelled_at, cancelled_by) ON case_file_pdf_job TO PUBLIC;
 
 -- text for one field of the helper's spec: no tab, no line break
 CREATE FUNCTION _pdf_spec_text(t text) RETURNS text
@@ -191,6 +196,10 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown case file PDF %', case_file_pdf_result.job USING ERRCODE = '42704';
     END IF;
+    IF v_job.cancelled_at IS NOT NULL THEN
+        RAISE EXCEPTION 'the PDF of case file % was cancelled', v_job.case_file_id
+            USING ERRCODE = '55000';
+    END IF;
     IF v_job.done_at IS NULL THEN
         RAISE EXCEPTION 'the PDF of case file % is not made yet', v_job.case_file_id
             USING ERRCODE = '55000', HINT = 'The worker makes it; try again later.';
@@ -217,3 +226,66 @@ END
 $$;
 COMMENT ON FUNCTION case_file_pdf_result(bigint) IS
   'The PDF of a case file asked for with case_file_pdf(), to the person who asked, once the worker made it (55000 before, or with the reason it failed); recorded in the access log';
+
+-- ---------------------------------------------------------------------------
+-- A case file's PDF (case_file_pdf_job) may be cancelled by the person who
+-- asked for it or by the case file's responsible person: one still queued
+-- is not made (the worker's answer for it is dropped, _case_file_pdf_done
+-- takes only a job not done), one made loses its PDF.  A finished request
+-- (made, failed or cancelled) is removed by the worker once it is older
+-- than ioffice.export_retention (default 7 days; 0 keeps them), in batches
+-- (_export_cleanup, workers/retention_jobs.c): a book of a case file can
+-- weigh hundreds of MB, and a person who wants it again asks again.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION case_file_pdf_cancel(job bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_actor bigint := ioffice.actor();
+    v_job ioffice.case_file_pdf_job;
+BEGIN
+    IF case_file_pdf_cancel.job IS NULL THEN
+        RAISE EXCEPTION 'case_file_pdf_cancel needs a job' USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO v_job FROM ioffice.case_file_pdf_job j
+     WHERE j.id = case_file_pdf_cancel.job FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown case file PDF %', case_file_pdf_cancel.job USING ERRCODE = '42704';
+    END IF;
+    IF v_job.requested_by <> v_actor
+       AND NOT EXISTS (SELECT 1 FROM ioffice.case_file c
+                        WHERE c.id = v_job.case_file_id AND c.responsible_id = v_actor) THEN
+        RAISE EXCEPTION 'only the person who asked for the PDF of case file %, or its responsible person, may cancel it',
+            v_job.case_file_id USING ERRCODE = '42501';
+    END IF;
+    IF v_job.cancelled_at IS NOT NULL THEN
+        RAISE EXCEPTION 'the PDF of case file % was cancelled already', v_job.case_file_id
+            USING ERRCODE = '55000';
+    END IF;
+    UPDATE ioffice.case_file_pdf_job j
+       SET cancelled_at = now(), cancelled_by = v_actor, done_at = coalesce(j.done_at, now()),
+           content = NULL
+     WHERE j.id = v_job.id;
+END
+$$;
+COMMENT ON FUNCTION case_file_pdf_cancel(bigint) IS
+  'Cancels a request of case_file_pdf(): by the person who asked or the case file''s responsible person; a queued PDF is not made, a made one is dropped (55000 when cancelled already)';
+
+-- The worker's clean-up: at most batch finished requests older than
+-- retention removed, the oldest first; returns how many (the worker calls
+-- again at once when the batch was full).
+CREATE FUNCTION _export_cleanup(retention interval, batch int DEFAULT 100) RETURNS int
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH gone AS (
+        DELETE FROM ioffice.case_file_pdf_job j
+         WHERE j.id IN (SELECT o.id FROM ioffice.case_file_pdf_job o
+                         WHERE o.done_at IS NOT NULL
+                           AND o.done_at < now() - _export_cleanup.retention
+                         ORDER BY o.done_at LIMIT _export_cleanup.batch
+                           FOR UPDATE SKIP LOCKED)
+        RETURNING 1)
+    SELECT count(*)::int FROM gone
+$$;
+REVOKE ALL ON FUNCTION _export_cleanup(interval, int) FROM PUBLIC;

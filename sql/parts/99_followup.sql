@@ -23,8 +23,34 @@ COMMENT ON FUNCTION _handling_status(date, date) IS
 -- document's own), its progress and the number and symbol of the replies
 -- (issued outgoing documents linked to it).  security_invoker: a reader
 -- sees the rows, handlers and replies that row-level security lets them
--- see (a reporting tool in ioffice_reader, who is no person of the
--- documents, sees the documents but not their tasks).
+-- see.  A reporting tool in ioffice_reader, who is no person of the
+-- documents, sees the documents but not their tasks: it gets the handlers'
+-- names through _followup_reader_handlers() instead, and the task rows
+-- stay closed to it.
+--
+-- The handlers' names of a document, for a reporting tool (the role that
+-- queried, outside this SECURITY DEFINER function, is a member of
+-- ioffice_reader: _search_outer_is_reader(), as search() and
+-- register_export() decide it) and only of a document the policy
+-- visible_to_readers of table document lets it read (ordinary, in no
+-- confidential register): the same names the register's clerk reads, and
+-- nothing else of the tasks.  NULL for anyone else, who reads the tasks
+-- their own row-level security lets them read.
+CREATE FUNCTION _followup_reader_handlers(doc bigint) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT string_agg(p.full_name || CASE tk.kind WHEN 'main' THEN ' (chủ trì)' ELSE ' (phối hợp)' END,
+                      '; ' ORDER BY tk.kind DESC, tk.step)
+      FROM ioffice.task tk JOIN ioffice.person p ON p.id = tk.receiver_id
+     WHERE tk.document_id = _followup_reader_handlers.doc AND tk.action = 'assign'
+       AND ioffice._search_outer_is_reader()
+       AND EXISTS (SELECT 1 FROM ioffice.document d
+                    WHERE d.id = _followup_reader_handlers.doc AND d.confidentiality = 'normal'
+                      AND (d.register_id IS NULL
+                           OR d.register_id IN (SELECT r.id FROM ioffice.register r WHERE NOT r.confidential)))
+$$;
+COMMENT ON FUNCTION _followup_reader_handlers(bigint) IS
+  'The handlers of a document as the follow-up register names them, for a role in ioffice_reader and a document it may read; NULL otherwise';
 CREATE VIEW incoming_followup WITH (security_invoker = true) AS
 SELECT d.agency_id, d.register_id, r.code AS register_code, d.register_year AS year,
        d.number,
@@ -33,10 +59,11 @@ SELECT d.agency_id, d.register_id, r.code AS register_code, d.register_year AS y
                  'ngày ' || to_char(coalesce(d.sender_date, src.issued_on), 'DD/MM/YYYY'),
                  'của ' || coalesce(sa.name, d.sender_name)) AS document_description,
        d.abstract,
-       (SELECT string_agg(p.full_name || CASE tk.kind WHEN 'main' THEN ' (chủ trì)' ELSE ' (phối hợp)' END,
-                          '; ' ORDER BY tk.kind DESC, tk.step)
-          FROM ioffice.task tk JOIN ioffice.person p ON p.id = tk.receiver_id
-         WHERE tk.document_id = d.id AND tk.action = 'assign') AS handlers,
+       coalesce((SELECT string_agg(p.full_name || CASE tk.kind WHEN 'main' THEN ' (chủ trì)' ELSE ' (phối hợp)' END,
+                                   '; ' ORDER BY tk.kind DESC, tk.step)
+                   FROM ioffice.task tk JOIN ioffice.person p ON p.id = tk.receiver_id
+                  WHERE tk.document_id = d.id AND tk.action = 'assign'),
+                ioffice._followup_reader_handlers(d.id)) AS handlers,
        h.deadline,
        h.done_on,
        ioffice._handling_status(h.deadline, h.done_on) AS status,

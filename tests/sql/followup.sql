@@ -121,7 +121,7 @@ SELECT array_agg(number ORDER BY number) AS a_sees, bool_or(reply_symbols IS NOT
 RESET ioffice.actor;
 SELECT count(*) AS nobody_sees FROM ioffice.incoming_followup WHERE agency_id = :fu;
 RESET ROLE;
--- a reporting tool reads the register's rows, not who handles them
+-- a reporting tool reads the register's rows and who handles them (not the tasks)
 SET ROLE regress_fu_reader;
 SELECT count(*) AS reader_rows, count(handlers) AS reader_handlers
   FROM ioffice.incoming_followup WHERE agency_id = :fu;
