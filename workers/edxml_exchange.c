@@ -135,6 +135,7 @@ static IofficePlan build_plan = {
 	NULL,
 	"SELECT CASE o.kind WHEN 'document' THEN ioffice._edxml_package(o.document_id, o.recipient, NULL)::text "
 	"                   WHEN 'recall' THEN ioffice._edxml_package(o.document_id, o.recipient, NULL, 1, o.description)::text "
+	"                   WHEN 'update' THEN ioffice._edxml_package(o.document_id, o.recipient, NULL, 2, o.description, o.update_id)::text "
 	"                   ELSE ioffice._edxml_status_package(o.id)::text END, "
 	"       c.pem, c.key_file, c.key_uri "
 	"  FROM ioffice.edxml_outgoing o "
