@@ -744,6 +744,52 @@ add_status(Buf *b, xmlNodePtr mh)
 }
 
 /*
+ * What an update or a replacement adds to Bussiness (QCVN 102:2016):
+ * BussinessDocumentInfo (DocumentInfo 1: the document's metadata changed;
+ * DocumentReceiver 1: its receivers changed; ReceiverList/Receiver with
+ * ReceiverType 0 removed, 1 added, and OrganId) and ReplacementInfoList
+ * (ReplacementInfo: the DocumentId replaced and the OrganIdList it was
+ * sent to).  "document_info", "document_receiver", "receivers" [{type,
+ * organ_id}], "replacements" [{document_id}].
+ */
+static void
+add_business_lists(Buf *b, xmlNodePtr bus)
+{
+	xmlNodePtr	info = child(bus, "BussinessDocumentInfo");
+	xmlNodePtr	list = child(info, "ReceiverList");
+	xmlNodePtr	n;
+	int			count = 0;
+
+	add_field(b, "document_info", info, "DocumentInfo", 0, 1, '1');
+	add_field(b, "document_receiver", info, "DocumentReceiver", 0, 1, '1');
+	buf_str(b, ",\"receivers\":[");
+	for (n = list ? list->children : NULL; n; n = n->next)
+		if (is_edxml(n, "Receiver"))
+		{
+			if (count++)
+				buf_str(b, ",");
+			buf_str(b, "{");
+			buf_key(b, "type", field(n, "ReceiverType", 1, 1, '1'));
+			buf_key(b, "organ_id", field(n, "OrganId", 1, 13, 0));
+			buf_str(b, "}");
+		}
+	buf_str(b, "]");
+	list = child(bus, "ReplacementInfoList");
+	count = 0;
+	buf_str(b, ",\"replacements\":[");
+	for (n = list ? list->children : NULL; n; n = n->next)
+		if (is_edxml(n, "ReplacementInfo"))
+		{
+			if (count++)
+				buf_str(b, ",");
+			buf_str(b, "{");
+			buf_key(b, "document_id", field(n, "DocumentId", 1, 100, 0));
+			buf_str(b, "}");
+		}
+	buf_str(b, "]");
+}
+
+/*
  * Read one package (len bytes, data NUL-terminated) against the trust
  * anchors pem: the JSON answer into b.  A refusal does not return (refuse()).
  */
@@ -844,6 +890,7 @@ read_package(const char *pem, size_t pem_len, const char *data, size_t len, size
 	buf_str(&b, "]");
 	add_field(&b, "bussiness_doc_type", bus, "BussinessDocType", 0, 1, '3');
 	add_field(&b, "bussiness_doc_reason", bus, "BussinessDocReason", 0, 0, 0);
+	add_business_lists(&b, bus);
 	add_attachments(&b, root, manifest);
 	add_signature(&b, doc, pem, pem_len);
 	buf_str(&b, "}\n");

@@ -10,6 +10,11 @@
 SET client_min_messages = warning;
 
 CREATE DATABASE sopcop;
+-- Nghệ An's database (seed 003, scripts/demo_dossier.sql) is created now,
+-- empty: its worker (ioffice.worker_databases) finds it at once and waits
+-- for the extension, instead of backing off, up to 5 minutes, from a
+-- database that does not exist yet while the demo runs to seed 003
+CREATE DATABASE nghean;
 \c sopcop
 SET client_min_messages = notice;
 SET timezone = 'Asia/Ho_Chi_Minh';

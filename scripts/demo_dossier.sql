@@ -11,7 +11,8 @@
 \pset null ''
 SET client_min_messages = warning;
 
-CREATE DATABASE nghean;
+-- (created empty at the start by scripts/demo.sql)
+SELECT 'CREATE DATABASE nghean' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'nghean') \gexec
 \c nghean
 SET timezone = 'Asia/Ho_Chi_Minh';
 CREATE EXTENSION ioffice CASCADE;

@@ -141,8 +141,9 @@ static IofficePlan due_plan = {
  */
 static IofficePlan build_plan = {
 	NULL,
-	"SELECT CASE o.kind WHEN 'document' THEN ioffice._edxml_package(o.document_id, o.recipient, NULL, 0, NULL, false)::text "
-	"                   WHEN 'recall' THEN ioffice._edxml_package(o.document_id, o.recipient, NULL, 1, o.description, false)::text "
+	"SELECT CASE o.kind WHEN 'document' THEN ioffice._edxml_package(o.document_id, o.recipient, NULL, false)::text "
+	"                   WHEN 'recall' THEN ioffice._edxml_package(o.document_id, o.recipient, NULL, 1, o.description, NULL, false)::text "
+	"                   WHEN 'update' THEN ioffice._edxml_package(o.document_id, o.recipient, NULL, 2, o.description, o.update_id, false)::text "
 	"                   ELSE ioffice._edxml_status_package(o.id)::text END, "
 	"       c.pem, c.key_file, c.key_uri, o.kind = 'document', o.document_id "
 	"  FROM ioffice.edxml_outgoing o "

@@ -128,8 +128,13 @@ BEGIN
         RAISE EXCEPTION 'document % is not an issued outgoing document', doc
             USING ERRCODE = '55000';
     END IF;
+    -- (or an agency its package goes to: the recipients of the document
+    -- it replaces, those an update added; 99_replace_update.sql)
     IF NOT EXISTS (SELECT 1 FROM jsonb_array_elements(d.recipients) e
-                   WHERE e->>'code' = recipient OR e->>'place' = recipient) THEN
+                   WHERE e->>'code' = recipient OR e->>'place' = recipient)
+       AND NOT EXISTS (SELECT 1 FROM ioffice.edxml_outgoing o
+                       WHERE o.document_id = doc AND o.kind = 'document'
+                         AND o.recipient = edxml_build.recipient) THEN
         RAISE EXCEPTION 'agency % is not a recipient of document %', recipient, doc
             USING ERRCODE = '22023';
     END IF;

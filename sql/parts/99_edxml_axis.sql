@@ -7,13 +7,19 @@
 -- The package of an issued document for one external recipient, for
 -- edxml_build() (a clerk's call: StaffInfo is the clerk) and for the worker
 -- (clerk NULL: the system sends it).  Unsigned.  Of business type business
--- (0 new, 1 recall; EDXML.md): a recall carries the document's header and
--- DocumentId, its reason in BussinessDocReason, and no attachment.
+-- (0 new, 1 recall, 2 update, 3 replace; EDXML.md): a recall carries the
+-- document's header and DocumentId, its reason in BussinessDocReason, and no
+-- attachment; an update (update_id: its document_update row, 99_replace_update.sql)
+-- the same, with BussinessDocumentInfo (DocumentInfo 1 when the due date
+-- changed, DocumentReceiver 1 and ReceiverList when receivers were added or
+-- removed); a replacement is the new document's package, its files
+-- included, with ReplacementInfoList naming the DocumentId it replaces.
 -- inline_files false (the worker): each ContentTransferEncoded is left
 -- empty, for the edXML helper to fill with the base64 of the file (SQL's
 -- base64 and XML escaping of a large text cost more than the package).
 CREATE FUNCTION _edxml_package(doc bigint, recipient text, clerk bigint, business int,
-                               reason text, inline_files boolean DEFAULT true) RETURNS xml
+                               reason text, update_id bigint,
+                               inline_files boolean DEFAULT true) RETURNS xml
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -29,9 +35,12 @@ DECLARE
     v_files xml;
     v_manifest xml;
     v_places xml;
+    v_changes jsonb;
+    v_due date;
+    v_extra xml;
     v_ns constant text := 'http://www.mic.gov.vn/TBT/QCVN_102_2016';
 BEGIN
-    IF business IS NULL OR business NOT IN (0, 1) THEN
+    IF business IS NULL OR business NOT IN (0, 1, 2, 3) THEN
         RAISE EXCEPTION 'BussinessDocType % is not built here', business USING ERRCODE = '22023';
     END IF;
     SELECT * INTO d FROM ioffice.document WHERE id = doc;
@@ -40,6 +49,37 @@ BEGIN
             USING ERRCODE = '55000';
     END IF;
     SELECT u.code, u.name, u.parent_id INTO v_agency FROM ioffice.unit u WHERE u.id = d.agency_id;
+    v_due := d.due_date;
+    IF business = 2 THEN
+        SELECT x.changes INTO v_changes FROM ioffice.document_update x
+        WHERE x.id = update_id AND x.document_id = doc AND x.direction = 'sent';
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'document % has no update %', doc, update_id USING ERRCODE = '42704';
+        END IF;
+        IF v_changes ? 'due_date' THEN
+            v_due := (v_changes->'due_date'->>'new')::date;
+        END IF;
+        v_extra := xmlelement(name "BussinessDocumentInfo",
+            xmlelement(name "DocumentInfo", CASE WHEN v_changes ? 'due_date' THEN '1' ELSE '0' END),
+            xmlelement(name "DocumentReceiver", CASE WHEN v_changes ? 'receivers' THEN '1' ELSE '0' END),
+            xmlelement(name "ReceiverList",
+                (SELECT xmlagg(xmlelement(name "Receiver",
+                                   xmlelement(name "ReceiverType", e->>'type'),
+                                   xmlelement(name "OrganId", e->>'organ_id')) ORDER BY o)
+                 FROM jsonb_array_elements(v_changes->'receivers') WITH ORDINALITY AS r(e, o))));
+    ELSIF business = 3 THEN
+        SELECT xmlagg(xmlelement(name "ReplacementInfo",
+                          xmlelement(name "DocumentId", od.identifier),
+                          xmlelement(name "OrganIdList", xmlelement(name "OrganId", recipient)))
+                      ORDER BY r.id)
+          INTO v_extra
+        FROM ioffice.document_replacement r JOIN ioffice.document od ON od.id = r.replaced_id
+        WHERE r.document_id = doc AND r.direction = 'sent';
+        IF v_extra IS NULL THEN
+            RAISE EXCEPTION 'document % replaces no document', doc USING ERRCODE = '55000';
+        END IF;
+        v_extra := xmlelement(name "ReplacementInfoList", v_extra);
+    END IF;
     IF v_agency.code IS NULL THEN
         RAISE EXCEPTION 'edXML field From/OrganId: the issuing agency has no agency code'
             USING ERRCODE = '22023',
@@ -89,7 +129,7 @@ BEGIN
                       ELSE 'application/octet-stream' END AS content_type
           FROM ioffice.file fl
           WHERE fl.document_id = doc AND fl.superseded_at IS NULL AND fl.removed_at IS NULL
-            AND business = 0) f;
+            AND business IN (0, 3)) f;
 
     SELECT xmlagg(xmlelement(name "Place", coalesce(e->>'name', e->>'place')) ORDER BY o)
       INTO v_places
@@ -121,7 +161,7 @@ BEGIN
                         xmlforest((SELECT p.position FROM ioffice.person p WHERE p.id = d.signer_id)
                                       AS "Position",
                                   d.signer_name AS "FullName")),
-                    xmlforest(ioffice._edxml_date(d.due_date) AS "DueDate"),
+                    xmlforest(ioffice._edxml_date(v_due) AS "DueDate"),
                     xmlelement(name "ToPlaces", v_places),
                     xmlelement(name "OtherInfo",
                         xmlelement(name "Priority", v_priority),
@@ -139,25 +179,51 @@ BEGIN
                         xmlelement(name "BussinessDocReason",
                                    CASE WHEN business = 0 THEN 'Văn bản điện tử mới'
                                         ELSE pg_catalog.left(reason, 2000) END),
+                        CASE WHEN business = 2 THEN v_extra END,
                         xmlelement(name "Paper", '0'),
                         xmlelement(name "StaffInfo",
                             xmlforest(v_clerk.unit_name AS "Department", v_clerk.full_name AS "Staff",
-                                      v_clerk.email AS "Email", v_clerk.phone AS "Mobile"))))),
+                                      v_clerk.email AS "Email", v_clerk.phone AS "Mobile")),
+                        CASE WHEN business = 3 THEN v_extra END))),
             xmlelement(name "edXMLBody",
                 xmlelement(name "edXMLManifest", xmlattributes('1.0' AS version), v_manifest))),
         xmlelement(name "AttachmentEncoded", v_files));
 END
 $$;
-REVOKE ALL ON FUNCTION _edxml_package(bigint, text, bigint, int, text, boolean) FROM PUBLIC;
-CREATE FUNCTION _edxml_package(doc bigint, recipient text, clerk bigint) RETURNS xml
+REVOKE ALL ON FUNCTION _edxml_package(bigint, text, bigint, int, text, bigint, boolean) FROM PUBLIC;
+CREATE FUNCTION _edxml_package(doc bigint, recipient text, clerk bigint, business int,
+                               reason text) RETURNS xml
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT ioffice._edxml_package(doc, recipient, clerk, 0, NULL) $$;
-REVOKE ALL ON FUNCTION _edxml_package(bigint, text, bigint) FROM PUBLIC;
+AS $$ SELECT ioffice._edxml_package(doc, recipient, clerk, business, reason, NULL) $$;
+REVOKE ALL ON FUNCTION _edxml_package(bigint, text, bigint, int, text) FROM PUBLIC;
+-- The document's package for recipient: a replacement (3) when the document
+-- replaces one that was sent to recipient (99_replace_update.sql), else new (0).
+-- inline_files as above (the worker's call gives false).
+CREATE FUNCTION _edxml_package(doc bigint, recipient text, clerk bigint,
+                               inline_files boolean DEFAULT true) RETURNS xml
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_reason text;
+BEGIN
+    SELECT r.reason INTO v_reason
+    FROM ioffice.document_replacement r
+    JOIN ioffice.edxml_outgoing o ON o.document_id = r.replaced_id AND o.kind = 'document'
+                                 AND o.recipient = _edxml_package.recipient
+    WHERE r.document_id = doc AND r.direction = 'sent' AND r.applied_at IS NOT NULL
+    LIMIT 1;
+    RETURN ioffice._edxml_package(doc, recipient, clerk, CASE WHEN FOUND THEN 3 ELSE 0 END,
+                                  v_reason, NULL, inline_files);
+END
+$$;
+REVOKE ALL ON FUNCTION _edxml_package(bigint, text, bigint, boolean) FROM PUBLIC;
 
 -- Filing a package the helper read (p), addressed to agency: for
 -- _edxml_receive() (actor: the clerk) and the worker (actor NULL).  Recall
--- packages (BussinessDocType 1) go to _edxml_file_recall() (99_recall.sql);
--- update (2) and replace (3) are refused.
+-- packages (BussinessDocType 1) go to _edxml_file_recall() (99_recall.sql),
+-- update packages (2) to _edxml_file_update() (99_replace_update.sql); a
+-- replacement (3) is filed as a new document, then _edxml_file_replace()
+-- links it to the copy it supersedes.
 CREATE FUNCTION _edxml_file(p jsonb, package text, agency bigint, actor bigint) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -181,10 +247,18 @@ BEGIN
     IF p->>'bussiness_doc_type' = '1' THEN
         RETURN ioffice._edxml_file_recall(p, v_text, v_agency, v_me);
     END IF;
-    IF coalesce(p->>'bussiness_doc_type', '0') <> '0' THEN
-        RAISE EXCEPTION 'edXML package refused: BussinessDocType % (update, replace) is not handled yet',
-            p->>'bussiness_doc_type'
+    IF p->>'bussiness_doc_type' = '2' THEN
+        RETURN ioffice._edxml_file_update(p, v_text, v_agency, v_me);
+    END IF;
+    IF coalesce(p->>'bussiness_doc_type', '0') NOT IN ('0', '3') THEN
+        RAISE EXCEPTION 'edXML package refused: BussinessDocType % is not one of 0 to 3',
+            pg_catalog.left(p->>'bussiness_doc_type', 60)
             USING ERRCODE = '22023', DETAIL = 'Field TraceHeaderList/Bussiness/BussinessDocType.';
+    END IF;
+    IF p->>'bussiness_doc_type' = '3' AND coalesce(jsonb_array_length(p->'replacements'), 0) = 0 THEN
+        RAISE EXCEPTION 'edXML package refused: a replacement (BussinessDocType 3) names no document it replaces'
+            USING ERRCODE = '22023',
+                  DETAIL = 'Field TraceHeaderList/Bussiness/ReplacementInfoList.';
     END IF;
     IF jsonb_array_length(p->'attachments') = 0 THEN
         RAISE EXCEPTION 'edXML package refused: it carries no attachment'
@@ -259,6 +333,9 @@ BEGIN
                            jsonb_build_object('sender', v_sender, 'document_id', v_docid,
                                               'files', v_files,
                                               'signer', p->'signature'->>'subject'));
+    IF p->>'bussiness_doc_type' = '3' THEN
+        PERFORM ioffice._edxml_file_replace(p, v_id, v_agency);
+    END IF;
     PERFORM ioffice._engine_leave();
     RETURN v_id;
 END

@@ -373,13 +373,26 @@ $$;
 REVOKE ALL ON FUNCTION _edxml_file_recall(jsonb, text, bigint, bigint) FROM PUBLIC;
 
 -- A recall's answer received back from an external recipient (15, 16)
--- goes on the recalled document's audit trail.
+-- goes on the recalled document's audit trail; so does the answer to an
+-- update or a replacement (99_replace_update.sql).
 CREATE FUNCTION _edxml_recall_answered() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_what text := 'update';
 BEGIN
+    IF EXISTS (SELECT 1 FROM ioffice.document_recall r
+               WHERE r.document_id = NEW.document_id AND r.direction = 'sent') THEN
+        v_what := 'recall';
+    ELSIF NOT EXISTS (SELECT 1 FROM ioffice.edxml_outgoing o
+                      WHERE o.document_id = NEW.document_id AND o.kind = 'update'
+                        AND o.recipient = NEW.party_organ_id)
+          AND EXISTS (SELECT 1 FROM ioffice.document_replacement r
+                      WHERE r.document_id = NEW.document_id AND r.direction = 'sent') THEN
+        v_what := 'replace';
+    END IF;
     PERFORM ioffice._audit('document', NEW.document_id,
-                           CASE NEW.code WHEN '15' THEN 'recall_accepted' ELSE 'recall_refused' END,
+                           v_what || CASE NEW.code WHEN '15' THEN '_accepted' ELSE '_refused' END,
                            NULL, NULL,
                            jsonb_build_object('recipient', NEW.party_organ_id,
                                               'reason', NEW.description));

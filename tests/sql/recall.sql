@@ -155,9 +155,10 @@ SELECT o.recipient, o.kind, o.code, o.description, o.document_id IS NULL AS no_d
 FROM ioffice.edxml_outgoing o WHERE o.edxml_document_id = 'regress-recall-none';
 SELECT answer, answer_reason IS NOT NULL AS with_reason
 FROM ioffice.document_recall WHERE edxml_document_id = 'regress-recall-none';
--- update and replace are still refused, named
+-- a replacement that names nothing it replaces is refused, named
+-- (update and replace: tests/sql/edxml_update.sql)
 SELECT regress_error(format('SELECT ioffice._edxml_file(%L::jsonb, %L, %s, NULL)',
-                            jsonb_set(p, '{bussiness_doc_type}', '"2"'), 'x', :xa), 0)
+                            jsonb_set(p, '{bussiness_doc_type}', '"3"'), 'x', :xa), 0)
 FROM recall_pkg;
 
 -- a 15 or 16 received back goes on the recalled document's trail
