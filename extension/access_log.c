@@ -176,10 +176,12 @@ ioffice_log_access_sql(PG_FUNCTION_ARGS)
 /*
  * A file whose bytes a recall destroyed (Decree 30 art. 18.4b) is refused,
  * never handed out empty: a download of 0 bytes would look like a broken
- * file, not like a document its sender withdrew.
+ * file, not like a document its sender withdrew.  Also for verify() and
+ * the other readers of a file's bytes (an empty file "verifies" nothing).
+ * Called inside SPI.
  */
-static void
-refuse_erased(int64 file)
+void
+ioffice_refuse_erased(int64 file)
 {
 	Datum		values[1];
 
@@ -237,7 +239,7 @@ read_file(int64 file, int64 *doc, char **kind)
 
 		ioffice_get_bool(0, 4, &erased);
 		if (erased)
-			refuse_erased(file);
+			ioffice_refuse_erased(file);
 	}
 	/* the bytes outlive SPI_finish(): copied into the caller's context */
 	stored = DatumGetByteaPP(d);

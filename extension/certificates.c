@@ -903,9 +903,13 @@ ioffice_verify(PG_FUNCTION_ARGS)
 	(void) ioffice_resolve_actor(false);
 	(void) ioffice_require_file(file);
 	args[0] = Int64GetDatum(file);
-	if (SPI_execute_with_args("SELECT content, kind = 'pdf' FROM ioffice.file WHERE id = $1",
+	if (SPI_execute_with_args("SELECT content, kind = 'pdf', erased_at IS NOT NULL "
+							  "  FROM ioffice.file WHERE id = $1",
 							  1, types, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed == 0)
 		elog(ERROR, "ioffice: could not read file %lld", (long long) file);
+	/* bytes destroyed by an accepted recall: nothing left to verify */
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
+		ioffice_refuse_erased(file);
 	content = DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	is_pdf = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 

@@ -60,6 +60,7 @@ extern int64 ioffice_require_dossier(const char *code, bool delegate_of_holder);
 /* access_log.c */
 extern void ioffice_log_access(const char *action, int64 doc, int64 file, int64 case_file,
 							   const char *detail);
+extern void ioffice_refuse_erased(int64 file) pg_attribute_noreturn();
 
 /* engine_scope.c */
 extern void ioffice_engine_scope_init(void);

@@ -8,11 +8,17 @@
  *
  *   ioffice_edxml read MAX_BYTES
  *	  stdin: a line with the length N of a PEM bundle, the N bytes of the
- *	  bundle (the certificates the database trusts), then the package.
+ *	  bundle (the certificates the database trusts and its revocation
+ *	  lists), then the package.
  *	  stdout: one JSON object: the fields of the MessageHeader, the
  *	  TraceHeaderList's Bussiness, the attachments (base64 again, with their
  *	  size and SHA-256), and "signature": {"status": "valid" | "invalid" |
- *	  "missing", "reason", "subject"}, and "kind": "document".  A status
+ *	  "missing", "reason", "subject", "fingerprint" (SHA-256 of the
+ *	  signer's certificate, hex)}, and "kind": "document".  Valid: the
+ *	  signature matches, its certificate chains to an anchor and is not
+ *	  revoked by the lists (when any is given, as verify() checks PDF
+ *	  signatures); whether it is the seal of the agency in From/OrganId is
+ *	  the database's to decide (_edxml_signer_check).  A status
  *	  package (a MessageHeader with StatusCode) answers "kind": "status"
  *	  with From, status_code, description, timestamp, response_for
  *	  (organ_id, document_id, code), staff, department and the signature.
@@ -71,6 +77,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <xmlsec/xmlsec.h>
 #include <xmlsec/errors.h>
 #include <xmlsec/xmldsig.h>
@@ -537,6 +544,104 @@ static xmlSecKeysMngrPtr kept_mngr = NULL;
 static char *kept_pem = NULL;
 static size_t kept_pem_len = 0;
 
+/*
+ * Revocation: the bundle also carries the database's revocation lists (the
+ * crl table, the ones verify() checks PDF signatures against).  xmlsec
+ * checks the chain; the signer's certificate is then looked up in these
+ * lists with OpenSSL as verify() does (extension/certificates.c,
+ * build_store): when any list is registered, the signer's issuer must have
+ * one, current, that does not list it.  Kept with the trust manager.
+ */
+static X509_STORE *kept_store = NULL;
+static int	kept_any_crl = 0;
+
+static X509_STORE *
+revocation_store(const char *pem, size_t len, int *any_crl)
+{
+	X509_STORE *store = X509_STORE_new();
+	BIO		   *bio = BIO_new_mem_buf(pem, (int) len);
+	STACK_OF(X509_INFO) *infos = bio ? PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL) : NULL;
+	int			i;
+
+	*any_crl = 0;
+	if (store == NULL)
+		return NULL;
+	for (i = 0; infos && i < sk_X509_INFO_num(infos); i++)
+	{
+		X509_INFO  *info = sk_X509_INFO_value(infos, i);
+
+		if (info->x509)
+			X509_STORE_add_cert(store, info->x509);
+		if (info->crl)
+		{
+			X509_STORE_add_crl(store, info->crl);
+			*any_crl = 1;
+		}
+	}
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	BIO_free(bio);
+	ERR_clear_error();
+	X509_STORE_set_purpose(store, X509_PURPOSE_ANY);
+	return store;
+}
+
+/* why the signer's certificate is not good by the revocation lists, or NULL */
+static const char *
+revocation_problem(X509 *cert, xmlSecKeyDataPtr x509)
+{
+	static char why[512];
+	STACK_OF(X509) *chain;
+	X509_STORE_CTX *ctx;
+	xmlSecSize	i,
+				n;
+	int			err;
+
+	if (!kept_any_crl)
+		return NULL;
+	if (kept_store == NULL || (chain = sk_X509_new_null()) == NULL ||
+		(ctx = X509_STORE_CTX_new()) == NULL)
+	{
+		fprintf(stderr, "out of memory\n");
+		exit(1);
+	}
+	/* the certificates of KeyInfo/X509Data: the chain the sender sent */
+	n = xmlSecOpenSSLKeyDataX509GetCertsSize(x509);
+	for (i = 0; i < n; i++)
+	{
+		X509	   *c = xmlSecOpenSSLKeyDataX509GetCert(x509, i);
+
+		if (c)
+			sk_X509_push(chain, c);
+	}
+	err = X509_V_OK;
+	if (X509_STORE_CTX_init(ctx, kept_store, cert, chain) != 1)
+		err = X509_V_ERR_UNSPECIFIED;
+	else
+	{
+		X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_CRL_CHECK);
+		if (X509_verify_cert(ctx) != 1)
+			err = X509_STORE_CTX_get_error(ctx);
+	}
+	X509_STORE_CTX_free(ctx);
+	sk_X509_free(chain);		/* the certificates are xmlsec's */
+	ERR_clear_error();
+	switch (err)
+	{
+		case X509_V_OK:
+			return NULL;
+		case X509_V_ERR_CERT_REVOKED:
+			return "revoked: the signer's certificate is on its issuer's revocation list";
+		case X509_V_ERR_UNABLE_TO_GET_CRL:
+			return "revocation unknown: no revocation list registered for the issuer of the signer's certificate";
+		case X509_V_ERR_CRL_HAS_EXPIRED:
+			return "revocation unknown: the registered revocation list of the signer's issuer is out of date";
+		default:
+			snprintf(why, sizeof(why), "the signer's certificate does not verify against the revocation lists: %s",
+					 X509_verify_cert_error_string(err));
+			return why;
+	}
+}
+
 static xmlSecKeysMngrPtr
 trust_manager_for(const char *pem, size_t len)
 {
@@ -544,13 +649,22 @@ trust_manager_for(const char *pem, size_t len)
 		return kept_mngr;
 	if (kept_mngr)
 		xmlSecKeysMngrDestroy(kept_mngr);
+	X509_STORE_free(kept_store);
 	free(kept_pem);
 	kept_mngr = NULL;
+	kept_store = NULL;
 	kept_pem = NULL;
 	kept_pem_len = 0;
 	kept_mngr = trust_manager(pem, len);
 	if (kept_mngr == NULL)
 		return NULL;
+	kept_store = revocation_store(pem, len, &kept_any_crl);
+	if (kept_store == NULL)
+	{
+		xmlSecKeysMngrDestroy(kept_mngr);
+		kept_mngr = NULL;
+		return NULL;
+	}
 	kept_pem = malloc(len + 1);
 	if (kept_pem == NULL)
 	{
@@ -571,6 +685,8 @@ add_signature(Buf *b, xmlDocPtr doc, const char *pem, size_t pem_len)
 	const char *status = "invalid";
 	const char *reason = NULL;
 	char		subject[512] = "";
+	char		fingerprint[2 * EVP_MAX_MD_SIZE + 1] = "";
+	X509	   *cert = NULL;
 
 	buf_str(b, ",\"signature\":{");
 	if (sig == NULL)
@@ -615,11 +731,14 @@ add_signature(Buf *b, xmlDocPtr doc, const char *pem, size_t pem_len)
 	if (ctx->signKey)
 	{
 		xmlSecKeyDataPtr x = xmlSecKeyGetData(ctx->signKey, xmlSecOpenSSLKeyDataX509Id);
-		X509	   *cert = x ? xmlSecOpenSSLKeyDataX509GetKeyCert(x) : NULL;
 
+		cert = x ? xmlSecOpenSSLKeyDataX509GetKeyCert(x) : NULL;
 		if (cert)
 		{
 			BIO		   *mem = BIO_new(BIO_s_mem());
+			unsigned char md[EVP_MAX_MD_SIZE];
+			unsigned int mdlen = 0;
+			unsigned int i;
 			int			n;
 
 			X509_NAME_print_ex(mem, X509_get_subject_name(cert), 0,
@@ -627,11 +746,24 @@ add_signature(Buf *b, xmlDocPtr doc, const char *pem, size_t pem_len)
 			n = BIO_read(mem, subject, sizeof(subject) - 1);
 			subject[n > 0 ? n : 0] = '\0';
 			BIO_free(mem);
+			/* what certificate.fingerprint and exchange_seal hold: SHA-256 of the DER */
+			if (X509_digest(cert, EVP_sha256(), md, &mdlen) == 1)
+				for (i = 0; i < mdlen; i++)
+					sprintf(fingerprint + 2 * i, "%02x", md[i]);
+			if (strcmp(status, "valid") == 0 && (reason = revocation_problem(cert, x)) != NULL)
+				status = "invalid";
 		}
+	}
+	/* a key given as a bare KeyValue proves nothing about who signed */
+	if (strcmp(status, "valid") == 0 && cert == NULL)
+	{
+		status = "invalid";
+		reason = "the signature carries no certificate (KeyInfo/X509Data)";
 	}
 	buf_key(b, "status", status);
 	buf_key(b, "reason", reason);
 	buf_key(b, "subject", subject[0] ? subject : NULL);
+	buf_key(b, "fingerprint", fingerprint[0] ? fingerprint : NULL);
 	buf_str(b, "}");
 	xmlSecDSigCtxDestroy(ctx);
 }

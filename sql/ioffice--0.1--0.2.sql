@@ -10403,3 +10403,276 @@ BEGIN
     RETURN v_job.content;
 END
 $$;
+
+-- edxml_trust: the signer of a received package bound to its From/OrganId
+-- (exchange_seal, add_exchange_seal), its certificate checked against the
+-- revocation lists (the helper, given _edxml_trust())
+-- ---------------------------------------------------------------------------
+-- edXML: who may sign for an agency, and revoked signers
+-- ---------------------------------------------------------------------------
+
+-- A package's signature proves which certificate signed it; the package
+-- says which agency sent it (MessageHeader/From/OrganId).  Nothing in a
+-- certificate names a QCVN 102:2016 agency code, so the binding is
+-- registered: a package from agency X is accepted only when its signer's
+-- certificate is a seal registered for X here — a row of exchange_seal
+-- (the external agencies' seals, added by a DBA from the certificate the
+-- agency gives), or the organisation certificate of this database's own
+-- agency with that code.  Anything else (a valid certificate of agency Y
+-- signing a package From X, any certificate of an agency not registered)
+-- is refused: by the axis with 02 and the reason, by edxml_receive() with
+-- the error.
+CREATE TABLE exchange_seal (
+    id           bigserial PRIMARY KEY,
+    organ_id     text NOT NULL CHECK (organ_id ~ '^[0-9]{3}\.[0-9]{2}\.[0-9]{2}\.[A-Z][0-9]{2}$'),
+    pem          text NOT NULL,
+    subject      text NOT NULL,
+    issuer       text NOT NULL,
+    serial       text NOT NULL,
+    not_after    timestamptz NOT NULL,
+    -- SHA-256 of the certificate's DER, as certificate.fingerprint and the
+    -- edXML helper's reading ("signature"->"fingerprint")
+    fingerprint  bytea NOT NULL CHECK (length(fingerprint) = 32),
+    added_at     timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (organ_id, fingerprint)
+);
+CREATE INDEX exchange_seal_fingerprint_idx ON exchange_seal (fingerprint);
+COMMENT ON TABLE exchange_seal IS
+  'The seal certificates other agencies sign their edXML packages with, per agency code (From/OrganId): a package is accepted only when signed by a seal registered for the agency it says it comes from';
+SELECT pg_catalog.pg_extension_config_dump('exchange_seal', '');
+SELECT pg_catalog.pg_extension_config_dump('exchange_seal_id_seq', '');
+REVOKE ALL ON exchange_seal FROM PUBLIC;
+GRANT SELECT ON exchange_seal TO PUBLIC;
+GRANT DELETE ON exchange_seal TO ioffice_admin;
+-- whom packages are believed from is a DBA's decision on the record
+CREATE TRIGGER audit_direct AFTER INSERT OR UPDATE OR DELETE ON exchange_seal
+    FOR EACH ROW WHEN (_outside_engine()) EXECUTE FUNCTION _audit_direct();
+CREATE TRIGGER audit_direct_truncate AFTER TRUNCATE ON exchange_seal
+    FOR EACH STATEMENT EXECUTE FUNCTION _audit_direct();
+
+CREATE FUNCTION add_exchange_seal(agency text, pem text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_info record;
+    v_id bigint;
+BEGIN
+    IF agency IS NULL OR agency !~ '^[0-9]{3}\.[0-9]{2}\.[0-9]{2}\.[A-Z][0-9]{2}$' THEN
+        RAISE EXCEPTION 'agency "%" is not an agency code of the form DDD.DD.DD.LDD',
+            pg_catalog.left(agency, 60)
+            USING ERRCODE = '22023',
+                  HINT = 'QCVN 102:2016 agency identifiers (OrganId) look like 000.00.00.G22.';
+    END IF;
+    IF pem IS NULL THEN
+        RAISE EXCEPTION 'a seal needs its certificate''s PEM text' USING ERRCODE = '22023';
+    END IF;
+    v_info := ioffice._x509_info(pem);
+    IF v_info.is_ca THEN
+        RAISE EXCEPTION 'a CA certificate is not an agency''s seal'
+            USING ERRCODE = '22023',
+                  HINT = 'Give the certificate the agency signs its packages with; its CA goes to add_trust_anchor.';
+    END IF;
+    PERFORM ioffice._engine_enter();
+    INSERT INTO ioffice.exchange_seal (organ_id, pem, subject, issuer, serial, not_after, fingerprint)
+    VALUES (agency, pem, v_info.subject, v_info.issuer, v_info.serial, v_info.not_after,
+            v_info.fingerprint)
+    ON CONFLICT (organ_id, fingerprint) DO UPDATE SET pem = EXCLUDED.pem
+    RETURNING id INTO v_id;
+    PERFORM ioffice._audit('exchange_seal', v_id, 'add', NULL, NULL,
+                           jsonb_build_object('agency', agency, 'subject', v_info.subject,
+                                              'serial', v_info.serial,
+                                              'not_after', v_info.not_after));
+    PERFORM ioffice._engine_leave();
+    RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION add_exchange_seal(text, text) IS
+  'Registers the seal certificate another agency (by its code) signs its edXML packages with; packages from that agency signed by any other certificate are refused';
+REVOKE ALL ON FUNCTION add_exchange_seal(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION add_exchange_seal(text, text) TO ioffice_admin;
+
+-- What the edXML helper checks a package's signature against: the trust
+-- anchors and the revocation lists, the ones verify() uses for PDFs.
+CREATE FUNCTION _edxml_trust() RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT coalesce(string_agg(x.pem, E'\n' ORDER BY x.o, x.id), '')
+FROM (SELECT 1 AS o, t.id, t.pem FROM ioffice.trust_anchor t
+      UNION ALL
+      SELECT 2, c.id, c.pem FROM ioffice.crl c) x
+$$;
+REVOKE ALL ON FUNCTION _edxml_trust() FROM PUBLIC;
+
+-- The helper's reading p, its signature judged valid by the helper (chain,
+-- revocation), and now bound to the agency it says it comes from: still
+-- valid only when the signer's certificate is a seal registered for
+-- From/OrganId (exchange_seal, or this database's own agency's
+-- organisation certificate); otherwise 'invalid' with the reason.
+CREATE FUNCTION _edxml_signer_check(p jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_from text := p->'from'->>'organ_id';
+    v_hex text := p->'signature'->>'fingerprint';
+    v_fp bytea;
+BEGIN
+    IF p IS NULL OR p ? 'error' OR p->'signature'->>'status' IS DISTINCT FROM 'valid' THEN
+        RETURN p;
+    END IF;
+    IF v_hex ~ '^[0-9a-f]{64}$' THEN
+        v_fp := decode(v_hex, 'hex');
+    END IF;
+    IF v_fp IS NOT NULL AND v_from IS NOT NULL
+       AND (EXISTS (SELECT 1 FROM ioffice.exchange_seal s
+                    WHERE s.organ_id = v_from AND s.fingerprint = v_fp)
+            OR EXISTS (SELECT 1 FROM ioffice.certificate c
+                       JOIN ioffice.unit u ON u.id = c.agency_id AND u.kind = 'agency'
+                       WHERE c.kind = 'organisation' AND u.code = v_from
+                         AND c.fingerprint = v_fp)) THEN
+        RETURN p;
+    END IF;
+    RETURN jsonb_set(jsonb_set(p, '{signature,status}', '"invalid"'), '{signature,reason}',
+                     to_jsonb(format('the signer (%s) is not a seal registered for agency %s, which From/OrganId names',
+                                     coalesce(pg_catalog.left(p->'signature'->>'subject', 200),
+                                              'no certificate'),
+                                     coalesce(pg_catalog.left(v_from, 60), '(none)'))));
+END
+$$;
+REVOKE ALL ON FUNCTION _edxml_signer_check(jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION _edxml_receive(package text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_me bigint := ioffice.actor();
+    v_text text := package;
+    p jsonb;
+    v_agency bigint;
+BEGIN
+    IF package IS NULL THEN
+        RAISE EXCEPTION 'an edXML package is required' USING ERRCODE = '22023';
+    END IF;
+    -- the anchors and revocation lists; the signer bound to From/OrganId
+    -- (99_edxml_trust.sql)
+    p := ioffice._edxml_signer_check(ioffice._edxml_read(v_text, ioffice._edxml_trust()));
+    IF p ? 'error' THEN
+        RAISE EXCEPTION 'edXML package refused: %', p->>'error'
+            USING ERRCODE = '22023', DETAIL = format('Field %s.', p->>'field');
+    END IF;
+    -- the first addressee that is an agency of this database
+    SELECT u.id INTO v_agency
+    FROM jsonb_array_elements(p->'to') WITH ORDINALITY AS t(e, o)
+    JOIN ioffice.unit u ON u.code = t.e->>'organ_id' AND u.kind = 'agency'
+    ORDER BY t.o LIMIT 1;
+    IF v_agency IS NULL THEN
+        RAISE EXCEPTION 'edXML package refused: it is addressed to no agency of this database'
+            USING ERRCODE = '22023',
+                  DETAIL = format('Field To/OrganId: %s.',
+                                  pg_catalog.left((SELECT string_agg(t.e->>'organ_id', ', ')
+                                                   FROM jsonb_array_elements(p->'to') t(e)), 60));
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ioffice.person_role r
+                   WHERE r.person_id = v_me AND r.role = 'clerk' AND r.unit_id = v_agency) THEN
+        RAISE EXCEPTION 'only a clerk of the agency it is addressed to receives an edXML package'
+            USING ERRCODE = '42501';
+    END IF;
+    RETURN ioffice._edxml_file(p, v_text, v_agency, v_me);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _edxml_axis_file(package text, axis bigint) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p jsonb;
+    v_axis_agency bigint;
+    v_agency bigint;
+    v_id bigint;
+    v_reason text;
+    v_detail text;
+    v_answered boolean := false;
+BEGIN
+    SELECT a.agency_id INTO v_axis_agency FROM ioffice.exchange_axis a WHERE a.id = axis;
+    IF package IS NULL OR v_axis_agency IS NULL THEN
+        RAISE EXCEPTION 'an edXML package and an axis are required' USING ERRCODE = '22023';
+    END IF;
+    -- the anchors and revocation lists; the signer bound to From/OrganId
+    -- (99_edxml_trust.sql)
+    p := ioffice._edxml_signer_check(ioffice._edxml_read(package, ioffice._edxml_trust()));
+    IF p ? 'error' THEN
+        -- not read at all: no sender to answer; the axis is told (fail)
+        v_reason := format('%s (field %s)', p->>'error', p->>'field');
+        PERFORM ioffice._edxml_note_refused(axis, v_axis_agency, NULL, package, v_reason, false);
+        RETURN jsonb_build_object('result', 'refused', 'reason', v_reason);
+    END IF;
+    BEGIN
+        IF p->>'kind' = 'status' THEN
+            IF p->'signature'->>'status' <> 'valid' THEN
+                RAISE EXCEPTION 'edXML status package refused: its signature is %',
+                    p->'signature'->>'status'
+                    USING ERRCODE = '42501', DETAIL = coalesce(p->'signature'->>'reason', '');
+            END IF;
+            SELECT d.id INTO v_id FROM ioffice.document d
+            JOIN ioffice.unit u ON u.id = d.agency_id
+            WHERE d.identifier = p->'response_for'->>'document_id'
+              AND u.code = p->'response_for'->>'organ_id' AND d.direction = 'outgoing';
+            IF v_id IS NULL THEN
+                RAISE EXCEPTION 'edXML status package refused: it answers no document of this database'
+                    USING ERRCODE = '22023',
+                          DETAIL = format('Field ResponseFor/DocumentId: %s.',
+                                          pg_catalog.left(p->'response_for'->>'document_id', 60));
+            END IF;
+            -- only an agency the document was addressed to answers it; in
+            -- any state of the send: the axis may have taken a package
+            -- whose answer the sender missed (a timeout), and the 01 of
+            -- a row still queued must not be refused and lost
+            IF NOT EXISTS (SELECT 1 FROM ioffice.edxml_outgoing o
+                           WHERE o.document_id = v_id AND o.kind = 'document'
+                             AND o.recipient = p->'from'->>'organ_id') THEN
+                RAISE EXCEPTION 'edXML status package refused: the document was not sent to its sender'
+                    USING ERRCODE = '42501',
+                          DETAIL = format('Field From/OrganId: %s.',
+                                          pg_catalog.left(p->'from'->>'organ_id', 60));
+            END IF;
+            PERFORM ioffice._engine_enter();
+            INSERT INTO ioffice.edxml_status (document_id, party_organ_id, edxml_document_id,
+                                              direction, code, description)
+            SELECT v_id, p->'from'->>'organ_id', p->'response_for'->>'document_id', 'received',
+                   p->>'status_code', pg_catalog.left(p->>'description', 2000)
+            WHERE NOT EXISTS (
+                SELECT 1 FROM ioffice.edxml_status s
+                WHERE s.document_id = v_id AND s.direction = 'received'
+                  AND s.party_organ_id = p->'from'->>'organ_id' AND s.code = p->>'status_code'
+                  AND s.description IS NOT DISTINCT FROM pg_catalog.left(p->>'description', 2000));
+            PERFORM ioffice._engine_leave();
+            RETURN jsonb_build_object('result', 'status', 'document', v_id, 'code', p->>'status_code');
+        END IF;
+        SELECT u.id INTO v_agency
+        FROM jsonb_array_elements(p->'to') WITH ORDINALITY AS t(e, o)
+        JOIN ioffice.unit u ON u.code = t.e->>'organ_id' AND u.kind = 'agency'
+        ORDER BY (u.id = v_axis_agency) DESC, t.o LIMIT 1;
+        IF v_agency IS NULL THEN
+            RAISE EXCEPTION 'edXML package refused: it is addressed to no agency of this database'
+                USING ERRCODE = '22023';
+        END IF;
+        v_id := ioffice._edxml_file(p, package, v_agency, NULL);
+        RETURN jsonb_build_object('result', 'filed', 'document', v_id);
+    -- the package's own data at fault (classes 22 and 23: a bad value or
+    -- cast, a constraint) is a refusal, not an error retried at every poll
+    EXCEPTION WHEN data_exception OR integrity_constraint_violation OR insufficient_privilege THEN
+        GET STACKED DIAGNOSTICS v_reason = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
+    END;
+    v_reason := pg_catalog.left(v_reason || coalesce(' ' || nullif(v_detail, ''), ''), 2000);
+    -- answered when the 02 can be addressed (recipient, DocumentId that fit)
+    IF p->>'kind' = 'document' AND length(p->'from'->>'organ_id') BETWEEN 1 AND 13
+       AND coalesce(length(p->>'document_id'), 0) <= 100 THEN
+        INSERT INTO ioffice.edxml_outgoing (agency_id, recipient, kind, code, description,
+                                            edxml_document_id)
+        VALUES (v_axis_agency, p->'from'->>'organ_id', 'status', '02', v_reason,
+                p->>'document_id');
+        v_answered := true;
+    END IF;
+    PERFORM ioffice._edxml_note_refused(axis, v_axis_agency, p, package, v_reason, v_answered);
+    RETURN jsonb_build_object('result', 'refused', 'reason', v_reason);
+END
+$$;

@@ -149,9 +149,11 @@ GRANT EXECUTE ON FUNCTION edxml_build(bigint, text) TO ioffice_app, ioffice_admi
 -- Files a received package into the incoming queue of the agency it is
 -- addressed to (state received, for its clerk to register), with its files,
 -- and records the status 01 (arrived) to send back.  The helper reads it and
--- checks its signature against the trust anchors; a package that is not
--- well-formed, breaks a limit, is addressed to no agency here, or whose
--- signature is missing or does not verify is refused and nothing is filed.
+-- checks its signature against the trust anchors and revocation lists; a
+-- package that is not well-formed, breaks a limit, is addressed to no agency
+-- here, or whose signature is missing, does not verify, is by a revoked
+-- certificate or by one that is not a seal registered for its From/OrganId
+-- is refused and nothing is filed.
 -- The same package (sender and DocumentId) twice gives the same document.
 -- _edxml_receive takes the package's text: the worker's path (items from
 -- the axis) never has the backend parse it; edxml_receive(xml), the public
@@ -162,15 +164,15 @@ AS $$
 DECLARE
     v_me bigint := ioffice.actor();
     v_text text := package;
-    v_trust text;
     p jsonb;
     v_agency bigint;
 BEGIN
     IF package IS NULL THEN
         RAISE EXCEPTION 'an edXML package is required' USING ERRCODE = '22023';
     END IF;
-    SELECT string_agg(t.pem, E'\n' ORDER BY t.id) INTO v_trust FROM ioffice.trust_anchor t;
-    p := ioffice._edxml_read(v_text, coalesce(v_trust, ''));
+    -- the anchors and revocation lists; the signer bound to From/OrganId
+    -- (99_edxml_trust.sql)
+    p := ioffice._edxml_signer_check(ioffice._edxml_read(v_text, ioffice._edxml_trust()));
     IF p ? 'error' THEN
         RAISE EXCEPTION 'edXML package refused: %', p->>'error'
             USING ERRCODE = '22023', DETAIL = format('Field %s.', p->>'field');

@@ -560,7 +560,6 @@ CREATE FUNCTION _edxml_axis_file(package text, axis bigint) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_trust text;
     p jsonb;
     v_axis_agency bigint;
     v_agency bigint;
@@ -573,8 +572,9 @@ BEGIN
     IF package IS NULL OR v_axis_agency IS NULL THEN
         RAISE EXCEPTION 'an edXML package and an axis are required' USING ERRCODE = '22023';
     END IF;
-    SELECT string_agg(t.pem, E'\n' ORDER BY t.id) INTO v_trust FROM ioffice.trust_anchor t;
-    p := ioffice._edxml_read(package, coalesce(v_trust, ''));
+    -- the anchors and revocation lists; the signer bound to From/OrganId
+    -- (99_edxml_trust.sql)
+    p := ioffice._edxml_signer_check(ioffice._edxml_read(package, ioffice._edxml_trust()));
     IF p ? 'error' THEN
         -- not read at all: no sender to answer; the axis is told (fail)
         v_reason := format('%s (field %s)', p->>'error', p->>'field');
@@ -585,7 +585,8 @@ BEGIN
         IF p->>'kind' = 'status' THEN
             IF p->'signature'->>'status' <> 'valid' THEN
                 RAISE EXCEPTION 'edXML status package refused: its signature is %',
-                    p->'signature'->>'status' USING ERRCODE = '42501';
+                    p->'signature'->>'status'
+                    USING ERRCODE = '42501', DETAIL = coalesce(p->'signature'->>'reason', '');
             END IF;
             SELECT d.id INTO v_id FROM ioffice.document d
             JOIN ioffice.unit u ON u.id = d.agency_id

@@ -93,8 +93,15 @@ SELECT regress_error('SELECT ioffice._edxml_axis_file(NULL, 1)', 0);
 -- comes after the signature check
 BEGIN;
 ALTER FUNCTION ioffice._edxml_read(text, text) RENAME TO _edxml_read_unstubbed;
+-- the signer the stub reports: dai's certificate, registered as the seal
+-- of the xã (001.32.32.H41) only
+CREATE TEMP TABLE regress_signer AS
+SELECT c.fingerprint, c.pem FROM ioffice.certificate c JOIN ioffice.person p ON p.id = c.person_id
+WHERE p.login = 'dai' ORDER BY c.id LIMIT 1;
+SELECT ioffice.add_exchange_seal('001.32.32.H41', pem) IS NOT NULL AS seal_of_the_xa FROM regress_signer;
 CREATE FUNCTION ioffice._edxml_read(package text, trust text) RETURNS jsonb LANGUAGE sql
-AS $$ SELECT jsonb_set(ioffice._edxml_read_unstubbed(package, trust), '{signature,status}', '"valid"') $$;
+AS $$ SELECT jsonb_set(jsonb_set(ioffice._edxml_read_unstubbed(package, trust), '{signature,status}', '"valid"'),
+                       '{signature,fingerprint}', (SELECT to_jsonb(encode(fingerprint, 'hex')) FROM regress_signer)) $$;
 -- a status from an agency the document was not sent to: refused
 INSERT INTO ioffice.edxml_outgoing (agency_id, recipient, kind, code, description, edxml_document_id)
 SELECT x.agency_id, a.code, 'status', '03', 'regress forged', d.identifier
@@ -110,10 +117,24 @@ FROM ioffice.document d, ioffice.document x JOIN ioffice.unit u ON u.id = x.agen
 WHERE d.id = :adoc AND x.id = :xdoc;
 SELECT r->>'result' AS result, r->>'code' AS code
 FROM (SELECT ioffice._edxml_axis_file(ioffice._edxml_status_package(:forged)::text, :axis) AS r) x;
+-- a package From 000.00.32.H41 signed (validly) by the xã's seal: the
+-- signer is not that agency's; refused with 02 naming why, nothing filed
+SELECT r->>'result' AS result, r->>'reason' AS reason
+FROM (SELECT ioffice._edxml_axis_file(ioffice._edxml_package(:adoc, u.code, NULL)::text, :axis) AS r
+      FROM ioffice.document x JOIN ioffice.unit u ON u.id = x.agency_id WHERE x.id = :xdoc) x;
+SELECT o.code, o.description LIKE '%is not a seal registered for agency 000.00.32.H41%' AS says_whose,
+       o.recipient = u.code AS to_its_sender
+FROM ioffice.edxml_outgoing o, ioffice.document d JOIN ioffice.unit u ON u.id = d.agency_id
+WHERE d.id = :adoc AND o.code = '02' AND o.description LIKE '%seal registered%';
+SELECT count(*) AS filed_from_forger FROM ioffice.edxml_received
+WHERE edxml_document_id = (SELECT identifier FROM ioffice.document WHERE id = :adoc);
+-- the same certificate registered for 000.00.32.H41 as well: bound
+SELECT ioffice.add_exchange_seal('000.00.32.H41', pem) IS NOT NULL AS seal_of_sopcop FROM regress_signer;
 -- a package whose own data breaks a rule (PageAmount not a number, as the
 -- reader passes it): refused with 02, not an error retried at every poll
 CREATE OR REPLACE FUNCTION ioffice._edxml_read(package text, trust text) RETURNS jsonb LANGUAGE sql
-AS $$ SELECT jsonb_set(jsonb_set(ioffice._edxml_read_unstubbed(package, trust), '{signature,status}', '"valid"'),
+AS $$ SELECT jsonb_set(jsonb_set(jsonb_set(ioffice._edxml_read_unstubbed(package, trust), '{signature,status}', '"valid"'),
+                       '{signature,fingerprint}', (SELECT to_jsonb(encode(fingerprint, 'hex')) FROM regress_signer)),
                        '{page_amount}', '"many"') $$;
 SELECT r->>'result' AS result, r->>'reason' AS reason
 FROM (SELECT ioffice._edxml_axis_file(ioffice._edxml_package(:adoc, u.code, NULL)::text, :axis) AS r

@@ -56,6 +56,7 @@ SELECT regress_error(format('SELECT ioffice.copy_document(%s, %L)', :ecopy, 'SY'
 SELECT regress_error(format('SELECT ioffice.copy_document(%s, %L)', :sy, 'SL'), :sy) AS copy_of_copy_pending;
 -- not yet accepted: the bytes are still given
 SELECT octet_length(ioffice.file_content(:efile)) > 0 AS given_before;
+SELECT count(*) AS verified_before FROM ioffice.verify(:efile);
 
 -- accepted: the received copy and both certified copies are destroyed,
 -- their records kept
@@ -77,6 +78,10 @@ WHERE entity = 'document' AND entity_id IN (:sy, :sl) AND action = 'recall_destr
 SET ioffice.actor = 'regress_xa_vt';
 SELECT regress_error(format('SELECT ioffice.file_content(%s)', :efile), :efile) AS file_content;
 SELECT regress_error(format('SELECT ioffice.file_copy(%s)', :efile), :efile) AS file_copy;
+-- verify() too: an empty file has no signatures to tell of (not "none")
+SELECT regress_error(format('SELECT * FROM ioffice.verify(%s)', :efile), :efile) AS verify;
+SELECT d LIKE 'Its sender, UBND huyện Sốp Cộp, recalled it (reason: Văn bản ban hành nhầm); % accepted the recall, and the file''s bytes were destroyed at %' AS verify_detail_says_recall
+FROM regress_er_detail(format('SELECT * FROM ioffice.verify(%s)', :efile)) d;
 SELECT d LIKE 'Its sender, UBND huyện Sốp Cộp, recalled it (reason: Văn bản ban hành nhầm); Lò Văn Xã accepted the recall, and the file''s bytes were destroyed at %' AS detail_says_whose_and_when
 FROM regress_er_detail(format('SELECT ioffice.file_content(%s)', :efile)) d;
 SELECT regress_error(format('SELECT ioffice.file_content(%s)', f.id), f.id) AS copy_content,

@@ -159,8 +159,31 @@ for my $case ([ 'attachment', $bad_attachment ], [ 'header', $bad_header ])
 }
 is($node->safe_psql('b', 'SELECT count(*) FROM ioffice.document'), '0', 'nothing was filed');
 
+# a valid signature, but B has no seal registered for the sender: refused
+($rc, $out) = run_helper([ 'read', 10_000_000 ], $trust, $signed);
+my $seal_fp = $node->safe_psql('b',
+	'SELECT encode((ioffice._x509_info(' . sql_literal($seal) . ')).fingerprint, \'hex\')');
+like($seal_fp, qr/^[0-9a-f]{64}$/, "the seal's fingerprint as the certificate tables hold it");
+is(JSON::PP->new->decode($out)->{signature}{fingerprint}, $seal_fp,
+	"the helper reports the signer's fingerprint, the same");
+my ($ret, $stdout, $stderr) = try_as_actor($node, 'b', 'regress_vt',
+	'SELECT ioffice.edxml_receive(' . sql_literal($signed) . '::xml)');
+like($stderr, qr/signature is invalid.*is not a seal registered for agency 000\.00\.32\.H41/s,
+	'a package whose signer is no seal registered for its From/OrganId is refused');
+$node->safe_psql('b', 'SELECT ioffice.add_exchange_seal(\'000.00.32.H41\', ' . sql_literal($seal) . ')');
+# the seal of 000.00.32.H41 signing a package that says it is From another
+# agency (000.00.15.H53): refused, naming the agency
+(my $other_from = $package) =~ s/<From><OrganId>000\.00\.32\.H41</<From><OrganId>000.00.15.H53</;
+isnt($other_from, $package, 'a package From 000.00.15.H53');
+($rc, my $signed_other) = run_helper([ 'sign', "$pki/seal.key" ], $seal, $other_from);
+($ret, $stdout, $stderr) = try_as_actor($node, 'b', 'regress_vt',
+	'SELECT ioffice.edxml_receive(' . sql_literal($signed_other) . '::xml)');
+like($stderr, qr/signature is invalid.*CN=UBND huyện Sốp Cộp.*is not a seal registered for agency 000\.00\.15\.H53/s,
+	"signed by another agency's seal: refused, naming the signer and the agency");
+is($node->safe_psql('b', 'SELECT count(*) FROM ioffice.document'), '0', 'nothing was filed');
+
 # the wrong clerk, then the right one; twice gives one document, the same id
-my ($ret, $stdout, $stderr) = try_as_actor($node, 'b', 'regress_bnv',
+($ret, $stdout, $stderr) = try_as_actor($node, 'b', 'regress_bnv',
 	'SELECT ioffice.edxml_receive(' . sql_literal($signed) . '::xml)');
 like($stderr, qr/only a clerk of the agency it is addressed to/, 'a clerk of another agency may not receive it');
 my $id1 = as_actor($node, 'b', 'regress_vt', 'SELECT ioffice.edxml_receive(' . sql_literal($signed) . '::xml)');
@@ -294,6 +317,34 @@ like($bout, qr/"error":"the package is larger than 67108864 bytes"/, 'a 200 MB p
 
 is($node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()'), $started, 'the server never restarted');
 is($node->safe_psql('b', q{SELECT count(*) FROM ioffice.document}), '2', 'and nothing more was filed');
+
+# revocation: B registers the revocation lists (those verify() checks PDF
+# signatures against) and, as a seal of 000.00.32.H41, a certificate its
+# CA has revoked; a package signed with it is refused ("revoked"), the
+# same package sealed with the good seal is filed
+my $revoked = slurp_file("$pki/revoked.pem") . slurp_file("$pki/intermediate.pem");
+$node->safe_psql('b', qq{
+SELECT ioffice.add_exchange_seal('000.00.32.H41', @{[ sql_literal($revoked) ]});
+SELECT ioffice.add_crl(@{[ sql_literal(slurp_file("$pki/intermediate.crl.pem")) ]});
+SELECT ioffice.add_crl(@{[ sql_literal(slurp_file("$pki/root.crl.pem")) ]});
+});
+(my $pkg4 = $package) =~ s/(<DocumentId>[^<]*)</$1-4</g;
+$pkg4 =~ s/<CodeNumber>/<CodeNumber>4/;
+($rc, my $signed_revoked) = run_helper([ 'sign', "$pki/revoked.key" ], $revoked, $pkg4);
+is($rc, 0, 'a package signed with the revoked certificate');
+($rc, $out) = run_helper([ 'read', 10_000_000 ], $trust, $signed_revoked);
+like($out, qr/"status":"valid"/, 'without the revocation lists the helper finds it valid');
+my $trust_crl = $trust . slurp_file("$pki/intermediate.crl.pem") . slurp_file("$pki/root.crl.pem");
+($rc, $out) = run_helper([ 'read', 10_000_000 ], $trust_crl, $signed_revoked);
+like($out, qr/"status":"invalid","reason":"revoked: /, 'with them, it is revoked');
+($ret, $stdout, $stderr) = try_as_actor($node, 'b', 'regress_vt',
+	'SELECT ioffice.edxml_receive(' . sql_literal($signed_revoked) . '::xml)');
+like($stderr, qr/signature is invalid.*revoked: the signer's certificate is on its issuer's revocation list/s,
+	'a package signed by a revoked certificate is refused by edxml_receive');
+($rc, my $signed4) = run_helper([ 'sign', "$pki/seal.key" ], $seal, $pkg4);
+my $id4 = as_actor($node, 'b', 'regress_vt', 'SELECT ioffice.edxml_receive(' . sql_literal($signed4) . '::xml)');
+ok($id4 =~ /^\d+$/, 'the same package sealed with a certificate not revoked is filed');
+is($node->safe_psql('b', q{SELECT count(*) FROM ioffice.document}), '3', 'once');
 
 $node->stop;
 done_testing();

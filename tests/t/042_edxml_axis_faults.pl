@@ -125,6 +125,7 @@ SELECT ioffice.add_person('dai', 'Trần Văn Đại', 'Chánh Văn phòng', 2, 
 SELECT ioffice.add_person('regress_thuy', 'Tòng Văn Thủy', 'Văn thư', 1, '{clerk}');
 SELECT ioffice.add_trust_anchor($root);
 SELECT ioffice.register_certificate('organisation', '$A', $seal, 'seal.key');
+SELECT ioffice.add_exchange_seal('$B', $seal);
 INSERT INTO ioffice.exchange_axis (agency_id, transport, url, system_id, secret, poll_seconds, timeout_ms)
 VALUES (1, 'vxp', 'http://127.0.0.1:$port/', '$A', '$secret{$A}', 1, 2000);
 });
@@ -136,6 +137,7 @@ SELECT ioffice.add_department(1, 'Vụ Hành chính', 'HC');
 SELECT ioffice.add_person('regress_vt', 'Nguyễn Thị Văn Thư', 'Văn thư', 1, '{clerk}');
 SELECT ioffice.add_trust_anchor($root);
 SELECT ioffice.register_certificate('organisation', '$B', $seal, 'seal.key');
+SELECT ioffice.add_exchange_seal('$A', $seal);
 INSERT INTO ioffice.exchange_axis (agency_id, transport, url, system_id, secret, poll_seconds, timeout_ms)
 VALUES (1, 'vxp', 'http://127.0.0.1:$port', '$B', '$secret{$B}', 1, 2000);
 });

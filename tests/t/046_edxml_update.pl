@@ -95,6 +95,7 @@ SELECT ioffice.add_person('dai', 'Trần Văn Đại', 'Chánh Văn phòng', 2, 
 SELECT ioffice.add_person('regress_thuy', 'Tòng Văn Thủy', 'Văn thư', 1, '{clerk}');
 SELECT ioffice.add_trust_anchor($root);
 SELECT ioffice.register_certificate('organisation', '000.00.32.H41', $seal, 'seal.key');
+SELECT ioffice.add_exchange_seal('000.00.00.G22', $seal);
 INSERT INTO ioffice.exchange_axis (agency_id, transport, url, system_id, secret, poll_seconds, timeout_ms)
 VALUES (1, 'vxp', 'http://127.0.0.1:$port/', '000.00.32.H41', '$secret{'000.00.32.H41'}', 1, 2000);
 });
@@ -107,6 +108,7 @@ SELECT ioffice.add_person('regress_ld', 'Lê Văn Lãnh', 'Vụ trưởng', 2, '
 SELECT ioffice.add_person('regress_cv', 'Phạm Văn Chuyên', 'Chuyên viên', 2, '{specialist}');
 SELECT ioffice.add_trust_anchor($root);
 SELECT ioffice.register_certificate('organisation', '000.00.00.G22', $seal, 'seal.key');
+SELECT ioffice.add_exchange_seal('000.00.32.H41', $seal);
 INSERT INTO ioffice.exchange_axis (agency_id, transport, url, system_id, secret, poll_seconds, timeout_ms)
 VALUES (1, 'vxp', 'http://127.0.0.1:$port', '000.00.00.G22', '$secret{'000.00.00.G22'}', 1, 2000);
 });
