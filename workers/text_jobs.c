@@ -9,8 +9,9 @@
  *	  held the signer, and every signature queued behind it, for seconds.
  *
  * A trigger on table file queues every such file attached (search_extraction,
- * sql/parts/97_search.sql).  Here, one file per step: pdftotext runs
- * outside the server (and outside any transaction) with
+ * sql/parts/97_search.sql).  Here, one file at a time: pdftotext runs
+ * outside the server (and outside any transaction), beside the signer's
+ * loop rather than in it, with
  * the PDF helper's limits (address space, CPU, wall clock: pdf_helper.c;
  * a PDF parser fed with files from outside never runs in a postmaster
  * child), its text is cut at ioffice.search_text_max and stored by
@@ -22,16 +23,22 @@
  */
 #include "postgres.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/ipc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "convert.h"
 #include "ioffice.h"
@@ -101,80 +108,217 @@ ioffice_text_clean(StringInfo s)
 }
 
 /*
- * The file's text: NULL and its text, or why there is none.  A PDF's by
- * pdftotext; a docx's or xlsx's by workers/ioffice_text.py
- * (installed in the share directory), with the converter's Python
- * (ioffice.convert_python), under the same limits.
+ * One extraction at a time runs beside the signer's loop, never in it: the
+ * signer starts pdftotext (or the text helper) on a job and goes on with
+ * its other steps (signing, the axis's packages); each turn of its loop
+ * feeds the program the file and reads its text without waiting
+ * (extract_pump), and when it has ended records the outcome.  pdftotext on
+ * a 200 KB PDF takes about a tenth of a second of CPU: run in the loop, it
+ * set the pace at which the signer filed received edXML packages and sent
+ * queued ones (docs/benchmarks.md, edXML).
+ */
+typedef struct ExtractJob
+{
+	pid_t		pid;			/* 0: none running */
+	int			in_fd;			/* we write the file, -1 when all written */
+	int			out_fd;			/* we read the text, -1 at its end */
+	int64		file;
+	char		kind[16];
+	const char *name;			/* in messages */
+	char	   *data;			/* the file's bytes, in cxt */
+	size_t		len;
+	size_t		written;
+	StringInfoData text;		/* in cxt */
+	bool		truncated;		/* the text reached ioffice.search_text_max */
+	TimestampTz deadline;		/* ioffice.pdf_helper_timeout */
+} ExtractJob;
+
+static ExtractJob job = {0, -1, -1};
+static MemoryContext job_cxt = NULL;
+
+/* the running program ended (or must end now): pipes closed, killed, reaped */
+static void
+extract_kill(void)
+{
+	if (job.in_fd >= 0)
+		close(job.in_fd);
+	if (job.out_fd >= 0)
+		close(job.out_fd);
+	job.in_fd = job.out_fd = -1;
+	if (job.pid > 0)
+	{
+		kill(job.pid, SIGKILL);
+		while (waitpid(job.pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	job.pid = 0;
+}
+
+static void
+extract_exit_hook(int code, Datum arg)
+{
+	extract_kill();
+}
+
+/*
+ * Start the program on the job's bytes (in job_cxt): NULL, or why it could
+ * not start.  The same limits as a program run by ioffice_helper_run_program
+ * (address space, CPU, no core file, ends with the signer); the wall clock is
+ * watched by extract_pump.
  */
 static char *
-extract_text(const char *kind, const char *data, size_t len, StringInfo text)
+extract_start(void)
 {
+	static bool hook_set = false;
 	char		share[MAXPGPATH];
 	char		max_text[32];
-	char	   *pdf_argv[] = {NULL, "-q", "-enc", "UTF-8", "-nopgbrk", "-", "-", NULL};
+	char	   *pdf_argv[] = {PDFTOTEXT_PATH, "-q", "-enc", "UTF-8", "-nopgbrk", "-", "-", NULL};
 	char	   *zip_argv[] = {NULL, "-I", NULL, NULL, max_text, NULL};
-	size_t		max_out = (size_t) ioffice_search_text_max * 1024;
-	bool		is_pdf = strcmp(kind, "pdf") == 0;
-	const char *name = is_pdf ? "pdftotext" : "the text helper";
-	bool		truncated = false;
-	int			exit_code = -1;
+	bool		is_pdf = strcmp(job.kind, "pdf") == 0;
 	char	   *reason;
 
-	if (len > (size_t) ioffice_search_file_max * 1024 * 1024)
+	job.name = is_pdf ? "pdftotext" : "the text helper";
+	if (job.len > (size_t) ioffice_search_file_max * 1024 * 1024)
 		return psprintf("the file is larger than ioffice.search_file_max (%d MB)",
 						ioffice_search_file_max);
+	if (!hook_set)
+	{
+		on_proc_exit(extract_exit_hook, (Datum) 0);
+		hook_set = true;
+	}
 	if (is_pdf)
-		reason = ioffice_helper_run_program(PDFTOTEXT_PATH, name, pdf_argv, data, len, text,
-											max_out, &truncated, &exit_code);
+		reason = ioffice_helper_spawn(PDFTOTEXT_PATH, pdf_argv, ioffice_pdf_helper_cpu + 1,
+									  &job.pid, &job.in_fd, &job.out_fd);
 	else
 	{
 		get_share_path(my_exec_path, share);
+		zip_argv[0] = ioffice_convert_python;
 		zip_argv[2] = psprintf("%s/extension/ioffice_text.py", share);
-		zip_argv[3] = unconstify(char *, kind);
-		snprintf(max_text, sizeof(max_text), "%zu", max_out);
-		reason = ioffice_helper_run_program(ioffice_convert_python, name, zip_argv, data, len,
-											text, max_out, &truncated, &exit_code);
+		zip_argv[3] = job.kind;
+		snprintf(max_text, sizeof(max_text), "%zu", (size_t) ioffice_search_text_max * 1024);
+		reason = ioffice_helper_spawn(ioffice_convert_python, zip_argv, ioffice_pdf_helper_cpu + 1,
+									  &job.pid, &job.in_fd, &job.out_fd);
 	}
 	if (reason != NULL)
-		return reason;
-	if (exit_code != 0)
-		return psprintf("%s could not read the %s file (exit status %d)", name, kind, exit_code);
-	ioffice_text_clean(text);
+	{
+		job.pid = 0;
+		return psprintf("%s: %s", job.name, reason);
+	}
+	job.written = 0;
+	job.truncated = false;
+	job.deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											   ioffice_pdf_helper_timeout * 1000);
+	if (job.len == 0)
+	{
+		close(job.in_fd);
+		job.in_fd = -1;
+	}
 	return NULL;
 }
 
 /*
- * One job, if one waits: true when one was done (there may be more).
- *
- * Three steps, so that no lock and no snapshot is held while pdftotext runs
- * (up to ioffice.pdf_helper_timeout): the job and the file's bytes are read
- * in a transaction; the text is extracted outside any; its outcome is
- * recorded in another, by _search_extracted(), which first locks the job
- * and keeps nothing for a file that was replaced or removed meanwhile (the
- * trigger that removes it takes the same lock).
+ * Feed the program and read its text, without waiting: false while it
+ * runs; true when its outcome is known, *reason NULL (job.text holds the
+ * text) or why there is none.
  */
-bool
-ioffice_worker_extract_step(void)
+static bool
+extract_pump(char **reason)
 {
-	static MemoryContext cxt = NULL;
-	MemoryContext oldcxt;
-	Oid			argtypes[3] = {INT8OID, TEXTOID, TEXTOID};
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	size_t		max_out = (size_t) ioffice_search_text_max * 1024;
+	int			status;
+	pid_t		r;
+
+	*reason = NULL;
+	while (job.in_fd >= 0)
+	{
+		ssize_t		w = write(job.in_fd, job.data + job.written,
+							  Min(job.len - job.written, 65536));
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN)
+			break;
+		if (w < 0 || (job.written += w) == job.len)
+		{
+			/* all written, or it stopped reading (EPIPE): its exit says why */
+			close(job.in_fd);
+			job.in_fd = -1;
+		}
+	}
+	while (job.out_fd >= 0)
+	{
+		ssize_t		n;
+
+		if ((size_t) job.text.len >= max_out)
+		{
+			/* what search keeps is there: the rest is not read */
+			job.truncated = true;
+			extract_kill();
+			return true;
+		}
+		enlargeStringInfo(&job.text, Min(65536, max_out - job.text.len));
+		n = read(job.out_fd, job.text.data + job.text.len,
+				 Min(65536, max_out - job.text.len));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0)
+		{
+			*reason = psprintf("reading %s's answer: %m", job.name);
+			extract_kill();
+			return true;
+		}
+		if (n == 0)
+		{
+			close(job.out_fd);
+			job.out_fd = -1;
+			break;
+		}
+		job.text.len += n;
+		job.text.data[job.text.len] = '\0';
+	}
+	if (job.out_fd < 0)
+	{
+		/* its text has ended: it is exiting */
+		r = waitpid(job.pid, &status, WNOHANG);
+		if (r == job.pid)
+		{
+			job.pid = 0;
+			extract_kill();		/* the pipe left */
+			if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+				return true;
+			if (WIFEXITED(status) && WEXITSTATUS(status) <= 2)
+				*reason = psprintf("%s could not read the %s file (exit status %d)",
+								   job.name, job.kind, WEXITSTATUS(status));
+			else
+				*reason = ioffice_helper_status_reason(job.name, status);
+			return true;
+		}
+		if (r < 0 && errno != EINTR)
+		{
+			*reason = psprintf("waitpid: %m");
+			job.pid = 0;
+			extract_kill();
+			return true;
+		}
+	}
+	if (GetCurrentTimestamp() >= job.deadline)
+	{
+		*reason = psprintf("%s did not finish within %d s", job.name, ioffice_pdf_helper_timeout);
+		extract_kill();
+		return true;
+	}
+	return false;
+}
+
+/* the next job and its file's bytes (into job_cxt): false when none waits */
+static bool
+extract_next(void)
+{
 	bool		isnull;
-	int64		file = 0;
-	char	   *pdf = NULL;
-	size_t		pdf_len = 0;
-	char		kind[16] = "";
-	StringInfoData text;
-	char	   *reason;
+	bool		found = false;
 
-	if (cxt == NULL)
-		cxt = AllocSetContextCreate(TopMemoryContext, "ioffice text extraction",
-									ALLOCSET_DEFAULT_SIZES);
-	MemoryContextReset(cxt);
-
-	/* the next job and its file's bytes */
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -194,49 +338,107 @@ ioffice_worker_extract_step(void)
 		{
 			bytea	   *content;
 
-			file = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-											   &isnull));
+			job.file = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+												   &isnull));
 			content = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
 													&isnull));
-			pdf_len = VARSIZE_ANY_EXHDR(content);
-			pdf = MemoryContextAlloc(cxt, pdf_len + 1);
-			memcpy(pdf, VARDATA_ANY(content), pdf_len);
-			strlcpy(kind, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3), sizeof(kind));
+			job.len = VARSIZE_ANY_EXHDR(content);
+			job.data = MemoryContextAlloc(job_cxt, job.len + 1);
+			memcpy(job.data, VARDATA_ANY(content), job.len);
+			strlcpy(job.kind, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3),
+					sizeof(job.kind));
+			found = true;
 		}
 	}
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	if (file == 0)
-		return false;
+	return found;
+}
 
-	/* its text, outside the server */
-	pgstat_report_activity(STATE_RUNNING, "ioffice worker: extracting a file's text for search");
-	oldcxt = MemoryContextSwitchTo(cxt);
-	initStringInfo(&text);
-	reason = extract_text(kind, pdf, pdf_len, &text);
-	MemoryContextSwitchTo(oldcxt);
+/*
+ * What came of the job, recorded by _search_extracted(), which first locks
+ * the job and keeps nothing for a file that was replaced or removed
+ * meanwhile (the trigger that removes it takes the same lock).
+ */
+static void
+extract_record(char *reason)
+{
+	Oid			argtypes[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
 
-	/* what came of it */
+	if (reason == NULL)
+		ioffice_text_clean(&job.text);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
-	values[0] = Int64GetDatum(file);
-	values[1] = reason ? (Datum) 0 : CStringGetTextDatum(text.data);
+	values[0] = Int64GetDatum(job.file);
+	values[1] = reason ? (Datum) 0 : CStringGetTextDatum(job.text.data);
 	nulls[1] = reason ? 'n' : ' ';
 	values[2] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
 	nulls[2] = reason ? ' ' : 'n';
 	if (SPI_execute_with_args("SELECT ioffice._search_extracted($1, $2, $3)", 3, argtypes,
 							  values, nulls, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "ioffice: could not record the text of file %lld", (long long) file);
+		elog(ERROR, "ioffice: could not record the text of file %lld", (long long) job.file);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	if (reason)
-		elog(LOG, "ioffice: no text extracted from file %lld: %s", (long long) file, reason);
-	MemoryContextReset(cxt);
+		elog(LOG, "ioffice: no text extracted from file %lld: %s", (long long) job.file, reason);
+}
+
+/*
+ * A turn of the extraction: the running job fed and read; when it has
+ * ended, its outcome recorded; when none runs, the next one started.  True
+ * when a job's outcome was recorded (there may be more).  No lock and no
+ * snapshot is held while the program runs.
+ */
+bool
+ioffice_worker_extract_step(void)
+{
+	MemoryContext oldcxt;
+	char	   *reason;
+	bool		ended;
+
+	if (job_cxt == NULL)
+		job_cxt = AllocSetContextCreate(TopMemoryContext, "ioffice text extraction",
+										ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(job_cxt);
+	if (job.pid == 0)
+	{
+		MemoryContextReset(job_cxt);
+		job.file = 0;
+		MemoryContextSwitchTo(oldcxt);
+		if (!extract_next())
+			return false;
+		MemoryContextSwitchTo(job_cxt);
+		initStringInfo(&job.text);
+		reason = extract_start();
+		ended = reason != NULL;
+		if (!ended)
+			ended = extract_pump(&reason);
+	}
+	else
+		ended = extract_pump(&reason);
+	MemoryContextSwitchTo(oldcxt);
+	if (!ended)
+	{
+		pgstat_report_activity(STATE_RUNNING, "ioffice worker: extracting a file's text for search");
+		return false;
+	}
+	extract_record(reason);
+	MemoryContextReset(job_cxt);
+	job.file = 0;
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return true;
+}
+
+/* how long the signer may sleep: a little while a program runs */
+long
+ioffice_worker_extract_wait_ms(long max_ms)
+{
+	return job.pid != 0 ? Min(max_ms, 10L) : max_ms;
 }

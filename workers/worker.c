@@ -764,6 +764,8 @@ signer_loop(void)
 			continue;
 		converter = ioffice_worker_convert_socket();
 		timeout = ioffice_worker_convert_wait_ms(ioffice_worker_audit_wait_ms(ioffice_worker_naptime * 1000L));
+		/* a file's text being extracted: its program is fed and read soon */
+		timeout = ioffice_worker_extract_wait_ms(timeout);
 
 		/*
 		 * calls to remote signing services in flight: the signer sleeps on
