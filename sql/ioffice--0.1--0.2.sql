@@ -10605,6 +10605,17 @@ BEGIN
         PERFORM ioffice._edxml_note_refused(axis, v_axis_agency, NULL, package, v_reason, false);
         RETURN jsonb_build_object('result', 'refused', 'reason', v_reason);
     END IF;
+    -- a signer whose revocation is unknown (no current list of its issuer
+    -- registered here) is this side's missing list, not the package's
+    -- fault: not refused (a 02 tells the sender the package was bad) but
+    -- left on the axis unacknowledged, read again at each poll until a DBA
+    -- registers a current list (add_crl), then filed or refused for good
+    IF p->'signature'->>'status' IS DISTINCT FROM 'valid'
+       AND p->'signature'->>'reason' LIKE 'revocation unknown%' THEN
+        RAISE EXCEPTION 'edXML package left on the axis: the revocation of its signer is unknown'
+            USING ERRCODE = '55000', DETAIL = p->'signature'->>'reason',
+                  HINT = 'Register a current revocation list of the signer''s issuer with add_crl(); the package is read again at the next poll.';
+    END IF;
     BEGIN
         IF p->>'kind' = 'status' THEN
             IF p->'signature'->>'status' <> 'valid' THEN

@@ -346,5 +346,30 @@ my $id4 = as_actor($node, 'b', 'regress_vt', 'SELECT ioffice.edxml_receive(' . s
 ok($id4 =~ /^\d+$/, 'the same package sealed with a certificate not revoked is filed');
 is($node->safe_psql('b', q{SELECT count(*) FROM ioffice.document}), '3', 'once');
 
+# revocation unknown through the axis: B's list of the seal's issuer is
+# dropped (the root's stays, so lists are in use); a package from the axis
+# sealed by it is neither filed nor refused with 02 (B's missing list is not
+# the sender's fault): an error, so the worker leaves it on the axis
+# unacknowledged; once the list is registered again it is filed
+$node->safe_psql('b', q{
+INSERT INTO ioffice.exchange_axis (agency_id, transport, url, system_id, secret, enabled)
+SELECT id, 'vxp', 'http://127.0.0.1:9/', '000.00.00.G22', 'secret-of-b-0123456789', false
+FROM ioffice.unit WHERE code = '000.00.00.G22';
+DELETE FROM ioffice.crl WHERE issuer = (SELECT issuer FROM ioffice.crl ORDER BY id LIMIT 1);
+});
+(my $pkg5 = $package) =~ s/(<DocumentId>[^<]*)</$1-5</g;
+$pkg5 =~ s/<CodeNumber>/<CodeNumber>5/;
+($rc, my $signed5) = run_helper([ 'sign', "$pki/seal.key" ], $seal, $pkg5);
+my $axis_file = 'SELECT ioffice._edxml_axis_file(' . sql_literal($signed5)
+  . ', (SELECT id FROM ioffice.exchange_axis))';
+($ret, $stdout, $stderr) = $node->psql('b', $axis_file, extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($stderr, qr/55000.*left on the axis.*revocation unknown: no revocation list registered for the issuer/s,
+	'revocation unknown: the package is left on the axis (55000), not refused');
+is($node->safe_psql('b', q{SELECT (SELECT count(*) FROM ioffice.edxml_refused)
+  || ' ' || (SELECT count(*) FROM ioffice.edxml_outgoing WHERE code = '02')
+  || ' ' || (SELECT count(*) FROM ioffice.document)}), '0 0 3', 'no refusal recorded, no 02 queued, nothing filed');
+$node->safe_psql('b', 'SELECT ioffice.add_crl(' . sql_literal(slurp_file("$pki/intermediate.crl.pem")) . ')');
+like($node->safe_psql('b', $axis_file), qr/"result": "filed"/, 'with the list registered again it is filed');
+
 $node->stop;
 done_testing();
