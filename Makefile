@@ -140,14 +140,14 @@ clean-pdf-helper:
 # The edXML helper: every edXML package from outside is read by this
 # program, in a process of its own with the PDF helper's limits
 # (extension/edxml.c), and packages are signed by it with the key file the
-# worker names.  libxml2 parses and prints; libxmlsec1 (Debian
+# worker names, or the seal's key in an HSM (helpers/edxml_hsm.c).  libxml2 parses and prints; libxmlsec1 (Debian
 # libxmlsec1-dev, OpenSSL backend) makes and checks the XML-DSig signature.
 EDXML_HELPER = helpers/ioffice_edxml
 XMLSEC_CFLAGS = $(shell pkg-config --cflags xmlsec1-openssl)
 XMLSEC_LIBS = $(shell pkg-config --libs xmlsec1-openssl)
 all: $(EDXML_HELPER)
-$(EDXML_HELPER): helpers/ioffice_edxml.c
-	$(CC) -O2 -Wall -Wextra -Werror -o $@ $< $(XMLSEC_CFLAGS) $(XMLSEC_LIBS)
+$(EDXML_HELPER): helpers/ioffice_edxml.c helpers/edxml_hsm.c helpers/edxml_hsm.h
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ helpers/ioffice_edxml.c helpers/edxml_hsm.c $(XMLSEC_CFLAGS) $(XMLSEC_LIBS)
 install: install-edxml-helper
 .PHONY: install-edxml-helper
 install-edxml-helper: $(EDXML_HELPER) installdirs

@@ -84,7 +84,10 @@
 #include <xmlsec/xmltree.h>
 #include <xmlsec/templates.h>
 #include <xmlsec/crypto.h>
+#include <xmlsec/openssl/evp.h>
 #include <xmlsec/openssl/x509.h>
+
+#include "edxml_hsm.h"
 
 #define EDXML_NS "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 #define PARSE_OPTIONS (XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
@@ -1109,6 +1112,135 @@ fill_attachments(xmlNodePtr root, int nfiles, char **files, size_t *lens)
 }
 
 /*
+ * The seal's key in an HSM.  xmlsec (1.2.37 on OpenSSL 3) takes a key for
+ * private only when it can read the private exponent, which a token never
+ * gives, so it refuses to sign with an engine's key.  So xmlsec builds the
+ * whole signature (references, digests, SignedInfo, KeyInfo) with a
+ * throwaway software key of this process, keeping the canonical SignedInfo
+ * it signed (XMLSEC_DSIG_FLAGS_STORE_SIGNATURE), and the token signs those
+ * same bytes (RSA-SHA256, as the template's SignatureMethod says): its
+ * value replaces the throwaway one.  The SignatureValue is outside what
+ * the references cover (the enveloped transform takes the Signature out),
+ * so nothing else changes.  The new value is checked against the seal
+ * certificate's public key before the package leaves: a token holding
+ * another key fails here, not at the receiver.
+ *
+ * spec is what the worker sends in place of a key file:
+ * "pkcs11:<URI>\n<module>\n<PIN>" (the PIN read from
+ * ioffice.pkcs11_pin_file by the worker, empty for none).  Reasons name
+ * the URI, never the PIN.
+ */
+static EVP_PKEY *throwaway = NULL;
+
+static int
+hsm_stand_in_key(xmlSecDSigCtxPtr ctx)
+{
+	xmlSecKeyDataPtr data;
+
+	if (throwaway == NULL && (throwaway = EVP_RSA_gen(2048)) == NULL)
+		return sign_failed("cannot make the stand-in key for the HSM's signature");
+	if (EVP_PKEY_up_ref(throwaway) != 1 || (data = xmlSecOpenSSLEvpKeyAdopt(throwaway)) == NULL)
+		return sign_failed("cannot use the stand-in key for the HSM's signature");
+	if ((ctx->signKey = xmlSecKeyCreate()) == NULL || xmlSecKeySetValue(ctx->signKey, data) < 0)
+	{
+		xmlSecKeyDataDestroy(data);
+		return sign_failed("out of memory");
+	}
+	ctx->flags |= XMLSEC_DSIG_FLAGS_STORE_SIGNATURE;
+	return 0;
+}
+
+static int
+hsm_sign_value(const char *spec, xmlSecDSigCtxPtr ctx, xmlNodePtr sig, const char *cert, size_t cert_len)
+{
+	char	   *copy = strdup(spec);
+	char	   *module,
+			   *pin;
+	char		why[400];
+	EVP_PKEY   *pkey;
+	xmlSecBufferPtr signed_info = xmlSecDSigCtxGetPreSignBuffer(ctx);
+	xmlNodePtr	value = xmlSecFindChild(sig, xmlSecNodeSignatureValue, xmlSecDSigNs);
+	EVP_MD_CTX *md = NULL;
+	unsigned char *raw = NULL;
+	char	   *b64 = NULL;
+	size_t		raw_len = 0;
+	BIO		   *bio = NULL;
+	X509	   *seal = NULL;
+	int			rc = 1;
+
+	if (copy == NULL)
+		return sign_failed("out of memory");
+	module = strchr(copy, '\n');
+	pin = module ? strchr(module + 1, '\n') : NULL;
+	if (pin == NULL)
+	{
+		free(copy);
+		return sign_failed("the HSM key is not given as URI, module and PIN");
+	}
+	*module++ = '\0';
+	*pin++ = '\0';
+	if (signed_info == NULL || value == NULL)
+	{
+		sign_failed("xmlsec kept no SignedInfo to sign");
+		goto done;
+	}
+	if ((pkey = edxml_hsm_key(copy, module, pin, why, sizeof(why))) == NULL)
+	{
+		sign_failed("%s", why);
+		goto done;
+	}
+	ERR_clear_error();
+	if ((md = EVP_MD_CTX_new()) == NULL ||
+		EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, pkey) != 1 ||
+		EVP_DigestSign(md, NULL, &raw_len, xmlSecBufferGetData(signed_info),
+					   xmlSecBufferGetSize(signed_info)) != 1 ||
+		(raw = malloc(raw_len)) == NULL ||
+		EVP_DigestSign(md, raw, &raw_len, xmlSecBufferGetData(signed_info),
+					   xmlSecBufferGetSize(signed_info)) != 1)
+	{
+		unsigned long e = ERR_get_error();
+
+		sign_failed("PKCS#11 key \"%s\": signing failed%s%s", copy, e ? ": " : "",
+					e ? ERR_reason_error_string(e) : "");
+		edxml_hsm_failed();
+		goto done;
+	}
+	EVP_MD_CTX_free(md);
+	md = NULL;
+	/* the value holds under the seal certificate (the first of cert) */
+	bio = BIO_new_mem_buf(cert, (int) cert_len);
+	seal = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	if (seal == NULL || (md = EVP_MD_CTX_new()) == NULL ||
+		EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, X509_get0_pubkey(seal)) != 1 ||
+		EVP_DigestVerify(md, raw, raw_len, xmlSecBufferGetData(signed_info),
+						 xmlSecBufferGetSize(signed_info)) != 1)
+	{
+		sign_failed("PKCS#11 key \"%s\" is not the key of the seal certificate: its signature does not hold under it",
+					copy);
+		goto done;
+	}
+	b64 = malloc(4 * ((raw_len + 2) / 3) + 1);
+	if (b64 == NULL)
+	{
+		sign_failed("out of memory");
+		goto done;
+	}
+	EVP_EncodeBlock((unsigned char *) b64, raw, (int) raw_len);
+	xmlNodeSetContent(value, BAD_CAST b64);
+	rc = 0;
+done:
+	ERR_clear_error();
+	EVP_MD_CTX_free(md);
+	X509_free(seal);
+	BIO_free(bio);
+	free(raw);
+	free(b64);
+	memset(copy, 0, strlen(spec));
+	free(copy);
+	return rc;
+}
+
+/*
  * Sign one package (data, len bytes) with the key in key_file and the
  * certificate (PEM, with its chain), its empty attachments filled first
  * with files: the signed package into *out (xmlFree), or 1 and sign_error.
@@ -1125,6 +1257,7 @@ sign_package(const char *key_file, const char *cert, size_t cert_len, const char
 				x509;
 	xmlSecDSigCtxPtr ctx;
 	int			rc = 1;
+	int			hsm = 0;
 
 	sign_error[0] = '\0';
 	*out = NULL;
@@ -1171,11 +1304,20 @@ sign_package(const char *key_file, const char *cert, size_t cert_len, const char
 		sign_failed("cannot add the signature's KeyInfo");
 		goto done;
 	}
-	ctx->signKey = xmlSecCryptoAppKeyLoad(key_file, xmlSecKeyDataFormatPem, NULL, NULL, NULL);
-	if (ctx->signKey == NULL)
+	if (strncmp(key_file, "pkcs11:", 7) == 0)
 	{
-		sign_failed("cannot load the key %s", key_file);
-		goto done;
+		if (hsm_stand_in_key(ctx) != 0)
+			goto done;
+		hsm = 1;
+	}
+	else
+	{
+		ctx->signKey = xmlSecCryptoAppKeyLoad(key_file, xmlSecKeyDataFormatPem, NULL, NULL, NULL);
+		if (ctx->signKey == NULL)
+		{
+			sign_failed("cannot load the key %s", key_file);
+			goto done;
+		}
 	}
 	if (xmlSecCryptoAppKeyCertLoadMemory(ctx->signKey, (const xmlSecByte *) cert,
 										 (xmlSecSize) cert_len, xmlSecKeyDataFormatPem) < 0)
@@ -1202,11 +1344,14 @@ sign_package(const char *key_file, const char *cert, size_t cert_len, const char
 		/* the end of the PEM is not an error to report later */
 		ERR_clear_error();
 	}
+	first_error[0] = '\0';
 	if (xmlSecDSigCtxSign(ctx, sig) < 0)
 	{
-		sign_failed("signing failed");
+		sign_failed("signing failed: %s", first_error[0] ? first_error : "no reason given");
 		goto done;
 	}
+	if (hsm && hsm_sign_value(key_file, ctx, sig, cert, cert_len) != 0)
+		goto done;
 	xmlDocDumpMemoryEnc(doc, out, out_len, "UTF-8");
 	if (*out == NULL)
 		sign_failed("cannot write the signed package");

@@ -566,11 +566,21 @@ build_and_sign(void *arg)
 	if (pem == NULL)
 		ereport(ERROR,
 				(errmsg("the sending agency has no valid seal certificate to sign edXML packages with")));
-	if (key_file == NULL)
+	if (key_file != NULL)
+		key_path = psprintf("%s/%s", ioffice_keystore, key_file);
+	else if (key_uri != NULL)
+	{
+		/* the seal in an HSM: the helper opens the module (hsm_key.c) */
+		char	   *why = NULL;
+
+		key_path = ioffice_hsm_helper_spec(key_uri, &why);
+		if (key_path == NULL)
+			ereport(ERROR,
+					(errmsg("the seal's key \"%s\" cannot sign edXML packages: %s", key_uri, why)));
+	}
+	else
 		ereport(ERROR,
-				(errmsg("the seal's key is %s: the edXML helper signs with a key file in the keystore only",
-						key_uri ? "in an HSM" : "not registered")));
-	key_path = psprintf("%s/%s", ioffice_keystore, key_file);
+				(errmsg("the seal's key is not registered: no key file and no PKCS#11 URI")));
 	if (with_files)
 	{
 		values[0] = Int64GetDatum(document);
@@ -590,6 +600,8 @@ build_and_sign(void *arg)
 	}
 	initStringInfo(&out);
 	reason = ioffice_edxml_sign(pkg, strlen(pkg), key_path, pem, nfiles, files, file_lens, &out);
+	/* an HSM's spec holds the PIN */
+	explicit_bzero(key_path, strlen(key_path));
 	if (reason != NULL)
 		ereport(ERROR, (errmsg("%s", reason)));
 	if (t == NULL)

@@ -367,6 +367,39 @@ ioffice_hsm_load_key(const char *uri, uint64 *generation, char **reason)
 }
 
 /*
+ * What the edXML helper signs a package with when the seal's key is in the
+ * HSM (helpers/edxml_hsm.c): "URI\nmodule\nPIN", in place of a key file's
+ * path, or NULL with *reason set.  The helper is the signing worker's own
+ * child and the PIN goes to it through its pipe, read from the PIN file
+ * with the same checks as here; the caller wipes the answer after use.
+ * The helper opens the module itself: an engine's key cannot cross a
+ * process boundary, and xmlsec, which builds the package's signature,
+ * runs only in the helper.
+ */
+char *
+ioffice_hsm_helper_spec(const char *uri, char **reason)
+{
+	char		pin[PIN_MAX + 1];
+	char	   *spec;
+
+	if (!IsBackgroundWorker)
+	{
+		*reason = psprintf("the key \"%s\" is used by the signing worker only", uri);
+		return NULL;
+	}
+	if (pkcs11_module == NULL || pkcs11_module[0] == '\0')
+	{
+		*reason = pstrdup("no PKCS#11 module: ioffice.pkcs11_module is not set");
+		return NULL;
+	}
+	if (!read_pin(pin, reason))
+		return NULL;
+	spec = psprintf("%s\n%s\n%s", uri, pkcs11_module, pin);
+	explicit_bzero(pin, sizeof(pin));
+	return spec;
+}
+
+/*
  * A signing error with this key: the process ends after its batch, and the
  * new one loads the key again (see the header).  Until then the key is not
  * used.

@@ -168,6 +168,7 @@ struct evp_pkey_st;
 extern void ioffice_hsm_init(void);
 extern bool ioffice_is_pkcs11_uri(const char *ref);
 extern struct evp_pkey_st *ioffice_hsm_load_key(const char *uri, uint64 *generation, char **reason);
+extern char *ioffice_hsm_helper_spec(const char *uri, char **reason);
 extern void ioffice_hsm_key_failed(const char *uri);
 extern void ioffice_hsm_reloaded(void);
 extern bool ioffice_hsm_restart_wanted(void);

@@ -16,6 +16,11 @@ use lib dirname(__FILE__);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Digest::SHA qw(hmac_sha256);
+use HTTP::Tiny;
+use JSON::PP;
+use MIME::Base64 qw(encode_base64 decode_base64);
+use Time::HiRes qw(time usleep);
 
 use IofficeTest;
 use PdfSigning qw(file_hex wait_signatures current_file);
@@ -150,8 +155,9 @@ my $pdf_hex = file_hex("$dir/cv.pdf");
 # queued.  Returns the document once no signature is pending.
 sub issue
 {
-	my ($label) = @_;
-	my $doc = as_actor($node, 'postgres', 'regress_luan', "SELECT ioffice.create_outgoing('CV', 'Công văn $label')");
+	my ($label, $options) = @_;
+	$options //= '{}';
+	my $doc = as_actor($node, 'postgres', 'regress_luan', "SELECT ioffice.create_outgoing('CV', 'Công văn $label', '$options')");
 	as_actor($node, 'postgres', 'regress_luan', "SELECT ioffice.attach($doc, 'cong_van.pdf', decode('$pdf_hex', 'hex'))");
 	as_actor($node, 'postgres', 'regress_luan', "SELECT ioffice.act($doc, 'submit', 'dai', NULL, '{\"request_signature\": true}')");
 	as_actor($node, 'postgres', 'dai', "SELECT ioffice.act($doc, 'sign', NULL, NULL, '{\"mode\": \"auto\"}')");
@@ -289,6 +295,73 @@ $issued = bytea_to_file($node, 'postgres', 'dai', "(SELECT content FROM ioffice.
 ($out, $err) = run_command([ 'pdfsig', $issued ]);
 @valid = $out =~ /Signature Validation: Signature is Valid/g;
 is(scalar @valid, 2, 'pdfsig: the new seal is valid') or diag($out . $err);
+
+# --- an edXML package signed with the key in the HSM --------------------------------
+# A document issued to Văn phòng Chính phủ (000.00.00.G22, another system):
+# the edXML helper signs its package with the seal's key in the token
+# (helpers/edxml_hsm.c); fetched from the stand-in axis as G22 fetches it,
+# xmlsec1 verifies it against the root, its KeyInfo carries the seal's
+# certificate, and its attachment is the sealed PDF.
+SKIP:
+{
+	skip 'python3 or xmlsec1 is not installed', 6
+	  if system('command -v python3 >/dev/null 2>&1 && command -v xmlsec1 >/dev/null 2>&1') != 0;
+	my %secret = ('000.00.32.H41' => 'secret-of-sop-cop-0123456789', '000.00.00.G22' => 'secret-of-vpcp-0123456789');
+	open my $fh, '>', "$dir/axis.json" or die;
+	print $fh JSON::PP->new->encode({ systems => \%secret, endpoint_secret => 'endpoint-secret-0123456789' });
+	close $fh;
+	my $standin = fork // die "fork: $!";
+	if ($standin == 0)
+	{
+		exec('python3', dirname(__FILE__) . '/axis_standin.py', "$dir/axis.json", "$dir/axis.port") or die "exec: $!";
+	}
+	for (1 .. 1200)
+	{
+		last if -s "$dir/axis.port";
+		usleep(50_000);
+	}
+	die 'the stand-in axis did not start' unless -s "$dir/axis.port";
+	my $port = slurp_file("$dir/axis.port");
+	$node->safe_psql('postgres', qq{
+INSERT INTO ioffice.exchange_axis (agency_id, transport, url, system_id, secret, poll_seconds, timeout_ms)
+VALUES (1, 'vxp', 'http://127.0.0.1:$port/', '000.00.32.H41', '$secret{'000.00.32.H41'}', 1, 2000);
+});
+	$doc = issue('edxml', '{"recipients": ["000.00.00.G22"]}');
+	is(seal_outcome($doc), 'done|', 'edXML: the document is sealed with the key in the HSM');
+	ok($node->poll_query_until('postgres',
+		"SELECT state = 'sent' FROM ioffice.edxml_outgoing WHERE document_id = $doc AND kind = 'document'"),
+		'edXML: the package is signed and sent')
+	  or diag($node->safe_psql('postgres', 'SELECT state, last_error FROM ioffice.edxml_outgoing'));
+
+	# what G22 fetches from the axis (VXP: HMAC-SHA256 of "systemid:timestamp")
+	my $http = HTTP::Tiny->new(timeout => 10);
+	my $as_g22 = sub {
+		my ($path, $extra) = @_;
+		my $ts = int(time() * 1000);
+		my $sig = encode_base64(hmac_sha256("000.00.00.G22:$ts", $secret{'000.00.00.G22'}), '');
+		return $http->post("http://127.0.0.1:$port/$path",
+			{ headers => { systemid => '000.00.00.G22', timestamp => $ts, signature => $sig, %{ $extra // {} } } });
+	};
+	my $list = decode_json($as_g22->('getReceivedEdocList')->{content});
+	is(scalar @{ $list->{data} }, 1, 'edXML: one package waits for G22 on the axis');
+	my $package = $as_g22->('getEdoc', { docid => $list->{data}[0]{docId} })->{content};
+	open my $pf, '>', "$dir/hsm.edxml" or die;
+	print $pf $package;
+	close $pf;
+	my ($xout, $xerr) = run_command([ 'xmlsec1', '--verify', '--trusted-pem', "$pki/root.pem", "$dir/hsm.edxml" ]);
+	like($xout . $xerr, qr/^OK/m, 'xmlsec1 --verify: the package\'s signature made in the HSM holds') or diag($xerr);
+	(my $seal_b64 = slurp_file("$pki/seal.pem")) =~ s/-----[^-]+-----|\s//g;
+	my ($in_package) = $package =~ /<(?:\w+:)?X509Certificate>([^<]+)</;
+	$in_package //= '';
+	$in_package =~ s/\s//g;
+	is($in_package, $seal_b64, 'its KeyInfo carries the seal certificate');
+	my ($attachment) = $package =~ /<(?:\w+:)?ContentTransferEncoded>([^<]+)</;
+	my $sealed = $node->safe_psql('postgres',
+		"SELECT encode(content, 'hex') FROM ioffice.file WHERE id = " . current_file($node, $doc));
+	is(unpack('H*', decode_base64($attachment // '')), $sealed, 'its attachment is the sealed PDF');
+	kill 'TERM', $standin;
+	waitpid($standin, 0);
+}
 
 $node->stop;
 done_testing();
