@@ -17,7 +17,10 @@
  * ioffice._search_extracted(), which also records the job's outcome.  A PDF
  * larger than ioffice.search_file_max, one pdftotext cannot read, or that
  * makes it crash or hang fails its own job with the reason; the others go
- * on.  A database whose extension predates search (0.1) has nothing to do.
+ * on.  A PDF without a text layer (a scan: pdftotext finds almost nothing)
+ * is read by OCR (workers/ioffice_text.py ocr, Tesseract in Vietnamese, at
+ * most ioffice.search_ocr_pages pages), and its job marked ocr.
+ * A database whose extension predates search (0.1) has nothing to do.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -41,6 +44,10 @@
 
 int			ioffice_search_text_max = 1024;	/* kB of text kept per file */
 int			ioffice_search_file_max = 64;	/* MB of PDF extracted */
+int			ioffice_search_ocr_pages = 10;	/* pages of a scanned PDF read by OCR */
+
+/* fewer letters than this in a PDF's text layer: a scan, read by OCR */
+#define OCR_BELOW_CHARS 16
 
 void
 ioffice_text_jobs_init(void)
@@ -58,6 +65,13 @@ ioffice_text_jobs_init(void)
 							&ioffice_search_file_max,
 							64, 1, 1024,
 							PGC_SIGHUP, GUC_UNIT_MB,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("ioffice.search_ocr_pages",
+							"Pages of a scanned PDF (one without a text layer) read by OCR for search; 0: none.",
+							"Tesseract with the Vietnamese language data reads them, within ioffice.pdf_helper_timeout.",
+							&ioffice_search_ocr_pages,
+							10, 0, 1000,
+							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 }
 
@@ -100,14 +114,70 @@ ioffice_text_clean(StringInfo s)
 	s->data[o] = '\0';
 }
 
+/* fewer than OCR_BELOW_CHARS letters or digits: no text layer, a scan */
+static bool
+nearly_empty(StringInfo text)
+{
+	int			n = 0;
+
+	for (int i = 0; i < text->len && n < OCR_BELOW_CHARS; i++)
+	{
+		unsigned char c = (unsigned char) text->data[i];
+
+		/* an ASCII letter or digit, or the first byte of a non-ASCII character */
+		if ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c >= 0xC0)
+			n++;
+	}
+	return n < OCR_BELOW_CHARS;
+}
+
 /*
- * The file's text: NULL and its text, or why there is none.  A PDF's by
- * pdftotext; a docx's or xlsx's by workers/ioffice_text.py
- * (installed in the share directory), with the converter's Python
- * (ioffice.convert_python), under the same limits.
+ * A scanned PDF's text by OCR (workers/ioffice_text.py ocr: pdftoppm's page
+ * images read by Tesseract, Vietnamese), under the PDF helper's limits, in
+ * fewer seconds than its wall clock allows; into text, which it replaces.
+ * NULL, or why there is none (the text of the layer is then kept).
  */
 static char *
-extract_text(const char *kind, const char *data, size_t len, StringInfo text)
+ocr_text(const char *share, const char *data, size_t len, StringInfo text, size_t max_out)
+{
+	char		max_text[32];
+	char		pages[16];
+	char		seconds[16];
+	char	   *argv[] = {NULL, "-I", NULL, "ocr", max_text, pages, seconds, NULL};
+	StringInfoData out;
+	bool		truncated = false;
+	int			exit_code = -1;
+	char	   *reason;
+
+	snprintf(max_text, sizeof(max_text), "%zu", max_out);
+	snprintf(pages, sizeof(pages), "%d", ioffice_search_ocr_pages);
+	snprintf(seconds, sizeof(seconds), "%d", Max(ioffice_pdf_helper_timeout - 5,
+												 ioffice_pdf_helper_timeout * 3 / 4));
+	argv[2] = psprintf("%s/extension/ioffice_text.py", share);
+	initStringInfo(&out);
+	reason = ioffice_helper_run_program(ioffice_convert_python, "the OCR helper", argv, data, len,
+										&out, max_out, &truncated, &exit_code);
+	if (reason != NULL)
+		return reason;
+	if (exit_code == 3)
+		return pstrdup("Tesseract or its Vietnamese language data (tesseract-ocr-vie) is not installed");
+	if (exit_code != 0)
+		return psprintf("the OCR helper could not read the scanned PDF (exit status %d)", exit_code);
+	ioffice_text_clean(&out);
+	resetStringInfo(text);
+	appendBinaryStringInfo(text, out.data, out.len);
+	return NULL;
+}
+
+/*
+ * The file's text: NULL and its text, or why there is none.  A PDF's by
+ * pdftotext, or by OCR when it has no text layer (*ocr set then); a docx's
+ * or xlsx's by workers/ioffice_text.py (installed in the share directory),
+ * with the converter's Python (ioffice.convert_python), under the same
+ * limits.
+ */
+static char *
+extract_text(const char *kind, const char *data, size_t len, StringInfo text, bool *ocr)
 {
 	char		share[MAXPGPATH];
 	char		max_text[32];
@@ -123,12 +193,12 @@ extract_text(const char *kind, const char *data, size_t len, StringInfo text)
 	if (len > (size_t) ioffice_search_file_max * 1024 * 1024)
 		return psprintf("the file is larger than ioffice.search_file_max (%d MB)",
 						ioffice_search_file_max);
+	get_share_path(my_exec_path, share);
 	if (is_pdf)
 		reason = ioffice_helper_run_program(PDFTOTEXT_PATH, name, pdf_argv, data, len, text,
 											max_out, &truncated, &exit_code);
 	else
 	{
-		get_share_path(my_exec_path, share);
 		zip_argv[2] = psprintf("%s/extension/ioffice_text.py", share);
 		zip_argv[3] = unconstify(char *, kind);
 		snprintf(max_text, sizeof(max_text), "%zu", max_out);
@@ -140,6 +210,15 @@ extract_text(const char *kind, const char *data, size_t len, StringInfo text)
 	if (exit_code != 0)
 		return psprintf("%s could not read the %s file (exit status %d)", name, kind, exit_code);
 	ioffice_text_clean(text);
+	if (is_pdf && ioffice_search_ocr_pages > 0 && nearly_empty(text))
+	{
+		/* a scan: its OCR text, or the layer's few words and the reason logged */
+		reason = ocr_text(share, data, len, text, max_out);
+		if (reason != NULL)
+			elog(LOG, "ioffice: no OCR of a scanned PDF: %s", reason);
+		else
+			*ocr = true;
+	}
 	return NULL;
 }
 
@@ -168,6 +247,7 @@ ioffice_worker_extract_step(void)
 	char		kind[16] = "";
 	StringInfoData text;
 	char	   *reason;
+	bool		ocr = false;
 
 	if (cxt == NULL)
 		cxt = AllocSetContextCreate(TopMemoryContext, "ioffice text extraction",
@@ -214,7 +294,7 @@ ioffice_worker_extract_step(void)
 	pgstat_report_activity(STATE_RUNNING, "ioffice worker: extracting a file's text for search");
 	oldcxt = MemoryContextSwitchTo(cxt);
 	initStringInfo(&text);
-	reason = extract_text(kind, pdf, pdf_len, &text);
+	reason = extract_text(kind, pdf, pdf_len, &text, &ocr);
 	MemoryContextSwitchTo(oldcxt);
 
 	/* what came of it */
@@ -231,6 +311,11 @@ ioffice_worker_extract_step(void)
 	if (SPI_execute_with_args("SELECT ioffice._search_extracted($1, $2, $3)", 3, argtypes,
 							  values, nulls, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "ioffice: could not record the text of file %lld", (long long) file);
+	/* the text was read by OCR (sql/parts/99_search_ocr.sql) */
+	if (ocr && SPI_execute_with_args("UPDATE ioffice.search_extraction SET ocr = true "
+									 "WHERE file_id = $1 AND done_at IS NOT NULL AND error IS NULL",
+									 1, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "ioffice: could not mark the text of file %lld as OCR", (long long) file);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
