@@ -10540,26 +10540,30 @@ REVOKE ALL ON FUNCTION _access_log_us(timestamptz) FROM PUBLIC;
 
 -- The rows of [range_from, range_to): how many, and the SHA-256 of
 -- F(at) F(person_id) F(action) F(document_id) F(file_id) F(case_file_id)
--- F(detail) F(params) of each, in the order of those columns, F(x) =
--- byte length ":" x ";", F(NULL) = "-;", at in microseconds since 1970 UTC,
--- params as jsonb's text.
+-- F(detail) F(params) of each, F(x) = byte length ":" x ";", F(NULL) =
+-- "-;", at as text in UTC and ISO style (2026-12-02 08:30:00.123456+00, the
+-- fraction without its trailing zeros), params as jsonb's text; the rows in
+-- the order of at, then of these bytes.  (The settings are the function's
+-- own, so that the text of a time is the same in every session; the hashing
+-- is by plain SQL expressions, some 100,000 rows a second.)
 CREATE FUNCTION _access_log_range(range_from timestamptz, range_to timestamptz,
                                   OUT rows bigint, OUT digest bytea)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
 AS $$
     SELECT count(*),
-           sha256(convert_to(coalesce(string_agg(r.enc, '' ORDER BY r.k), ''), 'UTF8'))
-      FROM (SELECT concat_ws('',
-                       octet_length(ioffice._access_log_us(a.at)) || ':' || ioffice._access_log_us(a.at) || ';',
-                       octet_length(a.person_id::text) || ':' || a.person_id || ';',
-                       octet_length(a.action) || ':' || a.action || ';',
-                       coalesce(octet_length(a.document_id::text) || ':' || a.document_id || ';', '-;'),
-                       coalesce(octet_length(a.file_id::text) || ':' || a.file_id || ';', '-;'),
-                       coalesce(octet_length(a.case_file_id::text) || ':' || a.case_file_id || ';', '-;'),
-                       coalesce(octet_length(a.detail) || ':' || a.detail || ';', '-;'),
-                       coalesce(octet_length(a.params::text) || ':' || a.params::text || ';', '-;')) AS enc,
-                   row(a.at, a.person_id, a.action, a.document_id, a.file_id, a.case_file_id,
-                       a.detail, a.params::text) AS k
+           sha256(convert_to(coalesce(string_agg(r.enc, '' ORDER BY r.at, r.enc COLLATE "C"), ''), 'UTF8'))
+      FROM (SELECT a.at,
+                   octet_length(a.at::text) || ':' || a.at::text || ';'
+                   || octet_length(a.person_id::text) || ':' || a.person_id::text || ';'
+                   || octet_length(a.action) || ':' || a.action || ';'
+                   || coalesce(octet_length(a.document_id::text) || ':' || a.document_id::text || ';', '-;')
+                   || coalesce(octet_length(a.file_id::text) || ':' || a.file_id::text || ';', '-;')
+                   || coalesce(octet_length(a.case_file_id::text) || ':' || a.case_file_id::text || ';', '-;')
+                   || coalesce(octet_length(a.detail) || ':' || a.detail || ';', '-;')
+                   || coalesce(octet_length(a.params::text) || ':' || a.params::text || ';', '-;') AS enc
               FROM ioffice.access_log a
              WHERE a.at >= range_from AND a.at < range_to) r
 $$;
@@ -10579,8 +10583,8 @@ $$;
 REVOKE ALL ON FUNCTION _access_log_checkpoint_hash(bigint, timestamptz, timestamptz, bigint, bytea, bytea) FROM PUBLIC;
 
 -- The worker's digest (workers/retention_jobs.c): the next checkpoint, of
--- at most max_rows rows (more only when more share one instant), ending just
--- after them or at the horizon (see above; margin before the present, 10 seconds for the
+-- at most max_rows rows (more only when more share one instant) and a day
+-- from its first row, ending just after them or at the horizon (see above; margin before the present, 10 seconds for the
 -- worker).  Returns the rows it digested: 0 when nothing was due, max_rows
 -- or more when there may be more.  Granted to nobody.
 CREATE FUNCTION _access_log_digest(max_rows int, margin interval DEFAULT interval '10 seconds')
@@ -10596,6 +10600,7 @@ DECLARE
     v_rows bigint;
     v_digest bytea;
     v_hash bytea;
+    v_first timestamptz;
 BEGIN
     IF max_rows IS NULL OR max_rows <= 0 OR margin IS NULL OR margin < interval '0' THEN
         RAISE EXCEPTION '_access_log_digest needs a number of rows above 0 and a margin of 0 or more'
@@ -10616,8 +10621,11 @@ BEGIN
     LOCK TABLE ioffice.access_log_checkpoint IN SHARE ROW EXCLUSIVE MODE;
     SELECT * INTO v_last FROM ioffice.access_log_checkpoint ORDER BY id DESC LIMIT 1;
     v_from := coalesce(v_last.range_to, '-infinity');
-    IF v_horizon <= v_from
-       OR NOT EXISTS (SELECT 1 FROM ioffice.access_log a WHERE a.at >= v_from AND a.at < v_horizon) THEN
+    IF v_horizon <= v_from THEN
+        RETURN 0;
+    END IF;
+    SELECT min(a.at) INTO v_first FROM ioffice.access_log a WHERE a.at >= v_from AND a.at < v_horizon;
+    IF v_first IS NULL THEN
         RETURN 0;
     END IF;
     -- at most max_rows rows (and those of the same instant as the last):
@@ -10632,6 +10640,9 @@ BEGIN
     ELSE
         v_to := v_horizon;
     END IF;
+    -- and no later than a day after its first row: the pruning cuts at a
+    -- range's end, so a range spans a day at most (and the gap before it)
+    v_to := least(v_to, v_first + interval '1 day');
     SELECT r.rows, r.digest INTO v_rows, v_digest FROM ioffice._access_log_range(v_from, v_to) r;
     v_id := coalesce(v_last.id, 0) + 1;
     v_hash := ioffice._access_log_checkpoint_hash(v_id, v_from, v_to, v_rows, v_digest, v_last.hash);

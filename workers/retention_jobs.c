@@ -41,6 +41,7 @@ int			ioffice_access_log_retention = 0;
 #define RETENTION_BATCH 100
 #define ACCESS_LOG_BATCH 10000
 #define RETENTION_INTERVAL_MS (60 * 1000)
+#define DIGEST_CHECKPOINTS 100
 
 void
 ioffice_retention_init(void)
@@ -123,10 +124,24 @@ ioffice_worker_retention_step(void)
 						  RETENTION_BATCH) >= RETENTION_BATCH;
 	/*
 	 * The access log's digest (sql/parts/99_access_log_digest.sql), before
-	 * its pruning, which cuts only at a digested range's end: a checkpoint of
-	 * at most ACCESS_LOG_BATCH rows a turn.
+	 * its pruning, which cuts only at a digested range's end: checkpoints of
+	 * at most ACCESS_LOG_BATCH rows in all, DIGEST_CHECKPOINTS at most, a
+	 * turn; more at the next turn when the last one found rows.
 	 */
-	more |= run_batch("_access_log_digest", 0, ACCESS_LOG_BATCH) >= ACCESS_LOG_BATCH;
+	{
+		int64		digested = 0;
+		int64		n = 0;
+
+		/* a backlog (checkpoints of a day each, at most): a batch's worth a turn */
+		for (int i = 0; i < DIGEST_CHECKPOINTS && digested < ACCESS_LOG_BATCH; i++)
+		{
+			n = run_batch("_access_log_digest", 0, ACCESS_LOG_BATCH);
+			if (n == 0)
+				break;
+			digested += n;
+		}
+		more |= n > 0;
+	}
 	if (ioffice_access_log_retention > 0)
 	{
 		int64		n = run_batch("_access_log_prune", ioffice_access_log_retention,
