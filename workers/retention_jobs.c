@@ -80,7 +80,8 @@ run_batch(const char *fname, int minutes, int batch)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "ioffice worker: removing what is kept no longer");
+	pgstat_report_activity(STATE_RUNNING, digest ? "ioffice worker: digesting the access log" :
+						   "ioffice worker: removing what is kept no longer");
 	values[0] = CStringGetTextDatum(psprintf(digest ? "ioffice.%s(integer,interval)" :
 											 "ioffice.%s(interval,integer)", fname));
 	if (SPI_execute_with_args("SELECT pg_catalog.to_regprocedure($1) IS NOT NULL", 1,
