@@ -384,10 +384,25 @@ ioffice_file_copy(PG_FUNCTION_ARGS)
  */
 static bool pruning = false;
 
+/*
+ * The cut: the end of the last checkpoint's range older than the retention
+ * (sql/parts/99_access_log_digest.sql), so that a range is kept whole or
+ * pruned whole, and access_log_verify() knows which ranges it can no longer
+ * recompute; recorded once, before the first row of it is deleted.  No
+ * checkpoint old enough: nothing is deleted (a row is never pruned before it
+ * was digested).
+ */
 static IofficePlan prune_plan = {
 	NULL,
+	"WITH cut AS ("
+	"  SELECT id, range_to FROM ioffice.access_log_checkpoint"
+	"   WHERE range_to <= now() - $1 ORDER BY id DESC LIMIT 1), "
+	"mark AS ("
+	"  INSERT INTO ioffice.access_log_pruned (checkpoint_id)"
+	"  SELECT id FROM cut WHERE NOT EXISTS ("
+	"    SELECT 1 FROM ioffice.access_log_pruned p WHERE p.checkpoint_id >= cut.id)) "
 	"DELETE FROM ioffice.access_log WHERE ctid = ANY (ARRAY("
-	"  SELECT ctid FROM ioffice.access_log WHERE at < now() - $1 LIMIT $2))",
+	"  SELECT ctid FROM ioffice.access_log WHERE at < (SELECT range_to FROM cut) LIMIT $2))",
 	2, {INTERVALOID, INT4OID}
 };
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The text of a Word (docx) or Excel (xlsx) file, for search().
+"""The text of a Word (docx) or Excel (xlsx) file, or of a scanned PDF, for search().
 
 Run by the signing worker (workers/text_jobs.c) under the PDF helper's
 limits (address space, CPU, wall clock), never in a server process:
@@ -10,6 +10,13 @@ more.  No XML parser (entities, DTDs): the text runs are taken by pattern
 and their five predefined entities and character references decoded.
 Exit status 1: not a file of that kind it can read.
 
+A scanned PDF (pdftotext found no text in it) is read by OCR:
+    python3 -I ioffice_text.py ocr MAX_BYTES PAGES SECONDS  < pdf  > text
+poppler's pdftoppm renders its first PAGES pages as grey images, Tesseract
+(the Vietnamese language data, with English) reads each, one at a time,
+all within SECONDS (the pages left when the time is spent are not read).
+Exit status 3: Tesseract or its Vietnamese data is not installed.
+
 The binary formats of Word 97-2003 (doc) and Excel 97-2003 (xls) are read
 by the converter's running LibreOffice (workers/ioffice_convert.py), which
 the signer does not wait for: starting LibreOffice here for each file held
@@ -17,8 +24,13 @@ the signer for seconds.
 """
 import html
 import io
+import os
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
+import time
 import zipfile
 
 RUN = {
@@ -33,8 +45,75 @@ PARTS = {
 }
 
 
+PDFTOPPM = '/usr/bin/pdftoppm'
+DPI = '300'
+
+
+def ocr_languages():
+    """Tesseract's languages to read with: Vietnamese (and English, for the
+    words of forms and codes), or None when the Vietnamese data is missing."""
+    tesseract = shutil.which('tesseract', path='/usr/bin:/usr/local/bin')
+    if tesseract is None:
+        return None, None
+    try:
+        listed = subprocess.run([tesseract, '--list-langs'], capture_output=True,
+                                timeout=30).stdout.decode('utf-8', 'replace').split()
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    if 'vie' not in listed:
+        return tesseract, None
+    return tesseract, 'vie+eng' if 'eng' in listed else 'vie'
+
+
+def ocr(limit, pages, seconds):
+    """The text of a scanned PDF on stdin, page after page, within seconds."""
+    deadline = time.monotonic() + seconds
+    tesseract, langs = ocr_languages()
+    if langs is None:
+        return 3
+    # one thread each: the worker's machine serves the database too
+    env = dict(os.environ, OMP_THREAD_LIMIT='1')
+    out = io.BytesIO()
+    with tempfile.TemporaryDirectory(prefix='ioffice_ocr_') as tmp:
+        pdf = os.path.join(tmp, 'in.pdf')
+        with open(pdf, 'wb') as f:
+            f.write(sys.stdin.buffer.read())
+        for page in range(1, pages + 1):
+            left = deadline - time.monotonic()
+            if left <= 1 or out.tell() >= limit:
+                break
+            image = os.path.join(tmp, 'page')
+            try:
+                r = subprocess.run([PDFTOPPM, '-q', '-r', DPI, '-gray', '-png', '-singlefile',
+                                    '-f', str(page), '-l', str(page), pdf, image],
+                                   capture_output=True, timeout=left)
+            except subprocess.TimeoutExpired:
+                break
+            if r.returncode != 0 or not os.path.exists(image + '.png'):
+                if page == 1:
+                    return 1    # not a PDF poppler can read
+                break           # past the last page
+            left = deadline - time.monotonic()
+            if left <= 1:
+                break
+            try:
+                r = subprocess.run([tesseract, image + '.png', 'stdout', '-l', langs, '--psm', '3'],
+                                   capture_output=True, timeout=left, env=env)
+            except subprocess.TimeoutExpired:
+                break
+            os.unlink(image + '.png')
+            if r.returncode != 0:
+                return 1
+            out.write(r.stdout)
+            out.write(b'\n')
+    sys.stdout.buffer.write(out.getvalue()[:limit])
+    return 0
+
+
 def main():
     kind, limit = sys.argv[1], int(sys.argv[2])
+    if kind == 'ocr':
+        return ocr(limit, int(sys.argv[3]), float(sys.argv[4]))
     if kind not in RUN:
         return 1
     out = io.BytesIO()

@@ -4,7 +4,9 @@
  *	  finished requests of case_file_pdf() (their PDFs) older than
  *	  ioffice.export_retention; the rows of the access log older than
  *	  ioffice.access_log_retention, when a DBA set one (by default the
- *	  history of access is kept for ever).
+ *	  history of access is kept for ever); and the access log's digest into
+ *	  its checkpoints, which makes it tamper-evident (before the pruning,
+ *	  which cuts at a checkpoint).
  *
  * Once a minute, one batch at a time, each in a transaction of its own
  * (ioffice._export_cleanup(), sql/parts/99_case_file_pdf.sql;
@@ -39,6 +41,7 @@ int			ioffice_access_log_retention = 0;
 #define RETENTION_BATCH 100
 #define ACCESS_LOG_BATCH 10000
 #define RETENTION_INTERVAL_MS (60 * 1000)
+#define DIGEST_CHECKPOINTS 100
 
 void
 ioffice_retention_init(void)
@@ -63,21 +66,24 @@ ioffice_retention_init(void)
  * One batch of the clean-up function fname (which takes an interval of
  * minutes and a batch size), if it exists: how many rows it removed.
  */
-static int
+static int64
 run_batch(const char *fname, int minutes, int batch)
 {
 	Oid			argtypes[2] = {INT4OID, INT4OID};
 	Datum		values[2];
 	bool		isnull;
-	int			removed = 0;
+	int64		removed = 0;
+	bool		digest = strcmp(fname, "_access_log_digest") == 0;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ioffice: SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "ioffice worker: removing what is kept no longer");
-	values[0] = CStringGetTextDatum(psprintf("ioffice.%s(interval,integer)", fname));
+	pgstat_report_activity(STATE_RUNNING, digest ? "ioffice worker: digesting the access log" :
+						   "ioffice worker: removing what is kept no longer");
+	values[0] = CStringGetTextDatum(psprintf(digest ? "ioffice.%s(integer,interval)" :
+											 "ioffice.%s(interval,integer)", fname));
 	if (SPI_execute_with_args("SELECT pg_catalog.to_regprocedure($1) IS NOT NULL", 1,
 							  (Oid[]) {TEXTOID}, values, NULL, true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
@@ -86,11 +92,13 @@ run_batch(const char *fname, int minutes, int batch)
 	{
 		values[0] = Int32GetDatum(minutes);
 		values[1] = Int32GetDatum(batch);
-		if (SPI_execute_with_args(psprintf("SELECT ioffice.%s(make_interval(mins => $1), $2)", fname),
+		if (SPI_execute_with_args(psprintf(digest ? "SELECT ioffice.%s($2)::bigint" :
+										   "SELECT ioffice.%s(make_interval(mins => $1), $2)::bigint",
+										   fname),
 								  2, argtypes, values, NULL, false, 1) != SPI_OK_SELECT ||
 			SPI_processed != 1)
 			elog(ERROR, "ioffice: %s failed", fname);
-		removed = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+		removed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 											  &isnull));
 	}
 	SPI_finish();
@@ -115,13 +123,33 @@ ioffice_worker_retention_step(void)
 	if (ioffice_export_retention > 0)
 		more |= run_batch("_export_cleanup", ioffice_export_retention,
 						  RETENTION_BATCH) >= RETENTION_BATCH;
+	/*
+	 * The access log's digest (sql/parts/99_access_log_digest.sql), before
+	 * its pruning, which cuts only at a digested range's end: checkpoints of
+	 * at most ACCESS_LOG_BATCH rows in all, DIGEST_CHECKPOINTS at most, a
+	 * turn; more at the next turn when the last one found rows.
+	 */
+	{
+		int64		digested = 0;
+		int64		n = 0;
+
+		/* a backlog (checkpoints of a day each, at most): a batch's worth a turn */
+		for (int i = 0; i < DIGEST_CHECKPOINTS && digested < ACCESS_LOG_BATCH; i++)
+		{
+			n = run_batch("_access_log_digest", 0, ACCESS_LOG_BATCH);
+			if (n == 0)
+				break;
+			digested += n;
+		}
+		more |= n > 0;
+	}
 	if (ioffice_access_log_retention > 0)
 	{
-		int			n = run_batch("_access_log_prune", ioffice_access_log_retention,
+		int64		n = run_batch("_access_log_prune", ioffice_access_log_retention,
 								  ACCESS_LOG_BATCH);
 
 		if (n > 0)
-			elog(LOG, "ioffice worker: %d rows of the access log older than ioffice.access_log_retention deleted", n);
+			elog(LOG, "ioffice worker: " INT64_FORMAT " rows of the access log older than ioffice.access_log_retention deleted", n);
 		more |= n >= ACCESS_LOG_BATCH;
 	}
 	next = more ? 0 : TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RETENTION_INTERVAL_MS);

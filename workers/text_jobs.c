@@ -18,7 +18,11 @@
  * ioffice._search_extracted(), which also records the job's outcome.  A PDF
  * larger than ioffice.search_file_max, one pdftotext cannot read, or that
  * makes it crash or hang fails its own job with the reason; the others go
- * on.  A database whose extension predates search (0.1) has nothing to do.
+ * on.  A PDF without a text layer (a scan: pdftotext finds almost nothing)
+ * is read by OCR (workers/ioffice_text.py ocr, Tesseract in Vietnamese, at
+ * most ioffice.search_ocr_pages pages), and its job marked ocr; OCR runs in
+ * the signer's loop (pdftotext beside it).
+ * A database whose extension predates search (0.1) has nothing to do.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -48,6 +52,10 @@
 
 int			ioffice_search_text_max = 1024;	/* kB of text kept per file */
 int			ioffice_search_file_max = 64;	/* MB of PDF extracted */
+int			ioffice_search_ocr_pages = 10;	/* pages of a scanned PDF read by OCR */
+
+/* fewer letters than this in a PDF's text layer: a scan, read by OCR */
+#define OCR_BELOW_CHARS 16
 
 void
 ioffice_text_jobs_init(void)
@@ -65,6 +73,13 @@ ioffice_text_jobs_init(void)
 							&ioffice_search_file_max,
 							64, 1, 1024,
 							PGC_SIGHUP, GUC_UNIT_MB,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("ioffice.search_ocr_pages",
+							"Pages of a scanned PDF (one without a text layer) read by OCR for search; 0: none.",
+							"Tesseract with the Vietnamese language data reads them, within ioffice.pdf_helper_timeout.",
+							&ioffice_search_ocr_pages,
+							10, 0, 1000,
+							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 }
 
@@ -105,6 +120,61 @@ ioffice_text_clean(StringInfo s)
 	}
 	s->len = o;
 	s->data[o] = '\0';
+}
+
+/* fewer than OCR_BELOW_CHARS letters or digits: no text layer, a scan */
+static bool
+nearly_empty(StringInfo text)
+{
+	int			n = 0;
+
+	for (int i = 0; i < text->len && n < OCR_BELOW_CHARS; i++)
+	{
+		unsigned char c = (unsigned char) text->data[i];
+
+		/* an ASCII letter or digit, or the first byte of a non-ASCII character */
+		if ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c >= 0xC0)
+			n++;
+	}
+	return n < OCR_BELOW_CHARS;
+}
+
+/*
+ * A scanned PDF's text by OCR (workers/ioffice_text.py ocr: pdftoppm's page
+ * images read by Tesseract, Vietnamese), under the PDF helper's limits, in
+ * fewer seconds than its wall clock allows; into text, which it replaces.
+ * NULL, or why there is none (the text of the layer is then kept).
+ */
+static char *
+ocr_text(const char *share, const char *data, size_t len, StringInfo text, size_t max_out)
+{
+	char		max_text[32];
+	char		pages[16];
+	char		seconds[16];
+	char	   *argv[] = {NULL, "-I", NULL, "ocr", max_text, pages, seconds, NULL};
+	StringInfoData out;
+	bool		truncated = false;
+	int			exit_code = -1;
+	char	   *reason;
+
+	snprintf(max_text, sizeof(max_text), "%zu", max_out);
+	snprintf(pages, sizeof(pages), "%d", ioffice_search_ocr_pages);
+	snprintf(seconds, sizeof(seconds), "%d", Max(ioffice_pdf_helper_timeout - 5,
+												 ioffice_pdf_helper_timeout * 3 / 4));
+	argv[2] = psprintf("%s/extension/ioffice_text.py", share);
+	initStringInfo(&out);
+	reason = ioffice_helper_run_program(ioffice_convert_python, "the OCR helper", argv, data, len,
+										&out, max_out, &truncated, &exit_code);
+	if (reason != NULL)
+		return reason;
+	if (exit_code == 3)
+		return pstrdup("Tesseract or its Vietnamese language data (tesseract-ocr-vie) is not installed");
+	if (exit_code != 0)
+		return psprintf("the OCR helper could not read the scanned PDF (exit status %d)", exit_code);
+	ioffice_text_clean(&out);
+	resetStringInfo(text);
+	appendBinaryStringInfo(text, out.data, out.len);
+	return NULL;
 }
 
 /*
@@ -362,7 +432,7 @@ extract_next(void)
  * meanwhile (the trigger that removes it takes the same lock).
  */
 static void
-extract_record(char *reason)
+extract_record(char *reason, bool ocr)
 {
 	Oid			argtypes[3] = {INT8OID, TEXTOID, TEXTOID};
 	Datum		values[3];
@@ -383,6 +453,11 @@ extract_record(char *reason)
 	if (SPI_execute_with_args("SELECT ioffice._search_extracted($1, $2, $3)", 3, argtypes,
 							  values, nulls, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "ioffice: could not record the text of file %lld", (long long) job.file);
+	/* the text was read by OCR (sql/parts/99_search_ocr.sql) */
+	if (ocr && SPI_execute_with_args("UPDATE ioffice.search_extraction SET ocr = true "
+									 "WHERE file_id = $1 AND done_at IS NOT NULL AND error IS NULL",
+									 1, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "ioffice: could not mark the text of file %lld as OCR", (long long) job.file);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -402,6 +477,7 @@ ioffice_worker_extract_step(void)
 	MemoryContext oldcxt;
 	char	   *reason;
 	bool		ended;
+	bool		ocr;
 
 	if (job_cxt == NULL)
 		job_cxt = AllocSetContextCreate(TopMemoryContext, "ioffice text extraction",
@@ -429,7 +505,28 @@ ioffice_worker_extract_step(void)
 		pgstat_report_activity(STATE_RUNNING, "ioffice worker: extracting a file's text for search");
 		return false;
 	}
-	extract_record(reason);
+	ocr = false;
+	if (reason == NULL && strcmp(job.kind, "pdf") == 0 && ioffice_search_ocr_pages > 0 &&
+		nearly_empty(&job.text))
+	{
+		/*
+		 * a scan: its OCR text, or the layer's few words and the reason
+		 * logged; the OCR helper runs to its end here, in the loop
+		 */
+		char		share[MAXPGPATH];
+		char	   *why;
+
+		pgstat_report_activity(STATE_RUNNING, "ioffice worker: reading a scanned PDF by OCR for search");
+		get_share_path(my_exec_path, share);
+		oldcxt = MemoryContextSwitchTo(job_cxt);
+		why = ocr_text(share, job.data, job.len, &job.text, (size_t) ioffice_search_text_max * 1024);
+		MemoryContextSwitchTo(oldcxt);
+		if (why != NULL)
+			elog(LOG, "ioffice: no OCR of a scanned PDF (file %lld): %s", (long long) job.file, why);
+		else
+			ocr = true;
+	}
+	extract_record(reason, ocr);
 	MemoryContextReset(job_cxt);
 	job.file = 0;
 	pgstat_report_activity(STATE_IDLE, NULL);

@@ -134,6 +134,9 @@ $$;
 CREATE FUNCTION _log_report_export(report text, format text, params jsonb) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_allowed text[];
+    v_unknown text;
 BEGIN
     IF report IS NULL OR report NOT IN ('register', 'followup', 'processing_report', 'case_file_list') THEN
         RAISE EXCEPTION 'unknown report "%"', pg_catalog.left(report, 60) USING ERRCODE = '22023';
@@ -144,6 +147,28 @@ BEGIN
     END IF;
     IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
         RAISE EXCEPTION 'the parameters of an export are a JSON object' USING ERRCODE = '22023';
+    END IF;
+    -- bounded: what the export functions pass (extension/register_export.c,
+    -- report_export.c), a few scalars, and no more; a row of the log is
+    -- kept for ever and anyone may call this
+    IF octet_length(params::text) > 1024 THEN
+        RAISE EXCEPTION 'the parameters of an export are too long (% bytes)', octet_length(params::text)
+            USING ERRCODE = '54000', DETAIL = 'At most 1024 bytes of JSON.';
+    END IF;
+    v_allowed := CASE report
+                     WHEN 'register' THEN ARRAY['register', 'agency', 'direction', 'code', 'year', 'rows']
+                     WHEN 'processing_report' THEN ARRAY['direction', 'from', 'to', 'rows']
+                     ELSE ARRAY['agency', 'year', 'rows'] END;
+    SELECT k INTO v_unknown FROM jsonb_object_keys(params) k WHERE k <> ALL (v_allowed) ORDER BY k LIMIT 1;
+    IF v_unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown parameter "%" of the export of a %', pg_catalog.left(v_unknown, 60), report
+            USING ERRCODE = '22023', DETAIL = format('Known: %s.', array_to_string(v_allowed, ', '));
+    END IF;
+    IF EXISTS (SELECT 1 FROM jsonb_each(params) e
+                WHERE jsonb_typeof(e.value) NOT IN ('number', 'string', 'null')
+                   OR (jsonb_typeof(e.value) = 'string' AND char_length(e.value #>> '{}') > 100)) THEN
+        RAISE EXCEPTION 'the parameters of an export are numbers, dates or short texts'
+            USING ERRCODE = '22023', DETAIL = 'No object, array or boolean; texts of at most 100 characters.';
     END IF;
     INSERT INTO ioffice.access_log (person_id, action, detail, params)
     VALUES (ioffice.actor(), 'export', report || ':' || format, params);

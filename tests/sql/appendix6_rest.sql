@@ -116,6 +116,23 @@ WHERE detail = 'case_file_list:xlsx' AND params->>'agency' = :'a6';
 SELECT regress_a6_state($$SELECT ioffice._log_report_export('trail', 'xlsx', '{}')$$) AS unknown_report,
        regress_a6_state($$SELECT ioffice._log_report_export('register', 'pdf', '{}')$$) AS unknown_format,
        regress_a6_state($$SELECT ioffice._log_report_export('register', 'xlsx', '[1]')$$) AS params_not_object;
+-- and only the parameters the export functions pass, bounded
+SELECT regress_a6_state($$SELECT ioffice._log_report_export('register', 'xlsx',
+                          jsonb_build_object('code', repeat('x', 99), 'direction', repeat('y', 99),
+                                             'agency', repeat('1', 900)))$$) AS params_too_long,
+       regress_a6_state($$SELECT ioffice._log_report_export('followup', 'xlsx', '{"agency": 1, "note": "x"}')$$)
+         AS unknown_key,
+       regress_a6_state($$SELECT ioffice._log_report_export('followup', 'csv', '{"agency": 1, "code": "x"}')$$)
+         AS key_of_another_report,
+       regress_a6_state($$SELECT ioffice._log_report_export('followup', 'xlsx', '{"agency": {"a": 1}}')$$)
+         AS nested_value,
+       regress_a6_state($$SELECT ioffice._log_report_export('case_file_list', 'xlsx', '{"year": [2025]}')$$)
+         AS array_value,
+       regress_a6_state($$SELECT ioffice._log_report_export('followup', 'xlsx',
+                          jsonb_build_object('agency', repeat('x', 101)))$$) AS long_text;
+SELECT count(*) AS bad_params_logged FROM ioffice.access_log
+WHERE action = 'export' AND (params ? 'note' OR octet_length(params::text) > 1024
+                             OR jsonb_typeof(params->'agency') = 'object');
 RESET ioffice.actor;
 SELECT regress_a6_state($$SELECT ioffice._log_report_export('register', 'xlsx', '{}')$$) AS no_person;
 RESET ROLE;
@@ -145,8 +162,80 @@ SELECT regress_a6_state($$UPDATE ioffice.access_log SET detail = 'x' WHERE detai
 RESET ioffice.actor;
 RESET ROLE;
 SELECT count(*) AS old_rows_kept FROM ioffice.access_log WHERE detail = 'regress_a6_old';
+-- nothing is pruned before it was digested (the pruning cuts at the end
+-- of a checkpoint's range)
+SELECT ioffice._access_log_prune(interval '10 years', 100) AS pruned_undigested;
+
+-- ===========================================================================
+-- 3b. the access log's digest (sql/parts/99_access_log_digest.sql): the
+-- worker's checkpoints, here one row each for the old rows, then the rest
+-- ===========================================================================
+SELECT ioffice._access_log_digest(1, interval '0') AS cp1, ioffice._access_log_digest(1, interval '0') AS cp2,
+       ioffice._access_log_digest(1, interval '0') AS cp3, ioffice._access_log_digest(1, interval '0') AS cp4;
+DO $$
+BEGIN
+    WHILE ioffice._access_log_digest(10000, interval '0') > 0 LOOP
+    END LOOP;
+END
+$$;
+SELECT count(*) > 4 AS checkpoints_made,
+       bool_and(range_to > range_from) AS ranges_forward,
+       min(range_from) = '-infinity' AS from_the_start,
+       (SELECT count(*) FROM ioffice.access_log) =
+         (SELECT sum(rows) FROM ioffice.access_log_checkpoint) AS every_row_covered
+FROM ioffice.access_log_checkpoint;
+SELECT count(*) = (SELECT count(*) FROM ioffice.access_log_checkpoint) AS in_the_audit
+FROM ioffice.audit WHERE chain = 'access_log' AND action = 'checkpoint';
+SELECT * FROM ioffice.access_log_verify();
+SELECT regress_a6_state($$SELECT ioffice._access_log_digest(0)$$) AS bad_rows,
+       regress_a6_state($$SELECT ioffice._access_log_digest(10, interval '-1 second')$$) AS bad_margin;
+-- who may: admins verify, nobody else digests or verifies
+SET ROLE regress_a6_app;
+SELECT regress_a6_state($$SELECT ioffice._access_log_digest(10)$$) AS app_digest,
+       regress_a6_state($$SELECT * FROM ioffice.access_log_verify()$$) AS app_verify,
+       regress_a6_state($$SELECT * FROM ioffice.access_log_checkpoint$$) AS app_reads_checkpoints;
+RESET ROLE;
+-- the checkpoints are append-only
+SELECT regress_a6_state($$UPDATE ioffice.access_log_checkpoint SET rows = rows + 1 WHERE id = 4$$) AS cp_update,
+       regress_a6_state($$DELETE FROM ioffice.access_log_checkpoint WHERE id = 4$$) AS cp_delete;
+-- tampering past the triggers (a superuser's replica role), each undone:
+-- verify names the checkpoint of the altered range, the first first
+BEGIN;
+SET LOCAL session_replication_role = replica;
+UPDATE ioffice.access_log SET detail = 'x' WHERE detail = 'regress_a6_old' AND at > now() - interval '10 years';
+SELECT checkpoint_id, problem FROM ioffice.access_log_verify();
+ROLLBACK;
+BEGIN;
+SET LOCAL session_replication_role = replica;
+DELETE FROM ioffice.access_log WHERE detail = 'regress_a6_old' AND at < now() - interval '11 years 36 hours';
+UPDATE ioffice.access_log SET person_id = person_id + 1 WHERE detail = 'regress_a6_old'
+   AND at > now() - interval '10 years';
+SELECT checkpoint_id, problem FROM ioffice.access_log_verify();
+ROLLBACK;
+BEGIN;
+INSERT INTO ioffice.access_log (at, person_id, action, document_id, detail)
+SELECT now() - interval '10 years 6 months', p.id, 'view', :a6_doc, 'regress_a6_late'
+FROM ioffice.person p WHERE p.login = 'regress_a6_spec';
+SELECT checkpoint_id, problem FROM ioffice.access_log_verify();
+ROLLBACK;
+BEGIN;
+SET LOCAL session_replication_role = replica;
+UPDATE ioffice.access_log_checkpoint SET rows = rows + 1 WHERE id = 2;
+SELECT checkpoint_id, problem FROM ioffice.access_log_verify();
+ROLLBACK;
+BEGIN;
+SET LOCAL session_replication_role = replica;
+-- the log and its checkpoint rewritten together: the audit trail holds the old hash
+DELETE FROM ioffice.access_log WHERE detail = 'regress_a6_old' AND at > now() - interval '10 years';
+UPDATE ioffice.access_log_checkpoint c SET rows = 0, digest = sha256(''),
+       hash = ioffice._access_log_checkpoint_hash(c.id, c.range_from, c.range_to, 0, sha256(''), c.previous)
+ WHERE id = 4;
+SELECT checkpoint_id, problem FROM ioffice.access_log_verify();
+ROLLBACK;
+SELECT count(*) AS intact_again FROM ioffice.access_log_verify();
+
 -- the worker's pruning (ioffice.access_log_retention = 10 years): batches
--- of the rows older, until none; the younger row stays
+-- of the rows older, until none, cut at a checkpoint; the younger row stays
 SELECT ioffice._access_log_prune(interval '10 years', 2) AS first_batch,
        ioffice._access_log_prune(interval '10 years', 2) AS second_batch,
        ioffice._access_log_prune(interval '10 years', 2) AS nothing_more;
@@ -155,6 +244,15 @@ SELECT regress_a6_state($$SELECT ioffice._access_log_prune(interval '10 years', 
 -- after the pruning, the trigger refuses a delete again
 SELECT regress_a6_state($$DELETE FROM ioffice.access_log WHERE detail = 'regress_a6_old'$$) AS delete_after_prune;
 SELECT ioffice._access_log_prune(interval '1 year', 100) AS younger_pruned;
+-- the cut is recorded, and the pruned ranges are no longer recomputed: the
+-- log still verifies; a checkpoint before the cut still may not change
+SELECT count(*) AS cuts, max(checkpoint_id) AS cut_at FROM ioffice.access_log_pruned;
+SELECT count(*) AS intact_after_prune FROM ioffice.access_log_verify();
+BEGIN;
+SET LOCAL session_replication_role = replica;
+UPDATE ioffice.access_log_checkpoint SET digest = sha256('x') WHERE id = 1;
+SELECT checkpoint_id, problem FROM ioffice.access_log_verify();
+ROLLBACK;
 
 -- ===========================================================================
 -- 4. the follow-up register for a reporting tool (ioffice_reader): the

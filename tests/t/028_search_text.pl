@@ -4,7 +4,7 @@
 # ioffice.search_text_max; a file it cannot read, or larger
 # than ioffice.search_file_max, fails its own job and the others go on; a
 # file replaced or removed leaves search; a person finds a file's text only
-# when they may see its document.
+# when they may see its document.  A scanned PDF is read by OCR.
 use strict;
 use warnings;
 use File::Basename qw(dirname);
@@ -198,5 +198,61 @@ ok($node->poll_query_until('postgres',
 	'the new version is extracted');
 is(as_actor($node, 'postgres', 'regress_luan', "SELECT string_agg(document::text, ',') FROM ioffice.search('rung phong ho')"),
 	$d_text, 'and found');
+
+# A scanned PDF (its page an image, no text layer): pdftotext finds nothing,
+# the worker's text helper reads it by OCR (pdftoppm's page images,
+# Tesseract in Vietnamese), its job is marked ocr, and search() finds its
+# Vietnamese words, accented or not.  The page is drawn here (Pillow, in
+# Liberation Serif) and made an image-only PDF by img2pdf.
+SKIP:
+{
+	my $font = '/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf';
+	my ($python) = grep { -x $_ } ('/usr/bin/python3', '/usr/local/bin/python3');
+	my $langs = `tesseract --list-langs 2>&1` // '';
+	skip 'Tesseract with its Vietnamese data (tesseract-ocr-vie) is not installed', 6
+	  unless $langs =~ /^vie$/m;
+	skip 'img2pdf is not installed', 6 unless system('sh', '-c', 'command -v img2pdf >/dev/null') == 0;
+	skip 'python3 with Pillow is not installed', 6
+	  unless defined $python && system($python, '-c', 'import PIL') == 0;
+	skip "the font $font is not installed (fonts-liberation2)", 6 unless -r $font;
+
+	my $dir = PostgreSQL::Test::Utils::tempdir();
+	my $draw = <<'PY';
+import sys
+from PIL import Image, ImageDraw, ImageFont
+font = ImageFont.truetype(sys.argv[1], 64)
+img = Image.new('L', (2480, 1000), 255)
+d = ImageDraw.Draw(img)
+for i, line in enumerate(sys.argv[3:]):
+    d.text((150, 150 + i * 130), line, font=font, fill=0)
+img.save(sys.argv[2], 'PNG', dpi=(300, 300))
+PY
+	system($python, '-c', $draw, $font, "$dir/page.png",
+		'Biên bản nghiệm thu công trình', 'Kênh mương nội đồng xã Chiềng Khoong',
+		'Ủy ban nhân dân huyện Sốp Cộp') == 0 or die 'could not draw the page';
+	system('img2pdf', '-o', "$dir/scan.pdf", "$dir/page.png") == 0 or die 'img2pdf failed';
+	my $scan = slurp_file("$dir/scan.pdf");
+	is(`pdftotext -q "$dir/scan.pdf" - | tr -d '[:space:]'`, '', 'the scanned PDF has no text layer');
+
+	# one page by OCR takes seconds: more than the 10 s set above, on a busy machine
+	$node->safe_psql('postgres', 'ALTER SYSTEM SET ioffice.pdf_helper_timeout = 120');
+	$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+	my ($d_scan, $f_scan) = new_doc('Biên bản quét', unpack('H*', $scan), 'quet.pdf');
+	ok($node->poll_query_until('postgres',
+		"SELECT done_at IS NOT NULL FROM ioffice.search_extraction WHERE file_id = $f_scan"),
+		'the scanned PDF is extracted');
+	is($node->safe_psql('postgres',
+		"SELECT coalesce(error, 'ok') || ' ' || ocr FROM ioffice.search_extraction WHERE file_id = $f_scan"),
+		'ok true', 'by OCR, and its job says so');
+	is($node->safe_psql('postgres',
+		"SELECT bool_or(ocr) FROM ioffice.search_extraction WHERE file_id <> $f_scan"),
+		'f', 'the files with a text layer were not read by OCR');
+	is(as_actor($node, 'postgres', 'regress_luan',
+		"SELECT string_agg(document::text, ',') FROM ioffice.search('nghiệm thu công trình')"),
+		$d_scan, 'an accented query finds the scanned PDF by its words');
+	is(as_actor($node, 'postgres', 'regress_luan',
+		"SELECT string_agg(document::text, ',') FROM ioffice.search('kenh muong noi dong')"),
+		$d_scan, 'an unaccented one too');
+}
 
 done_testing();

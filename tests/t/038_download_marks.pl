@@ -11,7 +11,9 @@
 #   - each download is one row of the access log (copy, download);
 #   - a transaction that wrote nothing but its access log row commits
 #     without waiting for its WAL (the log's cost on a download), one that
-#     wrote anything else, before or after, waits as before (pg_stat_wal).
+#     wrote anything else, before or after, waits as before (pg_stat_wal);
+#   - the worker digests the log into checkpoints, access_log_verify()
+#     finds it intact, and names the range of a row changed.
 use strict;
 use warnings;
 use File::Basename qw(dirname);
@@ -131,6 +133,29 @@ is($node->safe_psql('postgres',
 	is($node->safe_psql('postgres', "SELECT count(*) FROM ioffice.access_log WHERE file_id = $file AND action = 'download'"),
 		'121', 'every one of them is in the access log');
 }
+
+# --- the worker digests the log (tamper evidence) ----------------------------
+# about once a minute, the rows older than 10 seconds into chained
+# checkpoints, each hash also in the audit trail; access_log_verify() finds
+# it intact, then names the range of a row changed behind the trigger's back
+ok($node->poll_query_until('postgres',
+	"SELECT (SELECT sum(rows) FROM ioffice.access_log_checkpoint) = (SELECT count(*) FROM ioffice.access_log)"),
+	'the worker has digested every row of the access log');
+is($node->safe_psql('postgres',
+	"SELECT count(*) = (SELECT count(*) FROM ioffice.access_log_checkpoint) FROM ioffice.audit WHERE chain = 'access_log'"),
+	't', 'each checkpoint is in the audit trail');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM ioffice.access_log_verify()'), '0',
+	'the access log verifies');
+my $cp = $node->safe_psql('postgres', qq{
+BEGIN;
+SET LOCAL session_replication_role = replica;
+UPDATE ioffice.access_log SET action = 'download' WHERE ctid = (SELECT min(ctid) FROM ioffice.access_log WHERE action = 'copy');
+SELECT checkpoint_id || ': ' || problem FROM ioffice.access_log_verify();
+ROLLBACK;});
+like($cp, qr/^\d+: the range's rows were altered \(\d+ rows, as recorded\)$/,
+	'a copy rewritten as a download is found, in its range');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM ioffice.access_log_verify()'), '0',
+	'and the log verifies again once undone');
 
 $node->stop;
 done_testing();
