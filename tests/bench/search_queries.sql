@@ -9,7 +9,9 @@
 -- superuser: row-level security holds) naming a clerk of an agency drawn at
 -- random (the person who searches most, and the widest view an ordinary
 -- person has: their agency's documents and their own), asking for the
--- first :page results; timed in the server from before the call is planned
+-- first :page results; the common word also as the admin (who sees every
+-- document) and as a reporting tool (bench_reader, a member of
+-- ioffice_reader naming nobody: every ordinary document); timed in the server from before the call is planned
 -- to its last row.  The ILIKE scan is the same question asked without the
 -- text index: every row of search_text (metadata and file text) folded by
 -- contrib's unaccent and matched with ILIKE '%words%', its documents read
@@ -35,7 +37,7 @@ GRANT USAGE ON SCHEMA bench TO bench_app;
 -- same documents (the words are next to each other wherever they occur in
 -- the generated text, and are no part of other words)
 CREATE TABLE bench.query (name text PRIMARY KEY, ord int, query text, filters jsonb, pattern text,
-                          same_set boolean);
+                          same_set boolean, who text DEFAULT 'clerk');
 INSERT INTO bench.query VALUES
     ('common word',  1, 'triển khai',             '{}', '%trien khai%', false),
     ('rare word',    2, '"ươm tơ"',               '{}', '%uom to%', true),
@@ -47,6 +49,16 @@ INSERT INTO bench.query VALUES
                         'issued_to', make_date(extract(year FROM now())::int - 1, 12, 31)),
      '%ke hoach%', true),
     ('nothing',      6, 'tàu vũ trụ',             '{}', '%tau vu tru%', true);
+INSERT INTO bench.query VALUES
+    ('common word, admin',  7, 'triển khai', '{}', '%trien khai%', false, 'admin'),
+    ('common word, report', 8, 'triển khai', '{}', '%trien khai%', false, 'reader');
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bench_reader') THEN
+        CREATE ROLE bench_reader IN ROLE ioffice_reader;
+    END IF;
+END
+$$;
 GRANT SELECT ON bench.query TO bench_app;
 
 -- the clerks, with their agency
@@ -84,6 +96,22 @@ AS $$
      ORDER BY d.id DESC LIMIT lim
 $$;
 
+-- who calls: a clerk drawn at random, the admin, or a reporting tool
+CREATE FUNCTION bench.act_as(who text, n_actors int) RETURNS void LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM set_config('role', CASE who WHEN 'reader' THEN 'bench_reader' ELSE 'bench_app' END, false);
+    PERFORM set_config('ioffice.actor',
+        CASE who WHEN 'clerk' THEN (SELECT a.login FROM bench.actor a
+                                     WHERE a.n = 1 + floor(random() * n_actors)::int)
+                 WHEN 'admin' THEN 'quantri' ELSE '' END, false);
+END
+$$;
+GRANT EXECUTE ON FUNCTION bench.act_as(text, int) TO bench_app;
+GRANT USAGE ON SCHEMA bench TO bench_reader;
+GRANT SELECT ON bench.query, bench.actor TO bench_reader;
+GRANT INSERT ON bench.timing TO bench_reader;
+
 SET ROLE bench_app;
 
 -- soundness: for 3 clerks, the documents search() finds (up to 10,000)
@@ -95,7 +123,7 @@ DECLARE
     s bigint[];
     c bigint[];
 BEGIN
-    FOR q IN SELECT * FROM bench.query WHERE same_set ORDER BY ord LOOP
+    FOR q IN SELECT * FROM bench.query WHERE same_set AND who = 'clerk' ORDER BY ord LOOP
         FOR a IN SELECT * FROM bench.actor WHERE n <= 3 LOOP
             PERFORM set_config('ioffice.actor', a.login, false);
             SELECT coalesce(array_agg(x.document ORDER BY x.document), '{}') INTO s
@@ -128,9 +156,8 @@ DECLARE
 BEGIN
     FOR q IN SELECT * FROM bench.query ORDER BY ord LOOP
         FOR i IN 0 .. calls LOOP
-            k := 1 + floor(random() * n_actors)::int;
-            SELECT * INTO a FROM bench.actor WHERE n = k;
-            PERFORM set_config('ioffice.actor', a.login, false);
+            PERFORM bench.act_as(q.who, n_actors);
+            SELECT * INTO a FROM bench.actor WHERE login = current_setting('ioffice.actor');
             t := clock_timestamp();
             SELECT count(*) INTO found FROM ioffice.search(q.query, bench.filters(q, a), page);
             IF i > 0 THEN
@@ -139,9 +166,8 @@ BEGIN
             END IF;
         END LOOP;
         FOR i IN 0 .. scans LOOP
-            k := 1 + floor(random() * n_actors)::int;
-            SELECT * INTO a FROM bench.actor WHERE n = k;
-            PERFORM set_config('ioffice.actor', a.login, false);
+            PERFORM bench.act_as(q.who, n_actors);
+            SELECT * INTO a FROM bench.actor WHERE login = current_setting('ioffice.actor');
             t := clock_timestamp();
             SELECT count(*) INTO found FROM bench.scan(q.pattern, bench.filters(q, a), page);
             IF i > 0 THEN
@@ -149,6 +175,7 @@ BEGIN
                     (q.name, 'scan', 1000 * extract(epoch FROM clock_timestamp() - t), found);
             END IF;
         END LOOP;
+        PERFORM set_config('role', 'bench_app', false);
     END LOOP;
 END
 $$;
