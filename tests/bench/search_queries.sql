@@ -2,7 +2,7 @@
 -- measured against, and the timing loop, in the database scale_generate.sql
 -- and search_generate.sql filled.
 --
--- psql -v calls=N -v scan_runs=M -v page=P -v seed=X -f search_queries.sql
+-- psql -v calls=N -v scan_runs=M -v scan_warmup=W -v check_clerks=C -v page=P -v seed=X -f search_queries.sql
 --
 -- Each query is called :calls times (after one untimed call: warm cache) as
 -- the role an application uses (bench_app, a member of ioffice_app, no
@@ -99,11 +99,12 @@ $$;
 -- who calls: a clerk drawn at random, the admin, or a reporting tool
 CREATE FUNCTION bench.act_as(who text, n_actors int) RETURNS void LANGUAGE plpgsql
 AS $$
+DECLARE
+    k int := 1 + floor(random() * n_actors)::int;
 BEGIN
     PERFORM set_config('role', CASE who WHEN 'reader' THEN 'bench_reader' ELSE 'bench_app' END, false);
     PERFORM set_config('ioffice.actor',
-        CASE who WHEN 'clerk' THEN (SELECT a.login FROM bench.actor a
-                                     WHERE a.n = 1 + floor(random() * n_actors)::int)
+        CASE who WHEN 'clerk' THEN (SELECT a.login FROM bench.actor a WHERE a.n = k)
                  WHEN 'admin' THEN 'quantri' ELSE '' END, false);
 END
 $$;
@@ -112,9 +113,10 @@ GRANT USAGE ON SCHEMA bench TO bench_reader;
 GRANT SELECT ON bench.query, bench.actor TO bench_reader;
 GRANT INSERT ON bench.timing TO bench_reader;
 
+SET bench.check_clerks = :'check_clerks';
 SET ROLE bench_app;
 
--- soundness: for 3 clerks, the documents search() finds (up to 10,000)
+-- soundness: for :check_clerks clerks (3), the documents search() finds (up to 10,000)
 -- against the scan's, for the queries where both mean the same
 DO $$
 DECLARE
@@ -124,7 +126,7 @@ DECLARE
     c bigint[];
 BEGIN
     FOR q IN SELECT * FROM bench.query WHERE same_set AND who = 'clerk' ORDER BY ord LOOP
-        FOR a IN SELECT * FROM bench.actor WHERE n <= 3 LOOP
+        FOR a IN SELECT * FROM bench.actor WHERE n <= current_setting('bench.check_clerks')::int LOOP
             PERFORM set_config('ioffice.actor', a.login, false);
             SELECT coalesce(array_agg(x.document ORDER BY x.document), '{}') INTO s
               FROM ioffice.search(q.query, bench.filters(q, a), 10000) x;
@@ -141,6 +143,7 @@ $$;
 -- times, each with a clerk drawn at random, after an untimed call
 SET bench.calls = :'calls';
 SET bench.scan_runs = :'scan_runs';
+SET bench.scan_warmup = :'scan_warmup';
 SET bench.page = :'page';
 DO $$
 DECLARE
@@ -165,7 +168,7 @@ BEGIN
                     (q.name, 'search', 1000 * extract(epoch FROM clock_timestamp() - t), found);
             END IF;
         END LOOP;
-        FOR i IN 0 .. scans LOOP
+        FOR i IN 1 - current_setting('bench.scan_warmup')::int .. scans LOOP
             PERFORM bench.act_as(q.who, n_actors);
             SELECT * INTO a FROM bench.actor WHERE login = current_setting('ioffice.actor');
             t := clock_timestamp();
