@@ -10565,6 +10565,8 @@ DECLARE
     v_share float8;
     v_expect float8;
     v_n int;
+    v_part int;
+    v_round int;
     v_walked boolean := false;
     v_docs bigint[];
     v_found bigint[];
@@ -10646,19 +10648,36 @@ BEGIN
             v_docs := ioffice._search_newest(filters, v_me, v_all, v_reader, v_agencies, v_tasks, v_n);
             IF cardinality(v_docs) < v_n OR v_expect <= v_walk THEN
                 v_walked := true;
-                SELECT coalesce(array_agg(w.id), '{}'), coalesce(array_agg(w.file_id), '{}'),
-                       coalesce(array_agg(w.r), '{}')
-                  INTO v_found, v_files, v_scores
-                  FROM (SELECT u.id, m.file_id, m.r
-                          FROM unnest(v_docs) u(id)
-                          CROSS JOIN LATERAL (
-                              SELECT s.file_id, ioffice._search_score(s.words, v_any, v_exact) AS r
-                                FROM ioffice.search_text s
-                               WHERE s.document_id = u.id
-                               ORDER BY 2 DESC NULLS LAST, s.file_id NULLS FIRST
-                               LIMIT 1) m
-                         WHERE m.r IS NOT NULL
-                         LIMIT v_window + 1) w;
+                -- in two parts: a quarter of the documents expected first;
+                -- when far fewer of them have the words than the share said
+                -- (a word common elsewhere, rare in the caller's documents),
+                -- the text index instead of the rest
+                v_part := least(cardinality(v_docs), greatest(50, ceil(coalesce(v_expect, 0) / 4)::int));
+                v_found := '{}';
+                v_files := '{}';
+                v_scores := '{}';
+                FOR v_round IN 1 .. 2 LOOP
+                    SELECT v_found || coalesce(array_agg(w.id), '{}'), v_files || coalesce(array_agg(w.file_id), '{}'),
+                           v_scores || coalesce(array_agg(w.r), '{}')
+                      INTO v_found, v_files, v_scores
+                      FROM (SELECT u.id, m.file_id, m.r
+                              FROM unnest(CASE v_round WHEN 1 THEN v_docs[1:v_part]
+                                                       ELSE v_docs[v_part + 1:] END) u(id)
+                              CROSS JOIN LATERAL (
+                                  SELECT s.file_id, ioffice._search_score(s.words, v_any, v_exact) AS r
+                                    FROM ioffice.search_text s
+                                   WHERE s.document_id = u.id
+                                   ORDER BY 2 DESC NULLS LAST, s.file_id NULLS FIRST
+                                   LIMIT 1) m
+                             WHERE m.r IS NOT NULL
+                             LIMIT v_window + 1 - cardinality(v_found)) w;
+                    EXIT WHEN cardinality(v_found) > v_window OR cardinality(v_docs) <= v_part;
+                    IF v_round = 1 AND cardinality(v_docs) >= v_n
+                       AND cardinality(v_found) < v_part * v_share / 4 THEN
+                        v_walked := false;
+                        EXIT;
+                    END IF;
+                END LOOP;
                 -- the words were rarer among these documents than in all: the
                 -- walk ended before the window was full, the text index then
                 IF cardinality(v_found) <= v_window AND cardinality(v_docs) >= v_n THEN
