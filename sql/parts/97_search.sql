@@ -476,14 +476,22 @@ REVOKE ALL ON FUNCTION _search_newest(jsonb, bigint, boolean, boolean, bigint[],
 -- In two steps, so that a common word costs about what a rare one does:
 -- 1. the candidates: the newest documents (by id) the caller may see that
 --    have the words and pass the filters, at most greatest("limit", 200)
---    of them.  The text index finds the rows with the words and one of the
---    caller's keys in one scan (search_text.keys: a clerk's agency, their
---    own drafts; 'r' for a reporting tool); the documents of the caller's
---    tasks are found by their ids; an admin's by the words alone.  Each is
---    then checked against the policies' tests on its document (the keys are
---    derived data), and the filters.  For a word in most documents the
---    planner may instead read the rows newest first and stop at the window.
--- 2. the ranking, of the candidates only: the best row of each document.
+--    of them, found one of two ways.  For rare words, the text index: the
+--    rows with the words and one of the caller's keys in one scan
+--    (search_text.keys: a clerk's agency, their own drafts; 'r' for a
+--    reporting tool); the documents of the caller's tasks are found by
+--    their ids; an admin's by the words alone.  Each is then checked
+--    against the policies' tests on its document (the keys are derived
+--    data), and the filters.  For common words, or when the caller may see
+--    few documents with these filters, the walk: the documents the caller
+--    may see, newest first from the indexes of document (_search_newest:
+--    the policies' tests themselves), each one's rows tested for the words,
+--    until the window is full -- a common word's index entries are most of
+--    the table, and an admin's or a reporting tool's are not narrowed by
+--    keys.  Both give the same candidates.
+-- 2. the ranking, of the candidates only: the best row of each document
+--    (_search_score, which reads each vector once; the walk scores as it
+--    tests).
 -- When more documents than the window match, the best of the newest are
 -- returned, not the best of all, and a NOTICE says so (as a web search
 -- engine ranks the first thousand pages it finds): ranking reads each
