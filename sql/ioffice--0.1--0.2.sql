@@ -10409,6 +10409,8 @@ $$;
 -- an agency's documents newest first: search()'s walk for a clerk
 -- (_search_newest), which stops after some hundreds
 CREATE INDEX document_agency_idx ON document (agency_id, id);
+-- and of one type (a search filtered by type): only those read
+CREATE INDEX document_agency_type_idx ON document (agency_id, doc_type, id);
 
 -- How search() scores a row: NULL when its vector lacks the query's words
 -- in every spelling, else ts_rank(words, any, 32) plus 1 when it has them

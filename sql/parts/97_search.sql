@@ -59,6 +59,8 @@ CREATE INDEX search_text_document_idx ON search_text (document_id);
 -- an agency's documents newest first: search()'s walk for a clerk
 -- (_search_newest), which stops after some hundreds
 CREATE INDEX document_agency_idx ON document (agency_id, id);
+-- and of one type (a search filtered by type): only those read
+CREATE INDEX document_agency_type_idx ON document (agency_id, doc_type, id);
 -- A file's text and its vector out of line (TOAST), the rest in rows of
 -- some 150 bytes: search() finds its candidates through the text index and
 -- these small rows, which stay in memory (a million documents' rows in some
