@@ -25,6 +25,8 @@ int			ioffice_due_soon_days = 3;
 int			ioffice_dossier_backdating_days = 30;
 /* read by send_reminders() through current_setting() only */
 static int	ioffice_reminder_lead_days = 0;
+/* read by search() with current_setting() */
+static int	ioffice_search_walk = 2000;
 
 void		_PG_init(void);
 
@@ -147,6 +149,22 @@ _PG_init(void)
 							&ioffice_dossier_backdating_days,
 							30, 0, 36500,
 							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	/*
+	 * search() (sql/parts/97_search.sql) reads the documents its caller may
+	 * see newest first, testing each one's words, rather than asking the
+	 * text index for every row with the words, when it expects to find its
+	 * window within this many documents; 0: always the text index.
+	 */
+	DefineCustomIntVariable("ioffice.search_walk",
+							"Documents search() reads newest first before it asks the text index instead.",
+							"0: always the text index. The walk suits words in many documents, and "
+							"callers who may see few; the text index rare words.",
+							&ioffice_search_walk,
+							2000, 0, 1000000,
+							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);
 

@@ -31,7 +31,9 @@
 #include "miscadmin.h"
 #include "tsearch/ts_locale.h"
 #include "tsearch/ts_public.h"
+#include "tsearch/ts_type.h"
 #include "utils/acl.h"
+#include "utils/fmgrprotos.h"
 #include "utils/hsearch.h"
 
 #include "ioffice.h"
@@ -39,6 +41,7 @@
 PG_FUNCTION_INFO_V1(ioffice_search_fold_init);
 PG_FUNCTION_INFO_V1(ioffice_search_fold_lexize);
 PG_FUNCTION_INFO_V1(ioffice_search_outer_is_reader);
+PG_FUNCTION_INFO_V1(ioffice_search_score);
 
 /*
  * The forms of the words already seen, by the word in lower case: folding
@@ -268,4 +271,31 @@ ioffice_search_outer_is_reader(PG_FUNCTION_ARGS)
 	if (superuser_arg(outer))
 		PG_RETURN_BOOL(is_member_of_role_nosuper(outer, reader));
 	PG_RETURN_BOOL(has_privs_of_role(outer, reader));
+}
+
+/*
+ * _search_score(words, any, exact): how search() ranks a row of search_text
+ * by its word vector -- NULL when the vector does not have the query's
+ * words in any spelling (words @@ any), otherwise ts_rank(words, any, 32),
+ * plus 1 when it has them spelled as the query is (words @@ exact).  The
+ * vector is read once: written in SQL, each of the three tests reads it
+ * again from out of line and decompresses it (a value is detoasted at
+ * every use), and the vectors of the rows ranked are most of what a search
+ * for a common word costs.
+ */
+Datum
+ioffice_search_score(PG_FUNCTION_ARGS)
+{
+	TSVector	words = PG_GETARG_TSVECTOR(0);
+	Datum		any = PG_GETARG_DATUM(1);
+	Datum		exact = PG_GETARG_DATUM(2);
+	float4		score;
+
+	if (!DatumGetBool(DirectFunctionCall2(ts_match_vq, PointerGetDatum(words), any)))
+		PG_RETURN_NULL();
+	score = DatumGetFloat4(DirectFunctionCall3(ts_rank_ttf, PointerGetDatum(words), any,
+											   Int32GetDatum(32)));
+	if (DatumGetBool(DirectFunctionCall2(ts_match_vq, PointerGetDatum(words), exact)))
+		score += 1.0f;
+	PG_RETURN_FLOAT4(score);
 }

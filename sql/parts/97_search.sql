@@ -56,6 +56,11 @@ CREATE INDEX search_text_words_idx ON search_text USING gin (words, keys);
 -- a person's documents' rows, for search() when the documents the person
 -- may see are fewer than those a common word is in
 CREATE INDEX search_text_document_idx ON search_text (document_id);
+-- an agency's documents newest first: search()'s walk for a clerk
+-- (_search_newest), which stops after some hundreds
+CREATE INDEX document_agency_idx ON document (agency_id, id);
+-- and of one type (a search filtered by type): only those read
+CREATE INDEX document_agency_type_idx ON document (agency_id, doc_type, id);
 -- A file's text and its vector out of line (TOAST), the rest in rows of
 -- some 150 bytes: search() finds its candidates through the text index and
 -- these small rows, which stay in memory (a million documents' rows in some
@@ -353,6 +358,110 @@ END
 $$;
 REVOKE ALL ON FUNCTION _search_filters(jsonb) FROM PUBLIC;
 
+-- How search() scores a row: NULL when its vector lacks the query's words
+-- in every spelling, else ts_rank(words, any, 32) plus 1 when it has them
+-- spelled as the query is; the vector read once (extension/search.c).
+CREATE FUNCTION _search_score(words tsvector, q_any tsquery, q_exact tsquery) RETURNS real
+    AS 'MODULE_PATHNAME', 'ioffice_search_score' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+REVOKE ALL ON FUNCTION _search_score(tsvector, tsquery, tsquery) FROM PUBLIC;
+
+-- How common the words of a query are: the share of search_text's rows
+-- that have its rarest word, from the table's statistics (the most common
+-- lexemes and their frequencies, as the planner reads them); 0 for a word
+-- not among them, or without statistics.  A word of the query is given
+-- folded and, when it has marks, as written, at one position: the folded
+-- form, the commoner, counts.  An estimate: two common words are seldom
+-- both in a row as often as the rarer alone (search() checks).
+CREATE FUNCTION _search_word_share(query text) RETURNS float8
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_elems text[];
+    v_freqs real[];
+BEGIN
+    SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs INTO v_elems, v_freqs
+      FROM pg_catalog.pg_stats s
+     WHERE s.schemaname = 'ioffice' AND s.tablename = 'search_text' AND s.attname = 'words';
+    IF v_elems IS NULL THEN
+        RETURN 0;
+    END IF;
+    RETURN (SELECT coalesce(min(w.share), 0) FROM (
+                SELECT max(coalesce(v_freqs[array_position(v_elems, u.lexeme)], 0)) AS share
+                  FROM unnest(to_tsvector('ioffice.search_vi'::regconfig, translate(query, '/', ' '))) u,
+                       unnest(u.positions) p(pos)
+                 GROUP BY p.pos) w);
+END
+$$;
+REVOKE ALL ON FUNCTION _search_word_share(text) FROM PUBLIC;
+
+-- The documents a person (or a reporting tool, or an admin: every_one)
+-- may see that pass search()'s filters, newest first, at most n of them:
+-- the tests of the policies visible and visible_to_readers of document,
+-- each from its own index in the order of ids (a clerk's agency's by
+-- document_agency_idx, their drafts by document_drafter_idx, their tasks'
+-- and a reader's by the primary key), each stopping at n, merged.  A
+-- statement made for the filters given, so that each is planned with the
+-- tests it has.
+CREATE FUNCTION _search_newest(filters jsonb, me bigint, every_one boolean, reader boolean,
+                               agencies bigint[], tasks bigint[], n int) RETURNS bigint[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    f record := ioffice._search_filters(filters);
+    v_filter text;
+    v_sql text;
+    v_docs bigint[];
+BEGIN
+    v_filter := concat(
+        CASE WHEN f.agency IS NOT NULL THEN ' AND d.agency_id = $1' END,
+        CASE WHEN f.doc_type IS NOT NULL THEN ' AND d.doc_type = $2' END,
+        CASE WHEN f.register IS NOT NULL THEN ' AND d.register_id = $3' END,
+        CASE WHEN f.state IS NOT NULL THEN ' AND d.state = $4' END,
+        CASE WHEN f.signer IS NOT NULL THEN ' AND d.signer_id = $5' END,
+        CASE WHEN f.direction IS NOT NULL THEN ' AND d.direction = $6' END,
+        CASE WHEN f.issued_from IS NOT NULL THEN ' AND coalesce(d.issued_on, d.sender_date) >= $7' END,
+        CASE WHEN f.issued_to IS NOT NULL THEN ' AND coalesce(d.issued_on, d.sender_date) <= $8' END,
+        CASE WHEN f.created_from IS NOT NULL
+             THEN ' AND (d.created_at AT TIME ZONE ioffice.timezone())::date >= $9' END,
+        CASE WHEN f.created_to IS NOT NULL
+             THEN ' AND (d.created_at AT TIME ZONE ioffice.timezone())::date <= $10' END);
+    -- (an admin sees every document, a clerk every one of their agency:
+    -- then the filter by agency alone, or all)
+    IF every_one OR f.agency = ANY (agencies) THEN
+        v_sql := 'SELECT d.id FROM ioffice.document d WHERE true' || v_filter || ' ORDER BY d.id DESC LIMIT $14';
+    ELSE
+        v_sql := array_to_string(ARRAY[
+            CASE WHEN cardinality(agencies) > 0 THEN
+                '(SELECT a.id FROM unnest($12) g(agency) CROSS JOIN LATERAL ('
+                'SELECT d.id FROM ioffice.document d WHERE d.agency_id = g.agency' || v_filter ||
+                ' ORDER BY d.id DESC LIMIT $14) a)' END,
+            CASE WHEN me IS NOT NULL THEN
+                '(SELECT d.id FROM ioffice.document d WHERE d.drafter_id = $11' || v_filter ||
+                ' ORDER BY d.id DESC LIMIT $14)' END,
+            -- (without filters, the ids themselves: no document is read)
+            CASE WHEN cardinality(tasks) > 0 AND v_filter = '' THEN
+                '(SELECT t.id FROM unnest($13) t(id) ORDER BY t.id DESC LIMIT $14)'
+                 WHEN cardinality(tasks) > 0 THEN
+                '(SELECT d.id FROM ioffice.document d WHERE d.id = ANY ($13)' || v_filter ||
+                ' ORDER BY d.id DESC LIMIT $14)' END,
+            CASE WHEN reader THEN
+                '(SELECT d.id FROM ioffice.document d WHERE d.confidentiality = ''normal'''
+                ' AND (d.register_id IS NULL OR d.register_id IN'
+                ' (SELECT r.id FROM ioffice.register r WHERE NOT r.confidential))' || v_filter ||
+                ' ORDER BY d.id DESC LIMIT $14)' END], ' UNION ');
+        IF v_sql = '' THEN
+            RETURN '{}';
+        END IF;
+        v_sql := 'SELECT x.id FROM (' || v_sql || ') x ORDER BY x.id DESC LIMIT $14';
+    END IF;
+    EXECUTE 'SELECT ARRAY(' || v_sql || ')' INTO v_docs
+        USING f.agency, f.doc_type, f.register, f.state, f.signer, f.direction, f.issued_from, f.issued_to,
+              f.created_from, f.created_to, me, agencies, tasks, n;
+    RETURN v_docs;
+END
+$$;
+REVOKE ALL ON FUNCTION _search_newest(jsonb, bigint, boolean, boolean, bigint[], bigint[], int) FROM PUBLIC;
+
 -- search(): the documents whose metadata or file text has the words of the
 -- query, best first, at most "limit" of them.  A document is found by every
 -- spelling of its words ("nghi dinh" finds "Nghị định"); one spelled as the
@@ -369,14 +478,22 @@ REVOKE ALL ON FUNCTION _search_filters(jsonb) FROM PUBLIC;
 -- In two steps, so that a common word costs about what a rare one does:
 -- 1. the candidates: the newest documents (by id) the caller may see that
 --    have the words and pass the filters, at most greatest("limit", 200)
---    of them.  The text index finds the rows with the words and one of the
---    caller's keys in one scan (search_text.keys: a clerk's agency, their
---    own drafts; 'r' for a reporting tool); the documents of the caller's
---    tasks are found by their ids; an admin's by the words alone.  Each is
---    then checked against the policies' tests on its document (the keys are
---    derived data), and the filters.  For a word in most documents the
---    planner may instead read the rows newest first and stop at the window.
--- 2. the ranking, of the candidates only: the best row of each document.
+--    of them, found one of two ways.  For rare words, the text index: the
+--    rows with the words and one of the caller's keys in one scan
+--    (search_text.keys: a clerk's agency, their own drafts; 'r' for a
+--    reporting tool); the documents of the caller's tasks are found by
+--    their ids; an admin's by the words alone.  Each is then checked
+--    against the policies' tests on its document (the keys are derived
+--    data), and the filters.  For common words, or when the caller may see
+--    few documents with these filters, the walk: the documents the caller
+--    may see, newest first from the indexes of document (_search_newest:
+--    the policies' tests themselves), each one's rows tested for the words,
+--    until the window is full -- a common word's index entries are most of
+--    the table, and an admin's or a reporting tool's are not narrowed by
+--    keys.  Both give the same candidates.
+-- 2. the ranking, of the candidates only: the best row of each document
+--    (_search_score, which reads each vector once; the walk scores as it
+--    tests).
 -- When more documents than the window match, the best of the newest are
 -- returned, not the best of all, and a NOTICE says so (as a web search
 -- engine ranks the first thousand pages it finds): ranking reads each
@@ -400,7 +517,17 @@ DECLARE
     v_keys text[];
     v_tasks bigint[];
     v_window int;
-    v_candidates bigint[];
+    v_walk int;
+    v_share float8;
+    v_expect float8;
+    v_n int;
+    v_part int;
+    v_round int;
+    v_walked boolean := false;
+    v_docs bigint[];
+    v_found bigint[];
+    v_files bigint[];
+    v_scores real[];
     v_any tsquery;
     v_exact tsquery;
     f record;
@@ -449,79 +576,154 @@ BEGIN
         RETURN;
     END IF;
     v_exact := websearch_to_tsquery('ioffice.search_vi_exact'::regconfig, translate(query, '/', ' '));
-    -- the caller's keys (_search_keys()): their tasks' documents, their
-    -- agencies as a clerk, their drafts, the reporting tools' documents; an
-    -- admin's agencies are every unit, and the words alone are asked for.
-    -- A filter by agency is a key too.
     v_all := v_me IS NOT NULL
              AND EXISTS (SELECT 1 FROM ioffice.person_role r WHERE r.person_id = v_me AND r.role = 'admin');
-    -- (the documents of the tasks that another key does not cover: a
-    -- clerk's thousand tasks are their agency's documents, and each key
-    -- is one more entry the index merges)
-    v_keys := ARRAY(SELECT 'd:' || d.id FROM ioffice.document d
-                     WHERE d.id = ANY (v_tasks)
-                       AND d.drafter_id IS DISTINCT FROM v_me AND NOT d.agency_id = ANY (v_agencies))
-              || ARRAY(SELECT 'a:' || a FROM unnest(v_agencies) a)
-              || CASE WHEN v_me IS NOT NULL THEN ARRAY['p:' || v_me] ELSE '{}'::text[] END
-              || CASE WHEN v_reader THEN ARRAY['r'] ELSE '{}'::text[] END;
     v_window := greatest(search."limit", 200);
+    -- 1. the candidates, newest first.  The walk: the documents the caller
+    -- may see that pass the filters, newest first, read from the indexes of
+    -- document (_search_newest), each one's rows tested for the words, until
+    -- the window is full.  Chosen when the words are common: the walk is
+    -- expected to fill the window within ioffice.search_walk documents, by
+    -- the share of the rows that have the query's rarest word (for an admin
+    -- or a reporting tool, whose text index lists every row with the words,
+    -- within a quarter of those rows); or when the documents the caller may
+    -- see with these filters are few (a quarter of ioffice.search_walk).
+    v_walk := current_setting('ioffice.search_walk')::int;
+    IF v_walk > 0 THEN
+        v_share := ioffice._search_word_share(query);
+        v_expect := CASE WHEN v_share > 0 THEN ceil((v_window + 1) / v_share) END;
+        IF v_all OR v_reader THEN
+            v_walk := greatest(v_walk, least(1000000, floor(v_share / 4 *
+                (SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = 'ioffice.search_text'::regclass)))::int);
+        END IF;
+        IF v_expect <= v_walk OR filters IS DISTINCT FROM '{}' OR NOT (v_all OR v_reader) AND v_agencies = '{}' THEN
+            -- (twice the documents expected: the walk is stopped there, and
+            -- the text index asked, when the words are rarer than expected)
+            v_n := CASE WHEN v_expect <= v_walk THEN least(v_walk, 2 * v_expect)::int
+                        ELSE greatest(1, v_walk / 4) END;
+            v_docs := ioffice._search_newest(filters, v_me, v_all, v_reader, v_agencies, v_tasks, v_n);
+            IF cardinality(v_docs) < v_n OR v_expect <= v_walk THEN
+                v_walked := true;
+                -- in two parts: a quarter of the documents expected first;
+                -- when far fewer of them have the words than the share said
+                -- (a word common elsewhere, rare in the caller's documents),
+                -- the text index instead of the rest
+                v_part := least(cardinality(v_docs), greatest(50, ceil(coalesce(v_expect, 0) / 4)::int));
+                v_found := '{}';
+                v_files := '{}';
+                v_scores := '{}';
+                FOR v_round IN 1 .. 2 LOOP
+                    SELECT v_found || coalesce(array_agg(w.id), '{}'), v_files || coalesce(array_agg(w.file_id), '{}'),
+                           v_scores || coalesce(array_agg(w.r), '{}')
+                      INTO v_found, v_files, v_scores
+                      FROM (SELECT u.id, m.file_id, m.r
+                              FROM unnest(CASE v_round WHEN 1 THEN v_docs[1:v_part]
+                                                       ELSE v_docs[v_part + 1:] END) u(id)
+                              CROSS JOIN LATERAL (
+                                  SELECT s.file_id, ioffice._search_score(s.words, v_any, v_exact) AS r
+                                    FROM ioffice.search_text s
+                                   WHERE s.document_id = u.id
+                                   ORDER BY 2 DESC NULLS LAST, s.file_id NULLS FIRST
+                                   LIMIT 1) m
+                             WHERE m.r IS NOT NULL
+                             LIMIT v_window + 1 - cardinality(v_found)) w;
+                    EXIT WHEN cardinality(v_found) > v_window OR cardinality(v_docs) <= v_part;
+                    IF v_round = 1 AND cardinality(v_docs) >= v_n
+                       AND cardinality(v_found) < v_part * v_share / 4 THEN
+                        v_walked := false;
+                        EXIT;
+                    END IF;
+                END LOOP;
+                -- the words were rarer among these documents than in all: the
+                -- walk ended before the window was full, the text index then
+                IF cardinality(v_found) <= v_window AND cardinality(v_docs) >= v_n THEN
+                    v_walked := false;
+                END IF;
+            END IF;
+        END IF;
+    END IF;
+    -- The text index: the rows with the words and one of the caller's keys
     -- (each candidate's document by its key, LATERAL: the newest first,
     -- without hashing the table of documents)
-    v_candidates := ARRAY(
-        SELECT c.document_id
-        FROM (SELECT DISTINCT s.document_id FROM ioffice.search_text s
-               WHERE s.words @@ v_any AND (v_all OR s.keys && v_keys)
-                 AND (f.agency IS NULL OR s.keys @> ARRAY['a:' || f.agency])) c
-        CROSS JOIN LATERAL (
-            SELECT 1 FROM ioffice.document d
-            WHERE d.id = c.document_id
-              AND (d.drafter_id = v_me OR d.agency_id = ANY (v_agencies) OR d.id = ANY (v_tasks)
-                   OR (v_reader AND d.confidentiality = 'normal'
-                       AND (d.register_id IS NULL
-                            OR d.register_id IN (SELECT r.id FROM ioffice.register r WHERE NOT r.confidential))))
-              AND (f.agency IS NULL OR d.agency_id = f.agency)
-              AND (f.doc_type IS NULL OR d.doc_type = f.doc_type)
-              AND (f.register IS NULL OR d.register_id = f.register)
-              AND (f.state IS NULL OR d.state = f.state)
-              AND (f.signer IS NULL OR d.signer_id = f.signer)
-              AND (f.direction IS NULL OR d.direction = f.direction)
-              AND (f.issued_from IS NULL OR coalesce(d.issued_on, d.sender_date) >= f.issued_from)
-              AND (f.issued_to IS NULL OR coalesce(d.issued_on, d.sender_date) <= f.issued_to)
-              AND (f.created_from IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date >= f.created_from)
-              AND (f.created_to IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date <= f.created_to)
-            LIMIT 1) v
-        ORDER BY c.document_id DESC
-        LIMIT v_window + 1);
-    IF cardinality(v_candidates) > v_window THEN
+    IF NOT v_walked THEN
+        -- the caller's keys (_search_keys()): their tasks' documents, their
+        -- agencies as a clerk, their drafts, the reporting tools' documents; an
+        -- admin's agencies are every unit, and the words alone are asked for.
+        -- A filter by agency is a key too.  (The documents of the tasks that
+        -- another key does not cover, from the indexes alone: a clerk's
+        -- thousand tasks are their agency's documents, and each key is one
+        -- more entry the index merges.)
+        v_keys := CASE WHEN v_all THEN '{}'::text[] ELSE
+                  ARRAY(SELECT 'd:' || t FROM unnest(v_tasks) t
+                         WHERE NOT EXISTS (SELECT 1 FROM ioffice.document d
+                                            WHERE d.agency_id = ANY (v_agencies) AND d.id = t)
+                           AND NOT EXISTS (SELECT 1 FROM ioffice.document d
+                                            WHERE d.drafter_id = v_me AND d.id = t))
+                  || ARRAY(SELECT 'a:' || a FROM unnest(v_agencies) a)
+                  || CASE WHEN v_me IS NOT NULL THEN ARRAY['p:' || v_me] ELSE '{}'::text[] END
+                  || CASE WHEN v_reader THEN ARRAY['r'] ELSE '{}'::text[] END END;
+        v_docs := ARRAY(
+            SELECT c.document_id
+            FROM (SELECT DISTINCT s.document_id FROM ioffice.search_text s
+                   WHERE s.words @@ v_any AND (v_all OR s.keys && v_keys)
+                     AND (f.agency IS NULL OR s.keys @> ARRAY['a:' || f.agency])) c
+            CROSS JOIN LATERAL (
+                SELECT 1 FROM ioffice.document d
+                WHERE d.id = c.document_id
+                  AND (d.drafter_id = v_me OR d.agency_id = ANY (v_agencies) OR d.id = ANY (v_tasks)
+                       OR (v_reader AND d.confidentiality = 'normal'
+                           AND (d.register_id IS NULL
+                                OR d.register_id IN (SELECT r.id FROM ioffice.register r WHERE NOT r.confidential))))
+                  AND (f.agency IS NULL OR d.agency_id = f.agency)
+                  AND (f.doc_type IS NULL OR d.doc_type = f.doc_type)
+                  AND (f.register IS NULL OR d.register_id = f.register)
+                  AND (f.state IS NULL OR d.state = f.state)
+                  AND (f.signer IS NULL OR d.signer_id = f.signer)
+                  AND (f.direction IS NULL OR d.direction = f.direction)
+                  AND (f.issued_from IS NULL OR coalesce(d.issued_on, d.sender_date) >= f.issued_from)
+                  AND (f.issued_to IS NULL OR coalesce(d.issued_on, d.sender_date) <= f.issued_to)
+                  AND (f.created_from IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date >= f.created_from)
+                  AND (f.created_to IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date <= f.created_to)
+                LIMIT 1) v
+            ORDER BY c.document_id DESC
+            LIMIT v_window + 1);
+        -- each candidate's best row, scored (a candidate has a row with the words)
+        SELECT coalesce(array_agg(w.id), '{}'), coalesce(array_agg(w.file_id), '{}'),
+               coalesce(array_agg(w.r), '{}')
+          INTO v_found, v_files, v_scores
+          FROM (SELECT u.id, m.file_id, m.r
+                  FROM unnest(v_docs) u(id)
+                  CROSS JOIN LATERAL (
+                      SELECT s.file_id, ioffice._search_score(s.words, v_any, v_exact) AS r
+                        FROM ioffice.search_text s
+                       WHERE s.document_id = u.id
+                       ORDER BY 2 DESC NULLS LAST, s.file_id NULLS FIRST
+                       LIMIT 1) m
+                 WHERE m.r IS NOT NULL) w;
+    END IF;
+    IF cardinality(v_found) > v_window THEN
         RAISE NOTICE 'search ranked the % newest of the documents that match, not all of them', v_window
             USING DETAIL = 'A query whose words are in many documents is ranked among the newest.',
                   HINT = 'Add words, or filters (agency, doc_type, issued_from, issued_to), to find older documents.';
-        v_candidates := v_candidates[1:v_window];
+        -- (both ways list the candidates newest first)
+        v_found := v_found[1:v_window];
+        v_files := v_files[1:v_window];
+        v_scores := v_scores[1:v_window];
     END IF;
+    -- 2. the best of them, with the snippet of each one's best row (from
+    -- the first 64 kB of a file's text: ts_headline parses all it is
+    -- given, and a page of results has up to "limit")
     RETURN QUERY
-    WITH hit AS (
-        SELECT s.document_id, s.file_id, s.body,
-               (s.words @@ v_exact)::int + ts_rank(s.words, v_any, 32) AS r
-        FROM ioffice.search_text s
-        WHERE s.document_id = ANY (v_candidates) AND s.words @@ v_any
-    ), best AS (
-        SELECT DISTINCT ON (h.document_id) h.document_id, h.body, h.r
-        FROM hit h
-        ORDER BY h.document_id, h.r DESC, h.file_id NULLS FIRST
-    ), found AS (
-        SELECT b.document_id, b.body, b.r
-        FROM best b
-        ORDER BY b.r DESC, b.document_id DESC
-        LIMIT search."limit"
-    )
-    -- (the snippet from the first 64 kB of a file's text: ts_headline
-    -- parses all it is given, and a page of results has up to "limit")
-    SELECT x.document_id, x.r::real,
-           ts_headline('ioffice.search_vi'::regconfig, left(x.body, 65536), v_any,
+    SELECT c.id, c.r,
+           ts_headline('ioffice.search_vi'::regconfig, left(b.body, 65536), v_any,
                        'StartSel=«, StopSel=», MaxWords=30, MinWords=12, ShortWord=0, '
                        'MaxFragments=2, FragmentDelimiter=" … "')
-    FROM found x
-    ORDER BY x.r DESC, x.document_id DESC;
+    FROM (SELECT x.id, x.file_id, x.r FROM unnest(v_found, v_files, v_scores) x(id, file_id, r)
+          ORDER BY x.r DESC, x.id DESC
+          LIMIT search."limit") c
+    CROSS JOIN LATERAL (SELECT s.body FROM ioffice.search_text s
+                         WHERE s.document_id = c.id AND s.file_id IS NOT DISTINCT FROM c.file_id) b
+    ORDER BY c.r DESC, c.id DESC;
 END
 $$;
 COMMENT ON FUNCTION search(text, jsonb, int) IS

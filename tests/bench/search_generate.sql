@@ -7,9 +7,12 @@
 -- and its text.  tests/bench/search checks on a sample that these rows are
 -- exactly what the normal path writes (the trigger, _search_extracted()).
 --
--- psql -v seed=X -v phase=prepare -f search_generate.sql     subjects, metadata rows, jobs, letters
--- psql -v phase=text -v part=K -v parts=N -f ...              the text rows of the documents whose
---                                                              id is K modulo N (N sessions at once)
+-- psql -v seed=X -v phase=prepare -f search_generate.sql     subjects, extraction jobs, letters
+-- psql -v phase=text -v part=K -v parts=N -f ...              the metadata rows of the documents
+--                                                              whose id, and the text rows of the
+--                                                              files whose id, is K modulo N (N
+--                                                              sessions at once: to_tsvector() is
+--                                                              most of the time)
 -- psql -v phase=finish -f ...                                  the text index, statistics
 --
 -- Words: administrative Vietnamese, with diacritics, in three tiers drawn
@@ -98,29 +101,6 @@ CREATE TABLE search_gen.words_idx AS
 SELECT pg_get_indexdef('ioffice.search_text_words_idx'::regclass) AS def;
 DROP INDEX ioffice.search_text_words_idx;
 
--- each document's metadata row: _search_metadata(d), the trigger's text,
--- in one statement (the driver compares a sample with the trigger's rows)
--- and the keys of who may find it (_search_keys(d.id), the BEFORE INSERT
--- trigger's)
-INSERT INTO ioffice.search_text (document_id, file_id, body, keys)
-SELECT d.id, NULL,
-       concat_ws(' · ', d.abstract,
-           coalesce(d.doc_type_name, t.name),
-           CASE WHEN d.number IS NOT NULL THEN d.number || '/' || d.symbol ELSE d.symbol END,
-           d.sender_symbol, ua.name, coalesce(d.drafting_unit_name, ud.name),
-           coalesce(us.name, d.sender_name), coalesce(d.signer_name, p.full_name), r.name, d.field,
-           to_char(d.issued_on, 'DD/MM/YYYY'), to_char(d.sender_date, 'DD/MM/YYYY'), d.identifier),
-       array_remove(ARRAY['d:' || d.id, 'a:' || d.agency_id, 'p:' || d.drafter_id,
-                          CASE WHEN d.confidentiality = 'normal' AND (d.register_id IS NULL OR NOT r.confidential)
-                               THEN 'r' END], NULL)
-  FROM ioffice.document d
-  LEFT JOIN ioffice.doc_type t ON t.code = d.doc_type
-  LEFT JOIN ioffice.unit ua ON ua.id = d.agency_id
-  LEFT JOIN ioffice.unit ud ON ud.id = d.drafting_unit_id
-  LEFT JOIN ioffice.unit us ON us.id = d.sender_agency_id
-  LEFT JOIN ioffice.person p ON p.id = d.signer_id
-  LEFT JOIN ioffice.register r ON r.id = d.register_id;
-
 -- each current PDF's extraction, done
 INSERT INTO ioffice.search_extraction (file_id, document_id, queued_at, done_at, error)
 SELECT f.id, f.document_id, f.uploaded_at, f.uploaded_at + interval '2 minutes', NULL
@@ -154,13 +134,39 @@ ANALYZE search_gen.letter;
 \endif
 
 \if :text
--- a delivered copy of a letter has its source's text
--- (the keys: the document's metadata row's, written above)
+-- each document's metadata row: _search_metadata(d), the trigger's text,
+-- in one statement (the driver compares a sample with the trigger's rows)
+-- and the keys of who may find it (_search_keys(d.id), the BEFORE INSERT
+-- trigger's)
 INSERT INTO ioffice.search_text (document_id, file_id, body, keys)
-SELECT j.document_id, j.file_id, l.body, m.keys
+SELECT d.id, NULL,
+       concat_ws(' · ', d.abstract,
+           coalesce(d.doc_type_name, t.name),
+           CASE WHEN d.number IS NOT NULL THEN d.number || '/' || d.symbol ELSE d.symbol END,
+           d.sender_symbol, ua.name, coalesce(d.drafting_unit_name, ud.name),
+           coalesce(us.name, d.sender_name), coalesce(d.signer_name, p.full_name), r.name, d.field,
+           to_char(d.issued_on, 'DD/MM/YYYY'), to_char(d.sender_date, 'DD/MM/YYYY'), d.identifier),
+       array_remove(ARRAY['d:' || d.id, 'a:' || d.agency_id, 'p:' || d.drafter_id,
+                          CASE WHEN d.confidentiality = 'normal' AND (d.register_id IS NULL OR NOT r.confidential)
+                               THEN 'r' END], NULL)
+  FROM ioffice.document d
+  LEFT JOIN ioffice.doc_type t ON t.code = d.doc_type
+  LEFT JOIN ioffice.unit ua ON ua.id = d.agency_id
+  LEFT JOIN ioffice.unit ud ON ud.id = d.drafting_unit_id
+  LEFT JOIN ioffice.unit us ON us.id = d.sender_agency_id
+  LEFT JOIN ioffice.person p ON p.id = d.signer_id
+  LEFT JOIN ioffice.register r ON r.id = d.register_id
+ WHERE d.id % :parts = :part;
+
+-- a delivered copy of a letter has its source's text; the keys as above
+INSERT INTO ioffice.search_text (document_id, file_id, body, keys)
+SELECT j.document_id, j.file_id, l.body,
+       array_remove(ARRAY['d:' || d.id, 'a:' || d.agency_id, 'p:' || d.drafter_id,
+                          CASE WHEN d.confidentiality = 'normal' AND (d.register_id IS NULL OR NOT r.confidential)
+                               THEN 'r' END], NULL)
   FROM ioffice.search_extraction j JOIN ioffice.document d ON d.id = j.document_id
   JOIN search_gen.letter l ON l.document_id = coalesce(d.source_document_id, d.id)
-  JOIN ioffice.search_text m ON m.document_id = j.document_id AND m.file_id IS NULL
+  LEFT JOIN ioffice.register r ON r.id = d.register_id
  WHERE j.file_id % :parts = :part;
 \endif
 

@@ -2,14 +2,16 @@
 -- measured against, and the timing loop, in the database scale_generate.sql
 -- and search_generate.sql filled.
 --
--- psql -v calls=N -v scan_runs=M -v page=P -v seed=X -f search_queries.sql
+-- psql -v calls=N -v scan_runs=M -v scan_warmup=W -v check_clerks=C -v page=P -v seed=X -f search_queries.sql
 --
 -- Each query is called :calls times (after one untimed call: warm cache) as
 -- the role an application uses (bench_app, a member of ioffice_app, no
 -- superuser: row-level security holds) naming a clerk of an agency drawn at
 -- random (the person who searches most, and the widest view an ordinary
 -- person has: their agency's documents and their own), asking for the
--- first :page results; timed in the server from before the call is planned
+-- first :page results; the common word also as the admin (who sees every
+-- document) and as a reporting tool (bench_reader, a member of
+-- ioffice_reader naming nobody: every ordinary document); timed in the server from before the call is planned
 -- to its last row.  The ILIKE scan is the same question asked without the
 -- text index: every row of search_text (metadata and file text) folded by
 -- contrib's unaccent and matched with ILIKE '%words%', its documents read
@@ -35,7 +37,7 @@ GRANT USAGE ON SCHEMA bench TO bench_app;
 -- same documents (the words are next to each other wherever they occur in
 -- the generated text, and are no part of other words)
 CREATE TABLE bench.query (name text PRIMARY KEY, ord int, query text, filters jsonb, pattern text,
-                          same_set boolean);
+                          same_set boolean, who text DEFAULT 'clerk');
 INSERT INTO bench.query VALUES
     ('common word',  1, 'triển khai',             '{}', '%trien khai%', false),
     ('rare word',    2, '"ươm tơ"',               '{}', '%uom to%', true),
@@ -47,6 +49,16 @@ INSERT INTO bench.query VALUES
                         'issued_to', make_date(extract(year FROM now())::int - 1, 12, 31)),
      '%ke hoach%', true),
     ('nothing',      6, 'tàu vũ trụ',             '{}', '%tau vu tru%', true);
+INSERT INTO bench.query VALUES
+    ('common word, admin',  7, 'triển khai', '{}', '%trien khai%', false, 'admin'),
+    ('common word, report', 8, 'triển khai', '{}', '%trien khai%', false, 'reader');
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bench_reader') THEN
+        CREATE ROLE bench_reader IN ROLE ioffice_reader;
+    END IF;
+END
+$$;
 GRANT SELECT ON bench.query TO bench_app;
 
 -- the clerks, with their agency
@@ -84,9 +96,27 @@ AS $$
      ORDER BY d.id DESC LIMIT lim
 $$;
 
+-- who calls: a clerk drawn at random, the admin, or a reporting tool
+CREATE FUNCTION bench.act_as(who text, n_actors int) RETURNS void LANGUAGE plpgsql
+AS $$
+DECLARE
+    k int := 1 + floor(random() * n_actors)::int;
+BEGIN
+    PERFORM set_config('role', CASE who WHEN 'reader' THEN 'bench_reader' ELSE 'bench_app' END, false);
+    PERFORM set_config('ioffice.actor',
+        CASE who WHEN 'clerk' THEN (SELECT a.login FROM bench.actor a WHERE a.n = k)
+                 WHEN 'admin' THEN 'quantri' ELSE '' END, false);
+END
+$$;
+GRANT EXECUTE ON FUNCTION bench.act_as(text, int) TO bench_app;
+GRANT USAGE ON SCHEMA bench TO bench_reader;
+GRANT SELECT ON bench.query, bench.actor TO bench_reader;
+GRANT INSERT ON bench.timing TO bench_reader;
+
+SET bench.check_clerks = :'check_clerks';
 SET ROLE bench_app;
 
--- soundness: for 3 clerks, the documents search() finds (up to 10,000)
+-- soundness: for :check_clerks clerks (3), the documents search() finds (up to 10,000)
 -- against the scan's, for the queries where both mean the same
 DO $$
 DECLARE
@@ -95,8 +125,8 @@ DECLARE
     s bigint[];
     c bigint[];
 BEGIN
-    FOR q IN SELECT * FROM bench.query WHERE same_set ORDER BY ord LOOP
-        FOR a IN SELECT * FROM bench.actor WHERE n <= 3 LOOP
+    FOR q IN SELECT * FROM bench.query WHERE same_set AND who = 'clerk' ORDER BY ord LOOP
+        FOR a IN SELECT * FROM bench.actor WHERE n <= current_setting('bench.check_clerks')::int LOOP
             PERFORM set_config('ioffice.actor', a.login, false);
             SELECT coalesce(array_agg(x.document ORDER BY x.document), '{}') INTO s
               FROM ioffice.search(q.query, bench.filters(q, a), 10000) x;
@@ -113,6 +143,7 @@ $$;
 -- times, each with a clerk drawn at random, after an untimed call
 SET bench.calls = :'calls';
 SET bench.scan_runs = :'scan_runs';
+SET bench.scan_warmup = :'scan_warmup';
 SET bench.page = :'page';
 DO $$
 DECLARE
@@ -128,9 +159,8 @@ DECLARE
 BEGIN
     FOR q IN SELECT * FROM bench.query ORDER BY ord LOOP
         FOR i IN 0 .. calls LOOP
-            k := 1 + floor(random() * n_actors)::int;
-            SELECT * INTO a FROM bench.actor WHERE n = k;
-            PERFORM set_config('ioffice.actor', a.login, false);
+            PERFORM bench.act_as(q.who, n_actors);
+            SELECT * INTO a FROM bench.actor WHERE login = current_setting('ioffice.actor');
             t := clock_timestamp();
             SELECT count(*) INTO found FROM ioffice.search(q.query, bench.filters(q, a), page);
             IF i > 0 THEN
@@ -138,10 +168,9 @@ BEGIN
                     (q.name, 'search', 1000 * extract(epoch FROM clock_timestamp() - t), found);
             END IF;
         END LOOP;
-        FOR i IN 0 .. scans LOOP
-            k := 1 + floor(random() * n_actors)::int;
-            SELECT * INTO a FROM bench.actor WHERE n = k;
-            PERFORM set_config('ioffice.actor', a.login, false);
+        FOR i IN 1 - current_setting('bench.scan_warmup')::int .. scans LOOP
+            PERFORM bench.act_as(q.who, n_actors);
+            SELECT * INTO a FROM bench.actor WHERE login = current_setting('ioffice.actor');
             t := clock_timestamp();
             SELECT count(*) INTO found FROM bench.scan(q.pattern, bench.filters(q, a), page);
             IF i > 0 THEN
@@ -149,6 +178,7 @@ BEGIN
                     (q.name, 'scan', 1000 * extract(epoch FROM clock_timestamp() - t), found);
             END IF;
         END LOOP;
+        PERFORM set_config('role', 'bench_app', false);
     END LOOP;
 END
 $$;

@@ -137,7 +137,7 @@ COMMIT;
 SELECT bool_or(p ~ 'BitmapOr') AS doc_bitmap_or,
        bool_or(p ~ 'Index Scan on document_drafter_idx') AS by_drafter,
        bool_or(p ~ 'Index Scan on document_pkey') AS by_task_documents,
-       bool_or(p ~ 'Index Scan on document_agency_state_idx') AS by_agency,
+       bool_or(p ~ 'Index Scan on document_agency_(state_|type_)?idx') AS by_agency,
        count(*) FILTER (WHERE p ~ 'InitPlan') >= 3 AS once_per_statement,
        NOT bool_or(p ~ 'can_see|Seq Scan') AS no_call_per_row
 FROM plan_doc AS x(p);
