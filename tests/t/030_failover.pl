@@ -22,6 +22,8 @@ use JSON::PP;
 use Time::HiRes qw(usleep time);
 use PostgreSQL::Test::Utils;
 use Test::More;
+use lib dirname(__FILE__);
+use IofficeTest;
 
 for my $tool (qw(patroni etcd haproxy pgbouncer))
 {
@@ -32,7 +34,7 @@ my $src = $ENV{IOFFICE_SRC} // dirname(__FILE__) . '/../..';
 my $rounds = $ENV{IOFFICE_HA_ROUNDS} // 1;
 my $dir = PostgreSQL::Test::Utils::tempdir;
 my $ha = "$dir/ha";
-my $base = $ENV{IOFFICE_HA_PORT} // (55400 + ($$ % 30) * 50);
+my $base = $ENV{IOFFICE_HA_PORT} // free_port_block(61000, 62999, 50);
 my ($write, $read, $bouncer) = ($base + 30, $base + 31, $base + 40);
 $ENV{PGPASSWORD} = 'ha-postgres';
 $ENV{IOFFICE_HA_PORT} = $base;

@@ -13,6 +13,8 @@ use Time::HiRes qw(usleep);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use lib dirname(__FILE__);
+use IofficeTest;
 
 for my $tool (qw(patroni etcd haproxy pgbouncer pgbackrest))
 {
@@ -22,7 +24,7 @@ for my $tool (qw(patroni etcd haproxy pgbouncer pgbackrest))
 my $src = $ENV{IOFFICE_SRC} // dirname(__FILE__) . '/../..';
 my $dir = PostgreSQL::Test::Utils::tempdir;
 my $ha = "$dir/ha";
-my $base = $ENV{IOFFICE_HA_PORT} // (57000 + ($$ % 20) * 50);
+my $base = $ENV{IOFFICE_HA_PORT} // free_port_block(63000, 64999, 50);
 my $write = $base + 30;
 $ENV{PGPASSWORD} = 'ha-postgres';
 $ENV{IOFFICE_HA_PORT} = $base;

@@ -10,6 +10,7 @@ use warnings;
 use Exporter 'import';
 use File::Basename qw(dirname);
 use File::Copy qw(copy);
+use IO::Socket::INET;
 use IPC::Run;
 use JSON::PP;
 use Time::HiRes qw(usleep);
@@ -17,7 +18,7 @@ use PostgreSQL::Test::Utils;
 
 our @EXPORT = qw(as_actor try_as_actor table_digest sql_literal python_with_openpyxl
   bytea_to_file python_json make_keystore signing_setup new_doc_to_sign
-  listener_start listener_stop listener_accepted);
+  listener_start listener_stop listener_accepted free_port_block);
 
 # One transaction of $sql in database $db of $node, as the person $login:
 # the superuser running the test is a member of ioffice_app, so SET LOCAL
@@ -194,6 +195,39 @@ sub listener_stop
 	kill 'TERM', $l->{pid};
 	waitpid($l->{pid}, 0);
 	return;
+}
+
+
+# free_port_block(LOW, HIGH, SIZE): a base in [LOW, HIGH] whose SIZE ports all
+# take a listening socket on 127.0.0.1 now, tried from a start that depends on
+# the process (two runs at once seldom meet).  For clusters that listen on
+# fixed ports (scripts/ha): choose LOW above the kernel's ephemeral range
+# (32768-60999 on Linux): there, an outgoing connection of anything on the
+# machine (a replica's pg_basebackup, curl) can hold one of the ports when a
+# server needs it, and the node does not come up.
+sub free_port_block
+{
+	my ($low, $high, $size) = @_;
+	my $blocks = int(($high - $low + 1) / $size);
+	my $start = $$ % $blocks;
+	for my $i (0 .. $blocks - 1)
+	{
+		my $base = $low + (($start + $i) % $blocks) * $size;
+		my $free = 1;
+		for my $port ($base .. $base + $size - 1)
+		{
+			my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+				Proto => 'tcp', Listen => 1, ReuseAddr => 1);
+			if (!$s)
+			{
+				$free = 0;
+				last;
+			}
+			close $s;
+		}
+		return $base if $free;
+	}
+	die "no block of $size free ports between $low and $high";
 }
 
 1;
