@@ -1199,9 +1199,10 @@ hsm_sign_value(const char *spec, xmlSecDSigCtxPtr ctx, xmlNodePtr sig, const cha
 					   xmlSecBufferGetSize(signed_info)) != 1)
 	{
 		unsigned long e = ERR_get_error();
+		const char *why_not = e ? ERR_reason_error_string(e) : NULL;
 
-		sign_failed("PKCS#11 key \"%s\": signing failed%s%s", copy, e ? ": " : "",
-					e ? ERR_reason_error_string(e) : "");
+		sign_failed("PKCS#11 key \"%s\": signing failed%s%s", copy, why_not ? ": " : "",
+					why_not ? why_not : "");
 		edxml_hsm_failed();
 		goto done;
 	}

@@ -565,7 +565,8 @@ build_and_sign(void *arg)
 	ioffice_get_int64(0, 6, &document);
 	if (pem == NULL)
 		ereport(ERROR,
-				(errmsg("the sending agency has no valid seal certificate to sign edXML packages with")));
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the sending agency has no valid seal certificate to sign edXML packages with")));
 	if (key_file != NULL)
 		key_path = psprintf("%s/%s", ioffice_keystore, key_file);
 	else if (key_uri != NULL)
@@ -576,11 +577,13 @@ build_and_sign(void *arg)
 		key_path = ioffice_hsm_helper_spec(key_uri, &why);
 		if (key_path == NULL)
 			ereport(ERROR,
-					(errmsg("the seal's key \"%s\" cannot sign edXML packages: %s", key_uri, why)));
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the seal's key \"%s\" cannot sign edXML packages: %s", key_uri, why)));
 	}
 	else
 		ereport(ERROR,
-				(errmsg("the seal's key is not registered: no key file and no PKCS#11 URI")));
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the seal's key is not registered: no key file and no PKCS#11 URI")));
 	if (with_files)
 	{
 		values[0] = Int64GetDatum(document);
