@@ -11401,3 +11401,193 @@ BEGIN
     ORDER BY c.r DESC, c.id DESC;
 END
 $$;
+
+-- ---------------------------------------------------------------------
+-- edXML receipt checks the PDF attachments' own signatures (Decree 30
+-- art. 21.2)
+-- ---------------------------------------------------------------------
+-- verify()'s rows for bytes that are not a file yet: the PDF attachments of
+-- an edXML package, checked before it is filed (99_edxml_axis.sql)
+CREATE FUNCTION _pdf_signatures(content bytea)
+    RETURNS TABLE (signer text, kind text, signed_at timestamptz, subject text, valid boolean, reason text,
+                   revision int, after_signing text, level text, timestamped_at timestamptz)
+    AS 'MODULE_PATHNAME', 'ioffice_pdf_signatures'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION _pdf_signatures(bytea) FROM PUBLIC;
+COMMENT ON FUNCTION _pdf_signatures(bytea) IS
+  'The signatures embedded in a PDF given as bytes (an edXML attachment before it is filed), checked as verify() checks a file; no signer or kind';
+
+-- The PDFs of a received package, as verify() checks a file (Decree 30
+-- art. 21.2, the document's authenticity and integrity): every signature
+-- in every PDF attachment valid (intact bytes, a trusted chain, not
+-- revoked), and at least one PDF carrying one, the issued document.  A
+-- refusal raises 42501 (answered 02 through the axis, naming the file and
+-- why); an unknown revocation raises 55000, as for the package's seal: the
+-- list missing here is not the sender's fault (the package waits on the
+-- axis).
+CREATE FUNCTION _edxml_check_pdfs(p jsonb, contents bytea[]) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_name text;
+    v_signed int := 0;
+    r record;
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(contents, 1), 0) LOOP
+        CONTINUE WHEN ioffice.file_kind(contents[i]) IS DISTINCT FROM 'pdf';
+        v_name := pg_catalog.left(coalesce(p->'attachments'->(i - 1)->>'name',
+                                           p->'attachments'->(i - 1)->>'description',
+                                           format('attachment %s', i)), 100);
+        FOR r IN SELECT s.valid, s.reason, s.subject, s.revision
+                 FROM ioffice._pdf_signatures(contents[i]) s LOOP
+            IF r.valid THEN
+                v_signed := v_signed + 1;
+                CONTINUE;
+            END IF;
+            IF r.reason LIKE 'revocation unknown%' THEN
+                RAISE EXCEPTION 'edXML package left unfiled: the revocation of a signer of % is unknown', v_name
+                    USING ERRCODE = '55000',
+                          DETAIL = format('%s: %s.', coalesce(pg_catalog.left(r.subject, 200), 'a signature'), r.reason),
+                          HINT = 'Register a current revocation list of the signer''s issuer with add_crl(); a package from the axis is read again at the next poll.';
+            END IF;
+            RAISE EXCEPTION 'edXML package refused: a signature in % is not valid: %', v_name,
+                coalesce(r.reason, 'unknown')
+                USING ERRCODE = '42501',
+                      DETAIL = format('Signer %s, revision %s.',
+                                      coalesce(pg_catalog.left(r.subject, 200), 'unknown'),
+                                      coalesce(r.revision::text, '?'));
+        END LOOP;
+    END LOOP;
+    IF v_signed = 0 THEN
+        RAISE EXCEPTION 'edXML package refused: no attachment is a PDF carrying a valid digital signature'
+            USING ERRCODE = '42501',
+                  DETAIL = 'Decree 30 art. 21.2: an electronic document is received only when its authenticity and integrity can be checked.';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _edxml_check_pdfs(jsonb, bytea[]) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION _edxml_file(p jsonb, package text, agency bigint, actor bigint) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_me bigint := actor;
+    v_text text := package;
+    v_agency bigint := agency;
+    v_sender text;
+    v_docid text;
+    v_key bigint;
+    v_id bigint;
+    v_doc_type text;
+    v_urgency text;
+    v_pages int;
+    v_files int;
+    v_contents bytea[];
+BEGIN
+    IF p->'signature'->>'status' <> 'valid' THEN
+        RAISE EXCEPTION 'edXML package refused: its signature is %', p->'signature'->>'status'
+            USING ERRCODE = '42501', DETAIL = p->'signature'->>'reason';
+    END IF;
+    IF p->>'bussiness_doc_type' = '1' THEN
+        RETURN ioffice._edxml_file_recall(p, v_text, v_agency, v_me);
+    END IF;
+    IF p->>'bussiness_doc_type' = '2' THEN
+        RETURN ioffice._edxml_file_update(p, v_text, v_agency, v_me);
+    END IF;
+    IF coalesce(p->>'bussiness_doc_type', '0') NOT IN ('0', '3') THEN
+        RAISE EXCEPTION 'edXML package refused: BussinessDocType % is not one of 0 to 3',
+            pg_catalog.left(p->>'bussiness_doc_type', 60)
+            USING ERRCODE = '22023', DETAIL = 'Field TraceHeaderList/Bussiness/BussinessDocType.';
+    END IF;
+    IF p->>'bussiness_doc_type' = '3' AND coalesce(jsonb_array_length(p->'replacements'), 0) = 0 THEN
+        RAISE EXCEPTION 'edXML package refused: a replacement (BussinessDocType 3) names no document it replaces'
+            USING ERRCODE = '22023',
+                  DETAIL = 'Field TraceHeaderList/Bussiness/ReplacementInfoList.';
+    END IF;
+    IF jsonb_array_length(p->'attachments') = 0 THEN
+        RAISE EXCEPTION 'edXML package refused: it carries no attachment'
+            USING ERRCODE = '22023', DETAIL = 'Field AttachmentEncoded.';
+    END IF;
+    v_sender := p->'from'->>'organ_id';
+    v_docid := p->>'document_id';
+
+    PERFORM ioffice._engine_enter();
+    -- the key first: a concurrent caller with the same package waits here
+    INSERT INTO ioffice.edxml_received (agency_id, sender_organ_id, edxml_document_id,
+                                        package_sha256, signer_subject, received_by)
+    VALUES (v_agency, v_sender, v_docid, sha256(convert_to(v_text, 'UTF8')),
+            p->'signature'->>'subject', v_me)
+    ON CONFLICT (agency_id, sender_organ_id, edxml_document_id) DO NOTHING
+    RETURNING id INTO v_key;
+    IF v_key IS NULL THEN
+        SELECT r.document_id INTO v_id FROM ioffice.edxml_received r
+        WHERE r.agency_id = v_agency AND r.sender_organ_id = v_sender
+          AND r.edxml_document_id = v_docid;
+        PERFORM ioffice._engine_leave();
+        RETURN v_id;
+    END IF;
+
+    -- the document's own signatures (Decree 30 art. 21.2): the package's
+    -- seal proves who sent the bytes, not that the PDFs in it are what
+    -- their signers signed (_edxml_check_pdfs)
+    v_contents := ARRAY(SELECT decode(a->>'data', 'base64')
+                        FROM jsonb_array_elements(p->'attachments') WITH ORDINALITY AS x(a, o)
+                        ORDER BY x.o);
+    PERFORM ioffice._edxml_check_pdfs(p, v_contents);
+
+    -- the same document (sender, number and symbol, year) under another
+    -- DocumentId, or registered from paper already: Decree 30's duplicate
+    SELECT d.id INTO v_id FROM ioffice.document d
+    WHERE d.direction = 'incoming' AND d.agency_id = v_agency AND d.sender_agency_id IS NULL
+      AND d.sender_name = pg_catalog.left(coalesce(p->'from'->>'organ_name', v_sender), 500)
+      AND d.sender_symbol = pg_catalog.left((p->>'code_number') || '/' || (p->>'code_notation'), 100)
+      AND d.sender_year = extract(year FROM to_date(p->>'promulgation_date', 'YYYY/MM/DD'));
+    IF FOUND THEN
+        RAISE EXCEPTION 'edXML package refused: document %/% of % was received already',
+            p->>'code_number', p->>'code_notation', pg_catalog.left(v_sender, 60)
+            USING ERRCODE = '23505',
+                  DETAIL = format('Incoming document %s; this package''s DocumentId is %s.',
+                                  v_id, pg_catalog.left(v_docid, 100));
+    END IF;
+    SELECT t.code INTO v_doc_type FROM ioffice.doc_type t WHERE t.name = p->>'type_name';
+    v_urgency := CASE p->>'priority' WHEN '1' THEN 'urgent' WHEN '2' THEN 'very_urgent'
+                                     WHEN '3' THEN 'flash' WHEN '4' THEN 'flash'
+                                     ELSE 'normal' END;
+    v_pages := CASE WHEN (p->>'page_amount')::bigint BETWEEN 1 AND 100000
+                    THEN (p->>'page_amount')::int END;
+    INSERT INTO ioffice.document (workflow, direction, doc_type, abstract, state, urgency,
+                                  agency_id, drafting_unit_id, page_count, due_date,
+                                  sender_name, sender_symbol, sender_date, received_at, signer_name)
+    VALUES ('incoming', 'incoming', coalesce(v_doc_type, 'CV'), p->>'subject',
+            (SELECT s.state FROM ioffice.workflow_state s
+             WHERE s.workflow = 'incoming' AND s.initial ORDER BY s.state LIMIT 1),
+            v_urgency, v_agency, v_agency, v_pages,
+            to_date(p->>'due_date', 'YYYY/MM/DD'),
+            pg_catalog.left(coalesce(p->'from'->>'organ_name', v_sender), 500),
+            pg_catalog.left((p->>'code_number') || '/' || (p->>'code_notation'), 100),
+            to_date(p->>'promulgation_date', 'YYYY/MM/DD'), now(),
+            pg_catalog.left(p->>'signer_name', 200))
+    RETURNING id INTO v_id;
+    INSERT INTO ioffice.file (document_id, name, kind, size, sha256, content, uploaded_by)
+    SELECT v_id,
+           pg_catalog.left(coalesce(a->>'name', a->>'description', a->>'content_id'), 255),
+           coalesce(ioffice.file_kind(v_contents[x.o]), 'other'), octet_length(v_contents[x.o]),
+           sha256(v_contents[x.o]), v_contents[x.o], v_me
+    FROM jsonb_array_elements(p->'attachments') WITH ORDINALITY AS x(a, o)
+    ORDER BY x.o;
+    GET DIAGNOSTICS v_files = ROW_COUNT;
+    UPDATE ioffice.edxml_received SET document_id = v_id WHERE id = v_key;
+    INSERT INTO ioffice.edxml_status (document_id, party_organ_id, edxml_document_id, direction,
+                                      code, description)
+    VALUES (v_id, v_sender, v_docid, 'sent', '01', 'Đã đến');
+    PERFORM ioffice._audit('document', v_id, 'edxml_receive', NULL, 'received',
+                           jsonb_build_object('sender', v_sender, 'document_id', v_docid,
+                                              'files', v_files,
+                                              'signer', p->'signature'->>'subject'));
+    IF p->>'bussiness_doc_type' = '3' THEN
+        PERFORM ioffice._edxml_file_replace(p, v_id, v_agency);
+    END IF;
+    PERFORM ioffice._engine_leave();
+    RETURN v_id;
+END
+$$;

@@ -203,6 +203,17 @@ CREATE FUNCTION verify(file bigint)
 COMMENT ON FUNCTION verify(bigint) IS
   'Every signature on a file, detached or embedded in a PDF (revision, and what later revisions added: none, signatures, or content), checked against the registered trust anchors and revocation lists (Kiểm tra VB đã ký); level: the PAdES baseline level reached (B-B, B-T with a signature timestamp, B-LT with the chain and revocation lists in the document''s DSS), timestamped_at: the time the timestamp proves; a signature whose certificate expired after its timestamp is valid at signing time';
 
+-- verify()'s rows for bytes that are not a file yet: the PDF attachments of
+-- an edXML package, checked before it is filed (99_edxml_axis.sql)
+CREATE FUNCTION _pdf_signatures(content bytea)
+    RETURNS TABLE (signer text, kind text, signed_at timestamptz, subject text, valid boolean, reason text,
+                   revision int, after_signing text, level text, timestamped_at timestamptz)
+    AS 'MODULE_PATHNAME', 'ioffice_pdf_signatures'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION _pdf_signatures(bytea) FROM PUBLIC;
+COMMENT ON FUNCTION _pdf_signatures(bytea) IS
+  'The signatures embedded in a PDF given as bytes (an edXML attachment before it is filed), checked as verify() checks a file; no signer or kind';
+
 -- one row per served database: its signer's and its deliverer's processes
 -- (pid, state and started_at of the row are the signer's; state shows the
 -- deliverer's when the signer is idle), and its connection failures

@@ -224,6 +224,56 @@ REVOKE ALL ON FUNCTION _edxml_package(bigint, text, bigint, boolean) FROM PUBLIC
 -- update packages (2) to _edxml_file_update() (99_replace_update.sql); a
 -- replacement (3) is filed as a new document, then _edxml_file_replace()
 -- links it to the copy it supersedes.
+-- The PDFs of a received package, as verify() checks a file (Decree 30
+-- art. 21.2, the document's authenticity and integrity): every signature
+-- in every PDF attachment valid (intact bytes, a trusted chain, not
+-- revoked), and at least one PDF carrying one, the issued document.  A
+-- refusal raises 42501 (answered 02 through the axis, naming the file and
+-- why); an unknown revocation raises 55000, as for the package's seal: the
+-- list missing here is not the sender's fault (the package waits on the
+-- axis).
+CREATE FUNCTION _edxml_check_pdfs(p jsonb, contents bytea[]) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_name text;
+    v_signed int := 0;
+    r record;
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(contents, 1), 0) LOOP
+        CONTINUE WHEN ioffice.file_kind(contents[i]) IS DISTINCT FROM 'pdf';
+        v_name := pg_catalog.left(coalesce(p->'attachments'->(i - 1)->>'name',
+                                           p->'attachments'->(i - 1)->>'description',
+                                           format('attachment %s', i)), 100);
+        FOR r IN SELECT s.valid, s.reason, s.subject, s.revision
+                 FROM ioffice._pdf_signatures(contents[i]) s LOOP
+            IF r.valid THEN
+                v_signed := v_signed + 1;
+                CONTINUE;
+            END IF;
+            IF r.reason LIKE 'revocation unknown%' THEN
+                RAISE EXCEPTION 'edXML package left unfiled: the revocation of a signer of % is unknown', v_name
+                    USING ERRCODE = '55000',
+                          DETAIL = format('%s: %s.', coalesce(pg_catalog.left(r.subject, 200), 'a signature'), r.reason),
+                          HINT = 'Register a current revocation list of the signer''s issuer with add_crl(); a package from the axis is read again at the next poll.';
+            END IF;
+            RAISE EXCEPTION 'edXML package refused: a signature in % is not valid: %', v_name,
+                coalesce(r.reason, 'unknown')
+                USING ERRCODE = '42501',
+                      DETAIL = format('Signer %s, revision %s.',
+                                      coalesce(pg_catalog.left(r.subject, 200), 'unknown'),
+                                      coalesce(r.revision::text, '?'));
+        END LOOP;
+    END LOOP;
+    IF v_signed = 0 THEN
+        RAISE EXCEPTION 'edXML package refused: no attachment is a PDF carrying a valid digital signature'
+            USING ERRCODE = '42501',
+                  DETAIL = 'Decree 30 art. 21.2: an electronic document is received only when its authenticity and integrity can be checked.';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _edxml_check_pdfs(jsonb, bytea[]) FROM PUBLIC;
+
 CREATE FUNCTION _edxml_file(p jsonb, package text, agency bigint, actor bigint) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -239,6 +289,7 @@ DECLARE
     v_urgency text;
     v_pages int;
     v_files int;
+    v_contents bytea[];
 BEGIN
     IF p->'signature'->>'status' <> 'valid' THEN
         RAISE EXCEPTION 'edXML package refused: its signature is %', p->'signature'->>'status'
@@ -283,6 +334,14 @@ BEGIN
         RETURN v_id;
     END IF;
 
+    -- the document's own signatures (Decree 30 art. 21.2): the package's
+    -- seal proves who sent the bytes, not that the PDFs in it are what
+    -- their signers signed (_edxml_check_pdfs)
+    v_contents := ARRAY(SELECT decode(a->>'data', 'base64')
+                        FROM jsonb_array_elements(p->'attachments') WITH ORDINALITY AS x(a, o)
+                        ORDER BY x.o);
+    PERFORM ioffice._edxml_check_pdfs(p, v_contents);
+
     -- the same document (sender, number and symbol, year) under another
     -- DocumentId, or registered from paper already: Decree 30's duplicate
     SELECT d.id INTO v_id FROM ioffice.document d
@@ -319,10 +378,9 @@ BEGIN
     INSERT INTO ioffice.file (document_id, name, kind, size, sha256, content, uploaded_by)
     SELECT v_id,
            pg_catalog.left(coalesce(a->>'name', a->>'description', a->>'content_id'), 255),
-           coalesce(ioffice.file_kind(c.content), 'other'), octet_length(c.content),
-           sha256(c.content), c.content, v_me
-    FROM jsonb_array_elements(p->'attachments') WITH ORDINALITY AS x(a, o),
-         LATERAL (SELECT decode(a->>'data', 'base64') AS content) c
+           coalesce(ioffice.file_kind(v_contents[x.o]), 'other'), octet_length(v_contents[x.o]),
+           sha256(v_contents[x.o]), v_contents[x.o], v_me
+    FROM jsonb_array_elements(p->'attachments') WITH ORDINALITY AS x(a, o)
     ORDER BY x.o;
     GET DIAGNOSTICS v_files = ROW_COUNT;
     UPDATE ioffice.edxml_received SET document_id = v_id WHERE id = v_key;

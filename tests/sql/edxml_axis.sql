@@ -130,6 +130,41 @@ SELECT count(*) AS filed_from_forger FROM ioffice.edxml_received
 WHERE edxml_document_id = (SELECT identifier FROM ioffice.document WHERE id = :adoc);
 -- the same certificate registered for 000.00.32.H41 as well: bound
 SELECT ioffice.add_exchange_seal('000.00.32.H41', pem) IS NOT NULL AS seal_of_sopcop FROM regress_signer;
+-- its seal now valid and bound, but the PDF it carries is signed by no
+-- one (regress has no worker to sign it): refused with 02 (Decree 30 art.
+-- 21.2, the document's own authenticity), nothing filed
+SELECT r->>'result' AS result, r->>'reason' AS reason
+FROM (SELECT ioffice._edxml_axis_file(ioffice._edxml_package(:adoc, u.code, NULL)::text, :axis) AS r
+      FROM ioffice.document x JOIN ioffice.unit u ON u.id = x.agency_id WHERE x.id = :xdoc) x;
+SELECT count(*) AS unsigned_filed FROM ioffice.edxml_received
+WHERE edxml_document_id = (SELECT identifier FROM ioffice.document WHERE id = :adoc);
+-- the PDF's signature checker stubbed (rolled back) as verify() would
+-- answer for a PDF changed after signing, then for a signer whose
+-- revocation is unknown here
+ALTER FUNCTION ioffice._pdf_signatures(bytea) RENAME TO _pdf_signatures_unstubbed;
+CREATE TEMP TABLE regress_pdf_verdict (valid boolean, reason text);
+INSERT INTO regress_pdf_verdict VALUES (true, NULL), (false, 'the document was changed after this signature');
+CREATE FUNCTION ioffice._pdf_signatures(content bytea)
+    RETURNS TABLE (signer text, kind text, signed_at timestamptz, subject text, valid boolean, reason text,
+                   revision int, after_signing text, level text, timestamped_at timestamptz)
+LANGUAGE sql AS $$
+    SELECT NULL::text, NULL::text, NULL::timestamptz, 'CN=Regress Signer', v.valid, v.reason,
+           row_number() OVER ()::int, 'signatures', NULL::text, NULL::timestamptz
+    FROM regress_pdf_verdict v $$;
+SELECT r->>'result' AS result, r->>'reason' AS reason
+FROM (SELECT ioffice._edxml_axis_file(ioffice._edxml_package(:adoc, u.code, NULL)::text, :axis) AS r
+      FROM ioffice.document x JOIN ioffice.unit u ON u.id = x.agency_id WHERE x.id = :xdoc) x;
+SELECT count(*) AS tampered_filed FROM ioffice.edxml_received
+WHERE edxml_document_id = (SELECT identifier FROM ioffice.document WHERE id = :adoc);
+UPDATE regress_pdf_verdict SET reason = 'revocation unknown: no revocation list registered for the issuer'
+WHERE NOT valid;
+SELECT regress_error($$SELECT ioffice._edxml_axis_file(ioffice._edxml_package(d.id, u.code, NULL)::text, a.id)
+                       FROM ioffice.document d, ioffice.document x JOIN ioffice.unit u ON u.id = x.agency_id,
+                            ioffice.exchange_axis a
+                       WHERE d.id = $$ || :adoc || $$ AND x.id = $$ || :xdoc || $$ AND a.id = $$ || :axis, 0);
+SELECT count(*) AS unknown_answered FROM ioffice.edxml_outgoing
+WHERE code = '02' AND description LIKE '%revocation unknown%';
+DELETE FROM regress_pdf_verdict WHERE NOT valid;
 -- a package whose own data breaks a rule (PageAmount not a number, as the
 -- reader passes it): refused with 02, not an error retried at every poll
 CREATE OR REPLACE FUNCTION ioffice._edxml_read(package text, trust text) RETURNS jsonb LANGUAGE sql

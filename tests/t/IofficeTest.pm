@@ -18,7 +18,7 @@ use PostgreSQL::Test::Utils;
 
 our @EXPORT = qw(as_actor try_as_actor table_digest sql_literal python_with_openpyxl
   bytea_to_file python_json make_keystore signing_setup new_doc_to_sign
-  listener_start listener_stop listener_accepted free_port_block);
+  listener_start listener_stop listener_accepted free_port_block pdf_literal);
 
 # One transaction of $sql in database $db of $node, as the person $login:
 # the superuser running the test is a member of ioffice_app, so SET LOCAL
@@ -230,4 +230,21 @@ sub free_port_block
 	die "no block of $size free ports between $low and $high";
 }
 
+# pdf_literal(TITLE [, PAGES]): an SQL bytea literal of a real PDF (PAGES A4
+# pages of text, tests/pdf/make_pdf.pl), which the worker can sign inside:
+# an issued document that travels through the axis must carry a valid
+# signature in its PDF, or the receiver refuses it (Decree 30 art. 21.2)
+sub pdf_literal
+{
+	my ($title, $pages) = @_;
+	my $dir = PostgreSQL::Test::Utils::tempdir;
+	system_or_bail('perl', dirname(__FILE__) . '/../pdf/make_pdf.pl', $pages // 1, "$dir/doc.pdf", $title);
+	open(my $fh, '<:raw', "$dir/doc.pdf") or die "$dir/doc.pdf: $!";
+	local $/;
+	my $bytes = <$fh>;
+	close($fh);
+	return "'\\x" . unpack('H*', $bytes) . "'::bytea";
+}
+
 1;
+
