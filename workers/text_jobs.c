@@ -28,6 +28,7 @@
 #include "postgres.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,6 +54,9 @@
 int			ioffice_search_text_max = 1024;	/* kB of text kept per file */
 int			ioffice_search_file_max = 64;	/* MB of PDF extracted */
 int			ioffice_search_ocr_pages = 10;	/* pages of a scanned PDF read by OCR */
+
+/* the nice value of the text extraction programs (setpriority) */
+#define EXTRACT_NICE 10
 
 /* fewer letters than this in a PDF's text layer: a scan, read by OCR */
 #define OCR_BELOW_CHARS 16
@@ -274,6 +278,14 @@ extract_start(void)
 		job.pid = 0;
 		return psprintf("%s: %s", job.name, reason);
 	}
+
+	/*
+	 * Search can wait; a signature, a package filed from the axis and its
+	 * answer should not: on a machine with few cores the text is read at
+	 * a lower priority than the server's own work (a failure only leaves
+	 * it at the same priority).
+	 */
+	(void) setpriority(PRIO_PROCESS, job.pid, EXTRACT_NICE);
 	job.written = 0;
 	job.truncated = false;
 	job.deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
