@@ -11591,3 +11591,242 @@ BEGIN
     RETURN v_id;
 END
 $$;
+
+-- ---------------------------------------------------------------------
+-- search(): snippets drawn from a window around the first match
+-- ---------------------------------------------------------------------
+-- The part of a long text that a result's snippet is drawn from: about 1.2 kB
+-- around the first place the query's folded words stand one after the
+-- other, else its first word; a short text, or one where neither is found,
+-- whole (its first 64 kB).  ts_headline parses all it is given.
+CREATE FUNCTION _search_window(body text, terms text[]) RETURNS text
+    AS 'MODULE_PATHNAME', 'ioffice_search_window' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+REVOKE ALL ON FUNCTION _search_window(text, text[]) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION search(query text, filters jsonb DEFAULT '{}', "limit" int DEFAULT 100)
+RETURNS TABLE(document bigint, rank real, snippet text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_custom_plan SET enable_seqscan = off SET jit = off
+AS $$
+DECLARE
+    v_me bigint := ioffice.current_person();
+    v_reader boolean := ioffice._search_outer_is_reader();
+    v_agencies bigint[] := ioffice._clerk_agencies();
+    v_all boolean;
+    v_keys text[];
+    v_tasks bigint[];
+    v_window int;
+    v_walk int;
+    v_share float8;
+    v_expect float8;
+    v_n int;
+    v_part int;
+    v_round int;
+    v_walked boolean := false;
+    v_docs bigint[];
+    v_found bigint[];
+    v_files bigint[];
+    v_scores real[];
+    v_any tsquery;
+    v_exact tsquery;
+    v_terms text[];
+    f record;
+BEGIN
+    f := ioffice._search_filters(filters);
+    IF search."limit" IS NULL OR search."limit" < 1 OR search."limit" > 10000 THEN
+        RAISE EXCEPTION 'search limit must be between 1 and 10000' USING ERRCODE = '22023';
+    END IF;
+    -- a query is a few words: websearch_to_tsquery() recurses over what it
+    -- is given, and a page of text would end in "stack depth limit exceeded"
+    IF length(query) > 2000 THEN
+        RAISE EXCEPTION 'search query is too long'
+            USING ERRCODE = '22023',
+                  DETAIL = format('A query has at most 2000 characters; this one has %s.', length(query)),
+                  HINT = 'Search for a few words of the text, and narrow with filters.';
+    END IF;
+    IF v_me IS NULL AND NOT v_reader THEN
+        RETURN;
+    END IF;
+    v_tasks := CASE WHEN v_me IS NULL THEN '{}' ELSE ioffice._task_documents() END;
+    v_any := websearch_to_tsquery('ioffice.search_vi'::regconfig, translate(coalesce(query, ''), '/', ' '));
+    IF numnode(v_any) = 0 THEN
+        IF filters IS NULL OR filters = '{}' THEN
+            RAISE EXCEPTION 'search needs words to find, or a filter'
+                USING ERRCODE = '22023';
+        END IF;
+        RETURN QUERY
+        SELECT d.id, 0::real, d.abstract
+        FROM ioffice.document d
+        WHERE (d.drafter_id = v_me OR d.agency_id = ANY (v_agencies) OR d.id = ANY (v_tasks)
+               OR (v_reader AND d.confidentiality = 'normal'
+                   AND (d.register_id IS NULL
+                        OR d.register_id IN (SELECT r.id FROM ioffice.register r WHERE NOT r.confidential))))
+          AND (f.agency IS NULL OR d.agency_id = f.agency)
+          AND (f.doc_type IS NULL OR d.doc_type = f.doc_type)
+          AND (f.register IS NULL OR d.register_id = f.register)
+          AND (f.state IS NULL OR d.state = f.state)
+          AND (f.signer IS NULL OR d.signer_id = f.signer)
+          AND (f.direction IS NULL OR d.direction = f.direction)
+          AND (f.issued_from IS NULL OR coalesce(d.issued_on, d.sender_date) >= f.issued_from)
+          AND (f.issued_to IS NULL OR coalesce(d.issued_on, d.sender_date) <= f.issued_to)
+          AND (f.created_from IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date >= f.created_from)
+          AND (f.created_to IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date <= f.created_to)
+        ORDER BY d.id DESC
+        LIMIT search."limit";
+        RETURN;
+    END IF;
+    v_exact := websearch_to_tsquery('ioffice.search_vi_exact'::regconfig, translate(query, '/', ' '));
+    -- the query's folded words in order, for the snippets' windows
+    v_terms := ARRAY(SELECT m[1] FROM regexp_matches(v_any::text, '''((?:[^'']|'''')*)''', 'g') m
+                     WHERE m[1] ~ '^[a-z0-9]+$');
+    v_all := v_me IS NOT NULL
+             AND EXISTS (SELECT 1 FROM ioffice.person_role r WHERE r.person_id = v_me AND r.role = 'admin');
+    v_window := greatest(search."limit", 200);
+    -- 1. the candidates, newest first.  The walk: the documents the caller
+    -- may see that pass the filters, newest first, read from the indexes of
+    -- document (_search_newest), each one's rows tested for the words, until
+    -- the window is full.  Chosen when the words are common: the walk is
+    -- expected to fill the window within ioffice.search_walk documents, by
+    -- the share of the rows that have the query's rarest word (for an admin
+    -- or a reporting tool, whose text index lists every row with the words,
+    -- within a quarter of those rows); or when the documents the caller may
+    -- see with these filters are few (a quarter of ioffice.search_walk).
+    v_walk := current_setting('ioffice.search_walk')::int;
+    IF v_walk > 0 THEN
+        v_share := ioffice._search_word_share(query);
+        v_expect := CASE WHEN v_share > 0 THEN ceil((v_window + 1) / v_share) END;
+        IF v_all OR v_reader THEN
+            v_walk := greatest(v_walk, least(1000000, floor(v_share / 4 *
+                (SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = 'ioffice.search_text'::regclass)))::int);
+        END IF;
+        IF v_expect <= v_walk OR filters IS DISTINCT FROM '{}' OR NOT (v_all OR v_reader) AND v_agencies = '{}' THEN
+            -- (twice the documents expected: the walk is stopped there, and
+            -- the text index asked, when the words are rarer than expected)
+            v_n := CASE WHEN v_expect <= v_walk THEN least(v_walk, 2 * v_expect)::int
+                        ELSE greatest(1, v_walk / 4) END;
+            v_docs := ioffice._search_newest(filters, v_me, v_all, v_reader, v_agencies, v_tasks, v_n);
+            IF cardinality(v_docs) < v_n OR v_expect <= v_walk THEN
+                v_walked := true;
+                -- in two parts: a quarter of the documents expected first;
+                -- when far fewer of them have the words than the share said
+                -- (a word common elsewhere, rare in the caller's documents),
+                -- the text index instead of the rest
+                v_part := least(cardinality(v_docs), greatest(50, ceil(coalesce(v_expect, 0) / 4)::int));
+                v_found := '{}';
+                v_files := '{}';
+                v_scores := '{}';
+                FOR v_round IN 1 .. 2 LOOP
+                    SELECT v_found || coalesce(array_agg(w.id), '{}'), v_files || coalesce(array_agg(w.file_id), '{}'),
+                           v_scores || coalesce(array_agg(w.r), '{}')
+                      INTO v_found, v_files, v_scores
+                      FROM (SELECT u.id, m.file_id, m.r
+                              FROM unnest(CASE v_round WHEN 1 THEN v_docs[1:v_part]
+                                                       ELSE v_docs[v_part + 1:] END) u(id)
+                              CROSS JOIN LATERAL (
+                                  SELECT s.file_id, ioffice._search_score(s.words, v_any, v_exact) AS r
+                                    FROM ioffice.search_text s
+                                   WHERE s.document_id = u.id
+                                   ORDER BY 2 DESC NULLS LAST, s.file_id NULLS FIRST
+                                   LIMIT 1) m
+                             WHERE m.r IS NOT NULL
+                             LIMIT v_window + 1 - cardinality(v_found)) w;
+                    EXIT WHEN cardinality(v_found) > v_window OR cardinality(v_docs) <= v_part;
+                    IF v_round = 1 AND cardinality(v_docs) >= v_n
+                       AND cardinality(v_found) < v_part * v_share / 4 THEN
+                        v_walked := false;
+                        EXIT;
+                    END IF;
+                END LOOP;
+                -- the words were rarer among these documents than in all: the
+                -- walk ended before the window was full, the text index then
+                IF cardinality(v_found) <= v_window AND cardinality(v_docs) >= v_n THEN
+                    v_walked := false;
+                END IF;
+            END IF;
+        END IF;
+    END IF;
+    -- The text index: the rows with the words and one of the caller's keys
+    -- (each candidate's document by its key, LATERAL: the newest first,
+    -- without hashing the table of documents)
+    IF NOT v_walked THEN
+        -- the caller's keys (_search_keys()): their tasks' documents, their
+        -- agencies as a clerk, their drafts, the reporting tools' documents; an
+        -- admin's agencies are every unit, and the words alone are asked for.
+        -- A filter by agency is a key too.  (The documents of the tasks that
+        -- another key does not cover, from the indexes alone: a clerk's
+        -- thousand tasks are their agency's documents, and each key is one
+        -- more entry the index merges.)
+        v_keys := CASE WHEN v_all THEN '{}'::text[] ELSE
+                  ARRAY(SELECT 'd:' || t FROM unnest(v_tasks) t
+                         WHERE NOT EXISTS (SELECT 1 FROM ioffice.document d
+                                            WHERE d.agency_id = ANY (v_agencies) AND d.id = t)
+                           AND NOT EXISTS (SELECT 1 FROM ioffice.document d
+                                            WHERE d.drafter_id = v_me AND d.id = t))
+                  || ARRAY(SELECT 'a:' || a FROM unnest(v_agencies) a)
+                  || CASE WHEN v_me IS NOT NULL THEN ARRAY['p:' || v_me] ELSE '{}'::text[] END
+                  || CASE WHEN v_reader THEN ARRAY['r'] ELSE '{}'::text[] END END;
+        v_docs := ARRAY(
+            SELECT c.document_id
+            FROM (SELECT DISTINCT s.document_id FROM ioffice.search_text s
+                   WHERE s.words @@ v_any AND (v_all OR s.keys && v_keys)
+                     AND (f.agency IS NULL OR s.keys @> ARRAY['a:' || f.agency])) c
+            CROSS JOIN LATERAL (
+                SELECT 1 FROM ioffice.document d
+                WHERE d.id = c.document_id
+                  AND (d.drafter_id = v_me OR d.agency_id = ANY (v_agencies) OR d.id = ANY (v_tasks)
+                       OR (v_reader AND d.confidentiality = 'normal'
+                           AND (d.register_id IS NULL
+                                OR d.register_id IN (SELECT r.id FROM ioffice.register r WHERE NOT r.confidential))))
+                  AND (f.agency IS NULL OR d.agency_id = f.agency)
+                  AND (f.doc_type IS NULL OR d.doc_type = f.doc_type)
+                  AND (f.register IS NULL OR d.register_id = f.register)
+                  AND (f.state IS NULL OR d.state = f.state)
+                  AND (f.signer IS NULL OR d.signer_id = f.signer)
+                  AND (f.direction IS NULL OR d.direction = f.direction)
+                  AND (f.issued_from IS NULL OR coalesce(d.issued_on, d.sender_date) >= f.issued_from)
+                  AND (f.issued_to IS NULL OR coalesce(d.issued_on, d.sender_date) <= f.issued_to)
+                  AND (f.created_from IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date >= f.created_from)
+                  AND (f.created_to IS NULL OR (d.created_at AT TIME ZONE ioffice.timezone())::date <= f.created_to)
+                LIMIT 1) v
+            ORDER BY c.document_id DESC
+            LIMIT v_window + 1);
+        -- each candidate's best row, scored (a candidate has a row with the words)
+        SELECT coalesce(array_agg(w.id), '{}'), coalesce(array_agg(w.file_id), '{}'),
+               coalesce(array_agg(w.r), '{}')
+          INTO v_found, v_files, v_scores
+          FROM (SELECT u.id, m.file_id, m.r
+                  FROM unnest(v_docs) u(id)
+                  CROSS JOIN LATERAL (
+                      SELECT s.file_id, ioffice._search_score(s.words, v_any, v_exact) AS r
+                        FROM ioffice.search_text s
+                       WHERE s.document_id = u.id
+                       ORDER BY 2 DESC NULLS LAST, s.file_id NULLS FIRST
+                       LIMIT 1) m
+                 WHERE m.r IS NOT NULL) w;
+    END IF;
+    IF cardinality(v_found) > v_window THEN
+        RAISE NOTICE 'search ranked the % newest of the documents that match, not all of them', v_window
+            USING DETAIL = 'A query whose words are in many documents is ranked among the newest.',
+                  HINT = 'Add words, or filters (agency, doc_type, issued_from, issued_to), to find older documents.';
+        -- (both ways list the candidates newest first)
+        v_found := v_found[1:v_window];
+        v_files := v_files[1:v_window];
+        v_scores := v_scores[1:v_window];
+    END IF;
+    -- 2. the best of them, with the snippet of each one's best row (from
+    -- some 1.2 kB around the words' first place in it, _search_window:
+    -- ts_headline parses all it is given, and a page of results has up
+    -- to "limit")
+    RETURN QUERY
+    SELECT c.id, c.r,
+           ts_headline('ioffice.search_vi'::regconfig, ioffice._search_window(b.body, v_terms), v_any,
+                       'StartSel=«, StopSel=», MaxWords=30, MinWords=12, ShortWord=0, '
+                       'MaxFragments=2, FragmentDelimiter=" … "')
+    FROM (SELECT x.id, x.file_id, x.r FROM unnest(v_found, v_files, v_scores) x(id, file_id, r)
+          ORDER BY x.r DESC, x.id DESC
+          LIMIT search."limit") c
+    CROSS JOIN LATERAL (SELECT s.body FROM ioffice.search_text s
+                         WHERE s.document_id = c.id AND s.file_id IS NOT DISTINCT FROM c.file_id) b
+    ORDER BY c.r DESC, c.id DESC;
+END
+$$;

@@ -365,6 +365,14 @@ CREATE FUNCTION _search_score(words tsvector, q_any tsquery, q_exact tsquery) RE
     AS 'MODULE_PATHNAME', 'ioffice_search_score' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 REVOKE ALL ON FUNCTION _search_score(tsvector, tsquery, tsquery) FROM PUBLIC;
 
+-- The part of a long text that a result's snippet is drawn from: about 1.2 kB
+-- around the first place the query's folded words stand one after the
+-- other, else its first word; a short text, or one where neither is found,
+-- whole (its first 64 kB).  ts_headline parses all it is given.
+CREATE FUNCTION _search_window(body text, terms text[]) RETURNS text
+    AS 'MODULE_PATHNAME', 'ioffice_search_window' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+REVOKE ALL ON FUNCTION _search_window(text, text[]) FROM PUBLIC;
+
 -- How common the words of a query are: the share of search_text's rows
 -- that have its rarest word, from the table's statistics (the most common
 -- lexemes and their frequencies, as the planner reads them); 0 for a word
@@ -530,6 +538,7 @@ DECLARE
     v_scores real[];
     v_any tsquery;
     v_exact tsquery;
+    v_terms text[];
     f record;
 BEGIN
     f := ioffice._search_filters(filters);
@@ -576,6 +585,9 @@ BEGIN
         RETURN;
     END IF;
     v_exact := websearch_to_tsquery('ioffice.search_vi_exact'::regconfig, translate(query, '/', ' '));
+    -- the query's folded words in order, for the snippets' windows
+    v_terms := ARRAY(SELECT m[1] FROM regexp_matches(v_any::text, '''((?:[^'']|'''')*)''', 'g') m
+                     WHERE m[1] ~ '^[a-z0-9]+$');
     v_all := v_me IS NOT NULL
              AND EXISTS (SELECT 1 FROM ioffice.person_role r WHERE r.person_id = v_me AND r.role = 'admin');
     v_window := greatest(search."limit", 200);
@@ -711,11 +723,12 @@ BEGIN
         v_scores := v_scores[1:v_window];
     END IF;
     -- 2. the best of them, with the snippet of each one's best row (from
-    -- the first 64 kB of a file's text: ts_headline parses all it is
-    -- given, and a page of results has up to "limit")
+    -- some 1.2 kB around the words' first place in it, _search_window:
+    -- ts_headline parses all it is given, and a page of results has up
+    -- to "limit")
     RETURN QUERY
     SELECT c.id, c.r,
-           ts_headline('ioffice.search_vi'::regconfig, left(b.body, 65536), v_any,
+           ts_headline('ioffice.search_vi'::regconfig, ioffice._search_window(b.body, v_terms), v_any,
                        'StartSel=«, StopSel=», MaxWords=30, MinWords=12, ShortWord=0, '
                        'MaxFragments=2, FragmentDelimiter=" … "')
     FROM (SELECT x.id, x.file_id, x.r FROM unnest(v_found, v_files, v_scores) x(id, file_id, r)

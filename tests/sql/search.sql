@@ -207,6 +207,37 @@ SET ioffice.actor = 'regress_luan';
 SELECT count(*) AS khoang_san FROM ioffice.search('khoáng sản');
 RESET ioffice.actor;
 
+-- a long text's snippet is drawn from about 1.2 kB around the first place
+-- the query's folded words stand together (ts_headline parses all it is
+-- given), else around the first word; a short text whole
+CREATE TEMP TABLE long_text AS
+SELECT repeat('Báo cáo tổng hợp số liệu của các đơn vị trực thuộc. ', 100)
+       || 'Kế hoạch PHÒNG CHÁY, chữa cháy năm nay. '
+       || repeat('Các nội dung khác của văn bản. ', 100) || 'Chữa cháy rừng.' AS body;
+SELECT octet_length(body) > 8000 AS long,
+       octet_length(w) BETWEEN 1000 AND 1200 AS window_of_1kb,
+       w LIKE '%Kế hoạch PHÒNG CHÁY, chữa cháy năm nay%' AS holds_the_words,
+       w NOT LIKE '%Chữa cháy rừng%' AS not_the_end,
+       left(w, 1) NOT IN (' ', '.') OR w LIKE ' %' AS starts_at_a_word
+FROM long_text, ioffice._search_window(body, '{phong,chay,chua,chay}') w;
+-- one word only, deep in the text
+SELECT w LIKE '%Chữa cháy rừng.' AS ends_with_the_last_word
+FROM long_text, ioffice._search_window(body, '{rung}') w;
+-- not found, or short: from the start
+SELECT w = left(body, octet_length(w)) AND octet_length(w) = octet_length(body) AS whole_when_not_found
+FROM long_text, ioffice._search_window(body, '{tau,vu,tru}') w;
+SELECT ioffice._search_window('Nghị định 30', '{nghi,dinh}') AS short_whole;
+-- through search(): the snippet marks the phrase found deep in the text
+INSERT INTO ioffice.search_text (document_id, file_id, body, keys)
+SELECT s.document_id, -1, l.body, s.keys
+FROM ioffice.search_text s, long_text l
+WHERE s.file_id IS NULL ORDER BY s.document_id LIMIT 1;
+SET ioffice.actor = 'regress_luan';
+SELECT snippet LIKE '%«PHÒNG» «CHÁY», «chữa» «cháy»%' AS marked
+FROM ioffice.search('"phòng cháy chữa cháy"') WHERE snippet LIKE '%Kế hoạch%';
+RESET ioffice.actor;
+DELETE FROM ioffice.search_text WHERE file_id = -1;
+
 DROP FUNCTION public.regress_found(text, jsonb);
 DROP FUNCTION public.regress_search_plan(text);
 DROP OWNED BY regress_search_app, regress_search_report;
