@@ -9,6 +9,8 @@
 use strict;
 use warnings;
 use File::Basename qw(dirname);
+use File::Copy qw(copy);
+use MIME::Base64 qw(encode_base64);
 use lib dirname(__FILE__);
 use IPC::Run;
 use JSON::PP;
@@ -23,12 +25,21 @@ my $dir = PostgreSQL::Test::Utils::tempdir;
 system_or_bail('bash', dirname(__FILE__) . '/../pki/make_pki', $pki);
 my $data = dirname(__FILE__) . '/../data/edxml';
 
+# A's worker seals its issued PDFs inside (the organisation's key file):
+# B files a document only when a PDF in it carries a valid signature
+# (Decree 30 art. 21.2)
+my $keystore = PostgreSQL::Test::Utils::tempdir;
+copy("$pki/seal.key", "$keystore/seal.key") or die "copy seal.key: $!";
+chmod 0600, "$keystore/seal.key";
 my $node = PostgreSQL::Test::Cluster->new('edxml');
 $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'ioffice'
 ioffice.pdf_helper_memory = 256
 ioffice.pdf_helper_timeout = 20
+ioffice.worker_databases = 'a'
+ioffice.worker_naptime = 1
+ioffice.keystore = '$keystore'
 });
 $node->start;
 my $helper = $node->config_data('--pkglibdir') . '/ioffice_edxml';
@@ -45,16 +56,27 @@ SELECT ioffice.add_department(1, 'Văn phòng HĐND-UBND', 'VP');
 SELECT ioffice.add_person('regress_luan', 'Tòng Văn Luân', 'Chuyên viên', 2, '{specialist}');
 SELECT ioffice.add_person('dai', 'Trần Văn Đại', 'Chánh Văn phòng', 2, '{leader}');
 SELECT ioffice.add_person('regress_thuy', 'Tòng Văn Thủy', 'Văn thư', 1, '{clerk}');
+SELECT ioffice.add_trust_anchor(@{[ sql_literal(slurp_file("$pki/root.pem")) ]});
+SELECT ioffice.register_certificate('organisation', '000.00.32.H41',
+    @{[ sql_literal(slurp_file("$pki/seal.pem") . slurp_file("$pki/intermediate.pem")) ]}, 'seal.key');
 });
 my $subject = 'V/v báo cáo liên thông văn bản điện tử (thử nghiệm)';
 my $doc = as_actor($node, 'a', 'regress_luan',
 	"SELECT ioffice.create_outgoing('CV', '$subject', "
 	  . q{'{"signer": "dai", "urgency": "very_urgent", "recipients": ["000.00.00.G22"]}')});
 as_actor($node, 'a', 'regress_luan',
-	"SELECT ioffice.attach($doc, 'bao_cao.pdf', convert_to('%PDF-1.4 Báo cáo Sốp Cộp', 'UTF8'))");
+	"SELECT ioffice.attach($doc, 'bao_cao.pdf', " . pdf_literal('Bao cao Sop Cop') . ")");
 as_actor($node, 'a', 'regress_luan', "SELECT ioffice.act($doc, 'submit', 'dai')");
 as_actor($node, 'a', 'dai', "SELECT ioffice.act($doc, 'quick_approve')");
 as_actor($node, 'a', 'regress_thuy', "SELECT ioffice.act($doc, 'issue')");
+ok($node->poll_query_until('a',
+		"SELECT status = 'done' FROM ioffice.signature WHERE document_id = $doc AND kind = 'organisation'"),
+	'A\'s worker sealed the issued PDF');
+# the PDF A sends: its current file, sealed inside
+my $sent_pdf_sha = $node->safe_psql('a',
+	"SELECT encode(sha256(content), 'hex') || ' ' || octet_length(content) FROM ioffice.file "
+	  . "WHERE document_id = $doc AND superseded_at IS NULL AND removed_at IS NULL");
+my ($sent_sha, $sent_size) = split / /, $sent_pdf_sha;
 my $package = as_actor($node, 'a', 'regress_thuy',
 	"SELECT ioffice.edxml_build($doc, '000.00.00.G22')");
 like($package, qr/<edXML xmlns="http:\/\/www.mic.gov.vn\/TBT\/QCVN_102_2016">/, 'A built the package');
@@ -121,8 +143,7 @@ is($f->{priority}, '2', 'Priority 2 (very urgent)');
 is($f->{from}{organ_id}, '000.00.32.H41', 'From/OrganId');
 is($f->{to}[0]{organ_id}, '000.00.00.G22', 'To/OrganId');
 is(scalar @{ $f->{attachments} }, 1, 'one attachment');
-is($f->{attachments}[0]{size}, length('%PDF-1.4 Báo cáo Sốp Cộp'),
-	'the attachment decodes to its bytes');
+is($f->{attachments}[0]{size}, $sent_size, 'the attachment decodes to its bytes');
 
 # the same helper without our trust anchors: not trusted
 ($rc, $out) = run_helper([ 'read', 10_000_000 ], '', $signed);
@@ -201,7 +222,7 @@ FROM ioffice.document WHERE id = $id1}),
 	'in B\'s incoming queue: received, with sender, number and symbol, urgency');
 is($node->safe_psql('b', qq{SELECT sender_date FROM ioffice.document WHERE id = $id1}),
 	$node->safe_psql('a', qq{SELECT issued_on FROM ioffice.document WHERE id = $doc}), 'with its date');
-is($node->safe_psql('b', qq{SELECT f.content = convert_to('%PDF-1.4 Báo cáo Sốp Cộp', 'UTF8') AND f.kind = 'pdf'
+is($node->safe_psql('b', qq{SELECT encode(sha256(f.content), 'hex') = '$sent_sha' AND f.kind = 'pdf'
                             FROM ioffice.file f WHERE f.document_id = $id1}),
 	't', 'with its file, byte for byte');
 is(as_actor($node, 'b', 'regress_vt',
@@ -211,6 +232,45 @@ is(as_actor($node, 'b', 'regress_vt', "SELECT count(*) FROM ioffice.incoming_lis
 	1, 'the clerk sees it among the unprocessed documents');
 is(as_actor($node, 'b', 'regress_vt', "SELECT ioffice.act($id1, 'register')"), 'registered',
 	'and registers it (vào sổ): it gets an arrival number');
+
+# B checks the document's own signatures too (Decree 30 art. 21.2): the
+# PDF B filed verifies there, against B's trust anchors
+is(as_actor($node, 'b', 'regress_vt',
+		"SELECT count(*) || ' ' || bool_and(v.valid) FROM ioffice.file f, ioffice.verify(f.id) v WHERE f.document_id = $id1"),
+	'1 t', 'verify() on B: the PDF B filed carries A\'s seal, valid');
+# a package validly sealed by A whose PDF no one signed: refused
+my $plain_dir = PostgreSQL::Test::Utils::tempdir;
+system_or_bail('perl', dirname(__FILE__) . '/../pdf/make_pdf.pl', 1, "$plain_dir/plain.pdf", 'Bao cao chua ky');
+my $plain_b64 = encode_base64(slurp_file("$plain_dir/plain.pdf"), '');
+(my $pkg_plain = $package) =~ s/(ContentTransferEncoded[^>]*>)[^<]*</$1$plain_b64</;
+$pkg_plain =~ s/(<DocumentId>[^<]*)</$1-5</g;
+$pkg_plain =~ s/<CodeNumber>/<CodeNumber>5/;
+($rc, my $signed_plain) = run_helper([ 'sign', "$pki/seal.key" ], $seal, $pkg_plain);
+my ($plain_ret, $plain_out, $plain_err) = $node->psql('b',
+	"SET ioffice.actor = 'regress_vt'; SELECT ioffice.edxml_receive(" . sql_literal($signed_plain) . '::xml)',
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($plain_err, qr/42501.*no attachment is a PDF carrying a valid digital signature/s,
+	'a sealed package whose PDF is signed by no one is refused (42501)');
+# a package validly sealed by A whose signed PDF was changed after A's
+# worker signed it (one letter of its first revision): refused, naming it
+my $changed = $node->safe_psql('a',
+	"SELECT encode(content, 'base64') FROM ioffice.file WHERE document_id = $doc "
+	  . "AND superseded_at IS NULL AND removed_at IS NULL");
+$changed =~ s/\s+//g;
+my $changed_bytes = MIME::Base64::decode_base64($changed);
+ok($changed_bytes =~ s/Bao cao Sop Cop/Bao cao Sop Cap/, 'one letter of the signed PDF changed');
+my $changed_b64 = encode_base64($changed_bytes, '');
+(my $pkg_changed = $package) =~ s/(ContentTransferEncoded[^>]*>)[^<]*</$1$changed_b64</;
+$pkg_changed =~ s/(<DocumentId>[^<]*)</$1-6</g;
+$pkg_changed =~ s/<CodeNumber>/<CodeNumber>6/;
+($rc, my $signed_changed) = run_helper([ 'sign', "$pki/seal.key" ], $seal, $pkg_changed);
+my ($changed_ret, $changed_out, $changed_err) = $node->psql('b',
+	"SET ioffice.actor = 'regress_vt'; SELECT ioffice.edxml_receive(" . sql_literal($signed_changed) . '::xml)',
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($changed_err, qr/42501.*a signature in bao_cao\.pdf is not valid/s,
+	'a sealed package whose PDF was changed after signing is refused (42501), naming the file');
+is($node->safe_psql('b', q{SELECT count(*) FROM ioffice.edxml_received WHERE edxml_document_id ~ '-[56]$'}),
+	'0', 'neither was filed');
 
 # concurrently: two sessions, the same package, one document
 my $pkg2 = $package;

@@ -120,7 +120,7 @@ sub issue
 		"SELECT ioffice.create_outgoing('CV', '$subject', "
 		  . q{'{"signer": "dai", "urgency": "urgent", "recipients": ["000.00.00.G22", "Lưu: VT"]}')});
 	as_actor($a, 'postgres', 'regress_luan',
-		"SELECT ioffice.attach($doc, 'bao_cao.pdf', convert_to('%PDF-1.4 Báo cáo $subject', 'UTF8'))");
+		"SELECT ioffice.attach($doc, 'bao_cao.pdf', " . pdf_literal('Bao cao lien thong') . ")");
 	as_actor($a, 'postgres', 'regress_luan', "SELECT ioffice.act($doc, 'submit', 'dai')");
 	as_actor($a, 'postgres', 'dai', "SELECT ioffice.act($doc, 'quick_approve')");
 	as_actor($a, 'postgres', 'regress_thuy', "SELECT ioffice.act($doc, 'issue')");
