@@ -129,6 +129,14 @@ static IofficePlan due_plan = {
 	" WHERE o.state = 'queued' AND o.next_attempt_at <= now() AND o.id <> ALL ($2) "
 	/* only the axes read_axes keeps: others' rows would take the slots */
 	"   AND (a.transport <> 'endpoint' OR e.enabled) AND coalesce(e.url, a.url) IS NOT NULL "
+	/*
+	 * a document goes with its signatures inside: not while the seal the
+	 * issue asked for is still being made (the package would carry the
+	 * PDF as it was before, which the receiver refuses); a failed seal is
+	 * the clerk's to see, and does not hold the package forever
+	 */
+	"   AND (o.kind <> 'document' OR NOT EXISTS (SELECT 1 FROM ioffice.signature s "
+	"        WHERE s.document_id = o.document_id AND s.status = 'pending')) "
 	" ORDER BY o.next_attempt_at, o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED",
 	2, {INT4OID, INT8ARRAYOID}
 };

@@ -49,7 +49,7 @@ ok(-x $helper, 'the edXML helper is installed beside the library');
 # (000.00.00.G22), which is not in its database
 $node->safe_psql('postgres', 'CREATE DATABASE a');
 $node->safe_psql('postgres', 'CREATE DATABASE b');
-$node->safe_psql('a', q{
+$node->safe_psql('a', qq{
 CREATE EXTENSION ioffice;
 SELECT ioffice.add_agency('UBND huyện Sốp Cộp', 'UBND', '000.00.32.H41');
 SELECT ioffice.add_department(1, 'Văn phòng HĐND-UBND', 'VP');
@@ -237,7 +237,7 @@ is(as_actor($node, 'b', 'regress_vt', "SELECT ioffice.act($id1, 'register')"), '
 # PDF B filed verifies there, against B's trust anchors
 is(as_actor($node, 'b', 'regress_vt',
 		"SELECT count(*) || ' ' || bool_and(v.valid) FROM ioffice.file f, ioffice.verify(f.id) v WHERE f.document_id = $id1"),
-	'1 t', 'verify() on B: the PDF B filed carries A\'s seal, valid');
+	'1 true', 'verify() on B: the PDF B filed carries A\'s seal, valid');
 # a package validly sealed by A whose PDF no one signed: refused
 my $plain_dir = PostgreSQL::Test::Utils::tempdir;
 system_or_bail('perl', dirname(__FILE__) . '/../pdf/make_pdf.pl', 1, "$plain_dir/plain.pdf", 'Bao cao chua ky');

@@ -191,6 +191,9 @@ mode('down');
 my $doc2 = issue('Văn bản khi trục ngừng');
 is(wait_for($a, "SELECT attempts > 0 AND last_error LIKE 'HTTP 503%' AND state = 'queued' FROM ioffice.edxml_outgoing WHERE document_id = $doc2", 't'),
 	't', 'the axis down: the package stays queued, with the error, and is retried');
+# (while it is down: B's lists fail too, and its worker says so)
+is(wait_for($b, "SELECT last_error IS NOT NULL FROM ioffice.worker_status", 't', 30), 't',
+	'the worker noted the axis\'s errors');
 mode('normal');
 $a->safe_psql('postgres', "UPDATE ioffice.edxml_outgoing SET next_attempt_at = now() WHERE document_id = $doc2");
 is(wait_for($b, 'SELECT count(*) FROM ioffice.edxml_received', '2'), '2', 'back up: sent and filed');
@@ -222,7 +225,13 @@ is(wait_for($a, "SELECT status FROM ioffice.signature WHERE document_id = $doc4 
 	'done', 'a slow axis does not hold up signing');
 mode('normal');
 is(wait_for($b, 'SELECT count(*) FROM ioffice.edxml_received', '4', 90), '4', 'the slow package arrives too');
-like($b->safe_psql('postgres', 'SELECT last_error FROM ioffice.worker_status'), qr/./, 'the worker noted the axis\'s errors');
+# a package leaves only once the seal its issue asked for is in its PDF
+# (sent sooner, it carried the PDF unsealed, and B refused it with 02)
+is($a->safe_psql('postgres', q{
+SELECT count(*) || ' ' || bool_and(o.sent_at >= s.signed_at)
+FROM ioffice.edxml_outgoing o
+JOIN ioffice.signature s ON s.document_id = o.document_id AND s.kind = 'organisation' AND s.status = 'done'
+WHERE o.kind = 'document' AND o.state = 'sent'}), '4 true', 'each package left after its document was sealed');
 
 # --- the other transport: packages posted to an endpoint row ------------------------------------
 $a->safe_psql('postgres', qq{

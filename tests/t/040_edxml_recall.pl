@@ -183,7 +183,8 @@ is(as_actor($b, 'postgres', 'regress_vt',
 is($b->safe_psql('postgres', "SELECT string_agg(code, ',') FROM ioffice.edxml_status WHERE document_id = $bdoc2 AND direction = 'received'"),
 	'13', 'status 13 recorded for B\'s copy');
 my $fid = $b->safe_psql('postgres', "SELECT id FROM ioffice.file WHERE document_id = $bdoc2");
-$b->safe_psql('postgres', "INSERT INTO ioffice.search_text (document_id, file_id, body) VALUES ($bdoc2, $fid, 'Báo cáo')");
+is(wait_for($b, "SELECT count(*) FROM ioffice.search_text WHERE file_id = $fid", '1'), '1',
+	'B\'s worker read the PDF\'s text for search');
 as_actor($b, 'postgres', 'regress_vt', "SELECT ioffice.answer_recall($bdoc2, true)");
 is($b->safe_psql('postgres', "SELECT count(*) FILTER (WHERE octet_length(content) > 0) || ' ' || bool_and(erased_at IS NOT NULL) FROM ioffice.file WHERE document_id = $bdoc2"),
 	'0 true', 'B\'s copy: the file bytes are gone');
