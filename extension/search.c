@@ -425,7 +425,10 @@ ioffice_search_window(PG_FUNCTION_ARGS)
 	if (hit == NULL)
 		PG_RETURN_TEXT_P(cstring_to_text_with_len(s, head));
 
-	/* from a word's start some way before the match, WINDOW_BYTES long */
+	/*
+	 * from a word's start some way before the match (never past it: a text
+	 * without spaces starts at the match), WINDOW_BYTES long
+	 */
 	start = origin[hit - folded] - WINDOW_BEFORE;
 	if (start <= 0)
 		start = 0;
@@ -435,6 +438,8 @@ ioffice_search_window(PG_FUNCTION_ARGS)
 			start++;
 		while (start < len && s[start] != ' ' && s[start] != '\n')
 			start++;
+		if (start > origin[hit - folded])
+			start = origin[hit - folded];
 	}
 	end = start + pg_mbcliplen(s + start, len - start, WINDOW_BYTES);
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(s + start, end - start));

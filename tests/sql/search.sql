@@ -227,6 +227,9 @@ FROM long_text, ioffice._search_window(body, '{rung}') w;
 SELECT w = left(body, octet_length(w)) AND octet_length(w) = octet_length(body) AS whole_when_not_found
 FROM long_text, ioffice._search_window(body, '{tau,vu,tru}') w;
 SELECT ioffice._search_window('Nghị định 30', '{nghi,dinh}') AS short_whole;
+-- a text without spaces: the window starts at the match
+SELECT left(ioffice._search_window(repeat('x', 3000) || 'Nghịđịnh' || repeat('y', 3000), '{nghidinh}'), 8)
+       AS from_the_match;
 -- through search(): the snippet marks the phrase found deep in the text
 INSERT INTO ioffice.search_text (document_id, file_id, body, keys)
 SELECT s.document_id, -1, l.body, s.keys
