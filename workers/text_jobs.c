@@ -20,8 +20,9 @@
  * makes it crash or hang fails its own job with the reason; the others go
  * on.  A PDF without a text layer (a scan: pdftotext finds almost nothing)
  * is read by OCR (workers/ioffice_text.py ocr, Tesseract in Vietnamese, at
- * most ioffice.search_ocr_pages pages), and its job marked ocr; OCR runs in
- * the signer's loop (pdftotext beside it).
+ * most ioffice.search_ocr_pages pages), and its job marked ocr; OCR runs
+ * beside the signer's loop too: a scan read for a minute held every
+ * signature queued behind it for that minute.
  * A database whose extension predates search (0.1) has nothing to do.
  *-------------------------------------------------------------------------
  */
@@ -144,44 +145,6 @@ nearly_empty(StringInfo text)
 }
 
 /*
- * A scanned PDF's text by OCR (workers/ioffice_text.py ocr: pdftoppm's page
- * images read by Tesseract, Vietnamese), under the PDF helper's limits, in
- * fewer seconds than its wall clock allows; into text, which it replaces.
- * NULL, or why there is none (the text of the layer is then kept).
- */
-static char *
-ocr_text(const char *share, const char *data, size_t len, StringInfo text, size_t max_out)
-{
-	char		max_text[32];
-	char		pages[16];
-	char		seconds[16];
-	char	   *argv[] = {NULL, "-I", NULL, "ocr", max_text, pages, seconds, NULL};
-	StringInfoData out;
-	bool		truncated = false;
-	int			exit_code = -1;
-	char	   *reason;
-
-	snprintf(max_text, sizeof(max_text), "%zu", max_out);
-	snprintf(pages, sizeof(pages), "%d", ioffice_search_ocr_pages);
-	snprintf(seconds, sizeof(seconds), "%d", Max(ioffice_pdf_helper_timeout - 5,
-												 ioffice_pdf_helper_timeout * 3 / 4));
-	argv[2] = psprintf("%s/extension/ioffice_text.py", share);
-	initStringInfo(&out);
-	reason = ioffice_helper_run_program(ioffice_convert_python, "the OCR helper", argv, data, len,
-										&out, max_out, &truncated, &exit_code);
-	if (reason != NULL)
-		return reason;
-	if (exit_code == 3)
-		return pstrdup("Tesseract or its Vietnamese language data (tesseract-ocr-vie) is not installed");
-	if (exit_code != 0)
-		return psprintf("the OCR helper could not read the scanned PDF (exit status %d)", exit_code);
-	ioffice_text_clean(&out);
-	resetStringInfo(text);
-	appendBinaryStringInfo(text, out.data, out.len);
-	return NULL;
-}
-
-/*
  * One extraction at a time runs beside the signer's loop, never in it: the
  * signer starts pdftotext (or the text helper) on a job and goes on with
  * its other steps (signing, the axis's packages); each turn of its loop
@@ -204,6 +167,8 @@ typedef struct ExtractJob
 	size_t		written;
 	StringInfoData text;		/* in cxt */
 	bool		truncated;		/* the text reached ioffice.search_text_max */
+	bool		ocr;			/* the program running is the OCR helper */
+	StringInfoData layer;		/* while it runs, pdftotext's few words */
 	TimestampTz deadline;		/* ioffice.pdf_helper_timeout */
 } ExtractJob;
 
@@ -370,6 +335,9 @@ extract_pump(char **reason)
 			extract_kill();		/* the pipe left */
 			if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 				return true;
+			if (job.ocr && WIFEXITED(status) && WEXITSTATUS(status) == 3)
+				*reason = pstrdup("Tesseract or its Vietnamese language data (tesseract-ocr-vie) is not installed");
+			else
 			if (WIFEXITED(status) && WEXITSTATUS(status) <= 2)
 				*reason = psprintf("%s could not read the %s file (exit status %d)",
 								   job.name, job.kind, WEXITSTATUS(status));
@@ -392,6 +360,56 @@ extract_pump(char **reason)
 		return true;
 	}
 	return false;
+}
+
+/*
+ * A scan (pdftotext found almost nothing): the OCR helper started on the
+ * same bytes (workers/ioffice_text.py ocr: pdftoppm's page images read by
+ * Tesseract in Vietnamese), under the same limits and priority, told to end
+ * in fewer seconds than the wall clock allows; pdftotext's few words are
+ * kept in job.layer in case it fails.  In job_cxt.  NULL, or why it could
+ * not start.
+ */
+static char *
+ocr_start(void)
+{
+	char		share[MAXPGPATH];
+	char		max_text[32];
+	char		pages[16];
+	char		seconds[16];
+	char	   *argv[] = {NULL, "-I", NULL, "ocr", max_text, pages, seconds, NULL};
+	char	   *reason;
+
+	get_share_path(my_exec_path, share);
+	argv[0] = ioffice_convert_python;
+	argv[2] = psprintf("%s/extension/ioffice_text.py", share);
+	snprintf(max_text, sizeof(max_text), "%zu", (size_t) ioffice_search_text_max * 1024);
+	snprintf(pages, sizeof(pages), "%d", ioffice_search_ocr_pages);
+	snprintf(seconds, sizeof(seconds), "%d", Max(ioffice_pdf_helper_timeout - 5,
+												 ioffice_pdf_helper_timeout * 3 / 4));
+	reason = ioffice_helper_spawn(ioffice_convert_python, argv, ioffice_pdf_helper_cpu + 1,
+								  &job.pid, &job.in_fd, &job.out_fd);
+	if (reason != NULL)
+	{
+		job.pid = 0;
+		return reason;
+	}
+	(void) setpriority(PRIO_PROCESS, job.pid, EXTRACT_NICE);
+	job.ocr = true;
+	job.name = "the OCR helper";
+	initStringInfo(&job.layer);
+	appendBinaryStringInfo(&job.layer, job.text.data, job.text.len);
+	resetStringInfo(&job.text);
+	job.written = 0;
+	job.truncated = false;
+	job.deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											   ioffice_pdf_helper_timeout * 1000);
+	if (job.len == 0)
+	{
+		close(job.in_fd);
+		job.in_fd = -1;
+	}
+	return NULL;
 }
 
 /* the next job and its file's bytes (into job_cxt): false when none waits */
@@ -499,6 +517,7 @@ ioffice_worker_extract_step(void)
 	{
 		MemoryContextReset(job_cxt);
 		job.file = 0;
+		job.ocr = false;
 		MemoryContextSwitchTo(oldcxt);
 		if (!extract_next())
 			return false;
@@ -511,41 +530,85 @@ ioffice_worker_extract_step(void)
 	}
 	else
 		ended = extract_pump(&reason);
+	if (ended && !job.ocr && reason == NULL && strcmp(job.kind, "pdf") == 0 &&
+		ioffice_search_ocr_pages > 0 && nearly_empty(&job.text))
+	{
+		/* a scan: read again, by OCR, on the next turns */
+		char	   *why = ocr_start();
+
+		if (why == NULL)
+			ended = false;
+		else
+			elog(LOG, "ioffice: no OCR of a scanned PDF (file %lld): the OCR helper: %s",
+				 (long long) job.file, why);
+	}
 	MemoryContextSwitchTo(oldcxt);
 	if (!ended)
 	{
-		pgstat_report_activity(STATE_RUNNING, "ioffice worker: extracting a file's text for search");
+		pgstat_report_activity(STATE_RUNNING,
+							   job.ocr ? "ioffice worker: reading a scanned PDF by OCR for search"
+							   : "ioffice worker: extracting a file's text for search");
 		return false;
 	}
 	ocr = false;
-	if (reason == NULL && strcmp(job.kind, "pdf") == 0 && ioffice_search_ocr_pages > 0 &&
-		nearly_empty(&job.text))
+	if (job.ocr)
 	{
-		/*
-		 * a scan: its OCR text, or the layer's few words and the reason
-		 * logged; the OCR helper runs to its end here, in the loop
-		 */
-		char		share[MAXPGPATH];
-		char	   *why;
-
-		pgstat_report_activity(STATE_RUNNING, "ioffice worker: reading a scanned PDF by OCR for search");
-		get_share_path(my_exec_path, share);
-		oldcxt = MemoryContextSwitchTo(job_cxt);
-		why = ocr_text(share, job.data, job.len, &job.text, (size_t) ioffice_search_text_max * 1024);
-		MemoryContextSwitchTo(oldcxt);
-		if (why != NULL)
-			elog(LOG, "ioffice: no OCR of a scanned PDF (file %lld): %s", (long long) job.file, why);
-		else
+		/* the OCR text; or, with the reason logged, the layer's few words */
+		if (reason == NULL)
 			ocr = true;
+		else
+		{
+			elog(LOG, "ioffice: no OCR of a scanned PDF (file %lld): %s",
+				 (long long) job.file, reason);
+			reason = NULL;
+			resetStringInfo(&job.text);
+			appendBinaryStringInfo(&job.text, job.layer.data, job.layer.len);
+		}
 	}
 	extract_record(reason, ocr);
 	MemoryContextReset(job_cxt);
 	job.file = 0;
+	job.ocr = false;
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return true;
 }
 
-/* how long the signer may sleep: a little while a program runs */
+/*
+ * The signer's state in worker_status while a program runs beside its loop
+ * (the loop's other steps are done by then): NULL when none runs
+ */
+const char *
+ioffice_worker_extract_state(void)
+{
+	if (job.pid == 0)
+		return NULL;
+	return job.ocr ? "reading a scan (OCR)" : "extracting text";
+}
+
+/*
+ * The pipes of the program running beside the loop, for the signer's sleep
+ * (worker.c): *in_fd the one it reads the file from (-1 once all written),
+ * *out_fd the one its text comes on (-1 at its end).  Returns how long the
+ * signer may sleep watching them: until the program's wall clock runs out,
+ * or a little while when neither is open (it is exiting, to be reaped).
+ */
+long
+ioffice_worker_extract_watch(long max_ms, int *in_fd, int *out_fd)
+{
+	*in_fd = *out_fd = -1;
+	if (job.pid == 0)
+		return max_ms;
+	*in_fd = job.in_fd;
+	*out_fd = job.out_fd;
+	if (job.in_fd < 0 && job.out_fd < 0)
+		return Min(max_ms, 10L);
+	return Min(max_ms, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), job.deadline) + 1);
+}
+
+/*
+ * how long the signer may sleep where it does not watch the pipes (on
+ * remote signing calls, the axis's sockets): a little while a program runs
+ */
 long
 ioffice_worker_extract_wait_ms(long max_ms)
 {

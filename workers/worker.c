@@ -697,6 +697,7 @@ record_refusals(void)
  * waits for on the converter's pipe as well as on its latch (convert_jobs.c)
  */
 static void signer_loop(void) pg_attribute_noreturn();
+static void signer_sleep(pgsocket converter, long timeout);
 
 static void
 signer_loop(void)
@@ -712,6 +713,7 @@ signer_loop(void)
 		int64		failed = 0;
 		pgsocket	converter;
 		long		timeout;
+		long		polled;
 
 		CHECK_FOR_INTERRUPTS();
 		(void) ioffice_worker_reload();
@@ -753,7 +755,8 @@ signer_loop(void)
 		audit_more = audit_step();
 		remote_more = ioffice_worker_remote_step(signed_jobs >= ioffice_worker_batch);
 		axis_more = ioffice_worker_axis_step();
-		set_state(ioffice_worker_convert_socket() != PGINVALID_SOCKET ? "converting" : "idle");
+		set_state(ioffice_worker_convert_socket() != PGINVALID_SOCKET ? "converting" :
+				  ioffice_worker_extract_state() ? ioffice_worker_extract_state() : "idle");
 
 		/*
 		 * a full batch: there may be more waiting, go on at once; likewise
@@ -764,8 +767,11 @@ signer_loop(void)
 			continue;
 		converter = ioffice_worker_convert_socket();
 		timeout = ioffice_worker_convert_wait_ms(ioffice_worker_audit_wait_ms(ioffice_worker_naptime * 1000L));
-		/* a file's text being extracted: its program is fed and read soon */
-		timeout = ioffice_worker_extract_wait_ms(timeout);
+		/*
+		 * a file's text being extracted: its program's pipes are watched by
+		 * signer_sleep(); the other sleeps look at them every 10 ms
+		 */
+		polled = ioffice_worker_extract_wait_ms(timeout);
 
 		/*
 		 * calls to remote signing services in flight: the signer sleeps on
@@ -776,25 +782,58 @@ signer_loop(void)
 		if (ioffice_worker_remote_flying() && converter == PGINVALID_SOCKET)
 		{
 			/* the axis's calls (edxml_exchange.c) are collected every 50 ms */
-			ioffice_worker_remote_wait(ioffice_worker_axis_flying() ? Min(timeout, 50L) : timeout);
+			ioffice_worker_remote_wait(ioffice_worker_axis_flying() ? Min(polled, 50L) : polled);
 			continue;
 		}
 		timeout = ioffice_worker_axis_wait_ms(timeout);
 		if (ioffice_worker_axis_flying() && converter == PGINVALID_SOCKET)
 		{
 			/* the axis's sockets, up to 100 ms, then the latch and the steps */
-			ioffice_worker_axis_wait(Max(timeout, 1L));
+			ioffice_worker_axis_wait(Max(Min(timeout, polled), 1L));
 			continue;
 		}
 		timeout = ioffice_worker_remote_wait_ms(timeout);
+		signer_sleep(converter, ioffice_worker_remote_flying() || ioffice_worker_axis_flying() ?
+					 Min(timeout, 50L) : timeout);
+	}
+}
+
+/*
+ * The signer's sleep, at most timeout ms: on its latch, the converter's
+ * socket and the pipes of a program reading a file's text beside the loop
+ * (text_jobs.c), so that it turns when the program wants more of the file
+ * or has text for it.  Polling them every 10 ms instead cost the signer a
+ * tenth of a core all the while a scan was read by OCR.
+ */
+static void
+signer_sleep(pgsocket converter, long timeout)
+{
+	WaitEventSet *set;
+	WaitEvent	event;
+	int			in_fd;
+	int			out_fd;
+
+	timeout = ioffice_worker_extract_watch(timeout, &in_fd, &out_fd);
+	if (in_fd < 0 && out_fd < 0)
+	{
 		(void) WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH |
 								 (converter != PGINVALID_SOCKET ? WL_SOCKET_READABLE : 0),
-								 converter,
-								 ioffice_worker_remote_flying() || ioffice_worker_axis_flying() ?
-								 Min(timeout, 50L) : timeout,
-								 PG_WAIT_EXTENSION);
+								 converter, timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+		return;
 	}
+	set = CreateWaitEventSet(CurrentMemoryContext, 5);
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	if (converter != PGINVALID_SOCKET)
+		AddWaitEventToSet(set, WL_SOCKET_READABLE, converter, NULL, NULL);
+	if (in_fd >= 0)
+		AddWaitEventToSet(set, WL_SOCKET_WRITEABLE, in_fd, NULL, NULL);
+	if (out_fd >= 0)
+		AddWaitEventToSet(set, WL_SOCKET_READABLE, out_fd, NULL, NULL);
+	(void) WaitEventSetWait(set, timeout, &event, 1, PG_WAIT_EXTENSION);
+	FreeWaitEventSet(set);
+	ResetLatch(MyLatch);
 }
 
 void

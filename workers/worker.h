@@ -103,6 +103,8 @@ extern int	ioffice_search_file_max;
 extern void ioffice_text_jobs_init(void);	/* its settings */
 extern bool ioffice_worker_extract_step(void);
 extern long ioffice_worker_extract_wait_ms(long max_ms);	/* while a program runs */
+extern long ioffice_worker_extract_watch(long max_ms, int *in_fd, int *out_fd);
+extern const char *ioffice_worker_extract_state(void);	/* NULL when none runs */
 extern void ioffice_text_clean(StringInfo s);	/* valid UTF-8 without NUL bytes */
 
 /* retention_jobs.c: what is kept for a time only, removed; true when there is more */

@@ -8,7 +8,8 @@
 # itself for each .doc (workers/ioffice_text.py) and every signature queued
 # behind it waited for it.  Then the access log's retention: an old row is
 # kept until ioffice.access_log_retention is set, then pruned by the worker;
-# and the search results as a PDF carry page numbers.
+# and the search results as a PDF carry page numbers.  A scanned PDF's OCR
+# does not hold a signature either.
 use strict;
 use warnings;
 use File::Basename qw(dirname);
@@ -97,6 +98,61 @@ is(sql1("SELECT coalesce(error, 'ok') FROM ioffice.search_extraction WHERE file_
 	'ok', 'without an error');
 is(as_actor($node, 'postgres', 'regress_luan', "SELECT string_agg(document::text, ',') FROM ioffice.search('thien tai Muong Lan')"),
 	$doc, 'a word inside the .doc finds its document, unaccented');
+
+# A scanned PDF's OCR runs beside the signer's loop too: five full pages
+# read by Tesseract take tens of seconds, and a signature requested while it
+# runs is made within seconds, before the scan's text arrives.  Before, the
+# signer ran the OCR helper to its end in its loop.
+SKIP:
+{
+	my $font = '/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf';
+	my $langs = `tesseract --list-langs 2>&1` // '';
+	skip 'Tesseract with its Vietnamese data (tesseract-ocr-vie) is not installed', 6
+	  unless $langs =~ /^vie$/m;
+	skip 'img2pdf is not installed', 6 unless system('sh', '-c', 'command -v img2pdf >/dev/null') == 0;
+	skip 'python3 with Pillow is not installed', 6
+	  unless system('/usr/bin/python3', '-c', 'import PIL') == 0;
+	skip "the font $font is not installed (fonts-liberation2)", 6 unless -r $font;
+
+	# an A4 page at 300 dpi, fifty lines of text, scanned five times
+	system('/usr/bin/python3', '-c', <<'PY', $font, "$dir/page.png") == 0 or die 'could not draw the page';
+import sys
+from PIL import Image, ImageDraw, ImageFont
+font = ImageFont.truetype(sys.argv[1], 48)
+img = Image.new('L', (2480, 3508), 255)
+d = ImageDraw.Draw(img)
+lines = ['Biên bản kiểm tra đê điều trước mùa mưa lũ năm nay',
+         'Kè chống sạt lở bờ suối Nậm Lạn, bản Huổi Hẩu',
+         'Ủy ban nhân dân xã Mường Lạn, huyện Sốp Cộp']
+for i in range(50):
+    d.text((150, 150 + i * 64), lines[i % 3], font=font, fill=0)
+img.save(sys.argv[2], 'PNG', dpi=(300, 300))
+PY
+	system('img2pdf', '-o', "$dir/scan.pdf", ("$dir/page.png") x 5) == 0 or die 'img2pdf failed';
+	my $scan_hex = unpack('H*', slurp_file("$dir/scan.pdf"));
+	my $scan_doc = as_actor($node, 'postgres', 'regress_luan', "SELECT ioffice.create_outgoing('BB', 'Biên bản quét')");
+	my $scan = as_actor($node, 'postgres', 'regress_luan',
+		"SELECT ioffice.attach($scan_doc, 'bien_ban_quet.pdf', decode('$scan_hex', 'hex'))");
+	ok($node->poll_query_until('postgres',
+		"SELECT signer_state = 'reading a scan (OCR)' FROM ioffice.worker_status"),
+		'the scan is being read by OCR, worker_status says');
+
+	$t0 = time;
+	my $signed2 = new_doc_to_sign($node, 'postgres', 'Công văn ký trong khi đọc bản quét');
+	as_actor($node, 'postgres', 'dai', "SELECT ioffice.act($signed2, 'sign')");
+	ok($node->poll_query_until('postgres',
+		"SELECT status <> 'pending' FROM ioffice.signature WHERE document_id = $signed2"),
+		'the signature is settled');
+	$took = time - $t0;
+	my $ocr_pending = sql1("SELECT done_at IS NULL FROM ioffice.search_extraction WHERE file_id = $scan");
+	is(sql1("SELECT status FROM ioffice.signature WHERE document_id = $signed2"), 'done', 'it is signed');
+	cmp_ok($took, '<', 10, 'the signature took less than 10 s while the scan was read by OCR')
+	  or diag("it took $took s");
+	is($ocr_pending, 't', 'the signature was made before the scan\'s text was read');
+	ok($node->poll_query_until('postgres',
+		"SELECT done_at IS NOT NULL AND error IS NULL AND ocr FROM ioffice.search_extraction WHERE file_id = $scan"),
+		'the scan\'s text then arrives, read by OCR');
+}
 
 # the search results as a PDF number their pages, "Trang n/N" at each foot
 SKIP:
