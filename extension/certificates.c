@@ -283,6 +283,8 @@ typedef struct Verdict
 	const char *level;			/* PAdES baseline level reached, when valid */
 	bool		timestamped;	/* a signature timestamp that verifies */
 	TimestampTz timestamp_at;	/* its genTime */
+	bool		has_fingerprint;	/* the signer's certificate was read: */
+	unsigned char fingerprint[32];	/* the SHA-256 of its DER */
 } Verdict;
 
 static int	hex_value(char c);
@@ -527,6 +529,12 @@ verify_one(X509_STORE *store, bytea *cms_der, bytea *content, const char *dss)
 		goto done;
 	}
 	v.subject = x509_name_text(X509_get_subject_name(sk_X509_value(signers, 0)));
+	{
+		unsigned int fp_len = 0;
+
+		v.has_fingerprint = X509_digest(sk_X509_value(signers, 0), EVP_sha256(), v.fingerprint,
+										&fp_len) == 1 && fp_len == sizeof(v.fingerprint);
+	}
 	if (sk_CMS_SignerInfo_num(CMS_get0_SignerInfos(cms)) > 0)
 		check_timestamp(&v, sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0), &ts_problem);
 
@@ -747,6 +755,35 @@ recorded_signer(VerifyRow *row, bytea *der, int64 file)
 }
 
 /*
+ * The kind of a signature made elsewhere (a PDF received from another
+ * agency) when its certificate is registered here: a certificate of this
+ * database's (personal or organisation) or a seal of another agency
+ * registered for edXML (add_exchange_seal: organisation).  Left NULL when
+ * neither: this database cannot tell a leader's certificate from a seal.
+ */
+static void
+registered_kind(VerifyRow *row)
+{
+	Datum		arg[1];
+	Oid			type[1] = {BYTEAOID};
+	bool		seals;
+
+	/* (a database whose extension predates edXML seals (0.1) has none) */
+	seals = SPI_execute("SELECT 1 WHERE pg_catalog.to_regclass('ioffice.exchange_seal') IS NOT NULL",
+						true, 1) == SPI_OK_SELECT && SPI_processed == 1;
+	arg[0] = PointerGetDatum(ioffice_bytea((const char *) row->verdict.fingerprint,
+										   sizeof(row->verdict.fingerprint)));
+	if (SPI_execute_with_args(seals
+							  ? "SELECT kind FROM ioffice.certificate WHERE fingerprint = $1 "
+							  "UNION ALL "
+							  "SELECT 'organisation' FROM ioffice.exchange_seal WHERE fingerprint = $1 "
+							  "LIMIT 1"
+							  : "SELECT kind FROM ioffice.certificate WHERE fingerprint = $1",
+							  1, type, arg, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		row->kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+}
+
+/*
  * One "sig" line of the helper: revision, byte range, SubFilter, /M,
  * /Name, what came after, the /Contents hex.
  */
@@ -813,6 +850,8 @@ embedded_row(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content, int64 fil
 	appendBinaryStringInfo(&signed_bytes, pdf, br[1]);
 	appendBinaryStringInfo(&signed_bytes, pdf + br[2], br[3]);
 	row.verdict = verify_one(store, der, ioffice_bytea(signed_bytes.data, signed_bytes.len), dss);
+	if (file > 0 && row.kind == NULL && row.verdict.has_fingerprint)
+		registered_kind(&row);
 	if (row.verdict.valid && strncmp(row.after, "content", 7) == 0)
 	{
 		row.verdict.valid = false;

@@ -234,10 +234,11 @@ is(as_actor($node, 'b', 'regress_vt', "SELECT ioffice.act($id1, 'register')"), '
 	'and registers it (vào sổ): it gets an arrival number');
 
 # B checks the document's own signatures too (Decree 30 art. 21.2): the
-# PDF B filed verifies there, against B's trust anchors
+# PDF B filed verifies there, against B's trust anchors, and the seal is
+# told an organisation's (B registered it for A: add_exchange_seal)
 is(as_actor($node, 'b', 'regress_vt',
-		"SELECT count(*) || ' ' || bool_and(v.valid) FROM ioffice.file f, ioffice.verify(f.id) v WHERE f.document_id = $id1"),
-	'1 true', 'verify() on B: the PDF B filed carries A\'s seal, valid');
+		"SELECT count(*) || ' ' || bool_and(v.valid) || ' ' || string_agg(coalesce(v.kind, 'unknown'), ',') FROM ioffice.file f, ioffice.verify(f.id) v WHERE f.document_id = $id1"),
+	'1 true organisation', 'verify() on B: the PDF B filed carries A\'s seal, valid, an organisation\'s');
 # a package validly sealed by A whose PDF no one signed: refused
 my $plain_dir = PostgreSQL::Test::Utils::tempdir;
 system_or_bail('perl', dirname(__FILE__) . '/../pdf/make_pdf.pl', 1, "$plain_dir/plain.pdf", 'Bao cao chua ky');
