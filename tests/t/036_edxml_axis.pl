@@ -43,6 +43,8 @@ if ($standin_pid == 0)
 {
 	exec('python3', dirname(__FILE__) . '/axis_standin.py', "$dir/axis.json", "$dir/axis.port") or die "exec: $!";
 }
+# the stand-in goes with the test, even one that dies half-way
+END { kill 'TERM', $standin_pid if $standin_pid; }
 for (1 .. 1200)
 {
 	last if -s "$dir/axis.port";

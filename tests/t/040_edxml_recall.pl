@@ -43,6 +43,8 @@ if ($standin_pid == 0)
 {
 	exec('python3', dirname(__FILE__) . '/axis_standin.py', "$dir/axis.json", "$dir/axis.port") or die "exec: $!";
 }
+# the stand-in goes with the test, even one that dies half-way
+END { kill 'TERM', $standin_pid if $standin_pid; }
 for (1 .. 1200)
 {
 	last if -s "$dir/axis.port";
@@ -154,8 +156,17 @@ sub wait_for
 my $doc1 = issue('Văn bản thứ nhất, được xử lý');
 my $doc2 = issue('Văn bản thứ hai, sẽ bị thu hồi');
 is(wait_for($b, 'SELECT count(*) FROM ioffice.edxml_received', '2'), '2', 'B filed both');
-my $bdoc1 = $b->safe_psql('postgres', 'SELECT document_id FROM ioffice.edxml_received ORDER BY id LIMIT 1');
-my $bdoc2 = $b->safe_psql('postgres', 'SELECT document_id FROM ioffice.edxml_received ORDER BY id OFFSET 1 LIMIT 1');
+# B's copy of A's document by its subject: the two travel at once, and the
+# one whose seal is made first is sent, and filed, first
+sub copy_of
+{
+	my ($subject) = @_;
+	return $b->safe_psql('postgres',
+		"SELECT r.document_id FROM ioffice.edxml_received r JOIN ioffice.document d ON d.id = r.document_id "
+		  . "WHERE d.abstract = '$subject'");
+}
+my $bdoc1 = copy_of('Văn bản thứ nhất, được xử lý');
+my $bdoc2 = copy_of('Văn bản thứ hai, sẽ bị thu hồi');
 is(wait_for($a, "SELECT count(*) FROM ioffice.edxml_status WHERE document_id IN ($doc1, $doc2) AND direction = 'received' AND code = '01'", '2'),
 	'2', 'A received 01 for both');
 
@@ -209,7 +220,7 @@ is($a->safe_psql('postgres', "SELECT recalled_at IS NOT NULL FROM ioffice.docume
 # --- a third, recalled with the axis listing twice; refused ------------------------------------------
 my $doc3 = issue('Văn bản thứ ba, thu hồi bị từ chối');
 is(wait_for($b, 'SELECT count(*) FROM ioffice.edxml_received', '3'), '3', 'B filed the third');
-my $bdoc3 = $b->safe_psql('postgres', 'SELECT document_id FROM ioffice.edxml_received ORDER BY id OFFSET 2 LIMIT 1');
+my $bdoc3 = copy_of('Văn bản thứ ba, thu hồi bị từ chối');
 is(wait_for($a, "SELECT count(*) FROM ioffice.edxml_status WHERE document_id = $doc3 AND direction = 'received' AND code = '01'", '1'),
 	'1', 'A received its 01');
 mode('duplicate');

@@ -71,6 +71,9 @@ sub standin_start
 	return;
 }
 
+# the stand-in goes with the test, even one that dies half-way
+END { kill 'TERM', $standin_pid if $standin_pid; }
+
 sub standin_stop
 {
 	kill 'TERM', $standin_pid;

@@ -49,6 +49,8 @@ if ($standin_pid == 0)
 {
 	exec('python3', dirname(__FILE__) . '/axis_standin.py', "$dir/axis.json", "$dir/axis.port") or die "exec: $!";
 }
+# the stand-in goes with the test, even one that dies half-way
+END { kill 'TERM', $standin_pid if $standin_pid; }
 for (1 .. 1200)
 {
 	last if -s "$dir/axis.port";
@@ -238,6 +240,11 @@ ok($helper_a2 =~ /^\d+$/ && $helper_a2 ne $helper_a, 'by a new helper');
 ok(!kill(0, $helper_a), 'the killed helper is gone (reaped)');
 
 # --- a hung helper ----------------------------------------------------------------------------
+# first every 01 read, the last package's too: the helper, once stopped,
+# must be hung on the next package rather than on reading a 01 (the package
+# waits for its seal, and the 01 came back meanwhile in one run of CI)
+is(wait_for('agency_a', "SELECT count(*) FROM ioffice.edxml_status WHERE direction = 'received' AND code = '01'", $n_issued),
+	$n_issued, 'every 01 came back to A, the last package\'s too');
 $node->append_conf('postgresql.conf', "ioffice.pdf_helper_timeout = 3\n");
 $node->reload;
 usleep(1_500_000);
