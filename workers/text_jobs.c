@@ -337,8 +337,7 @@ extract_pump(char **reason)
 				return true;
 			if (job.ocr && WIFEXITED(status) && WEXITSTATUS(status) == 3)
 				*reason = pstrdup("Tesseract or its Vietnamese language data (tesseract-ocr-vie) is not installed");
-			else
-			if (WIFEXITED(status) && WEXITSTATUS(status) <= 2)
+			else if (WIFEXITED(status) && WEXITSTATUS(status) <= 2)
 				*reason = psprintf("%s could not read the %s file (exit status %d)",
 								   job.name, job.kind, WEXITSTATUS(status));
 			else
