@@ -74,8 +74,12 @@ is($node->safe_psql('postgres', "SELECT status, attempts FROM ioffice.outbox WHE
 	'pending|0', 'the stuck event is still in flight, no attempt recorded yet');
 
 # --- worker_status shows both: signing done, delivery in flight ----------------
-my ($ret, $out, $err) = $node->psql('postgres',
-	"SELECT signer_state, delivery_state, signer_pid <> delivery_pid, jobs_done >= 1, state FROM ioffice.worker_status");
+# (the signer is idle once the signed file's text is extracted for search:
+# its state says "extracting text" meanwhile)
+my $status_sql =
+  "SELECT signer_state, delivery_state, signer_pid <> delivery_pid, jobs_done >= 1, state FROM ioffice.worker_status";
+$node->poll_query_until('postgres', "SELECT signer_state = 'idle' FROM ioffice.worker_status");
+my ($ret, $out, $err) = $node->psql('postgres', $status_sql);
 is($out, 'idle|delivering|t|t|delivering',
 	'worker_status: the signer idle (its job counted), the deliverer delivering, two processes; state says delivering');
 

@@ -55,8 +55,8 @@ ok(substr(slurp_file($out), 0, length slurp_file($issued)) eq slurp_file($issued
 }
 is(as_actor($node, 'postgres', 'regress_thuy',
 	"SELECT string_agg(concat_ws(':', kind, revision, valid), ',' ORDER BY revision) FROM ioffice.verify($cfile)"),
-	'2:t,3:t,organisation:4:t',
-	'verify() reports the three embedded signatures valid (the kind of the two made for the original is not named on the copy)');
+	'personal:2:t,organisation:3:t,organisation:4:t',
+	'verify() reports the three embedded signatures valid, each of its kind (the two made for the original by their certificates, registered here)');
 {
 	# the copy's signature dictionary (the last): /Reason in UTF-16BE
 	my @reasons = slurp_file($out) =~ /\/Reason\((\xfe\xff(?:\\.|[^\\)])*)\)/sg;
