@@ -850,14 +850,18 @@ embedded_row(ReturnSetInfo *rsinfo, X509_STORE *store, bytea *content, int64 fil
 	appendBinaryStringInfo(&signed_bytes, pdf, br[1]);
 	appendBinaryStringInfo(&signed_bytes, pdf + br[2], br[3]);
 	row.verdict = verify_one(store, der, ioffice_bytea(signed_bytes.data, signed_bytes.len), dss);
-	if (file > 0 && row.kind == NULL && row.verdict.has_fingerprint)
-		registered_kind(&row);
 	if (row.verdict.valid && strncmp(row.after, "content", 7) == 0)
 	{
 		row.verdict.valid = false;
 		row.verdict.reason = "the document was changed after this signature";
 		row.verdict.level = NULL;
 	}
+	/*
+	 * a kind only for a valid signature: anyone can put a registered
+	 * seal's certificate beside a signature it did not make
+	 */
+	if (file > 0 && row.kind == NULL && row.verdict.valid && row.verdict.has_fingerprint)
+		registered_kind(&row);
 	put_row(rsinfo, &row);
 }
 
