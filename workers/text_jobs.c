@@ -200,6 +200,32 @@ extract_exit_hook(int code, Datum arg)
 }
 
 /*
+ * A program just started on the job's bytes (pdftotext, the text helper or
+ * the OCR helper): its priority, its wall clock, nothing of the file yet
+ * written (nothing to write: its input closed).
+ */
+static void
+extract_started(void)
+{
+	/*
+	 * Search can wait; a signature, a package filed from the axis and its
+	 * answer should not: on a machine with few cores the text is read at
+	 * a lower priority than the server's own work (a failure only leaves
+	 * it at the same priority).
+	 */
+	(void) setpriority(PRIO_PROCESS, job.pid, EXTRACT_NICE);
+	job.written = 0;
+	job.truncated = false;
+	job.deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											   ioffice_pdf_helper_timeout * 1000);
+	if (job.len == 0)
+	{
+		close(job.in_fd);
+		job.in_fd = -1;
+	}
+}
+
+/*
  * Start the program on the job's bytes (in job_cxt): NULL, or why it could
  * not start.  The same limits as a program run by ioffice_helper_run_program
  * (address space, CPU, no core file, ends with the signer); the wall clock is
@@ -244,22 +270,7 @@ extract_start(void)
 		return psprintf("%s: %s", job.name, reason);
 	}
 
-	/*
-	 * Search can wait; a signature, a package filed from the axis and its
-	 * answer should not: on a machine with few cores the text is read at
-	 * a lower priority than the server's own work (a failure only leaves
-	 * it at the same priority).
-	 */
-	(void) setpriority(PRIO_PROCESS, job.pid, EXTRACT_NICE);
-	job.written = 0;
-	job.truncated = false;
-	job.deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-											   ioffice_pdf_helper_timeout * 1000);
-	if (job.len == 0)
-	{
-		close(job.in_fd);
-		job.in_fd = -1;
-	}
+	extract_started();
 	return NULL;
 }
 
@@ -393,21 +404,12 @@ ocr_start(void)
 		job.pid = 0;
 		return reason;
 	}
-	(void) setpriority(PRIO_PROCESS, job.pid, EXTRACT_NICE);
 	job.ocr = true;
 	job.name = "the OCR helper";
 	initStringInfo(&job.layer);
 	appendBinaryStringInfo(&job.layer, job.text.data, job.text.len);
 	resetStringInfo(&job.text);
-	job.written = 0;
-	job.truncated = false;
-	job.deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-											   ioffice_pdf_helper_timeout * 1000);
-	if (job.len == 0)
-	{
-		close(job.in_fd);
-		job.in_fd = -1;
-	}
+	extract_started();
 	return NULL;
 }
 
